@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The project's test command (the README names it; .ci/run calls it).
+# Runs formatting and vet checks, the whole test suite, the concurrency
+# packages again under the race detector, and the buffer debug build.
+# MKSTACK_LONG=1 lengthens soaks; fuzzing is run by hand (see README).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== gofmt"
+unformatted=$(gofmt -l .)
+if [ -n "$unformatted" ]; then
+	echo "gofmt needed on:"; echo "$unformatted"; exit 1
+fi
+
+echo "== go vet"
+go vet ./...
+
+echo "== go test"
+go test -count=1 -timeout 12m ./...
+
+echo "== go test -race -short"
+go test -count=1 -race -short -timeout 12m ./...
+
+if compgen -G "nicq/*debug*_test.go" >/dev/null; then
+	echo "== go test -tags mkstackdebug (buffer use-after-free and double-free checks)"
+	go test -count=1 -tags mkstackdebug ./nicq/...
+fi

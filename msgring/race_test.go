@@ -1,0 +1,5 @@
+//go:build race
+
+package msgring_test
+
+const raceEnabled = true
