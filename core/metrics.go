@@ -1,0 +1,167 @@
+package core
+
+import (
+	"strconv"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metric names one per-core counter or gauge.
+type Metric int
+
+// The per-core metrics. Counters only grow; the ones marked gauge go up and
+// down.
+const (
+	RxPackets Metric = iota
+	RxBytes
+	TxPackets
+	TxBytes
+	Polls
+	IdleSleeps
+	Wakeups
+	ForwardedPackets
+	ForwardDrops
+	MailboxMessages
+	RingHighWater // gauge: the fullest a mailbox ring has been
+	TCPActiveOpens
+	TCPPassiveOpens
+	TCPRetransmits
+	TCPEstablished // gauge
+	TCPTimeWait    // gauge
+	numMetrics
+)
+
+type metricInfo struct {
+	name, help string
+	gauge      bool
+}
+
+var metricInfos = [numMetrics]metricInfo{
+	RxPackets:        {"mkstack_rx_packets_total", "Frames received from the core's NIC queue.", false},
+	RxBytes:          {"mkstack_rx_bytes_total", "Bytes received from the core's NIC queue.", false},
+	TxPackets:        {"mkstack_tx_packets_total", "Frames handed to the core's NIC queue.", false},
+	TxBytes:          {"mkstack_tx_bytes_total", "Bytes handed to the core's NIC queue.", false},
+	Polls:            {"mkstack_polls_total", "Iterations of the core's poll loop.", false},
+	IdleSleeps:       {"mkstack_idle_sleeps_total", "Times the core found no work and blocked.", false},
+	Wakeups:          {"mkstack_wakeups_total", "Times a blocked core was woken by its queue or doorbell.", false},
+	ForwardedPackets: {"mkstack_forwarded_packets_total", "Packets this core forwarded to the core that owns their flow.", false},
+	ForwardDrops:     {"mkstack_forward_drops_total", "Packets dropped because too many forwards were in flight.", false},
+	MailboxMessages:  {"mkstack_mailbox_messages_total", "Messages drained from the core's mailbox.", false},
+	RingHighWater:    {"mkstack_mailbox_ring_high_water", "Most messages found waiting in one mailbox ring.", true},
+	TCPActiveOpens:   {"mkstack_tcp_active_opens_total", "TCP connections this core opened.", false},
+	TCPPassiveOpens:  {"mkstack_tcp_passive_opens_total", "TCP connections this core accepted.", false},
+	TCPRetransmits:   {"mkstack_tcp_retransmits_total", "TCP segments retransmitted.", false},
+	TCPEstablished:   {"mkstack_tcp_established", "TCP connections in ESTABLISHED on this core.", true},
+	TCPTimeWait:      {"mkstack_tcp_time_wait", "TCP connections in TIME-WAIT on this core.", true},
+}
+
+// Counters are one core's metrics, kept as plain fields that only the core
+// writes: incrementing one is an ordinary add, with no atomic and no shared
+// cache line. Publish makes them visible to the collector.
+type Counters struct {
+	Values [numMetrics]uint64
+	// Drops counts dropped packets by reason; the reasons are the stack's,
+	// named by the collector's reason list.
+	Drops []uint64
+}
+
+// NewCounters returns counters with room for dropReasons drop reasons.
+func NewCounters(dropReasons int) *Counters {
+	return &Counters{Drops: make([]uint64, dropReasons)}
+}
+
+// Add adds n to metric m.
+func (c *Counters) Add(m Metric, n uint64) { c.Values[m] += n }
+
+// Set sets gauge m.
+func (c *Counters) Set(m Metric, v uint64) { c.Values[m] = v }
+
+// Published is the copy of one core's counters that other goroutines may
+// read. The core calls Publish once per loop iteration; only values that
+// changed since the last publication are stored, so a quiet counter costs one
+// compare, and a busy core pays a few atomic stores per iteration rather than
+// one per packet.
+type Published struct {
+	values [numMetrics]atomic.Uint64
+	drops  []atomic.Uint64
+	last   Counters // core-private: what was stored last time
+}
+
+// NewPublished returns the published side for counters with dropReasons
+// drop reasons.
+func NewPublished(dropReasons int) *Published {
+	return &Published{drops: make([]atomic.Uint64, dropReasons), last: Counters{Drops: make([]uint64, dropReasons)}}
+}
+
+// Publish copies c into p. Only the core that owns c calls it.
+func (p *Published) Publish(c *Counters) {
+	for i, v := range c.Values {
+		if v != p.last.Values[i] {
+			p.values[i].Store(v)
+			p.last.Values[i] = v
+		}
+	}
+	for i, v := range c.Drops {
+		if v != p.last.Drops[i] {
+			p.drops[i].Store(v)
+			p.last.Drops[i] = v
+		}
+	}
+}
+
+// Load returns the published value of m.
+func (p *Published) Load(m Metric) uint64 { return p.values[m].Load() }
+
+// LoadDrops returns the published drop count for reason index r.
+func (p *Published) LoadDrops(r int) uint64 { return p.drops[r].Load() }
+
+// Collector is a prometheus.Collector that reads every core's published
+// counters at scrape time and emits them as const metrics labelled with the
+// core's CPU. Nothing on the data path touches a Prometheus object.
+type Collector struct {
+	cores   []*Published
+	cpus    []string
+	reasons []string
+	descs   [numMetrics]*prometheus.Desc
+	drops   *prometheus.Desc
+}
+
+// NewCollector collects cores[i] under the label cpu=cpus[i]. reasons names
+// the drop reasons by index.
+func NewCollector(cores []*Published, cpus []int, reasons []string) *Collector {
+	c := &Collector{cores: cores, reasons: reasons}
+	for _, cpu := range cpus {
+		c.cpus = append(c.cpus, strconv.Itoa(cpu))
+	}
+	for m, info := range metricInfos {
+		c.descs[m] = prometheus.NewDesc(info.name, info.help, []string{"cpu"}, nil)
+	}
+	c.drops = prometheus.NewDesc("mkstack_drops_total", "Packets dropped, by reason.", []string{"cpu", "reason"}, nil)
+	return c
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+	ch <- c.drops
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	for i, p := range c.cores {
+		cpu := c.cpus[i]
+		for m, info := range metricInfos {
+			kind := prometheus.CounterValue
+			if info.gauge {
+				kind = prometheus.GaugeValue
+			}
+			ch <- prometheus.MustNewConstMetric(c.descs[m], kind, float64(p.values[m].Load()), cpu)
+		}
+		for r, name := range c.reasons {
+			ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(p.drops[r].Load()), cpu, name)
+		}
+	}
+}
