@@ -11,11 +11,11 @@ import (
 	"github.com/mkstack/mkstack/msgring"
 )
 
-// benchMsg is the size of a typical core-to-core message: a kind, a sender
-// and a pointer-sized payload.
+// benchMsg is the size of a typical core-to-core message: a sender and a
+// payload word (16 bytes with padding).
 type benchMsg struct {
-	kind, from uint32
-	arg        uint64
+	from uint32
+	arg  uint64
 }
 
 // onCPUs runs producer on CPU 1 and consumer on CPU 0, each pinned, and
