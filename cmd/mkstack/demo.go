@@ -59,18 +59,15 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "mkstack demo:", err)
 		return 1
 	}
-	var cpus []int
-	for c := 0; c < len(allowed)*64; c++ {
-		if allowed.IsSet(c) {
-			cpus = append(cpus, c)
-		}
-	}
 	n := *cores
 	if n == 0 {
-		n = len(cpus)
+		n = allowed.Count()
 	}
-	if n < 1 || n > len(cpus) {
-		fmt.Fprintf(stderr, "mkstack demo: --cores %d: this process may use %d CPUs (%v)\n", n, len(cpus), cpus)
+	// Plan puts cores on separate physical cores first and CPU 0 last; on a
+	// machine with fewer CPUs than that it falls back to CPU 0 too.
+	cpus, err := affinity.Plan(n, "")
+	if err != nil {
+		fmt.Fprintf(stderr, "mkstack demo: --cores %d: %v\n", n, err)
 		return 2
 	}
 	if n == 1 {
@@ -90,7 +87,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		}, bell)}
 	}
 	fmt.Fprintf(stdout, "mkstack demo: %d pinned cores on CPUs %v exchanging messages over msgring (rings of %d), %v\n",
-		n, cpus[:n], cs[0].box.From((1)%n).Cap(), *duration)
+		n, cpus, cs[0].box.From((1)%n).Cap(), *duration)
 	fmt.Fprintf(stdout, "first half: each core floods the next in batches of 32; second half: a burst every 2ms, cores sleep in between\n")
 
 	start := time.Now()
