@@ -72,4 +72,17 @@
 // The figures above come from
 //
 //	go test -run XXX -bench . -benchtime=200ms ./rss/
+//
+// # Real NICs and kernel-side steering
+//
+// ReadNICRSS and WriteNICRSS get and set a NIC's Toeplitz key, indirection
+// table and hash function through the ethtool ioctl (ETHTOOL_GRSSH and
+// ETHTOOL_SRSSH), in the network namespace of the calling thread; a driver
+// without RSS (veth) gives an error wrapping ErrNotSupported.
+// NewSteeringProgram compiles a Config into an eBPF socket-filter program
+// (built with cilium/ebpf's asm package, no C toolchain) that returns the
+// queue Config.QueueFrame would, for a multi-queue TAP (AttachTAP,
+// TUNSETSTEERINGEBPF) or an AF_PACKET fanout group (PACKET_FANOUT_EBPF), so
+// kernel-side steering and the Go hash agree exactly; UpdateRETA changes its
+// table in place.
 package rss
