@@ -1,0 +1,91 @@
+package stack
+
+import "github.com/mkstack/mkstack/stack/header"
+
+// DropReason says why the stack dropped a packet. The first values are the
+// header package's validation reasons, one for one; the rest are the
+// stack's own. Values are dense so counters are an array indexed by reason.
+type DropReason uint8
+
+// The stack's own drop reasons follow header.NumDropReasons.
+const (
+	// DropNotForUs: a frame or datagram addressed to another host.
+	DropNotForUs DropReason = DropReason(header.NumDropReasons) + iota
+	// DropVLANTagged: an 802.1Q-tagged frame while VLANs are not configured.
+	DropVLANTagged
+	// DropUnknownEtherType: neither ARP nor IPv4.
+	DropUnknownEtherType
+	// DropMartianSource: a source address that no host may use (broadcast,
+	// multicast, loopback, or our own address arriving from the wire).
+	DropMartianSource
+	// DropUnknownProtocol: an IPv4 protocol this stack does not speak.
+	DropUnknownProtocol
+	// DropNoSocket: a UDP datagram to a port nobody bound.
+	DropNoSocket
+	// DropSocketQueueFull: a socket's bounded receive queue was full.
+	DropSocketQueueFull
+	// DropNoRoute: no route to the destination of an outgoing packet.
+	DropNoRoute
+	// DropNeighbourQueueFull: too many packets waiting for ARP resolution.
+	DropNeighbourQueueFull
+	// DropNeighbourTableFull: no room for another neighbour entry.
+	DropNeighbourTableFull
+	// DropNeighbourTimeout: ARP resolution failed; the waiting packets go.
+	DropNeighbourTimeout
+	// DropFragmentOverlap: fragments of one datagram overlapped.
+	DropFragmentOverlap
+	// DropReassemblyMemory: the per-stack reassembly budget was full.
+	DropReassemblyMemory
+	// DropReassemblyTimeout: a datagram's fragments did not all arrive.
+	DropReassemblyTimeout
+	// DropTooManyFragments: a datagram came in more pieces than allowed.
+	DropTooManyFragments
+	// DropTxQueueFull: the stack's bounded transmit queue was full.
+	DropTxQueueFull
+	// DropNoBuffer: the buffer pool was empty.
+	DropNoBuffer
+	// DropForwardFailed: the packet belonged to another core and could
+	// not be handed over.
+	DropForwardFailed
+	// DropICMPRateLimited: an ICMP error not sent, to stay under the rate.
+	DropICMPRateLimited
+	// DropICMPUnmatched: an ICMP error quoting a flow we do not have.
+	DropICMPUnmatched
+	// DropTooBig: a datagram larger than IPv4 allows.
+	DropTooBig
+	// DropNotSupported: IPv6 and other protocols not built yet.
+	DropNotSupported
+
+	// NumDropReasons is the number of DropReason values.
+	NumDropReasons
+)
+
+var stackDropNames = [...]string{
+	"not_for_us", "vlan_tagged", "unknown_ethertype", "martian_source",
+	"unknown_protocol", "no_socket", "socket_queue_full", "no_route",
+	"neighbour_queue_full", "neighbour_table_full", "neighbour_timeout",
+	"fragment_overlap", "reassembly_memory", "reassembly_timeout",
+	"too_many_fragments", "tx_queue_full", "no_buffer", "forward_failed",
+	"icmp_rate_limited", "icmp_unmatched", "too_big", "not_supported",
+}
+
+// String returns the reason in snake case, fit for a metric label value.
+func (r DropReason) String() string {
+	if r < DropReason(header.NumDropReasons) {
+		return header.DropReason(r).String()
+	}
+	if i := int(r) - int(header.NumDropReasons); i < len(stackDropNames) {
+		return stackDropNames[i]
+	}
+	return "unknown"
+}
+
+// DropReasonNames returns every reason's name, indexed by reason, for
+// metric labels.
+func DropReasonNames() []string {
+	names := make([]string, NumDropReasons)
+	for r := range names {
+		names[r] = DropReason(r).String()
+	}
+	return names
+}

@@ -1,0 +1,183 @@
+package stack
+
+import (
+	"github.com/mkstack/mkstack/nicq"
+	"github.com/mkstack/mkstack/stack/header"
+)
+
+// defaultTTL is the TTL of datagrams we originate (RFC 1700's 64).
+const defaultTTL = 64
+
+func isMartian(a [4]byte) bool {
+	return a[0] == 0 || a[0] == 127 || a[0] >= 224 // this-net, loopback, multicast and class E, broadcast
+}
+
+// inputIPv4 handles a datagram whose Ethernet header was pulled.
+// linkBroadcast tells whether the frame went to the broadcast MAC.
+func (s *Stack) inputIPv4(b *nicq.Buf, srcMAC header.MAC, linkBroadcast bool) {
+	ip, r := header.ParseIPv4(bufData(b))
+	if r != header.DropNone {
+		s.drop(b, DropReason(r))
+		return
+	}
+	bufTruncate(b, len(ip)) // drop link padding
+	dst, src := ip.Destination(), ip.Source()
+	if dst != s.addr && dst != s.bcast && dst != [4]byte{255, 255, 255, 255} {
+		s.drop(b, DropNotForUs)
+		return
+	}
+	if isMartian(src) || src == s.addr || src == s.bcast {
+		s.drop(b, DropMartianSource)
+		return
+	}
+	if ip.IsFragment() {
+		s.stats.FragmentsIn++
+		b = s.reasm.add(b, ip)
+		if b == nil {
+			return // kept until the rest arrives, or dropped and counted
+		}
+		s.stats.Reassembled++
+		if s.forwardIfNotOurs(b) {
+			return
+		}
+	}
+	s.deliverIPv4(b)
+}
+
+// InputForwarded processes a datagram another core forwarded to this one
+// (it starts at the IPv4 header, already validated and reassembled there).
+func (s *Stack) InputForwarded(b *nicq.Buf) {
+	s.now = s.clock.Now()
+	ip, r := header.ParseIPv4(bufData(b))
+	if r != header.DropNone {
+		s.drop(b, DropReason(r))
+		return
+	}
+	bufTruncate(b, len(ip))
+	s.deliverIPv4(b)
+}
+
+// forwardIfNotOurs hands a reassembled datagram to the core that owns its
+// flow. The NIC hashed the fragments by addresses only (they carry no ports
+// after the first), so they reassembled here; the flow's packets with ports
+// land on the core the 4-tuple hash picks.
+func (s *Stack) forwardIfNotOurs(b *nicq.Buf) bool {
+	if s.cfg.FlowOwner == nil || s.cfg.Forward == nil {
+		return false
+	}
+	ip := header.IPv4(bufData(b))
+	sport, dport, ok := transportPorts(ip)
+	if !ok {
+		return false
+	}
+	owner := s.cfg.FlowOwner(ip.Protocol(), ip.Source(), ip.Destination(), sport, dport)
+	if owner == s.cfg.Core {
+		return false
+	}
+	if !s.cfg.Forward(owner, b) {
+		s.drop(b, DropForwardFailed)
+		return true
+	}
+	s.stats.Forwarded++
+	return true
+}
+
+// transportPorts returns the ports of a TCP or UDP datagram that carries
+// its transport header.
+func transportPorts(ip header.IPv4) (src, dst uint16, ok bool) {
+	p := ip.Payload()
+	if (ip.Protocol() != header.ProtocolUDP && ip.Protocol() != header.ProtocolTCP) || len(p) < 4 {
+		return 0, 0, false
+	}
+	return uint16(p[0])<<8 | uint16(p[1]), uint16(p[2])<<8 | uint16(p[3]), true
+}
+
+// deliverIPv4 dispatches a whole datagram addressed to us by protocol.
+func (s *Stack) deliverIPv4(b *nicq.Buf) {
+	ip := header.IPv4(bufData(b))
+	switch ip.Protocol() {
+	case header.ProtocolICMPv4:
+		s.inputICMP(b, ip)
+	case header.ProtocolUDP:
+		s.inputUDP(b, ip)
+	case header.ProtocolTCP:
+		// TCP is the next part of the stack; until then its segments
+		// are counted like any protocol we do not speak.
+		s.drop(b, DropUnknownProtocol)
+	default:
+		if ip.Destination() == s.addr {
+			s.sendICMPError(ip, header.ICMPv4DestinationUnreachable, header.ICMPv4ProtocolUnreachable, 0)
+		}
+		s.drop(b, DropUnknownProtocol)
+	}
+}
+
+// sendIPv4 puts an IPv4 header in front of the transport payload in b and
+// sends it towards dst, fragmenting it if it exceeds the path MTU.
+func (s *Stack) sendIPv4(b *nicq.Buf, protocol uint8, dst [4]byte) error {
+	nextHop, ok := s.routes.nextHop(dst)
+	if !ok {
+		s.drop(b, DropNoRoute)
+		return ErrNoRoute
+	}
+	total := bufLen(b) + header.IPv4MinimumSize
+	if total > header.IPv4MaximumTotalLength {
+		s.drop(b, DropTooBig)
+		return ErrMessageTooLong
+	}
+	mtu := s.pmtu.lookup(dst, s.cfg.MTU, s.now)
+	s.ipID++
+	if total <= mtu {
+		s.encodeIPv4(bufPush(b, header.IPv4MinimumSize), total, s.ipID, 0, 0, protocol, dst)
+		s.outputIPv4(b, nextHop)
+		return nil
+	}
+	err := s.fragment(bufData(b), nil, protocol, dst, nextHop, mtu)
+	bufFree(b)
+	return err
+}
+
+func (s *Stack) encodeIPv4(h []byte, total int, id uint16, flags uint8, offset uint16, protocol uint8, dst [4]byte) {
+	header.IPv4(h).Encode(&header.IPv4Fields{
+		TotalLength:    uint16(total),
+		ID:             id,
+		Flags:          flags,
+		FragmentOffset: offset,
+		TTL:            defaultTTL,
+		Protocol:       protocol,
+		Source:         s.addr,
+		Destination:    dst,
+	})
+}
+
+// fragment sends the transport payload head followed by body as datagrams
+// that fit mtu (RFC 791): every fragment but the last carries a multiple of
+// 8 payload bytes. The payload is copied, so it may be larger than a buffer.
+func (s *Stack) fragment(head, body []byte, protocol uint8, dst, nextHop [4]byte, mtu int) error {
+	size := len(head) + len(body)
+	per := (mtu - header.IPv4MinimumSize) &^ 7
+	for off := 0; off < size; off += per {
+		end := min(off+per, size)
+		f := s.getBuf()
+		if f == nil {
+			return ErrNoBuffers
+		}
+		out := bufAppend(f, end-off)
+		// Copy [off, end) of head+body.
+		n := 0
+		if off < len(head) {
+			n = copy(out, head[off:min(end, len(head))])
+		}
+		if end > len(head) {
+			copy(out[n:], body[max(off-len(head), 0):end-len(head)])
+		}
+		flags := uint8(0)
+		if end < size {
+			flags = header.IPv4FlagMoreFragments
+		}
+		s.encodeIPv4(bufPush(f, header.IPv4MinimumSize), header.IPv4MinimumSize+end-off, s.ipID, flags, uint16(off), protocol, dst)
+		s.stats.FragmentsOut++
+		s.outputIPv4(f, nextHop)
+	}
+	return nil
+}

@@ -1,0 +1,329 @@
+package stack
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/mkstack/mkstack/nicq"
+	"github.com/mkstack/mkstack/stack/header"
+	"github.com/mkstack/mkstack/stack/timer"
+)
+
+// Clock is the only source of time a stack reads: nanoseconds on a
+// monotonic scale. The runtime passes the real clock; tests pass a virtual
+// one and step it.
+type Clock interface {
+	Now() int64
+}
+
+// FlowOwnerFunc returns the core whose NIC queue receives packets with this
+// tuple (as they arrive: source is the remote end). The runtime builds it
+// from the RSS configuration.
+type FlowOwnerFunc func(protocol uint8, src, dst [4]byte, srcPort, dstPort uint16) int
+
+// Config describes one stack instance. Zero durations and sizes take the
+// defaults documented on each field.
+type Config struct {
+	// Core is the index of the core that owns this stack.
+	Core int
+	// MAC is the interface's Ethernet address.
+	MAC header.MAC
+	// Addr is the interface's IPv4 address with its subnet, e.g.
+	// 10.0.0.1/24. The subnet is a connected route.
+	Addr netip.Prefix
+	// Gateway, if valid, is the default route's next hop.
+	Gateway netip.Addr
+	// MTU is the largest IPv4 datagram on the link (default 1500).
+	MTU int
+	// Clock is the stack's time source (required).
+	Clock Clock
+	// Pool supplies buffers for packets the stack originates (required).
+	Pool *nicq.Pool
+
+	// NeighbourTTL is how long an ARP entry is trusted before it is
+	// refreshed (default 60s).
+	NeighbourTTL time.Duration
+	// ARPRetry is the interval between ARP requests (default 1s).
+	ARPRetry time.Duration
+	// ARPAttempts is how many requests go unanswered before resolution
+	// fails (default 3).
+	ARPAttempts int
+	// MaxNeighbours bounds the neighbour table (default 1024).
+	MaxNeighbours int
+	// PendingPerNeighbour bounds the packets waiting for one resolution
+	// (default 16).
+	PendingPerNeighbour int
+
+	// ReassemblyMemory bounds the bytes held by incomplete datagrams
+	// (default 4 MiB).
+	ReassemblyMemory int
+	// ReassemblyTimeout drops a datagram whose fragments have not all
+	// arrived (default 30s, as Linux).
+	ReassemblyTimeout time.Duration
+	// MaxFragments bounds the pieces of one datagram (default 64).
+	MaxFragments int
+
+	// TxQueue bounds the frames waiting for the NIC (default 512).
+	TxQueue int
+	// SocketQueue is the default receive queue length of a UDP socket
+	// (default 256 datagrams).
+	SocketQueue int
+	// ICMPErrorsPerSecond rate-limits ICMP errors we send (default 1000).
+	ICMPErrorsPerSecond int
+
+	// AcceptVLAN accepts 802.1Q-tagged frames (the tag is ignored);
+	// otherwise they are counted and dropped.
+	AcceptVLAN bool
+
+	// FlowOwner, if set, says which core owns a flow; a reassembled
+	// datagram or an ICMP error for a flow owned elsewhere goes to Forward.
+	FlowOwner FlowOwnerFunc
+	// Forward hands b (starting at its IPv4 header) to core, which feeds it
+	// to its stack's InputForwarded. It reports false if it could not, and
+	// then the stack frees b. The runtime wires it to the mailboxes.
+	Forward func(core int, b *nicq.Buf) bool
+	// OnNeighbour is called when the stack learns or changes a neighbour
+	// from the wire, so the runtime can replicate it to the other cores
+	// (which call LearnNeighbour).
+	OnNeighbour func(ip [4]byte, mac header.MAC)
+	// OnEchoReply is called for each ICMP echo reply addressed to us.
+	OnEchoReply func(from [4]byte, id, seq uint16, payload []byte)
+}
+
+func (c *Config) setDefaults() {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.MTU, 1500)
+	defDur(&c.NeighbourTTL, 60*time.Second)
+	defDur(&c.ARPRetry, time.Second)
+	def(&c.ARPAttempts, 3)
+	def(&c.MaxNeighbours, 1024)
+	def(&c.PendingPerNeighbour, 16)
+	def(&c.ReassemblyMemory, 4<<20)
+	defDur(&c.ReassemblyTimeout, 30*time.Second)
+	def(&c.MaxFragments, 64)
+	def(&c.TxQueue, 512)
+	def(&c.SocketQueue, 256)
+	def(&c.ICMPErrorsPerSecond, 1000)
+}
+
+// Stats are one stack's counters. The owning core reads them; other
+// goroutines see them only through what the runtime publishes.
+type Stats struct {
+	RxFrames, RxBytes uint64
+	TxFrames, TxBytes uint64
+
+	ARPRequestsSent, ARPRepliesSent uint64
+	EchoRepliesSent                 uint64
+	ICMPErrorsSent                  uint64
+	ICMPErrorsDelivered             uint64
+
+	UDPDatagramsIn, UDPDatagramsOut uint64
+	FragmentsIn, FragmentsOut       uint64
+	Reassembled                     uint64
+	Forwarded                       uint64
+
+	Drops [NumDropReasons]uint64
+}
+
+// Stack is one TCP/IP stack instance. Every method must be called from the
+// goroutine of the core that owns it.
+type Stack struct {
+	cfg   Config
+	mac   header.MAC
+	addr  [4]byte
+	bcast [4]byte // subnet broadcast
+	clock Clock
+	pool  *nicq.Pool
+	// bigPool holds reassembled datagrams too large for pool's buffers.
+	bigPool *nicq.Pool
+	now     int64
+
+	wheel  timer.Wheel
+	routes routeTable
+	neigh  neighbourTable
+	reasm  reassembler
+	udp    udpTable
+	icmp   icmpLimiter
+	pmtu   pmtuCache
+
+	tx    []*nicq.Buf
+	ipID  uint16
+	stats Stats
+}
+
+// ErrInvalidConfig is returned (wrapped) by New for a config it cannot run.
+var ErrInvalidConfig = errors.New("stack: invalid config")
+
+// New builds a stack from cfg.
+func New(cfg Config) (*Stack, error) {
+	cfg.setDefaults()
+	if cfg.Clock == nil || cfg.Pool == nil {
+		return nil, fmt.Errorf("%w: Clock and Pool are required", ErrInvalidConfig)
+	}
+	if !cfg.Addr.IsValid() || !cfg.Addr.Addr().Is4() {
+		return nil, fmt.Errorf("%w: Addr %v is not an IPv4 prefix", ErrInvalidConfig, cfg.Addr)
+	}
+	if cfg.MTU < 68 || cfg.MTU > 65535 {
+		return nil, fmt.Errorf("%w: MTU %d outside 68..65535", ErrInvalidConfig, cfg.MTU)
+	}
+	if cfg.MAC.IsMulticast() || cfg.MAC == (header.MAC{}) {
+		return nil, fmt.Errorf("%w: MAC %v is not a unicast address", ErrInvalidConfig, cfg.MAC)
+	}
+	s := &Stack{cfg: cfg, mac: cfg.MAC, addr: cfg.Addr.Addr().As4(), clock: cfg.Clock, pool: cfg.Pool}
+	s.now = s.clock.Now()
+	s.bcast = broadcastOf(cfg.Addr)
+	s.wheel.Init(s.now, time.Millisecond)
+	if err := s.routes.add(cfg.Addr, netip.Addr{}); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	if cfg.Gateway.IsValid() {
+		if !cfg.Addr.Contains(cfg.Gateway) {
+			return nil, fmt.Errorf("%w: gateway %v is outside %v", ErrInvalidConfig, cfg.Gateway, cfg.Addr)
+		}
+		if err := s.routes.add(netip.MustParsePrefix("0.0.0.0/0"), cfg.Gateway); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+		}
+	}
+	s.tx = make([]*nicq.Buf, 0, cfg.TxQueue)
+	s.neigh.init(s)
+	s.reasm.init(s)
+	s.udp.init(s)
+	s.icmp.init(cfg.ICMPErrorsPerSecond, s.now)
+	s.ipID = uint16(s.now) ^ uint16(cfg.Core)<<12
+	return s, nil
+}
+
+func broadcastOf(p netip.Prefix) [4]byte {
+	a := p.Masked().Addr().As4()
+	host := uint32(1)<<(32-p.Bits()) - 1
+	if p.Bits() == 32 {
+		host = 0
+	}
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3]) | host
+	return [4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}
+}
+
+// Config returns the stack's configuration with defaults filled in.
+func (s *Stack) Config() Config { return s.cfg }
+
+// Addr returns the stack's IPv4 address.
+func (s *Stack) Addr() netip.Addr { return netip.AddrFrom4(s.addr) }
+
+// Stats returns the stack's counters.
+func (s *Stack) Stats() *Stats { return &s.stats }
+
+// Start announces the stack on the link with a gratuitous ARP request, so
+// neighbours that cached an old address for our IP update it.
+func (s *Stack) Start() {
+	s.now = s.clock.Now()
+	s.sendARP(header.ARPRequest, header.BroadcastMAC, s.addr, header.MAC{}, s.addr)
+}
+
+// Advance runs the timers that are due by the clock's current time.
+func (s *Stack) Advance() {
+	s.now = s.clock.Now()
+	s.wheel.Advance(s.now)
+}
+
+// NextTimer returns when the earliest pending timer is due, so an idle core
+// knows how long it may sleep.
+func (s *Stack) NextTimer() (at int64, ok bool) { return s.wheel.NextEvent() }
+
+// Input processes a burst of received frames. The stack takes ownership of
+// every buffer: it frees it, keeps it (a queued datagram or fragment) or
+// reuses it for a reply.
+func (s *Stack) Input(bufs []*nicq.Buf) {
+	s.now = s.clock.Now()
+	for _, b := range bufs {
+		s.inputFrame(b)
+	}
+}
+
+// PendingOutput returns how many frames wait for the NIC.
+func (s *Stack) PendingOutput() int { return len(s.tx) }
+
+// Flush offers the waiting frames to send (a NIC queue's Send) and keeps
+// those it did not take, in order, for the next call. It returns how many
+// were taken.
+func (s *Stack) Flush(send func([]*nicq.Buf) int) int {
+	if len(s.tx) == 0 {
+		return 0
+	}
+	n := send(s.tx)
+	s.stats.TxFrames += uint64(n)
+	for _, b := range s.tx[:n] {
+		s.stats.TxBytes += uint64(bufLen(b))
+	}
+	rest := copy(s.tx, s.tx[n:])
+	clear(s.tx[rest:])
+	s.tx = s.tx[:rest]
+	return n
+}
+
+func (s *Stack) drop(b *nicq.Buf, r DropReason) {
+	s.stats.Drops[r]++
+	if b != nil {
+		bufFree(b)
+	}
+}
+
+// getBuf returns an empty buffer with full headroom, or nil (counted).
+func (s *Stack) getBuf() *nicq.Buf {
+	b := bufGet(s.pool)
+	if b == nil {
+		s.stats.Drops[DropNoBuffer]++
+	}
+	return b
+}
+
+// transmit queues a finished frame for the NIC.
+func (s *Stack) transmit(b *nicq.Buf) {
+	if len(s.tx) == cap(s.tx) {
+		s.drop(b, DropTxQueueFull)
+		return
+	}
+	s.tx = append(s.tx, b)
+}
+
+func (s *Stack) inputFrame(b *nicq.Buf) {
+	s.stats.RxFrames++
+	s.stats.RxBytes += uint64(bufLen(b))
+	eth, r := header.ParseEthernet(bufData(b))
+	if r != header.DropNone {
+		s.drop(b, DropReason(r))
+		return
+	}
+	dst := eth.Destination()
+	if dst != s.mac && !dst.IsBroadcast() {
+		s.drop(b, DropNotForUs)
+		return
+	}
+	if eth.Tagged() && !s.cfg.AcceptVLAN {
+		s.drop(b, DropVLANTagged)
+		return
+	}
+	typ := eth.PayloadType()
+	srcMAC := eth.Source()
+	bufPull(b, eth.HeaderLength())
+	switch typ {
+	case header.EtherTypeARP:
+		s.inputARP(b)
+	case header.EtherTypeIPv4:
+		s.inputIPv4(b, srcMAC, dst.IsBroadcast())
+	case header.EtherTypeIPv6:
+		s.drop(b, DropNotSupported)
+	default:
+		s.drop(b, DropUnknownEtherType)
+	}
+}

@@ -1,0 +1,388 @@
+package stack
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/mkstack/mkstack/nicq"
+	"github.com/mkstack/mkstack/stack/header"
+)
+
+func TestGratuitousARPAtStartTeachesNeighbours(t *testing.T) {
+	n := newTestNet(t)
+	a := n.add("10.0.0.1/24", nil)
+	b := n.add("10.0.0.2/24", nil)
+	// b already knows a's address (as after an earlier exchange), then a
+	// restarts with a new MAC and announces it.
+	b.LearnNeighbour(ip4("10.0.0.1"), header.MAC{2, 9, 9, 9, 9, 9})
+	a.Start()
+	n.run()
+	if mac, ok := b.Neighbour(ip4("10.0.0.1")); !ok || mac != a.mac {
+		t.Fatalf("b's entry for a = %v,%v; want %v", mac, ok, a.mac)
+	}
+	n.checkNoLeaks()
+}
+
+func TestPingResolvesARPAndGetsAReply(t *testing.T) {
+	n := newTestNet(t)
+	var replies []uint16
+	a := n.add("10.0.0.1/24", func(c *Config) {
+		c.OnEchoReply = func(from [4]byte, id, seq uint16, payload []byte) {
+			if from != ip4("10.0.0.2") || id != 7 || len(payload) != 56 {
+				t.Errorf("reply from %v id %d len %d", from, id, len(payload))
+			}
+			replies = append(replies, seq)
+		}
+	})
+	var learned [][4]byte
+	b := n.add("10.0.0.2/24", func(c *Config) {
+		c.OnNeighbour = func(ip [4]byte, _ header.MAC) { learned = append(learned, ip) }
+	})
+	for seq := uint16(1); seq <= 3; seq++ {
+		if err := a.Ping(ip4("10.0.0.2"), 7, seq, 56); err != nil {
+			t.Fatal(err)
+		}
+		n.run()
+	}
+	if len(replies) != 3 || replies[2] != 3 {
+		t.Fatalf("replies %v, want seqs 1..3", replies)
+	}
+	if a.Stats().ARPRequestsSent != 1 || b.Stats().ARPRepliesSent != 1 {
+		t.Fatalf("ARP requests %d replies %d; want exactly one exchange", a.Stats().ARPRequestsSent, b.Stats().ARPRepliesSent)
+	}
+	if b.Stats().EchoRepliesSent != 3 {
+		t.Fatalf("echo replies %d", b.Stats().EchoRepliesSent)
+	}
+	if len(learned) != 1 || learned[0] != ip4("10.0.0.1") {
+		t.Fatalf("OnNeighbour calls %v; want one for 10.0.0.1", learned)
+	}
+	n.checkNoLeaks()
+}
+
+func echoHandler(ep *UDPEndpoint, payload []byte, from [4]byte, port uint16) {
+	ep.SendTo(payload, from, port)
+}
+
+func TestUDPEchoRoundTrip(t *testing.T) {
+	n := newTestNet(t)
+	a := n.add("10.0.0.1/24", nil)
+	b := n.add("10.0.0.2/24", nil)
+	if _, err := b.BindUDP(7, UDPOptions{Handler: echoHandler}); err != nil {
+		t.Fatal(err)
+	}
+	ep, err := a.BindUDP(0, UDPOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := []byte("hello, multikernel")
+	if err := ep.SendTo(msg, ip4("10.0.0.2"), 7); err != nil {
+		t.Fatal(err)
+	}
+	n.run()
+	d, ok := ep.Recv()
+	if !ok {
+		t.Fatalf("no echo; a drops %v b drops %v", nonZero(a), nonZero(b))
+	}
+	if !bytes.Equal(d.Payload(), msg) || d.From != ip4("10.0.0.2") || d.FromPort != 7 {
+		t.Fatalf("echo %q from %v:%d", d.Payload(), d.From, d.FromPort)
+	}
+	d.Release()
+	if _, err := b.BindUDP(7, UDPOptions{}); !errors.Is(err, ErrPortInUse) {
+		t.Fatalf("second bind of 7: %v", err)
+	}
+	ep.Close()
+	n.checkNoLeaks()
+}
+
+func TestUDPToClosedPortGetsPortUnreachable(t *testing.T) {
+	n := newTestNet(t)
+	a := n.add("10.0.0.1/24", nil)
+	b := n.add("10.0.0.2/24", nil)
+	ep, _ := a.BindUDP(0, UDPOptions{})
+	ep.SendTo([]byte("x"), ip4("10.0.0.2"), 9999)
+	n.run()
+	e, ok := ep.Err()
+	if !ok || !errors.Is(e.Err, ErrPortUnreachable) || e.Remote != ip4("10.0.0.2") || e.RemotePort != 9999 {
+		t.Fatalf("error %+v, %v; want port unreachable from 10.0.0.2:9999", e, ok)
+	}
+	if b.Stats().Drops[DropNoSocket] != 1 || b.Stats().ICMPErrorsSent != 1 {
+		t.Fatalf("b: no_socket %d, icmp errors %d", b.Stats().Drops[DropNoSocket], b.Stats().ICMPErrorsSent)
+	}
+	ep.Close()
+	n.checkNoLeaks()
+}
+
+func TestFragmentedUDPBothWays(t *testing.T) {
+	n := newTestNet(t)
+	a := n.add("10.0.0.1/24", nil)
+	b := n.add("10.0.0.2/24", nil)
+	b.BindUDP(7, UDPOptions{Handler: echoHandler})
+	ep, _ := a.BindUDP(0, UDPOptions{})
+	msg := make([]byte, 9000)
+	for i := range msg {
+		msg[i] = byte(i * 7)
+	}
+	if err := ep.SendTo(msg, ip4("10.0.0.2"), 7); err != nil {
+		t.Fatal(err)
+	}
+	n.run()
+	d, ok := ep.Recv()
+	if !ok {
+		t.Fatalf("no echo; a drops %v b drops %v", nonZero(a), nonZero(b))
+	}
+	if !bytes.Equal(d.Payload(), msg) {
+		t.Fatalf("echo of %d bytes differs (got %d)", len(msg), len(d.Payload()))
+	}
+	d.Release()
+	// 9008 bytes of UDP in 1480-byte pieces: 7 fragments each way.
+	if a.Stats().FragmentsOut != 7 || b.Stats().FragmentsOut != 7 || b.Stats().Reassembled != 1 || a.Stats().Reassembled != 1 {
+		t.Fatalf("fragments out a=%d b=%d, reassembled a=%d b=%d", a.Stats().FragmentsOut, b.Stats().FragmentsOut, a.Stats().Reassembled, b.Stats().Reassembled)
+	}
+	ep.Close()
+	n.checkNoLeaks()
+}
+
+func TestReassemblyTimeoutDropsAndTellsTheSender(t *testing.T) {
+	n := newTestNet(t)
+	a := n.add("10.0.0.1/24", nil)
+	b := n.add("10.0.0.2/24", nil)
+	b.BindUDP(7, UDPOptions{})
+	ep, _ := a.BindUDP(0, UDPOptions{})
+	// Lose every fragment but the first.
+	n.filter = func(from int, f []byte) bool {
+		eth := header.Ethernet(f)
+		if from != 0 || eth.PayloadType() != header.EtherTypeIPv4 {
+			return true
+		}
+		ip := header.IPv4(eth.Payload())
+		return !ip.IsFragment() || ip.FragmentOffset() == 0
+	}
+	ep.SendTo(make([]byte, 3000), ip4("10.0.0.2"), 7)
+	n.run()
+	if b.ReassemblyBytes() == 0 {
+		t.Fatal("first fragment not held")
+	}
+	n.advance(29 * time.Second)
+	if b.Stats().Drops[DropReassemblyTimeout] != 0 {
+		t.Fatal("timed out early")
+	}
+	n.advance(2 * time.Second)
+	if b.Stats().Drops[DropReassemblyTimeout] != 1 || b.ReassemblyBytes() != 0 {
+		t.Fatalf("timeout drops %d, held %d", b.Stats().Drops[DropReassemblyTimeout], b.ReassemblyBytes())
+	}
+	if e, ok := ep.Err(); !ok || !errors.Is(e.Err, ErrTimeExceeded) {
+		t.Fatalf("sender error %+v,%v; want time exceeded", e, ok)
+	}
+	ep.Close()
+	n.checkNoLeaks()
+}
+
+func TestNeighbourExpiresWhenThePeerIsGoneAndSendersAreTold(t *testing.T) {
+	n := newTestNet(t)
+	a := n.add("10.0.0.1/24", nil)
+	b := n.add("10.0.0.2/24", nil)
+	a.Ping(ip4("10.0.0.2"), 1, 1, 8)
+	n.run()
+	if _, ok := a.Neighbour(ip4("10.0.0.2")); !ok {
+		t.Fatal("not resolved")
+	}
+	// b leaves the wire: nothing it sends arrives any more.
+	n.filter = func(from int, _ []byte) bool { return from != 1 }
+	n.advance(60*time.Second + 5*time.Second)
+	if a.NeighbourCount() != 0 {
+		t.Fatalf("entry survived an unanswered refresh: %d entries", a.NeighbourCount())
+	}
+	// A send now waits for ARP and fails after the attempts.
+	ep, _ := a.BindUDP(0, UDPOptions{})
+	ep.SendTo([]byte("anyone?"), ip4("10.0.0.2"), 7)
+	n.advance(5 * time.Second)
+	if e, ok := ep.Err(); !ok || !errors.Is(e.Err, ErrHostUnreachable) {
+		t.Fatalf("sender error %+v,%v; want host unreachable", e, ok)
+	}
+	if a.Stats().Drops[DropNeighbourTimeout] != 1 {
+		t.Fatalf("neighbour timeout drops %d", a.Stats().Drops[DropNeighbourTimeout])
+	}
+	_ = b
+	ep.Close()
+	n.checkNoLeaks()
+}
+
+func TestNeighbourRefreshKeepsALivePeer(t *testing.T) {
+	n := newTestNet(t)
+	a := n.add("10.0.0.1/24", nil)
+	n.add("10.0.0.2/24", nil)
+	a.Ping(ip4("10.0.0.2"), 1, 1, 8)
+	n.run()
+	n.advance(200 * time.Second)
+	if _, ok := a.Neighbour(ip4("10.0.0.2")); !ok {
+		t.Fatal("live neighbour dropped")
+	}
+	n.checkNoLeaks()
+}
+
+func TestOffLinkTrafficGoesToTheGatewayMAC(t *testing.T) {
+	n := newTestNet(t)
+	a := n.add("10.0.0.1/24", func(c *Config) { c.Gateway = netipAddr("10.0.0.254") })
+	gw := n.add("10.0.0.254/24", nil)
+	var seen []byte
+	n.filter = func(from int, f []byte) bool {
+		eth := header.Ethernet(f)
+		if from == 0 && eth.PayloadType() == header.EtherTypeIPv4 {
+			seen = append([]byte(nil), f...)
+		}
+		return true
+	}
+	ep, _ := a.BindUDP(0, UDPOptions{})
+	if err := ep.SendTo([]byte("far away"), ip4("192.168.7.9"), 53); err != nil {
+		t.Fatal(err)
+	}
+	n.run()
+	if seen == nil {
+		t.Fatal("nothing sent")
+	}
+	eth := header.Ethernet(seen)
+	ip := header.IPv4(eth.Payload())
+	if eth.Destination() != gw.mac || ip.Destination() != ip4("192.168.7.9") {
+		t.Fatalf("frame to MAC %v IP %v; want gateway MAC %v, IP 192.168.7.9", eth.Destination(), ip.DestinationAddr(), gw.mac)
+	}
+	// The gateway is not a router: it counts the datagram as not for it.
+	if gw.Stats().Drops[DropNotForUs] == 0 {
+		t.Fatal("gateway did not count the datagram")
+	}
+	ep.Close()
+	n.checkNoLeaks()
+}
+
+func TestOverlappingFragmentsDropTheDatagram(t *testing.T) {
+	n := newTestNet(t)
+	b := n.add("10.0.0.2/24", nil)
+	b.BindUDP(7, UDPOptions{})
+	send := func(off int, more bool, size int) {
+		buf := n.pools[0].Get()
+		frame := buf.Append(14 + 20 + size)
+		header.Ethernet(frame).Encode(&header.EthernetFields{Destination: b.mac, Source: header.MAC{2, 0, 0, 0, 0, 99}, Type: header.EtherTypeIPv4})
+		flags := uint8(0)
+		if more {
+			flags = header.IPv4FlagMoreFragments
+		}
+		header.IPv4(frame[14:]).Encode(&header.IPv4Fields{TotalLength: uint16(20 + size), ID: 42, Flags: flags, FragmentOffset: uint16(off), TTL: 64, Protocol: header.ProtocolUDP, Source: ip4("10.0.0.9"), Destination: ip4("10.0.0.2")})
+		b.Input([]*nicq.Buf{buf})
+	}
+	send(0, true, 16)
+	send(8, true, 16) // overlaps [8,16)
+	if got := b.Stats().Drops[DropFragmentOverlap]; got != 2 {
+		t.Fatalf("overlap drops %d, want 2 (held fragment and the new one)", got)
+	}
+	if b.ReassemblyBytes() != 0 {
+		t.Fatal("fragments still held")
+	}
+	n.checkNoLeaks()
+}
+
+func TestBadFramesAreCountedByReason(t *testing.T) {
+	n := newTestNet(t)
+	b := n.add("10.0.0.2/24", nil)
+	in := func(frame []byte) {
+		buf := n.pools[0].Get()
+		copy(buf.Append(len(frame)), frame)
+		b.Input([]*nicq.Buf{buf})
+	}
+	hdr := func(typ uint16) []byte {
+		f := make([]byte, 14, 64)
+		header.Ethernet(f).Encode(&header.EthernetFields{Destination: b.mac, Source: header.MAC{2, 1, 1, 1, 1, 1}, Type: typ})
+		return f
+	}
+	in([]byte{1, 2, 3})
+	in(append(hdr(0x1234), 0))
+	tagged := make([]byte, 18+20)
+	header.Ethernet(tagged).Encode(&header.EthernetFields{Destination: b.mac, Source: header.MAC{2, 1, 1, 1, 1, 1}, Type: header.EtherTypeIPv4, TPID: header.EtherTypeVLAN, TCI: 5})
+	in(tagged)
+	ipBad := append(hdr(header.EtherTypeIPv4), make([]byte, 20)...)
+	header.IPv4(ipBad[14:]).Encode(&header.IPv4Fields{TotalLength: 20, TTL: 1, Protocol: 99, Source: ip4("10.0.0.9"), Destination: ip4("10.0.0.2")})
+	ipBad[14+10] ^= 0xff // break the checksum
+	in(ipBad)
+	st := b.Stats()
+	for r, want := range map[DropReason]uint64{
+		DropReason(header.DropTruncated):   1,
+		DropUnknownEtherType:               1,
+		DropVLANTagged:                     1,
+		DropReason(header.DropBadChecksum): 1,
+	} {
+		if st.Drops[r] != want {
+			t.Errorf("%v drops = %d, want %d (all: %v)", r, st.Drops[r], want, nonZero(b))
+		}
+	}
+	n.checkNoLeaks()
+}
+
+func TestReassembledDatagramOfAnotherCoresFlowIsForwarded(t *testing.T) {
+	n := newTestNet(t)
+	a := n.add("10.0.0.1/24", nil)
+	var forwarded []*nicq.Buf
+	b := n.add("10.0.0.2/24", func(c *Config) {
+		c.Core = 0
+		c.FlowOwner = func(proto uint8, src, dst [4]byte, sp, dp uint16) int { return 1 }
+		c.Forward = func(core int, buf *nicq.Buf) bool {
+			if core != 1 {
+				t.Errorf("forwarded to core %d", core)
+			}
+			forwarded = append(forwarded, buf)
+			return true
+		}
+	})
+	ep, _ := a.BindUDP(0, UDPOptions{})
+	ep.SendTo(make([]byte, 4000), ip4("10.0.0.2"), 7)
+	n.run()
+	if len(forwarded) != 1 || b.Stats().Forwarded != 1 {
+		t.Fatalf("forwarded %d datagrams", len(forwarded))
+	}
+	ip := header.IPv4(forwarded[0].Bytes())
+	if ip.IsFragment() || int(ip.TotalLength()) != 20+8+4000 {
+		t.Fatalf("forwarded datagram: fragment=%v length %d", ip.IsFragment(), ip.TotalLength())
+	}
+	// The receiving core's stack takes it from here.
+	c := n.add("10.0.0.2/24", nil)
+	sock, _ := c.BindUDP(7, UDPOptions{})
+	c.InputForwarded(forwarded[0])
+	if d, ok := sock.Recv(); !ok || len(d.Payload()) != 4000 {
+		t.Fatal("forwarded datagram not delivered on the owning core")
+	} else {
+		d.Release()
+	}
+	ep.Close()
+	n.checkNoLeaks()
+}
+
+func TestUDPEchoSteadyStateDoesNotAllocate(t *testing.T) {
+	n := newTestNet(t)
+	a := n.add("10.0.0.1/24", nil)
+	b := n.add("10.0.0.2/24", nil)
+	b.BindUDP(7, UDPOptions{Handler: echoHandler})
+	got := 0
+	ep, _ := a.BindUDP(0, UDPOptions{Handler: func(*UDPEndpoint, []byte, [4]byte, uint16) { got++ }})
+	msg := make([]byte, 64)
+	one := func() {
+		ep.SendTo(msg, ip4("10.0.0.2"), 7)
+		n.run()
+	}
+	one() // resolve ARP, warm up
+	allocs := testing.AllocsPerRun(200, one)
+	if allocs != 0 {
+		t.Fatalf("UDP echo allocates %.1f times per round trip", allocs)
+	}
+	if got < 200 {
+		t.Fatalf("only %d echoes came back", got)
+	}
+}
+
+func nonZero(s *Stack) map[string]uint64 {
+	m := map[string]uint64{}
+	for r, v := range s.Stats().Drops {
+		if v != 0 {
+			m[DropReason(r).String()] = v
+		}
+	}
+	return m
+}

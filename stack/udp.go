@@ -1,0 +1,283 @@
+package stack
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/mkstack/mkstack/nicq"
+	"github.com/mkstack/mkstack/stack/checksum"
+	"github.com/mkstack/mkstack/stack/header"
+)
+
+// ErrPortInUse is returned (wrapped) by BindUDP for a port already bound.
+var ErrPortInUse = errors.New("address already in use")
+
+// ErrNoEphemeralPort is returned when every ephemeral port is bound.
+var ErrNoEphemeralPort = errors.New("no free ephemeral port")
+
+// The ephemeral range of UDP ports handed out by BindUDP(0) (IANA's).
+const (
+	ephemeralFirst = 49152
+	ephemeralLast  = 65535
+)
+
+// maxUDPPayload is the largest UDP payload an IPv4 datagram can carry.
+const maxUDPPayload = header.IPv4MaximumTotalLength - header.IPv4MinimumSize - header.UDPSize
+
+// Datagram is a received UDP datagram. Its buffer starts at the payload and
+// belongs to whoever holds the Datagram, until Release.
+type Datagram struct {
+	Buf      *nicq.Buf
+	From     [4]byte
+	FromPort uint16
+}
+
+// Payload returns the datagram's data, a view into its buffer.
+func (d Datagram) Payload() []byte { return bufData(d.Buf) }
+
+// Release returns the buffer to its pool.
+func (d Datagram) Release() { bufFree(d.Buf) }
+
+// UDPError is an ICMP error (or a failed ARP resolution) for a datagram a
+// socket sent.
+type UDPError struct {
+	Err        error
+	Remote     [4]byte
+	RemotePort uint16
+}
+
+// UDPHandler runs on the owning core for each datagram, with the payload as a
+// view valid only during the call (run to completion: it must not block).
+type UDPHandler func(ep *UDPEndpoint, payload []byte, from [4]byte, fromPort uint16)
+
+// UDPOptions configure a UDP socket.
+type UDPOptions struct {
+	// Handler, if set, receives datagrams as they arrive instead of the
+	// queue.
+	Handler UDPHandler
+	// QueueLength bounds the receive queue (default Config.SocketQueue).
+	QueueLength int
+}
+
+// UDPEndpoint is a UDP socket bound to a port of one stack.
+type UDPEndpoint struct {
+	s       *Stack
+	port    uint16
+	handler UDPHandler
+	closed  bool
+
+	queue      []Datagram // ring
+	head, size int
+	errs       [8]UDPError // ring; the oldest is overwritten when full
+	errHead    int
+	errSize    int
+
+	// Received and Dropped count datagrams delivered and dropped because
+	// the queue was full.
+	Received, Dropped uint64
+}
+
+type udpTable struct {
+	s             *Stack
+	ports         map[uint16]*UDPEndpoint
+	nextEphemeral uint16
+}
+
+func (t *udpTable) init(s *Stack) {
+	t.s = s
+	t.ports = make(map[uint16]*UDPEndpoint)
+	t.nextEphemeral = ephemeralFirst
+}
+
+// BindUDP binds a UDP socket to port on this stack; port 0 picks a free
+// ephemeral port.
+func (s *Stack) BindUDP(port uint16, opts UDPOptions) (*UDPEndpoint, error) {
+	if port == 0 {
+		p, err := s.udp.ephemeral()
+		if err != nil {
+			return nil, err
+		}
+		port = p
+	} else if s.udp.ports[port] != nil {
+		return nil, fmt.Errorf("bind udp port %d: %w", port, ErrPortInUse)
+	}
+	if opts.QueueLength <= 0 {
+		opts.QueueLength = s.cfg.SocketQueue
+	}
+	ep := &UDPEndpoint{s: s, port: port, handler: opts.Handler, queue: make([]Datagram, opts.QueueLength)}
+	s.udp.ports[port] = ep
+	return ep, nil
+}
+
+func (t *udpTable) ephemeral() (uint16, error) {
+	for range ephemeralLast - ephemeralFirst + 1 {
+		p := t.nextEphemeral
+		if t.nextEphemeral == ephemeralLast {
+			t.nextEphemeral = ephemeralFirst
+		} else {
+			t.nextEphemeral++
+		}
+		if t.ports[p] == nil {
+			return p, nil
+		}
+	}
+	return 0, ErrNoEphemeralPort
+}
+
+// Port returns the bound port.
+func (ep *UDPEndpoint) Port() uint16 { return ep.port }
+
+// Len returns the number of datagrams waiting in the receive queue.
+func (ep *UDPEndpoint) Len() int { return ep.size }
+
+// Recv takes the oldest queued datagram; ok is false when none waits.
+func (ep *UDPEndpoint) Recv() (d Datagram, ok bool) {
+	if ep.size == 0 {
+		return d, false
+	}
+	d = ep.queue[ep.head]
+	ep.queue[ep.head] = Datagram{}
+	ep.head = (ep.head + 1) % len(ep.queue)
+	ep.size--
+	return d, true
+}
+
+// Err takes the oldest pending error; ok is false when none waits.
+func (ep *UDPEndpoint) Err() (e UDPError, ok bool) {
+	if ep.errSize == 0 {
+		return e, false
+	}
+	e = ep.errs[ep.errHead]
+	ep.errHead = (ep.errHead + 1) % len(ep.errs)
+	ep.errSize--
+	return e, true
+}
+
+func (ep *UDPEndpoint) pushError(e UDPError) {
+	if ep.errSize == len(ep.errs) {
+		ep.errHead = (ep.errHead + 1) % len(ep.errs)
+		ep.errSize--
+	}
+	ep.errs[(ep.errHead+ep.errSize)%len(ep.errs)] = e
+	ep.errSize++
+}
+
+// Close unbinds the socket and frees what it still holds.
+func (ep *UDPEndpoint) Close() {
+	if ep.closed {
+		return
+	}
+	ep.closed = true
+	for {
+		d, ok := ep.Recv()
+		if !ok {
+			break
+		}
+		d.Release()
+	}
+	delete(ep.s.udp.ports, ep.port)
+}
+
+// SendTo sends payload to dst:port. The payload is copied; large payloads
+// are fragmented.
+func (ep *UDPEndpoint) SendTo(payload []byte, dst [4]byte, port uint16) error {
+	if ep.closed {
+		return fmt.Errorf("udp send from closed port %d", ep.port)
+	}
+	s := ep.s
+	if len(payload) > maxUDPPayload {
+		return ErrMessageTooLong
+	}
+	s.now = s.clock.Now()
+	total := header.UDPSize + len(payload)
+	pseudo := checksum.PseudoHeaderIPv4(s.addr, dst, header.ProtocolUDP, uint16(total))
+	var hdr [header.UDPSize]byte
+	header.UDP(hdr[:]).Encode(&header.UDPFields{SourcePort: ep.port, DestinationPort: port, Length: uint16(total)})
+	s.stats.UDPDatagramsOut++
+	if mtu := s.pmtu.lookup(dst, s.cfg.MTU, s.now); header.IPv4MinimumSize+total > mtu {
+		// The checksum covers the whole datagram, computed before it
+		// is cut into fragments.
+		c := checksum.Checksum(payload, checksum.Sum(hdr[:], pseudo))
+		if c == 0 {
+			c = 0xffff
+		}
+		header.UDP(hdr[:]).SetChecksum(c)
+		nextHop, ok := s.routes.nextHop(dst)
+		if !ok {
+			s.stats.Drops[DropNoRoute]++
+			return ErrNoRoute
+		}
+		s.ipID++
+		return s.fragment(hdr[:], payload, header.ProtocolUDP, dst, nextHop, mtu)
+	}
+	b := s.getBuf()
+	if b == nil {
+		return ErrNoBuffers
+	}
+	u := header.UDP(bufAppend(b, total))
+	copy(u, hdr[:])
+	copy(u[header.UDPSize:], payload)
+	u.SetChecksum(u.ComputeChecksum(pseudo))
+	return s.sendIPv4(b, header.ProtocolUDP, dst)
+}
+
+func (s *Stack) inputUDP(b *nicq.Buf, ip header.IPv4) {
+	u, r := header.ParseUDP(ip.Payload())
+	if r != header.DropNone {
+		s.drop(b, DropReason(r))
+		return
+	}
+	u = u[:u.Length()]
+	if u.Checksum() != 0 && !u.IsChecksumValid(checksum.PseudoHeaderIPv4(ip.Source(), ip.Destination(), header.ProtocolUDP, u.Length())) {
+		s.drop(b, DropReason(header.DropBadChecksum))
+		return
+	}
+	s.stats.UDPDatagramsIn++
+	ep := s.udp.ports[u.DestinationPort()]
+	if ep == nil {
+		s.sendICMPError(ip, header.ICMPv4DestinationUnreachable, header.ICMPv4PortUnreachable, 0)
+		s.drop(b, DropNoSocket)
+		return
+	}
+	from, fromPort := ip.Source(), u.SourcePort()
+	hl := ip.HeaderLength()
+	bufPull(b, hl+header.UDPSize)
+	bufTruncate(b, int(u.Length())-header.UDPSize)
+	if ep.handler != nil {
+		ep.Received++
+		ep.handler(ep, bufData(b), from, fromPort)
+		bufFree(b)
+		return
+	}
+	if ep.size == len(ep.queue) {
+		ep.Dropped++
+		s.drop(b, DropSocketQueueFull)
+		return
+	}
+	ep.queue[(ep.head+ep.size)%len(ep.queue)] = Datagram{Buf: b, From: from, FromPort: fromPort}
+	ep.size++
+	ep.Received++
+}
+
+// deliverError gives an ICMP error to the socket bound to localPort.
+func (t *udpTable) deliverError(localPort uint16, remote [4]byte, remotePort uint16, err error) bool {
+	ep := t.ports[localPort]
+	if ep == nil {
+		return false
+	}
+	ep.pushError(UDPError{Err: err, Remote: remote, RemotePort: remotePort})
+	return true
+}
+
+// deliverLocalError tells the sender of datagram ip (one of ours, IPv4
+// header first) that it could not be sent.
+func (t *udpTable) deliverLocalError(ip []byte, err error) {
+	h := header.IPv4(ip)
+	if len(ip) < header.IPv4MinimumSize || h.Protocol() != header.ProtocolUDP || h.FragmentOffset() != 0 {
+		return
+	}
+	sport, dport, ok := transportPorts(h)
+	if ok {
+		t.deliverError(sport, h.Destination(), dport, err)
+	}
+}
