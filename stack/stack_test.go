@@ -386,3 +386,65 @@ func nonZero(s *Stack) map[string]uint64 {
 	}
 	return m
 }
+
+func TestICMPErrorForAFlowOfAnotherCoreIsForwarded(t *testing.T) {
+	n := newTestNet(t)
+	var forwarded []*nicq.Buf
+	a := n.add("10.0.0.1/24", func(c *Config) {
+		c.Core = 0
+		// Replies from 10.0.0.2:9999 to our port land on core 1.
+		c.FlowOwner = func(proto uint8, src, dst [4]byte, sp, dp uint16) int {
+			if src == ip4("10.0.0.2") && sp == 9999 {
+				return 1
+			}
+			return 0
+		}
+		c.Forward = func(core int, b *nicq.Buf) bool { forwarded = append(forwarded, b); return true }
+	})
+	n.add("10.0.0.2/24", nil)
+	ep, _ := a.BindUDP(0, UDPOptions{})
+	ep.SendTo([]byte("x"), ip4("10.0.0.2"), 9999)
+	n.run()
+	if len(forwarded) != 1 {
+		t.Fatalf("forwarded %d ICMP errors, want 1", len(forwarded))
+	}
+	if _, ok := ep.Err(); ok {
+		t.Fatal("error delivered on the wrong core")
+	}
+	// On the owning core the error reaches the socket.
+	c := n.add("10.0.0.1/24", nil)
+	sock, _ := c.BindUDP(ep.Port(), UDPOptions{})
+	c.InputForwarded(forwarded[0])
+	if e, ok := sock.Err(); !ok || !errors.Is(e.Err, ErrPortUnreachable) {
+		t.Fatalf("owning core's socket error %+v,%v", e, ok)
+	}
+	ep.Close()
+	sock.Close()
+	n.checkNoLeaks()
+}
+
+func TestThreeStacksPingEachOtherAndLearnEachOther(t *testing.T) {
+	n := newTestNet(t)
+	replies := map[[4]byte]int{}
+	on := func(c *Config) {
+		c.OnEchoReply = func(from [4]byte, _, _ uint16, _ []byte) { replies[from]++ }
+	}
+	s := []*Stack{n.add("10.0.0.1/24", on), n.add("10.0.0.2/24", on), n.add("10.0.0.3/24", on)}
+	for i, x := range s {
+		for j, y := range s {
+			if i != j {
+				x.Ping(y.addr, uint16(i), uint16(j), 16)
+			}
+		}
+	}
+	n.run()
+	for _, x := range s {
+		if replies[x.addr] != 2 {
+			t.Errorf("%v answered %d pings, want 2", x.Addr(), replies[x.addr])
+		}
+		if x.NeighbourCount() != 2 {
+			t.Errorf("%v knows %d neighbours, want 2", x.Addr(), x.NeighbourCount())
+		}
+	}
+	n.checkNoLeaks()
+}
