@@ -28,8 +28,11 @@ import (
 //     transmit ring, or flow control on the mem wire), and the caller keeps
 //     them to offer again later, or frees them. Send never takes part of a
 //     buffer. A return of n < len(bufs) is back-pressure, not an error.
-//   - Buffers passed to Send must come from the pool of this queue's core
-//     (Pool), because the driver frees them on that core.
+//   - Buffers passed to Send must come from pools the calling core owns
+//     (Pool, or another pool of the same core, such as a stack's pool of
+//     large reassembly buffers), because the driver frees them on that core,
+//     in a later Send or Recv. A driver that can transmit only from its own
+//     memory (AF_XDP from its UMEM) copies other buffers into it.
 //
 // # Sleeping
 //
@@ -218,7 +221,7 @@ type Counters struct {
 }
 
 // TotalDrops returns the sum of Drops.
-func (c *Counters) TotalDrops() uint64 {
+func (c Counters) TotalDrops() uint64 {
 	var n uint64
 	for _, d := range c.Drops {
 		n += d
@@ -226,19 +229,19 @@ func (c *Counters) TotalDrops() uint64 {
 	return n
 }
 
-// Tap is where a driver's queue keeps its capture switch: the writer frames
-// go to, or nil when capture is off. Switching is an atomic store, so any
-// goroutine may do it while the queue runs; the queue pays one atomic load
-// per burst to check.
-type Tap struct {
+// TapSwitch is where a driver's queue keeps its pcap capture switch: the
+// writer frames go to, or nil when capture is off. Switching is an atomic
+// store, so any goroutine may do it while the queue runs; the queue pays one
+// atomic load per burst to check.
+type TapSwitch struct {
 	w atomic.Pointer[PcapWriter]
 }
 
 // Set starts (w != nil) or stops (nil) capture.
-func (t *Tap) Set(w *PcapWriter) { t.w.Store(w) }
+func (t *TapSwitch) Set(w *PcapWriter) { t.w.Store(w) }
 
 // Writer returns the writer, or nil when capture is off.
-func (t *Tap) Writer() *PcapWriter { return t.w.Load() }
+func (t *TapSwitch) Writer() *PcapWriter { return t.w.Load() }
 
 // Wait puts the calling core to sleep until q has frames, timeout passes
 // (a negative timeout waits forever) or the wake-up is spurious, following
@@ -260,6 +263,9 @@ func Wait(q Queue, timeout time.Duration) (woken bool, err error) {
 		n, err := unix.Poll(fds[:], ms)
 		if err == unix.EINTR {
 			continue
+		}
+		if err == nil && fds[0].Revents&unix.POLLNVAL != 0 {
+			err = unix.EBADF // the queue was closed
 		}
 		if err != nil {
 			q.CancelWait()

@@ -253,22 +253,36 @@ func (s *Stack) Input(bufs []*nicq.Buf) {
 // PendingOutput returns how many frames wait for the NIC.
 func (s *Stack) PendingOutput() int { return len(s.tx) }
 
-// Flush offers the waiting frames to send (a NIC queue's Send) and keeps
-// those it did not take, in order, for the next call. It returns how many
-// were taken.
+// flushBurst is the most frames Flush offers to send in one call.
+const flushBurst = 64
+
+// Flush offers the waiting frames to send (a NIC queue's Send) in bursts and
+// keeps those it did not take, in order, for the next call. It returns how
+// many were taken.
 func (s *Stack) Flush(send func([]*nicq.Buf) int) int {
-	if len(s.tx) == 0 {
-		return 0
+	taken := 0
+	for taken < len(s.tx) {
+		burst := s.tx[taken:min(taken+flushBurst, len(s.tx))]
+		// Measure before sending: the buffers send takes belong to the
+		// driver at once and may be freed before it returns.
+		var lens [flushBurst]int
+		for i, b := range burst {
+			lens[i] = bufLen(b)
+		}
+		n := send(burst)
+		for _, l := range lens[:n] {
+			s.stats.TxBytes += uint64(l)
+		}
+		s.stats.TxFrames += uint64(n)
+		taken += n
+		if n < len(burst) {
+			break
+		}
 	}
-	n := send(s.tx)
-	s.stats.TxFrames += uint64(n)
-	for _, b := range s.tx[:n] {
-		s.stats.TxBytes += uint64(bufLen(b))
-	}
-	rest := copy(s.tx, s.tx[n:])
+	rest := copy(s.tx, s.tx[taken:])
 	clear(s.tx[rest:])
 	s.tx = s.tx[:rest]
-	return n
+	return taken
 }
 
 func (s *Stack) drop(b *nicq.Buf, r DropReason) {

@@ -1,0 +1,5 @@
+//go:build !mkstackdebug
+
+package mem_test
+
+const debugBuild = false
