@@ -448,3 +448,68 @@ func TestThreeStacksPingEachOtherAndLearnEachOther(t *testing.T) {
 	}
 	n.checkNoLeaks()
 }
+
+// inject hands s a frame built by fill (which gets the bytes after the
+// Ethernet header) from a host at 10.0.0.9.
+func inject(n *testNet, s *Stack, size int, fill func(ip []byte)) {
+	b := n.pools[0].Get()
+	f := b.Append(14 + size)
+	header.Ethernet(f).Encode(&header.EthernetFields{Destination: s.mac, Source: header.MAC{2, 0, 0, 0, 0, 9}, Type: header.EtherTypeIPv4})
+	fill(f[14:])
+	s.Input([]*nicq.Buf{b})
+}
+
+func TestFragmentationNeededLowersThePathMTU(t *testing.T) {
+	n := newTestNet(t)
+	a := n.add("10.0.0.1/24", nil)
+	n.add("10.0.0.2/24", nil)
+	ep, _ := a.BindUDP(0, UDPOptions{})
+	// A router says 10.0.0.2 is behind a 576-byte link, quoting our datagram.
+	inject(n, a, 20+8+28, func(p []byte) {
+		header.IPv4(p).Encode(&header.IPv4Fields{TotalLength: 56, TTL: 64, Protocol: header.ProtocolICMPv4, Source: ip4("10.0.0.9"), Destination: ip4("10.0.0.1")})
+		m := header.ICMPv4(p[20:])
+		m.Encode(&header.ICMPv4Fields{Type: header.ICMPv4DestinationUnreachable, Code: header.ICMPv4FragmentationNeeded, RestOfHeader: 576})
+		header.IPv4(p[28:]).Encode(&header.IPv4Fields{TotalLength: 1028, TTL: 64, Protocol: header.ProtocolUDP, Flags: header.IPv4FlagDontFragment, Source: ip4("10.0.0.1"), Destination: ip4("10.0.0.2")})
+		header.UDP(p[48:]).Encode(&header.UDPFields{SourcePort: ep.Port(), DestinationPort: 7, Length: 1008})
+		m.SetChecksum(m.ComputeChecksum())
+	})
+	if got := a.PathMTU(ip4("10.0.0.2")); got != 576 {
+		t.Fatalf("path MTU %d, want 576", got)
+	}
+	if e, ok := ep.Err(); !ok || !errors.Is(e.Err, ErrMessageTooLong) {
+		t.Fatalf("socket error %+v,%v; want message too long", e, ok)
+	}
+	ep.SendTo(make([]byte, 1000), ip4("10.0.0.2"), 7)
+	n.run()
+	// 1008 bytes of UDP in 552-byte pieces.
+	if a.Stats().FragmentsOut != 2 {
+		t.Fatalf("fragments out %d, want 2", a.Stats().FragmentsOut)
+	}
+	if a.PathMTU(ip4("10.0.0.3")) != 1500 {
+		t.Fatal("path MTU leaked to another destination")
+	}
+	ep.Close()
+	n.checkNoLeaks()
+}
+
+func TestUDPWithZeroChecksumIsAcceptedAndWithABadOneDropped(t *testing.T) {
+	n := newTestNet(t)
+	b := n.add("10.0.0.2/24", nil)
+	sock, _ := b.BindUDP(7, UDPOptions{})
+	datagram := func(csum func(u header.UDP) uint16) {
+		inject(n, b, 20+8+4, func(p []byte) {
+			header.IPv4(p).Encode(&header.IPv4Fields{TotalLength: 32, TTL: 64, Protocol: header.ProtocolUDP, Source: ip4("10.0.0.9"), Destination: ip4("10.0.0.2")})
+			u := header.UDP(p[20:])
+			u.Encode(&header.UDPFields{SourcePort: 1000, DestinationPort: 7, Length: 12})
+			copy(u[8:], "ping")
+			u.SetChecksum(csum(u))
+		})
+	}
+	datagram(func(header.UDP) uint16 { return 0 })
+	datagram(func(header.UDP) uint16 { return 0x1234 })
+	if sock.Len() != 1 || b.Stats().Drops[DropReason(header.DropBadChecksum)] != 1 {
+		t.Fatalf("queued %d, bad checksum drops %d; want 1 and 1", sock.Len(), b.Stats().Drops[DropReason(header.DropBadChecksum)])
+	}
+	sock.Close()
+	n.checkNoLeaks()
+}
