@@ -1,0 +1,73 @@
+//go:build mkstack_tcp_wip
+
+package stack
+
+import (
+	"encoding/binary"
+	"math/bits"
+)
+
+// isn returns the initial send sequence number of a connection (RFC 6528):
+// ISN = M + F(localip, localport, remoteip, remoteport, secretkey), where M
+// is a clock ticking every 4 µs and F is SipHash-2-4 keyed by
+// TCPConfig.ISNKey. The clock keeps successive incarnations of one tuple
+// moving forward through sequence space; the keyed hash keeps an off-path
+// attacker from guessing the ISN of a tuple it cannot see.
+func (t *tcpTable) isn(id tcpTuple, now int64) uint32 {
+	var m [12]byte
+	copy(m[0:4], id.localAddr[:])
+	copy(m[4:8], id.remoteAddr[:])
+	binary.BigEndian.PutUint16(m[8:], id.localPort)
+	binary.BigEndian.PutUint16(m[10:], id.remotePort)
+	k0 := binary.LittleEndian.Uint64(t.cfg.ISNKey[0:8])
+	k1 := binary.LittleEndian.Uint64(t.cfg.ISNKey[8:16])
+	return uint32(now/4000) + uint32(sipHash24(k0, k1, m[:]))
+}
+
+// sipHash24 is SipHash-2-4 (Aumasson and Bernstein) of m under the key
+// (k0, k1), both read little-endian as the reference does.
+func sipHash24(k0, k1 uint64, m []byte) uint64 {
+	v0 := k0 ^ 0x736f6d6570736575
+	v1 := k1 ^ 0x646f72616e646f6d
+	v2 := k0 ^ 0x6c7967656e657261
+	v3 := k1 ^ 0x7465646279746573
+	round := func() {
+		v0 += v1
+		v1 = bits.RotateLeft64(v1, 13)
+		v1 ^= v0
+		v0 = bits.RotateLeft64(v0, 32)
+		v2 += v3
+		v3 = bits.RotateLeft64(v3, 16)
+		v3 ^= v2
+		v0 += v3
+		v3 = bits.RotateLeft64(v3, 21)
+		v3 ^= v0
+		v2 += v1
+		v1 = bits.RotateLeft64(v1, 17)
+		v1 ^= v2
+		v2 = bits.RotateLeft64(v2, 32)
+	}
+	n := len(m)
+	for len(m) >= 8 {
+		w := binary.LittleEndian.Uint64(m)
+		v3 ^= w
+		round()
+		round()
+		v0 ^= w
+		m = m[8:]
+	}
+	last := uint64(n) << 56
+	for i, b := range m {
+		last |= uint64(b) << (8 * i)
+	}
+	v3 ^= last
+	round()
+	round()
+	v0 ^= last
+	v2 ^= 0xff
+	round()
+	round()
+	round()
+	round()
+	return v0 ^ v1 ^ v2 ^ v3
+}

@@ -1,0 +1,57 @@
+//go:build mkstack_tcp_wip
+
+package stack
+
+// byteRing is a fixed ring of bytes: a connection's send or receive buffer.
+// It is allocated once, with the connection; nothing after that allocates.
+type byteRing struct {
+	buf  []byte
+	head int // index of the oldest byte
+	n    int // bytes held
+}
+
+func (r *byteRing) init(size int) { r.buf = make([]byte, size) }
+
+func (r *byteRing) len() int  { return r.n }
+func (r *byteRing) free() int { return len(r.buf) - r.n }
+
+// write appends as much of p as fits and returns how much did.
+func (r *byteRing) write(p []byte) int {
+	p = p[:min(len(p), r.free())]
+	tail := (r.head + r.n) % max(len(r.buf), 1)
+	k := copy(r.buf[tail:], p)
+	copy(r.buf, p[k:])
+	r.n += len(p)
+	return len(p)
+}
+
+// peek copies bytes from offset off (from the oldest byte) into p without
+// taking them, and returns how many it copied.
+func (r *byteRing) peek(off int, p []byte) int {
+	if off >= r.n {
+		return 0
+	}
+	p = p[:min(len(p), r.n-off)]
+	start := (r.head + off) % len(r.buf)
+	k := copy(p, r.buf[start:])
+	copy(p[k:], r.buf)
+	return len(p)
+}
+
+// discard drops the n oldest bytes.
+func (r *byteRing) discard(n int) {
+	n = min(n, r.n)
+	r.n -= n
+	if r.n == 0 {
+		r.head = 0 // keep later writes contiguous
+		return
+	}
+	r.head = (r.head + n) % len(r.buf)
+}
+
+// read takes up to len(p) of the oldest bytes.
+func (r *byteRing) read(p []byte) int {
+	n := r.peek(0, p)
+	r.discard(n)
+	return n
+}
