@@ -11,12 +11,9 @@ import (
 	"github.com/mkstack/mkstack/stack/timer"
 )
 
-// Clock is the only source of time a stack reads: nanoseconds on a
-// monotonic scale. The runtime passes the real clock; tests pass a virtual
-// one and step it.
-type Clock interface {
-	Now() int64
-}
+// Clock is the only source of time a stack reads: nicq's clock, so the
+// runtime passes nicq.SystemClock and tests a nicq.VirtualClock they step.
+type Clock = nicq.Clock
 
 // FlowOwnerFunc returns the core whose NIC queue receives packets with this
 // tuple (as they arrive: source is the remote end). The runtime builds it
