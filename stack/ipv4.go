@@ -101,9 +101,7 @@ func (s *Stack) deliverIPv4(b *nicq.Buf) {
 	case header.ProtocolUDP:
 		s.inputUDP(b, ip)
 	case header.ProtocolTCP:
-		// TCP is the next part of the stack; until then its segments
-		// are counted like any protocol we do not speak.
-		s.drop(b, DropUnknownProtocol)
+		s.tcpInput(b, ip)
 	default:
 		if ip.Destination() == s.addr {
 			s.sendICMPError(ip, header.ICMPv4DestinationUnreachable, header.ICMPv4ProtocolUnreachable, 0)

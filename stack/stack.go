@@ -87,6 +87,9 @@ type Config struct {
 	OnNeighbour func(ip [4]byte, mac header.MAC)
 	// OnEchoReply is called for each ICMP echo reply addressed to us.
 	OnEchoReply func(from [4]byte, id, seq uint16, payload []byte)
+
+	// TCP configures the stack's TCP (zero values take its defaults).
+	TCP TCPConfig
 }
 
 func (c *Config) setDefaults() {
@@ -151,6 +154,7 @@ type Stack struct {
 	neigh  neighbourTable
 	reasm  reassembler
 	udp    udpTable
+	tcp    tcpTable
 	icmp   icmpLimiter
 	pmtu   pmtuCache
 
@@ -196,6 +200,7 @@ func New(cfg Config) (*Stack, error) {
 	s.neigh.init(s)
 	s.reasm.init(s)
 	s.udp.init(s)
+	s.tcp.init(s, cfg.TCP)
 	s.icmp.init(cfg.ICMPErrorsPerSecond, s.now)
 	s.ipID = uint16(s.now) ^ uint16(cfg.Core)<<12
 	return s, nil

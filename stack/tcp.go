@@ -1,12 +1,8 @@
-//go:build mkstack_tcp_wip
-
 package stack
 
-// # TCP: design notes (work in progress, built only with -tags mkstack_tcp_wip)
+// # TCP: design notes
 //
-// This file and its siblings (tcp_*.go) are the beginning of the stack's TCP
-// (RFC 9293). They are kept behind a build tag until the two hooks described
-// at tcpOf and (*Stack).tcpInput are added to stack.go and ipv4.go.
+// This file and its siblings (tcp_*.go) are the stack's TCP (RFC 9293).
 //
 // ## Connections
 //
@@ -124,8 +120,8 @@ var (
 	ErrTooManyConns      = errors.New("too many connections")
 )
 
-// TCPConfig configures a stack's TCP. Zero values take the defaults named on
-// each field. (It will become Config.TCP.)
+// TCPConfig configures a stack's TCP (Config.TCP). Zero values take the
+// defaults named on each field.
 type TCPConfig struct {
 	// ISNKey is the secret of the initial sequence number hash (RFC 6528).
 	// The runtime must fill it from crypto/rand; tests may fix it for
@@ -239,22 +235,8 @@ type tcpTable struct {
 	stats         TCPStats
 }
 
-// tcpTables stands in for a `tcp tcpTable` field of Stack while stack.go
-// cannot be edited. It is NOT safe for several cores (a shared map): it is
-// for tests under the build tag only, and goes away with the hook.
-var tcpTables = map[*Stack]*tcpTable{}
-
-// tcpOf returns s's TCP state. With the hook in place this becomes
-// `return &s.tcp` (and New calls s.tcp.init(s, cfg.TCP)).
-func tcpOf(s *Stack) *tcpTable {
-	t := tcpTables[s]
-	if t == nil {
-		t = &tcpTable{}
-		t.init(s, TCPConfig{})
-		tcpTables[s] = t
-	}
-	return t
-}
+// tcpOf returns s's TCP state.
+func tcpOf(s *Stack) *tcpTable { return &s.tcp }
 
 func (t *tcpTable) init(s *Stack, cfg TCPConfig) {
 	cfg.setDefaults()
@@ -263,17 +245,6 @@ func (t *tcpTable) init(s *Stack, cfg TCPConfig) {
 	t.conns = make(map[tcpTuple]*TCPConn)
 	t.listeners = make(map[uint16]*TCPListener)
 	t.nextEphemeral = ephemeralFirst
-}
-
-// ConfigureTCP sets the stack's TCP configuration. It must be called before
-// any TCP socket exists. (It goes away when Config gains a TCP field.)
-func (s *Stack) ConfigureTCP(cfg TCPConfig) error {
-	t := tcpOf(s)
-	if len(t.conns) != 0 || len(t.listeners) != 0 {
-		return fmt.Errorf("configure tcp: %w: sockets exist", ErrInvalidConfig)
-	}
-	t.init(s, cfg)
-	return nil
 }
 
 // TCPStats returns the stack's TCP counters.

@@ -1,5 +1,3 @@
-//go:build mkstack_tcp_wip
-
 package stack
 
 import (
@@ -35,10 +33,7 @@ func (g *tcpSegment) seqLen() uint32 {
 }
 
 // tcpInput handles a TCP segment addressed to us; b starts at the IPv4
-// header ip. The hook in deliverIPv4 calls it:
-//
-//	case header.ProtocolTCP:
-//		s.tcpInput(b, ip)
+// header ip (deliverIPv4 calls it).
 func (s *Stack) tcpInput(b *nicq.Buf, ip header.IPv4) {
 	t := tcpOf(s)
 	raw, r := header.ParseTCP(ip.Payload())

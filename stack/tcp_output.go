@@ -1,5 +1,3 @@
-//go:build mkstack_tcp_wip
-
 package stack
 
 import (

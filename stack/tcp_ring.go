@@ -1,5 +1,3 @@
-//go:build mkstack_tcp_wip
-
 package stack
 
 // byteRing is a fixed ring of bytes: a connection's send or receive buffer.

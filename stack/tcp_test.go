@@ -1,5 +1,3 @@
-//go:build mkstack_tcp_wip
-
 package stack
 
 import (
@@ -13,36 +11,6 @@ import (
 	"github.com/mkstack/mkstack/stack/header"
 )
 
-// tapTCP makes n deliver TCP segments straight to tcpInput of the stack
-// they are addressed to, standing in for the deliverIPv4 hook that is not
-// there yet. log, if set, records every segment as it crosses.
-func tapTCP(n *testNet, log func(from int, seg header.TCP)) {
-	n.filter = func(from int, frame []byte) bool {
-		eth := header.Ethernet(frame)
-		if eth.PayloadType() != header.EtherTypeIPv4 {
-			return true
-		}
-		ip := header.IPv4(eth.Payload())
-		if ip.Protocol() != header.ProtocolTCP {
-			return true
-		}
-		if log != nil {
-			log(from, header.TCP(ip.Payload()))
-		}
-		for j, r := range n.stacks {
-			if r.addr != ip.Destination() {
-				continue
-			}
-			c := n.pools[j].Get()
-			copy(c.Append(len(frame)), frame)
-			bufPull(c, 14)
-			r.now = n.clock.Now()
-			r.tcpInput(c, header.IPv4(bufData(c)))
-		}
-		return false
-	}
-}
-
 func pattern(n int) []byte {
 	p := make([]byte, n)
 	for i := range p {
@@ -53,11 +21,14 @@ func pattern(n int) []byte {
 
 // tcpPair is two stacks with a listener on b:80 that queues connections.
 func tcpPair(t *testing.T) (n *testNet, a, b *Stack, l *TCPListener) {
+	return tcpPairWith(t, nil)
+}
+
+// tcpPairWith is tcpPair with a tweak of a's config.
+func tcpPairWith(t *testing.T, tweakA func(*Config)) (n *testNet, a, b *Stack, l *TCPListener) {
 	n = newTestNet(t)
-	a = n.add("10.0.0.1/24", nil)
+	a = n.add("10.0.0.1/24", tweakA)
 	b = n.add("10.0.0.2/24", nil)
-	t.Cleanup(func() { delete(tcpTables, a); delete(tcpTables, b) })
-	tapTCP(n, nil)
 	l, err := b.ListenTCP(80, TCPListenOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -125,8 +96,7 @@ func TestTCPHandshakeThenTransferByteForByteBothWays(t *testing.T) {
 }
 
 func TestTCPCloseFromClientGoesThroughTimeWait(t *testing.T) {
-	n, a, b, l := tcpPair(t)
-	a.ConfigureTCP(TCPConfig{MSL: time.Second})
+	n, a, b, l := tcpPairWith(t, func(c *Config) { c.TCP.MSL = time.Second })
 	c, _ := a.DialTCP(ip4("10.0.0.2"), 80, TCPConnOptions{})
 	n.run()
 	sc, _ := l.Accept()
@@ -195,8 +165,6 @@ func TestTCPSimultaneousOpen(t *testing.T) {
 	n := newTestNet(t)
 	a := n.add("10.0.0.1/24", nil)
 	b := n.add("10.0.0.2/24", nil)
-	t.Cleanup(func() { delete(tcpTables, a); delete(tcpTables, b) })
-	tapTCP(n, nil)
 	// Make the ports meet: both dial the other's first ephemeral port.
 	ca, _ := a.DialTCP(ip4("10.0.0.2"), ephemeralFirst, TCPConnOptions{})
 	cb, _ := b.DialTCP(ip4("10.0.0.1"), ephemeralFirst, TCPConnOptions{})
@@ -230,7 +198,6 @@ func TestTCPRetransmitsLostSYNAfterInitialRTO(t *testing.T) {
 	n, a, _, l := tcpPair(t)
 	var syns []int64
 	lost := 1
-	tap := n.filter
 	n.filter = func(from int, f []byte) bool {
 		eth := header.Ethernet(f)
 		if eth.PayloadType() == header.EtherTypeIPv4 {
@@ -243,7 +210,7 @@ func TestTCPRetransmitsLostSYNAfterInitialRTO(t *testing.T) {
 				}
 			}
 		}
-		return tap(from, f)
+		return true
 	}
 	c, _ := a.DialTCP(ip4("10.0.0.2"), 80, TCPConnOptions{})
 	n.run()
@@ -337,7 +304,6 @@ func replies(s *Stack) []header.TCPFields {
 func TestScriptedResetsToAClosedPort(t *testing.T) {
 	n := newTestNet(t)
 	s := n.add("10.0.0.2/24", nil)
-	t.Cleanup(func() { delete(tcpTables, s) })
 	s.LearnNeighbour(ip4("10.0.0.9"), header.MAC{2, 0, 0, 0, 0, 9})
 	cases := []struct {
 		name string
@@ -375,7 +341,6 @@ func TestScriptedResetsToAClosedPort(t *testing.T) {
 func TestScriptedPassiveOpenAnswersWithSYNACKAndOptions(t *testing.T) {
 	n := newTestNet(t)
 	s := n.add("10.0.0.2/24", nil)
-	t.Cleanup(func() { delete(tcpTables, s) })
 	s.LearnNeighbour(ip4("10.0.0.9"), header.MAC{2, 0, 0, 0, 0, 9})
 	l, _ := s.ListenTCP(80, TCPListenOptions{})
 	injectTCP(t, n, s, n.pools[0], scriptSeg{sport: 4000, dport: 80, seq: 5000, flags: header.TCPFlagSYN, wnd: 8192})
