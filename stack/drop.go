@@ -20,7 +20,7 @@ const (
 	DropMartianSource
 	// DropUnknownProtocol: an IPv4 protocol this stack does not speak.
 	DropUnknownProtocol
-	// DropNoSocket: a UDP datagram to a port nobody bound.
+	// DropNoSocket: a UDP datagram or TCP segment to a port nobody bound.
 	DropNoSocket
 	// DropSocketQueueFull: a socket's bounded receive queue was full.
 	DropSocketQueueFull
@@ -56,6 +56,36 @@ const (
 	// DropNotSupported: IPv6 and other protocols not built yet.
 	DropNotSupported
 
+	// DropTCPOutOfWindow: a segment outside the receive window (answered
+	// with an ACK, RFC 9293 3.10.7.4).
+	DropTCPOutOfWindow
+	// DropTCPPAWS: a segment with an old timestamp (RFC 7323 5.3).
+	DropTCPPAWS
+	// DropTCPChallenged: an RST, SYN or ACK that RFC 5961 answers with a
+	// challenge ACK instead of acting on it.
+	DropTCPChallenged
+	// DropTCPBadACK: an ACK for data never sent (answered with an ACK).
+	DropTCPBadACK
+	// DropTCPSYNQueueFull: a SYN refused because the SYN queue was full
+	// and SYN cookies are disabled.
+	DropTCPSYNQueueFull
+	// DropTCPAcceptQueueFull: a handshake completed with a full accept
+	// queue (the connection is reset).
+	DropTCPAcceptQueueFull
+	// DropTCPOutOfOrderFull: an out-of-order segment that would need more
+	// than the bounded number of holes.
+	DropTCPOutOfOrderFull
+	// DropTCPBadCookie: an ACK to a listener whose SYN cookie did not
+	// validate.
+	DropTCPBadCookie
+	// DropTCPTooManyConns: a SYN refused because the connection table was
+	// full.
+	DropTCPTooManyConns
+	// DropTCPIgnored: a segment the state machine discards without an
+	// answer (no ACK flag, an RST in TIME-WAIT per RFC 1337, a stray
+	// segment to a listener).
+	DropTCPIgnored
+
 	// NumDropReasons is the number of DropReason values.
 	NumDropReasons
 )
@@ -67,6 +97,9 @@ var stackDropNames = [...]string{
 	"fragment_overlap", "reassembly_memory", "reassembly_timeout",
 	"too_many_fragments", "tx_queue_full", "no_buffer", "forward_failed",
 	"icmp_rate_limited", "icmp_unmatched", "too_big", "not_supported",
+	"tcp_out_of_window", "tcp_paws", "tcp_challenged", "tcp_bad_ack",
+	"tcp_syn_queue_full", "tcp_accept_queue_full", "tcp_out_of_order_full",
+	"tcp_bad_cookie", "tcp_too_many_conns", "tcp_ignored",
 }
 
 // String returns the reason in snake case, fit for a metric label value.

@@ -55,6 +55,9 @@ func (s *Stack) InputForwarded(b *nicq.Buf) {
 	}
 	bufTruncate(b, len(ip))
 	s.deliverIPv4(b)
+	if len(s.tcp.pending) > 0 {
+		s.tcp.flushPending()
+	}
 }
 
 // forwardIfNotOurs hands a reassembled datagram to the core that owns its

@@ -250,6 +250,9 @@ func (s *Stack) Input(bufs []*nicq.Buf) {
 	for _, b := range bufs {
 		s.inputFrame(b)
 	}
+	if len(s.tcp.pending) > 0 {
+		s.tcp.flushPending()
+	}
 }
 
 // PendingOutput returns how many frames wait for the NIC.

@@ -108,6 +108,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mkstack/mkstack/stack/congestion"
 	"github.com/mkstack/mkstack/stack/timer"
 )
 
@@ -120,29 +121,63 @@ var (
 	ErrTooManyConns      = errors.New("too many connections")
 )
 
+// PortPicker chooses the local port of an active open so that the peer's
+// replies land on this core's NIC queue; *rss.PortAllocator is one.
+// Release gives a port back when its connection leaves the table.
+type PortPicker interface {
+	PickIPv4(local, remote [4]byte, remotePort uint16) (uint16, error)
+	Release(port uint16) bool
+}
+
 // TCPConfig configures a stack's TCP (Config.TCP). Zero values take the
 // defaults named on each field.
 type TCPConfig struct {
-	// ISNKey is the secret of the initial sequence number hash (RFC 6528).
-	// The runtime must fill it from crypto/rand; tests may fix it for
-	// replay. The same key on every core is fine (the tuple differs).
+	// ISNKey is the secret of the initial sequence number hash (RFC 6528)
+	// and of SYN cookies. The runtime must fill it from crypto/rand; tests
+	// may fix it for replay. The same key on every core is fine.
 	ISNKey [16]byte
 	// MSL is the maximum segment lifetime; TIME-WAIT lasts 2*MSL
 	// (default 30s, as Linux's 60s TIME-WAIT).
 	MSL time.Duration
-	// MaxConns bounds the connection table (default 65536).
+	// MaxConns bounds the connection table, TIME-WAIT included (default
+	// 65536).
 	MaxConns int
 	// SendBuffer and ReceiveBuffer size each connection's rings (default
-	// 256 KiB each).
+	// 128 KiB each). The receive ring's free space is the window.
 	SendBuffer, ReceiveBuffer int
 	// SYNQueue and AcceptQueue are a listener's defaults (128 each).
 	SYNQueue, AcceptQueue int
+	// DisableSYNCookies refuses SYNs when a SYN queue is full instead of
+	// answering with a cookie (RFC 4987).
+	DisableSYNCookies bool
 	// InitialRTO, MinRTO and MaxRTO bound the retransmission timeout
 	// (defaults 1s, 200ms as Linux, 60s as RFC 6298 allows).
 	InitialRTO, MinRTO, MaxRTO time.Duration
 	// MaxRetries is how many RTO expiries in a row end a connection
 	// (default 15, as Linux's tcp_retries2).
 	MaxRetries int
+	// DelayedACK is the longest an ACK waits for a second segment or for
+	// data to ride on (default 40ms, Linux's minimum).
+	DelayedACK time.Duration
+	// Congestion names the default congestion control: "cubic" (the
+	// default) or "newreno".
+	Congestion string
+	// DisableSACK and DisableTimestamps stop offering those options.
+	DisableSACK, DisableTimestamps bool
+	// MaxOutOfOrder bounds the holes the receive side tracks (default 16);
+	// a segment that would need more is dropped and counted.
+	MaxOutOfOrder int
+	// KeepAliveIdle, KeepAliveInterval and KeepAliveProbes shape
+	// keepalive for connections that enable it (defaults 2h, 75s, 9, as
+	// Linux).
+	KeepAliveIdle, KeepAliveInterval time.Duration
+	KeepAliveProbes                  int
+	// ChallengeACKsPerSecond bounds RFC 5961 challenge ACKs (default 1000).
+	ChallengeACKsPerSecond int
+	// Ports, if set, chooses the local ports of active opens (the runtime
+	// passes an rss.PortAllocator for this core). Otherwise ports come
+	// from the IANA ephemeral range in turn.
+	Ports PortPicker
 }
 
 func (c *TCPConfig) setDefaults() {
@@ -158,14 +193,37 @@ func (c *TCPConfig) setDefaults() {
 	}
 	defDur(&c.MSL, 30*time.Second)
 	def(&c.MaxConns, 65536)
-	def(&c.SendBuffer, 256<<10)
-	def(&c.ReceiveBuffer, 256<<10)
+	def(&c.SendBuffer, 128<<10)
+	def(&c.ReceiveBuffer, 128<<10)
 	def(&c.SYNQueue, 128)
 	def(&c.AcceptQueue, 128)
 	defDur(&c.InitialRTO, time.Second)
 	defDur(&c.MinRTO, 200*time.Millisecond)
 	defDur(&c.MaxRTO, 60*time.Second)
 	def(&c.MaxRetries, 15)
+	defDur(&c.DelayedACK, 40*time.Millisecond)
+	if c.Congestion == "" {
+		c.Congestion = "cubic"
+	}
+	def(&c.MaxOutOfOrder, 16)
+	c.MaxOutOfOrder = min(c.MaxOutOfOrder, maxOutOfOrder)
+	defDur(&c.KeepAliveIdle, 2*time.Hour)
+	defDur(&c.KeepAliveInterval, 75*time.Second)
+	def(&c.KeepAliveProbes, 9)
+	def(&c.ChallengeACKsPerSecond, 1000)
+}
+
+func (c *TCPConfig) validate() error {
+	if _, err := congestion.ByName(c.Congestion); err != nil {
+		return err
+	}
+	if c.SendBuffer < 1024 || c.ReceiveBuffer < 1024 {
+		return fmt.Errorf("tcp buffers of %d and %d bytes: at least 1024 each", c.SendBuffer, c.ReceiveBuffer)
+	}
+	if c.ReceiveBuffer > 1<<30 || c.SendBuffer > 1<<30 {
+		return fmt.Errorf("tcp buffers of %d and %d bytes: at most 1 GiB each", c.SendBuffer, c.ReceiveBuffer)
+	}
+	return nil
 }
 
 // tcpState is a connection state of RFC 9293 section 3.3.2.
@@ -201,7 +259,17 @@ const (
 	TCPEventClosed
 )
 
-// TCPHandler runs on the owning core for each event of a connection.
+var tcpEventNames = [...]string{"established", "readable", "writable", "peer-closed", "closed"}
+
+func (e TCPEvent) String() string {
+	if int(e) < len(tcpEventNames) {
+		return tcpEventNames[e]
+	}
+	return "unknown"
+}
+
+// TCPHandler runs on the owning core for each event of a connection. It
+// must not block.
 type TCPHandler func(c *TCPConn, ev TCPEvent)
 
 // tcpTuple identifies a connection; it is the table's map key.
@@ -213,38 +281,67 @@ type tcpTuple struct {
 // TCPStats are a stack's TCP counters.
 type TCPStats struct {
 	SegmentsIn, SegmentsOut uint64
-	Retransmits             uint64
+	Retransmits             uint64 // segments sent again, for any reason
+	FastRetransmits         uint64 // recoveries entered on dup ACKs or SACK
+	RTOs                    uint64 // retransmission timer expiries
+	TailLossProbes          uint64 // RFC 8985 probes sent
+	SACKRecoveries          uint64 // recoveries driven by SACK blocks
 	ResetsSent              uint64
 	ChallengeACKs           uint64
 	ActiveOpens             uint64
 	PassiveOpens            uint64
+	SYNCookiesSent          uint64
+	SYNCookiesValid         uint64
 	SYNQueueDrops           uint64
 	AcceptQueueDrops        uint64
 	BadSegments             uint64
+	DelayedACKs             uint64 // ACKs sent by the delayed-ACK timer
+	PersistProbes           uint64
+	KeepAliveProbes         uint64
+	OutOfOrderSegments      uint64
+	Established             uint64 // connections now in ESTABLISHED
+	TimeWait                uint64 // connections now in TIME-WAIT
 }
+
+const maxOutOfOrder = 32
 
 type tcpTable struct {
 	s         *Stack
 	cfg       TCPConfig
+	cc        congestion.Algorithm
 	conns     map[tcpTuple]*TCPConn
 	listeners map[uint16]*TCPListener
-	// nextEphemeral is where the search for a free local port for an
-	// active open resumes. TODO: take it from rss.PortAllocator so the
-	// reply lands on this core.
+	// free holds closed connections the application released, rings
+	// included, so connect/close churn does not allocate.
+	free []*TCPConn
+	// pending lists connections with work deferred to the end of the
+	// receive burst (one ACK and one Readable event per burst).
+	pending []*TCPConn
+	// nextEphemeral is where the search for a free local port resumes
+	// when no PortPicker is configured.
 	nextEphemeral uint16
-	stats         TCPStats
+	// challenge ACK budget (RFC 5961 7).
+	challengeTokens int
+	challengeSecond int64
+	stats           TCPStats
 }
 
 // tcpOf returns s's TCP state.
 func tcpOf(s *Stack) *tcpTable { return &s.tcp }
 
-func (t *tcpTable) init(s *Stack, cfg TCPConfig) {
+func (t *tcpTable) init(s *Stack, cfg TCPConfig) error {
 	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return err
+	}
 	t.s = s
 	t.cfg = cfg
+	t.cc, _ = congestion.ByName(cfg.Congestion)
 	t.conns = make(map[tcpTuple]*TCPConn)
 	t.listeners = make(map[uint16]*TCPListener)
+	t.pending = make([]*TCPConn, 0, 64)
 	t.nextEphemeral = ephemeralFirst
+	return nil
 }
 
 // TCPStats returns the stack's TCP counters.
@@ -259,9 +356,16 @@ type TCPListenOptions struct {
 	// OnEvent, if set, receives every event of each accepted connection,
 	// which then bypasses the accept queue.
 	OnEvent TCPHandler
+	// OnAcceptable, if set, is called when a connection joins the accept
+	// queue (the sockets layer wakes Accept with it).
+	OnAcceptable func(l *TCPListener)
 	// SYNQueue and AcceptQueue bound the listener's queues (defaults from
 	// TCPConfig).
 	SYNQueue, AcceptQueue int
+	// NoDelay turns Nagle's algorithm off for accepted connections.
+	NoDelay bool
+	// KeepAlive turns keepalive on for accepted connections.
+	KeepAlive bool
 }
 
 // TCPListener is a listen socket on one stack.
@@ -298,6 +402,9 @@ func (s *Stack) ListenTCP(port uint16, opts TCPListenOptions) (*TCPListener, err
 // Port returns the listening port.
 func (l *TCPListener) Port() uint16 { return l.port }
 
+// Pending returns the connections waiting in the accept queue.
+func (l *TCPListener) Pending() int { return l.n }
+
 // Accept takes the oldest established connection; ok is false when none
 // waits.
 func (l *TCPListener) Accept() (c *TCPConn, ok bool) {
@@ -312,7 +419,8 @@ func (l *TCPListener) Accept() (c *TCPConn, ok bool) {
 	return c, true
 }
 
-// Close stops listening and resets the connections not yet accepted.
+// Close stops listening, resets the connections not yet accepted and
+// those still in the handshake.
 func (l *TCPListener) Close() {
 	if l.closed {
 		return
@@ -325,6 +433,13 @@ func (l *TCPListener) Close() {
 		}
 		c.Abort()
 	}
+	if l.synCount > 0 {
+		for _, c := range l.t.conns {
+			if c.listener == l && c.state == tcpSynReceived {
+				c.Abort()
+			}
+		}
+	}
 	delete(l.t.listeners, l.port)
 }
 
@@ -334,15 +449,29 @@ func (l *TCPListener) pushAccept(c *TCPConn) bool {
 	}
 	l.accept[(l.head+l.n)%len(l.accept)] = c
 	l.n++
+	if l.opts.OnAcceptable != nil {
+		l.opts.OnAcceptable(l)
+	}
 	return true
 }
 
 // TCPConnOptions configure a connection opened by DialTCP.
 type TCPConnOptions struct {
 	OnEvent TCPHandler
+	// NoDelay turns Nagle's algorithm off.
+	NoDelay bool
+	// KeepAlive turns keepalive probes on.
+	KeepAlive bool
+	// Congestion overrides TCPConfig.Congestion for this connection.
+	Congestion string
 }
 
-// TCPConn is one TCP connection.
+// seqRange is [start, end) in sequence space.
+type seqRange struct{ start, end uint32 }
+
+// TCPConn is one TCP connection. Its methods must be called on the owning
+// core. After the Closed event and a call to Close (or Abort) the stack may
+// reuse the value for another connection: drop every reference by then.
 type TCPConn struct {
 	t       *tcpTable
 	id      tcpTuple
@@ -353,25 +482,68 @@ type TCPConn struct {
 	// queue).
 	listener *TCPListener
 	err      error
+	// Context is the application's: the stack never reads it.
+	Context any
 
 	// Send sequence space (RFC 9293 3.3.1).
 	iss, sndUna, sndNxt uint32
-	sndWnd              uint32 // scaled
-	sndWl1, sndWl2      uint32
-	sndShift            uint8 // the peer's window scale
-	sndMSS              int   // largest payload we send
+	// sndMax is the highest sequence number sent: sndNxt goes back
+	// after a timeout, sndMax never does (an ACK up to it is valid).
+	sndMax            uint32
+	sndWnd, maxSndWnd uint32 // scaled
+	sndWl1, sndWl2    uint32
+	sndShift          uint8 // the peer's window scale
+	sndMSS            int   // largest segment (payload + options) we send
 	// Receive sequence space; rcvWnd is rcvBuf's free space.
 	irs, rcvNxt uint32
 	rcvShift    uint8 // our window scale
 	wsOK        bool  // both SYNs carried Window Scale
+	lastAckSent uint32
+
+	// Options both sides agreed on.
+	sackOK, tsOK bool
+	tsRecent     uint32 // the peer's latest TSval (RFC 7323 4.3)
+	tsRecentAt   int64
+	tsOffset     uint32 // added to our millisecond clock for TSval
+
+	noDelay, keepAlive, released, portPicked bool
 
 	// finQueued: the application closed; a FIN follows the last byte.
 	// finSent and finSeq: the FIN's sequence number once sent.
 	finQueued, finSent bool
 	finSeq             uint32
 	peerFIN            bool
+	// A FIN that arrived beyond a hole, processed when the hole fills.
+	peerFINPending bool
+	peerFINSeq     uint32
 
 	sndBuf, rcvBuf byteRing
+	// ooo are the out-of-order ranges held in rcvBuf beyond rcvNxt,
+	// sorted; oooLatest starts the one that got the latest segment (the
+	// first SACK block, RFC 2018 4).
+	ooo       [maxOutOfOrder]seqRange
+	nOOO      int
+	oooLatest uint32
+
+	// Delayed ACK and burst work (see flushPending).
+	segsUnacked                        int
+	ackNow, rxEvent, wrEvent, finEvent bool
+	queued, writeBlocked               bool
+
+	// Loss recovery (RFC 5681, 6582, 6675). sacked is the SACK
+	// scoreboard above sndUna, sorted.
+	cc                     congestion.Controller
+	algs                   congestion.Algorithms
+	sacked                 [maxOutOfOrder]seqRange
+	nSacked                int
+	dupAcks                int
+	inRecovery             bool
+	recoverSeq, rexmitNxt  uint32
+	recoveryGuard          bool // recoverSeq is valid (RFC 6582 4.1)
+	persistBackoff, probes int
+	lastRecv               int64
+	holeRexmitAt           int64 // when the hole at sndUna was last resent
+	tlpArmed, tlpOut       bool  // the RTO timer is a tail loss probe; one went
 
 	// RFC 6298 state, in nanoseconds. rttSeq is the sequence number whose
 	// ACK completes the running measurement (rttTiming).
@@ -381,26 +553,49 @@ type TCPConn struct {
 	rttStart          int64
 	retries           int
 
-	rtoTimer, waitTimer timer.Timer
+	rtoTimer, waitTimer, delackTimer, persistTimer, keepTimer timer.Timer
 }
 
-func (t *tcpTable) newConn(id tcpTuple, h TCPHandler) *TCPConn {
-	c := &TCPConn{t: t, id: id, handler: h}
-	c.sndBuf.init(t.cfg.SendBuffer)
-	c.rcvBuf.init(t.cfg.ReceiveBuffer)
-	c.rtoTimer.Init(c.onRTO)
-	c.waitTimer.Init(c.onTimeWait)
-	c.rto = int64(t.cfg.InitialRTO)
-	// The smallest shift that lets the window cover the whole ring.
-	for c.rcvShift < 14 && t.cfg.ReceiveBuffer>>c.rcvShift > 0xffff {
-		c.rcvShift++
+func (t *tcpTable) newConn(id tcpTuple, h TCPHandler, alg congestion.Algorithm) *TCPConn {
+	var c *TCPConn
+	if n := len(t.free); n > 0 {
+		c = t.free[n-1]
+		t.free[n-1] = nil
+		t.free = t.free[:n-1]
+		c.reset()
+	} else {
+		c = &TCPConn{}
+		c.sndBuf.init(t.cfg.SendBuffer)
+		c.rcvBuf.init(t.cfg.ReceiveBuffer)
+		c.rtoTimer.Init(c.onRTO)
+		c.waitTimer.Init(c.onTimeWait)
+		c.delackTimer.Init(c.onDelayedACK)
+		c.persistTimer.Init(c.onPersist)
+		c.keepTimer.Init(c.onKeepAlive)
 	}
+	c.t, c.id, c.handler = t, id, h
+	c.rto = int64(t.cfg.InitialRTO)
+	c.rcvShift = t.rcvShift()
 	c.iss = t.isn(id, t.s.now)
-	c.sndUna, c.sndNxt = c.iss, c.iss
-	// Our MSS: what fits the link MTU and one buffer of the pool.
+	c.sndUna, c.sndNxt, c.sndMax = c.iss, c.iss, c.iss
+	c.tsOffset = c.iss * 2654435761 // any per-connection offset (RFC 7323 5.4)
 	c.sndMSS = t.localMSS()
+	c.cc = c.algs.Select(alg)
+	c.cc.Init(c.sndMSS)
+	c.lastRecv = t.s.now
 	t.conns[id] = c
 	return c
+}
+
+// reset clears a recycled connection but keeps its rings and timers.
+func (c *TCPConn) reset() {
+	snd, rcv := c.sndBuf, c.rcvBuf
+	timers := [...]timer.Timer{c.rtoTimer, c.waitTimer, c.delackTimer, c.persistTimer, c.keepTimer}
+	*c = TCPConn{}
+	snd.reset()
+	rcv.reset()
+	c.sndBuf, c.rcvBuf = snd, rcv
+	c.rtoTimer, c.waitTimer, c.delackTimer, c.persistTimer, c.keepTimer = timers[0], timers[1], timers[2], timers[3], timers[4]
 }
 
 // localMSS is the MSS we announce and the most we send: the link MTU and
@@ -415,11 +610,41 @@ func (t *tcpTable) localMSS() int {
 func (s *Stack) DialTCP(remote [4]byte, port uint16, opts TCPConnOptions) (*TCPConn, error) {
 	t := tcpOf(s)
 	s.now = s.clock.Now()
+	alg := t.cc
+	if opts.Congestion != "" {
+		a, err := congestion.ByName(opts.Congestion)
+		if err != nil {
+			return nil, fmt.Errorf("dial tcp %v:%d: %w", remote, port, err)
+		}
+		alg = a
+	}
 	if len(t.conns) >= t.cfg.MaxConns {
 		return nil, fmt.Errorf("dial tcp %v:%d: %w", remote, port, ErrTooManyConns)
 	}
 	id := tcpTuple{localAddr: s.addr, remoteAddr: remote, remotePort: port}
-	found := false
+	if t.cfg.Ports != nil {
+		p, err := t.cfg.Ports.PickIPv4(s.addr, remote, port)
+		if err != nil {
+			return nil, fmt.Errorf("dial tcp %v:%d: %w", remote, port, err)
+		}
+		id.localPort = p
+		if t.conns[id] != nil || t.listeners[p] != nil {
+			t.cfg.Ports.Release(p)
+			return nil, fmt.Errorf("dial tcp %v:%d: port %d: %w", remote, port, p, ErrPortInUse)
+		}
+	} else if !t.pickEphemeral(&id) {
+		return nil, fmt.Errorf("dial tcp %v:%d: %w", remote, port, ErrNoEphemeralPort)
+	}
+	c := t.newConn(id, opts.OnEvent, alg)
+	c.portPicked = t.cfg.Ports != nil
+	c.noDelay, c.keepAlive = opts.NoDelay, opts.KeepAlive
+	c.state = tcpSynSent
+	t.stats.ActiveOpens++
+	c.sendSYN()
+	return c, nil
+}
+
+func (t *tcpTable) pickEphemeral(id *tcpTuple) bool {
 	for range ephemeralLast - ephemeralFirst + 1 {
 		id.localPort = t.nextEphemeral
 		if t.nextEphemeral == ephemeralLast {
@@ -427,30 +652,30 @@ func (s *Stack) DialTCP(remote [4]byte, port uint16, opts TCPConnOptions) (*TCPC
 		} else {
 			t.nextEphemeral++
 		}
-		if t.conns[id] == nil && t.listeners[id.localPort] == nil {
-			found = true
-			break
+		if t.conns[*id] == nil && t.listeners[id.localPort] == nil {
+			return true
 		}
 	}
-	if !found {
-		return nil, fmt.Errorf("dial tcp %v:%d: %w", remote, port, ErrNoEphemeralPort)
-	}
-	c := t.newConn(id, opts.OnEvent)
-	c.state = tcpSynSent
-	t.stats.ActiveOpens++
-	c.sendSYN()
-	return c, nil
+	return false
 }
 
 // LocalPort and RemotePort return the connection's ports.
 func (c *TCPConn) LocalPort() uint16  { return c.id.localPort }
 func (c *TCPConn) RemotePort() uint16 { return c.id.remotePort }
 
-// RemoteAddr returns the peer's address.
+// LocalAddr and RemoteAddr return the connection's addresses.
+func (c *TCPConn) LocalAddr() [4]byte  { return c.id.localAddr }
 func (c *TCPConn) RemoteAddr() [4]byte { return c.id.remoteAddr }
 
 // State returns the connection's RFC 9293 state name.
 func (c *TCPConn) State() string { return c.state.String() }
+
+// Established reports whether the handshake completed and the connection
+// has not closed yet.
+func (c *TCPConn) Established() bool { return c.state >= tcpEstablished }
+
+// Closed reports whether the connection left the table.
+func (c *TCPConn) Closed() bool { return c.state == tcpClosed }
 
 // Err returns why the connection closed, nil for an orderly close.
 func (c *TCPConn) Err() error { return c.err }
@@ -458,15 +683,30 @@ func (c *TCPConn) Err() error { return c.err }
 // Buffered returns the bytes waiting to be read.
 func (c *TCPConn) Buffered() int { return c.rcvBuf.len() }
 
+// WriteSpace returns how many bytes Write would take now.
+func (c *TCPConn) WriteSpace() int { return c.sndBuf.free() }
+
+// Unsent returns the bytes written and not yet acknowledged.
+func (c *TCPConn) Unsent() int { return c.sndBuf.len() }
+
 // PeerClosed reports whether the peer's FIN arrived (after the buffered
 // bytes, the stream ends).
 func (c *TCPConn) PeerClosed() bool { return c.peerFIN }
 
+// SetNoDelay turns Nagle's algorithm off (true) or on.
+func (c *TCPConn) SetNoDelay(v bool) { c.noDelay = v }
+
 // Write queues p for sending and returns how much fit in the send ring.
+// The bytes that fit leave at once as full-sized segments, as far as the
+// windows allow (a burst, GSO-like); a short tail waits for Nagle unless
+// NoDelay is set.
 func (c *TCPConn) Write(p []byte) (int, error) {
 	switch c.state {
 	case tcpEstablished, tcpCloseWait, tcpSynSent, tcpSynReceived:
 	default:
+		if c.err != nil {
+			return 0, c.err
+		}
 		return 0, ErrConnectionClosed
 	}
 	if c.finQueued {
@@ -474,40 +714,65 @@ func (c *TCPConn) Write(p []byte) (int, error) {
 	}
 	c.t.s.now = c.t.s.clock.Now()
 	n := c.sndBuf.write(p)
+	c.writeBlocked = n < len(p)
 	c.output()
 	return n, nil
 }
 
-// Read takes up to len(p) received bytes. It opens the window to the peer
-// when the read frees a significant part of the ring.
+// Read takes up to len(p) received bytes.
 func (c *TCPConn) Read(p []byte) int {
-	before := c.rcvBuf.free()
 	n := c.rcvBuf.read(p)
-	// Send a window update when the window grows by at least a quarter
-	// of the ring or from below an MSS (RFC 9293 3.8.6.2.2, receiver SWS
-	// avoidance): not on every read.
-	if n > 0 && c.synchronized() && !c.peerFIN {
-		after := c.rcvBuf.free()
-		if after-before >= len(c.rcvBuf.buf)/4 || before < c.sndMSS {
-			c.t.s.now = c.t.s.clock.Now()
-			c.sendACK()
-		}
-	}
+	c.consumed(n)
 	return n
 }
 
+// Peek returns views of the received bytes without copying them: a, then
+// b when the bytes wrap around the ring. They stay valid until Discard or
+// Read. Together with Discard it is the zero-copy receive path.
+func (c *TCPConn) Peek() (a, b []byte) { return c.rcvBuf.views() }
+
+// Discard drops the n oldest received bytes (after Peek).
+func (c *TCPConn) Discard(n int) {
+	n = min(n, c.rcvBuf.len())
+	c.rcvBuf.discard(n)
+	c.consumed(n)
+}
+
+// consumed opens the window to the peer when a read freed a significant
+// part of the ring (RFC 9293 3.8.6.2.2, receiver SWS avoidance): a window
+// update when the window grows by a quarter of the ring or from below an
+// MSS, not on every read.
+func (c *TCPConn) consumed(n int) {
+	if n == 0 || !c.synchronized() || c.peerFIN {
+		return
+	}
+	after := c.rcvBuf.free() - c.oooBytes()
+	before := after - n
+	if after-before >= len(c.rcvBuf.buf)/4 && before < len(c.rcvBuf.buf)/2 || before < c.sndMSS {
+		c.t.s.now = c.t.s.clock.Now()
+		c.ackNow = true
+		c.schedule()
+	}
+}
+
 // Close sends a FIN after the queued data (a half close: the peer's data
-// still arrives until its FIN).
+// still arrives until its FIN) and releases the connection to the stack:
+// once it has left the table (the Closed event) the value may be reused.
 func (c *TCPConn) Close() {
+	c.released = true
+	if c.state == tcpClosed {
+		c.recycle()
+		return
+	}
 	c.t.s.now = c.t.s.clock.Now()
 	switch c.state {
 	case tcpSynSent:
 		c.free(ErrConnectionClosed)
 		return
 	case tcpSynReceived, tcpEstablished:
-		c.state = tcpFinWait1
+		c.setState(tcpFinWait1)
 	case tcpCloseWait:
-		c.state = tcpLastAck
+		c.setState(tcpLastAck)
 	default:
 		return
 	}
@@ -515,14 +780,24 @@ func (c *TCPConn) Close() {
 	c.output()
 }
 
-// Abort resets the connection.
+// CloseWrite sends a FIN after the queued data but keeps the connection
+// (the peer may still send; Close releases it).
+func (c *TCPConn) CloseWrite() {
+	released := c.released
+	c.Close()
+	c.released = released
+}
+
+// Abort resets the connection and releases it.
 func (c *TCPConn) Abort() {
+	c.released = true
 	if c.state == tcpClosed {
+		c.recycle()
 		return
 	}
 	c.t.s.now = c.t.s.clock.Now()
 	if c.state != tcpSynSent && c.state != tcpTimeWait {
-		c.sendFlags(c.sndNxt, 0, tcpFlagsRST)
+		c.sendReset()
 	}
 	c.free(ErrConnectionClosed)
 }
@@ -537,6 +812,25 @@ func (c *TCPConn) notify(ev TCPEvent) {
 	}
 }
 
+// setState moves the connection, keeping the Established and TimeWait
+// gauges.
+func (c *TCPConn) setState(s tcpState) {
+	st := &c.t.stats
+	switch c.state {
+	case tcpEstablished:
+		st.Established--
+	case tcpTimeWait:
+		st.TimeWait--
+	}
+	switch s {
+	case tcpEstablished:
+		st.Established++
+	case tcpTimeWait:
+		st.TimeWait++
+	}
+	c.state = s
+}
+
 // free takes c out of the table for good.
 func (c *TCPConn) free(err error) {
 	if c.state == tcpClosed {
@@ -546,12 +840,36 @@ func (c *TCPConn) free(err error) {
 	if l := c.listener; l != nil && c.state == tcpSynReceived {
 		l.synCount--
 	}
-	c.state = tcpClosed
+	c.setState(tcpClosed)
 	c.err = err
-	t.s.wheel.Cancel(&c.rtoTimer)
-	t.s.wheel.Cancel(&c.waitTimer)
-	delete(t.conns, c.id)
+	w := &t.s.wheel
+	w.Cancel(&c.rtoTimer)
+	w.Cancel(&c.waitTimer)
+	w.Cancel(&c.delackTimer)
+	w.Cancel(&c.persistTimer)
+	w.Cancel(&c.keepTimer)
+	if t.conns[c.id] == c {
+		delete(t.conns, c.id)
+		if c.portPicked {
+			t.cfg.Ports.Release(c.id.localPort)
+		}
+	}
 	c.notify(TCPEventClosed)
+	c.recycle()
+}
+
+// recycle puts a closed, released connection on the free list.
+func (c *TCPConn) recycle() {
+	if c.state != tcpClosed || !c.released || c.queued || c.t == nil {
+		return
+	}
+	t := c.t
+	c.t = nil // a second Close or recycle is a no-op
+	c.handler = nil
+	c.Context = nil
+	if len(t.free) < 1024 {
+		t.free = append(t.free, c)
+	}
 }
 
 // Sequence number comparison modulo 2^32 (RFC 9293 3.4).

@@ -9,12 +9,13 @@ import (
 
 type timerT = timer.Timer
 
-// tcpSegment is an arriving segment's fields, read once from the header.
+// tcpSegment is an arriving segment's fields, read once from the header,
+// options parsed once.
 type tcpSegment struct {
 	seq, ack uint32
 	flags    header.TCPFlags
 	wnd      uint16
-	options  []byte
+	opts     header.TCPOptions
 	payload  []byte
 }
 
@@ -32,10 +33,16 @@ func (g *tcpSegment) seqLen() uint32 {
 	return n
 }
 
+// pawsIdle is how long TS.Recent stays valid without a segment (RFC 7323
+// 5.5: 24 days).
+const pawsIdle = 24 * 24 * 3600 * int64(1e9)
+
 // tcpInput handles a TCP segment addressed to us; b starts at the IPv4
-// header ip (deliverIPv4 calls it).
+// header ip (deliverIPv4 calls it). Work a segment makes for its
+// connection beyond its own state (the ACK to send, the Readable event) is
+// deferred to the end of the receive burst: see flushPending.
 func (s *Stack) tcpInput(b *nicq.Buf, ip header.IPv4) {
-	t := tcpOf(s)
+	t := &s.tcp
 	raw, r := header.ParseTCP(ip.Payload())
 	if r != header.DropNone {
 		t.stats.BadSegments++
@@ -51,66 +58,109 @@ func (s *Stack) tcpInput(b *nicq.Buf, ip header.IPv4) {
 		s.drop(b, DropReason(header.DropBadChecksum))
 		return
 	}
+	var seg tcpSegment
+	if r := header.ParseTCPOptions(raw.Options(), &seg.opts); r != header.DropNone {
+		t.stats.BadSegments++
+		s.drop(b, DropReason(r))
+		return
+	}
 	t.stats.SegmentsIn++
-	seg := tcpSegment{
-		seq:     raw.SequenceNumber(),
-		ack:     raw.AckNumber(),
-		flags:   raw.Flags(),
-		wnd:     raw.Window(),
-		options: raw.Options(),
-		payload: raw.Payload(),
-	}
+	seg.seq, seg.ack, seg.flags, seg.wnd, seg.payload = raw.SequenceNumber(), raw.AckNumber(), raw.Flags(), raw.Window(), raw.Payload()
 	id := tcpTuple{localAddr: s.addr, remoteAddr: ip.Source(), localPort: raw.DestinationPort(), remotePort: raw.SourcePort()}
-	if c := t.conns[id]; c != nil {
-		c.input(&seg)
-		bufFree(b)
+	reason := DropNone
+	l := t.listeners[id.localPort]
+	c := t.conns[id]
+	if c != nil && c.state == tcpTimeWait && l != nil && c.reopens(&seg) {
+		c.free(nil) // TIME-WAIT gives way to a new incarnation
+		c = nil
+	}
+	switch {
+	case c != nil:
+		reason = c.input(&seg)
+	case l != nil && !l.closed:
+		reason = l.input(id, &seg)
+	default:
+		t.sendReset(id, &seg)
+		reason = DropNoSocket
+	}
+	if reason != DropNone {
+		s.drop(b, reason)
 		return
 	}
-	if l := t.listeners[id.localPort]; l != nil {
-		l.input(id, &seg)
-		bufFree(b)
-		return
-	}
-	t.sendReset(id, &seg)
-	s.drop(b, DropNoSocket)
+	bufFree(b)
 }
 
-// input is the LISTEN state (RFC 9293 3.10.7.2).
-func (l *TCPListener) input(id tcpTuple, seg *tcpSegment) {
+// DropNone is the zero DropReason: the packet was taken.
+const DropNone = DropReason(header.DropNone)
+
+// reopens reports whether a SYN may end this TIME-WAIT and start a new
+// connection on the tuple: its sequence number is beyond the old
+// connection's, or its timestamp is newer (RFC 6191).
+func (c *TCPConn) reopens(seg *tcpSegment) bool {
+	if !seg.has(header.TCPFlagSYN) || seg.has(header.TCPFlagACK|header.TCPFlagRST) {
+		return false
+	}
+	if c.tsOK && seg.opts.HasTimestamps {
+		return seqGT(seg.opts.TSVal, c.tsRecent)
+	}
+	return seqGT(seg.seq, c.rcvNxt)
+}
+
+// input is the LISTEN state (RFC 9293 3.10.7.2), with SYN cookies (RFC
+// 4987) when the SYN queue is full.
+func (l *TCPListener) input(id tcpTuple, seg *tcpSegment) DropReason {
 	t := l.t
 	switch {
 	case seg.has(header.TCPFlagRST):
-		return
+		return DropTCPIgnored
+	case seg.has(header.TCPFlagACK) && !seg.has(header.TCPFlagSYN):
+		if !t.cfg.DisableSYNCookies {
+			if c := l.cookieACK(id, seg); c != nil {
+				return c.input(seg)
+			}
+			t.sendReset(id, seg)
+			return DropTCPBadCookie
+		}
+		t.sendReset(id, seg)
+		return DropNoSocket
 	case seg.has(header.TCPFlagACK):
 		t.sendReset(id, seg)
-		return
+		return DropTCPIgnored
 	case !seg.has(header.TCPFlagSYN):
-		return
+		return DropTCPIgnored
 	}
 	if l.synCount >= l.opts.SYNQueue || len(t.conns) >= t.cfg.MaxConns {
-		// TODO: SYN cookies (RFC 4987) instead of a drop.
+		if !t.cfg.DisableSYNCookies {
+			l.sendCookie(id, seg)
+			return DropNone
+		}
+		if len(t.conns) >= t.cfg.MaxConns {
+			return DropTCPTooManyConns
+		}
 		t.stats.SYNQueueDrops++
-		return
+		return DropTCPSYNQueueFull
 	}
-	c := t.newConn(id, l.opts.OnEvent)
+	c := t.newConn(id, l.opts.OnEvent, t.cc)
 	c.listener = l
+	c.noDelay, c.keepAlive = l.opts.NoDelay, l.opts.KeepAlive
 	l.synCount++
 	t.stats.PassiveOpens++
-	c.state = tcpSynReceived
+	c.setState(tcpSynReceived)
 	c.takeSYN(seg)
 	c.sendSYN()
+	return DropNone
 }
 
 // takeSYN records the peer's SYN: IRS and the options it carried.
 func (c *TCPConn) takeSYN(seg *tcpSegment) {
 	c.irs = seg.seq
 	c.rcvNxt = seg.seq + 1
-	var o header.TCPOptions
-	header.ParseTCPOptions(seg.options, &o) // a bad option leaves the defaults
+	c.lastAckSent = c.rcvNxt
+	o := &seg.opts
 	// RFC 9293 3.7.1: 536 when the peer announces no MSS.
 	mss := 536
 	if o.HasMSS && o.MSS > 0 {
-		mss = int(o.MSS)
+		mss = max(int(o.MSS), 64)
 	}
 	c.sndMSS = min(c.sndMSS, mss)
 	if o.HasWindowScale {
@@ -122,99 +172,125 @@ func (c *TCPConn) takeSYN(seg *tcpSegment) {
 	if !c.wsOK {
 		c.rcvShift = 0
 	}
+	cfg := &c.t.cfg
+	c.sackOK = o.SACKPermitted && !cfg.DisableSACK
+	c.tsOK = o.HasTimestamps && !cfg.DisableTimestamps
+	if c.tsOK {
+		c.tsRecent, c.tsRecentAt = o.TSVal, c.t.s.now
+	}
 	// The window of a SYN is never scaled (RFC 7323 2.2).
 	c.sndWnd = uint32(seg.wnd)
+	c.maxSndWnd = c.sndWnd
 	c.sndWl1 = seg.seq
 }
 
 // input processes a segment for a connection, following the order of RFC
-// 9293 3.10.7.4: sequence check, RST, SYN, ACK, data, FIN.
-func (c *TCPConn) input(seg *tcpSegment) {
+// 9293 3.10.7.4: sequence check, RST, SYN, ACK, data, FIN; with PAWS (RFC
+// 7323) first and RFC 5961's challenge ACKs for blind RST, SYN and ACK.
+func (c *TCPConn) input(seg *tcpSegment) DropReason {
 	if c.state == tcpSynSent {
-		c.inputSynSent(seg)
-		return
+		return c.inputSynSent(seg)
 	}
-	// First: is the segment acceptable (it overlaps the window)?
+	now := c.t.s.now
+	// PAWS: an old timestamp marks an old duplicate.
+	if c.tsOK && seg.opts.HasTimestamps && !seg.has(header.TCPFlagRST) &&
+		seqLT(seg.opts.TSVal, c.tsRecent) && now-c.tsRecentAt < pawsIdle {
+		c.ackNow = true
+		c.schedule()
+		return DropTCPPAWS
+	}
+	// A SYN in a synchronized state, in the window or not, gets a
+	// challenge ACK (RFC 5961 4.2). A retransmitted SYN in SYN-RECEIVED
+	// means our SYN-ACK was lost: send it again.
+	if seg.has(header.TCPFlagSYN) && !seg.has(header.TCPFlagRST) {
+		if c.state == tcpSynReceived && seg.seq == c.irs && !seg.has(header.TCPFlagACK) {
+			c.sendSYN()
+			return DropNone
+		}
+		c.challengeACK()
+		return DropTCPChallenged
+	}
+	// Is the segment acceptable (does it overlap the window)?
 	if !c.acceptable(seg) {
 		if !seg.has(header.TCPFlagRST) {
-			c.sendACK()
+			c.ackNow = true
+			c.schedule()
 		}
-		return
+		return DropTCPOutOfWindow
 	}
-	// Trim what we already have from the front, what lies past the window
-	// from the back (a FIN beyond the window is not yet seen).
-	if d := c.rcvNxt - seg.seq; seqLT(seg.seq, c.rcvNxt) {
-		if seg.has(header.TCPFlagSYN) {
-			seg.flags &^= header.TCPFlagSYN
-			seg.seq++
-			d--
-		}
-		d = min(d, uint32(len(seg.payload)))
-		seg.payload = seg.payload[d:]
-		seg.seq += d
-	}
-	if wnd := c.rcvBuf.free(); len(seg.payload) > wnd {
-		seg.payload = seg.payload[:wnd]
-		seg.flags &^= header.TCPFlagFIN
-	}
-
-	// Second: RST (RFC 5961 3.2): only the exact next sequence number
-	// resets; anything else in the window earns a challenge ACK.
+	// RST (RFC 5961 3.2): only the exact next sequence number resets;
+	// anything else in the window earns a challenge ACK. In TIME-WAIT an
+	// RST is ignored (RFC 1337).
 	if seg.has(header.TCPFlagRST) {
 		if seg.seq != c.rcvNxt {
-			c.t.stats.ChallengeACKs++
-			c.sendACK()
-			return
+			c.challengeACK()
+			return DropTCPChallenged
 		}
 		switch c.state {
+		case tcpTimeWait:
+			return DropTCPIgnored
 		case tcpSynReceived:
 			c.free(ErrConnectionRefused)
-		case tcpClosing, tcpLastAck, tcpTimeWait:
+		case tcpClosing, tcpLastAck:
 			c.free(nil)
 		default:
 			c.free(ErrConnectionReset)
 		}
-		return
+		return DropNone
 	}
-	// Fourth: a SYN in a synchronized state (RFC 5961 4.2) gets a
-	// challenge ACK; so does a retransmitted SYN in SYN-RECEIVED.
-	if seg.has(header.TCPFlagSYN) {
-		c.t.stats.ChallengeACKs++
-		c.sendACK()
-		return
+	c.lastRecv = now
+	// TS.Recent follows the segment that covers the last ACK we sent
+	// (RFC 7323 4.3).
+	if c.tsOK && seg.opts.HasTimestamps && seqLEQ(seg.seq, c.lastAckSent) && seqGEQ(seg.opts.TSVal, c.tsRecent) {
+		c.tsRecent, c.tsRecentAt = seg.opts.TSVal, now
 	}
-	// Fifth: ACK.
+	// Trim what we already have from the front, what lies past the window
+	// from the back (a FIN beyond the window is not yet seen).
+	if seqLT(seg.seq, c.rcvNxt) {
+		d := min(c.rcvNxt-seg.seq, uint32(len(seg.payload)))
+		seg.payload = seg.payload[d:]
+		seg.seq += d
+		if seqLT(seg.seq, c.rcvNxt) {
+			seg.flags &^= header.TCPFlagFIN // a FIN we already have
+		}
+	}
+	if room := c.rcvBuf.free() - int(seg.seq-c.rcvNxt); len(seg.payload) > room {
+		seg.payload = seg.payload[:max(room, 0)]
+		seg.flags &^= header.TCPFlagFIN
+	}
 	if !seg.has(header.TCPFlagACK) {
-		return
+		return DropTCPIgnored
 	}
 	if c.state == tcpSynReceived {
-		if !(seqLT(c.sndUna, seg.ack) && seqLEQ(seg.ack, c.sndNxt)) {
+		if !(seqLT(c.sndUna, seg.ack) && seqLEQ(seg.ack, c.sndMax)) {
 			c.t.sendReset(c.id, seg)
-			return
+			return DropTCPBadACK
 		}
 		c.established()
 		if c.state == tcpClosed {
-			return
+			return DropNone
 		}
 	}
-	switch {
-	case seqGT(seg.ack, c.sndNxt):
-		// It acknowledges something not yet sent: ACK and drop.
-		c.sendACK()
-		return
-	case seqLT(c.sndUna, seg.ack):
-		c.acked(seg.ack)
+	// ACK acceptability (RFC 5961 5.2): not beyond what we sent, not
+	// older than the largest window the peer ever offered.
+	if seqGT(seg.ack, c.sndMax) {
+		c.ackNow = true
+		c.schedule()
+		return DropTCPBadACK
 	}
-	// Window update, only from a newer segment (SND.WL1, SND.WL2).
-	if seqLT(c.sndWl1, seg.seq) || (c.sndWl1 == seg.seq && seqLEQ(c.sndWl2, seg.ack)) {
-		c.sndWnd = uint32(seg.wnd) << c.sndShift
-		c.sndWl1, c.sndWl2 = seg.seq, seg.ack
+	if seqLT(seg.ack, c.sndUna-c.maxSndWnd) {
+		c.challengeACK()
+		return DropTCPChallenged
+	}
+	c.processACK(seg)
+	if c.state == tcpClosed {
+		return DropNone
 	}
 	finAcked := c.finSent && seqGT(c.sndUna, c.finSeq)
 	switch c.state {
 	case tcpFinWait1:
 		if finAcked {
-			c.state = tcpFinWait2
+			c.setState(tcpFinWait2)
 		}
 	case tcpClosing:
 		if finAcked {
@@ -223,63 +299,82 @@ func (c *TCPConn) input(seg *tcpSegment) {
 	case tcpLastAck:
 		if finAcked {
 			c.free(nil)
-			return
+			return DropNone
 		}
 	case tcpTimeWait:
 		// Only a retransmitted FIN arrives here: acknowledge it and
 		// restart the 2*MSL wait.
 		if seg.has(header.TCPFlagFIN) {
-			c.sendACK()
+			c.ackNow = true
+			c.schedule()
 			c.enterTimeWait()
 		}
-		return
+		return DropNone
 	}
 
-	// Seventh: data, in order only. An out-of-order segment is dropped
-	// and answered at once with a duplicate ACK (the bounded out-of-order
-	// queue and SACK come later).
-	needACK := false
+	// Data. In order: into the ring, then any out-of-order ranges it
+	// joins. Beyond a hole: held in the ring past the in-order bytes and
+	// answered at once with SACK blocks.
 	if len(seg.payload) > 0 {
 		switch c.state {
 		case tcpEstablished, tcpFinWait1, tcpFinWait2:
-			needACK = true
-			if seg.seq == c.rcvNxt {
-				c.rcvNxt += uint32(c.rcvBuf.write(seg.payload))
-				c.notify(TCPEventReadable)
-				if c.state == tcpClosed {
-					return
-				}
-			} else {
-				seg.flags &^= header.TCPFlagFIN
+		default:
+			return DropTCPIgnored // data after the peer's FIN
+		}
+		if seg.seq == c.rcvNxt {
+			n := len(seg.payload)
+			c.rcvBuf.writeAt(0, seg.payload)
+			c.rcvBuf.commit(n)
+			c.rcvNxt += uint32(n)
+			if c.nOOO > 0 {
+				c.ackNow = true // a filled hole is acknowledged at once
+				c.joinOutOfOrder()
 			}
+			c.segsUnacked++
+			c.rxEvent = true
+		} else {
+			if !c.storeOutOfOrder(seg) {
+				c.ackNow = true
+				c.schedule()
+				return DropTCPOutOfOrderFull
+			}
+			c.t.stats.OutOfOrderSegments++
+			c.ackNow = true
+			if seg.has(header.TCPFlagFIN) {
+				c.peerFINPending, c.peerFINSeq = true, seg.seq+uint32(len(seg.payload))
+			}
+			seg.flags &^= header.TCPFlagFIN
 		}
+		c.schedule()
 	}
-	// Eighth: FIN, once every byte before it has arrived.
 	if seg.has(header.TCPFlagFIN) && seg.seq+uint32(len(seg.payload)) == c.rcvNxt && !c.peerFIN {
-		c.rcvNxt++
-		c.peerFIN = true
-		needACK = true
-		switch c.state {
-		case tcpSynReceived, tcpEstablished:
-			c.state = tcpCloseWait
-		case tcpFinWait1:
-			// Our FIN is not yet acknowledged: simultaneous close.
-			c.state = tcpClosing
-		case tcpFinWait2:
-			c.sendACK()
-			needACK = false
-			c.enterTimeWait()
-		}
-		c.notify(TCPEventPeerClosed)
-		if c.state == tcpClosed {
-			return
-		}
+		c.takeFIN()
+	} else if c.peerFINPending && c.rcvNxt == c.peerFINSeq && !c.peerFIN {
+		c.takeFIN()
 	}
-	if needACK {
-		// TODO: delayed ACK; today every data segment is acknowledged.
-		c.sendACK()
+	if c.state != tcpClosed {
+		c.schedule() // output may be possible after the ACK
 	}
-	c.output()
+	return DropNone
+}
+
+// takeFIN consumes the peer's FIN once every byte before it has arrived.
+func (c *TCPConn) takeFIN() {
+	c.rcvNxt++
+	c.peerFIN = true
+	c.peerFINPending = false
+	c.ackNow = true
+	c.rxEvent = true
+	switch c.state {
+	case tcpSynReceived, tcpEstablished:
+		c.setState(tcpCloseWait)
+	case tcpFinWait1:
+		// Our FIN is not yet acknowledged: simultaneous close.
+		c.setState(tcpClosing)
+	case tcpFinWait2:
+		c.enterTimeWait()
+	}
+	c.schedule()
 }
 
 // acceptable is the test of RFC 9293 3.10.7.4 table 6.
@@ -303,55 +398,67 @@ func (c *TCPConn) acceptable(seg *tcpSegment) bool {
 }
 
 // inputSynSent is the SYN-SENT state (RFC 9293 3.10.7.3).
-func (c *TCPConn) inputSynSent(seg *tcpSegment) {
+func (c *TCPConn) inputSynSent(seg *tcpSegment) DropReason {
 	ackOK := false
 	if seg.has(header.TCPFlagACK) {
 		if seqLEQ(seg.ack, c.iss) || seqGT(seg.ack, c.sndNxt) {
 			c.t.sendReset(c.id, seg)
-			return
+			return DropTCPBadACK
 		}
 		ackOK = true
 	}
 	if seg.has(header.TCPFlagRST) {
 		if ackOK {
 			c.free(ErrConnectionRefused)
+			return DropNone
 		}
-		return
+		return DropTCPIgnored
 	}
 	if !seg.has(header.TCPFlagSYN) {
-		return
+		return DropTCPIgnored
 	}
 	c.takeSYN(seg)
 	if ackOK {
 		c.sndUna = seg.ack
 		c.sndWl2 = seg.ack
 		c.retries = 0
+		if c.rttTiming {
+			c.rttTiming = false
+			c.updateRTT(c.t.s.now - c.rttStart)
+		}
 		c.t.s.wheel.Cancel(&c.rtoTimer)
-		c.state = tcpEstablished
-		c.sendACK()
+		c.setState(tcpEstablished)
+		c.ackNow = true
+		c.armKeepAlive()
 		c.notify(TCPEventEstablished)
-		c.output()
-		return
+		if c.state != tcpClosed {
+			c.schedule()
+		}
+		return DropNone
 	}
 	// Simultaneous open: both SYNs crossed. Answer with SYN-ACK on our
 	// ISS; the peer's SYN-ACK or ACK completes the handshake.
-	c.state = tcpSynReceived
+	c.setState(tcpSynReceived)
 	c.sendSYN()
+	return DropNone
 }
 
 // established completes a handshake in SYN-RECEIVED.
 func (c *TCPConn) established() {
-	c.state = tcpEstablished
+	c.setState(tcpEstablished)
 	c.retries = 0
 	c.t.s.wheel.Cancel(&c.rtoTimer)
+	c.armKeepAlive()
 	if l := c.listener; l != nil {
 		l.synCount--
 		if l.opts.OnEvent == nil {
 			if l.closed || !l.pushAccept(c) {
 				c.t.stats.AcceptQueueDrops++
 				c.listener = nil
-				c.sendFlags(c.sndNxt, 0, tcpFlagsRST)
+				c.sendReset()
 				c.free(ErrConnectionReset)
+				c.released = true
+				c.recycle()
 				return
 			}
 		} else {
@@ -361,8 +468,64 @@ func (c *TCPConn) established() {
 	c.notify(TCPEventEstablished)
 }
 
-// acked takes an ACK that moves sndUna forward to ack.
-func (c *TCPConn) acked(ack uint32) {
+// processACK takes the ACK field of an acceptable segment: SACK blocks,
+// the cumulative ACK, duplicate ACKs and loss recovery, the send window.
+func (c *TCPConn) processACK(seg *tcpSegment) {
+	now := c.t.s.now
+	inFlight := int(c.sndMax - c.sndUna)
+	if c.sackOK && seg.opts.NumSACKBlocks > 0 {
+		c.takeSACK(seg)
+	}
+	wnd := uint32(seg.wnd) << c.sndShift
+	switch {
+	case seqLT(c.sndUna, seg.ack):
+		acked := c.acked(seg.ack)
+		c.dupAcks = 0
+		if c.inRecovery {
+			if seqGEQ(seg.ack, c.recoverSeq) {
+				c.inRecovery = false
+				c.cc.OnRecoveryExit()
+			} else if !c.sackOK {
+				// A partial ACK (RFC 6582 3.2 step 5): the next segment
+				// was lost too.
+				c.rexmitNxt = c.sndUna
+			}
+		} else if acked > 0 {
+			c.cc.OnAck(acked, inFlight, c.srtt, now)
+		}
+	case seg.ack == c.sndUna && len(seg.payload) == 0 && !seg.has(header.TCPFlagFIN) &&
+		c.sndMax != c.sndUna && wnd == c.sndWnd:
+		c.dupAcks++
+		// After a timeout, RFC 6582 4.1 keeps duplicate ACKs of the
+		// data resent from starting a recovery until the ACK passes
+		// recoverSeq; SACK tells real losses apart, so only a
+		// connection without it waits.
+		if !c.inRecovery && c.lossDetected() && (!c.recoveryGuard || c.sackOK || seqGEQ(seg.ack, c.recoverSeq)) {
+			c.enterRecovery()
+		} else if c.inRecovery && c.holeRexmitAt != 0 && now-c.holeRexmitAt > c.srtt+c.srtt/4 && seqGT(c.rexmitNxt, c.sndUna) {
+			// The retransmission of the first hole has had a round trip
+			// and a quarter and the hole is still there: it was lost
+			// too. Start the pass over the holes again rather than wait
+			// for the timeout (in the spirit of RACK, RFC 8985).
+			c.rexmitNxt = c.sndUna
+			c.holeRexmitAt = 0
+		}
+	}
+	// Window update, only from a newer segment (SND.WL1, SND.WL2).
+	if seqLT(c.sndWl1, seg.seq) || (c.sndWl1 == seg.seq && seqLEQ(c.sndWl2, seg.ack)) {
+		c.sndWnd = wnd
+		c.maxSndWnd = max(c.maxSndWnd, wnd)
+		c.sndWl1, c.sndWl2 = seg.seq, seg.ack
+		if wnd > 0 && c.persistTimer.Pending() {
+			c.t.s.wheel.Cancel(&c.persistTimer)
+			c.persistBackoff = 0
+		}
+	}
+}
+
+// acked takes an ACK that moves sndUna forward to ack and returns the data
+// bytes it acknowledged.
+func (c *TCPConn) acked(ack uint32) int {
 	n := ack - c.sndUna
 	if c.sndUna == c.iss {
 		n-- // our SYN
@@ -370,28 +533,111 @@ func (c *TCPConn) acked(ack uint32) {
 	if c.finSent && seqGT(ack, c.finSeq) {
 		n-- // our FIN
 	}
+	n = min(n, uint32(c.sndBuf.len()))
 	c.sndBuf.discard(int(n))
 	c.sndUna = ack
 	if seqLT(c.sndNxt, c.sndUna) {
 		c.sndNxt = c.sndUna // after a go-back-N rewind
 	}
+	if seqLT(c.rexmitNxt, c.sndUna) {
+		c.rexmitNxt = c.sndUna
+	}
+	c.dropSACKedBelow(ack)
 	if c.rttTiming && seqGEQ(ack, c.rttSeq) {
 		c.rttTiming = false
 		c.updateRTT(c.t.s.now - c.rttStart)
 	}
 	c.retries = 0
-	if c.sndUna == c.sndNxt {
+	c.probes = 0
+	c.tlpOut = false
+	if c.sndUna == c.sndMax {
 		c.t.s.wheel.Cancel(&c.rtoTimer)
 	} else {
 		c.armRTO() // RFC 6298 5.3
 	}
-	if n > 0 {
-		c.notify(TCPEventWritable)
+	if n > 0 && c.writeBlocked {
+		c.writeBlocked = false
+		c.wrEvent = true
+		c.schedule()
 	}
+	return int(n)
 }
 
 func (c *TCPConn) enterTimeWait() {
-	c.state = tcpTimeWait
-	c.t.s.wheel.Cancel(&c.rtoTimer)
-	c.t.s.wheel.Schedule(&c.waitTimer, c.t.s.now+2*int64(c.t.cfg.MSL))
+	c.setState(tcpTimeWait)
+	w := &c.t.s.wheel
+	w.Cancel(&c.rtoTimer)
+	w.Cancel(&c.persistTimer)
+	w.Cancel(&c.keepTimer)
+	w.Schedule(&c.waitTimer, c.t.s.now+2*int64(c.t.cfg.MSL))
+}
+
+// challengeACK sends an RFC 5961 challenge ACK within the stack's budget
+// (section 7) so that an attacker cannot use us as an amplifier.
+func (c *TCPConn) challengeACK() {
+	t := c.t
+	if sec := t.s.now / 1e9; sec != t.challengeSecond {
+		t.challengeSecond = sec
+		t.challengeTokens = t.cfg.ChallengeACKsPerSecond
+	}
+	if t.challengeTokens <= 0 {
+		return
+	}
+	t.challengeTokens--
+	t.stats.ChallengeACKs++
+	c.sendACK()
+}
+
+// schedule lists c for the end-of-burst work (flushPending).
+func (c *TCPConn) schedule() {
+	if c.queued {
+		return
+	}
+	c.queued = true
+	c.t.pending = append(c.t.pending, c)
+}
+
+// flushPending runs once at the end of each receive burst: for each
+// connection that received segments it delivers one Readable event (all
+// the burst's in-order data at once, GRO-like), sends what the
+// application wrote in response with the ACK riding on it, and only then
+// sends a pure ACK if one is still owed: at once when asked (out of
+// order, a filled hole, a FIN, a window update) or for every second
+// segment, otherwise after DelayedACK.
+func (t *tcpTable) flushPending() {
+	for i := 0; i < len(t.pending); i++ {
+		c := t.pending[i]
+		t.pending[i] = nil
+		c.queued = false
+		if c.state == tcpClosed {
+			c.recycle()
+			continue
+		}
+		if c.rxEvent {
+			c.rxEvent = false
+			if c.rcvBuf.len() > 0 {
+				c.notify(TCPEventReadable)
+			}
+			if c.peerFIN && !c.finEvent && c.state != tcpClosed {
+				c.finEvent = true
+				c.notify(TCPEventPeerClosed)
+			}
+		}
+		if c.wrEvent && c.state != tcpClosed {
+			c.wrEvent = false
+			c.notify(TCPEventWritable)
+		}
+		if c.state == tcpClosed {
+			c.recycle()
+			continue
+		}
+		c.output()
+		switch {
+		case c.ackNow || c.segsUnacked >= 2:
+			c.sendACK()
+		case c.segsUnacked > 0 && !c.delackTimer.Pending():
+			t.s.wheel.Schedule(&c.delackTimer, t.s.now+int64(t.cfg.DelayedACK))
+		}
+	}
+	t.pending = t.pending[:0]
 }

@@ -15,10 +15,12 @@ const (
 	tcpFlagsRSTACK = header.TCPFlagRST | header.TCPFlagACK
 )
 
-// segment builds a TCP segment of id with n bytes of payload room and
-// returns the buffer and the payload to fill; send finishes it. The
-// options, if any, are encoded into the header.
-func (t *tcpTable) segment(id tcpTuple, seq, ack uint32, flags header.TCPFlags, wnd uint16, opts *header.TCPOptions, n int) (*nicq.Buf, []byte) {
+// segment builds a TCP segment of id with room for up to n bytes of
+// payload after the options (if any) and returns the buffer and the
+// payload to fill; send finishes it. The payload is n bytes unless the
+// options leave less room in an MSS-sized segment (mss > 0 bounds
+// options + payload).
+func (t *tcpTable) segment(id tcpTuple, seq, ack uint32, flags header.TCPFlags, wnd uint16, opts *header.TCPOptions, n, mss int) (*nicq.Buf, []byte) {
 	b := t.s.getBuf()
 	if b == nil {
 		return nil, nil
@@ -26,6 +28,9 @@ func (t *tcpTable) segment(id tcpTuple, seq, ack uint32, flags header.TCPFlags, 
 	hl := header.TCPMinimumSize
 	if opts != nil {
 		hl += opts.EncodedLength()
+	}
+	if mss > 0 {
+		n = min(n, mss-(hl-header.TCPMinimumSize))
 	}
 	seg := header.TCP(bufAppend(b, hl+n))
 	seg.Encode(&header.TCPFields{
@@ -61,9 +66,9 @@ func (t *tcpTable) sendReset(id tcpTuple, in *tcpSegment) {
 	}
 	var b *nicq.Buf
 	if in.flags&header.TCPFlagACK != 0 {
-		b, _ = t.segment(id, in.ack, 0, tcpFlagsRST, 0, nil, 0)
+		b, _ = t.segment(id, in.ack, 0, tcpFlagsRST, 0, nil, 0, 0)
 	} else {
-		b, _ = t.segment(id, 0, in.seq+in.seqLen(), tcpFlagsRSTACK, 0, nil, 0)
+		b, _ = t.segment(id, 0, in.seq+in.seqLen(), tcpFlagsRSTACK, 0, nil, 0, 0)
 	}
 	if b == nil {
 		return
@@ -82,105 +87,280 @@ func (c *TCPConn) rcvWindow() uint16 {
 	return uint16(min(free>>c.rcvShift, 0xffff))
 }
 
-// sendFlags sends a segment without data.
-func (c *TCPConn) sendFlags(seq, ack uint32, flags header.TCPFlags) {
-	b, _ := c.t.segment(c.id, seq, ack, flags, c.rcvWindow(), nil, 0)
-	if b == nil {
-		return
+// tsNow is our timestamp clock: milliseconds plus the connection's offset.
+func (c *TCPConn) tsNow() uint32 { return uint32(c.t.s.now/1e6) + c.tsOffset }
+
+// options returns the options of a non-SYN segment: timestamps, and SACK
+// blocks while out-of-order data is held.
+func (c *TCPConn) options(o *header.TCPOptions) *header.TCPOptions {
+	if !c.tsOK && (!c.sackOK || c.nOOO == 0) {
+		return nil
 	}
-	if flags&tcpFlagsRST != 0 {
-		c.t.stats.ResetsSent++
+	*o = header.TCPOptions{}
+	if c.tsOK {
+		o.HasTimestamps, o.TSVal, o.TSEcr = true, c.tsNow(), c.tsRecent
+	}
+	if c.sackOK && c.nOOO > 0 {
+		limit := header.MaxSACKBlocks
+		if c.tsOK {
+			limit = 3
+		}
+		c.sackBlocks(o, limit)
+	}
+	return o
+}
+
+// emit builds a segment of the connection at seq with up to n payload
+// bytes (fewer if its options need the room) and the current ACK and
+// window.
+func (c *TCPConn) emit(seq uint32, flags header.TCPFlags, n int) (*nicq.Buf, []byte) {
+	var o header.TCPOptions
+	return c.t.segment(c.id, seq, c.rcvNxt, flags, c.rcvWindow(), c.options(&o), n, c.sndMSS)
+}
+
+// transmit sends a segment built by emit; as it carries our ACK, any owed
+// ACK is paid.
+func (c *TCPConn) transmit(b *nicq.Buf) {
+	c.lastAckSent = c.rcvNxt
+	c.segsUnacked = 0
+	c.ackNow = false
+	if c.delackTimer.Pending() {
+		c.t.s.wheel.Cancel(&c.delackTimer)
 	}
 	c.t.send(c.id, b)
 }
 
 // sendACK acknowledges everything received so far.
-func (c *TCPConn) sendACK() { c.sendFlags(c.sndNxt, c.rcvNxt, tcpFlagsACK) }
+func (c *TCPConn) sendACK() {
+	if b, _ := c.emit(c.sndNxt, tcpFlagsACK, 0); b != nil {
+		c.transmit(b)
+	}
+}
 
-// sendSYN sends (or resends) our SYN, or SYN-ACK in SYN-RECEIVED, with the
-// MSS and Window Scale options (RFC 9293 3.7.1, RFC 7323 2.2).
+// sendProbe sends an ACK one byte below sndUna: the peer answers it with
+// its current ACK and window whatever its state (zero-window probe and
+// keepalive, as Linux does).
+func (c *TCPConn) sendProbe() {
+	if b, _ := c.emit(c.sndUna-1, tcpFlagsACK, 0); b != nil {
+		c.transmit(b)
+	}
+}
+
+// sendReset resets the connection (Abort, a full accept queue).
+func (c *TCPConn) sendReset() {
+	b, _ := c.t.segment(c.id, c.sndNxt, c.rcvNxt, tcpFlagsRSTACK, 0, nil, 0, 0)
+	if b == nil {
+		return
+	}
+	c.t.stats.ResetsSent++
+	c.t.send(c.id, b)
+}
+
+// sendSYN sends (or resends) our SYN, or SYN-ACK in SYN-RECEIVED, with
+// MSS, Window Scale, SACK-permitted and Timestamps (RFC 9293 3.7.1, RFC
+// 7323 2.2, RFC 2018); a SYN-ACK carries only what the SYN offered.
 func (c *TCPConn) sendSYN() {
+	cfg := &c.t.cfg
 	opts := header.TCPOptions{HasMSS: true, MSS: uint16(c.t.localMSS())}
 	flags, ack := tcpFlagsSYN, uint32(0)
 	if c.state == tcpSynReceived {
 		flags |= tcpFlagsACK
 		ack = c.rcvNxt
-		// RFC 7323: a SYN-ACK carries Window Scale only if the SYN did.
 		opts.HasWindowScale, opts.WindowScale = c.wsOK, c.rcvShift
+		opts.SACKPermitted = c.sackOK
+		if c.tsOK {
+			opts.HasTimestamps, opts.TSVal, opts.TSEcr = true, c.tsNow(), c.tsRecent
+		}
 	} else {
 		opts.HasWindowScale, opts.WindowScale = true, c.rcvShift
+		opts.SACKPermitted = !cfg.DisableSACK
+		if !cfg.DisableTimestamps {
+			opts.HasTimestamps, opts.TSVal = true, c.tsNow()
+		}
 	}
-	b, _ := c.t.segment(c.id, c.iss, ack, flags, c.rcvWindow(), &opts, 0)
+	b, _ := c.t.segment(c.id, c.iss, ack, flags, uint16(min(c.rcvBuf.free(), 0xffff)), &opts, 0, 0)
 	if b == nil {
+		c.armRTO()
 		return
 	}
-	c.sndNxt = c.iss + 1
+	c.sndNxt, c.sndMax = c.iss+1, c.iss+1
+	if c.retries == 0 && !c.rttTiming {
+		c.rttTiming, c.rttSeq, c.rttStart = true, c.sndNxt, c.t.s.now
+	}
+	c.lastAckSent = c.rcvNxt
 	c.t.send(c.id, b)
 	c.armRTO()
 }
 
-// output sends what the peer's window allows from the send ring, then the
-// FIN if the application closed and every byte has gone.
+// sendData sends up to n bytes from sequence number seq (at or above
+// sndUna, with the bytes in the send ring); fin adds our FIN after them.
+// It returns how many bytes went (fewer than n when the segment's options
+// needed the room, and then no FIN) and false when no buffer was free.
+func (c *TCPConn) sendData(seq uint32, n int, fin bool) (sent int, finSent, ok bool) {
+	flags := tcpFlagsACK
+	if fin {
+		flags |= tcpFlagsFIN
+	}
+	off := int(seq - c.sndUna)
+	if n > 0 && off+n == c.sndBuf.len() {
+		flags |= tcpFlagsPSH
+	}
+	b, p := c.emit(seq, flags, n)
+	if b == nil {
+		return 0, false, false
+	}
+	if len(p) < n {
+		header.TCP(bufData(b)).SetFlags(flags &^ (tcpFlagsFIN | tcpFlagsPSH))
+		fin = false
+	}
+	c.sndBuf.peek(off, p)
+	c.transmit(b)
+	return len(p), fin, true
+}
+
+// output sends what the windows allow from the send ring, then the FIN if
+// the application closed and every byte has gone. In recovery, holes go
+// before new data. A write of many segments leaves as one burst.
 func (c *TCPConn) output() {
 	switch c.state {
 	case tcpEstablished, tcpCloseWait, tcpFinWait1, tcpLastAck, tcpClosing:
 	default:
 		return
 	}
+	if c.inRecovery {
+		for c.retransmitHole(false) {
+		}
+	}
+	mss := c.dataMSS()
 	for {
 		if c.finSent && seqGT(c.sndNxt, c.finSeq) {
 			return // everything, FIN included, is in flight
 		}
 		off := int(c.sndNxt - c.sndUna)
 		avail := c.sndBuf.len() - off
-		usable := int(int32(c.sndUna + c.sndWnd - c.sndNxt))
-		n := max(0, min(avail, usable, c.sndMSS))
+		wndRoom := int(int32(c.sndUna + c.sndWnd - c.sndNxt))
+		cwndRoom := c.cc.Cwnd() - c.pipe()
+		if !c.inRecovery && c.dupAcks > 0 {
+			cwndRoom += min(c.dupAcks, 2) * mss // limited transmit (RFC 3042)
+		}
+		n := max(0, min(avail, wndRoom, cwndRoom, mss))
 		fin := c.finQueued && n == avail
 		if n == 0 && !fin {
-			if avail > 0 && c.sndUna == c.sndNxt {
-				// Zero window with data waiting: the RTO timer stands in
-				// for the persist timer and probes by retransmission.
-				c.armRTO()
+			if avail > 0 && wndRoom <= 0 && c.sndUna == c.sndNxt {
+				c.armPersist()
 			}
 			return
 		}
-		flags := tcpFlagsACK
-		if n > 0 && n == avail {
-			flags |= tcpFlagsPSH
+		if n < mss && !fin {
+			switch {
+			case n < avail && cwndRoom <= n:
+				return // the congestion window is full: wait for ACKs
+			case n < avail:
+				// The peer's window limits: sender SWS avoidance (RFC
+				// 9293 3.8.6.2.1) sends a small segment only if it is
+				// half the largest window the peer offered.
+				if n < int(c.maxSndWnd/2) {
+					if c.sndUna == c.sndNxt {
+						c.armPersist()
+					}
+					return
+				}
+			case !c.noDelay && c.sndNxt != c.sndUna:
+				return // Nagle: a short tail waits for the outstanding ACK
+			}
 		}
-		if fin {
-			flags |= tcpFlagsFIN
-		}
-		b, p := c.t.segment(c.id, c.sndNxt, c.rcvNxt, flags, c.rcvWindow(), nil, n)
-		if b == nil {
+		seq := c.sndNxt
+		sent, finOut, ok := c.sendData(seq, n, fin)
+		if !ok {
 			c.armRTO() // try again when the pool has refilled
 			return
 		}
-		c.sndBuf.peek(off, p)
-		if !c.rttTiming && n > 0 && c.retries == 0 {
-			c.rttTiming, c.rttSeq, c.rttStart = true, c.sndNxt+uint32(n), c.t.s.now
+		if !c.rttTiming && sent > 0 && c.retries == 0 {
+			c.rttTiming, c.rttSeq, c.rttStart = true, seq+uint32(sent), c.t.s.now
 		}
-		c.sndNxt += uint32(n)
-		if fin {
+		c.sndNxt += uint32(sent)
+		if finOut {
 			c.finSent, c.finSeq = true, c.sndNxt
 			c.sndNxt++
 		}
-		c.t.send(c.id, b)
+		if seqGT(c.sndNxt, c.sndMax) {
+			c.sndMax = c.sndNxt
+		}
 		if !c.rtoTimer.Pending() {
 			c.armRTO()
 		}
 	}
 }
 
+// armRTO (re)starts the retransmission timer. While a flight of data is
+// out and no probe has gone for it, the timer first fires as a tail loss
+// probe (RFC 8985 7) after two smoothed RTTs: a lost last segment or a
+// lost last ACK then costs a round trip instead of a timeout.
 func (c *TCPConn) armRTO() {
-	c.t.s.wheel.Schedule(&c.rtoTimer, c.t.s.now+c.rto)
+	due := c.rto
+	c.tlpArmed = false
+	if !c.tlpOut && !c.inRecovery && c.srtt > 0 && c.synchronized() && c.retries == 0 {
+		pto := 2 * c.srtt
+		if int(c.sndMax-c.sndUna) <= c.dataMSS() {
+			pto += int64(c.t.cfg.DelayedACK) // the peer may delay its ACK of one segment
+		}
+		pto = max(pto, int64(c.t.s.wheel.Tick())*2)
+		if pto < due {
+			due, c.tlpArmed = pto, true
+		}
+	}
+	c.t.s.wheel.Schedule(&c.rtoTimer, c.t.s.now+due)
 }
 
-// onRTO retransmits from sndUna (RFC 6298 5.4-5.6): back off the timer,
-// forget the running RTT measurement (Karn), and go back to sndUna.
+// sendTailProbe sends new data if the peer's window takes it, otherwise
+// the last segment sent again (RFC 8985 7.3), so that the peer answers
+// with an ACK and SACK blocks that start a fast recovery.
+func (c *TCPConn) sendTailProbe() {
+	t := c.t
+	t.stats.TailLossProbes++
+	mss := c.dataMSS()
+	off := int(c.sndNxt - c.sndUna)
+	avail := c.sndBuf.len() - off
+	wndRoom := int(int32(c.sndUna + c.sndWnd - c.sndNxt))
+	if c.sndNxt == c.sndMax && avail > 0 && wndRoom > 0 {
+		n := min(avail, wndRoom, mss)
+		seq := c.sndNxt
+		if sent, _, ok := c.sendData(seq, n, false); ok {
+			c.sndNxt += uint32(sent)
+			c.sndMax = c.sndNxt
+		}
+		return
+	}
+	end := c.sndMax
+	fin := c.finSent && end == c.finSeq+1
+	if fin {
+		end = c.finSeq
+	}
+	n := min(mss, int(end-c.sndUna))
+	if n <= 0 && !fin {
+		return
+	}
+	if _, _, ok := c.sendData(end-uint32(n), n, fin); ok {
+		t.stats.Retransmits++
+	}
+}
+
+// onRTO retransmits from sndUna (RFC 6298 5.4-5.6, RFC 5681 3.1): back off
+// the timer, forget the running RTT measurement (Karn), collapse the
+// congestion window, forget the SACK scoreboard (the peer may renege) and
+// go back to sndUna.
 func (c *TCPConn) onRTO(*timerT) {
 	t := c.t
 	t.s.now = t.s.wheel.Now()
+	if c.tlpArmed {
+		c.tlpArmed = false
+		if c.sndUna != c.sndMax {
+			c.tlpOut = true
+			c.sendTailProbe()
+			c.armRTO()
+		}
+		return
+	}
 	c.retries++
 	if c.retries > t.cfg.MaxRetries {
 		c.free(ErrConnectionTimeout)
@@ -189,35 +369,91 @@ func (c *TCPConn) onRTO(*timerT) {
 	c.rto = min(c.rto*2, int64(t.cfg.MaxRTO))
 	c.rttTiming = false
 	t.stats.Retransmits++
+	t.stats.RTOs++
 	switch c.state {
 	case tcpSynSent, tcpSynReceived:
 		c.sendSYN()
 		return
 	}
-	c.sndNxt = c.sndUna
-	if c.sndWnd == 0 {
-		// A zero-window probe: one byte past the window.
-		c.probe()
+	if c.sndUna == c.sndMax {
 		return
 	}
+	c.cc.OnRTO(int(c.sndMax - c.sndUna))
+	c.inRecovery = false
+	c.dupAcks = 0
+	c.nSacked = 0
+	c.recoverSeq, c.recoveryGuard = c.sndMax, true
+	c.sndNxt = c.sndUna
+	c.rexmitNxt = c.sndUna
 	c.output()
+	if c.sndNxt == c.sndUna {
+		// Nothing could go (a closed window): probe instead.
+		c.armPersist()
+	}
 	c.armRTO()
 }
 
-// probe sends one byte beyond a zero window, so the peer's ACK tells us
-// when the window opens (RFC 9293 3.8.6.1).
-func (c *TCPConn) probe() {
-	if c.sndBuf.len() == 0 {
-		c.output() // only a FIN waits
+// armPersist starts the persist timer: zero-window probes with the RTO's
+// backoff, without the RTO's limit on retries (RFC 9293 3.8.6.1).
+func (c *TCPConn) armPersist() {
+	if c.persistTimer.Pending() {
 		return
 	}
-	b, p := c.t.segment(c.id, c.sndUna, c.rcvNxt, tcpFlagsACK, c.rcvWindow(), nil, 1)
-	if b != nil {
-		c.sndBuf.peek(0, p)
-		c.sndNxt = c.sndUna + 1
-		c.t.send(c.id, b)
+	d := min(c.rto<<min(c.persistBackoff, 16), int64(c.t.cfg.MaxRTO))
+	c.t.s.wheel.Schedule(&c.persistTimer, c.t.s.now+d)
+}
+
+func (c *TCPConn) onPersist(*timerT) {
+	t := c.t
+	t.s.now = t.s.wheel.Now()
+	if c.sndWnd > 0 || c.sndBuf.len() == int(c.sndNxt-c.sndUna) {
+		c.persistBackoff = 0
+		c.output()
+		return
 	}
-	c.armRTO()
+	t.stats.PersistProbes++
+	c.sendProbe()
+	c.persistBackoff++
+	c.armPersist()
+}
+
+// onDelayedACK sends the ACK that no data rode on in time.
+func (c *TCPConn) onDelayedACK(*timerT) {
+	c.t.s.now = c.t.s.wheel.Now()
+	if c.segsUnacked > 0 || c.ackNow {
+		c.t.stats.DelayedACKs++
+		c.sendACK()
+	}
+}
+
+// armKeepAlive starts keepalive for a connection that asked for it.
+func (c *TCPConn) armKeepAlive() {
+	if c.keepAlive {
+		c.t.s.wheel.Schedule(&c.keepTimer, c.lastRecv+int64(c.t.cfg.KeepAliveIdle))
+	}
+}
+
+// onKeepAlive probes an idle connection (RFC 9293 3.8.4): after
+// KeepAliveIdle without a segment, a probe every KeepAliveInterval; after
+// KeepAliveProbes unanswered ones the connection times out.
+func (c *TCPConn) onKeepAlive(*timerT) {
+	t := c.t
+	now := t.s.wheel.Now()
+	t.s.now = now
+	cfg := &t.cfg
+	if idle := now - c.lastRecv; idle < int64(cfg.KeepAliveIdle) {
+		c.probes = 0
+		t.s.wheel.Schedule(&c.keepTimer, c.lastRecv+int64(cfg.KeepAliveIdle))
+		return
+	}
+	if c.probes >= cfg.KeepAliveProbes {
+		c.free(ErrConnectionTimeout)
+		return
+	}
+	c.probes++
+	t.stats.KeepAliveProbes++
+	c.sendProbe()
+	t.s.wheel.Schedule(&c.keepTimer, now+int64(cfg.KeepAliveInterval))
 }
 
 // onTimeWait ends TIME-WAIT after 2*MSL.
@@ -226,7 +462,7 @@ func (c *TCPConn) onTimeWait(*timerT) { c.free(nil) }
 // updateRTT takes one RTT sample r (RFC 6298 2.2-2.4, G = the wheel tick).
 func (c *TCPConn) updateRTT(r int64) {
 	if c.srtt == 0 {
-		c.srtt, c.rttvar = r, r/2
+		c.srtt, c.rttvar = max(r, 1), r/2
 	} else {
 		d := c.srtt - r
 		if d < 0 {
@@ -238,3 +474,10 @@ func (c *TCPConn) updateRTT(r int64) {
 	cfg := &c.t.cfg
 	c.rto = min(max(c.srtt+max(int64(c.t.s.wheel.Tick()), 4*c.rttvar), int64(cfg.MinRTO)), int64(cfg.MaxRTO))
 }
+
+// SRTT returns the smoothed round-trip time in nanoseconds (0 before the
+// first sample).
+func (c *TCPConn) SRTT() int64 { return c.srtt }
+
+// Cwnd returns the congestion window in bytes.
+func (c *TCPConn) Cwnd() int { return c.cc.Cwnd() }

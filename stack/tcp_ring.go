@@ -40,10 +40,8 @@ func (r *byteRing) peek(off int, p []byte) int {
 func (r *byteRing) discard(n int) {
 	n = min(n, r.n)
 	r.n -= n
-	if r.n == 0 {
-		r.head = 0 // keep later writes contiguous
-		return
-	}
+	// head moves even when the ring empties: out-of-order bytes may be
+	// stored past the held ones (writeAt) and must stay where they are.
 	r.head = (r.head + n) % len(r.buf)
 }
 
@@ -53,3 +51,33 @@ func (r *byteRing) read(p []byte) int {
 	r.discard(n)
 	return n
 }
+
+// reset empties the ring, keeping its memory.
+func (r *byteRing) reset() { r.head, r.n = 0, 0 }
+
+// views returns the held bytes in place: a, then b when they wrap.
+func (r *byteRing) views() (a, b []byte) {
+	if r.n == 0 {
+		return nil, nil
+	}
+	end := r.head + r.n
+	if end <= len(r.buf) {
+		return r.buf[r.head:end], nil
+	}
+	return r.buf[r.head:], r.buf[:end-len(r.buf)]
+}
+
+// writeAt stores p off bytes past the held bytes without taking it (the
+// receive side keeps out-of-order data there until the hole before it
+// fills); off+len(p) must not exceed free().
+func (r *byteRing) writeAt(off int, p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	pos := (r.head + r.n + off) % len(r.buf)
+	k := copy(r.buf[pos:], p)
+	copy(r.buf, p[k:])
+}
+
+// commit takes n bytes already stored by writeAt at offset 0.
+func (r *byteRing) commit(n int) { r.n += n }

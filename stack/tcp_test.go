@@ -279,6 +279,7 @@ func injectTCP(t *testing.T, n *testNet, s *Stack, pool *nicq.Pool, g scriptSeg)
 	seg.SetChecksum(seg.ComputeChecksum(checksum.PseudoHeaderIPv4(src, s.addr, header.ProtocolTCP, uint16(len(seg)))))
 	s.now = n.clock.Now()
 	s.tcpInput(b, header.IPv4(bufData(b)))
+	s.tcp.flushPending()
 }
 
 // replies takes the TCP segments s sent since the last call.
@@ -365,6 +366,18 @@ func TestScriptedPassiveOpenAnswersWithSYNACKAndOptions(t *testing.T) {
 	}
 	iss := f.SequenceNumber
 	injectTCP(t, n, s, n.pools[0], scriptSeg{sport: 4000, dport: 80, seq: 5001, ack: iss + 1, flags: header.TCPFlagACK, wnd: 8192, payload: []byte("GET")})
+	// One segment of data: the ACK is delayed (RFC 9293 3.8.6.3), by
+	// DelayedACK (40 ms) at most.
+	if got := replies(s); len(got) != 0 {
+		t.Fatalf("ACK not delayed: %+v", got)
+	}
+	n.clock.Advance(39 * time.Millisecond)
+	s.Advance()
+	if got := replies(s); len(got) != 0 {
+		t.Fatalf("ACK sent before the delayed-ACK timeout: %+v", got)
+	}
+	n.clock.Advance(2 * time.Millisecond)
+	s.Advance()
 	got := replies(s)
 	if len(got) != 1 || got[0].Flags != header.TCPFlagACK || got[0].AckNumber != 5004 || got[0].SequenceNumber != iss+1 {
 		t.Fatalf("replies %+v", got)
@@ -375,7 +388,7 @@ func TestScriptedPassiveOpenAnswersWithSYNACKAndOptions(t *testing.T) {
 		t.Fatalf("accept %v", ok)
 	}
 	c.Abort()
-	if r := replies(s); len(r) != 1 || r[0].Flags != header.TCPFlagRST || r[0].SequenceNumber != iss+1 {
+	if r := replies(s); len(r) != 1 || r[0].Flags != header.TCPFlagRST|header.TCPFlagACK || r[0].SequenceNumber != iss+1 || r[0].AckNumber != 5004 {
 		t.Fatalf("abort sent %+v", r)
 	}
 	n.checkNoLeaks()

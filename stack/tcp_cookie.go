@@ -1,0 +1,155 @@
+package stack
+
+import (
+	"encoding/binary"
+
+	"github.com/mkstack/mkstack/stack/header"
+)
+
+// SYN cookies (RFC 4987 3.6). When a listener's SYN queue is full the
+// SYN-ACK's sequence number carries the state instead of a table entry:
+//
+//	bits 31-27  a counter that ticks every 64 s (the cookie's age)
+//	bits 26-24  an index into cookieMSS (the peer's MSS, rounded down)
+//	bits 23-0   SipHash-2-4 of the tuple, the peer's ISN and the counter,
+//	            keyed by TCPConfig.ISNKey
+//
+// The ACK that completes the handshake returns it as ACK-1; a cookie up to
+// two periods old that hashes right makes an ESTABLISHED connection with
+// no SYN-RECEIVED state ever stored. Window scale and SACK-permitted come
+// back through the timestamp, as Linux does: the low 6 bits of our SYN-ACK's
+// TSval (echoed in the ACK's TSecr) hold the peer's window scale (4 bits,
+// 15 = none), SACK-permitted (1 bit) and a marker bit. Without timestamps
+// the connection goes without window scaling and SACK.
+
+const cookiePeriod = 64 * int64(1e9)
+
+var cookieMSS = [8]uint16{536, 1200, 1300, 1360, 1400, 1440, 1452, 1460}
+
+func (t *tcpTable) cookieHash(id tcpTuple, peerISN, count uint32) uint32 {
+	var m [20]byte
+	copy(m[0:4], id.localAddr[:])
+	copy(m[4:8], id.remoteAddr[:])
+	binary.BigEndian.PutUint16(m[8:], id.localPort)
+	binary.BigEndian.PutUint16(m[10:], id.remotePort)
+	binary.BigEndian.PutUint32(m[12:], peerISN)
+	binary.BigEndian.PutUint32(m[16:], count)
+	k0 := binary.LittleEndian.Uint64(t.cfg.ISNKey[0:8])
+	k1 := binary.LittleEndian.Uint64(t.cfg.ISNKey[8:16]) ^ 0x636f6f6b6965 // a different function from the ISN's
+	return uint32(sipHash24(k0, k1, m[:]))
+}
+
+func (t *tcpTable) makeCookie(id tcpTuple, peerISN uint32, mssIndex int) uint32 {
+	count := uint32(t.s.now / cookiePeriod)
+	return count<<27 | uint32(mssIndex)<<24 | t.cookieHash(id, peerISN, count)&0xffffff
+}
+
+// checkCookie validates cookie (the ACK's number less one) and returns the
+// MSS index it carries.
+func (t *tcpTable) checkCookie(id tcpTuple, peerISN, cookie uint32) (int, bool) {
+	now := uint32(t.s.now / cookiePeriod)
+	age := (now - cookie>>27) & 0x1f
+	if age > 1 {
+		return 0, false
+	}
+	count := now - age
+	if t.cookieHash(id, peerISN, count)&0xffffff != cookie&0xffffff {
+		return 0, false
+	}
+	return int(cookie >> 24 & 7), true
+}
+
+const (
+	cookieTSMarker = 1 << 5
+	cookieTSSACK   = 1 << 4
+	cookieTSNoWS   = 0xf
+)
+
+// sendCookie answers a SYN with a cookie SYN-ACK and keeps no state.
+func (l *TCPListener) sendCookie(id tcpTuple, seg *tcpSegment) {
+	t := l.t
+	o := &seg.opts
+	peerMSS := 536
+	if o.HasMSS {
+		peerMSS = int(o.MSS)
+	}
+	idx := 0
+	for i, m := range cookieMSS {
+		if int(m) <= peerMSS {
+			idx = i
+		}
+	}
+	iss := t.makeCookie(id, seg.seq, idx)
+	out := header.TCPOptions{HasMSS: true, MSS: uint16(t.localMSS())}
+	if o.HasTimestamps && !t.cfg.DisableTimestamps {
+		bits := uint32(cookieTSMarker | cookieTSNoWS)
+		if o.HasWindowScale {
+			bits = cookieTSMarker | uint32(o.WindowScale)
+			out.HasWindowScale, out.WindowScale = true, t.rcvShift()
+		}
+		if o.SACKPermitted && !t.cfg.DisableSACK {
+			bits |= cookieTSSACK
+			out.SACKPermitted = true
+		}
+		now := uint32(t.s.now/1e6) + iss*2654435761
+		ts := now&^0x3f | bits
+		if seqGT(ts, now) {
+			ts -= 1 << 6 // never ahead of the clock the connection will use
+		}
+		out.HasTimestamps, out.TSVal, out.TSEcr = true, ts, o.TSVal
+	}
+	b, _ := t.segment(id, iss, seg.seq+1, tcpFlagsSYN|tcpFlagsACK, uint16(min(t.cfg.ReceiveBuffer, 0xffff)), &out, 0, 0)
+	if b == nil {
+		return
+	}
+	t.stats.SYNCookiesSent++
+	t.send(id, b)
+}
+
+// rcvShift is the window scale we announce: the smallest that lets the
+// window cover the receive ring.
+func (t *tcpTable) rcvShift() uint8 {
+	var s uint8
+	for s < 14 && t.cfg.ReceiveBuffer>>s > 0xffff {
+		s++
+	}
+	return s
+}
+
+// cookieACK makes the connection a valid cookie stands for, or returns nil.
+func (l *TCPListener) cookieACK(id tcpTuple, seg *tcpSegment) *TCPConn {
+	t := l.t
+	peerISN := seg.seq - 1
+	idx, ok := t.checkCookie(id, peerISN, seg.ack-1)
+	if !ok || len(t.conns) >= t.cfg.MaxConns {
+		return nil
+	}
+	c := t.newConn(id, l.opts.OnEvent, t.cc)
+	c.noDelay, c.keepAlive = l.opts.NoDelay, l.opts.KeepAlive
+	c.iss = seg.ack - 1
+	c.sndUna, c.sndNxt, c.sndMax = seg.ack, seg.ack, seg.ack
+	c.tsOffset = c.iss * 2654435761
+	c.irs, c.rcvNxt, c.lastAckSent = peerISN, seg.seq, seg.seq
+	c.sndMSS = min(t.localMSS(), int(cookieMSS[idx]))
+	o := &seg.opts
+	c.wsOK, c.sndShift, c.rcvShift = false, 0, 0
+	if o.HasTimestamps && o.TSEcr&cookieTSMarker != 0 && !t.cfg.DisableTimestamps {
+		c.tsOK = true
+		c.tsRecent, c.tsRecentAt = o.TSVal, t.s.now
+		if ws := o.TSEcr & 0xf; ws != cookieTSNoWS {
+			c.wsOK, c.sndShift, c.rcvShift = true, uint8(min(ws, header.MaxWindowScale)), t.rcvShift()
+		}
+		c.sackOK = o.TSEcr&cookieTSSACK != 0
+	}
+	c.cc.Init(c.sndMSS)
+	c.sndWnd = uint32(seg.wnd) << c.sndShift
+	c.maxSndWnd = c.sndWnd
+	c.sndWl1, c.sndWl2 = seg.seq, seg.ack
+	t.stats.SYNCookiesValid++
+	t.stats.PassiveOpens++
+	c.listener = l
+	l.synCount++ // established() takes it back
+	c.setState(tcpSynReceived)
+	c.sndUna = seg.ack - 1 // so that the ACK is new in the SYN-RECEIVED check
+	return c
+}
