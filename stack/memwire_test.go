@@ -15,14 +15,14 @@ import (
 // memNet runs stacks on the mem driver: NIC i of one wire, one queue each,
 // every stack stepped by one virtual clock, as a core's loop would step it.
 type memNet struct {
-	t      *testing.T
+	t      testing.TB
 	clock  *nicq.VirtualClock
 	wire   *mem.Wire
 	stacks []*Stack
 	burst  []*nicq.Buf
 }
 
-func newMemNet(t *testing.T, faults mem.Faults, seed uint64, addrs ...string) *memNet {
+func newMemNet(t testing.TB, faults mem.Faults, seed uint64, addrs ...string) *memNet {
 	t.Helper()
 	clock := nicq.NewVirtualClock(1_000_000_000)
 	var nics []mem.NICConfig
