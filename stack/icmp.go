@@ -104,8 +104,13 @@ func (s *Stack) inputICMPError(b *nicq.Buf, msg header.ICMPv4) {
 	}
 	err := icmpError(msg.Type(), msg.Code())
 	delivered := false
-	if inner.Protocol() == header.ProtocolUDP {
+	switch inner.Protocol() {
+	case header.ProtocolUDP:
 		delivered = s.udp.deliverError(localPort, remote, remotePort, err)
+	case header.ProtocolTCP:
+		id := tcpTuple{localAddr: s.addr, remoteAddr: remote, localPort: localPort, remotePort: remotePort}
+		seq := uint32(l4[4])<<24 | uint32(l4[5])<<16 | uint32(l4[6])<<8 | uint32(l4[7])
+		delivered = s.tcp.deliverError(id, seq, err, s.PathMTU(remote))
 	}
 	if !delivered {
 		s.drop(b, DropICMPUnmatched)

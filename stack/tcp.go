@@ -482,6 +482,7 @@ type TCPConn struct {
 	// queue).
 	listener *TCPListener
 	err      error
+	softErr  error // the last ICMP error, reported on timeout
 	// Context is the application's: the stack never reads it.
 	Context any
 
@@ -528,7 +529,7 @@ type TCPConn struct {
 	// Delayed ACK and burst work (see flushPending).
 	segsUnacked                        int
 	ackNow, rxEvent, wrEvent, finEvent bool
-	queued, writeBlocked               bool
+	queued, writeBlocked, pushed       bool
 
 	// Loss recovery (RFC 5681, 6582, 6675). sacked is the SACK
 	// scoreboard above sndUna, sorted.
@@ -579,7 +580,7 @@ func (t *tcpTable) newConn(id tcpTuple, h TCPHandler, alg congestion.Algorithm) 
 	c.iss = t.isn(id, t.s.now)
 	c.sndUna, c.sndNxt, c.sndMax = c.iss, c.iss, c.iss
 	c.tsOffset = c.iss * 2654435761 // any per-connection offset (RFC 7323 5.4)
-	c.sndMSS = t.localMSS()
+	c.sndMSS = min(t.localMSS(), t.s.PathMTU(id.remoteAddr)-40)
 	c.cc = c.algs.Select(alg)
 	c.cc.Init(c.sndMSS)
 	c.lastRecv = t.s.now
@@ -748,10 +749,10 @@ func (c *TCPConn) consumed(n int) {
 	}
 	after := c.rcvBuf.free() - c.oooBytes()
 	before := after - n
-	if after-before >= len(c.rcvBuf.buf)/4 && before < len(c.rcvBuf.buf)/2 || before < c.sndMSS {
+	if after-before >= len(c.rcvBuf.buf)/4 && before < len(c.rcvBuf.buf)/2 || before < c.sndMSS ||
+		c.pushed && c.segsUnacked > 0 && c.rcvBuf.len() == 0 {
 		c.t.s.now = c.t.s.clock.Now()
-		c.ackNow = true
-		c.schedule()
+		c.sendACK()
 	}
 }
 

@@ -1,6 +1,8 @@
 package stack
 
 import (
+	"errors"
+
 	"github.com/mkstack/mkstack/nicq"
 	"github.com/mkstack/mkstack/stack/checksum"
 	"github.com/mkstack/mkstack/stack/header"
@@ -332,6 +334,11 @@ func (c *TCPConn) input(seg *tcpSegment) DropReason {
 			}
 			c.segsUnacked++
 			c.rxEvent = true
+			// A short segment ends what the peer had to send for now
+			// (Linux's ICSK_ACK_PUSHED): once the application has read
+			// everything, the ACK goes at once, so a sender's Nagle
+			// never waits out our delayed ACK.
+			c.pushed = n < c.sndMSS-40
 		} else {
 			if !c.storeOutOfOrder(seg) {
 				c.ackNow = true
@@ -633,11 +640,41 @@ func (t *tcpTable) flushPending() {
 		}
 		c.output()
 		switch {
-		case c.ackNow || c.segsUnacked >= 2:
+		case c.ackNow || c.segsUnacked >= 2 || c.pushed && c.segsUnacked > 0 && c.rcvBuf.len() == 0:
 			c.sendACK()
 		case c.segsUnacked > 0 && !c.delackTimer.Pending():
 			t.s.wheel.Schedule(&c.delackTimer, t.s.now+int64(t.cfg.DelayedACK))
 		}
 	}
 	t.pending = t.pending[:0]
+}
+
+// deliverError takes an ICMP error quoting a segment of connection id with
+// sequence number seq. Only a quote of data in flight counts (RFC 5927
+// 4.1: a blind attacker does not know it). Fragmentation needed lowers the
+// MSS to the path MTU and resends at once; an unreachable port or protocol
+// refuses a connection still in SYN-SENT; other errors are soft (RFC 1122
+// 4.2.3.9): kept, and reported if the connection then times out.
+func (t *tcpTable) deliverError(id tcpTuple, seq uint32, err error, pathMTU int) bool {
+	c := t.conns[id]
+	if c == nil || !seqLEQ(c.sndUna, seq) || !seqLT(seq, c.sndMax) {
+		return false
+	}
+	switch {
+	case errors.Is(err, ErrMessageTooLong):
+		if mss := pathMTU - 40; mss >= 88 && mss < c.sndMSS {
+			c.sndMSS = mss
+			c.cc.SetMSS(c.dataMSS())
+			if c.synchronized() && c.sndUna != c.sndMax {
+				c.sndNxt = c.sndUna
+				c.t.stats.Retransmits++
+				c.output()
+			}
+		}
+	case c.state == tcpSynSent && (errors.Is(err, ErrPortUnreachable) || errors.Is(err, ErrProtoUnreachable)):
+		c.free(ErrConnectionRefused)
+	default:
+		c.softErr = err
+	}
+	return true
 }

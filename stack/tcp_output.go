@@ -123,7 +123,7 @@ func (c *TCPConn) emit(seq uint32, flags header.TCPFlags, n int) (*nicq.Buf, []b
 func (c *TCPConn) transmit(b *nicq.Buf) {
 	c.lastAckSent = c.rcvNxt
 	c.segsUnacked = 0
-	c.ackNow = false
+	c.ackNow, c.pushed = false, false
 	if c.delackTimer.Pending() {
 		c.t.s.wheel.Cancel(&c.delackTimer)
 	}
@@ -363,7 +363,11 @@ func (c *TCPConn) onRTO(*timerT) {
 	}
 	c.retries++
 	if c.retries > t.cfg.MaxRetries {
-		c.free(ErrConnectionTimeout)
+		if c.softErr != nil {
+			c.free(c.softErr)
+		} else {
+			c.free(ErrConnectionTimeout)
+		}
 		return
 	}
 	c.rto = min(c.rto*2, int64(t.cfg.MaxRTO))
