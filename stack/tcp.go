@@ -9,99 +9,81 @@ package stack
 // A TCPConn is one connection, owned by the core whose stack holds it, for
 // its whole life (ownership never migrates; see DESIGN.md). Its send and
 // receive state carry RFC 9293's names so the code can be read against
-// section 3.3.1 line by line:
-//
-//	iss, sndUna, sndNxt, sndWnd, sndWl1, sndWl2   send sequence space
-//	irs, rcvNxt, rcvWnd                            receive sequence space
-//
-// rcvWnd is not stored: it is the free space of the receive ring, so it
-// can never disagree with what the ring can hold. Sequence numbers compare
-// with seqLT and friends (serial arithmetic modulo 2^32), never with <.
+// section 3.3.1 line by line (iss, sndUna, sndNxt, sndWnd, sndWl1, sndWl2;
+// irs, rcvNxt), plus sndMax, the highest sequence number sent (sndNxt goes
+// back after a timeout). rcvWnd is not stored: it is the free space of
+// the receive ring, so it cannot disagree with what the ring holds.
+// Sequence numbers compare with seqLT and friends (modulo 2^32).
 //
 // ## The connection table
 //
-// tcpTable is per stack (never shared between cores). Connections are found
-// by their 4-tuple, a comparable struct (tcpTuple) used directly as a map key:
-// no string keys, no formatting, no allocation on lookup. The table is
-// bounded by TCPConfig.MaxConns; a SYN or a dial beyond it is refused. A
-// TIME-WAIT connection stays in the table (it holds its tuple) until 2*MSL
-// passes. Listen sockets are a second map by local port.
+// tcpTable is per stack. Connections are found by their 4-tuple, a
+// comparable struct used directly as a map key (no strings, no allocation
+// on lookup), bounded by TCPConfig.MaxConns, TIME-WAIT included. Listen
+// sockets are a second map by local port. Closed connections the
+// application released go on a free list with their rings and timers, so
+// connection churn does not allocate (TestTCPSteadyStateDoesNotAllocate).
 //
-// ## Listen sockets
+// ## Listen sockets and SYN cookies
 //
-// A TCPListener bounds two queues: the SYN queue (connections in
-// SYN-RECEIVED, counted, not stored: they live in the table) and the accept
-// queue (established connections not yet taken by Accept, a ring). A SYN
-// arriving with the SYN queue full is dropped today; SYN cookies (RFC 4987)
-// are the planned fallback. A listener with a run-to-completion handler
-// (TCPListenOptions.OnEvent) bypasses the accept queue: the handler owns the
-// connection from TCPEventEstablished on.
+// A TCPListener bounds its SYN queue (connections in SYN-RECEIVED,
+// counted; they live in the table) and its accept queue (a ring). With the
+// SYN queue or the table full, a SYN is answered with a SYN cookie (RFC
+// 4987; tcp_cookie.go) and no state; the ACK that returns a valid cookie
+// makes the connection. A listener with a handler (OnEvent) hands each
+// connection to it at Established instead of queueing it.
 //
-// ## Buffers
+// ## Receive path
 //
-// Each connection has a send ring and a receive ring of bytes (byteRing),
-// sized by TCPConfig.SendBuffer and ReceiveBuffer, allocated once at the
-// connection's creation. The send ring holds every byte from sndUna to the
-// end of what the application wrote: retransmission copies from it again, so
-// no packet buffer is held while waiting for an ACK. The receive ring holds
-// in-order data the application has not read; its free space is the window
-// we advertise. Received data is copied once into the ring; handing out
-// views of the packet buffers (zero copy) is a later step.
+// Segments are checked in RFC 9293 3.10.7.4's order with PAWS first (RFC
+// 7323) and RFC 5961's challenge ACKs for blind RST, SYN and old ACKs
+// (rate-limited). In-order data is copied once, into the receive ring;
+// data beyond a hole is written at its place in the ring (the window we
+// advertised is that space) and its range kept, bounded, for SACK blocks;
+// a filled hole joins the in-order bytes without a copy. The application
+// reads with Read (a copy) or Peek and Discard (views of the ring: no
+// copy). Work a segment causes beyond its own state is deferred to the
+// end of the receive burst (flushPending): one Readable event for all the
+// burst's data of a connection (GRO-like), then the application's answer
+// with the ACK riding on it, then a pure ACK only if one is still owed
+// (out of order, a filled hole, a FIN, every second segment, a short
+// segment the application has read), else the delayed-ACK timer.
+//
+// ## Send path
+//
+// Write copies into the send ring and sends at once as many full segments
+// as the peer's window and the congestion window allow (a burst,
+// GSO-like); retransmission copies from the ring again, so no packet
+// buffer is held while waiting for an ACK. Nagle (unless NoDelay) and
+// sender-side silly window avoidance hold back short segments.
+//
+// ## Loss recovery and congestion control
+//
+// Congestion windows come from package congestion (CUBIC by default,
+// NewReno), embedded by value in the connection. Loss is found by three
+// duplicate ACKs or by SACK (more than two segments SACKed above sndUna);
+// recovery follows RFC 6675 with SACK and RFC 6582 without
+// (tcp_recovery.go), with limited transmit (RFC 3042), a restart of the
+// hole pass when a retransmission is itself lost (RACK-like), and tail
+// loss probes (RFC 8985) before the retransmission timeout (RFC 6298:
+// Karn, backoff, MinRTO, MaxRetries).
 //
 // ## Timers
 //
-// Every timer is a timer.Timer embedded in the connection and given its
-// function once (Init) when the connection is made, so arming one never
-// allocates. All run on the stack's wheel, driven by the stack's clock.
-//
-//	rtoTimer    retransmission (RFC 6298): SRTT/RTTVAR from one sample per
-//	            window (Karn: never from a retransmitted segment), RTO =
-//	            SRTT + max(G, 4*RTTVAR) clamped to [MinRTO, MaxRTO], doubled on
-//	            each expiry, initial 1 s. On expiry everything from sndUna is
-//	            resent (go-back-N) until SACK recovery lands.
-//	waitTimer   TIME-WAIT: 2*MSL (TCPConfig.MSL), restarted by a retransmitted
-//	            FIN, then the connection leaves the table.
-//	            Planned on the same pattern: delayed ACK (every second full
-//	            segment or a short timeout; immediate on out-of-order),
-//	            persist (zero-window probes, backoff like RTO), keepalive.
-//
-// ## Congestion control (planned)
-//
-// A small interface, chosen per connection, called only on the events that
-// move the window, so an implementation is a plain struct embedded by value
-// in the connection (no allocation, no indirection through a map):
-//
-//	type congestionControl interface {
-//		init(mss int)                 // IW = 10*MSS (RFC 6928)
-//		onAck(acked int, rtt int64)   // slow start / avoidance
-//		onDupAcks(inFlight int)       // fast retransmit and recovery
-//		onRTO()                       // cwnd = 1 MSS, ssthresh halved
-//		cwnd() int
-//	}
-//
-// CUBIC (RFC 9438) is the default, NewReno (RFC 5681, 6582) the other.
-// Today output is limited by the peer's window only.
-//
-// ## No allocation in steady state
-//
-// On the path of an established connection nothing allocates: lookup by a
-// struct key, segments built in buffers from the stack's pool with the
-// header written in place, data copied between rings and packet buffers,
-// timers embedded and initialised once, options parsed into a value on the
-// stack frame. Allocation happens when a connection is created (the struct
-// and its rings); a free list of closed connections with their rings is the
-// next step so connect/close churn (CRR) does not allocate either.
+// Every timer is a timer.Timer embedded in the connection, given its
+// function once, all on the stack's wheel and clock: retransmission (and
+// tail loss probe), TIME-WAIT (2*MSL, restarted by a retransmitted FIN,
+// RSTs ignored per RFC 1337, reusable by a newer SYN), delayed ACK,
+// persist (zero-window probes with backoff) and keepalive.
 //
 // ## Events
 //
-// Handlers run on the owning core, run to completion (they must not block):
-// a TCPHandler is called with the connection and one TCPEvent:
-// Established, Readable (data in the receive ring), Writable (the send ring
-// freed space), PeerClosed (a FIN arrived: Read drains what is left and then
-// returns io.EOF semantics via PeerClosed), Closed (the connection left the
-// table; Err says why). The sockets package will turn these into
-// net.Conn wake-ups by messages; a per-core application can use them
-// directly.
+// Handlers run on the owning core, run to completion and must not block.
+// A TCPHandler is called with the connection and one TCPEvent:
+// Established, Readable, Writable (after a Write that did not fit, the
+// ring freed space), PeerClosed (the FIN arrived: after the buffered bytes
+// the stream ends), Closed (the connection left the table; Err says why).
+// The sockets package turns these into net.Conn wake-ups.
 
 import (
 	"errors"
