@@ -22,8 +22,10 @@ const (
 	Wakeups
 	ForwardedPackets
 	ForwardDrops
+	ForwardsReceived
 	MailboxMessages
 	RingHighWater // gauge: the fullest a mailbox ring has been
+	ReplicationDrops
 	TCPActiveOpens
 	TCPPassiveOpens
 	TCPRetransmits
@@ -46,9 +48,11 @@ var metricInfos = [numMetrics]metricInfo{
 	IdleSleeps:       {"mkstack_idle_sleeps_total", "Times the core found no work and blocked.", false},
 	Wakeups:          {"mkstack_wakeups_total", "Times a blocked core was woken by its queue or doorbell.", false},
 	ForwardedPackets: {"mkstack_forwarded_packets_total", "Packets this core forwarded to the core that owns their flow.", false},
-	ForwardDrops:     {"mkstack_forward_drops_total", "Packets dropped because too many forwards were in flight.", false},
+	ForwardDrops:     {"mkstack_forward_drops_total", "Packets not forwarded because the core had too many forwards in flight or the owner's mailbox ring was full.", false},
+	ForwardsReceived: {"mkstack_forwards_received_total", "Packets other cores forwarded to this core.", false},
 	MailboxMessages:  {"mkstack_mailbox_messages_total", "Messages drained from the core's mailbox.", false},
 	RingHighWater:    {"mkstack_mailbox_ring_high_water", "Most messages found waiting in one mailbox ring.", true},
+	ReplicationDrops: {"mkstack_replication_drops_total", "Replicated-state messages (neighbour entries) not sent because a peer's ring and backlog were full.", false},
 	TCPActiveOpens:   {"mkstack_tcp_active_opens_total", "TCP connections this core opened.", false},
 	TCPPassiveOpens:  {"mkstack_tcp_passive_opens_total", "TCP connections this core accepted.", false},
 	TCPRetransmits:   {"mkstack_tcp_retransmits_total", "TCP segments retransmitted.", false},
@@ -116,9 +120,56 @@ func (p *Published) Load(m Metric) uint64 { return p.values[m].Load() }
 // LoadDrops returns the published drop count for reason index r.
 func (p *Published) LoadDrops(r int) uint64 { return p.drops[r].Load() }
 
+// Snapshot returns a copy of the published counters. Any goroutine may call
+// it; it allocates the copy's Drops, so it belongs to the control plane.
+func (p *Published) Snapshot() Counters {
+	c := Counters{Drops: make([]uint64, len(p.drops))}
+	for i := range c.Values {
+		c.Values[i] = p.values[i].Load()
+	}
+	for i := range c.Drops {
+		c.Drops[i] = p.drops[i].Load()
+	}
+	return c
+}
+
+// Merge adds o into c, as a total over cores: counters and the TCP state
+// gauges add up, RingHighWater keeps the larger value.
+func (c *Counters) Merge(o *Counters) {
+	for m, v := range o.Values {
+		if Metric(m) == RingHighWater {
+			c.Values[m] = max(c.Values[m], v)
+			continue
+		}
+		c.Values[m] += v
+	}
+	if len(c.Drops) < len(o.Drops) {
+		c.Drops = append(c.Drops, make([]uint64, len(o.Drops)-len(c.Drops))...)
+	}
+	for r, v := range o.Drops {
+		c.Drops[r] += v
+	}
+}
+
+// Get returns the value of metric m.
+func (c Counters) Get(m Metric) uint64 { return c.Values[m] }
+
+// Name returns the metric's Prometheus name, such as
+// "mkstack_rx_packets_total".
+func (m Metric) Name() string {
+	if m < 0 || m >= numMetrics {
+		return "Metric(" + strconv.Itoa(int(m)) + ")"
+	}
+	return metricInfos[m].name
+}
+
+// String returns the metric's name.
+func (m Metric) String() string { return m.Name() }
+
 // Collector is a prometheus.Collector that reads every core's published
 // counters at scrape time and emits them as const metrics labelled with the
-// core's CPU. Nothing on the data path touches a Prometheus object.
+// core's index and CPU. Nothing on the data path touches a Prometheus
+// object.
 type Collector struct {
 	cores   []*Published
 	cpus    []string
@@ -127,17 +178,22 @@ type Collector struct {
 	drops   *prometheus.Desc
 }
 
-// NewCollector collects cores[i] under the label cpu=cpus[i]. reasons names
-// the drop reasons by index.
+// NewCollector collects cores[i] under the labels core=i, cpu=cpus[i]; a
+// negative CPU (a core that is not pinned) is labelled cpu="any". reasons
+// names the drop reasons by index.
 func NewCollector(cores []*Published, cpus []int, reasons []string) *Collector {
 	c := &Collector{cores: cores, reasons: reasons}
 	for _, cpu := range cpus {
+		if cpu < 0 {
+			c.cpus = append(c.cpus, "any")
+			continue
+		}
 		c.cpus = append(c.cpus, strconv.Itoa(cpu))
 	}
 	for m, info := range metricInfos {
-		c.descs[m] = prometheus.NewDesc(info.name, info.help, []string{"cpu"}, nil)
+		c.descs[m] = prometheus.NewDesc(info.name, info.help, []string{"core", "cpu"}, nil)
 	}
-	c.drops = prometheus.NewDesc("mkstack_drops_total", "Packets dropped, by reason.", []string{"cpu", "reason"}, nil)
+	c.drops = prometheus.NewDesc("mkstack_drops_total", "Packets dropped, by reason.", []string{"core", "cpu", "reason"}, nil)
 	return c
 }
 
@@ -152,16 +208,16 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for i, p := range c.cores {
-		cpu := c.cpus[i]
+		core, cpu := strconv.Itoa(i), c.cpus[i]
 		for m, info := range metricInfos {
 			kind := prometheus.CounterValue
 			if info.gauge {
 				kind = prometheus.GaugeValue
 			}
-			ch <- prometheus.MustNewConstMetric(c.descs[m], kind, float64(p.values[m].Load()), cpu)
+			ch <- prometheus.MustNewConstMetric(c.descs[m], kind, float64(p.values[m].Load()), core, cpu)
 		}
 		for r, name := range c.reasons {
-			ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(p.drops[r].Load()), cpu, name)
+			ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(p.drops[r].Load()), core, cpu, name)
 		}
 	}
 }

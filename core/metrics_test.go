@@ -26,18 +26,18 @@ func TestCollectorEmitsPublishedCountersPerCPU(t *testing.T) {
 	want := `
 # HELP mkstack_rx_packets_total Frames received from the core's NIC queue.
 # TYPE mkstack_rx_packets_total counter
-mkstack_rx_packets_total{cpu="2"} 10
-mkstack_rx_packets_total{cpu="3"} 7
+mkstack_rx_packets_total{core="0",cpu="2"} 10
+mkstack_rx_packets_total{core="1",cpu="3"} 7
 # HELP mkstack_tcp_established TCP connections in ESTABLISHED on this core.
 # TYPE mkstack_tcp_established gauge
-mkstack_tcp_established{cpu="2"} 0
-mkstack_tcp_established{cpu="3"} 5
+mkstack_tcp_established{core="0",cpu="2"} 0
+mkstack_tcp_established{core="1",cpu="3"} 5
 # HELP mkstack_drops_total Packets dropped, by reason.
 # TYPE mkstack_drops_total counter
-mkstack_drops_total{cpu="2",reason="bad_checksum"} 0
-mkstack_drops_total{cpu="2",reason="truncated"} 3
-mkstack_drops_total{cpu="3",reason="bad_checksum"} 0
-mkstack_drops_total{cpu="3",reason="truncated"} 0
+mkstack_drops_total{core="0",cpu="2",reason="bad_checksum"} 0
+mkstack_drops_total{core="0",cpu="2",reason="truncated"} 3
+mkstack_drops_total{core="1",cpu="3",reason="bad_checksum"} 0
+mkstack_drops_total{core="1",cpu="3",reason="truncated"} 0
 `
 	if err := testutil.CollectAndCompare(col, strings.NewReader(want),
 		"mkstack_rx_packets_total", "mkstack_tcp_established", "mkstack_drops_total"); err != nil {

@@ -1,9 +1,22 @@
-// Package sockets is the application face of mkstack: net.Listener,
-// net.Conn, net.PacketConn and Dial that work with the standard library, and
-// a per-core run-to-completion handler API. Every call from an application
-// goroutine becomes a message to the core that owns the socket.
+// Package sockets is the application face of mkstack. It owns:
+//
+//   - Network, over a running core.Runtime, with Listen, ListenPacket, Dial
+//     and DialContext returning net.Listener, net.Conn (deadlines,
+//     CloseWrite, addresses) and net.PacketConn that existing Go code
+//     (net/http included) uses unchanged. A listener spans every core:
+//     each core's handshakes feed one accept ring. Errors are
+//     *net.OpError wrapping what Go code checks: net.ErrClosed,
+//     os.ErrDeadlineExceeded, syscall.ECONNREFUSED, syscall.ECONNRESET.
+//   - Handler, ServeTCP and DialHandler: the per-core run-to-completion
+//     API, the fastest path (callbacks on the owning core, zero-copy
+//     views of received data, non-blocking writes).
+//
+// Every call from an application goroutine is a message to the core that
+// owns the socket (core.Runtime.Do with a function bound once per socket,
+// so a call allocates nothing); a call that must wait parks its goroutine
+// on a one-slot channel that the core signals (without blocking) when the
+// socket's state changes. No goroutine spins, and no application goroutine
+// touches a stack's state.
 //
 // It must not reach into a stack's state from another goroutine.
-//
-// Status: not built yet; see docs/ARCHITECTURE.md.
 package sockets

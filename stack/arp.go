@@ -169,7 +169,10 @@ func (s *Stack) inputARP(b *nicq.Buf) {
 	forUs := tpa == s.addr
 	// RFC 826's merge: update an entry we already have whoever the
 	// packet is for; create one only when it is addressed to us.
-	if spa != [4]byte{} && s.neigh.update(spa, sha, forUs) && s.cfg.OnNeighbour != nil {
+	// Tell the runtime about news, and about every confirmation addressed
+	// to us: ARP lands on one queue, so the other cores' copies of the
+	// entry are refreshed only through this hook.
+	if spa != [4]byte{} && (s.neigh.update(spa, sha, forUs) || forUs) && s.cfg.OnNeighbour != nil {
 		s.cfg.OnNeighbour(spa, sha)
 	}
 	if !forUs {

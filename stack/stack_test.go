@@ -513,3 +513,29 @@ func TestUDPWithZeroChecksumIsAcceptedAndWithABadOneDropped(t *testing.T) {
 	sock.Close()
 	n.checkNoLeaks()
 }
+
+// TestARPConfirmationsAddressedToUsAreReported: the runtime refreshes the
+// other cores' copies of an entry only through OnNeighbour, and ARP lands
+// on one queue, so a confirmation with nothing new must be reported too.
+func TestARPConfirmationsAddressedToUsAreReported(t *testing.T) {
+	n := newTestNet(t)
+	var reported int
+	a := n.add("10.0.0.1/24", func(c *Config) {
+		c.OnNeighbour = func(ip [4]byte, mac header.MAC) { reported++ }
+	})
+	arp := func(target [4]byte) {
+		b := n.pools[0].Get()
+		f := b.Append(14 + header.ARPSize)
+		header.Ethernet(f).Encode(&header.EthernetFields{Destination: header.BroadcastMAC, Source: header.MAC{2, 0, 0, 0, 0, 9}, Type: header.EtherTypeARP})
+		header.ARP(f[14:]).Encode(&header.ARPFields{Op: header.ARPRequest, SenderHardwareAddress: header.MAC{2, 0, 0, 0, 0, 9},
+			SenderProtocolAddress: ip4("10.0.0.9"), TargetProtocolAddress: target})
+		a.Input([]*nicq.Buf{b})
+	}
+	arp(ip4("10.0.0.1"))
+	arp(ip4("10.0.0.1")) // the same mapping again: a confirmation
+	arp(ip4("10.0.0.7")) // for another host: an update with no news
+	if reported != 2 {
+		t.Fatalf("OnNeighbour called %d times, want 2 (news, then the confirmation to us)", reported)
+	}
+	replies(a)
+}

@@ -860,3 +860,58 @@ func seqLT(a, b uint32) bool  { return int32(a-b) < 0 }
 func seqLEQ(a, b uint32) bool { return int32(a-b) <= 0 }
 func seqGT(a, b uint32) bool  { return int32(a-b) > 0 }
 func seqGEQ(a, b uint32) bool { return int32(a-b) >= 0 }
+
+// ShutdownTCP closes every listen socket and every connection: with a FIN
+// after the queued data (abort false), or with a reset (abort true). It
+// returns how many connections still have data or a FIN of ours not yet
+// acknowledged (those a graceful shutdown waits for; FIN-WAIT-2 and
+// TIME-WAIT wait only for the peer). Closing releases the
+// connections: the application must not use them afterwards except for
+// their Closed event.
+func (s *Stack) ShutdownTCP(abort bool) (remaining int) {
+	t := &s.tcp
+	s.now = s.clock.Now()
+	for _, l := range t.listeners {
+		l.Close()
+	}
+	for _, c := range t.conns {
+		switch {
+		case abort:
+			c.Abort()
+		case c.state == tcpTimeWait:
+		default:
+			c.Close()
+		}
+	}
+	for _, c := range t.conns {
+		if c.state != tcpTimeWait && c.state != tcpFinWait2 {
+			remaining++
+		}
+	}
+	return remaining
+}
+
+// TCPConnInfo describes one connection for the control plane.
+type TCPConnInfo struct {
+	Local, Remote [4]byte
+	LocalPort     uint16
+	RemotePort    uint16
+	State         string
+	SRTT          time.Duration
+	Cwnd          int
+	Unacked       int
+	Buffered      int
+}
+
+// TCPConnections appends a description of every connection to dst.
+func (s *Stack) TCPConnections(dst []TCPConnInfo) []TCPConnInfo {
+	for _, c := range s.tcp.conns {
+		dst = append(dst, TCPConnInfo{
+			Local: c.id.localAddr, Remote: c.id.remoteAddr,
+			LocalPort: c.id.localPort, RemotePort: c.id.remotePort,
+			State: c.state.String(), SRTT: time.Duration(c.srtt), Cwnd: c.cc.Cwnd(),
+			Unacked: int(c.sndMax - c.sndUna), Buffered: c.rcvBuf.len(),
+		})
+	}
+	return dst
+}

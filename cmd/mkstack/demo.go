@@ -1,230 +1,428 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"sync"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
+	"text/tabwriter"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/mkstack/mkstack/affinity"
-	"github.com/mkstack/mkstack/msgring"
+	"github.com/mkstack/mkstack/core"
+	"github.com/mkstack/mkstack/nicq"
+	"github.com/mkstack/mkstack/nicq/mem"
+	"github.com/mkstack/mkstack/sockets"
+	"github.com/mkstack/mkstack/stack"
 )
 
 func init() {
-	register(command{name: "demo", summary: "run the multikernel substrate on this machine and report (no set-up needed)", run: runDemo})
-}
-
-// demoMsg is a fixed-size message, as every core-to-core message is.
-type demoMsg struct {
-	kind uint32
-	from uint32
-	seq  uint64
+	register(command{name: "demo", summary: "run a server stack and a client stack on an in-memory wire under load, and report per core (no set-up needed)", run: runDemo})
 }
 
 const (
-	demoData    = iota // core-to-core traffic
-	demoControl        // a control-plane message on the shared MPSC ring
-	demoStop
+	demoTCPPort  = 7
+	demoUDPPort  = 9
+	demoMsgSize  = 64
+	demoTCPConns = 16 // per client core
+	demoUDPFlows = 16 // per client core, one datagram in flight each
 )
 
-// demoCore is one pinned core of the demo. Its counters are written by the
-// core only and read by the reporter, so they are atomics on their own cache
-// lines (padded) rather than shared read-modify-write counters.
-type demoCore struct {
-	id, cpu int
-	box     *msgring.Mailbox[demoMsg]
-	bell    *msgring.Doorbell
+// demoCounts are one client core's transactions, written by that core's
+// handlers only and read by the reporter (padded: one writer per line).
+type demoCounts struct {
+	tcp, udp atomic.Uint64
+	_        [112]byte
+}
 
-	rx, tx, control atomic.Uint64
-	_               [104]byte
+type demoOptions struct {
+	cores    int
+	duration time.Duration
+	workload string
+	pcapDir  string
+	metrics  string
+	pin      bool
 }
 
 func runDemo(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cores := fs.Int("cores", 0, "number of cores to run (default: every CPU this process may use)")
-	duration := fs.Duration("duration", 3*time.Second, "how long to run; the first half saturates the rings, the second half sends paced bursts so cores sleep and are woken")
-	ringCap := fs.Int("ring", 1024, "capacity of each core-to-core ring")
+	var o demoOptions
+	fs.IntVar(&o.cores, "cores", 0, "cores per stack (default: every CPU this process may use)")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long the load runs")
+	fs.StringVar(&o.workload, "workload", "mixed", "tcp (64-byte request/response on persistent connections), udp (64-byte echo) or mixed")
+	fs.StringVar(&o.pcapDir, "pcap", "", "write the server NIC's frames to DIR/server.pcap (first 128 bytes of each)")
+	fs.StringVar(&o.metrics, "metrics-addr", "", "serve Prometheus metrics of both stacks at ADDR/metrics while running (e.g. 127.0.0.1:9100)")
+	fs.BoolVar(&o.pin, "pin", false, "pin each core to a CPU (the server's and the client's core i share CPU i)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if fs.NArg() != 0 || *duration <= 0 || *ringCap < 2 {
-		fmt.Fprintln(stderr, "mkstack demo: takes no arguments; --duration must be positive and --ring at least 2")
+	bad := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "mkstack demo: "+format+"\n", a...)
+		fs.Usage()
 		return 2
+	}
+	if fs.NArg() != 0 {
+		return bad("unexpected argument %q", fs.Arg(0))
+	}
+	if o.duration <= 0 {
+		return bad("--duration must be positive, got %v", o.duration)
+	}
+	switch o.workload {
+	case "tcp", "udp", "mixed":
+	default:
+		return bad("--workload %q: want tcp, udp or mixed", o.workload)
 	}
 	allowed, err := affinity.AllowedCPUs()
 	if err != nil {
 		fmt.Fprintln(stderr, "mkstack demo:", err)
 		return 1
 	}
-	n := *cores
-	if n == 0 {
-		n = allowed.Count()
+	if o.cores == 0 {
+		o.cores = allowed.Count()
 	}
-	// Plan puts cores on separate physical cores first and CPU 0 last; on a
-	// machine with fewer CPUs than that it falls back to CPU 0 too.
-	cpus, err := affinity.Plan(n, "")
-	if err != nil {
-		fmt.Fprintf(stderr, "mkstack demo: --cores %d: %v\n", n, err)
-		return 2
+	if o.cores < 1 || o.cores > 64 {
+		return bad("--cores %d: want 1..64", o.cores)
 	}
-	if n == 1 {
-		fmt.Fprintln(stdout, "note: one core has no peer to message; running the control plane only")
+	if o.pin && o.cores > allowed.Count() {
+		return bad("--cores %d with --pin: only %d CPUs are allowed", o.cores, allowed.Count())
 	}
-
-	cs := make([]*demoCore, n)
-	for i := range cs {
-		bell, err := msgring.NewDoorbell()
-		if err != nil {
-			fmt.Fprintln(stderr, "mkstack demo:", err)
-			return 1
-		}
-		defer bell.Close()
-		cs[i] = &demoCore{id: i, cpu: cpus[i], bell: bell, box: msgring.NewMailbox[demoMsg](msgring.MailboxConfig{
-			Owner: i, Cores: n, PeerRing: *ringCap, SharedCap: 64,
-		}, bell)}
-	}
-	fmt.Fprintf(stdout, "mkstack demo: %d pinned cores on CPUs %v exchanging messages over msgring (rings of %d), %v\n",
-		n, cpus, cs[0].box.From((1)%n).Cap(), *duration)
-	fmt.Fprintf(stdout, "first half: each core floods the next in batches of 32; second half: a burst every 2ms, cores sleep in between\n")
-
-	start := time.Now()
-	pacedFrom := start.Add(*duration / 2)
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for _, c := range cs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := affinity.Pin(c.cpu); err != nil {
-				errs <- err
-				return
-			}
-			c.loop(cs[(c.id+1)%n], pacedFrom)
-		}()
-	}
-
-	tick := time.NewTicker(time.Second / 2)
-	defer tick.Stop()
-	end := time.NewTimer(*duration)
-	last := make([]uint64, n)
-	lastAt := start
-	report := func(now time.Time) {
-		dt := now.Sub(lastAt).Seconds()
-		lastAt = now
-		for i, c := range cs {
-			rx := c.rx.Load()
-			fmt.Fprintf(stdout, "t=%4.1fs core %d (cpu %d): %11.0f msg/s received, %d sleeps, %d wake-ups, %d control msgs\n",
-				now.Sub(start).Seconds(), i, c.cpu, float64(rx-last[i])/dt, c.bell.Sleeps(), c.bell.Wakeups(), c.control.Load())
-			last[i] = rx
-		}
-	}
-	seq := uint64(0)
-loop:
-	for {
-		select {
-		case err := <-errs:
-			fmt.Fprintln(stderr, "mkstack demo:", err)
-			return 1
-		case now := <-tick.C:
-			// The control plane reaches every core through its MPSC ring.
-			for _, c := range cs {
-				seq++
-				c.box.Send(demoMsg{kind: demoControl, seq: seq})
-			}
-			report(now)
-		case <-end.C:
-			break loop
-		}
-	}
-	for _, c := range cs {
-		for !c.box.Send(demoMsg{kind: demoStop}) {
-			time.Sleep(time.Millisecond)
-		}
-	}
-	wg.Wait()
-	// The cores have exited; this goroutine now consumes what is still in
-	// flight so the totals can be checked.
-	var sent, received uint64
-	for _, c := range cs {
-		c.box.Drain(1<<30, func(_ int, m demoMsg) {
-			if m.kind == demoData {
-				c.rx.Add(1)
-			}
-		})
-		sent += c.tx.Load()
-		received += c.rx.Load()
-	}
-	fmt.Fprintf(stdout, "done in %v: %d messages sent, %d received, %d lost\n",
-		time.Since(start).Round(time.Millisecond), sent, received, sent-received)
-	if sent != received {
+	if err := demo(o, allowed.Count(), stdout, stderr); err != nil {
+		fmt.Fprintln(stderr, "mkstack demo:", err)
 		return 1
 	}
 	return 0
 }
 
-// loop is one core: drain the mailbox, send to the next core, and when there
-// is nothing to do, sleep on the doorbell until a peer wakes it or the next
-// paced burst is due.
-func (c *demoCore) loop(next *demoCore, pacedFrom time.Time) {
-	out := next.box.From(c.id)
-	batch := make([]demoMsg, 32)
-	var rx, tx, control uint64
-	stop := false
-	handle := func(_ int, m demoMsg) {
-		switch m.kind {
-		case demoData:
-			rx++
-		case demoControl:
-			control++
-		case demoStop:
-			stop = true
+func demo(o demoOptions, allowed int, stdout, stderr io.Writer) error {
+	wire, err := mem.NewWire(mem.WireConfig{NICs: []mem.NICConfig{
+		{MAC: [6]byte{2, 0, 0, 0, 0, 1}, Queues: o.cores, PoolBuffers: 4096},
+		{MAC: [6]byte{2, 0, 0, 0, 0, 2}, Queues: o.cores, PoolBuffers: 4096},
+	}})
+	if err != nil {
+		return err
+	}
+	defer wire.Close()
+
+	var pcap *nicq.PcapWriter
+	if o.pcapDir != "" {
+		if err := os.MkdirAll(o.pcapDir, 0o755); err != nil {
+			return fmt.Errorf("--pcap: %w", err)
+		}
+		path := filepath.Join(o.pcapDir, "server.pcap")
+		if pcap, err = nicq.CreatePcap(path, nicq.PcapConfig{SnapLen: 128}); err != nil {
+			return fmt.Errorf("--pcap: %w", err)
+		}
+		for q := range o.cores {
+			wire.NIC(0).Queue(q).SetTap(pcap)
+		}
+		defer func() {
+			for q := range o.cores {
+				wire.NIC(0).Queue(q).SetTap(nil)
+			}
+			if err := pcap.Close(); err != nil {
+				fmt.Fprintln(stderr, "mkstack demo: pcap:", err)
+			} else {
+				fmt.Fprintf(stdout, "capture: %s (read it with tcpdump -r or tshark -r)\n", path)
+			}
+		}()
+	}
+
+	var cpus []int
+	if o.pin {
+		if cpus, err = affinity.Plan(o.cores, ""); err != nil {
+			return err
 		}
 	}
-	nextBurst := pacedFrom
-	for iter := 0; !stop; iter++ {
-		got := c.box.Drain(256, handle)
-		sentNow := 0
-		if next != c {
-			now := time.Now()
-			if now.Before(pacedFrom) || !now.Before(nextBurst) {
-				for i := range batch {
-					batch[i] = demoMsg{kind: demoData, from: uint32(c.id), seq: tx + uint64(i)}
+	// Both stacks run in this process: when their cores outnumber the
+	// CPUs, a core that busy-polls steals the CPU its peer needs, so they
+	// sleep as soon as they are idle instead.
+	spin := time.Duration(0)
+	if 2*o.cores > allowed {
+		spin = -1
+	}
+	server, err := demoStack(wire, 0, "10.0.0.1", o.cores, cpus, spin)
+	if err != nil {
+		return fmt.Errorf("server stack: %w", err)
+	}
+	defer server.Shutdown(context.Background())
+	client, err := demoStack(wire, 1, "10.0.0.2", o.cores, cpus, spin)
+	if err != nil {
+		return fmt.Errorf("client stack: %w", err)
+	}
+	defer client.Shutdown(context.Background())
+
+	if o.metrics != "" {
+		reg := prometheus.NewRegistry()
+		if err := server.Runtime().Register(prometheus.WrapRegistererWith(prometheus.Labels{"stack": "server"}, reg)); err != nil {
+			return err
+		}
+		if err := client.Runtime().Register(prometheus.WrapRegistererWith(prometheus.Labels{"stack": "client"}, reg)); err != nil {
+			return err
+		}
+		ln, err := net.Listen("tcp", o.metrics)
+		if err != nil {
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go hs.Serve(ln)
+		defer hs.Close()
+		fmt.Fprintf(stdout, "metrics: http://%s/metrics\n", ln.Addr())
+	}
+
+	counts := make([]demoCounts, o.cores)
+	stop := &atomic.Bool{}
+	pin := "not pinned"
+	if o.pin {
+		pin = fmt.Sprintf("pinned to CPUs %v", cpus)
+	}
+	if spin < 0 {
+		pin += fmt.Sprintf("; %d cores share %d CPUs, so idle cores sleep at once", 2*o.cores, allowed)
+	}
+	fmt.Fprintf(stdout, "mkstack demo: server 10.0.0.1 and client 10.0.0.2 on an in-memory wire, %d cores each (%s), workload %s, %v\n",
+		o.cores, pin, o.workload, o.duration)
+
+	if o.workload != "udp" {
+		if err := demoTCP(server, client, counts, stop); err != nil {
+			return err
+		}
+	}
+	if o.workload != "tcp" {
+		if err := demoUDP(server, client, counts, stop); err != nil {
+			return err
+		}
+	}
+
+	start := time.Now()
+	before := demoSnapshot(server, client, counts)
+	tick := time.NewTicker(time.Second)
+	prev, prevT := before, start
+	// A live line on a terminal, one line per second otherwise.
+	lead, trail := "", "\n"
+	if isTerminal(stdout) {
+		lead, trail = "\r", ""
+	}
+	for now := range tick.C {
+		cur := demoSnapshot(server, client, counts)
+		d := now.Sub(prevT).Seconds()
+		fmt.Fprintf(stdout, "%s%5.1fs  tcp %10.0f req/s  udp %10.0f echo/s  server %10.0f pkt/s in  %s",
+			lead, now.Sub(start).Seconds(), float64(cur.tcp-prev.tcp)/d, float64(cur.udp-prev.udp)/d, float64(cur.rx-prev.rx)/d, trail)
+		prev, prevT = cur, now
+		if now.Sub(start) >= o.duration {
+			break
+		}
+	}
+	tick.Stop()
+	stop.Store(true)
+	elapsed := time.Since(start).Seconds()
+	after := demoSnapshot(server, client, counts)
+	if trail == "" {
+		fmt.Fprintln(stdout)
+	}
+	demoReport(stdout, server, client, counts, before, after, elapsed)
+	return nil
+}
+
+// demoStack starts a runtime of `cores` cores on NIC i at addr/24.
+func demoStack(wire *mem.Wire, i int, addr string, cores int, cpus []int, spin time.Duration) (*sockets.Network, error) {
+	nic := wire.NIC(i)
+	rt, err := core.Start(core.Config{
+		NIC:        nic,
+		Cores:      cores,
+		CPUs:       cpus,
+		SpinWindow: spin,
+		StackConfig: func(int) stack.Config {
+			// The runtime gives each core an RSS-aware port allocator.
+			cfg := stack.Config{Addr: netip.MustParsePrefix(addr + "/24")}
+			cfg.TCP.SendBuffer, cfg.TCP.ReceiveBuffer = 16<<10, 16<<10
+			return cfg
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return sockets.New(rt)
+}
+
+// demoTCP serves an echo on the server's cores and opens demoTCPConns
+// connections on each client core, each keeping one 64-byte request in
+// flight: all of it in per-core handlers, no goroutine per connection.
+func demoTCP(server, client *sockets.Network, counts []demoCounts, stop *atomic.Bool) error {
+	_, err := server.ServeTCP(demoTCPPort, sockets.Handler{
+		Data: func(c *stack.TCPConn, a, b []byte) int {
+			n, _ := c.Write(a)
+			if n == len(a) && len(b) > 0 {
+				k, _ := c.Write(b)
+				n += k
+			}
+			return n
+		},
+	})
+	if err != nil {
+		return err
+	}
+	var req [demoMsgSize]byte
+	dst := netip.AddrPortFrom(server.Addr(), demoTCPPort)
+	for c := range client.Runtime().NumCores() {
+		cnt := &counts[c]
+		h := sockets.Handler{
+			Open: func(conn *stack.TCPConn) { conn.Write(req[:]) },
+			Data: func(conn *stack.TCPConn, a, b []byte) int {
+				n := (len(a) + len(b)) / demoMsgSize * demoMsgSize
+				for range n / demoMsgSize {
+					cnt.tcp.Add(1)
+					if !stop.Load() {
+						conn.Write(req[:])
+					}
 				}
-				sentNow = out.EnqueueBatch(batch)
-				tx += uint64(sentNow)
-				if sentNow > 0 {
-					next.box.Notify()
-				}
-				if !now.Before(pacedFrom) {
-					nextBurst = now.Add(2 * time.Millisecond)
-				}
+				return n
+			},
+		}
+		for range demoTCPConns {
+			if err := client.DialHandler(c, dst, h); err != nil {
+				return err
 			}
 		}
-		// Publish once per iteration, not once per message.
-		c.rx.Store(rx)
-		c.tx.Store(tx)
-		c.control.Store(control)
-		if got > 0 || sentNow > 0 || time.Now().Before(pacedFrom) {
-			continue
+	}
+	return nil
+}
+
+// demoUDP binds an echo on every server core and, on each client core,
+// demoUDPFlows ports (chosen so the replies land on that core) that each
+// keep one 64-byte datagram in flight.
+func demoUDP(server, client *sockets.Network, counts []demoCounts, stop *atomic.Bool) error {
+	ctx := context.Background()
+	errs := make([]error, server.Runtime().NumCores())
+	err := server.Runtime().BroadcastWait(ctx, func(s *stack.Stack) {
+		_, errs[s.Config().Core] = s.BindUDP(demoUDPPort, stack.UDPOptions{Handler: func(ep *stack.UDPEndpoint, p []byte, from [4]byte, port uint16) {
+			ep.SendTo(p, from, port)
+		}})
+	})
+	if err := errors.Join(append(errs, err)...); err != nil {
+		return err
+	}
+	dst := server.Addr().As4()
+	var payload [demoMsgSize]byte
+	errs = make([]error, client.Runtime().NumCores())
+	err = client.Runtime().BroadcastWait(ctx, func(s *stack.Stack) {
+		c := s.Config().Core
+		cnt := &counts[c]
+		handler := func(ep *stack.UDPEndpoint, p []byte, from [4]byte, port uint16) {
+			cnt.udp.Add(1)
+			if !stop.Load() {
+				ep.SendTo(p, from, port)
+			}
 		}
-		c.bell.PrepareSleep()
-		if c.box.Pending() {
-			c.bell.CancelSleep()
-			continue
+		bound := 0
+		for port := uint16(20000); bound < demoUDPFlows && port < 30000; port++ {
+			// Keep the ports whose replies hash to this core.
+			if client.Runtime().FlowOwner(17, dst, s.Addr().As4(), demoUDPPort, port) != c {
+				continue
+			}
+			ep, err := s.BindUDP(port, stack.UDPOptions{Handler: handler})
+			if err != nil {
+				errs[c] = err
+				return
+			}
+			ep.SendTo(payload[:], dst, demoUDPPort)
+			bound++
 		}
-		wait := time.Until(nextBurst)
-		if next == c {
-			wait = -1
+	})
+	return errors.Join(append(errs, err)...)
+}
+
+type demoTotals struct {
+	tcp, udp, rx uint64
+	perCore      []demoCoreTotals
+}
+
+type demoCoreTotals struct {
+	tcp, udp                       uint64
+	srvRx, srvTx, cliRx, cliTx     uint64
+	forwarded, drops, sleeps, wake uint64
+}
+
+func demoSnapshot(server, client *sockets.Network, counts []demoCounts) demoTotals {
+	var t demoTotals
+	for c := range counts {
+		s := server.Runtime().CoreCounters(c)
+		k := client.Runtime().CoreCounters(c)
+		ct := demoCoreTotals{
+			tcp: counts[c].tcp.Load(), udp: counts[c].udp.Load(),
+			srvRx: s.Values[core.RxPackets], srvTx: s.Values[core.TxPackets],
+			cliRx: k.Values[core.RxPackets], cliTx: k.Values[core.TxPackets],
+			forwarded: s.Values[core.ForwardedPackets] + k.Values[core.ForwardedPackets],
+			sleeps:    s.Values[core.IdleSleeps] + k.Values[core.IdleSleeps],
+			wake:      s.Values[core.Wakeups] + k.Values[core.Wakeups],
 		}
-		if wait > 0 || wait < 0 {
-			c.bell.Wait(wait)
-		} else {
-			c.bell.CancelSleep()
+		for _, d := range s.Drops {
+			ct.drops += d
+		}
+		for _, d := range k.Drops {
+			ct.drops += d
+		}
+		t.tcp += ct.tcp
+		t.udp += ct.udp
+		t.rx += ct.srvRx
+		t.perCore = append(t.perCore, ct)
+	}
+	return t
+}
+
+func demoReport(w io.Writer, server, client *sockets.Network, counts []demoCounts, before, after demoTotals, secs float64) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "core\ttcp req/s\tudp echo/s\tserver pkt/s in\tserver pkt/s out\tclient pkt/s in\tforwarded\tdrops\t")
+	var sum demoCoreTotals
+	rate := func(a, b uint64) string { return fmt.Sprintf("%.0f", float64(b-a)/secs) }
+	for c := range after.perCore {
+		a, b := before.perCore[c], after.perCore[c]
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t\n", c,
+			rate(a.tcp, b.tcp), rate(a.udp, b.udp), rate(a.srvRx, b.srvRx), rate(a.srvTx, b.srvTx), rate(a.cliRx, b.cliRx),
+			b.forwarded-a.forwarded, b.drops-a.drops)
+		sum.tcp += b.tcp - a.tcp
+		sum.udp += b.udp - a.udp
+		sum.srvRx += b.srvRx - a.srvRx
+		sum.srvTx += b.srvTx - a.srvTx
+		sum.cliRx += b.cliRx - a.cliRx
+		sum.forwarded += b.forwarded - a.forwarded
+		sum.drops += b.drops - a.drops
+	}
+	fmt.Fprintf(tw, "total\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t\n",
+		rate(0, sum.tcp), rate(0, sum.udp), rate(0, sum.srvRx), rate(0, sum.srvTx), rate(0, sum.cliRx), sum.forwarded, sum.drops)
+	tw.Flush()
+	var names []string
+	reasons := server.Runtime().DropReasonNames()
+	tot := server.Runtime().Counters()
+	for r, v := range tot.Drops {
+		if v > 0 {
+			names = append(names, fmt.Sprintf("%s=%d", reasons[r], v))
 		}
 	}
-	c.rx.Store(rx)
-	c.tx.Store(tx)
+	if len(names) > 0 {
+		fmt.Fprintf(w, "server drops by reason (whole run): %s\n", strings.Join(names, " "))
+	}
+	fmt.Fprintf(w, "%d TCP transactions and %d UDP echoes in %.1fs\n", sum.tcp, sum.udp, secs)
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

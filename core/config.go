@@ -1,0 +1,216 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mkstack/mkstack/affinity"
+	"github.com/mkstack/mkstack/nicq"
+	"github.com/mkstack/mkstack/stack"
+)
+
+// Defaults of a Config field left at its zero value.
+const (
+	// DefaultBudget is the most frames a core takes from one queue per
+	// loop iteration (NAPI's weight).
+	DefaultBudget = 64
+	// DefaultMailboxBudget is the most messages a core drains from its
+	// mailbox per loop iteration.
+	DefaultMailboxBudget = 128
+	// DefaultPeerRing is the capacity of each core-to-core ring.
+	DefaultPeerRing = 1024
+	// DefaultSharedRing is the capacity of each core's ring for
+	// application goroutines (Do, Broadcast).
+	DefaultSharedRing = 256
+	// DefaultSpinWindow is how long an idle core keeps polling before it
+	// sleeps: long enough to ride out the gaps of a busy flow without a
+	// system call, short enough that an idle core costs nothing.
+	DefaultSpinWindow = 50 * time.Microsecond
+	// DefaultMaxForwardsInFlight bounds the packets of one core that are
+	// at another core (forwarded and not yet returned).
+	DefaultMaxForwardsInFlight = 128
+)
+
+// Config describes a runtime for Start.
+type Config struct {
+	// NIC is the interface the runtime drives. Its queues are shared out
+	// among the cores: core c owns every queue q with q % Cores == c, and
+	// transmits on the first of them. The runtime does not close the NIC.
+	NIC nicq.NIC
+
+	// Cores is the number of cores. 0 means one per NIC queue, capped by
+	// the number of CPUs this process may use. More cores than queues is
+	// an error: a core without a queue would have nothing to poll.
+	Cores int
+	// CPUs, if set, pins core i to CPUs[i] (and Cores, if set, must equal
+	// len(CPUs)).
+	CPUs []int
+	// Pin pins the cores to the CPUs affinity.Plan chooses (preferring
+	// Interface's NUMA node) when CPUs is not set. Without Pin or CPUs the
+	// cores still get one OS thread each (runtime.LockOSThread) but the
+	// kernel may run them anywhere, which is what a test that runs more
+	// cores than the machine has CPUs needs. Pinning more cores than there
+	// are allowed CPUs fails Start with an error wrapping
+	// affinity.ErrNotEnoughCPUs; a CPU the process may not use fails with
+	// one wrapping affinity.ErrCPUNotAllowed.
+	Pin bool
+	// Interface names the NIC in sysfs, for Plan's NUMA preference. ""
+	// means NIC.Name() if sysfs knows it, else no preference.
+	Interface string
+
+	// StackConfig returns the configuration of core's stack (required): at
+	// least Addr. The runtime sets Core, Clock, Pool, FlowOwner and
+	// Forward; MAC and MTU default to the NIC's. An OnNeighbour it returns
+	// is called as well as the runtime's replication.
+	StackConfig func(core int) stack.Config
+
+	// OnStart, if set, runs on each core's goroutine with its stack once
+	// the stack is built and announced, before Start returns and before
+	// the core takes its first frame: the place to bind the sockets or
+	// listeners every core must have (replicated state) from the first
+	// packet on.
+	OnStart func(s *stack.Stack)
+
+	// Clock is the time source of the stacks (nil: nicq.SystemClock).
+	// An idle core sleeps until the stack's next timer by this clock; a
+	// test stepping a virtual clock wakes the cores with Broadcast.
+	Clock nicq.Clock
+
+	// Budget is the most frames a core takes from each of its queues per
+	// loop iteration (0: DefaultBudget).
+	Budget int
+	// MailboxBudget is the most messages a core drains per loop
+	// iteration (0: DefaultMailboxBudget).
+	MailboxBudget int
+	// PeerRing and SharedRing size each core-to-core ring and each
+	// core's ring for other goroutines (0: DefaultPeerRing,
+	// DefaultSharedRing).
+	PeerRing, SharedRing int
+
+	// SpinWindow is how long a core that finds no work keeps polling
+	// before it sleeps (0: DefaultSpinWindow). A negative value makes it
+	// sleep at the first iteration that finds no work.
+	SpinWindow time.Duration
+
+	// MaxForwardsInFlight bounds the packets of one core that are at other
+	// cores: forwarded to the core that owns their flow and not yet sent
+	// back (0: DefaultMaxForwardsInFlight). Beyond it a forward is dropped
+	// and counted (ForwardDrops, and the stack's forward_failed).
+	MaxForwardsInFlight int
+}
+
+// Errors of Start and of the control plane. Match them with errors.Is.
+var (
+	// ErrInvalidConfig: Start was given a configuration it cannot run.
+	ErrInvalidConfig = errors.New("core: invalid config")
+	// ErrStopped: the runtime is stopping or stopped.
+	ErrStopped = errors.New("core: runtime stopped")
+	// ErrMailboxFull: the core's ring for other goroutines is full; the
+	// caller may retry.
+	ErrMailboxFull = errors.New("core: mailbox full")
+	// ErrNoSuchCore: a core index outside 0..NumCores-1.
+	ErrNoSuchCore = errors.New("core: no such core")
+)
+
+// plan is a checked Config with defaults filled in.
+type plan struct {
+	Config
+	cpus   []int   // per core; -1 when not pinned
+	queues [][]int // per core: the queue indexes it owns
+	spin   time.Duration
+}
+
+func (c Config) plan() (*plan, error) {
+	if c.NIC == nil {
+		return nil, fmt.Errorf("%w: no NIC", ErrInvalidConfig)
+	}
+	if c.StackConfig == nil {
+		return nil, fmt.Errorf("%w: no StackConfig", ErrInvalidConfig)
+	}
+	nq := c.NIC.NumQueues()
+	if nq < 1 {
+		return nil, fmt.Errorf("%w: NIC %s has no queues", ErrInvalidConfig, c.NIC.Name())
+	}
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&c.Budget, DefaultBudget)
+	def(&c.MailboxBudget, DefaultMailboxBudget)
+	def(&c.PeerRing, DefaultPeerRing)
+	def(&c.SharedRing, DefaultSharedRing)
+	def(&c.MaxForwardsInFlight, DefaultMaxForwardsInFlight)
+	if c.Clock == nil {
+		c.Clock = nicq.SystemClock{}
+	}
+	switch {
+	case c.Budget < 1, c.MailboxBudget < 1, c.PeerRing < 1, c.SharedRing < 1, c.MaxForwardsInFlight < 1:
+		return nil, fmt.Errorf("%w: Budget %d, MailboxBudget %d, PeerRing %d, SharedRing %d and MaxForwardsInFlight %d must be positive",
+			ErrInvalidConfig, c.Budget, c.MailboxBudget, c.PeerRing, c.SharedRing, c.MaxForwardsInFlight)
+	case c.Cores < 0:
+		return nil, fmt.Errorf("%w: %d cores", ErrInvalidConfig, c.Cores)
+	case c.CPUs != nil && c.Cores != 0 && c.Cores != len(c.CPUs):
+		return nil, fmt.Errorf("%w: %d cores but %d CPUs", ErrInvalidConfig, c.Cores, len(c.CPUs))
+	}
+	p := &plan{spin: c.SpinWindow}
+	if p.spin == 0 {
+		p.spin = DefaultSpinWindow
+	}
+	switch {
+	case c.CPUs != nil:
+		c.Cores = len(c.CPUs)
+		p.cpus = append([]int(nil), c.CPUs...)
+	case c.Cores == 0:
+		c.Cores = nq
+		set, err := affinity.AllowedCPUs()
+		if err != nil {
+			return nil, fmt.Errorf("core: choose the number of cores: %w", err)
+		}
+		c.Cores = max(1, min(nq, set.Count()))
+	}
+	if c.Cores > nq {
+		return nil, fmt.Errorf("%w: %d cores for the %d queues of NIC %s: a core needs a queue", ErrInvalidConfig, c.Cores, nq, c.NIC.Name())
+	}
+	if p.cpus == nil && c.Pin {
+		cpus, err := planCPUs(c.Cores, c.Interface, c.NIC.Name())
+		if err != nil {
+			return nil, fmt.Errorf("core: pin %d cores: %w", c.Cores, err)
+		}
+		p.cpus = cpus
+	}
+	if p.cpus == nil {
+		p.cpus = make([]int, c.Cores)
+		for i := range p.cpus {
+			p.cpus[i] = -1
+		}
+	} else {
+		seen := map[int]bool{}
+		for i, cpu := range p.cpus {
+			if cpu < 0 || seen[cpu] {
+				return nil, fmt.Errorf("%w: core %d on CPU %d: CPUs must be distinct and non-negative", ErrInvalidConfig, i, cpu)
+			}
+			seen[cpu] = true
+		}
+	}
+	p.queues = make([][]int, c.Cores)
+	for q := range nq {
+		p.queues[q%c.Cores] = append(p.queues[q%c.Cores], q)
+	}
+	p.Config = c
+	return p, nil
+}
+
+// planCPUs asks affinity.Plan for n CPUs near the NIC: the named interface,
+// else the NIC's own name if sysfs knows it, else anywhere.
+func planCPUs(n int, iface, nicName string) ([]int, error) {
+	if iface != "" {
+		return affinity.Plan(n, iface)
+	}
+	cpus, err := affinity.Plan(n, nicName)
+	if errors.Is(err, affinity.ErrNoSuchInterface) {
+		return affinity.Plan(n, "")
+	}
+	return cpus, err
+}

@@ -1,0 +1,615 @@
+package core
+
+import (
+	cryptorand "crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"time"
+
+	"github.com/mkstack/mkstack/affinity"
+	"github.com/mkstack/mkstack/msgring"
+	"github.com/mkstack/mkstack/nicq"
+	"github.com/mkstack/mkstack/rss"
+	"github.com/mkstack/mkstack/stack"
+	"github.com/mkstack/mkstack/stack/header"
+)
+
+// bigFrameSize holds the largest IPv4 datagram behind the default headroom:
+// the size of the buffers a core copies forwarded reassembled datagrams
+// into when they do not fit its queue's frames.
+const bigFrameSize = 65536 + nicq.DefaultHeadroom
+
+// bigBuffers is how many such buffers a core keeps, made on first use.
+const bigBuffers = 2
+
+// sleepRetry caps a sleep while the core holds work that only time clears:
+// frames its queue refused, or messages a peer's full ring refused.
+const sleepRetry = time.Millisecond
+
+// core is one core of a runtime: one goroutine on one OS thread, its
+// queues, its stack and its mailbox. Every field is the core's own: other
+// goroutines reach it only through the mailbox, the doorbell and the
+// published counters.
+type core struct {
+	_   [cacheLine]byte // the core writes its fields all the time: keep them off its neighbours' lines
+	rt  *Runtime
+	id  int
+	n   int // cores in the runtime
+	cpu int // -1 when not pinned
+
+	queues []nicq.Queue
+	txq    nicq.Queue
+	pool   *nicq.Pool // the stack's pool: the first queue's
+	big    *nicq.Pool // large copies of forwarded datagrams, made on first use
+	st     *stack.Stack
+	clock  nicq.Clock
+
+	mbox  *mailbox
+	peers []*mailbox // every core's mailbox, by core (read-only, shared)
+	bell  *msgring.Doorbell
+	polls pollSet // the queues' wait descriptors, then the doorbell
+
+	rx          []*nicq.Buf
+	mboxBudget  int
+	spin        time.Duration
+	maxInFlight int
+
+	// Cross-core state.
+	inFlight   int         // own buffers forwarded and not yet returned
+	backlog    [][]message // per peer: messages its full ring refused, in order
+	backlogged int         // total length of backlog
+	notify     []bool      // per peer: ring its doorbell at the end of the iteration
+	notifyAny  bool
+	drained    []int // per source (peers, then the shared ring): messages in this Drain
+	settling   bool  // stopping: no more forwards or replication
+
+	neigh neighbourCache // entries learned from the wire, re-sent to the others
+
+	counters        Counters
+	pub             *Published
+	forwardNoBuffer uint64 // forwarded datagrams dropped here for want of a buffer
+
+	spinning  bool
+	idleSince int64 // monotonic ns when the current idle stretch began
+
+	err error // first failure of a system call, reported by Stop
+	tid int   // the core's thread, for tests
+
+	// Bound once, so the loop passes them without allocating.
+	send        func([]*nicq.Buf) int
+	onMsg       func(int, message)
+	userNeighbr func(ip [4]byte, mac header.MAC)
+	_           [cacheLine]byte
+}
+
+func newCore(rt *Runtime, id int, mboxes []*mailbox, bell *msgring.Doorbell, reasons int) *core {
+	p := rt.plan
+	c := &core{
+		rt:          rt,
+		id:          id,
+		n:           p.Cores,
+		cpu:         p.cpus[id],
+		clock:       p.Clock,
+		mbox:        mboxes[id],
+		peers:       mboxes,
+		bell:        bell,
+		rx:          make([]*nicq.Buf, p.Budget),
+		mboxBudget:  p.MailboxBudget,
+		spin:        p.spin,
+		maxInFlight: p.MaxForwardsInFlight,
+		backlog:     make([][]message, p.Cores),
+		notify:      make([]bool, p.Cores),
+		drained:     make([]int, p.Cores+1),
+		counters:    *NewCounters(reasons),
+		pub:         NewPublished(reasons),
+	}
+	fds := make([]int, 0, len(p.queues[id])+1)
+	for _, qi := range p.queues[id] {
+		q := p.NIC.Queue(qi)
+		c.queues = append(c.queues, q)
+		fds = append(fds, q.WaitFD())
+	}
+	c.txq = c.queues[0]
+	c.pool = c.txq.Pool()
+	c.polls = newPollSet(append(fds, bell.Fd()))
+	for peer := range c.backlog {
+		if peer != id {
+			// Returns to a peer never exceed its forwards in flight;
+			// the rest is room for replication messages.
+			c.backlog[peer] = make([]message, 0, c.maxInFlight+replicationBacklog)
+		}
+	}
+	c.send = c.txq.Send
+	c.onMsg = c.onMessage
+	return c
+}
+
+// replicationBacklog is the room per peer for replication messages that
+// found the peer's ring full.
+const replicationBacklog = 64
+
+// main is the core's goroutine.
+func (c *core) main(ready chan<- error) {
+	defer c.rt.exit()
+	// The thread is never unlocked: a pinned thread must die with the
+	// goroutine (see affinity.Pin), and an unpinned one costs nothing more.
+	runtime.LockOSThread()
+	if err := c.setup(); err != nil {
+		ready <- err
+		return
+	}
+	ready <- nil
+	select {
+	case <-c.rt.begin:
+	case <-c.rt.abort:
+		return
+	}
+	for !c.rt.stop.Load() {
+		c.iterate()
+	}
+	c.settle()
+}
+
+// setup pins the core and builds its stack, on the core's own thread, so
+// the stack's memory is first touched where it will be used.
+func (c *core) setup() error {
+	if c.cpu >= 0 {
+		if err := affinity.Pin(c.cpu); err != nil {
+			return fmt.Errorf("core %d: %w", c.id, err)
+		}
+	}
+	c.tid = threadID()
+	for _, q := range c.queues {
+		q.Pool().Claim()
+	}
+	p := c.rt.plan
+	sc := p.StackConfig(c.id)
+	sc.Core = c.id
+	sc.Clock = c.clock
+	sc.Pool = c.pool
+	if sc.MAC == (header.MAC{}) {
+		sc.MAC = header.MAC(p.NIC.MAC())
+	}
+	if sc.MTU == 0 {
+		sc.MTU = p.NIC.MTU()
+	}
+	c.userNeighbr = sc.OnNeighbour
+	sc.OnNeighbour = c.onNeighbour
+	if sc.TCP.ISNKey == ([16]byte{}) {
+		// RFC 6528: a secret per boot. Every core may share one key (the
+		// tuples differ); each core draws its own, which is as good.
+		if _, err := cryptorand.Read(sc.TCP.ISNKey[:]); err != nil {
+			return fmt.Errorf("core %d: isn key: %w", c.id, err)
+		}
+	}
+	if sc.TCP.Ports == nil {
+		if cfg := p.NIC.RSS(); cfg != nil {
+			// Active opens take ports whose replies hash to this core's
+			// first queue, so a connection never leaves its core.
+			seed := binary.LittleEndian.Uint64(sc.TCP.ISNKey[:8])
+			ports, err := rss.NewPortAllocator(cfg, rss.ProtoTCP, c.queues[0].Index(), rss.DefaultPortRange, rand.NewPCG(seed, uint64(c.id)))
+			if err != nil {
+				return fmt.Errorf("core %d: local ports: %w", c.id, err)
+			}
+			sc.TCP.Ports = ports
+		}
+	}
+	sc.FlowOwner = c.rt.flowOwner
+	if sc.FlowOwner != nil && c.n > 1 {
+		sc.Forward = c.forward
+	} else {
+		sc.Forward = nil
+	}
+	st, err := stack.New(sc)
+	if err != nil {
+		return fmt.Errorf("core %d: %w", c.id, err)
+	}
+	c.st = st
+	cfg := st.Config()
+	c.neigh.init(cfg.MaxNeighbours, cfg.NeighbourTTL, c.clock.Now(), c.n)
+	st.Start()
+	if p.OnStart != nil {
+		p.OnStart(st)
+	}
+	c.publish()
+	return nil
+}
+
+// iterate is one turn of the loop: receive a budgeted burst from each
+// queue into the stack, drain the mailbox, run due timers, transmit, then
+// publish the counters, or go idle if there was nothing to do.
+func (c *core) iterate() {
+	work := 0
+	for _, q := range c.queues {
+		if n := q.Recv(c.rx); n > 0 {
+			c.st.Input(c.rx[:n])
+			clear(c.rx[:n])
+			work += n
+		}
+	}
+	work += c.drain()
+	if c.backlogged > 0 {
+		c.pushBacklog()
+	}
+	c.st.Advance()
+	// Neighbour refreshes are due every half TTL (seconds): a look at the
+	// clock every 64th iteration is enough. (A sleep ends by the refresh
+	// time, and the iterations after it reach the next 64th at once.)
+	if c.neigh.every != 0 && len(c.neigh.entries) > 0 && (c.counters.Values[Polls]&63 == 0 || c.neigh.cursor >= 0) {
+		if now := c.clock.Now(); c.neigh.due(now) {
+			c.refreshNeighbours(now)
+		}
+	}
+	if c.st.PendingOutput() > 0 {
+		work += c.st.Flush(c.send)
+	}
+	if c.notifyAny {
+		c.ringPeers()
+	}
+	c.counters.Values[Polls]++
+	if work > 0 {
+		c.spinning = false
+		c.publish()
+		return
+	}
+	c.idle()
+}
+
+// idle keeps polling for the spin window, then sleeps.
+func (c *core) idle() {
+	if c.spin > 0 {
+		now := c.rt.mono()
+		if !c.spinning {
+			c.spinning, c.idleSince = true, now
+			return
+		}
+		if now-c.idleSince < int64(c.spin) {
+			return
+		}
+	}
+	c.spinning = false
+	c.sleep()
+}
+
+// sleep blocks until a queue or the doorbell has work or the stack's next
+// timer is due. It announces the sleep on every queue and the doorbell
+// first and then looks again, so a frame or message that arrives in
+// between either is seen by the look or finds the core announced and
+// wakes it.
+func (c *core) sleep() {
+	c.publish()
+	for _, q := range c.queues {
+		q.PrepareWait()
+	}
+	c.bell.PrepareSleep()
+	if c.rt.stop.Load() || c.mbox.Pending() || c.queuesPending() {
+		c.cancelSleep()
+		return
+	}
+	timeout := time.Duration(-1)
+	at, ok := c.st.NextTimer()
+	if c.neigh.every != 0 && len(c.neigh.entries) > 0 && (!ok || c.neigh.next < at) {
+		at, ok = c.neigh.next, true
+	}
+	if ok {
+		d := time.Duration(at - c.clock.Now())
+		if d <= 0 {
+			c.cancelSleep()
+			return
+		}
+		timeout = d
+	}
+	if (c.backlogged > 0 || c.st.PendingOutput() > 0) && (timeout < 0 || timeout > sleepRetry) {
+		timeout = sleepRetry
+	}
+	c.counters.Values[IdleSleeps]++
+	n, err := c.polls.wait(timeout)
+	c.bell.CancelSleep()
+	if c.polls.ready(len(c.queues)) {
+		c.bell.Clear()
+	}
+	for i, q := range c.queues {
+		if c.polls.ready(i) {
+			q.ClearWait()
+		} else {
+			q.CancelWait()
+		}
+	}
+	if err != nil {
+		// A closed descriptor (the NIC closed under a running core) would
+		// otherwise spin: note it and slow down.
+		if c.err == nil {
+			c.err = fmt.Errorf("core %d: wait for work: %w", c.id, err)
+		}
+		time.Sleep(sleepRetry)
+		return
+	}
+	if n > 0 {
+		c.counters.Values[Wakeups]++
+	}
+}
+
+func (c *core) cancelSleep() {
+	c.bell.CancelSleep()
+	for _, q := range c.queues {
+		q.CancelWait()
+	}
+}
+
+func (c *core) queuesPending() bool {
+	for _, q := range c.queues {
+		if q.Pending() {
+			return true
+		}
+	}
+	return false
+}
+
+// drain delivers up to the mailbox budget of messages and notes the fullest
+// ring it found.
+func (c *core) drain() int {
+	n := c.mbox.Drain(c.mboxBudget, c.onMsg)
+	if n == 0 {
+		return 0
+	}
+	c.counters.Values[MailboxMessages] += uint64(n)
+	hw := c.counters.Values[RingHighWater]
+	for src, k := range c.drained {
+		if k == 0 {
+			continue
+		}
+		// What this drain took plus what is still there: the ring's
+		// depth when the drain began, give or take what arrived since.
+		depth := k
+		if src == c.n {
+			depth += c.mbox.Shared().Len()
+		} else {
+			depth += c.mbox.From(src).Len()
+		}
+		hw = max(hw, uint64(depth))
+		c.drained[src] = 0
+	}
+	c.counters.Values[RingHighWater] = hw
+	return n
+}
+
+// onMessage handles one message from core from (msgring.FromShared for an
+// application goroutine).
+func (c *core) onMessage(from int, m message) {
+	if from == msgring.FromShared {
+		c.drained[c.n]++
+	} else {
+		c.drained[from]++
+	}
+	switch m.kind {
+	case msgForward:
+		c.counters.Values[ForwardsReceived]++
+		if c.settling {
+			c.sendHome(from, m.buf)
+			return
+		}
+		cp := c.copyIn(m.buf)
+		c.sendHome(from, m.buf)
+		if cp != nil {
+			c.st.InputForwarded(cp)
+		}
+	case msgReturn:
+		m.buf.Free()
+		c.inFlight--
+	case msgNeighbour:
+		c.st.LearnNeighbour(m.ip, m.mac)
+	case msgCall:
+		m.fn(c.st)
+		if m.done != nil {
+			close(m.done)
+		}
+	}
+}
+
+// copyIn copies a forwarded datagram into a buffer of this core's own, with
+// its metadata, or returns nil (counted) when there is none.
+func (c *core) copyIn(b *nicq.Buf) *nicq.Buf {
+	n := b.Len()
+	var cp *nicq.Buf
+	if n <= c.pool.FrameSize()-c.pool.Headroom() {
+		cp = c.pool.Get()
+	} else {
+		cp = c.bigBuf()
+	}
+	if cp == nil {
+		c.forwardNoBuffer++
+		return nil
+	}
+	copy(cp.Append(n), b.Bytes())
+	cp.Hash, cp.RxQueue, cp.Flags, cp.RxTime = b.Hash, b.RxQueue, b.Flags, b.RxTime
+	return cp
+}
+
+func (c *core) bigBuf() *nicq.Buf {
+	if c.big == nil {
+		p, err := nicq.NewPool(nicq.PoolConfig{Name: fmt.Sprintf("core%d/forwarded", c.id), Buffers: bigBuffers, FrameSize: bigFrameSize})
+		if err != nil {
+			return nil
+		}
+		p.Claim()
+		c.big = p
+	}
+	return c.big.Get()
+}
+
+// forward is the stack's Forward hook: hand b, a datagram of this core's
+// pools, to core to, within the bound on forwards in flight.
+func (c *core) forward(to int, b *nicq.Buf) bool {
+	if c.settling || to == c.id || to < 0 || to >= c.n || c.inFlight >= c.maxInFlight {
+		c.counters.Values[ForwardDrops]++
+		return false
+	}
+	if !c.peers[to].From(c.id).Enqueue(message{kind: msgForward, buf: b}) {
+		c.counters.Values[ForwardDrops]++
+		return false
+	}
+	c.inFlight++
+	c.counters.Values[ForwardedPackets]++
+	c.markNotify(to)
+	return true
+}
+
+// sendHome returns a forwarded buffer to the core whose pool it is. It
+// never fails: what the peer's ring refuses waits in the backlog, which
+// has room for every buffer the peer may have forwarded.
+func (c *core) sendHome(owner int, b *nicq.Buf) {
+	c.sendTo(owner, message{kind: msgReturn, buf: b})
+}
+
+// onNeighbour is the stack's OnNeighbour hook: replicate the entry to every
+// other core.
+func (c *core) onNeighbour(ip [4]byte, mac header.MAC) {
+	if c.userNeighbr != nil {
+		c.userNeighbr(ip, mac)
+	}
+	if c.settling || c.n == 1 {
+		return
+	}
+	c.neigh.learn(ip, mac)
+	c.replicate(ip, mac)
+}
+
+// sendTo puts m on peer's ring from this core, or in the backlog behind
+// what already waits there. Replication messages are refused when the
+// backlog's room for them is used up; returns always fit.
+func (c *core) sendTo(peer int, m message) bool {
+	bl := c.backlog[peer]
+	if len(bl) == 0 && c.peers[peer].From(c.id).Enqueue(m) {
+		c.markNotify(peer)
+		return true
+	}
+	if m.kind != msgReturn && len(bl) >= cap(bl)-c.maxInFlight {
+		return false
+	}
+	if len(bl) == cap(bl) {
+		panic(fmt.Sprintf("core %d: backlog to core %d overflows (%d messages): more buffers away than forwards in flight", c.id, peer, len(bl)))
+	}
+	c.backlog[peer] = append(bl, m)
+	c.backlogged++
+	return true
+}
+
+// pushBacklog moves what it can of the backlog onto the peers' rings.
+func (c *core) pushBacklog() {
+	for peer, bl := range c.backlog {
+		if len(bl) == 0 {
+			continue
+		}
+		k := c.peers[peer].From(c.id).EnqueueBatch(bl)
+		if k == 0 {
+			continue
+		}
+		rest := copy(bl, bl[k:])
+		clear(bl[rest:])
+		c.backlog[peer] = bl[:rest]
+		c.backlogged -= k
+		c.markNotify(peer)
+	}
+}
+
+func (c *core) markNotify(peer int) {
+	c.notify[peer] = true
+	c.notifyAny = true
+}
+
+// ringPeers wakes the peers this iteration sent to: one atomic load each
+// while they are awake.
+func (c *core) ringPeers() {
+	for peer, ring := range c.notify {
+		if ring {
+			c.peers[peer].Notify()
+			c.notify[peer] = false
+		}
+	}
+	c.notifyAny = false
+}
+
+// publish refreshes the counters from the stack and the queues and
+// publishes them.
+func (c *core) publish() {
+	v := &c.counters.Values
+	d := c.counters.Drops
+	nicDrops := d[stack.NumDropReasons:]
+	clear(nicDrops)
+	var rxp, rxb, txp, txb uint64
+	for _, q := range c.queues {
+		qc := q.Counters()
+		rxp += qc.RxPackets
+		rxb += qc.RxBytes
+		txp += qc.TxPackets
+		txb += qc.TxBytes
+		for r, x := range qc.Drops {
+			nicDrops[r] += x
+		}
+	}
+	v[RxPackets], v[RxBytes], v[TxPackets], v[TxBytes] = rxp, rxb, txp, txb
+	if c.st != nil {
+		copy(d, c.st.Stats().Drops[:])
+		t := c.st.TCPStats()
+		v[TCPActiveOpens], v[TCPPassiveOpens], v[TCPRetransmits] = t.ActiveOpens, t.PassiveOpens, t.Retransmits
+		v[TCPEstablished], v[TCPTimeWait] = t.Established, t.TimeWait
+	}
+	d[stack.DropNoBuffer] += c.forwardNoBuffer
+	c.pub.Publish(&c.counters)
+}
+
+// settle stops the core once the runtime is stopping. It takes no more
+// frames and makes no more forwards, but keeps draining its mailbox until
+// every core has stopped forwarding, every forwarded packet it received
+// has gone home and every buffer it forwarded has come back, so that no
+// buffer is left at a core that is not its owner. Calls still queued run.
+func (c *core) settle() {
+	c.settling = true
+	c.dropReplicationBacklog()
+	c.st.Flush(c.send)
+	c.rt.settled.Add(1)
+	for {
+		all := c.rt.settled.Load() == int32(c.n)
+		n := c.mbox.Drain(c.mboxBudget, c.onMsg)
+		if c.backlogged > 0 {
+			c.pushBacklog()
+		}
+		if c.notifyAny {
+			c.ringPeers()
+		}
+		if all && n == 0 && c.backlogged == 0 && c.inFlight == 0 {
+			break
+		}
+		if n == 0 {
+			c.bell.PrepareSleep()
+			if c.mbox.Pending() {
+				c.bell.CancelSleep()
+				continue
+			}
+			if _, err := c.bell.Wait(sleepRetry); err != nil && c.err == nil {
+				c.err = fmt.Errorf("core %d: settle: %w", c.id, err)
+			}
+		}
+	}
+	c.st.Flush(c.send)
+	clear(c.drained)
+	c.publish()
+}
+
+// dropReplicationBacklog keeps only returns in the backlog: a peer that
+// has settled may leave before a replication message reaches it.
+func (c *core) dropReplicationBacklog() {
+	for peer, bl := range c.backlog {
+		kept := bl[:0]
+		for _, m := range bl {
+			if m.kind == msgReturn {
+				kept = append(kept, m)
+			}
+		}
+		clear(bl[len(kept):])
+		c.backlogged -= len(bl) - len(kept)
+		c.backlog[peer] = kept
+	}
+}

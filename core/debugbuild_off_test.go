@@ -1,0 +1,5 @@
+//go:build !mkstackdebug
+
+package core
+
+const debugBuild = false

@@ -1,0 +1,40 @@
+package core
+
+import (
+	"github.com/mkstack/mkstack/msgring"
+	"github.com/mkstack/mkstack/nicq"
+	"github.com/mkstack/mkstack/stack"
+	"github.com/mkstack/mkstack/stack/header"
+)
+
+// msgKind says what a message carries.
+type msgKind uint8
+
+const (
+	// msgForward: buf, a datagram (from its IPv4 header) of the sender's
+	// pool that belongs to a flow of the receiver. The receiver copies it
+	// into a buffer of its own and sends buf back (msgReturn).
+	msgForward msgKind = iota + 1
+	// msgReturn: buf, a buffer of the receiver's pool that it forwarded,
+	// coming home to be freed.
+	msgReturn
+	// msgNeighbour: ip is at mac, learned from the wire by the sender.
+	msgNeighbour
+	// msgCall: run fn on the receiver's stack, then close done if set.
+	msgCall
+)
+
+// message is what travels in the mailboxes: a fixed-size value, copied into
+// the ring. Only msgCall carries references other than a buffer, and only
+// on the shared ring, which drops them once dequeued.
+type message struct {
+	kind msgKind
+	mac  header.MAC
+	ip   [4]byte
+	buf  *nicq.Buf
+	fn   func(*stack.Stack)
+	done chan struct{}
+}
+
+// mailbox is a core's mailbox.
+type mailbox = msgring.Mailbox[message]

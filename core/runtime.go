@@ -1,0 +1,339 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mkstack/mkstack/msgring"
+	"github.com/mkstack/mkstack/nicq"
+	"github.com/mkstack/mkstack/rss"
+	"github.com/mkstack/mkstack/stack"
+)
+
+// cacheLine pads fields that different cores write apart (two 64-byte
+// lines, as x86 prefetches them in pairs).
+const cacheLine = 128
+
+// Runtime is a running set of cores over one NIC. Its methods are for
+// application goroutines and the control plane; they are safe for
+// concurrent use.
+type Runtime struct {
+	// Read by every core on every iteration, written once by Stop: on a
+	// cache line of their own, away from what application goroutines
+	// write on each call.
+	_         [cacheLine]byte
+	stop      atomic.Bool // cores leave their loops and settle
+	cores     []*core
+	flowOwner stack.FlowOwnerFunc
+	epoch     time.Time
+	_         [cacheLine]byte
+
+	closing atomic.Bool  // Do refuses new calls
+	doers   atomic.Int64 // Do calls between their check of closing and their enqueue
+	_       [cacheLine]byte
+	settled atomic.Int32 // cores that stopped forwarding
+	running atomic.Int32 // core goroutines (and a Stop ringing them) not yet gone
+
+	plan      *plan
+	mboxes    []*mailbox   // by core, read-only: what application goroutines send to
+	pubs      []*Published // by core, read-only: what they read counters from
+	reasons   []string
+	collector *Collector
+
+	begin, abort chan struct{} // closed when every core is set up, or one failed
+	done         chan struct{} // closed when the last core has gone
+	stopOnce     sync.Once
+}
+
+// Start starts cfg.Cores cores, each on its own goroutine locked to its own
+// OS thread (and pinned to its CPU if asked), with its queues, its stack
+// and its mailbox, and returns once every stack is built, has queued its
+// announcement (a gratuitous ARP) and has run cfg.OnStart. If any core
+// cannot start (its CPU cannot be pinned, its stack config is invalid),
+// Start stops the others and returns the errors.
+func Start(cfg Config) (*Runtime, error) {
+	p, err := cfg.plan()
+	if err != nil {
+		return nil, err
+	}
+	rt, err := newRuntime(p)
+	if err != nil {
+		return nil, err
+	}
+	ready := make(chan error, len(rt.cores))
+	rt.running.Store(int32(len(rt.cores)))
+	for _, c := range rt.cores {
+		go c.main(ready)
+	}
+	var errs []error
+	for range rt.cores {
+		if err := <-ready; err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if errs != nil {
+		close(rt.abort)
+		<-rt.done
+		return nil, fmt.Errorf("core: start: %w", errors.Join(errs...))
+	}
+	close(rt.begin)
+	return rt, nil
+}
+
+// newRuntime builds the cores, their mailboxes and doorbells, without
+// starting them.
+func newRuntime(p *plan) (*Runtime, error) {
+	rt := &Runtime{
+		plan:  p,
+		epoch: time.Now(),
+		begin: make(chan struct{}),
+		abort: make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	rt.reasons = dropReasonNames()
+	if cfg := p.NIC.RSS(); cfg != nil {
+		n := p.Cores
+		rt.flowOwner = func(protocol uint8, src, dst [4]byte, srcPort, dstPort uint16) int {
+			return cfg.QueueIPv4Flow(rss.Proto(protocol), src, dst, srcPort, dstPort) % n
+		}
+	}
+	pubs := make([]*Published, p.Cores)
+	mboxes := make([]*mailbox, p.Cores)
+	bells := make([]*msgring.Doorbell, p.Cores)
+	for i := range p.Cores {
+		bell, err := msgring.NewDoorbell()
+		if err != nil {
+			for _, b := range bells[:i] {
+				b.Close()
+			}
+			return nil, fmt.Errorf("core: core %d: %w", i, err)
+		}
+		bells[i] = bell
+		mboxes[i] = msgring.NewMailbox[message](msgring.MailboxConfig{
+			Owner: i, Cores: p.Cores, PeerRing: p.PeerRing, SharedCap: p.SharedRing, Batch: 32,
+		}, bell)
+	}
+	for i := range p.Cores {
+		c := newCore(rt, i, mboxes, bells[i], len(rt.reasons))
+		rt.cores = append(rt.cores, c)
+		pubs[i] = c.pub
+	}
+	rt.mboxes, rt.pubs = mboxes, pubs
+	rt.collector = NewCollector(pubs, p.cpus, rt.reasons)
+	return rt, nil
+}
+
+// dropReasonNames names the drop counters of every core: the stack's
+// reasons, then the NIC queue's prefixed with "nic_".
+func dropReasonNames() []string {
+	names := stack.DropReasonNames()
+	for r := range nicq.NumDropReasons {
+		names = append(names, "nic_"+r.String())
+	}
+	return names
+}
+
+// mono is the runtime's monotonic clock in nanoseconds, for spin windows.
+func (rt *Runtime) mono() int64 { return int64(time.Since(rt.epoch)) }
+
+// exit is the last thing a core goroutine (or Stop, which counts itself
+// while it rings the doorbells) does; the last one out closes the
+// doorbells and says the runtime is done.
+func (rt *Runtime) exit() {
+	if rt.running.Add(-1) == 0 {
+		rt.closeDoorbells()
+		close(rt.done)
+	}
+}
+
+func (rt *Runtime) closeDoorbells() {
+	for _, c := range rt.cores {
+		c.bell.Close()
+	}
+}
+
+// NumCores returns the number of cores.
+func (rt *Runtime) NumCores() int { return len(rt.cores) }
+
+// CPUs returns the CPU each core is pinned to, -1 for a core that is not
+// pinned.
+func (rt *Runtime) CPUs() []int { return append([]int(nil), rt.plan.cpus...) }
+
+// Queues returns the indexes of the NIC queues core polls; it transmits on
+// the first.
+func (rt *Runtime) Queues(core int) []int { return append([]int(nil), rt.plan.queues[core]...) }
+
+// FlowOwner returns the core whose queue receives packets of the flow (as
+// they arrive: src is the remote end), as the cores' stacks compute it, or
+// 0 when the NIC has no RSS configuration.
+func (rt *Runtime) FlowOwner(protocol uint8, src, dst [4]byte, srcPort, dstPort uint16) int {
+	if rt.flowOwner == nil {
+		return 0
+	}
+	return rt.flowOwner(protocol, src, dst, srcPort, dstPort)
+}
+
+// Do runs fn on core's goroutine with its stack, between two loop
+// iterations, and returns without waiting for it. Calls from one goroutine
+// to one core run in the order they were made. fn must not block: the
+// core's packets wait while it runs. It returns an error wrapping
+// ErrNoSuchCore, ErrStopped or ErrMailboxFull (retry later) when fn was not
+// queued. A core's own handlers may call Do, for another core or their own.
+func (rt *Runtime) Do(core int, fn func(*stack.Stack)) error {
+	return rt.call(core, fn, nil)
+}
+
+// DoWait runs fn on core like Do and waits until it has returned, or ctx
+// is done (fn may then still run later). It must not be called from a
+// core's goroutine (a handler or a function passed to Do): a core waiting
+// for itself never returns, and one waiting for another stalls its own
+// packets.
+func (rt *Runtime) DoWait(ctx context.Context, core int, fn func(*stack.Stack)) error {
+	done := make(chan struct{})
+	if err := rt.call(core, fn, done); err != nil {
+		return err
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("core: wait for a call on core %d: %w", core, ctx.Err())
+	}
+}
+
+// Broadcast runs fn on every core, as Do does, and returns the errors of
+// the cores where it could not be queued.
+func (rt *Runtime) Broadcast(fn func(*stack.Stack)) error {
+	var errs []error
+	for i := range rt.cores {
+		if err := rt.call(i, fn, nil); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// BroadcastWait runs fn on every core and waits until every call has
+// returned, or ctx is done. The calls run concurrently, one per core, so
+// fn must touch only the stack it is given (or synchronize).
+func (rt *Runtime) BroadcastWait(ctx context.Context, fn func(*stack.Stack)) error {
+	dones := make([]chan struct{}, len(rt.cores))
+	var errs []error
+	for i := range rt.cores {
+		done := make(chan struct{})
+		if err := rt.call(i, fn, done); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		dones[i] = done
+	}
+	for i, done := range dones {
+		if done == nil {
+			continue
+		}
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return errors.Join(append(errs, fmt.Errorf("core: wait for a call on core %d: %w", i, ctx.Err()))...)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// call queues fn on core's shared ring and rings its doorbell. The doers
+// count and the closing flag are a Dekker pair with Stop: either Stop sees
+// this call in progress and waits for it, or the call sees Stop and
+// refuses, so no call is queued after the cores' last drain.
+func (rt *Runtime) call(core int, fn func(*stack.Stack), done chan struct{}) error {
+	if core < 0 || core >= len(rt.cores) {
+		return fmt.Errorf("core: call on core %d of %d: %w", core, len(rt.cores), ErrNoSuchCore)
+	}
+	if fn == nil {
+		return fmt.Errorf("%w: call with a nil function", ErrInvalidConfig)
+	}
+	rt.doers.Add(1)
+	defer rt.doers.Add(-1)
+	if rt.closing.Load() {
+		return fmt.Errorf("core: call on core %d: %w", core, ErrStopped)
+	}
+	if !rt.mboxes[core].Send(message{kind: msgCall, fn: fn, done: done}) {
+		return fmt.Errorf("core: call on core %d: %w", core, ErrMailboxFull)
+	}
+	return nil
+}
+
+// Counters returns the published counters of every core added up
+// (RingHighWater is the largest of them). Each core publishes once per
+// loop iteration that found work, and before it sleeps.
+func (rt *Runtime) Counters() Counters {
+	total := Counters{Drops: make([]uint64, len(rt.reasons))}
+	for _, p := range rt.pubs {
+		s := p.Snapshot()
+		total.Merge(&s)
+	}
+	return total
+}
+
+// CoreCounters returns core's published counters.
+func (rt *Runtime) CoreCounters(core int) Counters { return rt.pubs[core].Snapshot() }
+
+// DropReasonNames names the entries of Counters.Drops: the stack's drop
+// reasons, then the NIC queue's prefixed with "nic_".
+func (rt *Runtime) DropReasonNames() []string { return append([]string(nil), rt.reasons...) }
+
+// Collector returns a Prometheus collector of every core's counters,
+// labelled by core and CPU.
+func (rt *Runtime) Collector() *Collector { return rt.collector }
+
+// Register registers the runtime's collector with reg.
+func (rt *Runtime) Register(reg prometheus.Registerer) error {
+	if err := reg.Register(rt.collector); err != nil {
+		return fmt.Errorf("core: register metrics: %w", err)
+	}
+	return nil
+}
+
+// Done is closed when every core has stopped.
+func (rt *Runtime) Done() <-chan struct{} { return rt.done }
+
+// Stop stops the runtime: new calls are refused, calls already queued run,
+// every core leaves its loop, sends home the buffers of other cores it
+// holds and gets its own back, flushes its stack's output, and exits; then
+// the doorbells are closed. It returns nil once every core goroutine has
+// finished, or the first error a core met while running (a failed wait),
+// or ctx's error if ctx is done first (the cores still finish on their
+// own; Done says when). Calling Stop again waits again. The NIC is not
+// closed: it is the caller's.
+func (rt *Runtime) Stop(ctx context.Context) error {
+	rt.stopOnce.Do(func() {
+		rt.closing.Store(true)
+		for rt.doers.Load() != 0 {
+			runtime.Gosched()
+		}
+		// Count Stop as running while it rings, so the doorbells stay
+		// open until it is done with them.
+		rt.running.Add(1)
+		rt.stop.Store(true)
+		for _, c := range rt.cores {
+			c.bell.Ring()
+		}
+		rt.exit()
+	})
+	select {
+	case <-rt.done:
+		var errs []error
+		for _, c := range rt.cores {
+			errs = append(errs, c.err)
+		}
+		return errors.Join(errs...)
+	case <-ctx.Done():
+		return fmt.Errorf("core: stop: %w", ctx.Err())
+	}
+}

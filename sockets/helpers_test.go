@@ -1,0 +1,76 @@
+package sockets
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/mkstack/mkstack/core"
+	"github.com/mkstack/mkstack/nicq/mem"
+	"github.com/mkstack/mkstack/stack"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+	os.Exit(0)
+}
+
+var (
+	serverAddr = netip.MustParseAddr("10.0.0.1")
+	clientAddr = netip.MustParseAddr("10.0.0.2")
+)
+
+// startNetwork runs a runtime of `queues` cores on nic i of w at addr and
+// returns its Network; the runtime stops when the test ends.
+func startNetwork(t testing.TB, w *mem.Wire, i int, addr netip.Addr, tweak func(*stack.Config)) *Network {
+	t.Helper()
+	nic := w.NIC(i)
+	rt, err := core.Start(core.Config{
+		NIC: nic,
+		StackConfig: func(c int) stack.Config {
+			// The runtime fills TCP.Ports with an RSS-aware allocator.
+			cfg := stack.Config{Addr: netip.PrefixFrom(addr, 24)}
+			cfg.TCP.SendBuffer, cfg.TCP.ReceiveBuffer = 64<<10, 64<<10
+			if tweak != nil {
+				tweak(&cfg)
+			}
+			return cfg
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := rt.Stop(ctx); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	n, err := New(rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// pair is a server network (10.0.0.1) and a client network (10.0.0.2),
+// each with `queues` cores, over one mem wire.
+func pair(t testing.TB, queues int) (srv, cli *Network) {
+	t.Helper()
+	w, err := mem.NewWire(mem.WireConfig{NICs: []mem.NICConfig{
+		{MAC: [6]byte{2, 0, 0, 0, 0, 1}, Queues: queues, PoolBuffers: 8192},
+		{MAC: [6]byte{2, 0, 0, 0, 0, 2}, Queues: queues, PoolBuffers: 8192},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	srv = startNetwork(t, w, 0, serverAddr, nil)
+	cli = startNetwork(t, w, 1, clientAddr, nil)
+	return srv, cli
+}

@@ -1,0 +1,255 @@
+package sockets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/mkstack/mkstack/core"
+	"github.com/mkstack/mkstack/stack"
+)
+
+// Network is the application face of a running core.Runtime: it opens
+// listeners, connections and packet sockets whose every operation is a
+// message to the core that owns them. It is safe for concurrent use.
+type Network struct {
+	rt       *core.Runtime
+	addr     netip.Addr
+	nextCore atomic.Uint32
+	stats    Stats
+}
+
+// Stats count what the sockets layer itself dropped or refused.
+type Stats struct {
+	// AcceptOverflows: connections reset because the application did not
+	// accept them fast enough (the listener's queue was full).
+	AcceptOverflows atomic.Uint64
+	// UDPDrops: datagrams dropped because a packet socket's queue on a
+	// core was full.
+	UDPDrops atomic.Uint64
+	// HandlerPanics: panics in per-core handlers (each reset its
+	// connection).
+	HandlerPanics atomic.Uint64
+}
+
+// New returns the Network of rt. It asks core 0 for the stacks' address.
+func New(rt *core.Runtime) (*Network, error) {
+	n := &Network{rt: rt}
+	err := rt.DoWait(context.Background(), 0, func(s *stack.Stack) { n.addr = s.Addr() })
+	if err != nil {
+		return nil, fmt.Errorf("sockets: %w", err)
+	}
+	return n, nil
+}
+
+// Runtime returns the runtime under the network.
+func (n *Network) Runtime() *core.Runtime { return n.rt }
+
+// Addr returns the stacks' IPv4 address.
+func (n *Network) Addr() netip.Addr { return n.addr }
+
+// Stats returns the sockets layer's counters.
+func (n *Network) Stats() *Stats { return &n.stats }
+
+// call queues fn on core and waits for it to signal done. A full mailbox
+// is retried (the core drains it every iteration); a stopped runtime
+// returns net.ErrClosed.
+func (n *Network) call(coreIdx int, fn func(*stack.Stack), done chan struct{}) error {
+	for {
+		err := n.rt.Do(coreIdx, fn)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, core.ErrMailboxFull) {
+			return net.ErrClosed
+		}
+		runtime.Gosched()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-n.rt.Done():
+		// The runtime runs calls queued before it stopped: one may
+		// still have signalled.
+		select {
+		case <-done:
+			return nil
+		default:
+			return net.ErrClosed
+		}
+	}
+}
+
+// pickCore chooses the core of an active open: in turn, so connections
+// spread over the cores (each takes a local port whose replies land on
+// it).
+func (n *Network) pickCore() int {
+	return int(n.nextCore.Add(1)-1) % n.rt.NumCores()
+}
+
+// signal wakes the goroutine waiting on ch, if any, without blocking.
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// parseAddr parses "host:port" for network ("tcp", "tcp4", "udp",
+// "udp4"): host must be empty, an unspecified address, or an IPv4
+// literal ("localhost" is refused: this is not the kernel's stack).
+func parseAddr(network, address string) (netip.AddrPort, error) {
+	switch network {
+	case "tcp", "tcp4", "udp", "udp4":
+	default:
+		return netip.AddrPort{}, net.UnknownNetworkError(network)
+	}
+	host, port, err := net.SplitHostPort(address)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return netip.AddrPort{}, &net.AddrError{Err: "invalid port", Addr: address}
+	}
+	var ip netip.Addr
+	if host == "" {
+		ip = netip.IPv4Unspecified()
+	} else if ip, err = netip.ParseAddr(host); err != nil {
+		return netip.AddrPort{}, &net.AddrError{Err: "mkstack takes IPv4 literals only (no name resolution)", Addr: host}
+	}
+	if ip.Is4In6() {
+		ip = ip.Unmap()
+	}
+	if !ip.Is4() {
+		return netip.AddrPort{}, &net.AddrError{Err: "not an IPv4 address (IPv6 is not built yet)", Addr: host}
+	}
+	return netip.AddrPortFrom(ip, uint16(p)), nil
+}
+
+// mapError turns the stack's errors into those Go code checks.
+func mapError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, stack.ErrConnectionReset):
+		return syscall.ECONNRESET
+	case errors.Is(err, stack.ErrConnectionRefused):
+		return syscall.ECONNREFUSED
+	case errors.Is(err, stack.ErrConnectionTimeout):
+		return syscall.ETIMEDOUT
+	case errors.Is(err, stack.ErrHostUnreachable):
+		return syscall.EHOSTUNREACH
+	case errors.Is(err, stack.ErrNetUnreachable):
+		return syscall.ENETUNREACH
+	case errors.Is(err, stack.ErrNoRoute):
+		return syscall.ENETUNREACH
+	case errors.Is(err, stack.ErrConnectionClosed):
+		return net.ErrClosed
+	case errors.Is(err, stack.ErrPortInUse):
+		return syscall.EADDRINUSE
+	case errors.Is(err, stack.ErrTooManyConns), errors.Is(err, stack.ErrNoEphemeralPort):
+		return syscall.EADDRNOTAVAIL
+	}
+	return err
+}
+
+// deadline is an operation's deadline: zero for none.
+type deadline struct{ at atomic.Int64 }
+
+func (d *deadline) set(t time.Time) {
+	if t.IsZero() {
+		d.at.Store(0)
+		return
+	}
+	d.at.Store(t.UnixNano())
+}
+
+// passed reports whether the deadline is set and past.
+func (d *deadline) passed() bool {
+	at := d.at.Load()
+	return at != 0 && time.Now().UnixNano() >= at
+}
+
+// park waits for wake, closed, the runtime's end, or the deadline. It
+// reuses timer.
+func park(wake, closed <-chan struct{}, stopped <-chan struct{}, d *deadline, timer **time.Timer) error {
+	at := d.at.Load()
+	if at == 0 {
+		select {
+		case <-wake:
+		case <-closed:
+		case <-stopped:
+			return net.ErrClosed
+		}
+		return nil
+	}
+	wait := time.Until(time.Unix(0, at))
+	if wait <= 0 {
+		return errDeadline
+	}
+	if *timer == nil {
+		*timer = time.NewTimer(wait)
+	} else {
+		(*timer).Reset(wait)
+	}
+	select {
+	case <-wake:
+	case <-closed:
+	case <-stopped:
+		(*timer).Stop()
+		return net.ErrClosed
+	case <-(*timer).C:
+		return errDeadline
+	}
+	(*timer).Stop()
+	return nil
+}
+
+// errDeadline is what net reports for a passed deadline (Timeout() is
+// true, errors.Is(err, os.ErrDeadlineExceeded) holds).
+var errDeadline = os.ErrDeadlineExceeded
+
+// Shutdown stops the network gracefully: every listener closes and every
+// connection is closed with a FIN after its queued data; once those are
+// acknowledged, or when ctx is done, what remains is reset. Then the
+// runtime stops (Runtime.Stop). Blocked calls return
+// net.ErrClosed (or the peer's EOF first).
+func (n *Network) Shutdown(ctx context.Context) error {
+	cores := n.rt.NumCores()
+	remaining := make([]int, cores)
+	count := func(abort bool) int {
+		n.rt.BroadcastWait(context.Background(), func(s *stack.Stack) {
+			remaining[s.Config().Core] = s.ShutdownTCP(abort)
+		})
+		total := 0
+		for _, r := range remaining {
+			total += r
+		}
+		return total
+	}
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+wait:
+	for count(false) > 0 {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			break wait
+		}
+	}
+	// What is left waits for the peer (FIN-WAIT-2, TIME-WAIT) or missed
+	// the deadline: a reset tells the peer the connection is gone.
+	count(true)
+	stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return n.rt.Stop(stopCtx)
+}

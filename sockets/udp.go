@@ -1,0 +1,326 @@
+package sockets
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mkstack/mkstack/msgring"
+	"github.com/mkstack/mkstack/stack"
+	"github.com/mkstack/mkstack/stack/header"
+)
+
+// A packet socket is bound on every core (a datagram lands on the core its
+// flow hashes to). Each core copies an arriving datagram into a slot it
+// owns and passes the slot to the application on an SPSC ring; ReadFrom
+// copies it out and hands the slot back on a second ring. Slots are
+// allocated once, when the socket opens: a steady stream of datagrams
+// allocates nothing. A datagram larger than a slot gets a buffer of its own.
+
+const (
+	// DefaultUDPQueue is how many datagrams each core holds for a packet
+	// socket before it drops (and counts) more.
+	DefaultUDPQueue = 512
+	udpSlotSize     = 2048
+)
+
+type datagram struct {
+	buf  []byte
+	n    int
+	from netip.AddrPort
+	slot bool // buf is a slot to return
+}
+
+// udpCore is one core's half of a packet socket.
+type udpCore struct {
+	ep    *stack.UDPEndpoint      // the core's
+	in    *msgring.Ring[datagram] // core → application
+	slots *msgring.Ring[[]byte]   // application → core: free slots
+	spare []byte                  // the core's: a slot taken and not passed on
+	_     [64]byte
+}
+
+type packetConn struct {
+	n        *Network
+	port     uint16
+	laddr    *net.UDPAddr
+	raddr    netip.AddrPort // set for a connected (dialled) socket
+	per      []*udpCore
+	wake     chan struct{}
+	closed   chan struct{}
+	waiting  atomic.Bool
+	isClosed atomic.Bool
+	next     int // the core ReadFrom looks at first (under rdMu)
+
+	rdMu, wrMu             sync.Mutex
+	rdDeadline, wrDeadline deadline
+	rdTimer                *time.Timer
+
+	wrDone  chan struct{}
+	wbuf    []byte
+	wdst    netip.AddrPort
+	werr    error
+	writeFn func(*stack.Stack)
+}
+
+// ListenPacket opens a UDP socket ("udp" or "udp4", ":port") on every core.
+func (n *Network) ListenPacket(network, address string) (net.PacketConn, error) {
+	ap, err := parseAddr(network, address)
+	if err == nil && network != "udp" && network != "udp4" {
+		err = net.UnknownNetworkError(network)
+	}
+	if err == nil && ap.Addr() != netip.IPv4Unspecified() && ap.Addr() != n.addr {
+		err = &net.AddrError{Err: "not the address of this stack (" + n.addr.String() + ")", Addr: ap.Addr().String()}
+	}
+	if err != nil {
+		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
+	}
+	pc, err := n.openUDP(ap.Port(), netip.AddrPort{})
+	if err != nil {
+		return nil, &net.OpError{Op: "listen", Net: network, Addr: net.UDPAddrFromAddrPort(ap), Err: mapError(err)}
+	}
+	return pc, nil
+}
+
+func (n *Network) openUDP(port uint16, raddr netip.AddrPort) (*packetConn, error) {
+	cores := n.rt.NumCores()
+	pc := &packetConn{
+		n: n, per: make([]*udpCore, cores), raddr: raddr,
+		wake: make(chan struct{}, 1), closed: make(chan struct{}), wrDone: make(chan struct{}, 1),
+	}
+	pc.writeFn = pc.doWrite
+	for i := range pc.per {
+		u := &udpCore{in: msgring.NewRing[datagram](DefaultUDPQueue), slots: msgring.NewRing[[]byte](DefaultUDPQueue)}
+		for range DefaultUDPQueue - 1 {
+			u.slots.Enqueue(make([]byte, udpSlotSize))
+		}
+		pc.per[i] = u
+	}
+	// Port 0: core 0 picks a free port, the others bind the same one.
+	if port == 0 {
+		var err error
+		n.rt.DoWait(context.Background(), 0, func(s *stack.Stack) {
+			var ep *stack.UDPEndpoint
+			if ep, err = s.BindUDP(0, stack.UDPOptions{Handler: pc.handler(0)}); err == nil {
+				pc.per[0].ep = ep
+				port = ep.Port()
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	pc.port = port
+	pc.laddr = net.UDPAddrFromAddrPort(netip.AddrPortFrom(n.addr, port))
+	errs := make([]error, cores)
+	err := n.rt.BroadcastWait(context.Background(), func(s *stack.Stack) {
+		core := s.Config().Core
+		if pc.per[core].ep != nil {
+			return
+		}
+		pc.per[core].ep, errs[core] = s.BindUDP(port, stack.UDPOptions{Handler: pc.handler(core)})
+	})
+	if err = errors.Join(append(errs, err)...); err != nil {
+		pc.closeCores()
+		return nil, err
+	}
+	return pc, nil
+}
+
+// handler returns core's datagram handler for the socket.
+func (pc *packetConn) handler(core int) stack.UDPHandler {
+	u := pc.per[core]
+	return func(_ *stack.UDPEndpoint, payload []byte, from [4]byte, fromPort uint16) {
+		src := netip.AddrPortFrom(netip.AddrFrom4(from), fromPort)
+		if pc.raddr.IsValid() && src != pc.raddr {
+			return // a connected socket takes only its peer's datagrams
+		}
+		d := datagram{n: len(payload), from: src}
+		if len(payload) <= udpSlotSize {
+			slot := u.spare
+			u.spare = nil
+			if slot == nil {
+				var ok bool
+				if slot, ok = u.slots.Dequeue(); !ok {
+					pc.n.stats.UDPDrops.Add(1)
+					return
+				}
+			}
+			d.buf, d.slot = slot, true
+		} else {
+			d.buf = make([]byte, len(payload))
+		}
+		copy(d.buf, payload)
+		if !u.in.Enqueue(d) {
+			if d.slot {
+				u.spare = d.buf // only the application may put slots back
+			}
+			pc.n.stats.UDPDrops.Add(1)
+			return
+		}
+		if pc.waiting.Load() {
+			signal(pc.wake)
+		}
+	}
+}
+
+// take returns the next datagram from any core, round robin.
+func (pc *packetConn) take() (datagram, int, bool) {
+	for k := range pc.per {
+		i := (pc.next + k) % len(pc.per)
+		if d, ok := pc.per[i].in.Dequeue(); ok {
+			pc.next = i + 1
+			return d, i, true
+		}
+	}
+	return datagram{}, 0, false
+}
+
+func (pc *packetConn) opError(op string, addr net.Addr, err error) error {
+	return &net.OpError{Op: op, Net: "udp", Source: pc.laddr, Addr: addr, Err: err}
+}
+
+// ReadFromUDPAddrPort reads a datagram and its source without allocating.
+func (pc *packetConn) ReadFromUDPAddrPort(p []byte) (int, netip.AddrPort, error) {
+	pc.rdMu.Lock()
+	defer pc.rdMu.Unlock()
+	for {
+		if pc.isClosed.Load() {
+			return 0, netip.AddrPort{}, pc.opError("read", nil, net.ErrClosed)
+		}
+		d, core, ok := pc.take()
+		if !ok {
+			pc.waiting.Store(true)
+			d, core, ok = pc.take()
+		}
+		if ok {
+			pc.waiting.Store(false)
+			n := copy(p, d.buf[:d.n])
+			if d.slot {
+				pc.per[core].slots.Enqueue(d.buf)
+			}
+			return n, d.from, nil
+		}
+		if pc.rdDeadline.passed() {
+			pc.waiting.Store(false)
+			return 0, netip.AddrPort{}, pc.opError("read", nil, errDeadline)
+		}
+		err := park(pc.wake, pc.closed, pc.n.rt.Done(), &pc.rdDeadline, &pc.rdTimer)
+		pc.waiting.Store(false)
+		if err != nil {
+			return 0, netip.AddrPort{}, pc.opError("read", nil, err)
+		}
+	}
+}
+
+func (pc *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	n, from, err := pc.ReadFromUDPAddrPort(p)
+	if err != nil {
+		return 0, nil, err
+	}
+	return n, net.UDPAddrFromAddrPort(from), nil
+}
+
+func (pc *packetConn) doWrite(s *stack.Stack) {
+	ep := pc.per[s.Config().Core].ep
+	pc.werr = mapError(ep.SendTo(pc.wbuf, pc.wdst.Addr().As4(), pc.wdst.Port()))
+	signal(pc.wrDone)
+}
+
+// WriteToUDPAddrPort sends p to dst from the core that owns the flow.
+func (pc *packetConn) WriteToUDPAddrPort(p []byte, dst netip.AddrPort) (int, error) {
+	if !dst.Addr().Is4() && !dst.Addr().Is4In6() {
+		return 0, pc.opError("write", net.UDPAddrFromAddrPort(dst), &net.AddrError{Err: "not an IPv4 address", Addr: dst.Addr().String()})
+	}
+	dst = netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())
+	pc.wrMu.Lock()
+	defer pc.wrMu.Unlock()
+	if pc.isClosed.Load() {
+		return 0, pc.opError("write", net.UDPAddrFromAddrPort(dst), net.ErrClosed)
+	}
+	if pc.wrDeadline.passed() {
+		return 0, pc.opError("write", net.UDPAddrFromAddrPort(dst), errDeadline)
+	}
+	local := pc.n.addr.As4()
+	core := pc.n.rt.FlowOwner(header.ProtocolUDP, dst.Addr().As4(), local, dst.Port(), pc.port)
+	pc.wbuf, pc.wdst = p, dst
+	err := pc.n.call(core, pc.writeFn, pc.wrDone)
+	pc.wbuf = nil
+	if err == nil {
+		err = pc.werr
+	}
+	if err != nil {
+		return 0, pc.opError("write", net.UDPAddrFromAddrPort(dst), err)
+	}
+	return len(p), nil
+}
+
+func (pc *packetConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok {
+		return 0, pc.opError("write", addr, &net.AddrError{Err: "not a *net.UDPAddr", Addr: addr.String()})
+	}
+	return pc.WriteToUDPAddrPort(p, ua.AddrPort())
+}
+
+// Close unbinds the socket on every core; a blocked ReadFrom returns
+// net.ErrClosed.
+func (pc *packetConn) Close() error {
+	if !pc.isClosed.CompareAndSwap(false, true) {
+		return pc.opError("close", nil, net.ErrClosed)
+	}
+	close(pc.closed)
+	pc.closeCores()
+	return nil
+}
+
+func (pc *packetConn) closeCores() {
+	pc.n.rt.BroadcastWait(context.Background(), func(s *stack.Stack) {
+		if u := pc.per[s.Config().Core]; u.ep != nil {
+			u.ep.Close()
+			u.ep = nil
+		}
+	})
+}
+
+func (pc *packetConn) LocalAddr() net.Addr { return pc.laddr }
+
+func (pc *packetConn) SetDeadline(t time.Time) error {
+	pc.SetReadDeadline(t)
+	return pc.SetWriteDeadline(t)
+}
+
+func (pc *packetConn) SetReadDeadline(t time.Time) error {
+	pc.rdDeadline.set(t)
+	signal(pc.wake)
+	return nil
+}
+
+func (pc *packetConn) SetWriteDeadline(t time.Time) error {
+	pc.wrDeadline.set(t)
+	return nil
+}
+
+// udpConn is a connected UDP socket (Dial "udp"): a net.Conn.
+type udpConn struct{ *packetConn }
+
+func (n *Network) dialUDP(raddr netip.AddrPort) (net.Conn, error) {
+	pc, err := n.openUDP(0, raddr)
+	if err != nil {
+		return nil, &net.OpError{Op: "dial", Net: "udp", Addr: net.UDPAddrFromAddrPort(raddr), Err: mapError(err)}
+	}
+	return udpConn{pc}, nil
+}
+
+func (u udpConn) Read(p []byte) (int, error) {
+	n, _, err := u.ReadFromUDPAddrPort(p)
+	return n, err
+}
+
+func (u udpConn) Write(p []byte) (int, error) { return u.WriteToUDPAddrPort(p, u.raddr) }
+
+func (u udpConn) RemoteAddr() net.Addr { return net.UDPAddrFromAddrPort(u.raddr) }
