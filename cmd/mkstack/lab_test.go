@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mkstack/mkstack/internal/nettest"
+)
+
+func labPrefix() string { return fmt.Sprintf("t%03d", rand.IntN(1000)) }
+
+func nsExists(name string) bool {
+	_, err := os.Stat(filepath.Join("/run/netns", name))
+	return err == nil
+}
+
+func TestLabUpMakesAVethLabAndDownRemovesIt(t *testing.T) {
+	nettest.RequireNetAdmin(t)
+	p := labPrefix()
+	n := labNamesFor(p)
+	t.Cleanup(func() { labDown(n) })
+	var out, errOut bytes.Buffer
+	if code := run([]string{"lab", "up", "--prefix", p, "--queues", "3"}, &out, &errOut); code != 0 {
+		t.Fatalf("up: %d %s", code, errOut.String())
+	}
+	if !strings.Contains(out.String(), "serve --driver afxdp --iface "+n.stackIf) {
+		t.Fatalf("no serve command in:\n%s", out.String())
+	}
+	// The kernel peer has its address; the stack's side has queues and
+	// no address.
+	got, err := exec.Command("ip", "netns", "exec", n.client, "ip", "-br", "-4", "addr", "show", n.peerIf).CombinedOutput()
+	if err != nil || !strings.Contains(string(got), "10.77.0.2/24") {
+		t.Fatalf("peer address: %s %v", got, err)
+	}
+	q, err := exec.Command("ip", "netns", "exec", n.server, "ls", "/sys/class/net/"+n.stackIf+"/queues").CombinedOutput()
+	if err != nil || strings.Count(string(q), "rx-") != 3 {
+		t.Fatalf("queues of %s: %s %v", n.stackIf, q, err)
+	}
+	// A second up refuses and leaves the first lab alone.
+	if code := run([]string{"lab", "up", "--prefix", p}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "exists already") {
+		t.Fatalf("second up: %d %s", code, errOut.String())
+	}
+	if !nsExists(n.server) || !nsExists(n.client) {
+		t.Fatal("a failed up removed the lab that was there")
+	}
+	out.Reset()
+	if code := run([]string{"lab", "down", "--prefix", p}, &out, &errOut); code != 0 {
+		t.Fatalf("down: %d %s", code, errOut.String())
+	}
+	if nsExists(n.server) || nsExists(n.client) {
+		t.Fatal("namespaces left after down")
+	}
+	out.Reset()
+	run([]string{"lab", "down", "--prefix", p}, &out, &errOut)
+	if !strings.Contains(out.String(), "nothing to remove") {
+		t.Fatalf("second down: %s", out.String())
+	}
+}
+
+func TestLabUpWithTapMakesAPersistentMultiQueueTap(t *testing.T) {
+	nettest.RequireNetAdmin(t)
+	p := labPrefix()
+	n := labNamesFor(p)
+	t.Cleanup(func() { labDown(n) })
+	var out, errOut bytes.Buffer
+	if code := run([]string{"lab", "up", "--prefix", p, "--driver", "tap", "--queues", "2"}, &out, &errOut); code != 0 {
+		t.Fatalf("up: %d %s", code, errOut.String())
+	}
+	got, err := exec.Command("ip", "netns", "exec", n.tapNS, "ip", "-d", "link", "show", n.tapIf).CombinedOutput()
+	if err != nil || !strings.Contains(string(got), "multi_queue") || !strings.Contains(string(got), "tun type tap") {
+		t.Fatalf("tap: %s %v", got, err)
+	}
+	if code := run([]string{"lab", "down", "--prefix", p}, &out, &errOut); code != 0 || nsExists(n.tapNS) {
+		t.Fatalf("down: %d %s", code, errOut.String())
+	}
+}
+
+func TestLabUpCleansUpWhenAStepFails(t *testing.T) {
+	nettest.RequireNetAdmin(t)
+	p := labPrefix()
+	n := labNamesFor(p)
+	t.Cleanup(func() { labDown(n) })
+	// Make the second namespace's name taken: up must fail and remove the
+	// first one it made.
+	if _, err := namedNS(n.client); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if code := run([]string{"lab", "up", "--prefix", p}, &out, &errOut); code != 1 {
+		t.Fatalf("up over a taken name: %d", code)
+	}
+	if nsExists(n.server) {
+		t.Fatal("the server namespace of the failed up was left behind")
+	}
+}
+
+func TestLabRejectsBadUsage(t *testing.T) {
+	for _, args := range [][]string{{"lab"}, {"lab", "sideways"}, {"lab", "up", "--queues", "0"}, {"lab", "up", "--driver", "dpdk"}} {
+		var out, errOut bytes.Buffer
+		if code := run(args, &out, &errOut); code != 2 || errOut.Len() == 0 {
+			t.Errorf("%v: exit %d, stderr %q", args, code, errOut.String())
+		}
+	}
+}

@@ -1,0 +1,258 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mkstack/mkstack/affinity"
+	"github.com/mkstack/mkstack/core"
+	"github.com/mkstack/mkstack/sockets"
+	"github.com/mkstack/mkstack/stack"
+)
+
+func init() {
+	register(command{name: "serve", summary: "run the stack on a NIC with a built-in application until SIGINT or SIGTERM", run: runServe})
+}
+
+type serveOptions struct {
+	driver, iface, app, metrics string
+	addr                        netip.Prefix
+	gateway                     netip.Addr
+	cores                       int
+	port                        int
+	pin                         bool
+	shutdown                    time.Duration
+}
+
+func parseServe(args []string, stderr io.Writer) (serveOptions, int) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o serveOptions
+	var addr, gw string
+	fs.StringVar(&o.driver, "driver", "afxdp", "NIC driver: "+driverNames())
+	fs.StringVar(&o.iface, "iface", "", "interface to drive (not for mem)")
+	fs.StringVar(&addr, "addr", "", "the stack's IPv4 address and prefix, e.g. 10.77.0.1/24 (required)")
+	fs.StringVar(&gw, "gateway", "", "default gateway (optional)")
+	fs.IntVar(&o.cores, "cores", 0, "cores, one per NIC queue (default: the NIC's queues, capped by the CPUs)")
+	fs.StringVar(&o.app, "app", "echo", "application: echo (TCP), http (net/http over sockets), discard (TCP)")
+	fs.IntVar(&o.port, "port", 0, "port of the application (default: 7 echo, 80 http, 9 discard)")
+	fs.StringVar(&o.metrics, "metrics-addr", "", "serve Prometheus metrics at ADDR/metrics from the host's own network (e.g. 127.0.0.1:9100)")
+	fs.BoolVar(&o.pin, "pin", true, "pin each core to a CPU")
+	fs.DurationVar(&o.shutdown, "shutdown-timeout", 5*time.Second, "on SIGINT/SIGTERM, how long connections get to close with FIN before they are reset")
+	if err := fs.Parse(args); err != nil {
+		return o, 2
+	}
+	bad := func(format string, a ...any) (serveOptions, int) {
+		fmt.Fprintf(stderr, "mkstack serve: "+format+"\n", a...)
+		fs.Usage()
+		return o, 2
+	}
+	if fs.NArg() != 0 {
+		return bad("unexpected argument %q", fs.Arg(0))
+	}
+	if _, ok := drivers[o.driver]; !ok {
+		return bad("--driver %q: want one of %s", o.driver, driverNames())
+	}
+	if o.driver != "mem" && o.iface == "" {
+		return bad("--iface is required with --driver %s", o.driver)
+	}
+	p, err := netip.ParsePrefix(addr)
+	if err != nil || !p.Addr().Is4() {
+		return bad("--addr %q: want an IPv4 address with its prefix length, e.g. 10.77.0.1/24", addr)
+	}
+	o.addr = p
+	if gw != "" {
+		if o.gateway, err = netip.ParseAddr(gw); err != nil || !o.gateway.Is4() || !p.Contains(o.gateway) {
+			return bad("--gateway %q: want an IPv4 address inside %v", gw, p)
+		}
+	}
+	switch o.app {
+	case "echo", "http", "discard":
+	default:
+		return bad("--app %q: want echo, http or discard", o.app)
+	}
+	if o.port == 0 {
+		o.port = map[string]int{"echo": 7, "http": 80, "discard": 9}[o.app]
+	}
+	if o.port < 1 || o.port > 65535 {
+		return bad("--port %d: want 1..65535", o.port)
+	}
+	if o.cores < 0 {
+		return bad("--cores %d: want at least 1", o.cores)
+	}
+	return o, 0
+}
+
+func runServe(args []string, stdout, stderr io.Writer) int {
+	o, code := parseServe(args, stderr)
+	if code != 0 {
+		return code
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	if err := serve(ctx, o, log, stdout); err != nil {
+		log.Error("serve failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// serve runs the stack and the application until ctx is done, then shuts
+// down: listeners close, connections get a FIN, stragglers a reset, the
+// cores stop and the NIC closes.
+func serve(ctx context.Context, o serveOptions, log *slog.Logger, stdout io.Writer) error {
+	nic, closeNIC, err := drivers[o.driver](driverOptions{
+		iface: o.iface, queues: o.cores, addrs: []netip.Addr{o.addr.Addr()},
+		warn: func(msg string, args ...any) { log.Warn(msg, args...) },
+	})
+	if err != nil {
+		return fmt.Errorf("open %s: %w", o.driver, err)
+	}
+	defer closeNIC()
+	cfg := core.Config{
+		NIC:   nic,
+		Cores: o.cores,
+		Pin:   o.pin,
+		StackConfig: func(int) stack.Config {
+			return stack.Config{Addr: o.addr, Gateway: o.gateway}
+		},
+	}
+	rt, err := core.Start(cfg)
+	if err != nil && o.pin && (errors.Is(err, affinity.ErrNotEnoughCPUs) || errors.Is(err, affinity.ErrCPUNotAllowed)) {
+		log.Warn("cannot pin the cores; running them unpinned", "err", err)
+		cfg.Pin = false
+		rt, err = core.Start(cfg)
+	}
+	if err != nil {
+		return err
+	}
+	n, err := sockets.New(rt)
+	if err != nil {
+		rt.Stop(context.Background())
+		return err
+	}
+	log.Info("stack up", "driver", o.driver, "nic", nic.Name(), "mac", net.HardwareAddr(macSlice(nic.MAC())).String(),
+		"addr", o.addr, "cores", rt.NumCores(), "cpus", fmt.Sprint(rt.CPUs()), "queues", nic.NumQueues(), "mtu", nic.MTU())
+
+	var appClose func()
+	switch o.app {
+	case "echo", "discard":
+		echo := o.app == "echo"
+		srv, err := n.ServeTCP(uint16(o.port), sockets.Handler{
+			Data: func(c *stack.TCPConn, a, b []byte) int {
+				if !echo {
+					return len(a) + len(b)
+				}
+				k, _ := c.Write(a)
+				if k == len(a) && len(b) > 0 {
+					m, _ := c.Write(b)
+					k += m
+				}
+				return k
+			},
+			Writable: func(c *stack.TCPConn) {
+				// Data refused for want of room is offered again.
+				if a, b := c.Peek(); len(a)+len(b) > 0 && echo {
+					k, _ := c.Write(a)
+					if k == len(a) && len(b) > 0 {
+						m, _ := c.Write(b)
+						k += m
+					}
+					c.Discard(k)
+				}
+			},
+		})
+		if err != nil {
+			n.Shutdown(context.Background())
+			return err
+		}
+		appClose = func() { srv.Close() }
+	case "http":
+		l, err := n.Listen("tcp", ":"+strconv.Itoa(o.port))
+		if err != nil {
+			n.Shutdown(context.Background())
+			return err
+		}
+		hs := &http.Server{Handler: httpApp(rt), ReadHeaderTimeout: 10 * time.Second}
+		go hs.Serve(l)
+		appClose = func() { hs.Close() }
+	}
+	log.Info("serving", "app", o.app, "addr", netip.AddrPortFrom(o.addr.Addr(), uint16(o.port)))
+	fmt.Fprintf(stdout, "serving %s on %v:%d (%s driver, %d cores); SIGINT or SIGTERM to stop\n", o.app, o.addr.Addr(), o.port, o.driver, rt.NumCores())
+
+	if o.metrics != "" {
+		reg := prometheus.NewRegistry()
+		rt.Register(reg)
+		ln, err := net.Listen("tcp", o.metrics)
+		if err != nil {
+			appClose()
+			n.Shutdown(context.Background())
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		ms := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go ms.Serve(ln)
+		defer ms.Close()
+		log.Info("metrics", "url", "http://"+ln.Addr().String()+"/metrics")
+	}
+
+	<-ctx.Done()
+	log.Info("shutting down", "timeout", o.shutdown)
+	appClose()
+	sctx, cancel := context.WithTimeout(context.Background(), o.shutdown)
+	defer cancel()
+	if err := n.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	c := rt.Counters()
+	log.Info("stopped", "rx_packets", c.Values[core.RxPackets], "tx_packets", c.Values[core.TxPackets])
+	return nil
+}
+
+func macSlice(m [6]byte) []byte { return m[:] }
+
+// httpApp is the built-in HTTP application: a page at / and a download of
+// N bytes at /bytes/N.
+func httpApp(rt *core.Runtime) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello from mkstack (%d cores)\n", rt.NumCores())
+	})
+	mux.HandleFunc("/bytes/{n}", func(w http.ResponseWriter, r *http.Request) {
+		n, err := strconv.Atoi(r.PathValue("n"))
+		if err != nil || n < 0 || n > 1<<30 {
+			http.Error(w, "want /bytes/N with 0 <= N <= 2^30", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(n))
+		buf := make([]byte, 32<<10)
+		for i := range buf {
+			buf[i] = byte(i * 131)
+		}
+		for n > 0 {
+			k := min(n, len(buf))
+			if _, err := w.Write(buf[:k]); err != nil {
+				return
+			}
+			n -= k
+		}
+	})
+	return mux
+}

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mkstack/mkstack/core"
+	"github.com/mkstack/mkstack/nicq"
+	"github.com/mkstack/mkstack/sockets"
+	"github.com/mkstack/mkstack/stack"
+)
+
+// serveOverMem runs serve with the mem driver and a client network on the
+// wire's other NIC, and returns the client and a stop function that ends
+// serve and reports its error.
+func serveOverMem(t *testing.T, args ...string) (*sockets.Network, func() error) {
+	t.Helper()
+	o, code := parseServe(append([]string{"--driver", "mem", "--addr", "10.77.0.1/24", "--pin=false"}, args...), io.Discard)
+	if code != 0 {
+		t.Fatalf("parse: %d", code)
+	}
+	peer := make(chan nicq.NIC, 1)
+	memPeer = func(nic nicq.NIC) { peer <- nic }
+	t.Cleanup(func() { memPeer = nil })
+	ctx, cancel := context.WithCancel(context.Background())
+	var out bytes.Buffer
+	var outMu sync.Mutex
+	done := make(chan error, 1)
+	go func() {
+		w := writerFunc(func(p []byte) (int, error) { outMu.Lock(); defer outMu.Unlock(); return out.Write(p) })
+		done <- serve(ctx, o, slog.New(slog.NewTextHandler(io.Discard, nil)), w)
+	}()
+	nic := <-peer
+	rt, err := core.Start(core.Config{NIC: nic, StackConfig: func(int) stack.Config {
+		return stack.Config{Addr: netip.MustParsePrefix("10.77.0.2/24")}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := sockets.New(rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		outMu.Lock()
+		up := strings.Contains(out.String(), "serving ")
+		outMu.Unlock()
+		if up {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("serve did not come up")
+		}
+	}
+	t.Cleanup(func() { cli.Shutdown(context.Background()) })
+	return cli, func() error {
+		cancel()
+		return <-done
+	}
+}
+
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+func TestServeEchoOverMemStopsCleanly(t *testing.T) {
+	cli, stop := serveOverMem(t, "--app", "echo", "--cores", "2")
+	c, err := cli.Dial("tcp", "10.77.0.1:7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	msg := bytes.Repeat([]byte("0123456789"), 100000) // 1 MB, more than the rings hold
+	go c.Write(msg)
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("echo of 1 MB: %v", err)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	// The server closed the connection with a FIN on shutdown.
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("after shutdown: %v, want EOF", err)
+	}
+	c.Close()
+}
+
+func TestServeHTTPOverMem(t *testing.T) {
+	cli, stop := serveOverMem(t, "--app", "http")
+	client := &http.Client{Transport: &http.Transport{DialContext: cli.DialContext}, Timeout: 10 * time.Second}
+	resp, err := client.Get("http://10.77.0.1/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.HasPrefix(string(body), "hello from mkstack") {
+		t.Fatalf("body %q", body)
+	}
+	resp, err = client.Get(fmt.Sprintf("http://10.77.0.1/bytes/%d", 3<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil || n != 3<<20 {
+		t.Fatalf("download: %d bytes, %v", n, err)
+	}
+	client.CloseIdleConnections()
+	if err := stop(); err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+}
+
+func TestServeRejectsBadFlagsWithStatus2(t *testing.T) {
+	for _, args := range [][]string{
+		{"serve"}, // no --addr
+		{"serve", "--driver", "mem", "--addr", "10.0.0.1"},
+		{"serve", "--driver", "nope", "--addr", "10.0.0.1/24"},
+		{"serve", "--driver", "mem", "--addr", "10.0.0.1/24", "--app", "ftp"},
+		{"serve", "--driver", "mem", "--addr", "10.0.0.1/24", "--gateway", "192.168.0.1"},
+		{"serve", "--driver", "mem", "--addr", "10.0.0.1/24", "--port", "70000"},
+		{"serve", "--driver", "mem", "--addr", "10.0.0.1/24", "extra"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := run(args, &out, &errOut); code != 2 {
+			t.Errorf("%v: exit %d, want 2 (stderr %q)", args, code, errOut.String())
+		}
+		if errOut.Len() == 0 {
+			t.Errorf("%v: no error message", args)
+		}
+	}
+}
