@@ -64,7 +64,7 @@ func TestFaultSoak(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-		// The server sends its own stream of size bytes derived from the first
+	// The server sends its own stream of size bytes derived from the first
 	// 8 bytes it receives while it receives, then the SHA-256 of what it
 	// received.
 	go func() {
