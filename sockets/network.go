@@ -88,6 +88,20 @@ func (n *Network) call(coreIdx int, fn func(*stack.Stack), done chan struct{}) e
 	}
 }
 
+// send queues fn on core without waiting for it (retrying a full mailbox).
+func (n *Network) send(coreIdx int, fn func(*stack.Stack)) error {
+	for {
+		err := n.rt.Do(coreIdx, fn)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, core.ErrMailboxFull) {
+			return net.ErrClosed
+		}
+		runtime.Gosched()
+	}
+}
+
 // pickCore chooses the core of an active open: in turn, so connections
 // spread over the cores (each takes a local port whose replies land on
 // it).

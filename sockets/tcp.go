@@ -42,26 +42,27 @@ type conn struct {
 
 	rdMu, wrMu, ctlMu      sync.Mutex
 	rdDone, wrDone         chan struct{}
-	ctlDone                chan struct{}
+	ctlDone, ctlDone2      chan struct{}
 	rdWake, wrWake         chan struct{}
 	closed                 chan struct{} // closed by Close
 	isClosed               atomic.Bool
 	rdDeadline, wrDeadline deadline
 	rdTimer, wrTimer       *time.Timer
 
-	rbuf      []byte
-	rn        int
-	rerr      error
-	wbuf      []byte
-	wn        int
-	werr      error
-	ctlOp     ctlOp
-	ctlErr    error
-	dialTo    netip.AddrPort
-	readFn    func(*stack.Stack)
-	writeFn   func(*stack.Stack)
-	ctlFn     func(*stack.Stack)
-	onEventFn stack.TCPHandler
+	rbuf         []byte
+	rn           int
+	rerr         error
+	wbuf         []byte
+	wn           int
+	werr         error
+	ctlOp        ctlOp
+	ctlErr       error
+	dialTo       netip.AddrPort
+	readFn       func(*stack.Stack)
+	cancelReadFn func(*stack.Stack)
+	writeFn      func(*stack.Stack)
+	ctlFn        func(*stack.Stack)
+	onEventFn    stack.TCPHandler
 }
 
 type ctlOp uint8
@@ -77,11 +78,12 @@ const (
 func newConn(n *Network, core int) *conn {
 	sc := &conn{
 		n: n, core: core,
-		rdDone: make(chan struct{}, 1), wrDone: make(chan struct{}, 1), ctlDone: make(chan struct{}, 1),
+		rdDone: make(chan struct{}, 1), wrDone: make(chan struct{}, 1), ctlDone: make(chan struct{}, 1), ctlDone2: make(chan struct{}, 1),
 		rdWake: make(chan struct{}, 1), wrWake: make(chan struct{}, 1),
 		closed: make(chan struct{}),
 	}
 	sc.readFn, sc.writeFn, sc.ctlFn, sc.onEventFn = sc.doRead, sc.doWrite, sc.doCtl, sc.onEvent
+	sc.cancelReadFn = sc.doCancelRead
 	return sc
 }
 
@@ -104,8 +106,7 @@ func (sc *conn) onEvent(c *stack.TCPConn, ev stack.TCPEvent) {
 		}
 	case stack.TCPEventReadable, stack.TCPEventPeerClosed:
 		if sc.rdWait {
-			sc.rdWait = false
-			signal(sc.rdWake)
+			sc.tryRead()
 		}
 	case stack.TCPEventWritable:
 		if sc.wrWait {
@@ -113,9 +114,12 @@ func (sc *conn) onEvent(c *stack.TCPConn, ev stack.TCPEvent) {
 			signal(sc.wrWake)
 		}
 	case stack.TCPEventClosed:
-		if sc.dialWait || sc.rdWait {
-			sc.dialWait, sc.rdWait = false, false
+		if sc.dialWait {
+			sc.dialWait = false
 			signal(sc.rdWake)
+		}
+		if sc.rdWait {
+			sc.tryRead()
 		}
 		if sc.wrWait {
 			sc.wrWait = false
@@ -124,7 +128,17 @@ func (sc *conn) onEvent(c *stack.TCPConn, ev stack.TCPEvent) {
 	}
 }
 
+// doRead takes a read request (rbuf): it completes at once if data, the
+// end of the stream or an error is there, or stays pending (rdWait) until
+// the connection's next event completes it. Either way the application
+// learns the result from one signal on rdDone.
 func (sc *conn) doRead(*stack.Stack) {
+	sc.rdWait = true
+	sc.tryRead()
+}
+
+// tryRead completes the pending read if it can.
+func (sc *conn) tryRead() {
 	c := sc.c
 	sc.rn, sc.rerr = 0, nil
 	switch {
@@ -141,11 +155,20 @@ func (sc *conn) doRead(*stack.Stack) {
 					sc.rerr = io.EOF
 				}
 			default:
-				sc.rdWait = true
+				return // stays pending
 			}
 		}
 	}
+	sc.rdWait = false
 	signal(sc.rdDone)
+}
+
+// doCancelRead withdraws a pending read (the reader's deadline passed or
+// the connection closed): after it, rdDone holds a token only if the read
+// completed first.
+func (sc *conn) doCancelRead(*stack.Stack) {
+	sc.rdWait = false
+	signal(sc.ctlDone2)
 }
 
 func (sc *conn) doWrite(*stack.Stack) {
@@ -227,36 +250,94 @@ func (sc *conn) opError(op string, err error) error {
 	return &net.OpError{Op: op, Net: "tcp", Source: sc.laddr, Addr: sc.raddr, Err: err}
 }
 
-// Read reads what has arrived, waiting for data if none has.
+// Read reads what has arrived, waiting for data if none has. It costs one
+// message to the core and one wake-up: the core fills p itself when data
+// comes.
 func (sc *conn) Read(p []byte) (int, error) {
 	sc.rdMu.Lock()
 	defer sc.rdMu.Unlock()
+	if sc.isClosed.Load() {
+		return 0, sc.opError("read", net.ErrClosed)
+	}
+	if sc.rdDeadline.passed() {
+		return 0, sc.opError("read", errDeadline)
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	sc.rbuf = p
+	defer func() { sc.rbuf = nil }()
+	if err := sc.n.send(sc.core, sc.readFn); err != nil {
+		return 0, sc.opError("read", err)
+	}
+	err := sc.waitRead()
+	if err == nil {
+		return sc.result()
+	}
+	// Give up: withdraw the request, then see whether it completed before
+	// the core saw the withdrawal.
+	if cerr := sc.n.call(sc.core, sc.cancelReadFn, sc.ctlDone2); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	if sc.completed() {
+		return sc.result()
+	}
+	return 0, sc.opError("read", err)
+}
+
+// waitRead waits for the core to complete the read; it returns an error
+// (the deadline passed, the connection or the runtime closed) when the
+// reader must give up instead.
+func (sc *conn) waitRead() error {
 	for {
-		if sc.isClosed.Load() {
-			return 0, sc.opError("read", net.ErrClosed)
+		var timeout <-chan time.Time
+		if at := sc.rdDeadline.at.Load(); at != 0 {
+			wait := time.Until(time.Unix(0, at))
+			if wait <= 0 {
+				return errDeadline
+			}
+			if sc.rdTimer == nil {
+				sc.rdTimer = time.NewTimer(wait)
+			} else {
+				sc.rdTimer.Reset(wait)
+			}
+			timeout = sc.rdTimer.C
 		}
-		if sc.rdDeadline.passed() {
-			return 0, sc.opError("read", errDeadline)
+		select {
+		case <-sc.rdDone:
+			if sc.rdTimer != nil {
+				sc.rdTimer.Stop()
+			}
+			return nil
+		case <-sc.rdWake: // the deadline changed: look again
+		case <-timeout:
+			return errDeadline
+		case <-sc.closed:
+			return net.ErrClosed
+		case <-sc.n.rt.Done():
+			return net.ErrClosed
 		}
-		if len(p) == 0 {
-			return 0, nil
-		}
-		sc.rbuf = p
-		err := sc.n.call(sc.core, sc.readFn, sc.rdDone)
-		sc.rbuf = nil
-		switch {
-		case err != nil:
-			return 0, sc.opError("read", err)
-		case sc.rn > 0:
-			return sc.rn, nil
-		case sc.rerr == io.EOF:
-			return 0, io.EOF
-		case sc.rerr != nil:
-			return 0, sc.opError("read", sc.rerr)
-		}
-		if err := park(sc.rdWake, sc.closed, sc.n.rt.Done(), &sc.rdDeadline, &sc.rdTimer); err != nil {
-			return 0, sc.opError("read", err)
-		}
+	}
+}
+
+// completed consumes the rdDone token if the core signalled one.
+func (sc *conn) completed() bool {
+	select {
+	case <-sc.rdDone:
+		return true
+	default:
+		return false
+	}
+}
+
+func (sc *conn) result() (int, error) {
+	switch {
+	case sc.rn > 0:
+		return sc.rn, nil
+	case sc.rerr == io.EOF:
+		return 0, io.EOF
+	default:
+		return 0, sc.opError("read", sc.rerr)
 	}
 }
 
