@@ -18,6 +18,7 @@ import (
 )
 
 var soak = flag.Bool("soak", false, "run the full fault soak: 1000 connections moving 1 MiB each way (minutes)")
+var soakMid = flag.Bool("soak-mid", false, "a middle-sized soak: 200 connections x 256 KiB")
 
 // TestFaultSoak moves data both ways over many connections at once through
 // a wire that loses 5% of the frames, reorders 5%, duplicates 1% and
@@ -31,6 +32,8 @@ func TestFaultSoak(t *testing.T) {
 	switch {
 	case *soak:
 		conns, size, bound = 1000, 1<<20, 300*time.Second
+	case *soakMid:
+		conns, size, bound = 200, 256<<10, 60*time.Second
 	case testing.Short():
 		conns, size = 16, 64<<10
 	}
@@ -135,6 +138,27 @@ func TestFaultSoak(t *testing.T) {
 		conns, size>>10, elapsed.Round(time.Millisecond), float64(2*conns*size)/elapsed.Seconds()/1e6,
 		tooks[len(tooks)/2].Round(time.Millisecond), tooks[len(tooks)*99/100].Round(time.Millisecond), tooks[len(tooks)-1].Round(time.Millisecond), bound, retrans)
 	if failed > 0 {
+		for _, side := range []*Network{cli, srv} {
+			var infos [2][]stack.TCPConnInfo
+			side.Runtime().BroadcastWait(context.Background(), func(s *stack.Stack) {
+				infos[s.Config().Core] = s.TCPConnections(nil)
+			})
+			cs := side.Runtime().Counters()
+			for i, name := range side.Runtime().DropReasonNames() {
+				if cs.Drops[i] > 0 {
+					t.Logf("%v drops %s: %d", side.Addr(), name, cs.Drops[i])
+				}
+			}
+			shown := 0
+			for core, list := range infos {
+				for _, ci := range list {
+					if ci.State != "TIME-WAIT" && shown < 8 {
+						shown++
+						t.Logf("%v core %d: %+v", side.Addr(), core, ci)
+					}
+				}
+			}
+		}
 		t.Fatalf("%d of %d connections failed", failed, conns)
 	}
 	l.Close()

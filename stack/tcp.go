@@ -127,7 +127,8 @@ type TCPConfig struct {
 	// SendBuffer and ReceiveBuffer size each connection's rings (default
 	// 128 KiB each). The receive ring's free space is the window.
 	SendBuffer, ReceiveBuffer int
-	// SYNQueue and AcceptQueue are a listener's defaults (128 each).
+	// SYNQueue and AcceptQueue are a listener's defaults (1024 and 4096,
+	// as Linux's tcp_max_syn_backlog and somaxconn).
 	SYNQueue, AcceptQueue int
 	// DisableSYNCookies refuses SYNs when a SYN queue is full instead of
 	// answering with a cookie (RFC 4987).
@@ -177,8 +178,8 @@ func (c *TCPConfig) setDefaults() {
 	def(&c.MaxConns, 65536)
 	def(&c.SendBuffer, 128<<10)
 	def(&c.ReceiveBuffer, 128<<10)
-	def(&c.SYNQueue, 128)
-	def(&c.AcceptQueue, 128)
+	def(&c.SYNQueue, 1024)
+	def(&c.AcceptQueue, 4096)
 	defDur(&c.InitialRTO, time.Second)
 	defDur(&c.MinRTO, 200*time.Millisecond)
 	defDur(&c.MaxRTO, 60*time.Second)
@@ -898,9 +899,19 @@ type TCPConnInfo struct {
 	RemotePort    uint16
 	State         string
 	SRTT          time.Duration
+	RTO           time.Duration
+	Retries       int
 	Cwnd          int
+	SndWnd        int // the peer's window
+	RcvWnd        int // ours
 	Unacked       int
+	Unsent        int
 	Buffered      int
+	OutOfOrder    int // ranges held beyond a hole
+	SACKed        int // scoreboard ranges
+	InRecovery    bool
+	TimerPending  bool // the retransmission timer
+	PersistTimer  bool
 }
 
 // TCPConnections appends a description of every connection to dst.
@@ -909,8 +920,11 @@ func (s *Stack) TCPConnections(dst []TCPConnInfo) []TCPConnInfo {
 		dst = append(dst, TCPConnInfo{
 			Local: c.id.localAddr, Remote: c.id.remoteAddr,
 			LocalPort: c.id.localPort, RemotePort: c.id.remotePort,
-			State: c.state.String(), SRTT: time.Duration(c.srtt), Cwnd: c.cc.Cwnd(),
-			Unacked: int(c.sndMax - c.sndUna), Buffered: c.rcvBuf.len(),
+			State: c.state.String(), SRTT: time.Duration(c.srtt), RTO: time.Duration(c.rto), Retries: c.retries,
+			Cwnd: c.cc.Cwnd(), SndWnd: int(c.sndWnd), RcvWnd: c.rcvBuf.free(),
+			Unacked: int(c.sndMax - c.sndUna), Unsent: c.sndBuf.len() - int(c.sndNxt-c.sndUna), Buffered: c.rcvBuf.len(),
+			OutOfOrder: c.nOOO, SACKed: c.nSacked, InRecovery: c.inRecovery,
+			TimerPending: c.rtoTimer.Pending(), PersistTimer: c.persistTimer.Pending(),
 		})
 	}
 	return dst

@@ -120,7 +120,15 @@ func (l *TCPListener) input(id tcpTuple, seg *tcpSegment) DropReason {
 			if c := l.cookieACK(id, seg); c != nil {
 				return c.input(seg)
 			}
-			t.sendReset(id, seg)
+			// A pure ACK with a bad cookie is answered with a reset.
+			// A segment with data may be a later segment of a real
+			// connection whose first segments were lost (its sequence
+			// number no longer gives the ISN the cookie hashed): drop it,
+			// and the sender's retransmission from its first unacknowledged
+			// byte validates.
+			if len(seg.payload) == 0 {
+				t.sendReset(id, seg)
+			}
 			return DropTCPBadCookie
 		}
 		t.sendReset(id, seg)
@@ -267,6 +275,15 @@ func (c *TCPConn) input(seg *tcpSegment) DropReason {
 		if !(seqLT(c.sndUna, seg.ack) && seqLEQ(seg.ack, c.sndMax)) {
 			c.t.sendReset(c.id, seg)
 			return DropTCPBadACK
+		}
+		// Our SYN is acknowledged: sndUna passes it before the
+		// Established event, so data the handler writes there is
+		// counted from the first byte of the send ring.
+		c.sndUna = c.iss + 1
+		c.sndWl2 = seg.ack
+		if c.rttTiming && seqGEQ(seg.ack, c.rttSeq) {
+			c.rttTiming = false
+			c.updateRTT(c.t.s.now - c.rttStart)
 		}
 		c.established()
 		if c.state == tcpClosed {

@@ -129,3 +129,54 @@ func TestTCPDialTakesPortsWhoseRepliesComeBackToThisCore(t *testing.T) {
 		return len(b)
 	})
 }
+
+// TestTCPSmallWindowIsNotADeadlock: the peer's window is open but smaller
+// than silly-window avoidance sends into, and its next window update is
+// lost. The persist timer must send what fits anyway (RFC 9293 3.8.6.2.1's
+// override), so that the peer's answer carries its real window.
+func TestTCPSmallWindowIsNotADeadlock(t *testing.T) {
+	n := newTestNet(t)
+	s := n.add("10.0.0.2/24", nil)
+	s.LearnNeighbour(ip4("10.0.0.9"), header.MAC{2, 0, 0, 0, 0, 9})
+	l, _ := s.ListenTCP(80, TCPListenOptions{NoDelay: true})
+	injectTCP(t, n, s, n.pools[0], scriptSeg{sport: 4000, dport: 80, seq: 100, flags: header.TCPFlagSYN, wnd: 8000})
+	iss := replies(s)[0].SequenceNumber
+	injectTCP(t, n, s, n.pools[0], scriptSeg{sport: 4000, dport: 80, seq: 101, ack: iss + 1, flags: header.TCPFlagACK, wnd: 8000})
+	c, _ := l.Accept()
+	c.Write(pattern(20000))
+	first := dataBytes(s) // the initial window
+	// The peer acknowledges all of it, but its window is now 300.
+	injectTCP(t, n, s, n.pools[0], scriptSeg{sport: 4000, dport: 80, seq: 101, ack: iss + 1 + uint32(first), flags: header.TCPFlagACK, wnd: 300})
+	if d := dataBytes(s); d != 0 {
+		t.Fatalf("%d bytes sent into a 300-byte window at once (silly window)", d)
+	}
+	// Nothing more comes from the peer. Within the persist timeout (the
+	// RTO, 1 s initially) the sender offers what fits.
+	got := 0
+	for ms := 0; ms < 1500 && got == 0; ms += 10 {
+		n.clock.Advance(10 * time.Millisecond)
+		s.Advance()
+		got = dataBytes(s)
+	}
+	if got != 300 {
+		t.Fatalf("after 1.5 s the sender offered %d bytes into the 300-byte window, want 300", got)
+	}
+	c.Abort()
+	replies(s)
+}
+
+// dataBytes takes the segments s sent and returns their payload bytes.
+func dataBytes(s *Stack) int {
+	total := 0
+	s.Flush(func(bufs []*nicq.Buf) int {
+		for _, b := range bufs {
+			ip := header.IPv4(header.Ethernet(b.Bytes()).Payload())
+			if ip.Protocol() == header.ProtocolTCP {
+				total += len(header.TCP(ip.Payload()).Payload())
+			}
+			b.Free()
+		}
+		return len(bufs)
+	})
+	return total
+}

@@ -130,9 +130,13 @@ func (c *TCPConn) transmit(b *nicq.Buf) {
 	c.t.send(c.id, b)
 }
 
-// sendACK acknowledges everything received so far.
+// sendACK acknowledges everything received so far. Its sequence number is
+// sndMax, not sndNxt: after a timeout sndNxt goes back, and an ACK numbered
+// below what the peer already received would be unacceptable to it (RFC
+// 9293 3.10.7.4), its acknowledgment unread; two ends that both went back
+// would then never hear each other.
 func (c *TCPConn) sendACK() {
-	if b, _ := c.emit(c.sndNxt, tcpFlagsACK, 0); b != nil {
+	if b, _ := c.emit(c.sndMax, tcpFlagsACK, 0); b != nil {
 		c.transmit(b)
 	}
 }
@@ -148,7 +152,7 @@ func (c *TCPConn) sendProbe() {
 
 // sendReset resets the connection (Abort, a full accept queue).
 func (c *TCPConn) sendReset() {
-	b, _ := c.t.segment(c.id, c.sndNxt, c.rcvNxt, tcpFlagsRSTACK, 0, nil, 0, 0)
+	b, _ := c.t.segment(c.id, c.sndMax, c.rcvNxt, tcpFlagsRSTACK, 0, nil, 0, 0)
 	if b == nil {
 		return
 	}
@@ -202,6 +206,7 @@ func (c *TCPConn) sendData(seq uint32, n int, fin bool) (sent int, finSent, ok b
 		flags |= tcpFlagsFIN
 	}
 	off := int(seq - c.sndUna)
+	n = min(n, c.sndBuf.len()-off) // never past the data (the FIN is not a byte)
 	if n > 0 && off+n == c.sndBuf.len() {
 		flags |= tcpFlagsPSH
 	}
@@ -351,7 +356,10 @@ func (c *TCPConn) sendTailProbe() {
 // go back to sndUna.
 func (c *TCPConn) onRTO(*timerT) {
 	t := c.t
-	t.s.now = t.s.wheel.Now()
+	// s.now stays the time Advance read from the clock: the wheel's own
+	// time during a callback is the tick the timer was due at, which may
+	// be earlier than segments this stack already stamped (timestamps must
+	// never go backwards, RFC 7323 5.4).
 	if c.tlpArmed {
 		c.tlpArmed = false
 		if c.sndUna != c.sndMax {
@@ -407,23 +415,39 @@ func (c *TCPConn) armPersist() {
 	c.t.s.wheel.Schedule(&c.persistTimer, c.t.s.now+d)
 }
 
+// onPersist runs while data waits for the peer's window and nothing is in
+// flight. A zero window gets a probe; a window too small for the sender's
+// silly-window avoidance gets what fits anyway (RFC 9293 3.8.6.2.1's
+// override timeout). Either way the peer answers with its current window,
+// so a lost window update cannot stall the connection.
 func (c *TCPConn) onPersist(*timerT) {
 	t := c.t
-	t.s.now = t.s.wheel.Now()
-	if c.sndWnd > 0 || c.sndBuf.len() == int(c.sndNxt-c.sndUna) {
+	avail := c.sndBuf.len() - int(c.sndNxt-c.sndUna)
+	if avail <= 0 || c.sndUna != c.sndNxt {
 		c.persistBackoff = 0
-		c.output()
-		return
+		return // nothing waits, or the retransmission timer covers it
 	}
 	t.stats.PersistProbes++
-	c.sendProbe()
+	if room := int(int32(c.sndUna + c.sndWnd - c.sndNxt)); room > 0 {
+		seq := c.sndNxt
+		if sent, _, ok := c.sendData(seq, min(room, c.dataMSS(), avail), false); ok && sent > 0 {
+			c.sndNxt += uint32(sent)
+			if seqGT(c.sndNxt, c.sndMax) {
+				c.sndMax = c.sndNxt
+			}
+			c.persistBackoff = 0
+			c.armRTO()
+			return
+		}
+	} else {
+		c.sendProbe()
+	}
 	c.persistBackoff++
 	c.armPersist()
 }
 
 // onDelayedACK sends the ACK that no data rode on in time.
 func (c *TCPConn) onDelayedACK(*timerT) {
-	c.t.s.now = c.t.s.wheel.Now()
 	if c.segsUnacked > 0 || c.ackNow {
 		c.t.stats.DelayedACKs++
 		c.sendACK()
@@ -442,8 +466,7 @@ func (c *TCPConn) armKeepAlive() {
 // KeepAliveProbes unanswered ones the connection times out.
 func (c *TCPConn) onKeepAlive(*timerT) {
 	t := c.t
-	now := t.s.wheel.Now()
-	t.s.now = now
+	now := t.s.now
 	cfg := &t.cfg
 	if idle := now - c.lastRecv; idle < int64(cfg.KeepAliveIdle) {
 		c.probes = 0

@@ -256,16 +256,21 @@ func (c *TCPConn) nextHole() (seq uint32, n int) {
 	if seqLT(x, c.sndUna) {
 		x = c.sndUna
 	}
+	// Holes hold data only: a FIN in flight is not resent from here.
+	dataEnd := c.sndUna + uint32(c.sndBuf.len())
+	if !seqLT(x, dataEnd) {
+		return 0, 0
+	}
 	if !c.sackOK || c.nSacked == 0 {
 		if x != c.sndUna || c.sndUna == c.sndNxt {
 			return 0, 0
 		}
-		return x, min(c.dataMSS(), int(c.sndNxt-x))
+		return x, min(c.dataMSS(), int(c.sndNxt-x), int(dataEnd-x))
 	}
 	for i := 0; i < c.nSacked; i++ {
 		r := c.sacked[i]
 		if seqLT(x, r.start) {
-			return x, min(c.dataMSS(), int(r.start-x))
+			return x, min(c.dataMSS(), int(r.start-x), int(dataEnd-x))
 		}
 		if seqLT(x, r.end) {
 			x = r.end
