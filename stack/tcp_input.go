@@ -55,7 +55,7 @@ func (s *Stack) tcpInput(b *nicq.Buf, ip header.IPv4) {
 		s.drop(b, DropNotForUs) // TCP is unicast only
 		return
 	}
-	if !raw.IsChecksumValid(checksum.PseudoHeaderIPv4(ip.Source(), ip.Destination(), header.ProtocolTCP, uint16(len(raw)))) {
+	if b.Flags&nicq.FlagL4ChecksumVerified == 0 && !raw.IsChecksumValid(checksum.PseudoHeaderIPv4(ip.Source(), ip.Destination(), header.ProtocolTCP, uint16(len(raw)))) {
 		t.stats.BadSegments++
 		s.drop(b, DropReason(header.DropBadChecksum))
 		return

@@ -228,7 +228,7 @@ func (s *Stack) inputUDP(b *nicq.Buf, ip header.IPv4) {
 		return
 	}
 	u = u[:u.Length()]
-	if u.Checksum() != 0 && !u.IsChecksumValid(checksum.PseudoHeaderIPv4(ip.Source(), ip.Destination(), header.ProtocolUDP, u.Length())) {
+	if u.Checksum() != 0 && b.Flags&nicq.FlagL4ChecksumVerified == 0 && !u.IsChecksumValid(checksum.PseudoHeaderIPv4(ip.Source(), ip.Destination(), header.ProtocolUDP, u.Length())) {
 		s.drop(b, DropReason(header.DropBadChecksum))
 		return
 	}

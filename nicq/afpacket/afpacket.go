@@ -1,0 +1,468 @@
+//go:build linux
+
+// Package afpacket is the compatibility driver: one AF_PACKET socket per
+// core on any Linux interface, with a TPACKET_V3 receive ring shared with the
+// kernel and batched transmission (sendmmsg, bypassing the qdisc). The
+// sockets form a PACKET_FANOUT group that the rss package's eBPF Toeplitz
+// program steers (PACKET_FANOUT_EBPF), so each flow reaches the core the
+// stack expects; where that program cannot load, the kernel's flow hash
+// spreads the flows (PACKET_FANOUT_HASH) and the core runtime forwards what
+// lands on the wrong core.
+//
+// The kernel still receives every frame too: the interface must carry no
+// address the stack uses (the kernel would answer for it), and the frames
+// it sees cost it some work. AF_XDP (package afxdp) takes frames before the
+// kernel does; use this driver where that is not available.
+//
+// Two kernel behaviours to know. A TPACKET_V3 ring hands frames over in
+// blocks, closed when full or after RetireTimeout (1 ms), so a lone frame
+// waits up to that long: fine for throughput, not for latency. And a peer
+// on the same host that offloads segmentation or checksums (a veth peer,
+// by default) sends frames larger than the MTU or with partial checksums:
+// the driver marks the latter verified (the kernel vouches for them) and
+// drops the former as oversize; turn the peer's offloads off (ethtool -K
+// PEER tx off tso off gso off), as mkstack lab does.
+//
+// The driver owns the sockets, their rings, the steering program and the
+// per-queue packet pools. It needs CAP_NET_RAW (and CAP_BPF for steering).
+package afpacket
+
+import (
+	"fmt"
+	"os"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mkstack/mkstack/nicq"
+	"github.com/mkstack/mkstack/nicq/linkdev"
+	"github.com/mkstack/mkstack/rss"
+)
+
+// Config describes an AF_PACKET NIC for Open.
+type Config struct {
+	// Interface is the Linux interface, for example "eth0".
+	Interface string
+	// Queues is the number of sockets, one per core, 1 to 64.
+	Queues int
+	// RSS steers frames among the sockets; nil means the rss package's
+	// default key and an equal table over Queues.
+	RSS *rss.Config
+	// BlockSize and Blocks size each socket's receive ring; 0 means
+	// 128 KiB and 32 (4 MiB per queue).
+	BlockSize, Blocks int
+	// RetireTimeout closes a partly filled block; 0 means 1 ms.
+	RetireTimeout time.Duration
+	// Buffers is the size of each queue's pool; 0 means 4096.
+	Buffers int
+	// NoSteering uses the kernel's flow hash instead of the Toeplitz
+	// program. Open falls back to it, with Warn, when the program cannot
+	// be loaded.
+	NoSteering bool
+	// Warn, if set, receives what the driver degrades and why.
+	Warn func(msg string)
+}
+
+// NIC is an interface driven through AF_PACKET sockets. It implements
+// nicq.NIC.
+type NIC struct {
+	info    linkdev.Info
+	rss     *rss.Config
+	queues  []*Queue
+	steer   *rss.SteeringProgram
+	steered bool
+}
+
+var fanoutSeq atomic.Uint32
+
+// Open opens Queues sockets on Interface.
+func Open(c Config) (_ *NIC, err error) {
+	if c.Queues < 1 || c.Queues > 64 {
+		return nil, fmt.Errorf("afpacket: %d queues: want 1 to 64: %w", c.Queues, nicq.ErrInvalidConfig)
+	}
+	info, err := linkdev.Lookup("afpacket", c.Interface)
+	if err != nil {
+		return nil, err
+	}
+	if c.BlockSize == 0 {
+		c.BlockSize = 128 << 10
+	}
+	if c.Blocks == 0 {
+		c.Blocks = 32
+	}
+	if c.RetireTimeout == 0 {
+		c.RetireTimeout = time.Millisecond
+	}
+	if c.Buffers == 0 {
+		c.Buffers = 4096
+	}
+	page := os.Getpagesize()
+	if c.BlockSize%page != 0 || c.Blocks < 1 {
+		return nil, fmt.Errorf("afpacket: block size %d must be a multiple of the page size %d, and blocks at least 1: %w", c.BlockSize, page, nicq.ErrInvalidConfig)
+	}
+	if c.RSS == nil {
+		if c.RSS, err = rss.NewConfig(rss.Options{Queues: c.Queues}); err != nil {
+			return nil, fmt.Errorf("afpacket: %w", err)
+		}
+	} else if c.RSS.Queues() > c.Queues {
+		return nil, fmt.Errorf("afpacket: the RSS table names %d queues, more than the %d sockets: %w", c.RSS.Queues(), c.Queues, nicq.ErrInvalidConfig)
+	}
+	maxFrame := nicq.MaxFrameLen(info.MTU)
+	frameSize := nicq.DefaultFrameSize
+	for frameSize < maxFrame+nicq.DefaultHeadroom {
+		frameSize *= 2
+	}
+	if c.BlockSize < 2*frameSize {
+		return nil, fmt.Errorf("afpacket: block size %d is too small for %s's MTU %d: %w", c.BlockSize, c.Interface, info.MTU, nicq.ErrInvalidConfig)
+	}
+	n := &NIC{info: info, rss: c.RSS}
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	fanoutID := uint16(os.Getpid()) ^ uint16(fanoutSeq.Add(1)<<11)
+	fanoutType := unix.PACKET_FANOUT_EBPF
+	if c.NoSteering {
+		fanoutType = unix.PACKET_FANOUT_HASH
+	}
+	for i := 0; i < c.Queues; i++ {
+		q, err := openQueue(n, i, c, frameSize, maxFrame)
+		if err != nil {
+			return nil, err
+		}
+		n.queues = append(n.queues, q)
+		if c.Queues > 1 {
+			if err := unix.SetsockoptInt(q.fd, unix.SOL_PACKET, unix.PACKET_FANOUT, int(fanoutID)|(fanoutType|unix.PACKET_FANOUT_FLAG_DEFRAG)<<16); err != nil {
+				return nil, linkdev.Explain("afpacket", fmt.Sprintf("join fanout group %d on %s", fanoutID, c.Interface), err)
+			}
+		}
+	}
+	if c.Queues > 1 && !c.NoSteering {
+		if err := n.attachSteering(); err != nil {
+			// A group's type is fixed once it exists: make a hash group.
+			if c.Warn != nil {
+				c.Warn(fmt.Sprintf("afpacket: %s: no RSS steering (%v); the kernel's flow hash spreads the flows and the runtime forwards frames to their cores", c.Interface, err))
+			}
+			n.Close()
+			c.NoSteering = true
+			return Open(c)
+		}
+	}
+	return n, nil
+}
+
+func (n *NIC) attachSteering() error {
+	p, err := rss.NewSteeringProgram(n.rss)
+	if err != nil {
+		return err
+	}
+	fd := int32(p.FD())
+	if _, _, e := unix.Syscall6(unix.SYS_SETSOCKOPT, uintptr(n.queues[0].fd), unix.SOL_PACKET, unix.PACKET_FANOUT_DATA, uintptr(unsafe.Pointer(&fd)), 4, 0); e != 0 {
+		p.Close()
+		return fmt.Errorf("PACKET_FANOUT_DATA: %w", e)
+	}
+	n.steer, n.steered = p, true
+	return nil
+}
+
+func openQueue(n *NIC, i int, c Config, frameSize, maxFrame int) (_ *Queue, err error) {
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, linkdev.Explain("afpacket", "open a packet socket", err)
+	}
+	q := &Queue{nic: n, index: i, fd: fd, maxFrame: maxFrame, blockSize: c.BlockSize, blocks: c.Blocks}
+	defer func() {
+		if err != nil {
+			q.close()
+		}
+	}()
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
+		return nil, linkdev.Explain("afpacket", "TPACKET_V3", err)
+	}
+	req := unix.TpacketReq3{
+		Block_size: uint32(c.BlockSize), Block_nr: uint32(c.Blocks),
+		Frame_size: uint32(frameSize), Frame_nr: uint32(c.BlockSize / frameSize * c.Blocks),
+		Retire_blk_tov: uint32(max(1, c.RetireTimeout.Milliseconds())),
+	}
+	if err := unix.SetsockoptTpacketReq3(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req); err != nil {
+		return nil, linkdev.Explain("afpacket", "receive ring", err)
+	}
+	q.ring, err = unix.Mmap(fd, 0, c.BlockSize*c.Blocks, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
+	if err != nil {
+		return nil, linkdev.Explain("afpacket", "map the receive ring", err)
+	}
+	// Our own transmissions are not ours to receive; and the qdisc adds
+	// nothing but a lock between a core and the driver.
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); err != nil {
+		return nil, linkdev.Explain("afpacket", "PACKET_IGNORE_OUTGOING (needs Linux 4.20)", err)
+	}
+	unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1)
+	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: n.info.Index}
+	if err := unix.Bind(fd, sa); err != nil {
+		return nil, linkdev.Explain("afpacket", "bind to "+n.info.Name, err)
+	}
+	q.pool, err = nicq.NewPool(nicq.PoolConfig{Name: fmt.Sprintf("%s/q%d", n.info.Name, i), Buffers: c.Buffers, FrameSize: frameSize})
+	if err != nil {
+		return nil, fmt.Errorf("afpacket: %w", err)
+	}
+	return q, nil
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// Name returns the interface's name.
+func (n *NIC) Name() string { return n.info.Name }
+
+// NumQueues returns the number of sockets.
+func (n *NIC) NumQueues() int { return len(n.queues) }
+
+// Queue returns queue i.
+func (n *NIC) Queue(i int) nicq.Queue { return n.queues[i] }
+
+// MAC returns the interface's address, which the stack shares with the
+// kernel.
+func (n *NIC) MAC() [6]byte { return n.info.MAC }
+
+// MTU returns the interface's MTU.
+func (n *NIC) MTU() int { return n.info.MTU }
+
+// LinkUp reports whether the interface was up when opened.
+func (n *NIC) LinkUp() bool { return n.info.Up }
+
+// Features: none advertised; buffers whose checksum the kernel vouches for
+// carry FlagL4ChecksumVerified.
+func (n *NIC) Features() nicq.Features { return 0 }
+
+// RSS returns the steering configuration.
+func (n *NIC) RSS() *rss.Config { return n.rss }
+
+// Steered reports whether the eBPF program steers the fanout group.
+func (n *NIC) Steered() bool { return n.steered }
+
+// Close closes the sockets and unmaps their rings.
+func (n *NIC) Close() error {
+	for _, q := range n.queues {
+		q.close()
+	}
+	if n.steer != nil {
+		n.steer.Close()
+		n.steer = nil
+	}
+	return nil
+}
+
+// Queue is one AF_PACKET socket. It implements nicq.Queue.
+type Queue struct {
+	nic       *NIC
+	index     int
+	fd        int
+	pool      *nicq.Pool
+	maxFrame  int
+	ring      []byte
+	blockSize int
+	blocks    int
+	counters  nicq.Counters
+	tap       nicq.TapSwitch
+
+	// Position in the ring: the block being read, how many of its frames
+	// were taken and where the next one starts.
+	block  int
+	taken  uint32
+	offset uint32
+	recvs  uint32
+	stats  unix.TpacketStatsV3
+	msgs   []unix.Mmsghdr
+	iovs   []unix.Iovec
+}
+
+func (q *Queue) close() {
+	if q.ring != nil {
+		unix.Munmap(q.ring)
+		q.ring = nil
+	}
+	if q.fd >= 0 {
+		unix.Close(q.fd)
+		q.fd = -1
+	}
+}
+
+// Index returns the queue's number.
+func (q *Queue) Index() int { return q.index }
+
+// Pool returns the queue's pool.
+func (q *Queue) Pool() *nicq.Pool { return q.pool }
+
+// RSS returns the NIC's steering configuration.
+func (q *Queue) RSS() *rss.Config { return q.nic.rss }
+
+// blockHeader is struct tpacket_block_desc with its tpacket_hdr_v1.
+type blockHeader struct {
+	version    uint32
+	toPriv     uint32
+	status     uint32
+	numPkts    uint32
+	firstPkt   uint32
+	blockLen   uint32
+	seq        uint64
+	tsFirst    [2]uint32
+	tsLast     [2]uint32
+	_reserved0 uint32
+}
+
+// Recv copies up to len(bufs) frames out of the ring (the pool's buffers
+// are the stack's; the ring is the kernel's) and hands each finished block
+// back to the kernel.
+func (q *Queue) Recv(bufs []*nicq.Buf) int {
+	got := 0
+	for got < len(bufs) {
+		blk := q.ring[q.block*q.blockSize : (q.block+1)*q.blockSize]
+		h := (*blockHeader)(unsafe.Pointer(&blk[0]))
+		if atomic.LoadUint32(&h.status)&unix.TP_STATUS_USER == 0 {
+			break
+		}
+		if q.taken == 0 {
+			q.offset = h.firstPkt
+		}
+		if q.taken >= h.numPkts {
+			atomic.StoreUint32(&h.status, unix.TP_STATUS_KERNEL)
+			q.block = (q.block + 1) % q.blocks
+			q.taken = 0
+			continue
+		}
+		ph := (*unix.Tpacket3Hdr)(unsafe.Pointer(&blk[q.offset]))
+		start := int(q.offset) + int(ph.Mac)
+		frame := blk[start : start+int(ph.Snaplen)]
+		q.taken++
+		q.offset += ph.Next_offset
+		switch {
+		case ph.Len > ph.Snaplen || int(ph.Len) > q.maxFrame:
+			// A peer's segmentation offload: a frame no NIC would carry.
+			q.counters.Drops[nicq.DropOversize]++
+			continue
+		case len(frame) < nicq.EthernetHeaderLen:
+			q.counters.Drops[nicq.DropRunt]++
+			continue
+		}
+		b := q.pool.Get()
+		if b == nil {
+			q.counters.Drops[nicq.DropNoBuffer]++
+			continue
+		}
+		copy(b.Append(len(frame)), frame)
+		b.RxQueue = uint16(q.index)
+		if ph.Status&(unix.TP_STATUS_CSUMNOTREADY|unix.TP_STATUS_CSUM_VALID) != 0 {
+			// Sent by this host with the checksum left to offload, or
+			// checked by the NIC: the kernel vouches for it.
+			b.Flags |= nicq.FlagL4ChecksumVerified
+		}
+		b.RxTime = int64(ph.Sec)*1e9 + int64(ph.Nsec)
+		bufs[got] = b
+		got++
+		q.counters.RxPackets++
+		q.counters.RxBytes += uint64(len(frame))
+	}
+	if q.recvs++; q.recvs&1023 == 0 {
+		q.readStats()
+	}
+	if tap := q.tap.Writer(); tap != nil && got > 0 {
+		tap.WriteReceived(bufs[:got])
+	}
+	return got
+}
+
+// readStats adds the kernel's count of frames the full ring dropped.
+func (q *Queue) readStats() {
+	size := uint32(unsafe.Sizeof(q.stats))
+	if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(q.fd), unix.SOL_PACKET, unix.PACKET_STATISTICS, uintptr(unsafe.Pointer(&q.stats)), uintptr(unsafe.Pointer(&size)), 0); e == 0 {
+		q.counters.Drops[nicq.DropRxRingFull] += uint64(q.stats.Drops)
+	}
+}
+
+// Send transmits the frames with one sendmmsg system call per burst of up
+// to 64 and frees them (the kernel copied them). It returns early only
+// when the socket would block.
+func (q *Queue) Send(bufs []*nicq.Buf) int {
+	if q.msgs == nil {
+		q.msgs = make([]unix.Mmsghdr, 64)
+		q.iovs = make([]unix.Iovec, 64)
+	}
+	tap := q.tap.Writer()
+	if tap != nil {
+		tap.WriteBufs(time.Now().UnixNano(), bufs)
+	}
+	done := 0
+	for done < len(bufs) {
+		n := 0
+		for _, b := range bufs[done:min(len(bufs), done+len(q.msgs))] {
+			f := b.Bytes()
+			q.iovs[n].Base = &f[0]
+			q.iovs[n].SetLen(len(f))
+			q.msgs[n].Hdr.Iov = &q.iovs[n]
+			q.msgs[n].Hdr.Iovlen = 1
+			n++
+		}
+		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(q.fd), uintptr(unsafe.Pointer(&q.msgs[0])), uintptr(n), unix.MSG_DONTWAIT, 0, 0)
+		for i := range q.iovs[:n] {
+			q.iovs[i].Base = nil
+		}
+		sent := int(r)
+		if e != 0 {
+			sent = 0
+			if e == unix.EAGAIN || e == unix.EINTR {
+				return done
+			}
+			// The frame at the head failed on its own (too long, the
+			// device down, the peer's queue full): count and drop it.
+			b := bufs[done]
+			if e == unix.EMSGSIZE {
+				q.counters.Drops[nicq.DropOversize]++
+			} else {
+				q.counters.Drops[nicq.DropLinkDown]++
+			}
+			b.Free()
+			done++
+			continue
+		}
+		for _, b := range bufs[done : done+sent] {
+			q.counters.TxPackets++
+			q.counters.TxBytes += uint64(b.Len())
+			b.Free()
+		}
+		done += sent
+	}
+	return done
+}
+
+// WaitFD is the socket: it polls readable when a block is ready.
+func (q *Queue) WaitFD() int { return q.fd }
+
+// PrepareWait does nothing: readiness is level-triggered.
+func (q *Queue) PrepareWait() {}
+
+// CancelWait does nothing.
+func (q *Queue) CancelWait() {}
+
+// ClearWait does nothing.
+func (q *Queue) ClearWait() {}
+
+// Pending reports whether a finished block waits (the block's status is in
+// shared memory); on the way to sleep it also reads the kernel's drop count.
+func (q *Queue) Pending() bool {
+	q.readStats()
+	h := (*blockHeader)(unsafe.Pointer(&q.ring[q.block*q.blockSize]))
+	return atomic.LoadUint32(&h.status)&unix.TP_STATUS_USER != 0
+}
+
+// Counters returns the queue's counters.
+func (q *Queue) Counters() nicq.Counters { return q.counters }
+
+// SetTap starts or stops a capture of the queue's frames.
+func (q *Queue) SetTap(w *nicq.PcapWriter) { q.tap.Set(w) }
+
+var (
+	_ nicq.NIC   = (*NIC)(nil)
+	_ nicq.Queue = (*Queue)(nil)
+)

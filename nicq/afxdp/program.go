@@ -1,0 +1,160 @@
+//go:build linux
+
+package afxdp
+
+import (
+	"fmt"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+)
+
+// XDP verdicts (enum xdp_action).
+const (
+	xdpPass = 2
+)
+
+// Offsets into struct xdp_md.
+const (
+	xdpMDData         = 0
+	xdpMDDataEnd      = 4
+	xdpMDRxQueueIndex = 16
+)
+
+// program is the XDP program and its maps: addrs holds the stack's IPv4
+// addresses (key: the 4 address bytes as they are on the wire), sockets the
+// AF_XDP socket of each queue.
+type program struct {
+	prog    *ebpf.Program
+	addrs   *ebpf.Map
+	sockets *ebpf.Map
+}
+
+// newProgram loads the program that redirects to the queue's AF_XDP socket
+// the frames the stack owns, and passes every other frame to the kernel:
+//
+//	IPv4 whose destination is one of addrs, and ARP whose target protocol
+//	address is one of addrs, go to sockets[rx_queue_index]; a queue with
+//	no socket passes (bpf_redirect_map's fallback action).
+//
+// Everything else (other addresses, IPv6, VLAN-tagged frames, runts) is the
+// kernel's, so a host whose only NIC the stack shares stays reachable.
+func newProgram(queues int, addrs [][4]byte) (_ *program, err error) {
+	p := &program{}
+	defer func() {
+		if err != nil {
+			p.close()
+		}
+	}()
+	p.addrs, err = ebpf.NewMap(&ebpf.MapSpec{Name: "mkstack_addrs", Type: ebpf.Hash, KeySize: 4, ValueSize: 1, MaxEntries: 64})
+	if err != nil {
+		return nil, fmt.Errorf("address map: %w", err)
+	}
+	for _, a := range addrs {
+		if err := p.addrs.Put(a, uint8(1)); err != nil {
+			return nil, fmt.Errorf("address map: %w", err)
+		}
+	}
+	p.sockets, err = ebpf.NewMap(&ebpf.MapSpec{Name: "mkstack_xsks", Type: ebpf.XSKMap, KeySize: 4, ValueSize: 4, MaxEntries: uint32(queues)})
+	if err != nil {
+		return nil, fmt.Errorf("socket map: %w", err)
+	}
+	p.prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name:         "mkstack_xdp",
+		Type:         ebpf.XDP,
+		Instructions: instructions(p.addrs, p.sockets),
+		License:      "GPL", // bpf_redirect_map is GPL-only
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load XDP program: %w", err)
+	}
+	return p, nil
+}
+
+func instructions(addrs, sockets *ebpf.Map) asm.Instructions {
+	const (
+		regCtx = asm.R6
+		stkKey = -4
+	)
+	return asm.Instructions{
+		asm.Mov.Reg(regCtx, asm.R1),
+		asm.LoadMem(asm.R2, asm.R1, xdpMDData, asm.Word),
+		asm.LoadMem(asm.R3, asm.R1, xdpMDDataEnd, asm.Word),
+		asm.Mov.Reg(asm.R4, asm.R2),
+		asm.Add.Imm(asm.R4, 14),
+		asm.JGT.Reg(asm.R4, asm.R3, "pass"),
+		// The ether type as loaded little-endian: 0x0800 reads 0x0008.
+		asm.LoadMem(asm.R5, asm.R2, 12, asm.Half),
+		asm.JEq.Imm(asm.R5, 0x0008, "ipv4"),
+		asm.JEq.Imm(asm.R5, 0x0608, "arp"),
+		asm.Ja.Label("pass"),
+
+		// IPv4: the destination address, bytes 16-19 of the header.
+		asm.Mov.Reg(asm.R4, asm.R2).WithSymbol("ipv4"),
+		asm.Add.Imm(asm.R4, 14+20),
+		asm.JGT.Reg(asm.R4, asm.R3, "pass"),
+		asm.LoadMem(asm.R5, asm.R2, 14+16, asm.Word),
+		asm.Ja.Label("lookup"),
+
+		// ARP for IPv4 over Ethernet: the target protocol address, bytes
+		// 24-27 of the ARP message.
+		asm.Mov.Reg(asm.R4, asm.R2).WithSymbol("arp"),
+		asm.Add.Imm(asm.R4, 14+28),
+		asm.JGT.Reg(asm.R4, asm.R3, "pass"),
+		asm.LoadMem(asm.R5, asm.R2, 14+24, asm.Word),
+
+		asm.StoreMem(asm.RFP, stkKey, asm.R5, asm.Word).WithSymbol("lookup"),
+		asm.LoadMapPtr(asm.R1, addrs.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, stkKey),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "pass"),
+
+		asm.LoadMem(asm.R2, regCtx, xdpMDRxQueueIndex, asm.Word),
+		asm.LoadMapPtr(asm.R1, sockets.FD()),
+		asm.Mov.Imm(asm.R3, xdpPass),
+		asm.FnRedirectMap.Call(),
+		asm.Return(),
+
+		asm.Mov.Imm(asm.R0, xdpPass).WithSymbol("pass"),
+		asm.Return(),
+	}
+}
+
+// SetAddrs replaces the stack's addresses the program redirects.
+func (p *program) setAddrs(addrs [][4]byte) error {
+	var old [][4]byte
+	var k [4]byte
+	var v uint8
+	it := p.addrs.Iterate()
+	for it.Next(&k, &v) {
+		old = append(old, k)
+	}
+	for _, a := range addrs {
+		if err := p.addrs.Put(a, uint8(1)); err != nil {
+			return err
+		}
+	}
+outer:
+	for _, o := range old {
+		for _, a := range addrs {
+			if a == o {
+				continue outer
+			}
+		}
+		p.addrs.Delete(o)
+	}
+	return nil
+}
+
+func (p *program) close() {
+	if p.prog != nil {
+		p.prog.Close()
+	}
+	if p.addrs != nil {
+		p.addrs.Close()
+	}
+	if p.sockets != nil {
+		p.sockets.Close()
+	}
+}

@@ -1,0 +1,343 @@
+//go:build linux
+
+// Package tap is the multi-queue TAP driver: one queue of a TAP device per
+// core, the kernel's side of the device being an ordinary interface that
+// Linux tools and peers use. The kernel picks the queue for each frame it
+// sends through the device by running the rss package's eBPF Toeplitz
+// program (TUNSETSTEERINGEBPF), so the stack knows the core of every flow
+// and chooses local ports whose replies come back to it, as with a NIC's
+// RSS.
+//
+// The driver owns the device's queue file descriptors, its steering program
+// and its per-queue packet pools. A frame costs one read or write system
+// call; the TAP is the driver for trying the stack against Linux with no
+// special hardware (see mkstack lab), not for line rate.
+//
+// It needs CAP_NET_ADMIN (to attach to the device) and CAP_BPF or
+// CAP_SYS_ADMIN (for the steering program; without it the kernel's own
+// flow hash picks the queue and the core runtime forwards each frame that
+// lands on the wrong core). The device is one that `ip tuntap add mode tap
+// multi_queue name NAME` made (mkstack lab up --driver tap does), or, when
+// no device has that name, a new one that lives until Close.
+package tap
+
+import (
+	"errors"
+	"fmt"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mkstack/mkstack/nicq"
+	"github.com/mkstack/mkstack/nicq/linkdev"
+	"github.com/mkstack/mkstack/rss"
+)
+
+// Config describes a TAP NIC for Open.
+type Config struct {
+	// Name is the TAP device, at most 15 bytes.
+	Name string
+	// Queues is the number of queues to attach, one per core, 1 to 256.
+	Queues int
+	// MAC is the stack's Ethernet address; zero means a random locally
+	// administered one. It must differ from the kernel side's address.
+	MAC [6]byte
+	// RSS steers the kernel's frames into the queues; nil means the rss
+	// package's default key and an equal table over Queues.
+	RSS *rss.Config
+	// Buffers is the size of each queue's pool; 0 means 4096.
+	Buffers int
+	// NoSteering leaves the queue choice to the kernel's flow hash (the
+	// runtime then forwards what lands on the wrong core). Open falls back
+	// to it, with Warn, when the steering program cannot be loaded.
+	NoSteering bool
+	// Warn, if set, receives what the driver degrades and why.
+	Warn func(msg string)
+}
+
+// NIC is a multi-queue TAP device. It implements nicq.NIC.
+type NIC struct {
+	name    string
+	mac     [6]byte
+	mtu     int
+	rss     *rss.Config
+	queues  []*Queue
+	steer   *rss.SteeringProgram
+	steered bool
+}
+
+// Open attaches Queues queues to the TAP device Name.
+func Open(c Config) (_ *NIC, err error) {
+	if c.Name == "" || len(c.Name) >= unix.IFNAMSIZ {
+		return nil, fmt.Errorf("tap: device name %q: want 1 to %d bytes: %w", c.Name, unix.IFNAMSIZ-1, nicq.ErrInvalidConfig)
+	}
+	if c.Queues < 1 || c.Queues > 256 {
+		return nil, fmt.Errorf("tap: %d queues: want 1 to 256: %w", c.Queues, nicq.ErrInvalidConfig)
+	}
+	if c.Buffers == 0 {
+		c.Buffers = 4096
+	}
+	if c.RSS == nil {
+		if c.RSS, err = rss.NewConfig(rss.Options{Queues: c.Queues}); err != nil {
+			return nil, fmt.Errorf("tap: %w", err)
+		}
+	} else if c.RSS.Queues() > c.Queues {
+		return nil, fmt.Errorf("tap: the RSS table names %d queues, more than the %d attached: %w", c.RSS.Queues(), c.Queues, nicq.ErrInvalidConfig)
+	}
+	if c.MAC == [6]byte{} {
+		c.MAC = linkdev.RandomMAC()
+	}
+	n := &NIC{name: c.Name, mac: c.MAC, rss: c.RSS}
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	for i := 0; i < c.Queues; i++ {
+		fd, err := attach(c.Name)
+		if err != nil {
+			return nil, err
+		}
+		q := &Queue{nic: n, index: i, fd: fd}
+		n.queues = append(n.queues, q)
+	}
+	info, err := linkdev.Lookup("tap", c.Name)
+	if err != nil {
+		return nil, err
+	}
+	if info.MAC == c.MAC {
+		return nil, fmt.Errorf("tap: the stack's MAC %x is the kernel side's own: choose another: %w", c.MAC, nicq.ErrInvalidConfig)
+	}
+	n.mtu = info.MTU
+	frame := nicq.MaxFrameLen(n.mtu) + nicq.DefaultHeadroom
+	size := nicq.DefaultFrameSize
+	for size < frame {
+		size *= 2
+	}
+	for i, q := range n.queues {
+		q.pool, err = nicq.NewPool(nicq.PoolConfig{Name: fmt.Sprintf("%s/q%d", c.Name, i), Buffers: c.Buffers, FrameSize: size})
+		if err != nil {
+			return nil, fmt.Errorf("tap: %w", err)
+		}
+		q.maxFrame = nicq.MaxFrameLen(n.mtu)
+	}
+	if !c.NoSteering {
+		if err := n.attachSteering(); err != nil {
+			if c.Warn != nil {
+				c.Warn(fmt.Sprintf("tap: %s: no RSS steering (%v); the kernel's flow hash picks each frame's queue and the runtime forwards frames to their cores", c.Name, err))
+			}
+		}
+	}
+	return n, nil
+}
+
+func (n *NIC) attachSteering() error {
+	p, err := rss.NewSteeringProgram(n.rss)
+	if err != nil {
+		return err
+	}
+	if err := p.AttachTAP(n.queues[0].fd); err != nil {
+		p.Close()
+		return err
+	}
+	n.steer, n.steered = p, true
+	return nil
+}
+
+// ifreqFlags is struct ifreq with the flags member of its union.
+type ifreqFlags struct {
+	name  [unix.IFNAMSIZ]byte
+	flags uint16
+	_     [22]byte
+}
+
+func attach(name string) (int, error) {
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return -1, fmt.Errorf("tap: /dev/net/tun is missing (load the tun module: modprobe tun): %w", err)
+		}
+		return -1, linkdev.Explain("tap", "open /dev/net/tun", err)
+	}
+	var req ifreqFlags
+	copy(req.name[:], name)
+	req.flags = unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_MULTI_QUEUE
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETIFF, uintptr(unsafe.Pointer(&req))); e != 0 {
+		unix.Close(fd)
+		switch e {
+		case unix.EINVAL:
+			return -1, fmt.Errorf("tap: attach to %s: %w (it exists but is not a multi-queue TAP: remove it, then ip tuntap add mode tap multi_queue name %s)", name, e, name)
+		case unix.EBUSY:
+			return -1, fmt.Errorf("tap: attach to %s: %w (another process holds its queues, or it is a TUN device)", name, e)
+		}
+		return -1, linkdev.Explain("tap", "attach to "+name, e)
+	}
+	return fd, nil
+}
+
+// Name returns the device's name.
+func (n *NIC) Name() string { return n.name }
+
+// NumQueues returns the number of attached queues.
+func (n *NIC) NumQueues() int { return len(n.queues) }
+
+// Queue returns queue i.
+func (n *NIC) Queue(i int) nicq.Queue { return n.queues[i] }
+
+// MAC returns the stack's Ethernet address.
+func (n *NIC) MAC() [6]byte { return n.mac }
+
+// MTU returns the device's MTU.
+func (n *NIC) MTU() int { return n.mtu }
+
+// LinkUp reports whether the kernel side of the device is up.
+func (n *NIC) LinkUp() bool {
+	info, err := linkdev.Lookup("tap", n.name)
+	return err == nil && info.Up
+}
+
+// Features: none (the kernel sends full checksums on a TAP with no
+// offloads negotiated, and no hash).
+func (n *NIC) Features() nicq.Features { return 0 }
+
+// RSS returns the steering configuration.
+func (n *NIC) RSS() *rss.Config { return n.rss }
+
+// Steered reports whether the eBPF steering program picks the queues.
+func (n *NIC) Steered() bool { return n.steered }
+
+// Close detaches the queues; a device Open created goes with them.
+func (n *NIC) Close() error {
+	for _, q := range n.queues {
+		if q.fd >= 0 {
+			unix.Close(q.fd)
+			q.fd = -1
+		}
+	}
+	if n.steer != nil {
+		n.steer.Close()
+		n.steer = nil
+	}
+	return nil
+}
+
+// Queue is one queue of the TAP device. It implements nicq.Queue.
+type Queue struct {
+	nic      *NIC
+	index    int
+	fd       int
+	pool     *nicq.Pool
+	maxFrame int
+	counters nicq.Counters
+	tap      nicq.TapSwitch
+}
+
+// Index returns the queue's number.
+func (q *Queue) Index() int { return q.index }
+
+// Pool returns the queue's pool.
+func (q *Queue) Pool() *nicq.Pool { return q.pool }
+
+// RSS returns the NIC's steering configuration.
+func (q *Queue) RSS() *rss.Config { return q.nic.rss }
+
+// Recv reads up to len(bufs) frames, one read system call each.
+func (q *Queue) Recv(bufs []*nicq.Buf) int {
+	got := 0
+	for got < len(bufs) {
+		b := q.pool.Get()
+		if b == nil {
+			// The frames stay in the kernel's queue, which drops when full
+			// (the device's tx_dropped), as a NIC with no descriptors.
+			q.counters.Drops[nicq.DropNoBuffer]++
+			break
+		}
+		room := b.Append(b.Tailroom())
+		n, err := unix.Read(q.fd, room)
+		if err != nil || n <= 0 {
+			b.Free()
+			break
+		}
+		if n < nicq.EthernetHeaderLen {
+			q.counters.Drops[nicq.DropRunt]++
+			b.Free()
+			continue
+		}
+		b.Truncate(n)
+		b.RxQueue = uint16(q.index)
+		bufs[got] = b
+		got++
+		q.counters.RxPackets++
+		q.counters.RxBytes += uint64(n)
+	}
+	if tap := q.tap.Writer(); tap != nil && got > 0 {
+		now := time.Now().UnixNano()
+		for _, b := range bufs[:got] {
+			b.RxTime = now
+		}
+		tap.WriteReceived(bufs[:got])
+	}
+	return got
+}
+
+// Send writes each frame with one write system call and frees it (the
+// kernel copied it). It stops early only when the device would block.
+func (q *Queue) Send(bufs []*nicq.Buf) int {
+	tap := q.tap.Writer()
+	var now int64
+	if tap != nil {
+		now = time.Now().UnixNano()
+	}
+	for i, b := range bufs {
+		frame := b.Bytes()
+		if len(frame) > q.maxFrame {
+			q.counters.Drops[nicq.DropOversize]++
+			b.Free()
+			continue
+		}
+		_, err := unix.Write(q.fd, frame)
+		if err == unix.EAGAIN {
+			return i
+		}
+		if tap != nil {
+			tap.WriteFrame(now, frame)
+		}
+		if err != nil {
+			q.counters.Drops[nicq.DropLinkDown]++
+		} else {
+			q.counters.TxPackets++
+			q.counters.TxBytes += uint64(len(frame))
+		}
+		b.Free()
+	}
+	return len(bufs)
+}
+
+// WaitFD is the queue's file descriptor: it polls readable while frames
+// wait, so the wait protocol needs no other state.
+func (q *Queue) WaitFD() int { return q.fd }
+
+// PrepareWait does nothing: readiness is level-triggered.
+func (q *Queue) PrepareWait() {}
+
+// CancelWait does nothing.
+func (q *Queue) CancelWait() {}
+
+// ClearWait does nothing.
+func (q *Queue) ClearWait() {}
+
+// Pending reports whether a frame waits (one poll system call, made only
+// on the way to sleep).
+func (q *Queue) Pending() bool { return linkdev.Pending(q.fd) }
+
+// Counters returns the queue's counters.
+func (q *Queue) Counters() nicq.Counters { return q.counters }
+
+// SetTap starts or stops a capture of the queue's frames.
+func (q *Queue) SetTap(w *nicq.PcapWriter) { q.tap.Set(w) }
+
+var (
+	_ nicq.NIC   = (*NIC)(nil)
+	_ nicq.Queue = (*Queue)(nil)
+)
