@@ -15,7 +15,9 @@ type driverOptions struct {
 	iface  string
 	queues int
 	addrs  []netip.Addr
-	warn   func(msg string, args ...any)
+	// xdpGeneric asks afxdp for generic (skb) mode.
+	xdpGeneric bool
+	warn, info func(msg string, args ...any)
 }
 
 // openDriver opens a NIC by driver name. Each driver registers itself from

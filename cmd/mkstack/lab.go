@@ -12,6 +12,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/mkstack/mkstack/nicq/linkdev"
 )
 
 func init() {
@@ -233,6 +235,11 @@ func labUp(n labNames, driver string, queues int) (err error) {
 	}
 	if err := snl.LinkSetUp(stackLink); err != nil {
 		return err
+	}
+	// The kernel peer sends what a wire would carry: full checksums and
+	// MTU-sized segments (see linkdev.DisableOffloads).
+	if err := inNS(ch, func() error { return linkdev.DisableOffloads(n.peerIf) }); err != nil {
+		return fmt.Errorf("offloads off on %s: %w", n.peerIf, err)
 	}
 	return addrUp(cnl, n.peerIf, labPeerAddr)
 }

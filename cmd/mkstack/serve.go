@@ -35,7 +35,7 @@ type serveOptions struct {
 	gateway                     netip.Addr
 	cores                       int
 	port                        int
-	pin                         bool
+	pin, xdpGeneric             bool
 	shutdown                    time.Duration
 }
 
@@ -53,6 +53,8 @@ func parseServe(args []string, stderr io.Writer) (serveOptions, int) {
 	fs.IntVar(&o.port, "port", 0, "port of the application (default: 7 echo, 80 http, 9 discard)")
 	fs.StringVar(&o.metrics, "metrics-addr", "", "serve Prometheus metrics at ADDR/metrics from the host's own network (e.g. 127.0.0.1:9100)")
 	fs.BoolVar(&o.pin, "pin", true, "pin each core to a CPU")
+	var xdpMode string
+	fs.StringVar(&xdpMode, "xdp-mode", "native", "afxdp: native, or generic (slower; for drivers without native XDP; wrong queue indexes on veth)")
 	fs.DurationVar(&o.shutdown, "shutdown-timeout", 5*time.Second, "on SIGINT/SIGTERM, how long connections get to close with FIN before they are reset")
 	if err := fs.Parse(args); err != nil {
 		return o, 2
@@ -64,6 +66,13 @@ func parseServe(args []string, stderr io.Writer) (serveOptions, int) {
 	}
 	if fs.NArg() != 0 {
 		return bad("unexpected argument %q", fs.Arg(0))
+	}
+	switch xdpMode {
+	case "native":
+	case "generic":
+		o.xdpGeneric = true
+	default:
+		return bad("--xdp-mode %q: want native or generic", xdpMode)
 	}
 	if _, ok := drivers[o.driver]; !ok {
 		return bad("--driver %q: want one of %s", o.driver, driverNames())
@@ -118,8 +127,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 // cores stop and the NIC closes.
 func serve(ctx context.Context, o serveOptions, log *slog.Logger, stdout io.Writer) error {
 	nic, closeNIC, err := drivers[o.driver](driverOptions{
-		iface: o.iface, queues: o.cores, addrs: []netip.Addr{o.addr.Addr()},
+		iface: o.iface, queues: o.cores, addrs: []netip.Addr{o.addr.Addr()}, xdpGeneric: o.xdpGeneric,
 		warn: func(msg string, args ...any) { log.Warn(msg, args...) },
+		info: func(msg string, args ...any) { log.Info(msg, args...) },
 	})
 	if err != nil {
 		return fmt.Errorf("open %s: %w", o.driver, err)
@@ -222,7 +232,13 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, stdout io.Writ
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	c := rt.Counters()
-	log.Info("stopped", "rx_packets", c.Values[core.RxPackets], "tx_packets", c.Values[core.TxPackets])
+	args := []any{"rx_packets", c.Values[core.RxPackets], "tx_packets", c.Values[core.TxPackets]}
+	for i, name := range rt.DropReasonNames() {
+		if c.Drops[i] != 0 {
+			args = append(args, "drop_"+name, c.Drops[i])
+		}
+	}
+	log.Info("stopped", args...)
 	return nil
 }
 

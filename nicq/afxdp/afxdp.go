@@ -246,7 +246,15 @@ func openQueue(n *NIC, i int, c Config, zeroCopy *bool) (_ *Queue, err error) {
 	// The fill ring full before the first frame can arrive.
 	q.refill()
 	bind := func(mode uint16) error {
-		return unix.Bind(fd, &unix.SockaddrXDP{Flags: unix.XDP_USE_NEED_WAKEUP | mode, Ifindex: uint32(n.info.Index), QueueID: uint32(i)})
+		sa := &unix.SockaddrXDP{Flags: unix.XDP_USE_NEED_WAKEUP | mode, Ifindex: uint32(n.info.Index), QueueID: uint32(i)}
+		err := unix.Bind(fd, sa)
+		// A socket closed a moment ago releases its queue from a kernel
+		// work item: give it a second before calling the queue taken.
+		for deadline := time.Now().Add(time.Second); errors.Is(err, unix.EBUSY) && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+			err = unix.Bind(fd, sa)
+		}
+		return err
 	}
 	if *zeroCopy {
 		err = bind(unix.XDP_ZEROCOPY)
@@ -325,6 +333,11 @@ func (n *NIC) Close() error {
 		n.link = nil
 	}
 	for _, q := range n.queues {
+		// The socket map holds a reference to each socket: drop it, or
+		// the socket (and its queue) outlives the close.
+		if n.prog != nil {
+			n.prog.sockets.Delete(uint32(q.index))
+		}
 		q.close()
 	}
 	n.queues = nil

@@ -1,0 +1,402 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+
+	"github.com/mkstack/mkstack/core"
+	"github.com/mkstack/mkstack/nicq"
+	"github.com/mkstack/mkstack/sockets"
+	"github.com/mkstack/mkstack/stack"
+)
+
+var echoMiB = flag.Int("echo-mib", 64, "MiB the driver integration tests echo through the stack")
+
+// lab is one driver's test network, made by labUp under a unique prefix.
+type lab struct {
+	driver            string
+	names             labNames
+	stackNS, clientNS string // namespace names
+	iface, peerIf     string
+}
+
+func newLab(t *testing.T, driver string) *lab {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: namespaces, veth, TAP, XDP")
+	}
+	letter := map[string]string{"afxdp": "x", "afpacket": "p", "tap": "t"}[driver]
+	names := labNamesFor(fmt.Sprintf("i%d%s", os.Getpid()%100000, letter))
+	t.Cleanup(func() {
+		if _, err := labDown(names); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+	})
+	if err := labUp(names, driver, 2); err != nil {
+		t.Fatalf("lab up: %v", err)
+	}
+	l := &lab{driver: driver, names: names, stackNS: names.server, clientNS: names.client, iface: names.stackIf, peerIf: names.peerIf}
+	if driver == "tap" {
+		l.stackNS, l.clientNS, l.iface, l.peerIf = names.tapNS, names.tapNS, names.tapIf, names.tapIf
+	}
+	return l
+}
+
+func (l *lab) ns(t *testing.T, name string) netns.NsHandle {
+	h, err := netns.GetFromName(name)
+	if err != nil {
+		t.Fatalf("namespace %s: %v", name, err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+// openInStackNS opens the driver's NIC inside the stack's namespace; its
+// descriptors then work from any thread.
+func (l *lab) openInStackNS(t *testing.T) openDriver {
+	h := l.ns(t, l.stackNS)
+	open := drivers[l.driver]
+	return func(o driverOptions) (nic nicq.NIC, closeNIC func(), err error) {
+		err = inNS(h, func() error {
+			nic, closeNIC, err = open(o)
+			return err
+		})
+		return
+	}
+}
+
+// serve runs mkstack serve with the driver until the returned stop.
+func (l *lab) serve(t *testing.T, app string) (stop func()) {
+	t.Helper()
+	o, code := parseServe([]string{"--driver", l.driver, "--iface", l.iface, "--addr", labStackAddr + "/24", "--cores", "2", "--app", app}, io.Discard)
+	if code != 0 {
+		t.Fatalf("parse: %d", code)
+	}
+	orig := drivers[l.driver]
+	drivers[l.driver] = l.openInStackNS(t)
+	defer func() { drivers[l.driver] = orig }()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out syncBuffer
+	done := make(chan error, 1)
+	var logBuf syncBuffer
+	go func() { done <- serve(ctx, o, slog.New(slog.NewTextHandler(&logBuf, nil)), &out) }()
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "serving "); time.Sleep(5 * time.Millisecond) {
+		select {
+		case err := <-done:
+			t.Fatalf("serve ended: %v\n%s", err, logBuf.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not start:\n%s", logBuf.String())
+		}
+	}
+	t.Logf("serve %s: %s", app, firstLines(logBuf.String(), 4))
+	return func() {
+		cancel()
+		select {
+		case err := <-done:
+			t.Logf("serve %s stopped: %s", app, lastLine(logBuf.String()))
+			if err != nil {
+				t.Errorf("serve: %v\n%s", err, logBuf.String())
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("serve did not stop within 20 s of its signal")
+		}
+	}
+}
+
+// exec runs a command in the client's namespace.
+func (l *lab) exec(t *testing.T, timeout time.Duration, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", l.clientNS}, args...)...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// dial opens a kernel TCP connection from the client's namespace.
+func (l *lab) dial(t *testing.T, addr string) net.Conn {
+	var c net.Conn
+	err := inNS(l.ns(t, l.clientNS), func() (err error) {
+		c, err = net.DialTimeout("tcp4", addr, 5*time.Second)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("kernel dial %s: %v", addr, err)
+	}
+	return c
+}
+
+func need(t *testing.T, tools ...string) {
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s (.ci/run installs it)", tool)
+		}
+	}
+}
+
+// TestDriversAgainstLinux is the drivers' interop suite: for each driver,
+// the kernel peer in the lab's other namespace pings the stack, fetches a
+// page and a download from its net/http server with curl, loads it with
+// wrk, echoes 64 MiB through its echo server, and serves a file the stack
+// downloads as a client; a capture of the traffic must have no malformed
+// frame and no bad checksum from the stack.
+func TestDriversAgainstLinux(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the interop suite runs in the full test run (about a minute); -short leaves it out")
+	}
+	need(t, "ip", "ping", "curl", "wrk", "tcpdump", "tshark")
+	for _, d := range []string{"afxdp", "afpacket", "tap"} {
+		t.Run(d, func(t *testing.T) { testDriver(t, d) })
+	}
+}
+
+func testDriver(t *testing.T, driver string) {
+	l := newLab(t, driver)
+	url := "http://" + labStackAddr + "/"
+
+	// Capture on the kernel peer's device from the first frame.
+	capFile := filepath.Join(t.TempDir(), driver+".pcap")
+	dump := exec.Command("ip", "netns", "exec", l.clientNS, "tcpdump", "-i", l.peerIf, "-U", "-w", capFile, "-s", "0", "host", labStackAddr)
+	var dumpErr bytes.Buffer
+	dump.Stderr = &dumpErr
+	if err := dump.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopDump := func() {
+		if dump.Process != nil {
+			dump.Process.Signal(os.Interrupt)
+			dump.Wait()
+			dump.Process = nil
+		}
+	}
+	defer stopDump()
+	for i := 0; i < 100 && !strings.Contains(dumpErr.String(), "listening"); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	phase := time.Now()
+	lap := func(what string) { t.Logf("%s: %v", what, time.Since(phase).Round(time.Millisecond)); phase = time.Now() }
+	stop := l.serve(t, "http")
+	lap("serve up")
+	if out, err := l.exec(t, 15*time.Second, "ping", "-c", "3", "-i", "0.2", "-W", "2", labStackAddr); err != nil {
+		t.Errorf("ping: %v\n%s", err, out)
+	}
+	lap("ping")
+	body, err := l.exec(t, 15*time.Second, "curl", "-sS", "--max-time", "10", url)
+	if want := "hello from mkstack (2 cores)\n"; err != nil || body != want {
+		t.Errorf("curl %s: %v: %q, want %q", url, err, body, want)
+	}
+	// A 16 MiB download, hashed on the kernel's side.
+	const dl = 16 << 20
+	sum, err := l.exec(t, 60*time.Second, "sh", "-c", fmt.Sprintf("curl -sS --max-time 50 %sbytes/%d | sha256sum", url, dl))
+	if want := fmt.Sprintf("%x", sha256.Sum256(httpBytes(dl))); err != nil || !strings.HasPrefix(sum, want) {
+		t.Errorf("download of %d bytes: %v: sha256 %q, want %s", dl, err, sum, want)
+	}
+	lap("curl")
+	stopDump()
+	checkCapture(t, capFile)
+	lap("capture")
+
+	out, err := l.exec(t, 30*time.Second, "wrk", "-t", "2", "-c", "16", "-d", "5s", url)
+	if err != nil || !strings.Contains(out, "requests in") || strings.Contains(out, "Socket errors") || strings.Contains(out, "Non-2xx") {
+		t.Errorf("wrk: %v\n%s", err, out)
+	} else {
+		t.Logf("wrk: %s", wrkSummary(out))
+	}
+	stop()
+	lap("wrk")
+
+	stop = l.serve(t, "echo")
+	echoThrough(t, l)
+	stop()
+
+	stackAsClient(t, l)
+}
+
+// httpBytes is what the http app's /bytes/N sends.
+func httpBytes(n int) []byte {
+	pattern := make([]byte, 32<<10)
+	for i := range pattern {
+		pattern[i] = byte(i * 131)
+	}
+	out := make([]byte, 0, n)
+	for len(out) < n {
+		out = append(out, pattern[:min(len(pattern), n-len(out))]...)
+	}
+	return out
+}
+
+// checkCapture asks tshark for frames from the stack that are malformed or
+// carry a bad checksum, and fails on any.
+func checkCapture(t *testing.T, file string) {
+	t.Helper()
+	all, err := exec.Command("tshark", "-r", file, "-Y", "ip.src == "+labStackAddr, "-T", "fields", "-e", "frame.number").Output()
+	if err != nil {
+		t.Fatalf("tshark: %v", err)
+	}
+	frames := len(strings.Fields(string(all)))
+	if frames < 10 {
+		t.Fatalf("the capture holds %d frames from the stack; expected the whole exchange", frames)
+	}
+	filter := "ip.src == " + labStackAddr + " && (_ws.malformed || ip.checksum.status == \"Bad\" || tcp.checksum.status == \"Bad\" || udp.checksum.status == \"Bad\" || icmp.checksum.status == \"Bad\")"
+	bad, err := exec.Command("tshark", "-r", file, "-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE", "-Y", filter).Output()
+	if err != nil {
+		t.Fatalf("tshark: %v", err)
+	}
+	if s := strings.TrimSpace(string(bad)); s != "" {
+		t.Errorf("tshark marks frames from the stack malformed or with bad checksums:\n%s", firstLines(s, 20))
+	}
+	t.Logf("capture: %d frames from the stack, none malformed, no bad checksum", frames)
+}
+
+// echoThrough sends echo-mib MiB from a kernel client to the stack's echo
+// server and checks what comes back by hash.
+func echoThrough(t *testing.T, l *lab) {
+	size := *echoMiB << 20
+	c := l.dial(t, labStackAddr+":7")
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(120 * time.Second))
+	sent := sha256.New()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	var werr error
+	start := time.Now()
+	go func() {
+		defer wg.Done()
+		rng := rand.New(rand.NewPCG(1, 2))
+		buf := make([]byte, 64<<10)
+		for left := size; left > 0; {
+			k := min(left, len(buf))
+			for i := range buf[:k] {
+				buf[i] = byte(rng.Uint32())
+			}
+			sent.Write(buf[:k])
+			if _, werr = c.Write(buf[:k]); werr != nil {
+				return
+			}
+			left -= k
+		}
+		c.(*net.TCPConn).CloseWrite()
+	}()
+	got := sha256.New()
+	n, err := io.Copy(got, c)
+	wg.Wait()
+	if werr != nil || err != nil || n != int64(size) {
+		t.Fatalf("echo: wrote err %v; read %d of %d bytes, err %v", werr, n, size, err)
+	}
+	if !bytes.Equal(sent.Sum(nil), got.Sum(nil)) {
+		t.Fatalf("echo of %d MiB: the bytes came back changed", size>>20)
+	}
+	t.Logf("echo: %d MiB each way intact in %v", size>>20, time.Since(start).Round(time.Millisecond))
+}
+
+// stackAsClient runs a stack with the driver (no serve) and downloads a
+// file from a kernel server in the client's namespace.
+func stackAsClient(t *testing.T, l *lab) {
+	const size = 16 << 20
+	var ln net.Listener
+	err := inNS(l.ns(t, l.clientNS), func() (err error) {
+		ln, err = net.Listen("tcp4", "10.77.0.2:8080")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	file := make([]byte, size)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range file {
+		file[i] = byte(rng.Uint32())
+	}
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		c.Write(file)
+		c.Close()
+	}()
+	nic, closeNIC, err := l.openInStackNS(t)(driverOptions{iface: l.iface, queues: 2, addrs: []netip.Addr{netip.MustParseAddr(labStackAddr)},
+		warn: func(string, ...any) {}, info: func(string, ...any) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeNIC()
+	rt, err := core.Start(core.Config{NIC: nic, Cores: 2, StackConfig: func(int) stack.Config {
+		return stack.Config{Addr: netip.MustParsePrefix(labStackAddr + "/24")}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := sockets.New(rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Shutdown(context.Background())
+	c, err := n.Dial("tcp", "10.77.0.2:8080")
+	if err != nil {
+		t.Fatalf("the stack dials the kernel: %v", err)
+	}
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	h := sha256.New()
+	got, err := io.Copy(h, c)
+	c.Close()
+	if err != nil || got != size || !bytes.Equal(h.Sum(nil), sha256Of(file)) {
+		t.Fatalf("download from the kernel: %d of %d bytes, err %v, intact %v", got, size, err, bytes.Equal(h.Sum(nil), sha256Of(file)))
+	}
+	t.Logf("stack as client: %d MiB from the kernel intact", size>>20)
+}
+
+func sha256Of(b []byte) []byte { s := sha256.Sum256(b); return s[:] }
+
+func wrkSummary(out string) string {
+	var keep []string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "requests in") || strings.Contains(line, "Requests/sec") || strings.Contains(line, "Latency") {
+			keep = append(keep, strings.TrimSpace(line))
+		}
+	}
+	return strings.Join(keep, "; ")
+}
+
+func firstLines(s string, n int) string {
+	lines := strings.SplitN(s, "\n", n+1)
+	if len(lines) > n {
+		lines = lines[:n]
+	}
+	return strings.Join(lines, "\n")
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
