@@ -3,6 +3,9 @@
 // Usage:
 //
 //	mkstack demo   [flags]   the main job on the in-memory NIC, no set-up needed
+//	mkstack serve  [flags]   the stack on an interface (afxdp, tap, afpacket, mem) with a built-in app
+//	mkstack lab    up|down   namespaces and a veth or TAP to try serve against Linux
+//	mkstack rings  [flags]   the core-to-core message rings alone
 //	mkstack rss    [flags] SRC[:PORT] DST[:PORT]   which queue a packet hashes to
 //
 // Run "mkstack COMMAND -h" for a command's flags.
