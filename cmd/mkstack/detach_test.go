@@ -138,4 +138,3 @@ func TestAFXDPErrorsNameTheFix(t *testing.T) {
 		})
 	}
 }
-
