@@ -403,7 +403,13 @@ func (c *TCPConn) takeFIN() {
 
 // acceptable is the test of RFC 9293 3.10.7.4 table 6.
 func (c *TCPConn) acceptable(seg *tcpSegment) bool {
-	wnd := uint32(c.rcvBuf.free())
+	// RCV.WND is the window we advertise, not the ring's free space: a
+	// ring larger than 65535 bytes without Window Scale (or not a
+	// multiple of the scale) holds more than the peer was offered.
+	wnd := uint32(c.rcvWindow())
+	if c.synchronized() && c.wsOK {
+		wnd <<= c.rcvShift
+	}
 	n := seg.seqLen()
 	if c.state == tcpTimeWait {
 		wnd = max(wnd, 1) // the ring may be full; still see the FIN again
