@@ -225,6 +225,12 @@ func (c *TCPConn) input(seg *tcpSegment) DropReason {
 		if !seg.has(header.TCPFlagRST) {
 			c.ackNow = true
 			c.schedule()
+			// A retransmitted FIN in TIME-WAIT (our ACK of it was lost)
+			// lies below RCV.NXT: acknowledged above, it also restarts
+			// the 2*MSL wait (RFC 9293 3.10.7.4, TIME-WAIT).
+			if c.state == tcpTimeWait && seg.has(header.TCPFlagFIN) && seg.seq+uint32(len(seg.payload)) == c.rcvNxt-1 {
+				c.enterTimeWait()
+			}
 		}
 		return DropTCPOutOfWindow
 	}
