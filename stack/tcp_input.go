@@ -188,6 +188,9 @@ func (c *TCPConn) takeSYN(seg *tcpSegment) {
 	if c.tsOK {
 		c.tsRecent, c.tsRecentAt = o.TSVal, c.t.s.now
 	}
+	// The congestion window was set up for our own MSS; the initial
+	// window counts segments of the size we will send (RFC 6928).
+	c.cc.Init(c.dataMSS())
 	// The window of a SYN is never scaled (RFC 7323 2.2).
 	c.sndWnd = uint32(seg.wnd)
 	c.maxSndWnd = c.sndWnd
