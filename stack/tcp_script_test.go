@@ -125,8 +125,10 @@ func newTCPScript(t *testing.T, tweak func(*Config)) *tcpScript {
 
 // handler records the events of the script's connection.
 func (h *tcpScript) handler(c *TCPConn, ev TCPEvent) {
-	if c.RemotePort() == h.peerPort && (h.conn == nil || h.conn == c) {
+	if h.conn == nil && ev == TCPEventEstablished && c.RemotePort() == h.peerPort {
 		h.conn = c
+	}
+	if c == h.conn {
 		h.events = append(h.events, ev)
 	}
 	if h.onEvent != nil {
