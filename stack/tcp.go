@@ -922,10 +922,23 @@ func (s *Stack) TCPConnections(dst []TCPConnInfo) []TCPConnInfo {
 			LocalPort: c.id.localPort, RemotePort: c.id.remotePort,
 			State: c.state.String(), SRTT: time.Duration(c.srtt), RTO: time.Duration(c.rto), Retries: c.retries,
 			Cwnd: c.cc.Cwnd(), SndWnd: int(c.sndWnd), RcvWnd: c.rcvBuf.free(),
-			Unacked: int(c.sndMax - c.sndUna), Unsent: c.sndBuf.len() - int(c.sndNxt-c.sndUna), Buffered: c.rcvBuf.len(),
+			Unacked: int(c.sndMax - c.sndUna), Unsent: c.unsent(), Buffered: c.rcvBuf.len(),
 			OutOfOrder: c.nOOO, SACKed: c.nSacked, InRecovery: c.inRecovery,
 			TimerPending: c.rtoTimer.Pending(), PersistTimer: c.persistTimer.Pending(),
 		})
 	}
 	return dst
+}
+
+// unsent returns the bytes of the send ring not sent yet: those beyond
+// sndNxt, which also counts our SYN and FIN while they are in flight.
+func (c *TCPConn) unsent() int {
+	sent := int(c.sndNxt - c.sndUna)
+	if c.sndUna == c.iss && seqGT(c.sndNxt, c.iss) {
+		sent-- // our SYN
+	}
+	if c.finSent && seqGT(c.sndNxt, c.finSeq) {
+		sent-- // our FIN
+	}
+	return c.sndBuf.len() - max(sent, 0)
 }

@@ -188,6 +188,9 @@ func (c *TCPConn) takeSYN(seg *tcpSegment) {
 	if c.tsOK {
 		c.tsRecent, c.tsRecentAt = o.TSVal, c.t.s.now
 	}
+	// The congestion window was set up for our own MSS; the initial
+	// window counts segments of the size we will send (RFC 6928).
+	c.cc.Init(c.dataMSS())
 	// The window of a SYN is never scaled (RFC 7323 2.2).
 	c.sndWnd = uint32(seg.wnd)
 	c.maxSndWnd = c.sndWnd
@@ -225,6 +228,12 @@ func (c *TCPConn) input(seg *tcpSegment) DropReason {
 		if !seg.has(header.TCPFlagRST) {
 			c.ackNow = true
 			c.schedule()
+			// A retransmitted FIN in TIME-WAIT (our ACK of it was lost)
+			// lies below RCV.NXT: acknowledged above, it also restarts
+			// the 2*MSL wait (RFC 9293 3.10.7.4, TIME-WAIT).
+			if c.state == tcpTimeWait && seg.has(header.TCPFlagFIN) && seg.seq+uint32(len(seg.payload)) == c.rcvNxt-1 {
+				c.enterTimeWait()
+			}
 		}
 		return DropTCPOutOfWindow
 	}
@@ -403,7 +412,13 @@ func (c *TCPConn) takeFIN() {
 
 // acceptable is the test of RFC 9293 3.10.7.4 table 6.
 func (c *TCPConn) acceptable(seg *tcpSegment) bool {
-	wnd := uint32(c.rcvBuf.free())
+	// RCV.WND is the window we advertise, not the ring's free space: a
+	// ring larger than 65535 bytes without Window Scale (or not a
+	// multiple of the scale) holds more than the peer was offered.
+	wnd := uint32(c.rcvWindow())
+	if c.synchronized() && c.wsOK {
+		wnd <<= c.rcvShift
+	}
 	n := seg.seqLen()
 	if c.state == tcpTimeWait {
 		wnd = max(wnd, 1) // the ring may be full; still see the FIN again
