@@ -555,6 +555,9 @@ func (c *core) publish() {
 		t := c.st.TCPStats()
 		v[TCPActiveOpens], v[TCPPassiveOpens], v[TCPRetransmits] = t.ActiveOpens, t.PassiveOpens, t.Retransmits
 		v[TCPEstablished], v[TCPTimeWait] = t.Established, t.TimeWait
+		v[TCPSYNCookiesSent], v[TCPSYNCookiesValid], v[TCPSYNQueueDrops] = t.SYNCookiesSent, t.SYNCookiesValid, t.SYNQueueDrops
+		v[TCPChallengeACKs], v[TCPResetsSent] = t.ChallengeACKs, t.ResetsSent
+		v[TCPConnections] = uint64(c.st.TCPConnCount())
 	}
 	d[stack.DropNoBuffer] += c.forwardNoBuffer
 	c.pub.Publish(&c.counters)
