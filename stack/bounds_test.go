@@ -2,6 +2,7 @@ package stack
 
 import (
 	"errors"
+	"runtime"
 	"testing"
 
 	"github.com/mkstack/mkstack/nicq"
@@ -189,4 +190,31 @@ func TestTCPOutOfOrderHolesAreBounded(t *testing.T) {
 	}
 	c.Abort()
 	replies(s)
+}
+
+// TestHalfOpenConnectionsHoldNoBuffers: a SYN flood fills the SYN queue with
+// half-open connections; they must not each take a send and a receive
+// buffer (256 KiB with the defaults), or the queue's bound bounds nothing
+// useful.
+func TestHalfOpenConnectionsHoldNoBuffers(t *testing.T) {
+	n := newTestNet(t)
+	s := n.add("10.0.0.2/24", func(c *Config) { c.TCP.SYNQueue = 512 })
+	s.LearnNeighbour(ip4("10.0.0.9"), header.MAC{2, 0, 0, 0, 0, 9})
+	s.ListenTCP(80, TCPListenOptions{})
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range 512 {
+		injectTCP(t, n, s, n.pools[0], scriptSeg{sport: uint16(1000 + i), dport: 80, seq: 1, flags: header.TCPFlagSYN, wnd: 1000})
+		replies(s)
+	}
+	runtime.ReadMemStats(&after)
+	if s.TCPConnCount() != 512 {
+		t.Fatalf("%d half-open connections, want 512", s.TCPConnCount())
+	}
+	perConn := (after.TotalAlloc - before.TotalAlloc) / 512
+	if perConn > 4<<10 {
+		t.Fatalf("each half-open connection allocated %d bytes; its buffers must wait for data", perConn)
+	}
+	t.Logf("%d bytes allocated per half-open connection", perConn)
 }

@@ -732,7 +732,7 @@ func (c *TCPConn) consumed(n int) {
 	}
 	after := c.rcvBuf.free() - c.oooBytes()
 	before := after - n
-	if after-before >= len(c.rcvBuf.buf)/4 && before < len(c.rcvBuf.buf)/2 || before < c.sndMSS ||
+	if after-before >= c.rcvBuf.size/4 && before < c.rcvBuf.size/2 || before < c.sndMSS ||
 		c.pushed && c.segsUnacked > 0 && c.rcvBuf.len() == 0 {
 		c.t.s.now = c.t.s.clock.Now()
 		c.sendACK()

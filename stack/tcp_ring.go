@@ -1,22 +1,41 @@
 package stack
 
 // byteRing is a fixed ring of bytes: a connection's send or receive buffer.
-// It is allocated once, with the connection; nothing after that allocates.
+// Its memory is allocated at the first byte stored, not with the
+// connection, so that half-open connections (a SYN flood fills a SYN queue
+// with them) cost no buffer; a connection taken from the free list keeps
+// the memory it had. Nothing after that allocates.
 type byteRing struct {
 	buf  []byte
+	size int // capacity, whether or not buf is allocated yet
 	head int // index of the oldest byte
 	n    int // bytes held
 }
 
-func (r *byteRing) init(size int) { r.buf = make([]byte, size) }
+func (r *byteRing) init(size int) {
+	r.size = size
+	if len(r.buf) != size {
+		r.buf = nil
+	}
+}
+
+func (r *byteRing) alloc() {
+	if r.buf == nil {
+		r.buf = make([]byte, r.size)
+	}
+}
 
 func (r *byteRing) len() int  { return r.n }
-func (r *byteRing) free() int { return len(r.buf) - r.n }
+func (r *byteRing) free() int { return r.size - r.n }
 
 // write appends as much of p as fits and returns how much did.
 func (r *byteRing) write(p []byte) int {
 	p = p[:min(len(p), r.free())]
-	tail := (r.head + r.n) % max(len(r.buf), 1)
+	if len(p) == 0 {
+		return 0
+	}
+	r.alloc()
+	tail := (r.head + r.n) % len(r.buf)
 	k := copy(r.buf[tail:], p)
 	copy(r.buf, p[k:])
 	r.n += len(p)
@@ -42,7 +61,9 @@ func (r *byteRing) discard(n int) {
 	r.n -= n
 	// head moves even when the ring empties: out-of-order bytes may be
 	// stored past the held ones (writeAt) and must stay where they are.
-	r.head = (r.head + n) % len(r.buf)
+	if n > 0 {
+		r.head = (r.head + n) % len(r.buf)
+	}
 }
 
 // read takes up to len(p) of the oldest bytes.
@@ -74,6 +95,7 @@ func (r *byteRing) writeAt(off int, p []byte) {
 	if len(p) == 0 {
 		return
 	}
+	r.alloc()
 	pos := (r.head + r.n + off) % len(r.buf)
 	k := copy(r.buf[pos:], p)
 	copy(r.buf, p[k:])

@@ -37,6 +37,7 @@ type lab struct {
 	names             labNames
 	stackNS, clientNS string // namespace names
 	iface, peerIf     string
+	logs              *syncBuffer // the running serve's log
 }
 
 func newLab(t *testing.T, driver string) *lab {
@@ -85,9 +86,9 @@ func (l *lab) openInStackNS(t *testing.T) openDriver {
 }
 
 // serve runs mkstack serve with the driver until the returned stop.
-func (l *lab) serve(t *testing.T, app string) (stop func()) {
+func (l *lab) serve(t *testing.T, app string, extra ...string) (stop func()) {
 	t.Helper()
-	o, code := parseServe([]string{"--driver", l.driver, "--iface", l.iface, "--addr", labStackAddr + "/24", "--cores", "2", "--app", app}, io.Discard)
+	o, code := parseServe(append([]string{"--driver", l.driver, "--iface", l.iface, "--addr", labStackAddr + "/24", "--cores", "2", "--app", app}, extra...), io.Discard)
 	if code != 0 {
 		t.Fatalf("parse: %d", code)
 	}
@@ -97,8 +98,9 @@ func (l *lab) serve(t *testing.T, app string) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var out syncBuffer
 	done := make(chan error, 1)
-	var logBuf syncBuffer
-	go func() { done <- serve(ctx, o, slog.New(slog.NewTextHandler(&logBuf, nil)), &out) }()
+	logBuf := &syncBuffer{}
+	l.logs = logBuf
+	go func() { done <- serve(ctx, o, slog.New(slog.NewTextHandler(logBuf, nil)), &out) }()
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "serving "); time.Sleep(5 * time.Millisecond) {
 		select {
 		case err := <-done:
