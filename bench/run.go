@@ -52,7 +52,7 @@ func PlanCPUs(k int) ([]int, string) {
 }
 
 // Run measures spec: for each core count, each system in turn, on the same
-// CPUs. A point that fails keeps its error in Point.Err; Run fails only
+// CPUs: the whole process is confined to them (Confine) while a point runs. A point that fails keeps its error in Point.Err; Run fails only
 // for a bad spec or a cancelled ctx.
 func Run(ctx context.Context, spec Spec, o RunOptions) (*Result, error) {
 	if err := spec.Validate(); err != nil {
@@ -81,7 +81,17 @@ func Run(ctx context.Context, spec Spec, o RunOptions) (*Result, error) {
 				p.Progress = func(elapsed time.Duration, rate float64) { o.Progress(name, k, elapsed, rate) }
 			}
 			runtime.GC() // each point starts with a clean heap
+			var restore func()
+			if cpus != nil {
+				var cerr error
+				if restore, cerr = Confine(cpus); cerr != nil {
+					return nil, cerr
+				}
+			}
 			pt, err := sys.Run(ctx, p)
+			if restore != nil {
+				restore()
+			}
 			if ctx.Err() != nil {
 				return r, ctx.Err()
 			}
