@@ -147,6 +147,10 @@ func (m *meter) window(ctx context.Context) (Point, error) {
 		}
 	}
 	start := m.snap()
+	if p.Transactions > 0 {
+		// The quotas count from the first transaction.
+		start.n, start.errs = 0, 0
+	}
 	m.measuring.Store(true)
 	var end snapshot
 	tick := time.NewTicker(time.Second)
