@@ -3,6 +3,7 @@
 // Usage:
 //
 //	mkstack demo   [flags]   the main job on the in-memory NIC, no set-up needed
+//	mkstack bench  [flags]   workloads by core count on mkstack, gVisor and the kernel (JSON, table, plots)
 //	mkstack rss    [flags] SRC[:PORT] DST[:PORT]   which queue a packet hashes to
 //
 // Run "mkstack COMMAND -h" for a command's flags.
