@@ -21,6 +21,9 @@ go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 echo "== go test"
 go test -count=1 -timeout 12m ./...
 
+echo "== bench/gvisorpeer (a nested module: gVisor's netstack, kept out of mkstack's go.mod)"
+(cd bench/gvisorpeer && go vet ./... && go test -count=1 ./...)
+
 echo "== go test -race -short"
 go test -count=1 -race -short -timeout 12m ./...
 

@@ -6,6 +6,7 @@
 //	mkstack serve  [flags]   the stack on an interface (afxdp, tap, afpacket, mem) with a built-in app
 //	mkstack lab    up|down   namespaces and a veth or TAP to try serve against Linux
 //	mkstack rings  [flags]   the core-to-core message rings alone
+//	mkstack bench  [flags]   workloads by core count on mkstack, gVisor and the kernel (JSON, table, plots)
 //	mkstack rss    [flags] SRC[:PORT] DST[:PORT]   which queue a packet hashes to
 //
 // Run "mkstack COMMAND -h" for a command's flags.

@@ -1,0 +1,209 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Params is one point as a system runs it.
+type Params struct {
+	Workload Workload
+	Cores    int
+	// CPUs pins core i (server and client side both) to CPUs[i]; nil
+	// means not pinned.
+	CPUs []int
+	// Flows per core (connections or UDP flows).
+	Flows            int
+	Duration, Warmup time.Duration
+	// Transactions, if positive, runs until that many are done instead
+	// of for Duration (no warm-up).
+	Transactions uint64
+	// Progress, if set, is called about once a second while the point
+	// is measured with the time measured so far and the rate since the
+	// last call.
+	Progress func(elapsed time.Duration, rate float64)
+}
+
+// System runs points of one stack through one API.
+type System interface {
+	Run(ctx context.Context, p Params) (Point, error)
+}
+
+// SystemFunc adapts a function to System.
+type SystemFunc func(ctx context.Context, p Params) (Point, error)
+
+// Run calls f.
+func (f SystemFunc) Run(ctx context.Context, p Params) (Point, error) { return f(ctx, p) }
+
+// unavailable is a system that cannot run here.
+func unavailable(name, why string) System {
+	return SystemFunc(func(context.Context, Params) (Point, error) {
+		return Point{}, fmt.Errorf("%s: %w: %s", name, ErrNotAvailable, why)
+	})
+}
+
+// flowSlot is one flow's tally: one writer for the histogram (the flow's
+// goroutine or the core its handlers run on); the counters are atomic so
+// the driver can read them live. Padded so flows do not share a line.
+type flowSlot struct {
+	n, errs atomic.Uint64
+	hist    Histogram
+	_       [64]byte
+}
+
+// meter measures a point: flows count transactions into their slots and
+// record latencies while measuring is set; the driver (window) reads the
+// counters at the ends of the measured window.
+type meter struct {
+	p         Params
+	measuring atomic.Bool
+	stopping  atomic.Bool
+	slots     []flowSlot
+	quota     uint64 // per flow, in transactions mode
+	left      atomic.Int64
+	finished  chan struct{}
+	epoch     time.Time
+}
+
+func newMeter(p Params, slots int) *meter {
+	m := &meter{p: p, slots: make([]flowSlot, slots), finished: make(chan struct{}), epoch: time.Now()}
+	if p.Transactions > 0 {
+		flows := uint64(p.Cores * p.Flows)
+		m.quota = (p.Transactions + flows - 1) / flows
+		m.left.Store(int64(flows))
+		m.measuring.Store(true)
+	}
+	return m
+}
+
+// now is the monotonic time in nanoseconds since the meter was made.
+func (m *meter) now() int64 { return int64(time.Since(m.epoch)) }
+
+// done counts one transaction of flow i that started at start (m.now) and
+// reports whether the flow should start another.
+func (m *meter) done(i int, start int64) bool {
+	s := &m.slots[i]
+	n := s.n.Add(1)
+	if m.measuring.Load() {
+		s.hist.Record(time.Duration(m.now() - start))
+	}
+	if m.quota > 0 && n == m.quota {
+		if m.left.Add(-1) == 0 {
+			close(m.finished)
+		}
+		return false
+	}
+	return !m.stopping.Load()
+}
+
+// add counts n bytes (or transactions without latency) for slot i.
+func (m *meter) add(i int, n uint64) { m.slots[i].n.Add(n) }
+
+// fail counts a failed transaction of flow i.
+func (m *meter) fail(i int) { m.slots[i].errs.Add(1) }
+
+// stop tells the flows to start nothing new.
+func (m *meter) stop() { m.stopping.Store(true) }
+
+type snapshot struct {
+	n, errs uint64
+	at      time.Time
+	gc      uint32
+	cpu     time.Duration
+}
+
+func (m *meter) snap() snapshot {
+	s := snapshot{at: time.Now()}
+	for i := range m.slots {
+		s.n += m.slots[i].n.Load()
+		s.errs += m.slots[i].errs.Load()
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	s.gc = ms.NumGC
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		s.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	return s
+}
+
+// window runs the measured part of a point: a warm-up then Duration, or
+// until the flows' quotas are done; it then tells the flows to stop and
+// returns the point's figures (without latency: read that with latency
+// once the flows are quiet).
+func (m *meter) window(ctx context.Context) (Point, error) {
+	p := m.p
+	if p.Transactions == 0 && p.Warmup > 0 {
+		select {
+		case <-time.After(p.Warmup):
+		case <-ctx.Done():
+			m.stop()
+			return Point{}, ctx.Err()
+		}
+	}
+	start := m.snap()
+	if p.Transactions > 0 {
+		// The quotas count from the first transaction.
+		start.n, start.errs = 0, 0
+	}
+	m.measuring.Store(true)
+	var end snapshot
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var deadline <-chan time.Time
+	if p.Transactions == 0 {
+		t := time.NewTimer(p.Duration)
+		defer t.Stop()
+		deadline = t.C
+	}
+	prev := start
+	for end.at.IsZero() {
+		select {
+		case <-ctx.Done():
+			m.measuring.Store(false)
+			m.stop()
+			return Point{}, ctx.Err()
+		case <-deadline:
+			end = m.snap()
+		case <-m.finished:
+			end = m.snap()
+		case now := <-tick.C:
+			if p.Progress != nil {
+				cur := m.snap()
+				p.Progress(now.Sub(start.at), float64(cur.n-prev.n)/cur.at.Sub(prev.at).Seconds())
+				prev = cur
+			}
+		}
+	}
+	m.measuring.Store(false)
+	m.stop()
+	secs := end.at.Sub(start.at).Seconds()
+	pt := Point{
+		Workload: p.Workload, Cores: p.Cores, CPUs: p.CPUs, Flows: p.Flows,
+		Seconds: secs, Count: end.n - start.n, Unit: p.Workload.Unit(),
+		GCCycles: end.gc - start.gc, CPUSeconds: (end.cpu - start.cpu).Seconds(),
+		Errors: end.errs - start.errs,
+	}
+	pt.Rate = float64(pt.Count) / secs
+	pt.PerCore = pt.Rate / float64(p.Cores)
+	return pt, nil
+}
+
+// latency merges the flows' histograms. Call it only once every flow has
+// stopped recording (its goroutine ended, or its core has run a later
+// call).
+func (m *meter) latency() *Latency {
+	if m.p.Workload.Stream() {
+		return nil
+	}
+	var h Histogram
+	for i := range m.slots {
+		h.Merge(&m.slots[i].hist)
+	}
+	return h.Summary()
+}

@@ -1,0 +1,164 @@
+// Package plot draws a bench.Result: throughput against cores per system,
+// per-core efficiency, and latency percentiles, each as SVG and PNG (with
+// gonum.org/v1/plot). It is for the command only: bench itself draws
+// nothing, so importing it pulls in no plotting code.
+package plot
+
+import (
+	"fmt"
+	"image/color"
+	"path/filepath"
+	"slices"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+
+	"github.com/mkstack/mkstack/bench"
+)
+
+// Size of every figure.
+const (
+	width  = 6 * vg.Inch
+	height = 4 * vg.Inch
+)
+
+// Write draws r's figures into dir as WORKLOAD-throughput, -efficiency and
+// -latency, each .svg and .png, and returns the paths written.
+func Write(r *bench.Result, dir string) ([]string, error) {
+	var paths []string
+	for _, f := range []struct {
+		name string
+		draw func(*bench.Result) (*plot.Plot, error)
+	}{
+		{"throughput", throughput},
+		{"efficiency", efficiency},
+		{"latency", latency},
+	} {
+		p, err := f.draw(r)
+		if err != nil {
+			return paths, fmt.Errorf("plot %s %s: %w", r.Workload, f.name, err)
+		}
+		if p == nil {
+			continue
+		}
+		for _, ext := range []string{".svg", ".png"} {
+			path := filepath.Join(dir, string(r.Workload)+"-"+f.name+ext)
+			if err := p.Save(width, height, path); err != nil {
+				return paths, fmt.Errorf("plot %s: %w", path, err)
+			}
+			paths = append(paths, path)
+		}
+	}
+	return paths, nil
+}
+
+// systems returns the systems with at least one figure, in run order.
+func systems(r *bench.Result) []string {
+	var out []string
+	for _, p := range r.Points {
+		if p.Err == "" && !slices.Contains(out, p.System) {
+			out = append(out, p.System)
+		}
+	}
+	return out
+}
+
+func newPlot(title, x, y string) *plot.Plot {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = x
+	p.Y.Label.Text = y
+	p.Legend.Top = true
+	p.Legend.Left = true
+	p.Add(plotter.NewGrid())
+	return p
+}
+
+// byCores draws, for each system, value(point) against its core count.
+func byCores(r *bench.Result, title, ylabel string, value func(bench.Point) float64) (*plot.Plot, error) {
+	p := newPlot(title, "cores", ylabel)
+	var lines []any
+	for _, s := range systems(r) {
+		var xy plotter.XYs
+		for _, pt := range r.Points {
+			if pt.System == s && pt.Err == "" {
+				xy = append(xy, plotter.XY{X: float64(pt.Cores), Y: value(pt)})
+			}
+		}
+		lines = append(lines, s, xy)
+	}
+	if err := plotutil.AddLinePoints(p, lines...); err != nil {
+		return nil, err
+	}
+	p.X.Tick.Marker = plot.TickerFunc(integerTicks)
+	p.Y.Min = 0
+	return p, nil
+}
+
+// integerTicks marks whole core counts only.
+func integerTicks(min, max float64) []plot.Tick {
+	var ts []plot.Tick
+	for v := float64(int(min)); v <= max; v++ {
+		if v >= min {
+			ts = append(ts, plot.Tick{Value: v, Label: fmt.Sprintf("%.0f", v)})
+		}
+	}
+	return ts
+}
+
+func throughput(r *bench.Result) (*plot.Plot, error) {
+	unit := r.Workload.Unit()
+	scale, label := 1e3, "thousand "+unit
+	if r.Workload.Stream() {
+		scale, label = 1e9/8, "Gbit/s"
+	}
+	return byCores(r, fmt.Sprintf("%s: throughput", r.Workload), label, func(p bench.Point) float64 { return p.Rate / scale })
+}
+
+func efficiency(r *bench.Result) (*plot.Plot, error) {
+	return byCores(r, fmt.Sprintf("%s: per-core efficiency, rate(k) / (k * rate(1))", r.Workload), "efficiency",
+		func(p bench.Point) float64 { return p.Efficiency })
+}
+
+// latency draws p50, p90, p99 and p99.9 of each system at each core count
+// as groups of bars (nil for the streams, which have none).
+func latency(r *bench.Result) (*plot.Plot, error) {
+	if r.Workload.Stream() {
+		return nil, nil
+	}
+	p := newPlot(fmt.Sprintf("%s: latency percentiles", r.Workload), "", "µs")
+	names := []string{"p50", "p90", "p99", "p99.9"}
+	type series struct {
+		label string
+		v     plotter.Values
+	}
+	var ss []series
+	for _, pt := range r.Points {
+		if pt.Err != "" || pt.Latency == nil {
+			continue
+		}
+		l := pt.Latency
+		ss = append(ss, series{fmt.Sprintf("%s, %d cores", pt.System, pt.Cores), plotter.Values{l.P50, l.P90, l.P99, l.P999}})
+	}
+	if len(ss) == 0 {
+		return nil, nil
+	}
+	w := vg.Points(60 / float64(len(ss)))
+	for i, s := range ss {
+		b, err := plotter.NewBarChart(s.v, w)
+		if err != nil {
+			return nil, err
+		}
+		b.Color = plotutil.Color(i)
+		b.LineStyle.Color = color.Black
+		b.LineStyle.Width = vg.Points(0.3)
+		b.Offset = w * vg.Length(float64(i)-float64(len(ss)-1)/2)
+		p.Add(b)
+		p.Legend.Add(s.label, b)
+	}
+	p.NominalX(names...)
+	p.Y.Min = 0
+	return p, nil
+}

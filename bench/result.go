@@ -1,0 +1,218 @@
+package bench
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Env is where a result was measured.
+type Env struct {
+	CPUModel   string    `json:"cpu_model"`
+	NumCPU     int       `json:"num_cpu"`
+	Kernel     string    `json:"kernel"`
+	GoVersion  string    `json:"go_version"`
+	GOMAXPROCS int       `json:"gomaxprocs"`
+	Commit     string    `json:"commit"`
+	Time       time.Time `json:"time"`
+}
+
+// ReadEnv describes this machine and the commit of the working directory
+// (git rev-parse; "unknown" outside a repository, "+dirty" if modified).
+func ReadEnv() Env {
+	e := Env{
+		CPUModel: "unknown", NumCPU: runtime.NumCPU(), Kernel: "unknown",
+		GoVersion: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0),
+		Commit: "unknown", Time: time.Now().UTC().Truncate(time.Second),
+	}
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+				e.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+		f.Close()
+	}
+	var u unix.Utsname
+	if unix.Uname(&u) == nil {
+		e.Kernel = unix.ByteSliceToString(u.Sysname[:]) + " " + unix.ByteSliceToString(u.Release[:])
+	}
+	if out, err := exec.Command("git", "rev-parse", "--short=12", "HEAD").Output(); err == nil {
+		e.Commit = strings.TrimSpace(string(out))
+		if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+			e.Commit += "+dirty"
+		}
+	}
+	return e
+}
+
+// Point is one system at one core count.
+type Point struct {
+	System   string   `json:"system"`
+	Workload Workload `json:"workload"`
+	Cores    int      `json:"cores"`
+	// CPUs are the CPUs the point ran on (core i on CPUs[i]).
+	CPUs []int `json:"cpus,omitempty"`
+	// Flows is the connections or UDP flows per core.
+	Flows int `json:"flows_per_core"`
+	// Seconds is the measured window; Count the transactions (bytes for
+	// a stream) completed in it; Rate = Count / Seconds.
+	Seconds float64 `json:"seconds"`
+	Count   uint64  `json:"count"`
+	Rate    float64 `json:"rate"`
+	Unit    string  `json:"unit"`
+	// PerCore is Rate / Cores; Efficiency is Rate(k) / (k * Rate(1)) of
+	// the same system in the same run (0 without a 1-core point).
+	PerCore    float64 `json:"per_core"`
+	Efficiency float64 `json:"efficiency,omitempty"`
+	// Latency of the transactions completed in the window (none for
+	// streams).
+	Latency *Latency `json:"latency,omitempty"`
+	// GCCycles is the garbage collections of the measuring process in
+	// the window (runtime.MemStats.NumGC after minus before).
+	GCCycles uint32 `json:"gc_cycles"`
+	// CPUSeconds is the user and system CPU time of the measuring
+	// process in the window (getrusage), both sides of the wire.
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// Errors counts failed transactions (refused dials, resets).
+	Errors uint64 `json:"errors,omitempty"`
+	// Note says how the point was run, when that needs saying.
+	Note string `json:"note,omitempty"`
+	// Err is why the point has no figures.
+	Err string `json:"error,omitempty"`
+}
+
+// Result is a whole run.
+type Result struct {
+	Env      Env      `json:"env"`
+	Workload Workload `json:"workload"`
+	// Duration and Warmup per point, or Transactions per point.
+	Duration     string  `json:"duration,omitempty"`
+	Warmup       string  `json:"warmup,omitempty"`
+	Transactions uint64  `json:"transactions,omitempty"`
+	Points       []Point `json:"points"`
+}
+
+// Finish computes each point's efficiency from its system's 1-core point.
+func (r *Result) Finish() {
+	one := map[string]float64{}
+	for _, p := range r.Points {
+		if p.Cores == 1 && p.Err == "" {
+			one[p.System] = p.Rate
+		}
+	}
+	for i := range r.Points {
+		p := &r.Points[i]
+		if r1 := one[p.System]; r1 > 0 && p.Err == "" {
+			p.Efficiency = p.Rate / (float64(p.Cores) * r1)
+		}
+	}
+}
+
+// Find returns the point of system at cores, or nil.
+func (r *Result) Find(system string, cores int) *Point {
+	for i := range r.Points {
+		if r.Points[i].System == system && r.Points[i].Cores == cores {
+			return &r.Points[i]
+		}
+	}
+	return nil
+}
+
+// WriteJSON writes r indented.
+func (r *Result) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// ReadJSON reads a result written by WriteJSON.
+func ReadJSON(rd io.Reader) (*Result, error) {
+	var r Result
+	dec := json.NewDecoder(rd)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("bench: read result: %w", err)
+	}
+	return &r, nil
+}
+
+// FormatRate prints a rate with a unit prefix: "1.23M".
+func FormatRate(v float64) string {
+	switch {
+	case v >= 1e9:
+		return fmt.Sprintf("%.2fG", v/1e9)
+	case v >= 1e6:
+		return fmt.Sprintf("%.2fM", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.1fK", v/1e3)
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+// WriteTable writes r as an aligned table, then the ratios of mkstack to
+// each other system measured at the same core count.
+func (r *Result) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "system\tcores\t%s\tper core\tefficiency\tp50 µs\tp99 µs\tp99.9 µs\tCPU s\tGCs\terrors\t\n", r.Workload.Unit())
+	for _, p := range r.Points {
+		if p.Err != "" {
+			fmt.Fprintf(tw, "%s\t%d\t%s\t\t\t\t\t\t\t\t\t\n", p.System, p.Cores, p.Err)
+			continue
+		}
+		eff, p50, p99, p999 := "-", "-", "-", "-"
+		if p.Efficiency > 0 {
+			eff = fmt.Sprintf("%.2f", p.Efficiency)
+		}
+		if p.Latency != nil {
+			p50, p99, p999 = fmt.Sprintf("%.1f", p.Latency.P50), fmt.Sprintf("%.1f", p.Latency.P99), fmt.Sprintf("%.1f", p.Latency.P999)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%d\t%d\t\n", p.System, p.Cores, FormatRate(p.Rate), FormatRate(p.PerCore),
+			eff, p50, p99, p999, p.CPUSeconds, p.GCCycles, p.Errors)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, ratio := range r.Ratios() {
+		fmt.Fprintf(w, "%s ÷ %s at %d cores: %.2f\n", ratio.System, ratio.Peer, ratio.Cores, ratio.Value)
+	}
+	return nil
+}
+
+// Ratio is a system's rate divided by a peer's, measured in the same run
+// at the same core count.
+type Ratio struct {
+	System string  `json:"system"`
+	Peer   string  `json:"peer"`
+	Cores  int     `json:"cores"`
+	Value  float64 `json:"value"`
+}
+
+// Ratios compares each mkstack system with each other system at each core
+// count both have a figure for.
+func (r *Result) Ratios() []Ratio {
+	var out []Ratio
+	for _, a := range r.Points {
+		if !strings.HasPrefix(a.System, "mkstack") || a.Err != "" {
+			continue
+		}
+		for _, b := range r.Points {
+			if b.System == a.System || strings.HasPrefix(b.System, "mkstack") || b.Cores != a.Cores || b.Err != "" || b.Rate == 0 {
+				continue
+			}
+			out = append(out, Ratio{System: a.System, Peer: b.System, Cores: a.Cores, Value: a.Rate / b.Rate})
+		}
+	}
+	return out
+}

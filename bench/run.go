@@ -1,0 +1,119 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/mkstack/mkstack/affinity"
+)
+
+// DefaultSystems are the systems this module runs in-process. gVisor's
+// netstack lives in the nested module bench/gvisorpeer (so this module's
+// go.mod never names it); its runner adds SysGVisor.
+func DefaultSystems() map[string]System {
+	return map[string]System{
+		SysMkstack:      MkstackHandlers(),
+		SysMkstackConn:  MkstackConn(),
+		SysLinux:        Linux(),
+		SysGVisor:       unavailable(SysGVisor, "it runs from the nested module bench/gvisorpeer (mkstack bench builds and runs it there)"),
+		SysMkstackAFXDP: unavailable(SysMkstackAFXDP, "needs the afxdp/tap drivers (a veth pair driven by AF_XDP)"),
+		SysMkstackTap:   unavailable(SysMkstackTap, "needs the afxdp/tap drivers (a veth pair driven by multi-queue TAP)"),
+	}
+}
+
+// RunOptions shape Run.
+type RunOptions struct {
+	// Systems replace or add to DefaultSystems.
+	Systems map[string]System
+	// Progress, if set, hears about each point as it is measured.
+	Progress func(system string, cores int, elapsed time.Duration, rate float64)
+	// Done, if set, hears about each point once it has its figures.
+	Done func(p Point)
+}
+
+// PlanCPUs returns the CPUs of a k-core point: affinity.Plan's choice when
+// the process may use k CPUs, else nil (not pinned) and why.
+func PlanCPUs(k int) ([]int, string) {
+	set, err := affinity.AllowedCPUs()
+	if err != nil {
+		return nil, fmt.Sprintf("not pinned: %v", err)
+	}
+	if k > set.Count() {
+		return nil, fmt.Sprintf("not pinned: %d cores on %d allowed CPUs", k, set.Count())
+	}
+	cpus, err := affinity.Plan(k, "")
+	if err != nil {
+		return nil, fmt.Sprintf("not pinned: %v", err)
+	}
+	return cpus, ""
+}
+
+// Run measures spec: for each core count, each system in turn, on the same
+// CPUs: the whole process is confined to them (Confine) while a point runs. A point that fails keeps its error in Point.Err; Run fails only
+// for a bad spec or a cancelled ctx.
+func Run(ctx context.Context, spec Spec, o RunOptions) (*Result, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	systems := DefaultSystems()
+	for name, s := range o.Systems {
+		systems[name] = s
+	}
+	r := &Result{Env: ReadEnv(), Workload: spec.Workload, Transactions: spec.Transactions}
+	if spec.Transactions == 0 {
+		r.Duration, r.Warmup = spec.Duration.String(), spec.Warmup.String()
+	}
+	for _, k := range spec.Cores {
+		cpus, note := PlanCPUs(k)
+		for _, name := range spec.Systems {
+			sys, ok := systems[name]
+			if !ok {
+				return nil, fmt.Errorf("system %q: unknown", name)
+			}
+			p := Params{
+				Workload: spec.Workload, Cores: k, CPUs: cpus, Flows: flows(spec.Workload, spec.Conns),
+				Duration: spec.Duration, Warmup: spec.Warmup, Transactions: spec.Transactions,
+			}
+			if o.Progress != nil {
+				p.Progress = func(elapsed time.Duration, rate float64) { o.Progress(name, k, elapsed, rate) }
+			}
+			runtime.GC() // each point starts with a clean heap
+			var restore func()
+			if cpus != nil {
+				var cerr error
+				if restore, cerr = Confine(cpus); cerr != nil {
+					return nil, cerr
+				}
+			}
+			pt, err := sys.Run(ctx, p)
+			if restore != nil {
+				restore()
+			}
+			if ctx.Err() != nil {
+				return r, ctx.Err()
+			}
+			pt.System, pt.Workload, pt.Cores, pt.Flows, pt.Unit = name, spec.Workload, k, p.Flows, spec.Workload.Unit()
+			if pt.CPUs == nil {
+				pt.CPUs = cpus
+			}
+			if note != "" {
+				pt.Note = note
+			}
+			if err != nil {
+				pt.Err = err.Error()
+				if errors.Is(err, ErrNotAvailable) {
+					pt = Point{System: name, Workload: spec.Workload, Cores: k, Unit: pt.Unit, Err: err.Error()}
+				}
+			}
+			r.Points = append(r.Points, pt)
+			if o.Done != nil {
+				o.Done(pt)
+			}
+		}
+	}
+	r.Finish()
+	return r, nil
+}

@@ -1,0 +1,202 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Workload names what one point of a run measures.
+type Workload string
+
+// The workloads. Transactions are counted per request answered, except for
+// the streams, whose rate is in bytes per second received by the server.
+const (
+	// UDPEcho: 64-byte datagrams echoed by the server, one in flight per
+	// flow.
+	UDPEcho Workload = "udp-echo"
+	// TCPRR: persistent connections, a 64-byte request and a 64-byte
+	// response, one in flight per connection (netperf TCP_RR).
+	TCPRR Workload = "tcp-rr"
+	// TCPCRR: connect, a 64-byte request, a 64-byte response, close; the
+	// server closes first (netperf TCP_CRR, an HTTP/1.0 exchange).
+	TCPCRR Workload = "tcp-crr"
+	// TCPStream: bulk transfer from client to server, one flow per core.
+	TCPStream Workload = "tcp-stream"
+	// TCPStreamMany: bulk transfer, StreamFlows flows per core.
+	TCPStreamMany Workload = "tcp-stream-many"
+	// HTTP: HTTP/1.1 keep-alive GETs answered with a small body.
+	HTTP Workload = "http"
+)
+
+// Workloads lists every workload in the order runs and tables use.
+var Workloads = []Workload{UDPEcho, TCPRR, TCPCRR, TCPStream, TCPStreamMany, HTTP}
+
+// Stream reports whether w is measured in bytes rather than transactions.
+func (w Workload) Stream() bool { return w == TCPStream || w == TCPStreamMany }
+
+// Unit is what the rate of w counts per second.
+func (w Workload) Unit() string {
+	if w.Stream() {
+		return "bytes/s"
+	}
+	return "trans/s"
+}
+
+// Sizes and defaults of the workloads.
+const (
+	// MsgSize is the request and response size of udp-echo, tcp-rr and
+	// tcp-crr.
+	MsgSize = 64
+	// DefaultConns is the flows per core of the transaction workloads,
+	// each with one request in flight.
+	DefaultConns = 16
+	// StreamFlows is the flows per core of tcp-stream-many.
+	StreamFlows = 8
+	// StreamChunk is the size of the writes of the streams.
+	StreamChunk = 64 << 10
+)
+
+// HTTPBody is the body of the http workload's response.
+const HTTPBody = "Hello, World!"
+
+// The systems. A system is a stack and the API the load uses on it.
+const (
+	// SysMkstack is mkstack over the mem wire, driven by the per-core
+	// handler API on both sides: the load runs on the client runtime's
+	// cores.
+	SysMkstack = "mkstack"
+	// SysMkstackConn is mkstack over the mem wire through its net.Conn
+	// face (goroutines on both sides).
+	SysMkstackConn = "mkstack-conn"
+	// SysGVisor is gVisor's netstack in-process over its channel link,
+	// through its gonet net.Conn adapter (the nested module
+	// bench/gvisorpeer runs it).
+	SysGVisor = "gvisor"
+	// SysLinux is the kernel's stack over loopback with Go's net package.
+	SysLinux = "linux"
+	// SysMkstackAFXDP and SysMkstackTap would run mkstack over a veth pair.
+	SysMkstackAFXDP = "mkstack-afxdp"
+	SysMkstackTap   = "mkstack-tap"
+)
+
+// Systems lists every system name the harness knows.
+var Systems = []string{SysMkstack, SysMkstackConn, SysGVisor, SysLinux, SysMkstackAFXDP, SysMkstackTap}
+
+// ErrNotAvailable: a system that cannot run here (yet).
+var ErrNotAvailable = errors.New("not available")
+
+// Spec is one run: every system at every core count, one workload.
+type Spec struct {
+	Workload Workload
+	Cores    []int
+	Systems  []string
+	// Duration is the measured time per point; Warmup runs before it.
+	Duration, Warmup time.Duration
+	// Conns is the flows per core (0: DefaultConns; tcp-stream always 1).
+	Conns int
+	// Transactions, if positive, replaces Duration: each point runs
+	// until that many transactions are done (the instruction-count mode;
+	// not for the streams).
+	Transactions uint64
+}
+
+// ParseWorkload checks a workload name.
+func ParseWorkload(s string) (Workload, error) {
+	for _, w := range Workloads {
+		if string(w) == s {
+			return w, nil
+		}
+	}
+	names := make([]string, len(Workloads))
+	for i, w := range Workloads {
+		names[i] = string(w)
+	}
+	return "", fmt.Errorf("workload %q: want one of %s", s, strings.Join(names, ", "))
+}
+
+// ParseCores parses "1,2,4" or a range "1-4" (or both: "1-2,4") into
+// ascending distinct core counts, each in 1..64.
+func ParseCores(s string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		f = strings.TrimSpace(f)
+		lo, hi, isRange := strings.Cut(f, "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil {
+			return nil, fmt.Errorf("cores %q: %q is not a number", s, lo)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(hi); err != nil {
+				return nil, fmt.Errorf("cores %q: %q is not a number", s, hi)
+			}
+		}
+		if a < 1 || b > 64 || a > b {
+			return nil, fmt.Errorf("cores %q: %q outside 1..64 or reversed", s, f)
+		}
+		for k := a; k <= b; k++ {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// ParseSystems parses a comma-separated list of system names.
+func ParseSystems(s string) ([]string, error) {
+	var out []string
+	for f := range strings.SplitSeq(s, ",") {
+		f = strings.TrimSpace(f)
+		if !slices.Contains(Systems, f) {
+			return nil, fmt.Errorf("system %q: want one of %s", f, strings.Join(Systems, ", "))
+		}
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+// Validate checks a spec and fills in its defaults.
+func (s *Spec) Validate() error {
+	if _, err := ParseWorkload(string(s.Workload)); err != nil {
+		return err
+	}
+	if len(s.Cores) == 0 {
+		return errors.New("no core counts")
+	}
+	if len(s.Systems) == 0 {
+		return errors.New("no systems")
+	}
+	if s.Transactions == 0 && s.Duration <= 0 {
+		return fmt.Errorf("duration %v: want a positive duration", s.Duration)
+	}
+	if s.Transactions > 0 && s.Workload.Stream() {
+		return fmt.Errorf("a fixed number of transactions does not apply to %s", s.Workload)
+	}
+	if s.Warmup < 0 {
+		return fmt.Errorf("warmup %v: want zero or more", s.Warmup)
+	}
+	if s.Conns < 0 || s.Conns > 1024 {
+		return fmt.Errorf("conns %d: want 1..1024 per core", s.Conns)
+	}
+	if s.Conns == 0 {
+		s.Conns = DefaultConns
+	}
+	return nil
+}
+
+// flows is the number of flows per core a point of w runs.
+func flows(w Workload, conns int) int {
+	switch w {
+	case TCPStream:
+		return 1
+	case TCPStreamMany:
+		return StreamFlows
+	}
+	return conns
+}

@@ -1,0 +1,259 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mkstack/mkstack/bench"
+	"github.com/mkstack/mkstack/bench/plot"
+)
+
+func init() {
+	register(command{name: "bench", summary: "measure workloads by core count on mkstack, gVisor and the kernel side by side (JSON, table, plots)", run: runBench})
+}
+
+type benchOptions struct {
+	spec       bench.Spec
+	workloads  []bench.Workload
+	out        string
+	gvisorPeer string
+	plots      bool
+}
+
+func runBench(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		o                         benchOptions
+		workloads, cores, systems string
+		duration, warmup          time.Duration
+		conns                     int
+		transactions              uint64
+	)
+	names := make([]string, len(bench.Workloads))
+	for i, w := range bench.Workloads {
+		names[i] = string(w)
+	}
+	fs.StringVar(&workloads, "workload", string(bench.TCPRR), "workloads, comma-separated, or all: "+strings.Join(names, ", "))
+	fs.StringVar(&cores, "cores", "1,2", "core counts: 1,2,4 or 1-4")
+	fs.StringVar(&systems, "systems", "mkstack,mkstack-conn,gvisor,linux", "systems, comma-separated: "+strings.Join(bench.Systems, ", "))
+	fs.DurationVar(&duration, "duration", 10*time.Second, "measured time per point")
+	fs.DurationVar(&warmup, "warmup", time.Second, "load before each point is measured")
+	fs.IntVar(&conns, "conns", bench.DefaultConns, "connections (or UDP flows) per core, one request in flight each")
+	fs.Uint64Var(&transactions, "transactions", 0, "run each point until N transactions are done instead of for --duration (for instruction counts under callgrind)")
+	fs.StringVar(&o.out, "out", "", "write DIR/WORKLOAD.json, DIR/WORKLOAD.txt and the plots (SVG and PNG) there")
+	fs.StringVar(&o.gvisorPeer, "gvisor-peer", "", "the gvisorpeer binary for --systems gvisor (default: build bench/gvisorpeer from this source tree with go build)")
+	fs.BoolVar(&o.plots, "plots", true, "with --out, draw the plots")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	bad := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "mkstack bench: "+format+"\n", a...)
+		fs.Usage()
+		return 2
+	}
+	if fs.NArg() != 0 {
+		return bad("unexpected argument %q", fs.Arg(0))
+	}
+	if workloads == "all" {
+		o.workloads = bench.Workloads
+	} else {
+		for w := range strings.SplitSeq(workloads, ",") {
+			wl, err := bench.ParseWorkload(strings.TrimSpace(w))
+			if err != nil {
+				return bad("--workload: %v", err)
+			}
+			if !slices.Contains(o.workloads, wl) {
+				o.workloads = append(o.workloads, wl)
+			}
+		}
+	}
+	var err error
+	if o.spec.Cores, err = bench.ParseCores(cores); err != nil {
+		return bad("--cores: %v", err)
+	}
+	if o.spec.Systems, err = bench.ParseSystems(systems); err != nil {
+		return bad("--systems: %v", err)
+	}
+	o.spec.Duration, o.spec.Warmup, o.spec.Conns, o.spec.Transactions = duration, warmup, conns, transactions
+	for _, w := range o.workloads {
+		s := o.spec
+		s.Workload = w
+		if err := s.Validate(); err != nil {
+			return bad("%v", err)
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := benchMain(ctx, o, stdout, stderr); err != nil {
+		fmt.Fprintln(stderr, "mkstack bench:", err)
+		return 1
+	}
+	return 0
+}
+
+func benchMain(ctx context.Context, o benchOptions, stdout, stderr io.Writer) error {
+	if o.out != "" {
+		if err := os.MkdirAll(o.out, 0o755); err != nil {
+			return err
+		}
+	}
+	extra := map[string]bench.System{}
+	if slices.Contains(o.spec.Systems, bench.SysGVisor) {
+		bin := o.gvisorPeer
+		if bin == "" {
+			tmp, err := os.MkdirTemp("", "mkstack-bench-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmp)
+			fmt.Fprintln(stdout, "building bench/gvisorpeer (a nested module: gVisor stays out of mkstack's go.mod)...")
+			if bin, err = buildGVisorPeer(ctx, tmp); err != nil {
+				return err
+			}
+		}
+		extra[bench.SysGVisor] = gvisorPeer(bin)
+	}
+	lead, trail := "", "\n"
+	if isTerminal(stdout) {
+		lead, trail = "\r\033[K", ""
+	}
+	for _, w := range o.workloads {
+		spec := o.spec
+		spec.Workload = w
+		var cur string
+		ro := bench.RunOptions{
+			Systems: extra,
+			Progress: func(system string, cores int, elapsed time.Duration, rate float64) {
+				cur = fmt.Sprintf("%s %s, %d cores: %4.1fs  %s %s", w, system, cores, elapsed.Seconds(), bench.FormatRate(rate), w.Unit())
+				fmt.Fprint(stdout, lead+cur+trail)
+			},
+			Done: func(p bench.Point) {
+				if trail == "" && cur != "" {
+					fmt.Fprint(stdout, lead)
+					cur = ""
+				}
+				if p.Err != "" {
+					fmt.Fprintf(stdout, "%s %s, %d cores: %s\n", w, p.System, p.Cores, p.Err)
+					return
+				}
+				fmt.Fprintf(stdout, "%s %s, %d cores: %s %s\n", w, p.System, p.Cores, bench.FormatRate(p.Rate), p.Unit)
+			},
+		}
+		r, err := bench.Run(ctx, spec, ro)
+		if err != nil {
+			return err
+		}
+		var table bytes.Buffer
+		r.WriteTable(&table)
+		fmt.Fprintf(stdout, "\n%s (%s, %s, %s)\n%s\n", w, r.Env.CPUModel, r.Env.Kernel, r.Env.GoVersion, table.String())
+		if o.out == "" {
+			continue
+		}
+		base := filepath.Join(o.out, string(w))
+		var js bytes.Buffer
+		if err := r.WriteJSON(&js); err != nil {
+			return err
+		}
+		if err := os.WriteFile(base+".json", js.Bytes(), 0o644); err != nil {
+			return err
+		}
+		if err := os.WriteFile(base+".txt", table.Bytes(), 0o644); err != nil {
+			return err
+		}
+		written := []string{base + ".json", base + ".txt"}
+		if o.plots {
+			paths, err := plot.Write(r, o.out)
+			if err != nil {
+				return err
+			}
+			written = append(written, paths...)
+		}
+		fmt.Fprintf(stdout, "wrote %s\n\n", strings.Join(written, " "))
+	}
+	return nil
+}
+
+// buildGVisorPeer builds the nested module's command into dir.
+func buildGVisorPeer(ctx context.Context, dir string) (string, error) {
+	src, err := findGVisorPeer()
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "gvisorpeer")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/gvisorpeer")
+	cmd.Dir = src
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build %s/cmd/gvisorpeer: %w\n%s", src, err, out)
+	}
+	return bin, nil
+}
+
+// findGVisorPeer looks for bench/gvisorpeer from the working directory up.
+func findGVisorPeer() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		p := filepath.Join(dir, "bench", "gvisorpeer")
+		if _, err := os.Stat(filepath.Join(p, "go.mod")); err == nil {
+			return p, nil
+		}
+		up := filepath.Dir(dir)
+		if up == dir {
+			return "", errors.New("gvisor: bench/gvisorpeer not found above the working directory: run from the mkstack source tree or pass --gvisor-peer")
+		}
+		dir = up
+	}
+}
+
+// gvisorPeer runs each point in the gvisorpeer process, which inherits the
+// CPUs this process is confined to for the point and prints the point as
+// JSON.
+func gvisorPeer(bin string) bench.System {
+	return bench.SystemFunc(func(ctx context.Context, p bench.Params) (bench.Point, error) {
+		args := []string{"point",
+			"-workload", string(p.Workload), "-cores", strconv.Itoa(p.Cores), "-flows", strconv.Itoa(p.Flows),
+			"-duration", p.Duration.String(), "-warmup", p.Warmup.String(),
+			"-transactions", strconv.FormatUint(p.Transactions, 10),
+		}
+		if p.CPUs != nil {
+			cs := make([]string, len(p.CPUs))
+			for i, c := range p.CPUs {
+				cs[i] = strconv.Itoa(c)
+			}
+			args = append(args, "-cpus", strings.Join(cs, ","))
+		}
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Env = append(os.Environ(), fmt.Sprintf("GOMAXPROCS=%d", runtime.GOMAXPROCS(0)))
+		var errb bytes.Buffer
+		cmd.Stderr = &errb
+		out, err := cmd.Output()
+		if err != nil {
+			return bench.Point{}, fmt.Errorf("gvisorpeer: %w: %s", err, strings.TrimSpace(errb.String()))
+		}
+		var pt bench.Point
+		if err := json.Unmarshal(out, &pt); err != nil {
+			return bench.Point{}, fmt.Errorf("gvisorpeer: %w", err)
+		}
+		if pt.Err != "" {
+			return pt, errors.New(pt.Err)
+		}
+		return pt, nil
+	})
+}
