@@ -562,7 +562,7 @@ func (t *tcpTable) newConn(id tcpTuple, h TCPHandler, alg congestion.Algorithm) 
 	c.rcvShift = t.rcvShift()
 	c.iss = t.isn(id, t.s.now)
 	c.sndUna, c.sndNxt, c.sndMax = c.iss, c.iss, c.iss
-	c.tsOffset = c.iss * 2654435761 // any per-connection offset (RFC 7323 5.4)
+	c.tsOffset = t.tsOffset(id)
 	c.sndMSS = min(t.localMSS(), t.s.PathMTU(id.remoteAddr)-40)
 	c.cc = c.algs.Select(alg)
 	c.cc.Init(c.sndMSS)

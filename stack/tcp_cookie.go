@@ -91,7 +91,7 @@ func (l *TCPListener) sendCookie(id tcpTuple, seg *tcpSegment) {
 			bits |= cookieTSSACK
 			out.SACKPermitted = true
 		}
-		now := uint32(t.s.now/1e6) + iss*2654435761
+		now := uint32(t.s.now/1e6) + t.tsOffset(id)
 		ts := now&^0x3f | bits
 		if seqGT(ts, now) {
 			ts -= 1 << 6 // never ahead of the clock the connection will use
@@ -128,7 +128,7 @@ func (l *TCPListener) cookieACK(id tcpTuple, seg *tcpSegment) *TCPConn {
 	c.noDelay, c.keepAlive = l.opts.NoDelay, l.opts.KeepAlive
 	c.iss = seg.ack - 1
 	c.sndUna, c.sndNxt, c.sndMax = seg.ack, seg.ack, seg.ack
-	c.tsOffset = c.iss * 2654435761
+	c.tsOffset = l.t.tsOffset(id)
 	c.irs, c.rcvNxt, c.lastAckSent = peerISN, seg.seq, seg.seq
 	c.sndMSS = min(t.localMSS(), int(cookieMSS[idx]))
 	o := &seg.opts

@@ -97,12 +97,14 @@ const DropNone = DropReason(header.DropNone)
 
 // reopens reports whether a SYN may end this TIME-WAIT and start a new
 // connection on the tuple: its sequence number is beyond the old
-// connection's, or its timestamp is newer (RFC 6191).
+// connection's, or its timestamp is newer (RFC 6191). A timestamp equal to
+// the last one (two incarnations in one clock tick) falls back on the
+// sequence number; an older one never reopens.
 func (c *TCPConn) reopens(seg *tcpSegment) bool {
 	if !seg.has(header.TCPFlagSYN) || seg.has(header.TCPFlagACK|header.TCPFlagRST) {
 		return false
 	}
-	if c.tsOK && seg.opts.HasTimestamps {
+	if c.tsOK && seg.opts.HasTimestamps && seg.opts.TSVal != c.tsRecent {
 		return seqGT(seg.opts.TSVal, c.tsRecent)
 	}
 	return seqGT(seg.seq, c.rcvNxt)

@@ -22,6 +22,21 @@ func (t *tcpTable) isn(id tcpTuple, now int64) uint32 {
 	return uint32(now/4000) + uint32(sipHash24(k0, k1, m[:]))
 }
 
+// tsOffset is what a connection adds to the millisecond clock for its
+// TSval: a keyed hash of the address pair alone (RFC 7323 5.4, as Linux
+// does), so that successive connections between two hosts send ever newer
+// timestamps and a SYN reopening a tuple in TIME-WAIT passes the RFC 6191
+// check, while an off-path observer learns nothing of the clock.
+func (t *tcpTable) tsOffset(id tcpTuple) uint32 {
+	var m [9]byte
+	copy(m[0:4], id.localAddr[:])
+	copy(m[4:8], id.remoteAddr[:])
+	m[8] = 'T' // a different message from any ISN input
+	k0 := binary.LittleEndian.Uint64(t.cfg.ISNKey[0:8])
+	k1 := binary.LittleEndian.Uint64(t.cfg.ISNKey[8:16])
+	return uint32(sipHash24(k0, k1, m[:]))
+}
+
 // sipHash24 is SipHash-2-4 (Aumasson and Bernstein) of m under the key
 // (k0, k1), both read little-endian as the reference does.
 func sipHash24(k0, k1 uint64, m []byte) uint64 {

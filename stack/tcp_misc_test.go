@@ -180,3 +180,38 @@ func dataBytes(s *Stack) int {
 	})
 	return total
 }
+
+// onePort makes every active open use the same local port, so each
+// connection reopens the tuple its predecessor left in TIME-WAIT.
+type onePort struct{}
+
+func (onePort) PickIPv4(local, remote [4]byte, remotePort uint16) (uint16, error) { return 40000, nil }
+func (onePort) Release(uint16) bool                                               { return true }
+
+// TestServerCloseFirstReopensTimeWait: the server closes first, so it holds
+// each tuple in TIME-WAIT; the client's next SYN on the same tuple must
+// reopen it every time (RFC 6191: its timestamp is newer, or equal with a
+// higher sequence number), never be refused. Timestamps derived per
+// connection instead of per address pair made about half of them older.
+func TestServerCloseFirstReopensTimeWait(t *testing.T) {
+	n, a, b, l := tcpPairWith(t, func(c *Config) { c.TCP.Ports = onePort{} })
+	for i := range 50 {
+		c, err := a.DialTCP(ip4("10.0.0.2"), 80, TCPConnOptions{})
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		n.run()
+		sc, ok := l.Accept()
+		if !ok || !c.Established() {
+			t.Fatalf("connection %d not established (accepted: %v; b has %d connections, %d in TIME-WAIT)", i, ok, b.TCPConnCount(), b.TCPStats().TimeWait)
+		}
+		sc.Close() // the server first: b keeps the tuple in TIME-WAIT
+		n.run()
+		c.Close()
+		n.run()
+		n.advance(3 * time.Millisecond)
+	}
+	if b.TCPStats().TimeWait != 1 {
+		t.Fatalf("b holds %d TIME-WAITs, want the one the last connection left", b.TCPStats().TimeWait)
+	}
+}
