@@ -292,11 +292,11 @@ func flagLetters(f header.TCPFlags) string {
 
 // format writes a segment the stack sent the way packetdrill would.
 func (h *tcpScript) format(g sentSeg) string {
-	seq, ack := int64(g.f.SequenceNumber), int64(g.f.AckNumber)
+	seq := int64(g.f.SequenceNumber)
 	if h.issKnown {
 		seq = int64(int32(g.f.SequenceNumber - h.iss))
 	}
-	ack = int64(int32(g.f.AckNumber - h.peerISN))
+	ack := int64(int32(g.f.AckNumber - h.peerISN))
 	s := fmt.Sprintf("%s > %s %d:%d(%d)", h.rel(g.at), flagLetters(g.f.Flags), seq, seq+int64(len(g.payload)), len(g.payload))
 	if g.f.Flags&header.TCPFlagACK != 0 {
 		s += fmt.Sprintf(" ack %d", ack)
