@@ -85,6 +85,32 @@ func (s *Stack) forwardIfNotOurs(b *nicq.Buf) bool {
 	return true
 }
 
+// forwardMisdirected hands a TCP segment or UDP datagram for which this
+// core has no connection or socket to the core that owns its flow, if that
+// is another core. A NIC whose steering the RSS configuration predicts (the
+// mem wire, a TAP or fanout steered by the Toeplitz program, hardware RSS)
+// never misdirects; one that steers by a hash of its own (a veth, whose
+// receive queue follows the sender's flow hash) does, and then every flow
+// still lives on the core that RSS names, where its active opens chose
+// their ports. Established traffic that lands right pays nothing: the check
+// runs only when the local lookup failed.
+func (s *Stack) forwardMisdirected(b *nicq.Buf, ip header.IPv4, sport, dport uint16) bool {
+	if s.cfg.FlowOwner == nil || s.cfg.Forward == nil {
+		return false
+	}
+	owner := s.cfg.FlowOwner(ip.Protocol(), ip.Source(), ip.Destination(), sport, dport)
+	if owner == s.cfg.Core {
+		return false
+	}
+	b.Flags |= nicq.FlagL4ChecksumVerified // checked here; the owner need not again
+	if !s.cfg.Forward(owner, b) {
+		s.drop(b, DropForwardFailed)
+		return true
+	}
+	s.stats.Forwarded++
+	return true
+}
+
 // transportPorts returns the ports of a TCP or UDP datagram that carries
 // its transport header.
 func transportPorts(ip header.IPv4) (src, dst uint16, ok bool) {

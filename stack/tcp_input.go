@@ -72,6 +72,9 @@ func (s *Stack) tcpInput(b *nicq.Buf, ip header.IPv4) {
 	reason := DropNone
 	l := t.listeners[id.localPort]
 	c := t.conns[id]
+	if c == nil && s.forwardMisdirected(b, ip, id.remotePort, id.localPort) {
+		return
+	}
 	if c != nil && c.state == tcpTimeWait && l != nil && c.reopens(&seg) {
 		c.free(nil) // TIME-WAIT gives way to a new incarnation
 		c = nil

@@ -235,6 +235,9 @@ func (s *Stack) inputUDP(b *nicq.Buf, ip header.IPv4) {
 	s.stats.UDPDatagramsIn++
 	ep := s.udp.ports[u.DestinationPort()]
 	if ep == nil {
+		if s.forwardMisdirected(b, ip, u.SourcePort(), u.DestinationPort()) {
+			return
+		}
 		s.sendICMPError(ip, header.ICMPv4DestinationUnreachable, header.ICMPv4PortUnreachable, 0)
 		s.drop(b, DropNoSocket)
 		return
