@@ -40,7 +40,9 @@ type lab struct {
 	logs              *syncBuffer // the running serve's log
 }
 
-func newLab(t *testing.T, driver string) *lab {
+func newLab(t *testing.T, driver string) *lab { return newLabQueues(t, driver, 2) }
+
+func newLabQueues(t *testing.T, driver string, queues int) *lab {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: namespaces, veth, TAP, XDP")
@@ -52,7 +54,7 @@ func newLab(t *testing.T, driver string) *lab {
 			t.Errorf("lab down: %v", err)
 		}
 	})
-	if err := labUp(names, driver, 2); err != nil {
+	if err := labUp(names, driver, queues); err != nil {
 		t.Fatalf("lab up: %v", err)
 	}
 	l := &lab{driver: driver, names: names, stackNS: names.server, clientNS: names.client, iface: names.stackIf, peerIf: names.peerIf}
