@@ -212,4 +212,3 @@ func udpFrameTo(src, dst header.MAC, sip, dip [4]byte, sport, dport uint16, payl
 	u.SetChecksum(u.ComputeChecksum(checksum.PseudoHeaderIPv4(sip, dip, header.ProtocolUDP, uint16(8+payload))))
 	return f
 }
-
