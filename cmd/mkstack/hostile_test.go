@@ -64,6 +64,10 @@ func (l *lab) metrics(t *testing.T) map[string]float64 {
 
 var synFloodPace = flag.String("synflood-pace", "u100", "hping3's interval between SYNs in TestSYNFloodOnVeth (uN: N µs), or \"flood\" for hping3 --flood (on a 2-CPU machine hping3 --flood takes one CPU of the two, and the goodput ratio then measures that)")
 
+var synFloodSpin = flag.String("synflood-spin", "0", "serve's --spin-window in TestSYNFloodOnVeth")
+
+var synFloodNice = flag.Int("synflood-nice", 0, "niceness of hping3 in TestSYNFloodOnVeth")
+
 var wrkRate = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
 
 // wrk loads the stack's http app for d and returns requests per second;
@@ -94,7 +98,7 @@ func TestSYNFloodOnVeth(t *testing.T) {
 	l := newLab(t, "afxdp")
 	// Replies to the spoofed sources go to the kernel peer as gateway,
 	// which drops them: no RST comes back to clear the SYN queue.
-	stop := l.serve(t, "http", "--gateway", "10.77.0.2", "--metrics-addr", "127.0.0.1:0")
+	stop := l.serve(t, "http", "--gateway", "10.77.0.2", "--metrics-addr", "127.0.0.1:0", "--spin-window", *synFloodSpin)
 	defer stop()
 	const d = 4 * time.Second
 	base := l.wrk(t, d)
@@ -107,7 +111,7 @@ func TestSYNFloodOnVeth(t *testing.T) {
 	if *synFloodPace == "flood" {
 		pace = []string{"--flood"}
 	}
-	flood := exec.CommandContext(ctx, "ip", append(append([]string{"netns", "exec", l.clientNS, "hping3"}, pace...), "-S", "--rand-source", "-p", "80", "-q", labStackAddr)...)
+	flood := exec.CommandContext(ctx, "ip", append(append([]string{"netns", "exec", l.clientNS, "nice", "-n", strconv.Itoa(*synFloodNice), "hping3"}, pace...), "-S", "--rand-source", "-p", "80", "-q", labStackAddr)...)
 	if err := flood.Start(); err != nil {
 		t.Fatal(err)
 	}

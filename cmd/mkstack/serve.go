@@ -36,7 +36,7 @@ type serveOptions struct {
 	cores                       int
 	port                        int
 	pin, xdpGeneric             bool
-	shutdown                    time.Duration
+	shutdown, spin              time.Duration
 }
 
 func parseServe(args []string, stderr io.Writer) (serveOptions, int) {
@@ -55,6 +55,7 @@ func parseServe(args []string, stderr io.Writer) (serveOptions, int) {
 	fs.BoolVar(&o.pin, "pin", true, "pin each core to a CPU")
 	var xdpMode string
 	fs.StringVar(&xdpMode, "xdp-mode", "native", "afxdp: native, or generic (slower; for drivers without native XDP; wrong queue indexes on veth)")
+	fs.DurationVar(&o.spin, "spin-window", 0, "how long an idle core polls before it sleeps (0: the runtime's default, 50µs; negative: sleep at once, for cores that share CPUs with other work)")
 	fs.DurationVar(&o.shutdown, "shutdown-timeout", 5*time.Second, "on SIGINT/SIGTERM, how long connections get to close with FIN before they are reset")
 	if err := fs.Parse(args); err != nil {
 		return o, 2
@@ -136,9 +137,10 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, stdout io.Writ
 	}
 	defer closeNIC()
 	cfg := core.Config{
-		NIC:   nic,
-		Cores: o.cores,
-		Pin:   o.pin,
+		NIC:        nic,
+		Cores:      o.cores,
+		Pin:        o.pin,
+		SpinWindow: o.spin,
 		StackConfig: func(int) stack.Config {
 			return stack.Config{Addr: o.addr, Gateway: o.gateway}
 		},
