@@ -29,7 +29,7 @@ const (
 	DefaultSpinWindow = 50 * time.Microsecond
 	// DefaultMaxForwardsInFlight bounds the packets of one core that are
 	// at another core (forwarded and not yet returned).
-	DefaultMaxForwardsInFlight = 128
+	DefaultMaxForwardsInFlight = 512
 )
 
 // Config describes a runtime for Start.

@@ -62,7 +62,7 @@ func (l *lab) metrics(t *testing.T) map[string]float64 {
 	return out
 }
 
-var synFloodPace = flag.String("synflood-pace", "u100", "hping3's interval between SYNs in TestSYNFloodOnVeth (uN: N µs), or \"flood\" for hping3 --flood (on a 2-CPU machine hping3 --flood takes one CPU of the two, and the goodput ratio then measures that)")
+var synFloodPace = flag.String("synflood-pace", "u200", "hping3's interval between SYNs in TestSYNFloodOnVeth (uN: N µs), or \"flood\" for hping3 --flood (on a 2-CPU machine hping3 --flood takes one CPU of the two, and the goodput ratio then measures that)")
 
 var synFloodSpin = flag.String("synflood-spin", "0", "serve's --spin-window in TestSYNFloodOnVeth")
 
@@ -100,32 +100,43 @@ func TestSYNFloodOnVeth(t *testing.T) {
 	// which drops them: no RST comes back to clear the SYN queue.
 	stop := l.serve(t, "http", "--gateway", "10.77.0.2", "--metrics-addr", "127.0.0.1:0", "--spin-window", *synFloodSpin)
 	defer stop()
-	const d = 4 * time.Second
-	base := l.wrk(t, d)
-
-	var heapBefore runtime.MemStats
+	// Rounds of wrk without and with the flood, side by side, so that a
+	// neighbour's load on this shared machine hits both figures of a round;
+	// the median round's ratio is judged.
+	const d, rounds = 2 * time.Second, 3
+	var heapBefore, heapDuring runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&heapBefore)
-	ctx, cancel := context.WithCancel(context.Background())
 	pace := []string{"-i", *synFloodPace}
 	if *synFloodPace == "flood" {
 		pace = []string{"--flood"}
 	}
-	flood := exec.CommandContext(ctx, "ip", append(append([]string{"netns", "exec", l.clientNS, "nice", "-n", strconv.Itoa(*synFloodNice), "hping3"}, pace...), "-S", "--rand-source", "-p", "80", "-q", labStackAddr)...)
-	if err := flood.Start(); err != nil {
-		t.Fatal(err)
+	var ratios []float64
+	var base, underFlood float64
+	var during map[string]float64
+	for r := 0; r < rounds; r++ {
+		b := l.wrk(t, d)
+		ctx, cancel := context.WithCancel(context.Background())
+		flood := exec.CommandContext(ctx, "ip", append(append([]string{"netns", "exec", l.clientNS, "nice", "-n", strconv.Itoa(*synFloodNice), "hping3"}, pace...), "-S", "--rand-source", "-p", "80", "-q", labStackAddr)...)
+		if err := flood.Start(); err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		time.Sleep(500 * time.Millisecond)
+		f := l.wrk(t, d)
+		during = l.metrics(t)
+		runtime.ReadMemStats(&heapDuring)
+		cancel()
+		flood.Wait()
+		t.Logf("round %d: %.0f req/s without the flood, %.0f under it (%.2f)", r, b, f, f/b)
+		ratios = append(ratios, f/b)
+		base, underFlood = base+b/rounds, underFlood+f/rounds
 	}
-	defer func() { cancel(); flood.Wait() }()
-	time.Sleep(time.Second)
-	underFlood := l.wrk(t, d)
-	during := l.metrics(t)
-	var heapDuring runtime.MemStats
-	runtime.ReadMemStats(&heapDuring)
-	cancel()
-	flood.Wait()
+	sort.Float64s(ratios)
+	ratio := ratios[rounds/2]
 
-	t.Logf("hping3 pace %s; wrk: %.0f req/s without the flood, %.0f under it (%.2f); SYN cookies sent %.0f, valid %.0f; connections %.0f; rx %.0f frames; heap %d -> %d MiB",
-		*synFloodPace, base, underFlood, underFlood/base, during["mkstack_tcp_syn_cookies_sent_total"], during["mkstack_tcp_syn_cookies_valid_total"],
+	t.Logf("hping3 pace %s; wrk: %.0f req/s without the flood, %.0f under it (median ratio %.2f); SYN cookies sent %.0f, valid %.0f; connections %.0f; rx %.0f frames; heap %d -> %d MiB",
+		*synFloodPace, base, underFlood, ratio, during["mkstack_tcp_syn_cookies_sent_total"], during["mkstack_tcp_syn_cookies_valid_total"],
 		during["mkstack_tcp_connections"], during["mkstack_rx_packets_total"], heapBefore.HeapInuse>>20, heapDuring.HeapInuse>>20)
 	if during["mkstack_tcp_syn_cookies_sent_total"] == 0 {
 		t.Error("the flood did not engage SYN cookies")
@@ -139,8 +150,8 @@ func TestSYNFloodOnVeth(t *testing.T) {
 	if grow := int64(heapDuring.HeapInuse) - int64(heapBefore.HeapInuse); grow > 64<<20 {
 		t.Errorf("the heap grew by %d MiB under the flood", grow>>20)
 	}
-	if underFlood < 0.7*base {
-		t.Errorf("goodput under the flood is %.2f of the figure without it; want at least 0.70", underFlood/base)
+	if ratio < 0.7 {
+		t.Errorf("goodput under the flood is %.2f of the figure without it (median of %d rounds); want at least 0.70", ratio, rounds)
 	}
 	if after := l.wrk(t, 2*time.Second); after < 0.5*base {
 		t.Errorf("after the flood: %.0f req/s, was %.0f", after, base)
