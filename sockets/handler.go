@@ -18,9 +18,11 @@ import (
 //     connections wait while they run;
 //   - may keep the *stack.TCPConn and use it only from this core's
 //     handlers (or a function passed to Runtime.Do for this core);
-//   - get received data as views of the connection's receive ring: no
-//     copy. Data returns the bytes it consumed; the rest is offered again
-//     with what arrives next;
+//   - get received data without a copy: as a view of the packet buffer
+//     it arrived in when nothing older waits (valid only during the
+//     call), else as views of the connection's receive ring. Data returns
+//     the bytes it consumed; the rest goes to the ring and is offered
+//     again with what arrives next;
 //   - write with c.Write, which never blocks: it takes what fits in the
 //     send ring and returns the count; Writable says when there is room
 //     again.
@@ -31,7 +33,8 @@ type Handler struct {
 	// Open is called when a connection is established.
 	Open func(c *stack.TCPConn)
 	// Data offers the received bytes (b continues a when they wrap
-	// around the ring) and returns how many were consumed.
+	// around the ring; b is nil for a packet buffer's view) and returns
+	// how many were consumed.
 	Data func(c *stack.TCPConn, a, b []byte) (consumed int)
 	// Writable is called when a Write that did not fit has room again.
 	Writable func(c *stack.TCPConn)
@@ -84,6 +87,25 @@ func (n *Network) event(h *Handler) stack.TCPHandler {
 	}
 }
 
+// segment adapts h.Data to the stack's zero-copy hook: in-order data
+// that finds nothing waiting in the receive ring goes to Data as a view of
+// the packet buffer, and only what Data leaves is copied into the ring.
+func (n *Network) segment(h *Handler) stack.TCPSegmentHandler {
+	if h.Data == nil {
+		return nil
+	}
+	return func(c *stack.TCPConn, p []byte) (k int) {
+		defer func() {
+			if r := recover(); r != nil {
+				n.stats.HandlerPanics.Add(1)
+				c.Abort()
+				k = len(p)
+			}
+		}()
+		return h.Data(c, p, nil)
+	}
+}
+
 // Server is a port served by a Handler on every core.
 type Server struct {
 	n    *Network
@@ -102,7 +124,7 @@ func (n *Network) ServeTCP(port uint16, h Handler) (*Server, error) {
 	errs := make([]error, n.rt.NumCores())
 	err := n.rt.BroadcastWait(context.Background(), func(s *stack.Stack) {
 		core := s.Config().Core
-		srv.per[core], errs[core] = s.ListenTCP(port, stack.TCPListenOptions{OnEvent: ev, NoDelay: true})
+		srv.per[core], errs[core] = s.ListenTCP(port, stack.TCPListenOptions{OnEvent: ev, OnSegment: n.segment(&h), NoDelay: true})
 	})
 	if err = errors.Join(append(errs, err)...); err != nil {
 		srv.Close()
@@ -131,7 +153,7 @@ func (n *Network) DialHandler(core int, dst netip.AddrPort, h Handler) error {
 	ev := n.event(&h)
 	var err error
 	werr := n.rt.DoWait(context.Background(), core, func(s *stack.Stack) {
-		_, err = s.DialTCP(dst.Addr().As4(), dst.Port(), stack.TCPConnOptions{OnEvent: ev, NoDelay: true})
+		_, err = s.DialTCP(dst.Addr().As4(), dst.Port(), stack.TCPConnOptions{OnEvent: ev, OnSegment: n.segment(&h), NoDelay: true})
 	})
 	if werr != nil {
 		return fmt.Errorf("sockets: dial %v: %w", dst, werr)

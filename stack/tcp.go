@@ -282,6 +282,7 @@ type TCPStats struct {
 	PersistProbes           uint64
 	KeepAliveProbes         uint64
 	OutOfOrderSegments      uint64
+	ZeroCopyBytes           uint64 // in-order bytes an OnSegment handler consumed from packet buffers
 	Established             uint64 // connections now in ESTABLISHED
 	TimeWait                uint64 // connections now in TIME-WAIT
 }
@@ -349,6 +350,9 @@ type TCPListenOptions struct {
 	NoDelay bool
 	// KeepAlive turns keepalive on for accepted connections.
 	KeepAlive bool
+	// OnSegment, if set, receives accepted connections' in-order data
+	// zero-copy (see TCPSegmentHandler).
+	OnSegment TCPSegmentHandler
 }
 
 // TCPListener is a listen socket on one stack.
@@ -447,7 +451,19 @@ type TCPConnOptions struct {
 	KeepAlive bool
 	// Congestion overrides TCPConfig.Congestion for this connection.
 	Congestion string
+	// OnSegment, if set, receives in-order data zero-copy (see
+	// TCPSegmentHandler).
+	OnSegment TCPSegmentHandler
 }
+
+// TCPSegmentHandler receives a connection's in-order data as a view of the
+// packet buffer it arrived in, whenever nothing is waiting in the
+// connection's receive ring (so the order of bytes is kept), and returns how
+// many bytes it consumed; the rest is copied into the ring and offered by
+// the Readable event as usual. The view is valid only during the call. It
+// runs inside the receive path: it may Write, Close or Abort, but must not
+// block.
+type TCPSegmentHandler func(c *TCPConn, payload []byte) (consumed int)
 
 // seqRange is [start, end) in sequence space.
 type seqRange struct{ start, end uint32 }
@@ -456,10 +472,11 @@ type seqRange struct{ start, end uint32 }
 // core. After the Closed event and a call to Close (or Abort) the stack may
 // reuse the value for another connection: drop every reference by then.
 type TCPConn struct {
-	t       *tcpTable
-	id      tcpTuple
-	state   tcpState
-	handler TCPHandler
+	t         *tcpTable
+	onSegment TCPSegmentHandler
+	id        tcpTuple
+	state     tcpState
+	handler   TCPHandler
 	// listener is the listen socket a passive connection counts against
 	// until it is accepted (SYN queue while SYN-RECEIVED, then accept
 	// queue).
@@ -621,7 +638,7 @@ func (s *Stack) DialTCP(remote [4]byte, port uint16, opts TCPConnOptions) (*TCPC
 	}
 	c := t.newConn(id, opts.OnEvent, alg)
 	c.portPicked = t.cfg.Ports != nil
-	c.noDelay, c.keepAlive = opts.NoDelay, opts.KeepAlive
+	c.noDelay, c.keepAlive, c.onSegment = opts.NoDelay, opts.KeepAlive, opts.OnSegment
 	c.state = tcpSynSent
 	t.stats.ActiveOpens++
 	c.sendSYN()

@@ -157,7 +157,7 @@ func (l *TCPListener) input(id tcpTuple, seg *tcpSegment) DropReason {
 	}
 	c := t.newConn(id, l.opts.OnEvent, t.cc)
 	c.listener = l
-	c.noDelay, c.keepAlive = l.opts.NoDelay, l.opts.KeepAlive
+	c.noDelay, c.keepAlive, c.onSegment = l.opts.NoDelay, l.opts.KeepAlive, l.opts.OnSegment
 	l.synCount++
 	t.stats.PassiveOpens++
 	c.setState(tcpSynReceived)
@@ -356,8 +356,22 @@ func (c *TCPConn) input(seg *tcpSegment) DropReason {
 		}
 		if seg.seq == c.rcvNxt {
 			n := len(seg.payload)
-			c.rcvBuf.writeAt(0, seg.payload)
-			c.rcvBuf.commit(n)
+			p := seg.payload
+			if c.onSegment != nil && c.rcvBuf.len() == 0 && c.nOOO == 0 {
+				// Zero copy: the application reads the segment where the
+				// NIC put it; only what it leaves goes into the ring. The
+				// connection is queued first, so that a Close or Abort in
+				// the callback cannot recycle it under this function.
+				c.schedule()
+				k := min(max(c.onSegment(c, p), 0), n)
+				c.t.stats.ZeroCopyBytes += uint64(k)
+				if c.state == tcpClosed {
+					return DropNone
+				}
+				p = p[k:]
+			}
+			c.rcvBuf.writeAt(0, p)
+			c.rcvBuf.commit(len(p))
 			c.rcvNxt += uint32(n)
 			if c.nOOO > 0 {
 				c.ackNow = true // a filled hole is acknowledged at once
