@@ -266,3 +266,46 @@ func TestTCPSteadyStateDoesNotAllocate(t *testing.T) {
 		t.Errorf("connect/request/response/close: %v allocations per connection", allocs)
 	}
 }
+
+// BenchmarkTCPRR64ZeroCopy is BenchmarkTCPRR64 with both ends reading
+// through OnSegment: each request and response is taken where it arrived,
+// never copied into a receive ring.
+func BenchmarkTCPRR64ZeroCopy(b *testing.B) {
+	m := tcpBenchPair(b, nil, echoServer)
+	srv := m.stacks[1]
+	srv.tcp.listeners[5001].opts.OnSegment = func(c *TCPConn, p []byte) int {
+		k, _ := c.Write(p)
+		return k
+	}
+	r := &rrClient{limit: 1 << 62}
+	onSeg := func(c *TCPConn, p []byte) int {
+		r.have += len(p)
+		for r.have >= len(r.req) {
+			r.have -= len(r.req)
+			r.done++
+			if r.done < r.limit {
+				c.Write(r.req[:])
+			}
+		}
+		return len(p)
+	}
+	c, err := m.stacks[0].DialTCP(ip4("10.0.0.2"), 5001, TCPConnOptions{OnEvent: r.handle, OnSegment: onSeg, NoDelay: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if !runUntil(m, func() bool { return r.done >= 100 }, 1000) {
+		b.Fatalf("warm-up stalled at %d, state %s", r.done, c.State())
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := r.done
+	runUntil(m, func() bool { return r.done-start >= b.N }, 1000)
+	b.StopTimer()
+	if r.done-start < b.N {
+		b.Fatalf("%d of %d transactions", r.done-start, b.N)
+	}
+	if zc := srv.TCPStats().ZeroCopyBytes; zc == 0 {
+		b.Fatal("the server took nothing zero-copy")
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "trans/s")
+}
