@@ -60,29 +60,55 @@ func startMemStack(wire *mem.Wire, nic int, addr string, p Params) (*sockets.Net
 		// The server's core i and the client's core i share CPU i (or
 		// four cores share two CPUs): a core that busy-polls would steal
 		// the CPU its peer needs, so an idle core sleeps at once.
-		SpinWindow: -1,
-		StackConfig: func(int) stack.Config {
-			cfg := stack.Config{Addr: netip.MustParsePrefix(addr + "/24")}
-			if !p.Workload.Stream() {
-				// Small rings: a transaction is 64 bytes, and tcp-crr
-				// keeps thousands of connections in TIME-WAIT.
-				cfg.TCP.SendBuffer, cfg.TCP.ReceiveBuffer = 16<<10, 16<<10
-			}
-			if p.Workload == TCPCRR {
-				// The client closes first and holds each port in
-				// TIME-WAIT for 2*MSL: 200 ms keeps its ports from
-				// running out (Linux reuses them on loopback,
-				// tcp_tw_reuse=2).
-				cfg.TCP.MSL = 100 * time.Millisecond
-			}
-
-			return cfg
-		},
+		SpinWindow:  -1,
+		StackConfig: func(int) stack.Config { return stackConfig(p, addr) },
 	})
 	if err != nil {
 		return nil, err
 	}
 	return sockets.New(rt)
+}
+
+// stackConfig is the configuration of every mkstack stack of a point of
+// p, at addr (a /24).
+func stackConfig(p Params, addr string) stack.Config {
+	cfg := stack.Config{Addr: netip.MustParsePrefix(addr + "/24")}
+	if !p.Workload.Stream() {
+		// Small rings: a transaction is 64 bytes, and tcp-crr
+		// keeps thousands of connections in TIME-WAIT.
+		cfg.TCP.SendBuffer, cfg.TCP.ReceiveBuffer = 16<<10, 16<<10
+	}
+	if p.Workload == TCPCRR {
+		// The client closes first and holds each port in
+		// TIME-WAIT for 2*MSL: 200 ms keeps its ports from
+		// running out (Linux reuses them on loopback,
+		// tcp_tw_reuse=2).
+		cfg.TCP.MSL = 100 * time.Millisecond
+	}
+	return cfg
+}
+
+// serveHandlers binds the workload's server on every core of rt with the
+// per-core handlers (serverHandler, a UDP echo), counting into m.
+func serveHandlers(ctx context.Context, rt *core.Runtime, m *meter) error {
+	errs := make([]error, rt.NumCores())
+	serve := func(s *stack.Stack) {
+		c := s.Config().Core
+		if m.p.Workload == UDPEcho {
+			_, errs[c] = s.BindUDP(udpPort, stack.UDPOptions{Handler: func(ep *stack.UDPEndpoint, b []byte, from [4]byte, port uint16) {
+				ep.SendTo(b, from, port)
+			}})
+			return
+		}
+		_, errs[c] = s.ListenTCP(tcpPort, stack.TCPListenOptions{OnEvent: serverHandler(m, c), NoDelay: true})
+	}
+	if err := rt.BroadcastWait(ctx, serve); err != nil {
+		return err
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
 }
 
 // close shuts both runtimes down (open connections are reset after a short
@@ -128,23 +154,10 @@ func mkstackHandlerLoad(ctx context.Context, mp *memPair, m *meter) (Point, erro
 	if err != nil {
 		return Point{}, err
 	}
-	errs := make([]error, p.Cores)
-	serve := func(s *stack.Stack) {
-		c := s.Config().Core
-		if p.Workload == UDPEcho {
-			_, errs[c] = s.BindUDP(udpPort, stack.UDPOptions{Handler: func(ep *stack.UDPEndpoint, b []byte, from [4]byte, port uint16) {
-				ep.SendTo(b, from, port)
-			}})
-			return
-		}
-		_, errs[c] = s.ListenTCP(tcpPort, stack.TCPListenOptions{OnEvent: serverHandler(m, c), NoDelay: true})
-	}
-	if err := mp.server.Runtime().BroadcastWait(ctx, serve); err != nil {
+	if err := serveHandlers(ctx, mp.server.Runtime(), m); err != nil {
 		return Point{}, err
 	}
-	if err := errors.Join(errs...); err != nil {
-		return Point{}, fmt.Errorf("serve: %w", err)
-	}
+	errs := make([]error, p.Cores)
 	dst := mp.server.Addr().As4()
 	flows := make([]*clientFlow, 0, p.Cores*p.Flows)
 	for c := range p.Cores {

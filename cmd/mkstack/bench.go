@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/mkstack/mkstack/bench"
@@ -97,7 +98,9 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 			return bad("%v", err)
 		}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	// SIGINT and SIGTERM cancel the run: a point stops, the veth systems
+	// remove their namespaces, and no files are written.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := benchMain(ctx, o, stdout, stderr); err != nil {
 		fmt.Fprintln(stderr, "mkstack bench:", err)

@@ -305,3 +305,19 @@ func InNamedNS(name string, fn func() error) error {
 	defer h.Close()
 	return InNS(h, fn)
 }
+
+// KernelAddr gives the kernel in namespace ns the address cidr on ifname,
+// with the offloads off as on the peer (see linkdev.DisableOffloads), and
+// sets the device up: the kernel then serves on the device the stack
+// would drive (bench's linux-veth baseline).
+func KernelAddr(ns netns.NsHandle, ifname, cidr string) error {
+	nl, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return err
+	}
+	defer nl.Close()
+	if err := InNS(ns, func() error { return linkdev.DisableOffloads(ifname) }); err != nil {
+		return fmt.Errorf("offloads off on %s: %w", ifname, err)
+	}
+	return addrUp(nl, ifname, cidr)
+}
