@@ -199,6 +199,9 @@ func serveConnOne(c net.Conn, m *meter, i int) {
 			if _, err := c.Write(buf); err != nil {
 				return
 			}
+			if m.p.Workload == TCPCRR && CRRServerClosesFirst {
+				return
+			}
 		}
 	}
 }
@@ -309,8 +312,16 @@ func crrOnce(ctx context.Context, t *ConnTarget, addr string, buf []byte) bool {
 	if _, err := c.Write(buf[:MsgSize]); err != nil {
 		return false
 	}
-	_, err = io.ReadFull(c, buf[:MsgSize])
-	return err == nil
+	if _, err = io.ReadFull(c, buf[:MsgSize]); err != nil {
+		return false
+	}
+	if CRRServerClosesFirst {
+		// Close once the server's FIN is in: the TIME-WAIT is its.
+		if n, err := c.Read(buf); n != 0 || err != io.EOF {
+			return false
+		}
+	}
+	return true
 }
 
 // readHTTPResponse reads one response with a Content-Length body.

@@ -260,6 +260,9 @@ func serverHandler(m *meter, c int) stack.TCPHandler {
 					n += k
 				}
 				conn.Discard(n)
+				if w == TCPCRR && CRRServerClosesFirst && n >= MsgSize {
+					conn.Close()
+				}
 			}
 		case stack.TCPEventPeerClosed:
 			conn.Close()
@@ -278,6 +281,7 @@ type clientFlow struct {
 	dst     [4]byte
 	sent    int64
 	cur     *stack.TCPConn
+	more    bool // tcp-crr: start another once this one is closed
 	ep      *stack.UDPEndpoint
 	buf     [MsgSize]byte
 	scratch []byte
@@ -336,14 +340,13 @@ func (f *clientFlow) event(c *stack.TCPConn, ev stack.TCPEvent) {
 		c.Discard(n)
 		more := m.done(f.i, f.sent)
 		if m.p.Workload == TCPCRR {
-			// Close (ours is the TIME-WAIT) and connect again.
-			c.Close()
-			f.cur = nil
-			if more {
-				if err := f.dial(); err != nil {
-					m.fail(f.i)
-				}
+			f.more = more
+			if CRRServerClosesFirst {
+				// The server's FIN follows: close on it (PeerClosed).
+				return
 			}
+			// Close (ours is the TIME-WAIT) and connect again.
+			f.next(c)
 			return
 		}
 		if more {
@@ -351,6 +354,10 @@ func (f *clientFlow) event(c *stack.TCPConn, ev stack.TCPEvent) {
 			f.request(c)
 		}
 	case stack.TCPEventPeerClosed:
+		if m.p.Workload == TCPCRR && CRRServerClosesFirst && c == f.cur {
+			f.next(c)
+			return
+		}
 		c.Close()
 	case stack.TCPEventClosed:
 		if c == f.cur && c.Err() != nil {
@@ -363,6 +370,18 @@ func (f *clientFlow) event(c *stack.TCPConn, ev stack.TCPEvent) {
 			}
 		}
 		c.Close()
+	}
+}
+
+// next closes tcp-crr's connection c and connects again if the flow is
+// to go on.
+func (f *clientFlow) next(c *stack.TCPConn) {
+	c.Close()
+	f.cur = nil
+	if f.more {
+		if err := f.dial(); err != nil {
+			f.m.fail(f.i)
+		}
 	}
 }
 

@@ -68,6 +68,27 @@ func CheckResult(t testing.TB, r *Result, sys string, n int) {
 	}
 }
 
+// TestTCPCRRWithTheServerClosingFirst: the server holds the TIME-WAITs
+// and the client reuses its ports at once, so SYNs reopen tuples in
+// TIME-WAIT; with TSval offsets per address pair (RFC 7323 5.4) and
+// RFC 6191 they are accepted, not refused.
+func TestTCPCRRWithTheServerClosingFirst(t *testing.T) {
+	CRRServerClosesFirst = true
+	defer func() { CRRServerClosesFirst = false }()
+	for _, sys := range []string{SysMkstack, SysMkstackConn, SysLinux} {
+		spec := Spec{Workload: TCPCRR, Cores: []int{1}, Systems: []string{sys}, Duration: 300 * time.Millisecond, Warmup: 50 * time.Millisecond, Conns: 4}
+		r, err := Run(context.Background(), spec, RunOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		CheckResult(t, r, sys, 1)
+		if p := r.Points[0]; p.Errors*100 > p.Count {
+			t.Errorf("%s: %d failed of %d transactions", sys, p.Errors, p.Count)
+		}
+		t.Logf("%s: %.0f transactions/s, %d errors", sys, r.Points[0].Rate, r.Points[0].Errors)
+	}
+}
+
 func TestTransactionsModeRunsToTheCount(t *testing.T) {
 	for _, sys := range []string{SysMkstack, SysLinux} {
 		spec := Spec{Workload: TCPRR, Cores: []int{1}, Systems: []string{sys}, Transactions: 3000, Conns: 4}

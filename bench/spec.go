@@ -32,6 +32,14 @@ const (
 	HTTP Workload = "http"
 )
 
+// CRRServerClosesFirst turns tcp-crr around: the server closes as soon as
+// it has sent the response and the client closes on the server's FIN, so
+// the TIME-WAITs are the server's and a client port reused at once reopens
+// a tuple the server holds in TIME-WAIT (RFC 6191). Off by default
+// (netperf's TCP_CRR: the client closes first). It applies to the
+// systems of this module, not to gVisor's child process.
+var CRRServerClosesFirst = false
+
 // Workloads lists every workload in the order runs and tables use.
 var Workloads = []Workload{UDPEcho, TCPRR, TCPCRR, TCPStream, TCPStreamMany, HTTP}
 

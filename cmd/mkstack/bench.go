@@ -59,6 +59,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.out, "out", "", "write DIR/WORKLOAD.json, DIR/WORKLOAD.txt and the plots (SVG and PNG) there")
 	fs.StringVar(&o.gvisorPeer, "gvisor-peer", "", "the gvisorpeer binary for --systems gvisor (default: build bench/gvisorpeer from this source tree with go build)")
 	fs.BoolVar(&o.plots, "plots", true, "with --out, draw the plots")
+	fs.BoolVar(&bench.CRRServerClosesFirst, "crr-server-closes-first", false, "tcp-crr: the server closes first and holds the TIME-WAITs (not for gvisor)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
