@@ -1,40 +1,58 @@
 #!/usr/bin/env bash
 # Instructions per transaction of mkstack (handler API) and gVisor's
-# netstack on tcp-rr, one core, under valgrind --tool=callgrind.
+# netstack, one core, under valgrind --tool=callgrind.
 #
-# Each system runs the same workload twice in transactions mode (N1 and
-# N2 transactions); the difference of the two instruction counts divided
-# by N2-N1 is the cost of one transaction, with start-up and shut-down
-# cancelled out. Both sides of the wire (client and server stacks) are
-# counted, as they run in one process.
+# Each system runs N transactions (--transactions, one flow); the meter
+# calls bench.callgrindZero at transaction N/5 and bench.callgrindDump at
+# transaction N, and callgrind zeroes its counters at the first and dumps
+# them at the second: the dump holds the instructions of the last 4N/5
+# transactions alone, with start-up, warm-up and shut-down left out. Every
+# thread of the process is counted: both sides of the wire (client and
+# server stacks run in one process), the load generator, the Go runtime
+# and its scheduler; not the kernel (system calls count as the user-space
+# instructions around them).
 #
-#   bash bench/callgrind.sh [WORKLOAD] [N1] [N2]     (apt-get install -y valgrind)
+#   bash bench/callgrind.sh [WORKLOAD] [N]     (apt-get install -y valgrind)
+#
+# CALLGRIND_KEEP=1 keeps callgrind's files (callgrind_annotate them);
+# CALLGRIND_ONLY_MKSTACK=1 leaves gVisor out. The counts agree within 1%
+# from run to run when nothing else heavy runs; with a second valgrind on
+# the same 2 CPUs, mkstack's count came out 5 to 20 times higher: take the
+# lowest of a few runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 workload=${1:-tcp-rr}
-n1=${2:-20000}
-n2=${3:-60000}
+n=${2:-20000}
 command -v valgrind >/dev/null || { echo "valgrind missing: apt-get install -y valgrind" >&2; exit 1; }
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+if [ -n "${CALLGRIND_KEEP:-}" ]; then
+	echo "callgrind's files stay in $tmp" >&2
+else
+	trap 'rm -rf "$tmp"' EXIT
+fi
+# Callgrind (3.19) fails an assertion (vgCallgrind_post_signal) when the Go
+# program takes a signal: Go's asynchronous preemption (SIGURG) and the
+# SIGCHLD of the git the result's environment runs. So: no cgo, no
+# asynchronous preemption, and no git on the PATH under valgrind.
+export CGO_ENABLED=0 GODEBUG=asyncpreemptoff=1
+valgrind=$(command -v valgrind)
 go build -o "$tmp/mkstack" ./cmd/mkstack
 (cd bench/gvisorpeer && go build -o "$tmp/gvisorpeer" ./cmd/gvisorpeer)
 
-# instructions CMD...: the total Ir callgrind counted for CMD (all threads).
-instructions() {
-	local out="$tmp/cg.out"
-	valgrind --tool=callgrind --callgrind-out-file="$out" "$@" >/dev/null 2>"$tmp/cg.err" ||
-		{ cat "$tmp/cg.err" >&2; return 1; }
-	grep -m1 '^summary:\|^totals:' "$out" | awk '{print $2}'
-}
+counted=$((n - (n / 5 > 0 ? n / 5 : 1)))
 
-per_txn() { # name cmd-for-N (N substituted for @N@)
+per_txn() { # name cmd...
 	local name=$1; shift
-	local a b
-	a=$(instructions "${@//@N@/$n1}")
-	b=$(instructions "${@//@N@/$n2}")
-	echo "$name $workload: $(( (b - a) / (n2 - n1) )) instructions per transaction ($a for $n1, $b for $n2)"
+	local out="$tmp/cg.$name"
+	PATH=/nonexistent "$valgrind" --tool=callgrind --callgrind-out-file="$out" \
+		--zero-before='*bench.callgrindZero' --dump-before='*bench.callgrindDump' \
+		"$@" >/dev/null 2>"$tmp/cg.err" || { cat "$tmp/cg.err" >&2; return 1; }
+	local dump ir
+	dump=$(ls "$out".* 2>/dev/null | head -1)
+	[ -n "$dump" ] || { echo "$name: callgrind wrote no dump (the markers were not reached)" >&2; return 1; }
+	ir=$(grep -m1 '^summary:\|^totals:' "$dump" | awk '{print $2}')
+	echo "$name $workload: $((ir / counted)) instructions per transaction ($ir for $counted transactions)"
 }
 
-per_txn mkstack "$tmp/mkstack" bench --workload "$workload" --cores 1 --systems mkstack --conns 1 --transactions @N@ --gvisor-peer /nonexistent
-per_txn gvisor "$tmp/gvisorpeer" point -workload "$workload" -cores 1 -flows 1 -transactions @N@
+per_txn mkstack "$tmp/mkstack" bench --workload "$workload" --cores 1 --systems mkstack --conns 1 --transactions "$n" --gvisor-peer /nonexistent
+[ -n "${CALLGRIND_ONLY_MKSTACK:-}" ] || per_txn gvisor "$tmp/gvisorpeer" point -workload "$workload" -cores 1 -flows 1 -transactions "$n"

@@ -30,6 +30,10 @@ type ConnTarget struct {
 	// goroutines of core i and the server goroutines of listener i call
 	// it first.
 	Pin func(core int) error
+	// serve, if set, replaces the goroutine server: it serves the
+	// workload (counting into m what the server counts) on the target's
+	// own terms, as the veth systems' mkstack per-core handlers do.
+	serve func(m *meter) (stop func(), port int, err error)
 }
 
 // RunConn runs one point of p's workload against t: a server goroutine
@@ -38,7 +42,11 @@ type ConnTarget struct {
 func RunConn(ctx context.Context, t *ConnTarget, p Params) (Point, error) {
 	m := newMeter(p, p.Cores*p.Flows)
 	var srv sync.WaitGroup
-	stopServer, port, err := serveConn(t, m, &srv)
+	serve := func(m *meter) (func(), int, error) { return serveConn(t, m, &srv) }
+	if t.serve != nil {
+		serve = t.serve
+	}
+	stopServer, port, err := serve(m)
 	if err != nil {
 		return Point{}, fmt.Errorf("serve: %w", err)
 	}
@@ -191,6 +199,9 @@ func serveConnOne(c net.Conn, m *meter, i int) {
 			if _, err := c.Write(buf); err != nil {
 				return
 			}
+			if m.p.Workload == TCPCRR && CRRServerClosesFirst {
+				return
+			}
 		}
 	}
 }
@@ -301,8 +312,16 @@ func crrOnce(ctx context.Context, t *ConnTarget, addr string, buf []byte) bool {
 	if _, err := c.Write(buf[:MsgSize]); err != nil {
 		return false
 	}
-	_, err = io.ReadFull(c, buf[:MsgSize])
-	return err == nil
+	if _, err = io.ReadFull(c, buf[:MsgSize]); err != nil {
+		return false
+	}
+	if CRRServerClosesFirst {
+		// Close once the server's FIN is in: the TIME-WAIT is its.
+		if n, err := c.Read(buf); n != 0 || err != io.EOF {
+			return false
+		}
+	}
+	return true
 }
 
 // readHTTPResponse reads one response with a Content-Length body.

@@ -17,8 +17,17 @@
 // (SysMkstackConn, goroutines). The kernel over loopback with one
 // SO_REUSEPORT listener per core (SysLinux). gVisor's netstack over its
 // channel link with its gonet adapter (SysGVisor) lives in the nested
-// module bench/gvisorpeer, so this module's go.mod never names gVisor; the
-// veth systems wait for the afxdp and tap drivers (ErrNotAvailable).
+// module bench/gvisorpeer, so this module's go.mod never names gVisor.
+//
+// The veth systems (Veth; root only, else ErrNotAvailable) run the server
+// in a network namespace of its own on a real device: mkstack driving one
+// end of a multi-queue veth pair with AF_XDP (SysMkstackAFXDP) or the user
+// side of a multi-queue TAP (SysMkstackTap), with k cores and the per-core
+// handlers SysMkstack serves with, or the kernel serving on that veth end
+// (SysLinuxVeth). The load is the kernel's: the goroutine load generator
+// on sockets made in the peer namespace. Each point makes its namespaces
+// (internal/netlab, named from the pid) and removes them when it ends,
+// also when it fails or its context is cancelled.
 //
 // Run confines the whole process to the point's CPUs (Confine) while each
 // point runs, so every system, both sides of its wire and the Go runtime's

@@ -2,8 +2,8 @@ package bench
 
 import (
 	"context"
-	"fmt"
 	"net"
+	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -18,47 +18,9 @@ import (
 // locked to threads pinned to CPUs[i].
 func Linux() System {
 	return SystemFunc(func(ctx context.Context, p Params) (Point, error) {
-		lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-			var serr error
-			err := c.Control(func(fd uintptr) {
-				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-			})
-			if err != nil {
-				return err
-			}
-			return serr
-		}}
 		var d net.Dialer
-		t := &ConnTarget{
-			Addr: "127.0.0.1",
-			Listen: func(port int) ([]net.Listener, error) {
-				var out []net.Listener
-				for range p.Cores {
-					l, err := lc.Listen(ctx, "tcp4", fmt.Sprintf("127.0.0.1:%d", port))
-					if err != nil {
-						closeAll(out)
-						return nil, err
-					}
-					port = l.Addr().(*net.TCPAddr).Port
-					out = append(out, l)
-				}
-				return out, nil
-			},
-			ListenPacket: func(port int) ([]net.PacketConn, error) {
-				var out []net.PacketConn
-				for range p.Cores {
-					c, err := lc.ListenPacket(ctx, "udp4", fmt.Sprintf("127.0.0.1:%d", port))
-					if err != nil {
-						closeAll(out)
-						return nil, err
-					}
-					port = c.LocalAddr().(*net.UDPAddr).Port
-					out = append(out, c)
-				}
-				return out, nil
-			},
-			Dial: d.DialContext,
-		}
+		t := kernelTarget(ctx, p, "127.0.0.1", func(fn func() error) error { return fn() })
+		t.Dial = d.DialContext
 		if p.CPUs != nil && PinLinuxGoroutines {
 			t.Pin = func(core int) error { return affinity.Pin(p.CPUs[core]) }
 		}
@@ -66,6 +28,59 @@ func Linux() System {
 		pt.System = SysLinux
 		return pt, err
 	})
+}
+
+// kernelTarget is the kernel's stack serving at addr with one SO_REUSEPORT
+// listener (and UDP socket) per core, each made by a function run by in
+// (which may enter a network namespace first). Dial is the caller's.
+func kernelTarget(ctx context.Context, p Params, addr string, in func(func() error) error) *ConnTarget {
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	return &ConnTarget{
+		Addr: addr,
+		Listen: func(port int) ([]net.Listener, error) {
+			var out []net.Listener
+			for range p.Cores {
+				var l net.Listener
+				err := in(func() (err error) {
+					l, err = lc.Listen(ctx, "tcp4", net.JoinHostPort(addr, strconv.Itoa(port)))
+					return err
+				})
+				if err != nil {
+					closeAll(out)
+					return nil, err
+				}
+				port = l.Addr().(*net.TCPAddr).Port
+				out = append(out, l)
+			}
+			return out, nil
+		},
+		ListenPacket: func(port int) ([]net.PacketConn, error) {
+			var out []net.PacketConn
+			for range p.Cores {
+				var c net.PacketConn
+				err := in(func() (err error) {
+					c, err = lc.ListenPacket(ctx, "udp4", net.JoinHostPort(addr, strconv.Itoa(port)))
+					return err
+				})
+				if err != nil {
+					closeAll(out)
+					return nil, err
+				}
+				port = c.LocalAddr().(*net.UDPAddr).Port
+				out = append(out, c)
+			}
+			return out, nil
+		},
+	}
 }
 
 func closeAll[T interface{ Close() error }](cs []T) {

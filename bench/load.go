@@ -65,6 +65,7 @@ type meter struct {
 	slots     []flowSlot
 	quota     uint64 // per flow, in transactions mode
 	left      atomic.Int64
+	total     atomic.Uint64 // every flow's transactions, in transactions mode
 	finished  chan struct{}
 	epoch     time.Time
 }
@@ -90,6 +91,14 @@ func (m *meter) done(i int, start int64) bool {
 	n := s.n.Add(1)
 	if m.measuring.Load() {
 		s.hist.Record(time.Duration(m.now() - start))
+	}
+	if m.quota > 0 {
+		switch t := m.total.Add(1); t {
+		case CallgrindFrom(m.p.Transactions):
+			callgrindZero()
+		case m.p.Transactions:
+			callgrindDump()
+		}
 	}
 	if m.quota > 0 && n == m.quota {
 		if m.left.Add(-1) == 0 {
@@ -207,3 +216,24 @@ func (m *meter) latency() *Latency {
 	}
 	return h.Summary()
 }
+
+// CallgrindFrom is the transaction, of a point of n transactions
+// (Params.Transactions), at which callgrindZero runs: the first fifth of
+// the point warms up (connections, caches, the heap), the remaining
+// n-CallgrindFrom(n) transactions are counted up to callgrindDump.
+func CallgrindFrom(n uint64) uint64 { return max(n/5, 1) }
+
+// callgrindZero and callgrindDump mark the counted part of a point in
+// transactions mode. They do nothing; bench/callgrind.sh runs valgrind
+// with --zero-before=*callgrindZero and --dump-before=*callgrindDump,
+// so the instructions between them (every thread: both sides of the
+// wire, the runtime, the scheduler) are those of the counted
+// transactions, without start-up and shut-down.
+//
+//go:noinline
+func callgrindZero() { callgrindMarks.Add(1) }
+
+//go:noinline
+func callgrindDump() { callgrindMarks.Add(1) }
+
+var callgrindMarks atomic.Uint64

@@ -60,29 +60,55 @@ func startMemStack(wire *mem.Wire, nic int, addr string, p Params) (*sockets.Net
 		// The server's core i and the client's core i share CPU i (or
 		// four cores share two CPUs): a core that busy-polls would steal
 		// the CPU its peer needs, so an idle core sleeps at once.
-		SpinWindow: -1,
-		StackConfig: func(int) stack.Config {
-			cfg := stack.Config{Addr: netip.MustParsePrefix(addr + "/24")}
-			if !p.Workload.Stream() {
-				// Small rings: a transaction is 64 bytes, and tcp-crr
-				// keeps thousands of connections in TIME-WAIT.
-				cfg.TCP.SendBuffer, cfg.TCP.ReceiveBuffer = 16<<10, 16<<10
-			}
-			if p.Workload == TCPCRR {
-				// The client closes first and holds each port in
-				// TIME-WAIT for 2*MSL: 200 ms keeps its ports from
-				// running out (Linux reuses them on loopback,
-				// tcp_tw_reuse=2).
-				cfg.TCP.MSL = 100 * time.Millisecond
-			}
-
-			return cfg
-		},
+		SpinWindow:  -1,
+		StackConfig: func(int) stack.Config { return stackConfig(p, addr) },
 	})
 	if err != nil {
 		return nil, err
 	}
 	return sockets.New(rt)
+}
+
+// stackConfig is the configuration of every mkstack stack of a point of
+// p, at addr (a /24).
+func stackConfig(p Params, addr string) stack.Config {
+	cfg := stack.Config{Addr: netip.MustParsePrefix(addr + "/24")}
+	if !p.Workload.Stream() {
+		// Small rings: a transaction is 64 bytes, and tcp-crr
+		// keeps thousands of connections in TIME-WAIT.
+		cfg.TCP.SendBuffer, cfg.TCP.ReceiveBuffer = 16<<10, 16<<10
+	}
+	if p.Workload == TCPCRR {
+		// The client closes first and holds each port in
+		// TIME-WAIT for 2*MSL: 200 ms keeps its ports from
+		// running out (Linux reuses them on loopback,
+		// tcp_tw_reuse=2).
+		cfg.TCP.MSL = 100 * time.Millisecond
+	}
+	return cfg
+}
+
+// serveHandlers binds the workload's server on every core of rt with the
+// per-core handlers (serverHandler, a UDP echo), counting into m.
+func serveHandlers(ctx context.Context, rt *core.Runtime, m *meter) error {
+	errs := make([]error, rt.NumCores())
+	serve := func(s *stack.Stack) {
+		c := s.Config().Core
+		if m.p.Workload == UDPEcho {
+			_, errs[c] = s.BindUDP(udpPort, stack.UDPOptions{Handler: func(ep *stack.UDPEndpoint, b []byte, from [4]byte, port uint16) {
+				ep.SendTo(b, from, port)
+			}})
+			return
+		}
+		_, errs[c] = s.ListenTCP(tcpPort, stack.TCPListenOptions{OnEvent: serverHandler(m, c), NoDelay: true})
+	}
+	if err := rt.BroadcastWait(ctx, serve); err != nil {
+		return err
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
 }
 
 // close shuts both runtimes down (open connections are reset after a short
@@ -128,23 +154,10 @@ func mkstackHandlerLoad(ctx context.Context, mp *memPair, m *meter) (Point, erro
 	if err != nil {
 		return Point{}, err
 	}
-	errs := make([]error, p.Cores)
-	serve := func(s *stack.Stack) {
-		c := s.Config().Core
-		if p.Workload == UDPEcho {
-			_, errs[c] = s.BindUDP(udpPort, stack.UDPOptions{Handler: func(ep *stack.UDPEndpoint, b []byte, from [4]byte, port uint16) {
-				ep.SendTo(b, from, port)
-			}})
-			return
-		}
-		_, errs[c] = s.ListenTCP(tcpPort, stack.TCPListenOptions{OnEvent: serverHandler(m, c), NoDelay: true})
-	}
-	if err := mp.server.Runtime().BroadcastWait(ctx, serve); err != nil {
+	if err := serveHandlers(ctx, mp.server.Runtime(), m); err != nil {
 		return Point{}, err
 	}
-	if err := errors.Join(errs...); err != nil {
-		return Point{}, fmt.Errorf("serve: %w", err)
-	}
+	errs := make([]error, p.Cores)
 	dst := mp.server.Addr().As4()
 	flows := make([]*clientFlow, 0, p.Cores*p.Flows)
 	for c := range p.Cores {
@@ -247,6 +260,9 @@ func serverHandler(m *meter, c int) stack.TCPHandler {
 					n += k
 				}
 				conn.Discard(n)
+				if w == TCPCRR && CRRServerClosesFirst && n >= MsgSize {
+					conn.Close()
+				}
 			}
 		case stack.TCPEventPeerClosed:
 			conn.Close()
@@ -265,6 +281,7 @@ type clientFlow struct {
 	dst     [4]byte
 	sent    int64
 	cur     *stack.TCPConn
+	more    bool // tcp-crr: start another once this one is closed
 	ep      *stack.UDPEndpoint
 	buf     [MsgSize]byte
 	scratch []byte
@@ -323,14 +340,13 @@ func (f *clientFlow) event(c *stack.TCPConn, ev stack.TCPEvent) {
 		c.Discard(n)
 		more := m.done(f.i, f.sent)
 		if m.p.Workload == TCPCRR {
-			// Close (ours is the TIME-WAIT) and connect again.
-			c.Close()
-			f.cur = nil
-			if more {
-				if err := f.dial(); err != nil {
-					m.fail(f.i)
-				}
+			f.more = more
+			if CRRServerClosesFirst {
+				// The server's FIN follows: close on it (PeerClosed).
+				return
 			}
+			// Close (ours is the TIME-WAIT) and connect again.
+			f.next(c)
 			return
 		}
 		if more {
@@ -338,6 +354,10 @@ func (f *clientFlow) event(c *stack.TCPConn, ev stack.TCPEvent) {
 			f.request(c)
 		}
 	case stack.TCPEventPeerClosed:
+		if m.p.Workload == TCPCRR && CRRServerClosesFirst && c == f.cur {
+			f.next(c)
+			return
+		}
 		c.Close()
 	case stack.TCPEventClosed:
 		if c == f.cur && c.Err() != nil {
@@ -350,6 +370,18 @@ func (f *clientFlow) event(c *stack.TCPConn, ev stack.TCPEvent) {
 			}
 		}
 		c.Close()
+	}
+}
+
+// next closes tcp-crr's connection c and connects again if the flow is
+// to go on.
+func (f *clientFlow) next(c *stack.TCPConn) {
+	c.Close()
+	f.cur = nil
+	if f.more {
+		if err := f.dial(); err != nil {
+			f.m.fail(f.i)
+		}
 	}
 }
 

@@ -19,8 +19,9 @@ func DefaultSystems() map[string]System {
 		SysMkstackConn:  MkstackConn(),
 		SysLinux:        Linux(),
 		SysGVisor:       unavailable(SysGVisor, "it runs from the nested module bench/gvisorpeer (mkstack bench builds and runs it there)"),
-		SysMkstackAFXDP: unavailable(SysMkstackAFXDP, "needs the afxdp/tap drivers (a veth pair driven by AF_XDP)"),
-		SysMkstackTap:   unavailable(SysMkstackTap, "needs the afxdp/tap drivers (a veth pair driven by multi-queue TAP)"),
+		SysMkstackAFXDP: Veth(SysMkstackAFXDP),
+		SysMkstackTap:   Veth(SysMkstackTap),
+		SysLinuxVeth:    Veth(SysLinuxVeth),
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -66,6 +68,27 @@ func CheckResult(t testing.TB, r *Result, sys string, n int) {
 	}
 }
 
+// TestTCPCRRWithTheServerClosingFirst: the server holds the TIME-WAITs
+// and the client reuses its ports at once, so SYNs reopen tuples in
+// TIME-WAIT; with TSval offsets per address pair (RFC 7323 5.4) and
+// RFC 6191 they are accepted, not refused.
+func TestTCPCRRWithTheServerClosingFirst(t *testing.T) {
+	CRRServerClosesFirst = true
+	defer func() { CRRServerClosesFirst = false }()
+	for _, sys := range []string{SysMkstack, SysMkstackConn, SysLinux} {
+		spec := Spec{Workload: TCPCRR, Cores: []int{1}, Systems: []string{sys}, Duration: 300 * time.Millisecond, Warmup: 50 * time.Millisecond, Conns: 4}
+		r, err := Run(context.Background(), spec, RunOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		CheckResult(t, r, sys, 1)
+		if p := r.Points[0]; p.Errors*100 > p.Count {
+			t.Errorf("%s: %d failed of %d transactions", sys, p.Errors, p.Count)
+		}
+		t.Logf("%s: %.0f transactions/s, %d errors", sys, r.Points[0].Rate, r.Points[0].Errors)
+	}
+}
+
 func TestTransactionsModeRunsToTheCount(t *testing.T) {
 	for _, sys := range []string{SysMkstack, SysLinux} {
 		spec := Spec{Workload: TCPRR, Cores: []int{1}, Systems: []string{sys}, Transactions: 3000, Conns: 4}
@@ -80,11 +103,21 @@ func TestTransactionsModeRunsToTheCount(t *testing.T) {
 	}
 }
 
-func TestVethSystemsAreNotAvailableYet(t *testing.T) {
-	for _, sys := range []string{SysMkstackAFXDP, SysMkstackTap, SysGVisor} {
+func TestGVisorIsNotAvailableInThisModule(t *testing.T) {
+	_, err := DefaultSystems()[SysGVisor].Run(context.Background(), Params{Workload: TCPRR, Cores: 1, Flows: 1, Duration: time.Millisecond})
+	if !errors.Is(err, ErrNotAvailable) {
+		t.Errorf("gvisor: %v, want ErrNotAvailable", err)
+	}
+}
+
+func TestVethSystemsNeedRoot(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("runs as root: the veth systems are available (TestVethSystemsRunTCPRR)")
+	}
+	for _, sys := range []string{SysMkstackAFXDP, SysMkstackTap, SysLinuxVeth} {
 		_, err := DefaultSystems()[sys].Run(context.Background(), Params{Workload: TCPRR, Cores: 1, Flows: 1, Duration: time.Millisecond})
-		if !errors.Is(err, ErrNotAvailable) {
-			t.Errorf("%s: %v, want ErrNotAvailable", sys, err)
+		if !errors.Is(err, ErrNotAvailable) || !strings.Contains(err.Error(), "needs root") {
+			t.Errorf("%s: %v, want ErrNotAvailable: needs root", sys, err)
 		}
 	}
 	spec := Spec{Workload: UDPEcho, Cores: []int{1}, Systems: []string{SysMkstackAFXDP}, Duration: time.Millisecond}
@@ -92,4 +125,70 @@ func TestVethSystemsAreNotAvailableYet(t *testing.T) {
 	if err != nil || r.Points[0].Err == "" {
 		t.Fatalf("Run = %v, point %+v", err, r.Points)
 	}
+}
+
+// TestVethSystemsRunTCPRR runs mkstack over AF_XDP on a veth and the
+// kernel on the same veth, tcp-rr at 1 and 2 cores, with the load from
+// the kernel in the peer namespace: each point makes its lab and removes
+// it.
+func TestVethSystemsRunTCPRR(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: network namespaces, veth, XDP")
+	}
+	if testing.Short() {
+		t.Skip("makes network namespaces; -short leaves it out")
+	}
+	before := benchNamespaces(t)
+	for _, sys := range []string{SysMkstackAFXDP, SysLinuxVeth} {
+		t.Run(sys, func(t *testing.T) {
+			spec := Spec{Workload: TCPRR, Cores: []int{1, 2}, Systems: []string{sys}, Duration: 300 * time.Millisecond, Warmup: 100 * time.Millisecond, Conns: 4}
+			r, err := Run(context.Background(), spec, RunOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			CheckResult(t, r, sys, 2)
+		})
+	}
+	if after := benchNamespaces(t); len(after) != len(before) {
+		t.Errorf("network namespaces left behind: %v (before: %v)", after, before)
+	}
+}
+
+// TestVethPointRemovesItsLabWhenCancelled cancels a point mid-window: the
+// point ends with the context's error and its namespaces are gone.
+func TestVethPointRemovesItsLabWhenCancelled(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: network namespaces, veth, XDP")
+	}
+	if testing.Short() {
+		t.Skip("makes network namespaces; -short leaves it out")
+	}
+	before := benchNamespaces(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(400*time.Millisecond, cancel)
+	start := time.Now()
+	_, err := Veth(SysMkstackAFXDP).Run(ctx, Params{Workload: TCPRR, Cores: 1, Flows: 2, Duration: 10 * time.Second})
+	if !errors.Is(err, context.Canceled) || time.Since(start) > 5*time.Second {
+		t.Errorf("cancelled point: %v after %v, want context.Canceled at once", err, time.Since(start))
+	}
+	if after := benchNamespaces(t); len(after) != len(before) {
+		t.Errorf("network namespaces left behind: %v (before: %v)", after, before)
+	}
+}
+
+// benchNamespaces lists the named network namespaces this process's veth
+// points make.
+func benchNamespaces(t *testing.T) []string {
+	ents, err := os.ReadDir("/run/netns")
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	var out []string
+	prefix := fmt.Sprintf("b%d", os.Getpid()%100000)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), prefix) {
+			out = append(out, e.Name())
+		}
+	}
+	return out
 }

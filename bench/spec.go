@@ -22,7 +22,7 @@ const (
 	// response, one in flight per connection (netperf TCP_RR).
 	TCPRR Workload = "tcp-rr"
 	// TCPCRR: connect, a 64-byte request, a 64-byte response, close; the
-	// server closes first (netperf TCP_CRR, an HTTP/1.0 exchange).
+	// client closes first (netperf TCP_CRR).
 	TCPCRR Workload = "tcp-crr"
 	// TCPStream: bulk transfer from client to server, one flow per core.
 	TCPStream Workload = "tcp-stream"
@@ -31,6 +31,14 @@ const (
 	// HTTP: HTTP/1.1 keep-alive GETs answered with a small body.
 	HTTP Workload = "http"
 )
+
+// CRRServerClosesFirst turns tcp-crr around: the server closes as soon as
+// it has sent the response and the client closes on the server's FIN, so
+// the TIME-WAITs are the server's and a client port reused at once reopens
+// a tuple the server holds in TIME-WAIT (RFC 6191). Off by default
+// (netperf's TCP_CRR: the client closes first). It applies to the
+// systems of this module, not to gVisor's child process.
+var CRRServerClosesFirst = false
 
 // Workloads lists every workload in the order runs and tables use.
 var Workloads = []Workload{UDPEcho, TCPRR, TCPCRR, TCPStream, TCPStreamMany, HTTP}
@@ -78,13 +86,21 @@ const (
 	SysGVisor = "gvisor"
 	// SysLinux is the kernel's stack over loopback with Go's net package.
 	SysLinux = "linux"
-	// SysMkstackAFXDP and SysMkstackTap would run mkstack over a veth pair.
+	// SysMkstackAFXDP is mkstack driving one end of a veth pair with
+	// AF_XDP (copy mode) in a network namespace of its own, with the
+	// per-core handlers of SysMkstack; the load is the kernel's, from
+	// the other end's namespace, through Go's net package.
 	SysMkstackAFXDP = "mkstack-afxdp"
-	SysMkstackTap   = "mkstack-tap"
+	// SysMkstackTap is SysMkstackAFXDP over a multi-queue TAP device
+	// (the load from the device's kernel side).
+	SysMkstackTap = "mkstack-tap"
+	// SysLinuxVeth is the kernel serving on the veth end SysMkstackAFXDP
+	// drives, with the same load: the baseline of the veth systems.
+	SysLinuxVeth = "linux-veth"
 )
 
 // Systems lists every system name the harness knows.
-var Systems = []string{SysMkstack, SysMkstackConn, SysGVisor, SysLinux, SysMkstackAFXDP, SysMkstackTap}
+var Systems = []string{SysMkstack, SysMkstackConn, SysGVisor, SysLinux, SysMkstackAFXDP, SysMkstackTap, SysLinuxVeth}
 
 // ErrNotAvailable: a system that cannot run here (yet).
 var ErrNotAvailable = errors.New("not available")

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/mkstack/mkstack/bench"
@@ -58,6 +59,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.out, "out", "", "write DIR/WORKLOAD.json, DIR/WORKLOAD.txt and the plots (SVG and PNG) there")
 	fs.StringVar(&o.gvisorPeer, "gvisor-peer", "", "the gvisorpeer binary for --systems gvisor (default: build bench/gvisorpeer from this source tree with go build)")
 	fs.BoolVar(&o.plots, "plots", true, "with --out, draw the plots")
+	fs.BoolVar(&bench.CRRServerClosesFirst, "crr-server-closes-first", false, "tcp-crr: the server closes first and holds the TIME-WAITs (not for gvisor)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -97,7 +99,9 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 			return bad("%v", err)
 		}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	// SIGINT and SIGTERM cancel the run: a point stops, the veth systems
+	// remove their namespaces, and no files are written.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := benchMain(ctx, o, stdout, stderr); err != nil {
 		fmt.Fprintln(stderr, "mkstack bench:", err)

@@ -57,9 +57,9 @@ func newLabQueues(t *testing.T, driver string, queues int) *lab {
 	if err := labUp(names, driver, queues); err != nil {
 		t.Fatalf("lab up: %v", err)
 	}
-	l := &lab{driver: driver, names: names, stackNS: names.server, clientNS: names.client, iface: names.stackIf, peerIf: names.peerIf}
+	l := &lab{driver: driver, names: names, stackNS: names.Server, clientNS: names.Client, iface: names.StackIf, peerIf: names.PeerIf}
 	if driver == "tap" {
-		l.stackNS, l.clientNS, l.iface, l.peerIf = names.tapNS, names.tapNS, names.tapIf, names.tapIf
+		l.stackNS, l.clientNS, l.iface, l.peerIf = names.TapNS, names.TapNS, names.TapIf, names.TapIf
 	}
 	return l
 }

@@ -29,31 +29,31 @@ func TestLabUpMakesAVethLabAndDownRemovesIt(t *testing.T) {
 	if code := run([]string{"lab", "up", "--prefix", p, "--queues", "3"}, &out, &errOut); code != 0 {
 		t.Fatalf("up: %d %s", code, errOut.String())
 	}
-	if !strings.Contains(out.String(), "serve --driver afxdp --iface "+n.stackIf) {
+	if !strings.Contains(out.String(), "serve --driver afxdp --iface "+n.StackIf) {
 		t.Fatalf("no serve command in:\n%s", out.String())
 	}
 	// The kernel peer has its address; the stack's side has queues and
 	// no address.
-	got, err := exec.Command("ip", "netns", "exec", n.client, "ip", "-br", "-4", "addr", "show", n.peerIf).CombinedOutput()
+	got, err := exec.Command("ip", "netns", "exec", n.Client, "ip", "-br", "-4", "addr", "show", n.PeerIf).CombinedOutput()
 	if err != nil || !strings.Contains(string(got), "10.77.0.2/24") {
 		t.Fatalf("peer address: %s %v", got, err)
 	}
-	q, err := exec.Command("ip", "netns", "exec", n.server, "ls", "/sys/class/net/"+n.stackIf+"/queues").CombinedOutput()
+	q, err := exec.Command("ip", "netns", "exec", n.Server, "ls", "/sys/class/net/"+n.StackIf+"/queues").CombinedOutput()
 	if err != nil || strings.Count(string(q), "rx-") != 3 {
-		t.Fatalf("queues of %s: %s %v", n.stackIf, q, err)
+		t.Fatalf("queues of %s: %s %v", n.StackIf, q, err)
 	}
 	// A second up refuses and leaves the first lab alone.
 	if code := run([]string{"lab", "up", "--prefix", p}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "exists already") {
 		t.Fatalf("second up: %d %s", code, errOut.String())
 	}
-	if !nsExists(n.server) || !nsExists(n.client) {
+	if !nsExists(n.Server) || !nsExists(n.Client) {
 		t.Fatal("a failed up removed the lab that was there")
 	}
 	out.Reset()
 	if code := run([]string{"lab", "down", "--prefix", p}, &out, &errOut); code != 0 {
 		t.Fatalf("down: %d %s", code, errOut.String())
 	}
-	if nsExists(n.server) || nsExists(n.client) {
+	if nsExists(n.Server) || nsExists(n.Client) {
 		t.Fatal("namespaces left after down")
 	}
 	out.Reset()
@@ -72,11 +72,11 @@ func TestLabUpWithTapMakesAPersistentMultiQueueTap(t *testing.T) {
 	if code := run([]string{"lab", "up", "--prefix", p, "--driver", "tap", "--queues", "2"}, &out, &errOut); code != 0 {
 		t.Fatalf("up: %d %s", code, errOut.String())
 	}
-	got, err := exec.Command("ip", "netns", "exec", n.tapNS, "ip", "-d", "link", "show", n.tapIf).CombinedOutput()
+	got, err := exec.Command("ip", "netns", "exec", n.TapNS, "ip", "-d", "link", "show", n.TapIf).CombinedOutput()
 	if err != nil || !strings.Contains(string(got), "multi_queue") || !strings.Contains(string(got), "tun type tap") {
 		t.Fatalf("tap: %s %v", got, err)
 	}
-	if code := run([]string{"lab", "down", "--prefix", p}, &out, &errOut); code != 0 || nsExists(n.tapNS) {
+	if code := run([]string{"lab", "down", "--prefix", p}, &out, &errOut); code != 0 || nsExists(n.TapNS) {
 		t.Fatalf("down: %d %s", code, errOut.String())
 	}
 }
@@ -88,14 +88,14 @@ func TestLabUpCleansUpWhenAStepFails(t *testing.T) {
 	t.Cleanup(func() { labDown(n) })
 	// Make the second namespace's name taken: up must fail and remove the
 	// first one it made.
-	if _, err := namedNS(n.client); err != nil {
+	if _, err := namedNS(n.Client); err != nil {
 		t.Fatal(err)
 	}
 	var out, errOut bytes.Buffer
 	if code := run([]string{"lab", "up", "--prefix", p}, &out, &errOut); code != 1 {
 		t.Fatalf("up over a taken name: %d", code)
 	}
-	if nsExists(n.server) {
+	if nsExists(n.Server) {
 		t.Fatal("the server namespace of the failed up was left behind")
 	}
 }

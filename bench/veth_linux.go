@@ -1,0 +1,255 @@
+//go:build linux
+
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/vishvananda/netns"
+
+	"github.com/mkstack/mkstack/core"
+	"github.com/mkstack/mkstack/internal/netlab"
+	"github.com/mkstack/mkstack/nicq"
+	"github.com/mkstack/mkstack/nicq/afxdp"
+	"github.com/mkstack/mkstack/nicq/tap"
+	"github.com/mkstack/mkstack/stack"
+)
+
+// Veth returns the veth system called name: SysMkstackAFXDP,
+// SysMkstackTap or SysLinuxVeth. Each point makes its own lab
+// (internal/netlab) under a name unique to this process, with one queue
+// per core, and removes it when the point ends, also when it fails or is
+// cancelled (SIGINT cancels mkstack bench's context). The server runs in
+// the lab's stack namespace: mkstack with the driver opened there, k cores
+// and the per-core handlers SysMkstack serves with, or the kernel with the
+// lab's stack address on the veth and one SO_REUSEPORT listener per core
+// (as SysLinux). The load is the goroutine load generator (RunConn) on
+// kernel sockets made in the peer namespace (for TAP, the same namespace
+// on the device's kernel side). Without root the system is not available.
+func Veth(name string) System {
+	driver := map[string]string{SysMkstackAFXDP: "afxdp", SysMkstackTap: "tap", SysLinuxVeth: "afxdp"}[name]
+	if driver == "" {
+		return unavailable(name, "not a veth system")
+	}
+	return SystemFunc(func(ctx context.Context, p Params) (pt Point, err error) {
+		if os.Geteuid() != 0 {
+			return Point{}, fmt.Errorf("%s: %w: needs root (network namespaces, veth, TAP, XDP)", name, ErrNotAvailable)
+		}
+		lab, err := upVethLab(driver, p.Cores)
+		if err != nil {
+			return Point{}, fmt.Errorf("%s: %w", name, err)
+		}
+		defer func() {
+			if derr := lab.down(); derr != nil {
+				err = errors.Join(err, derr)
+			}
+		}()
+		if name == SysLinuxVeth {
+			pt, err = runKernelVeth(ctx, lab, p)
+		} else {
+			pt, err = runMkstackVeth(ctx, lab, p)
+		}
+		pt.System = name
+		return pt, err
+	})
+}
+
+// vethLab is one point's namespaces and devices.
+type vethLab struct {
+	names        netlab.Names
+	driver       string
+	host         netns.NsHandle // this process's own namespace
+	stack, peer  netns.NsHandle
+	stackIf      string
+	closeHandles func()
+}
+
+var labSeq atomic.Uint32
+
+func upVethLab(driver string, queues int) (*vethLab, error) {
+	// b, the pid's last 5 digits, the driver, a sequence digit: at most
+	// 8 bytes, as netlab.NamesFor wants.
+	prefix := fmt.Sprintf("b%d%c%d", os.Getpid()%100000, driver[0], labSeq.Add(1)%10)
+	names := netlab.NamesFor(prefix)
+	if err := netlab.Up(names, driver, queues); err != nil {
+		netlab.Down(names)
+		return nil, fmt.Errorf("lab %s: %w", prefix, err)
+	}
+	l := &vethLab{names: names, driver: driver, stackIf: names.StackIface(driver)}
+	var hs []netns.NsHandle
+	l.closeHandles = func() {
+		for _, h := range hs {
+			h.Close()
+		}
+	}
+	var err error
+	get := func(name string) netns.NsHandle {
+		h, gerr := netns.GetFromName(name)
+		if gerr != nil {
+			err = errors.Join(err, fmt.Errorf("network namespace %s: %w", name, gerr))
+			return -1
+		}
+		hs = append(hs, h)
+		return h
+	}
+	l.stack, l.peer = get(names.StackNS(driver)), get(names.PeerNS(driver))
+	if err == nil {
+		l.host, err = hostNS()
+		hs = append(hs, l.host)
+	}
+	if err == nil {
+		err = netlab.InNS(l.peer, tuneClientSysctls)
+	}
+	if err != nil {
+		l.down()
+		return nil, err
+	}
+	return l, nil
+}
+
+// hostNS is a handle on the namespace this process started in, taken on a
+// thread that never left it.
+func hostNS() (netns.NsHandle, error) {
+	type res struct {
+		h   netns.NsHandle
+		err error
+	}
+	c := make(chan res, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		h, err := netns.Get()
+		c <- res{h, err}
+	}()
+	r := <-c
+	return r.h, r.err
+}
+
+// tuneClientSysctls lets the kernel client of tcp-crr reuse its TIME-WAIT
+// ports (the kernel does so on loopback only by default, tcp_tw_reuse=2)
+// from the whole port range. The settings belong to the lab's namespace
+// and go with it.
+func tuneClientSysctls() error {
+	for file, v := range map[string]string{
+		"/proc/sys/net/ipv4/tcp_tw_reuse":        "1",
+		"/proc/sys/net/ipv4/ip_local_port_range": "1024 65535",
+		"/proc/sys/net/ipv4/tcp_tw_reuse_delay":  "1", // ms; newer kernels only
+		"/proc/sys/net/ipv4/tcp_max_tw_buckets":  "262144",
+		"/proc/sys/net/core/somaxconn":           "4096",
+		"/proc/sys/net/ipv4/tcp_max_syn_backlog": "4096",
+	} {
+		if err := os.WriteFile(file, []byte(v), 0); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("sysctl %s: %w", file, err)
+		}
+	}
+	return nil
+}
+
+func (l *vethLab) down() error {
+	l.closeHandles()
+	if _, err := netlab.Down(l.names); err != nil {
+		return fmt.Errorf("lab %s down: %w", l.names.Prefix, err)
+	}
+	return nil
+}
+
+// dial connects from the peer namespace: the calling goroutine's thread
+// enters it for the socket's creation and connect, then goes back (a
+// socket stays in the namespace it was made in). A thread that cannot go
+// back stays locked and ends with its goroutine.
+func (l *vethLab) dial(ctx context.Context, network, address string) (net.Conn, error) {
+	var d net.Dialer
+	runtime.LockOSThread()
+	if err := netns.Set(l.peer); err != nil {
+		runtime.UnlockOSThread()
+		return nil, fmt.Errorf("enter the peer namespace: %w", err)
+	}
+	c, err := d.DialContext(ctx, network, address)
+	if serr := netns.Set(l.host); serr != nil {
+		if c != nil {
+			c.Close()
+		}
+		return nil, fmt.Errorf("leave the peer namespace: %w", serr)
+	}
+	runtime.UnlockOSThread()
+	return c, err
+}
+
+// runKernelVeth serves from the kernel in the stack's namespace, on the
+// veth with the lab's stack address.
+func runKernelVeth(ctx context.Context, l *vethLab, p Params) (Point, error) {
+	if err := netlab.KernelAddr(l.stack, l.stackIf, netlab.StackAddr+"/24"); err != nil {
+		return Point{}, err
+	}
+	t := kernelTarget(ctx, p, netlab.StackAddr, func(fn func() error) error { return netlab.InNS(l.stack, fn) })
+	t.Dial = l.dial
+	return RunConn(ctx, t, p)
+}
+
+// runMkstackVeth serves from mkstack on the lab's device with k cores.
+func runMkstackVeth(ctx context.Context, l *vethLab, p Params) (Point, error) {
+	var nic nicq.NIC
+	var closeNIC func() error
+	err := netlab.InNS(l.stack, func() error {
+		switch l.driver {
+		case "tap":
+			n, err := tap.Open(tap.Config{Name: l.stackIf, Queues: p.Cores})
+			if err != nil {
+				return err
+			}
+			nic, closeNIC = n, n.Close
+		default:
+			n, err := afxdp.Open(afxdp.Config{Interface: l.stackIf, Queues: p.Cores, Addrs: []netip.Addr{netip.MustParseAddr(netlab.StackAddr)}})
+			if err != nil {
+				return err
+			}
+			nic, closeNIC = n, n.Close
+		}
+		return nil
+	})
+	if err != nil {
+		return Point{}, fmt.Errorf("open %s on %s: %w", l.driver, l.stackIf, err)
+	}
+	rt, err := core.Start(core.Config{
+		NIC: nic, Cores: p.Cores, CPUs: p.CPUs,
+		// The kernel client shares the point's CPUs: an idle core sleeps
+		// at once rather than take the CPU the client needs.
+		SpinWindow:  -1,
+		StackConfig: func(int) stack.Config { return stackConfig(p, netlab.StackAddr) },
+	})
+	if err != nil {
+		closeNIC()
+		return Point{}, err
+	}
+	t := &ConnTarget{
+		Addr: netlab.StackAddr,
+		Dial: l.dial,
+		serve: func(m *meter) (func(), int, error) {
+			if err := serveHandlers(ctx, rt, m); err != nil {
+				return nil, 0, err
+			}
+			if p.Workload == UDPEcho {
+				return func() {}, udpPort, nil
+			}
+			return func() {}, tcpPort, nil
+		},
+	}
+	pt, err := RunConn(ctx, t, p)
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if serr := rt.Stop(sctx); serr != nil {
+		err = errors.Join(err, fmt.Errorf("stop the runtime: %w", serr))
+	}
+	if cerr := closeNIC(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("close the NIC: %w", cerr))
+	}
+	return pt, err
+}

@@ -1,0 +1,323 @@
+//go:build linux
+
+// Package netlab makes and removes the named network namespaces in which
+// mkstack runs against the Linux kernel over a real device: two
+// namespaces joined by a multi-queue veth pair (the stack drives one end
+// with AF_XDP or AF_PACKET, the kernel peer owns the other), or one
+// namespace holding a persistent multi-queue TAP (the stack is the
+// device's user side, the kernel its other side). `mkstack lab` and the
+// bench harness's veth systems both use it; it owns nothing else.
+//
+// The namespaces are named (bind-mounted under /run/netns, as ip netns
+// add) so that other processes (ip netns exec, wrk) can enter them; the
+// caller removes them with Down. Traffic between the stack and the
+// kernel peer never leaves them. Every call needs root (CAP_SYS_ADMIN
+// and CAP_NET_ADMIN).
+package netlab
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/mkstack/mkstack/nicq/linkdev"
+)
+
+// The fixed plan of a lab: the stack is StackAddr, the kernel peer
+// PeerAddr (with its prefix).
+const (
+	StackAddr = "10.77.0.1"
+	PeerAddr  = "10.77.0.2/24"
+)
+
+// Names are a lab's namespaces and devices, all derived from one prefix.
+type Names struct {
+	Prefix                 string
+	Server, Client, TapNS  string // namespaces
+	StackIf, PeerIf, TapIf string // devices
+}
+
+// NamesFor returns the names of the lab with prefix (at most 8 bytes, so
+// the device names fit IFNAMSIZ).
+func NamesFor(prefix string) Names {
+	return Names{
+		Prefix: prefix,
+		Server: prefix + "server", Client: prefix + "client", TapNS: prefix + "tap",
+		StackIf: prefix + "s0", PeerIf: prefix + "c0", TapIf: prefix + "tap0",
+	}
+}
+
+// StackNS and PeerNS are the namespaces of the stack's device and of the
+// kernel peer for driver ("tap": both are TapNS).
+func (n Names) StackNS(driver string) string {
+	if driver == "tap" {
+		return n.TapNS
+	}
+	return n.Server
+}
+
+// PeerNS: see StackNS.
+func (n Names) PeerNS(driver string) string {
+	if driver == "tap" {
+		return n.TapNS
+	}
+	return n.Client
+}
+
+// StackIface is the device the stack drives for driver.
+func (n Names) StackIface(driver string) string {
+	if driver == "tap" {
+		return n.TapIf
+	}
+	return n.StackIf
+}
+
+// Up creates the namespaces and devices of n for driver ("afxdp" and
+// "afpacket": a veth pair with queues queues each way; "tap": a TAP with
+// queues queues); if a step fails it removes what it made. A namespace
+// that exists already is an error.
+func Up(n Names, driver string, queues int) (err error) {
+	var made []string
+	defer func() {
+		if err != nil {
+			for _, name := range made {
+				netns.DeleteNamed(name)
+			}
+		}
+	}()
+	newNS := func(name string) (netns.NsHandle, error) {
+		if _, err := os.Stat(filepath.Join("/run/netns", name)); err == nil {
+			return 0, fmt.Errorf("network namespace %s exists already: run mkstack lab down first", name)
+		}
+		h, err := NamedNS(name)
+		if err != nil {
+			return 0, fmt.Errorf("create network namespace %s: %w", name, err)
+		}
+		made = append(made, name)
+		return h, nil
+	}
+	if driver == "tap" {
+		h, err := newNS(n.TapNS)
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		nl, err := netlink.NewHandleAt(h)
+		if err != nil {
+			return err
+		}
+		defer nl.Close()
+		if err := upLoopback(nl); err != nil {
+			return err
+		}
+		// A persistent multi-queue TAP: the stack attaches to it by name.
+		var tapErr error
+		err = InNS(h, func() error {
+			tap := &netlink.Tuntap{
+				LinkAttrs: netlink.LinkAttrs{Name: n.TapIf, MTU: 1500},
+				Mode:      netlink.TUNTAP_MODE_TAP,
+				Flags:     netlink.TUNTAP_MULTI_QUEUE_DEFAULTS,
+				Queues:    queues,
+			}
+			if tapErr = netlink.LinkAdd(tap); tapErr != nil {
+				return fmt.Errorf("create TAP %s: %w", n.TapIf, tapErr)
+			}
+			for _, f := range tap.Fds {
+				f.Close()
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return addrUp(nl, n.TapIf, PeerAddr)
+	}
+	sh, err := newNS(n.Server)
+	if err != nil {
+		return err
+	}
+	defer sh.Close()
+	ch, err := newNS(n.Client)
+	if err != nil {
+		return err
+	}
+	defer ch.Close()
+	snl, err := netlink.NewHandleAt(sh)
+	if err != nil {
+		return err
+	}
+	defer snl.Close()
+	cnl, err := netlink.NewHandleAt(ch)
+	if err != nil {
+		return err
+	}
+	defer cnl.Close()
+	for _, nl := range []*netlink.Handle{snl, cnl} {
+		if err := upLoopback(nl); err != nil {
+			return err
+		}
+	}
+	veth := &netlink.Veth{
+		LinkAttrs: netlink.LinkAttrs{Name: n.StackIf, NumTxQueues: queues, NumRxQueues: queues, MTU: 1500},
+		PeerName:  n.PeerIf,
+	}
+	veth.PeerNumTxQueues, veth.PeerNumRxQueues = uint32(queues), uint32(queues)
+	if err := snl.LinkAdd(veth); err != nil {
+		return fmt.Errorf("create veth %s/%s: %w", n.StackIf, n.PeerIf, err)
+	}
+	peer, err := snl.LinkByName(n.PeerIf)
+	if err != nil {
+		return err
+	}
+	if err := snl.LinkSetNsFd(peer, int(ch)); err != nil {
+		return fmt.Errorf("move %s into %s: %w", n.PeerIf, n.Client, err)
+	}
+	stackLink, err := snl.LinkByName(n.StackIf)
+	if err != nil {
+		return err
+	}
+	if err := snl.LinkSetUp(stackLink); err != nil {
+		return err
+	}
+	// The kernel peer sends what a wire would carry: full checksums and
+	// MTU-sized segments (see linkdev.DisableOffloads).
+	if err := InNS(ch, func() error { return linkdev.DisableOffloads(n.PeerIf) }); err != nil {
+		return fmt.Errorf("offloads off on %s: %w", n.PeerIf, err)
+	}
+	return addrUp(cnl, n.PeerIf, PeerAddr)
+}
+
+func upLoopback(nl *netlink.Handle) error {
+	lo, err := nl.LinkByName("lo")
+	if err != nil {
+		return err
+	}
+	return nl.LinkSetUp(lo)
+}
+
+func addrUp(nl *netlink.Handle, ifname, cidr string) error {
+	l, err := nl.LinkByName(ifname)
+	if err != nil {
+		return err
+	}
+	a, err := netlink.ParseAddr(cidr)
+	if err != nil {
+		return err
+	}
+	if err := nl.AddrAdd(l, a); err != nil {
+		return fmt.Errorf("address %s on %s: %w", cidr, ifname, err)
+	}
+	return nl.LinkSetUp(l)
+}
+
+// Down removes the lab's namespaces (their devices go with them) and
+// returns the names it removed.
+func Down(n Names) (removed []string, err error) {
+	var errs []error
+	for _, name := range []string{n.Server, n.Client, n.TapNS} {
+		if _, statErr := os.Stat(filepath.Join("/run/netns", name)); statErr != nil {
+			continue
+		}
+		if derr := netns.DeleteNamed(name); derr != nil {
+			errs = append(errs, fmt.Errorf("remove network namespace %s: %w", name, derr))
+			continue
+		}
+		removed = append(removed, name)
+	}
+	return removed, errors.Join(errs...)
+}
+
+// NamedNS creates a named namespace (as ip netns add) on a locked thread
+// and puts the thread back; a thread that cannot go back dies locked.
+func NamedNS(name string) (netns.NsHandle, error) {
+	type result struct {
+		h   netns.NsHandle
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- result{err: err}
+			return
+		}
+		defer orig.Close()
+		h, err := netns.NewNamed(name)
+		if err != nil {
+			netns.Set(orig)
+			runtime.UnlockOSThread()
+			done <- result{err: err}
+			return
+		}
+		if err := netns.Set(orig); err != nil {
+			done <- result{h: h, err: err}
+			return
+		}
+		runtime.UnlockOSThread()
+		done <- result{h: h}
+	}()
+	r := <-done
+	return r.h, r.err
+}
+
+// InNS runs fn on a locked thread inside h. Sockets and devices fn opens
+// belong to h and keep working from any thread.
+func InNS(h netns.NsHandle, fn func() error) error {
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- err
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(h); err != nil {
+			runtime.UnlockOSThread()
+			done <- err
+			return
+		}
+		ferr := fn()
+		if err := netns.Set(orig); err != nil {
+			done <- errors.Join(ferr, err)
+			return
+		}
+		runtime.UnlockOSThread()
+		done <- ferr
+	}()
+	return <-done
+}
+
+// InNamedNS runs fn as InNS inside the namespace called name.
+func InNamedNS(name string, fn func() error) error {
+	h, err := netns.GetFromName(name)
+	if err != nil {
+		return fmt.Errorf("network namespace %s: %w", name, err)
+	}
+	defer h.Close()
+	return InNS(h, fn)
+}
+
+// KernelAddr gives the kernel in namespace ns the address cidr on ifname,
+// with the offloads off as on the peer (see linkdev.DisableOffloads), and
+// sets the device up: the kernel then serves on the device the stack
+// would drive (bench's linux-veth baseline).
+func KernelAddr(ns netns.NsHandle, ifname, cidr string) error {
+	nl, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return err
+	}
+	defer nl.Close()
+	if err := InNS(ns, func() error { return linkdev.DisableOffloads(ifname) }); err != nil {
+		return fmt.Errorf("offloads off on %s: %w", ifname, err)
+	}
+	return addrUp(nl, ifname, cidr)
+}
