@@ -26,7 +26,7 @@
 // handlers SysMkstack serves with, or the kernel serving on that veth end
 // (SysLinuxVeth). The load is the kernel's: the goroutine load generator
 // on sockets made in the peer namespace. Each point makes its namespaces
-// (internal/netlab, named from the pid) and removes them when it ends,
+// (nicq/netlab, named from the pid) and removes them when it ends,
 // also when it fails or its context is cancelled.
 //
 // Run confines the whole process to the point's CPUs (Confine) while each

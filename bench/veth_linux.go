@@ -16,7 +16,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/mkstack/mkstack/core"
-	"github.com/mkstack/mkstack/internal/netlab"
+	"github.com/mkstack/mkstack/nicq/netlab"
 	"github.com/mkstack/mkstack/nicq"
 	"github.com/mkstack/mkstack/nicq/afxdp"
 	"github.com/mkstack/mkstack/nicq/tap"
@@ -25,7 +25,7 @@ import (
 
 // Veth returns the veth system called name: SysMkstackAFXDP,
 // SysMkstackTap or SysLinuxVeth. Each point makes its own lab
-// (internal/netlab) under a name unique to this process, with one queue
+// (nicq/netlab) under a name unique to this process, with one queue
 // per core, and removes it when the point ends, also when it fails or is
 // cancelled (SIGINT cancels mkstack bench's context). The server runs in
 // the lab's stack namespace: mkstack with the driver opened there, k cores

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mkstack/mkstack/internal/nettest"
+	"github.com/mkstack/mkstack/nicq/netlab/nettest"
 	"golang.org/x/sys/unix"
 )
 

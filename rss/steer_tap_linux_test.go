@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mkstack/mkstack/internal/nettest"
+	"github.com/mkstack/mkstack/nicq/netlab/nettest"
 	"golang.org/x/sys/unix"
 )
 

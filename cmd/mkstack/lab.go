@@ -8,7 +8,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/mkstack/mkstack/internal/netlab"
+	"github.com/mkstack/mkstack/nicq/netlab"
 )
 
 func init() {
@@ -114,7 +114,7 @@ remove it all with: %[10]s
 `, n.Server, n.Client, n.StackIf, n.PeerIf, queues, labStackAddr, labPeerAddr, self, driver, down)
 }
 
-// The lab itself lives in internal/netlab, which the bench harness's veth
+// The lab itself lives in nicq/netlab, which the bench harness's veth
 // systems share.
 var (
 	labNamesFor = netlab.NamesFor

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mkstack/mkstack/internal/nettest"
+	"github.com/mkstack/mkstack/nicq/netlab/nettest"
 )
 
 func labPrefix() string { return fmt.Sprintf("t%03d", rand.IntN(1000)) }

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/mkstack/mkstack/nicq/internal/drivertest"
-	"github.com/mkstack/mkstack/nicq/internal/netnstest"
+	"github.com/mkstack/mkstack/nicq/netlab/nettest"
 )
 
 func TestAFPacketAgainstKernel(t *testing.T) {
@@ -19,7 +19,7 @@ func TestAFPacketAgainstKernel(t *testing.T) {
 			v := drivertest.NewVeth(t, 2)
 			var nic *NIC
 			var warned []string
-			err := netnstest.Do(v.StackNS, func() (err error) {
+			err := nettest.DoIn(v.StackNS, func() (err error) {
 				nic, err = Open(Config{Interface: v.StackIf, Queues: 2, NoSteering: !steer, Warn: func(m string) { warned = append(warned, m) }})
 				return err
 			})

@@ -14,7 +14,7 @@ import (
 
 	"github.com/mkstack/mkstack/nicq"
 	"github.com/mkstack/mkstack/nicq/internal/drivertest"
-	"github.com/mkstack/mkstack/nicq/internal/netnstest"
+	"github.com/mkstack/mkstack/nicq/netlab/nettest"
 )
 
 func openOnVeth(t *testing.T, v drivertest.Veth, c Config) (*NIC, []string) {
@@ -22,7 +22,7 @@ func openOnVeth(t *testing.T, v drivertest.Veth, c Config) (*NIC, []string) {
 	var nic *NIC
 	var warned []string
 	c.Warn = func(m string) { warned = append(warned, m) }
-	err := netnstest.Do(v.StackNS, func() (err error) {
+	err := nettest.DoIn(v.StackNS, func() (err error) {
 		nic, err = Open(c)
 		return err
 	})
@@ -74,7 +74,7 @@ func TestProgramPassesOtherTraffic(t *testing.T) {
 	// The kernel peer pings it: ARP and ICMP for 10.77.9.3 must pass to
 	// the kernel, none reach the socket.
 	var c net.Conn
-	err = netnstest.Do(v.KernelNS, func() (err error) {
+	err = nettest.DoIn(v.KernelNS, func() (err error) {
 		c, err = net.Dial("udp4", "10.77.9.3:9")
 		return err
 	})
@@ -116,7 +116,7 @@ func TestOpenErrors(t *testing.T) {
 		{Config{Interface: v.StackIf, Queues: 1, Addrs: stackAddr(), RxRing: 100}, "ring size"},
 		{Config{Interface: v.StackIf, Queues: 1, Addrs: stackAddr(), FrameSize: 1000}, "frame size"},
 	} {
-		err := netnstest.Do(v.StackNS, func() error {
+		err := nettest.DoIn(v.StackNS, func() error {
 			nic, err := Open(tc.c)
 			if err == nil {
 				nic.Close()
@@ -134,7 +134,7 @@ func TestOpenErrors(t *testing.T) {
 	if err := nl.LinkSetMTU(l, 3000); err != nil {
 		t.Fatal(err)
 	}
-	err := netnstest.Do(v.StackNS, func() error {
+	err := nettest.DoIn(v.StackNS, func() error {
 		nic, err := Open(Config{Interface: v.StackIf, Queues: 1, Addrs: stackAddr()})
 		if err == nil {
 			nic.Close()

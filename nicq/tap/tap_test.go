@@ -6,14 +6,14 @@ import (
 	"testing"
 
 	"github.com/mkstack/mkstack/nicq/internal/drivertest"
-	"github.com/mkstack/mkstack/nicq/internal/netnstest"
+	"github.com/mkstack/mkstack/nicq/netlab/nettest"
 )
 
 func TestTAPAgainstKernel(t *testing.T) {
-	h, _ := netnstest.New(t, "mkt-tap")
+	h := nettest.NewNS(t).Handle()
 	var nic *NIC
 	var warned []string
-	err := netnstest.Do(h, func() (err error) {
+	err := nettest.DoIn(h, func() (err error) {
 		nic, err = Open(Config{Name: "mkt0", Queues: 2, Warn: func(m string) { warned = append(warned, m) }})
 		return err
 	})

@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 
-from scapy.all import (ARP, ICMP, IP, TCP, UDP, Ether, Raw, conf, fragment,
+from scapy.all import (ICMP, IP, TCP, UDP, AsyncSniffer, Ether, Raw, conf,
                        sendp, sniff)
 
 conf.verb = 0
@@ -115,15 +115,27 @@ for n in (0, 1, 7, 19, 33, 59, 200):
 # Blind in-window attacks on the established connection. Learn its sequence
 # numbers from a segment the stack sends on it (the test sends echo traffic).
 flt = f"tcp and src host {stack_ip} and src port {open_port} and dst port {conn_port}"
+caught = []
+watch = AsyncSniffer(iface=iface, filter=flt, prn=caught.append, store=False)
+watch.start()
+time.sleep(0.5)  # the sniffer is listening before the test is asked for traffic
 print("sniffing", file=sys.stderr, flush=True)
-seen = sniff(iface=iface, filter=flt, count=1, timeout=10)
+deadline = time.time() + 10
+while not caught and time.time() < deadline:
+    time.sleep(0.05)
+# The test stops its traffic when it reads "learned"; what it sent just
+# before still arrives, so keep watching a moment: the last segment is the
+# connection's current state.
 print("learned", file=sys.stderr, flush=True)
+time.sleep(1.5)
+watch.stop()
+seen = caught
 result = {"sent": sent}
 if not seen:
     result["error"] = "no segment of the established connection seen"
     print(json.dumps(result))
     sys.exit(0)
-seg = seen[0][TCP]
+seg = seen[-1][TCP]
 rcv_nxt = seg.ack                                 # what the stack expects from the peer next
 snd_nxt = seg.seq + len(bytes(seg.payload))       # what the stack sends next
 win = max(seg.window, 2)

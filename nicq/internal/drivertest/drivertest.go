@@ -22,8 +22,8 @@ import (
 
 	"github.com/mkstack/mkstack/nicq"
 	"github.com/mkstack/mkstack/nicq/internal/frametest"
-	"github.com/mkstack/mkstack/nicq/internal/netnstest"
 	"github.com/mkstack/mkstack/nicq/linkdev"
+	"github.com/mkstack/mkstack/nicq/netlab/nettest"
 	"github.com/mkstack/mkstack/rss"
 )
 
@@ -60,7 +60,7 @@ func ConfigureKernel(t testing.TB, h netns.NsHandle, ifname string, stackMAC [6]
 	}
 	// No IPv6 on the device: its router and neighbour solicitations would
 	// be frames the test did not send.
-	err = netnstest.Do(h, func() error {
+	err = nettest.DoIn(h, func() error {
 		return os.WriteFile("/proc/sys/net/ipv6/conf/"+ifname+"/disable_ipv6", []byte("1"), 0)
 	})
 	if err != nil && !os.IsNotExist(err) {
@@ -87,7 +87,7 @@ func Exercise(t *testing.T, s Setup, flows int) {
 	t.Helper()
 	nic := s.NIC
 	var conns []*net.UDPConn
-	err := netnstest.Do(s.KernelNS, func() error {
+	err := nettest.DoIn(s.KernelNS, func() error {
 		for i := 0; i < flows; i++ {
 			c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IP(KernelIP[:])})
 			if err != nil {
@@ -303,8 +303,8 @@ type Veth struct {
 func NewVeth(t testing.TB, queues int) Veth {
 	t.Helper()
 	v := Veth{StackIf: "mkts0", KernelIf: "mktk0"}
-	v.StackNS, _ = netnstest.New(t, "mkt-s")
-	v.KernelNS, _ = netnstest.New(t, "mkt-k")
+	v.StackNS = nettest.NewNS(t).Handle()
+	v.KernelNS = nettest.NewNS(t).Handle()
 	snl, err := netlink.NewHandleAt(v.StackNS)
 	if err != nil {
 		t.Fatal(err)
@@ -332,13 +332,13 @@ func NewVeth(t testing.TB, queues int) Veth {
 		t.Fatalf("%s up: %v", v.StackIf, err)
 	}
 	// Quiet the stack's end too: only the test's frames cross the pair.
-	err = netnstest.Do(v.StackNS, func() error {
+	err = nettest.DoIn(v.StackNS, func() error {
 		return os.WriteFile("/proc/sys/net/ipv6/conf/"+v.StackIf+"/disable_ipv6", []byte("1"), 0)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := netnstest.Do(v.KernelNS, func() error { return linkdev.DisableOffloads(v.KernelIf) }); err != nil {
+	if err := nettest.DoIn(v.KernelNS, func() error { return linkdev.DisableOffloads(v.KernelIf) }); err != nil {
 		t.Fatal(err)
 	}
 	return v

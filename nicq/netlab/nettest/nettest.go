@@ -126,7 +126,11 @@ func (ns *NS) Netlink() *netlink.Handle { return ns.nl }
 // returns fn's error. Sockets and devices fn opens stay in the namespace
 // after it returns; close them before the test ends or the namespace
 // outlives it. fn runs on another goroutine: it must not call t.Fatal.
-func (ns *NS) Do(fn func() error) error {
+func (ns *NS) Do(fn func() error) error { return DoIn(ns.handle, fn) }
+
+// DoIn is Do for any namespace handle (one a test did not make with NewNS,
+// such as a named namespace of the lab).
+func DoIn(h netns.NsHandle, fn func() error) error {
 	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -137,7 +141,7 @@ func (ns *NS) Do(fn func() error) error {
 			return
 		}
 		defer orig.Close()
-		if err := netns.Set(ns.handle); err != nil {
+		if err := netns.Set(h); err != nil {
 			runtime.UnlockOSThread()
 			done <- fmt.Errorf("nettest: enter network namespace: %w", err)
 			return
