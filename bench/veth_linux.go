@@ -16,9 +16,9 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/mkstack/mkstack/core"
-	"github.com/mkstack/mkstack/nicq/netlab"
 	"github.com/mkstack/mkstack/nicq"
 	"github.com/mkstack/mkstack/nicq/afxdp"
+	"github.com/mkstack/mkstack/nicq/netlab"
 	"github.com/mkstack/mkstack/nicq/tap"
 	"github.com/mkstack/mkstack/stack"
 )
