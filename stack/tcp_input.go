@@ -357,9 +357,23 @@ func (c *TCPConn) input(seg *tcpSegment) DropReason {
 		if seg.seq == c.rcvNxt {
 			n := len(seg.payload)
 			p := seg.payload
-			if c.onSegment != nil && c.rcvBuf.len() == 0 && c.nOOO == 0 {
-				// Zero copy: the application reads the segment where the
-				// NIC put it; only what it leaves goes into the ring. The
+			zeroCopy := c.onSegment != nil && c.rcvBuf.len() == 0 && c.nOOO == 0
+			if !zeroCopy {
+				c.rcvBuf.writeAt(0, p)
+				c.rcvBuf.commit(n)
+			}
+			c.rcvNxt += uint32(n)
+			c.segsUnacked++
+			c.rxEvent = true
+			// A short segment ends what the peer had to send for now
+			// (Linux's ICSK_ACK_PUSHED): once the application has read
+			// everything, the ACK goes at once, so a sender's Nagle
+			// never waits out our delayed ACK.
+			c.pushed = n < c.sndMSS-40
+			if zeroCopy {
+				// The application reads the segment where the NIC put it;
+				// only what it leaves goes into the ring. RCV.NXT moved
+				// first, so a reply it writes carries the ACK. The
 				// connection is queued first, so that a Close or Abort in
 				// the callback cannot recycle it under this function.
 				c.schedule()
@@ -368,22 +382,12 @@ func (c *TCPConn) input(seg *tcpSegment) DropReason {
 				if c.state == tcpClosed {
 					return DropNone
 				}
-				p = p[k:]
-			}
-			c.rcvBuf.writeAt(0, p)
-			c.rcvBuf.commit(len(p))
-			c.rcvNxt += uint32(n)
-			if c.nOOO > 0 {
+				c.rcvBuf.writeAt(0, p[k:])
+				c.rcvBuf.commit(n - k)
+			} else if c.nOOO > 0 {
 				c.ackNow = true // a filled hole is acknowledged at once
 				c.joinOutOfOrder()
 			}
-			c.segsUnacked++
-			c.rxEvent = true
-			// A short segment ends what the peer had to send for now
-			// (Linux's ICSK_ACK_PUSHED): once the application has read
-			// everything, the ACK goes at once, so a sender's Nagle
-			// never waits out our delayed ACK.
-			c.pushed = n < c.sndMSS-40
 		} else {
 			if !c.storeOutOfOrder(seg) {
 				c.ackNow = true

@@ -109,3 +109,31 @@ func TestZeroCopyHandlerMayAbort(t *testing.T) {
 	n.advance(time.Second)
 	n.checkNoLeaks()
 }
+
+// TestZeroCopyReplyCarriesTheACK: a reply written from inside OnSegment
+// acknowledges the request it answers, so a request and its response are
+// two segments, as on the ring path, not three.
+func TestZeroCopyReplyCarriesTheACK(t *testing.T) {
+	n := newTestNet(t)
+	a := n.add("10.0.0.1/24", nil)
+	b := n.add("10.0.0.2/24", nil)
+	b.ListenTCP(80, TCPListenOptions{NoDelay: true, OnSegment: func(c *TCPConn, p []byte) int {
+		k, _ := c.Write(p)
+		return k
+	}})
+	c, err := a.DialTCP(ip4("10.0.0.2"), 80, TCPConnOptions{NoDelay: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.run()
+	n.advance(time.Second) // the handshake's delayed ACKs, if any, are done
+	before := n.frames
+	c.Write([]byte("ping"))
+	n.run()
+	if got := n.frames - before; got != 2 {
+		t.Fatalf("a request and its zero-copy reply took %d segments; want 2", got)
+	}
+	if c.Buffered() != 4 {
+		t.Fatalf("the client holds %d bytes of reply, want 4", c.Buffered())
+	}
+}
