@@ -192,3 +192,54 @@ func benchNamespaces(t *testing.T) []string {
 	}
 	return out
 }
+
+// TestVethHTTPWithWrk: the http workload on veth is driven by wrk from the
+// peer namespace, against mkstack on AF_XDP and the kernel.
+func TestVethHTTPWithWrk(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: network namespaces, veth, XDP")
+	}
+	if testing.Short() {
+		t.Skip("makes network namespaces; -short leaves it out")
+	}
+	if !wrkAvailable() {
+		t.Skip("needs wrk (.ci/run installs it)")
+	}
+	for _, sys := range []string{SysMkstackAFXDP, SysLinuxVeth} {
+		pt, err := DefaultSystems()[sys].Run(context.Background(), Params{Workload: HTTP, Cores: 1, Flows: 4, Duration: time.Second})
+		if err != nil {
+			t.Fatalf("%s: %v", sys, err)
+		}
+		if pt.Rate <= 0 || pt.Errors != 0 || pt.Latency == nil || !strings.Contains(pt.Note, "wrk") {
+			t.Errorf("%s: %+v", sys, pt)
+		} else {
+			t.Logf("%s: %.0f req/s by wrk, p50 %.0f µs, p99 %.0f µs", sys, pt.Rate, pt.Latency.P50, pt.Latency.P99)
+		}
+	}
+}
+
+func TestParseWrk(t *testing.T) {
+	out := `Running 1s test @ http://10.77.0.1:7/
+  1 threads and 4 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   210.33us  100.10us   2.10ms   90.00%
+  Latency Distribution
+     50%  190.00us
+     75%  220.00us
+     90%  300.00us
+     99%    1.50ms
+  12345 requests in 1.00s, 1.50MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+Requests/sec:  12345.00
+`
+	pt, err := parseWrk(out, Params{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pt.Count != 12345 || pt.Seconds != 1 || pt.Errors != 3 || pt.Latency == nil || pt.Latency.P50 != 190 || pt.Latency.P99 != 1500 {
+		t.Fatalf("%+v %+v", pt, pt.Latency)
+	}
+	if _, err := parseWrk("unable to connect", Params{}); err == nil {
+		t.Error("a wrk failure parsed")
+	}
+}

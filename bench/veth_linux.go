@@ -9,7 +9,12 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
+	"regexp"
 	"runtime"
+	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -191,6 +196,9 @@ func runKernelVeth(ctx context.Context, l *vethLab, p Params) (Point, error) {
 	}
 	t := kernelTarget(ctx, p, netlab.StackAddr, func(fn func() error) error { return netlab.InNS(l.stack, fn) })
 	t.Dial = l.dial
+	if p.Workload == HTTP && wrkAvailable() {
+		return runWrk(ctx, l, t, p)
+	}
 	return RunConn(ctx, t, p)
 }
 
@@ -242,7 +250,12 @@ func runMkstackVeth(ctx context.Context, l *vethLab, p Params) (Point, error) {
 			return func() {}, tcpPort, nil
 		},
 	}
-	pt, err := RunConn(ctx, t, p)
+	var pt Point
+	if p.Workload == HTTP && wrkAvailable() {
+		pt, err = runWrk(ctx, l, t, p)
+	} else {
+		pt, err = RunConn(ctx, t, p)
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if serr := rt.Stop(sctx); serr != nil {
@@ -252,4 +265,97 @@ func runMkstackVeth(ctx context.Context, l *vethLab, p Params) (Point, error) {
 		err = errors.Join(err, fmt.Errorf("close the NIC: %w", cerr))
 	}
 	return pt, err
+}
+
+func wrkAvailable() bool {
+	_, err := exec.LookPath("wrk")
+	return err == nil && os.Getenv("MKSTACK_BENCH_NO_WRK") == ""
+}
+
+var (
+	wrkRequests = regexp.MustCompile(`(\d+) requests in ([0-9.]+)(m?s)`)
+	wrkErrors   = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
+	wrkNon2xx   = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
+	wrkPct      = regexp.MustCompile(`(?m)^\s+(50|90|99)%\s+([0-9.]+)(us|ms|s)\s*$`)
+)
+
+// runWrk drives the http workload with wrk from the peer namespace, on
+// the point's CPUs, as the issue's veth comparison asks: one thread and
+// Flows connections per core, --latency for the percentiles.
+func runWrk(ctx context.Context, l *vethLab, t *ConnTarget, p Params) (Point, error) {
+	var srv sync.WaitGroup
+	serve := func(m *meter) (func(), int, error) { return serveConn(t, m, &srv) }
+	if t.serve != nil {
+		serve = t.serve
+	}
+	stop, port, err := serve(newMeter(p, 0))
+	if err != nil {
+		return Point{}, fmt.Errorf("serve: %w", err)
+	}
+	defer func() { stop(); srv.Wait() }()
+	secs := max(1, int(p.Duration.Round(time.Second)/time.Second))
+	args := []string{"netns", "exec", l.names.Client}
+	if len(p.CPUs) > 0 {
+		cpus := make([]string, len(p.CPUs))
+		for i, c := range p.CPUs {
+			cpus[i] = strconv.Itoa(c)
+		}
+		args = append(args, "taskset", "-c", strings.Join(cpus, ","))
+	}
+	url := fmt.Sprintf("http://%s:%d/", t.Addr, port)
+	args = append(args, "wrk", "-t", strconv.Itoa(p.Cores), "-c", strconv.Itoa(p.Cores*p.Flows), "-d", fmt.Sprintf("%ds", secs), "--latency", url)
+	out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput()
+	if err != nil {
+		return Point{}, fmt.Errorf("wrk: %w: %s", err, out)
+	}
+	return parseWrk(string(out), p)
+}
+
+// parseWrk reads wrk's report into a point.
+func parseWrk(out string, p Params) (Point, error) {
+	m := wrkRequests.FindStringSubmatch(out)
+	if m == nil {
+		return Point{}, fmt.Errorf("wrk printed no request count: %s", out)
+	}
+	count, _ := strconv.ParseUint(m[1], 10, 64)
+	secs, _ := strconv.ParseFloat(m[2], 64)
+	if m[3] == "ms" {
+		secs /= 1e3
+	}
+	if secs <= 0 {
+		return Point{}, fmt.Errorf("wrk ran for %v s", secs)
+	}
+	pt := Point{Seconds: secs, Count: count, Rate: float64(count) / secs, Note: "driven by wrk from the peer namespace"}
+	if e := wrkErrors.FindStringSubmatch(out); e != nil {
+		for _, v := range e[1:] {
+			n, _ := strconv.ParseUint(v, 10, 64)
+			pt.Errors += n
+		}
+	}
+	if e := wrkNon2xx.FindStringSubmatch(out); e != nil {
+		n, _ := strconv.ParseUint(e[1], 10, 64)
+		pt.Errors += n
+	}
+	lat := &Latency{Samples: count}
+	for _, q := range wrkPct.FindAllStringSubmatch(out, -1) {
+		v, _ := strconv.ParseFloat(q[2], 64)
+		switch q[3] {
+		case "ms":
+			v *= 1e3
+		case "s":
+			v *= 1e6
+		}
+		switch q[1] {
+		case "50":
+			lat.P50 = v
+		case "90":
+			lat.P90 = v
+		case "99":
+			lat.P99 = v
+		}
+	}
+	if lat.P50 > 0 {
+		pt.Latency = lat
+	}
+	return pt, nil
 }
