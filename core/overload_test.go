@@ -175,11 +175,18 @@ func TestOverloadDoesNotLivelock(t *testing.T) {
 	}
 	// On a shared machine one step can lose its CPU to a neighbour; a
 	// livelock loses every one. Retry the worst point before judging it.
-	for retry := 0; retry < 2 && worst.Delivered < 0.9*peak; retry++ {
+	// The peak is the best of many noisy steps and the worst point one
+	// step: on a shared machine that alone can cost a tenth. Before calling
+	// it livelock, measure the capacity and the flood again side by side,
+	// so that both see the same neighbours; a livelock loses either way.
+	for retry := 0; retry < 3 && worst.Delivered < 0.9*peak; retry++ {
+		atPeak := measure(peak, step)
 		again := measure(0, step)
-		t.Logf("again unpaced: offered %9.0f pps, delivered %9.0f pps (%.2f of the peak)", again.Offered, again.Delivered, again.Delivered/peak)
-		if again.Delivered > worst.Delivered {
-			worst.Delivered, worst.TCPRate = again.Delivered, max(worst.TCPRate, again.TCPRate)
+		t.Logf("again: offered %9.0f pps (1x) delivers %9.0f; unpaced %9.0f pps delivers %9.0f (%.2f of that)",
+			atPeak.Offered, atPeak.Delivered, again.Offered, again.Delivered, again.Delivered/atPeak.Delivered)
+		if again.Delivered >= 0.9*atPeak.Delivered && again.Offered >= 2*atPeak.Delivered {
+			peak = atPeak.Delivered
+			worst = again
 		}
 	}
 	if worst.Delivered < 0.9*peak {
