@@ -78,6 +78,13 @@ func NewSteeringProgram(cfg *Config) (*SteeringProgram, error) {
 // Toeplitz hash (0 for a frame it does not hash) instead of the queue, which
 // is how the tests compare hashes, not only queues.
 func newSteeringProgram(cfg *Config, returnHash bool) (_ *SteeringProgram, err error) {
+	return newProgram(cfg, returnHash, false)
+}
+
+// skbQueueMapping is the offset of queue_mapping in struct __sk_buff.
+const skbQueueMapping = 12
+
+func newProgram(cfg *Config, returnHash, egress bool) (_ *SteeringProgram, err error) {
 	if cfg == nil {
 		return nil, errors.New("nil Config")
 	}
@@ -109,13 +116,35 @@ func newSteeringProgram(cfg *Config, returnHash bool) (_ *SteeringProgram, err e
 	if err != nil {
 		return nil, err
 	}
-	p.insns = len(insns)
-	p.prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{
+	spec := &ebpf.ProgramSpec{
 		Name:         "rss_steer",
 		Type:         ebpf.SocketFilter,
 		Instructions: insns,
 		// No GPL-only helper is called, so no license is claimed.
-	})
+	}
+	if egress {
+		// Every exit becomes a jump to: queue_mapping = R0+1; TC_ACT_OK.
+		out := make(asm.Instructions, 0, len(insns)+4)
+		for _, ins := range insns {
+			if ins.OpCode.JumpOp() == asm.Exit {
+				j := asm.Ja.Label("egress_done")
+				if sym := ins.Symbol(); sym != "" {
+					j = j.WithSymbol(sym)
+				}
+				ins = j
+			}
+			out = append(out, ins)
+		}
+		out = append(out,
+			asm.Add.Imm(asm.R0, 1).WithSymbol("egress_done"),
+			asm.StoreMem(regSkb, skbQueueMapping, asm.R0, asm.Word),
+			asm.Mov.Imm(asm.R0, 0), // TC_ACT_OK
+			asm.Return(),
+		)
+		spec.Name, spec.Type, spec.Instructions = "rss_egress", ebpf.SchedCLS, out
+	}
+	p.insns = len(spec.Instructions)
+	p.prog, err = ebpf.NewProgram(spec)
 	if err != nil {
 		if errors.Is(err, unix.EPERM) {
 			return nil, fmt.Errorf("%w (loading eBPF needs CAP_BPF or CAP_SYS_ADMIN)", err)
@@ -130,6 +159,21 @@ func mapErr(err error) error {
 		return fmt.Errorf("%w (eBPF maps need CAP_BPF or CAP_SYS_ADMIN)", err)
 	}
 	return err
+}
+
+// NewEgressSteeringProgram builds the steering program as a traffic-control
+// (sched_cls) program for a device's egress: it computes the queue as
+// SteeringProgram does and records it in the skb (queue_mapping = queue+1,
+// the kernel's mark of a recorded receive queue, which its transmit queue
+// choice then follows), and passes the frame on. On a veth, whose
+// receiving end takes the receive queue from the sender's transmit queue,
+// attaching it to the sending end's egress makes the pair steer as a NIC
+// with cfg's RSS would: the lab's kernel peer uses it so that the stack's
+// queues receive exactly the flows RSS gives them. Loading needs CAP_BPF
+// (or CAP_SYS_ADMIN); attaching (a clsact qdisc's egress filter) is the
+// caller's.
+func NewEgressSteeringProgram(cfg *Config) (_ *SteeringProgram, err error) {
+	return newProgram(cfg, false, true)
 }
 
 // FD is the program's file descriptor, for TUNSETSTEERINGEBPF or

@@ -105,9 +105,10 @@ The stack will be %[6]s on %[3]s (the kernel there has no address); the kernel p
   ip netns exec %[2]s ping -c 3 %[6]s
   ip netns exec %[2]s wrk -d 5s http://%[6]s/
 
-A veth receive queue is chosen by the sender's flow hash, so flows spread over the
-stack's cores without RSS; the runtime forwards what lands on the wrong core. To pin the
-veth's NAPI work to CPUs: ip netns exec %[1]s sh -c 'echo 1 > /sys/class/net/%[3]s/threaded'
+A veth's receive queue follows the sender's transmit queue; the lab steers %[4]s's
+egress with the rss package's Toeplitz program (default key, %[5]d queues), so each flow
+lands on the stack's queue that RSS names, as on a NIC (serve with --cores %[5]d to match;
+what lands elsewhere the runtime forwards to its core). To pin the veth's NAPI work to CPUs: ip netns exec %[1]s sh -c 'echo 1 > /sys/class/net/%[3]s/threaded'
 then move each "napi/%[3]s-N" kernel thread with taskset -pc CPU PID.
 
 remove it all with: %[10]s

@@ -66,8 +66,9 @@ type Config struct {
 	// RSS is the configuration the stack uses to choose ports and the
 	// runtime to find a flow's core; nil means the interface's own when
 	// ethtool reports it, else the rss package's default over Queues. (A
-	// veth picks the receive queue from the sender's flow hash, which no
-	// configuration predicts: the runtime forwards frames to their cores.)
+	// veth takes the receive queue from the sender's transmit queue: the
+	// default is exact when the sender steers by it, as mkstack lab's
+	// peer does; otherwise the runtime forwards frames to their cores.)
 	RSS *rss.Config
 	// Warn, if set, receives what the driver degrades and why.
 	Warn func(msg string)

@@ -24,8 +24,10 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/mkstack/mkstack/nicq/linkdev"
+	"github.com/mkstack/mkstack/rss"
 )
 
 // The fixed plan of a lab: the stack is StackAddr, the kernel peer
@@ -189,6 +191,11 @@ func Up(n Names, driver string, queues int) (err error) {
 	if err := InNS(ch, func() error { return linkdev.DisableOffloads(n.PeerIf) }); err != nil {
 		return fmt.Errorf("offloads off on %s: %w", n.PeerIf, err)
 	}
+	// The peer steers each flow to the stack's queue that RSS names, as a
+	// NIC would (a veth otherwise follows the kernel's own flow hash).
+	if err := steerPeer(ch, n.PeerIf, queues); err != nil {
+		return fmt.Errorf("RSS steering on %s: %w", n.PeerIf, err)
+	}
 	return addrUp(cnl, n.PeerIf, PeerAddr)
 }
 
@@ -320,4 +327,45 @@ func KernelAddr(ns netns.NsHandle, ifname, cidr string) error {
 		return fmt.Errorf("offloads off on %s: %w", ifname, err)
 	}
 	return addrUp(nl, ifname, cidr)
+}
+
+// steerPeer attaches the rss package's egress steering program, for the
+// default key and an equal table over queues (what a driver assumes of a
+// NIC whose RSS it cannot read), to ifname's egress in h, as a clsact
+// filter that lasts as long as the device.
+func steerPeer(h netns.NsHandle, ifname string, queues int) error {
+	cfg, err := rss.NewConfig(rss.Options{Queues: queues})
+	if err != nil {
+		return err
+	}
+	p, err := rss.NewEgressSteeringProgram(cfg)
+	if err != nil {
+		return err
+	}
+	defer p.Close() // the filter keeps its own reference
+	nl, err := netlink.NewHandleAt(h)
+	if err != nil {
+		return err
+	}
+	defer nl.Close()
+	l, err := nl.LinkByName(ifname)
+	if err != nil {
+		return err
+	}
+	idx := l.Attrs().Index
+	qd := &netlink.GenericQdisc{
+		QdiscAttrs: netlink.QdiscAttrs{LinkIndex: idx, Handle: netlink.MakeHandle(0xffff, 0), Parent: netlink.HANDLE_CLSACT},
+		QdiscType:  "clsact",
+	}
+	if err := nl.QdiscAdd(qd); err != nil {
+		return fmt.Errorf("clsact qdisc: %w", err)
+	}
+	f := &netlink.BpfFilter{
+		FilterAttrs: netlink.FilterAttrs{LinkIndex: idx, Parent: netlink.HANDLE_MIN_EGRESS, Handle: 1, Protocol: unix.ETH_P_ALL, Priority: 1},
+		Fd:          p.FD(), Name: "mkstack_rss", DirectAction: true,
+	}
+	if err := nl.FilterAdd(f); err != nil {
+		return fmt.Errorf("egress filter: %w", err)
+	}
+	return nil
 }

@@ -1,0 +1,55 @@
+//go:build linux
+
+package netlab
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"testing"
+
+	"github.com/vishvananda/netns"
+
+	"github.com/mkstack/mkstack/nicq/afxdp"
+	"github.com/mkstack/mkstack/nicq/internal/drivertest"
+)
+
+// TestVethLabSteersByRSS: on the lab's veth, every flow the kernel peer
+// sends lands on the stack's queue that RSS names (the peer's egress
+// steering program), as on a NIC, so no frame needs forwarding between
+// cores.
+func TestVethLabSteersByRSS(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	n := NamesFor(fmt.Sprintf("t%d", os.Getpid()%100000))
+	if err := Up(n, "afxdp", 2); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := Down(n); err != nil {
+			t.Error(err)
+		}
+	})
+	sh, err := netns.GetFromName(n.Server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sh.Close()
+	ch, err := netns.GetFromName(n.Client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	var nic *afxdp.NIC
+	err = InNS(sh, func() (err error) {
+		nic, err = afxdp.Open(afxdp.Config{Interface: n.StackIf, Queues: 2, Addrs: []netip.Addr{netip.AddrFrom4(drivertest.StackIP)}})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nic.Close()
+	drivertest.ConfigureKernel(t, ch, n.PeerIf, nic.MAC())
+	drivertest.Exercise(t, drivertest.Setup{NIC: nic, KernelNS: ch, KernelIf: n.PeerIf, Steered: true}, 32)
+}
