@@ -205,7 +205,7 @@ func TestVethHTTPWithWrk(t *testing.T) {
 	if !wrkAvailable() {
 		t.Skip("needs wrk (.ci/run installs it)")
 	}
-	for _, sys := range []string{SysMkstackAFXDP, SysLinuxVeth} {
+	for _, sys := range []string{SysMkstackAFXDP, SysMkstackTap, SysLinuxVeth} {
 		pt, err := DefaultSystems()[sys].Run(context.Background(), Params{Workload: HTTP, Cores: 1, Flows: 4, Duration: time.Second})
 		if err != nil {
 			t.Fatalf("%s: %v", sys, err)

@@ -294,7 +294,7 @@ func runWrk(ctx context.Context, l *vethLab, t *ConnTarget, p Params) (Point, er
 	}
 	defer func() { stop(); srv.Wait() }()
 	secs := max(1, int(p.Duration.Round(time.Second)/time.Second))
-	args := []string{"netns", "exec", l.names.Client}
+	args := []string{"netns", "exec", l.names.PeerNS(l.driver)}
 	if len(p.CPUs) > 0 {
 		cpus := make([]string, len(p.CPUs))
 		for i, c := range p.CPUs {
@@ -304,11 +304,17 @@ func runWrk(ctx context.Context, l *vethLab, t *ConnTarget, p Params) (Point, er
 	}
 	url := fmt.Sprintf("http://%s:%d/", t.Addr, port)
 	args = append(args, "wrk", "-t", strconv.Itoa(p.Cores), "-c", strconv.Itoa(p.Cores*p.Flows), "-d", fmt.Sprintf("%ds", secs), "--latency", url)
+	m := newMeter(p, 0)
+	before := m.snap()
 	out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput()
 	if err != nil {
 		return Point{}, fmt.Errorf("wrk: %w: %s", err, out)
 	}
-	return parseWrk(string(out), p)
+	after := m.snap()
+	pt, err := parseWrk(string(out), p)
+	// This process is the server side only; wrk's own CPU is not counted.
+	pt.GCCycles, pt.CPUSeconds = after.gc-before.gc, (after.cpu - before.cpu).Seconds()
+	return pt, err
 }
 
 // parseWrk reads wrk's report into a point.
@@ -325,7 +331,9 @@ func parseWrk(out string, p Params) (Point, error) {
 	if secs <= 0 {
 		return Point{}, fmt.Errorf("wrk ran for %v s", secs)
 	}
-	pt := Point{Seconds: secs, Count: count, Rate: float64(count) / secs, Note: "driven by wrk from the peer namespace"}
+	pt := Point{Workload: p.Workload, Cores: p.Cores, CPUs: p.CPUs, Flows: p.Flows, Unit: p.Workload.Unit(),
+		Seconds: secs, Count: count, Rate: float64(count) / secs, Note: "driven by wrk from the peer namespace"}
+	pt.PerCore = pt.Rate / float64(max(p.Cores, 1))
 	if e := wrkErrors.FindStringSubmatch(out); e != nil {
 		for _, v := range e[1:] {
 			n, _ := strconv.ParseUint(v, 10, 64)
