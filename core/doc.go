@@ -19,7 +19,9 @@
 // configuration steers its packets to; the stacks get that function as
 // their FlowOwner, so a packet that lands elsewhere (a datagram reassembled
 // from fragments, which are hashed on addresses only; an ICMP error about
-// another core's flow) is forwarded to its owner.
+// another core's flow; a segment for which the core has no connection,
+// from a NIC that steers by a hash RSS does not predict, such as a veth
+// whose sender does not steer by RSS) is forwarded to its owner.
 //
 // # The loop
 //
