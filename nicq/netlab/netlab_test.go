@@ -1,6 +1,6 @@
 //go:build linux
 
-package netlab
+package netlab_test
 
 import (
 	"fmt"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/mkstack/mkstack/nicq/afxdp"
 	"github.com/mkstack/mkstack/nicq/internal/drivertest"
+	"github.com/mkstack/mkstack/nicq/netlab"
 )
 
 // TestVethLabSteersByRSS: on the lab's veth, every flow the kernel peer
@@ -22,12 +23,12 @@ func TestVethLabSteersByRSS(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
-	n := NamesFor(fmt.Sprintf("t%d", os.Getpid()%100000))
-	if err := Up(n, "afxdp", 2); err != nil {
+	n := netlab.NamesFor(fmt.Sprintf("t%d", os.Getpid()%100000))
+	if err := netlab.Up(n, "afxdp", 2); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if _, err := Down(n); err != nil {
+		if _, err := netlab.Down(n); err != nil {
 			t.Error(err)
 		}
 	})
@@ -42,7 +43,7 @@ func TestVethLabSteersByRSS(t *testing.T) {
 	}
 	defer ch.Close()
 	var nic *afxdp.NIC
-	err = InNS(sh, func() (err error) {
+	err = netlab.InNS(sh, func() (err error) {
 		nic, err = afxdp.Open(afxdp.Config{Interface: n.StackIf, Queues: 2, Addrs: []netip.Addr{netip.AddrFrom4(drivertest.StackIP)}})
 		return err
 	})
