@@ -269,13 +269,14 @@ type Queue struct {
 
 	// Position in the ring: the block being read, how many of its frames
 	// were taken and where the next one starts.
-	block  int
-	taken  uint32
-	offset uint32
-	recvs  uint32
-	stats  unix.TpacketStatsV3
-	msgs   []unix.Mmsghdr
-	iovs   []unix.Iovec
+	block    int
+	taken    uint32
+	offset   uint32
+	pendings uint32
+	recvs    uint32
+	stats    unix.TpacketStatsV3
+	msgs     []unix.Mmsghdr
+	iovs     []unix.Iovec
 }
 
 func (q *Queue) close() {
@@ -449,9 +450,14 @@ func (q *Queue) CancelWait() {}
 func (q *Queue) ClearWait() {}
 
 // Pending reports whether a finished block waits (the block's status is in
-// shared memory); on the way to sleep it also reads the kernel's drop count.
+// shared memory); now and then, on the way to sleep, it also reads the
+// kernel's drop count.
 func (q *Queue) Pending() bool {
-	q.readStats()
+	// An idle core asks before every sleep; the drop counts need not be
+	// that fresh, and the system call is not free.
+	if q.pendings++; q.pendings&63 == 0 {
+		q.readStats()
+	}
 	h := (*blockHeader)(unsafe.Pointer(&q.ring[q.block*q.blockSize]))
 	return atomic.LoadUint32(&h.status)&unix.TP_STATUS_USER != 0
 }
