@@ -41,7 +41,7 @@ type conn struct {
 	dialWait       bool           // core side only
 
 	rdMu, wrMu, ctlMu      sync.Mutex
-	rdDone, wrDone         chan struct{}
+	rdDone                 chan struct{}
 	ctlDone, ctlDone2      chan struct{}
 	rdWake, wrWake         chan struct{}
 	closed                 chan struct{} // closed by Close
@@ -49,20 +49,26 @@ type conn struct {
 	rdDeadline, wrDeadline deadline
 	rdTimer, wrTimer       *time.Timer
 
-	rbuf         []byte
-	rn           int
-	rerr         error
-	wbuf         []byte
-	wn           int
-	werr         error
-	ctlOp        ctlOp
-	ctlErr       error
-	dialTo       netip.AddrPort
-	readFn       func(*stack.Stack)
-	cancelReadFn func(*stack.Stack)
-	writeFn      func(*stack.Stack)
-	ctlFn        func(*stack.Stack)
-	onEventFn    stack.TCPHandler
+	rbuf []byte
+	rn   int
+	rerr error
+	// The write side: Write stages bytes in wq and queues drainFn unless
+	// a drain is queued already; the core moves them into the TCP send
+	// ring and signals wrWake as room frees. werr is the error a later
+	// Write reports (the connection reset or closed under the writer).
+	wq                 *writeQueue
+	drainQueued        atomic.Bool
+	werr               atomic.Pointer[error]
+	closeWhenSent      bool // core side: Close came with bytes still staged
+	closeWriteWhenSent bool // core side: CloseWrite came with bytes still staged
+	ctlOp              ctlOp
+	ctlErr             error
+	dialTo             netip.AddrPort
+	readFn             func(*stack.Stack)
+	cancelReadFn       func(*stack.Stack)
+	drainFn            func(*stack.Stack)
+	ctlFn              func(*stack.Stack)
+	onEventFn          stack.TCPHandler
 }
 
 type ctlOp uint8
@@ -78,11 +84,12 @@ const (
 func newConn(n *Network, core int) *conn {
 	sc := &conn{
 		n: n, core: core,
-		rdDone: make(chan struct{}, 1), wrDone: make(chan struct{}, 1), ctlDone: make(chan struct{}, 1), ctlDone2: make(chan struct{}, 1),
+		rdDone: make(chan struct{}, 1), ctlDone: make(chan struct{}, 1), ctlDone2: make(chan struct{}, 1),
 		rdWake: make(chan struct{}, 1), wrWake: make(chan struct{}, 1),
 		closed: make(chan struct{}),
 	}
-	sc.readFn, sc.writeFn, sc.ctlFn, sc.onEventFn = sc.doRead, sc.doWrite, sc.doCtl, sc.onEvent
+	sc.readFn, sc.drainFn, sc.ctlFn, sc.onEventFn = sc.doRead, sc.doDrain, sc.doCtl, sc.onEvent
+	sc.wq = newWriteQueue()
 	sc.cancelReadFn = sc.doCancelRead
 	return sc
 }
@@ -111,7 +118,7 @@ func (sc *conn) onEvent(c *stack.TCPConn, ev stack.TCPEvent) {
 	case stack.TCPEventWritable:
 		if sc.wrWait {
 			sc.wrWait = false
-			signal(sc.wrWake)
+			sc.drain()
 		}
 	case stack.TCPEventClosed:
 		if sc.dialWait {
@@ -121,10 +128,16 @@ func (sc *conn) onEvent(c *stack.TCPConn, ev stack.TCPEvent) {
 		if sc.rdWait {
 			sc.tryRead()
 		}
-		if sc.wrWait {
-			sc.wrWait = false
-			signal(sc.wrWake)
+		// Staged bytes will never go: the next Write reports why.
+		sc.wrWait = false
+		if err := mapError(c.Err()); err != nil {
+			sc.setWriteErr(err)
+		} else {
+			sc.setWriteErr(net.ErrClosed)
 		}
+		sc.wq.discard()
+		sc.closeWhenSent, sc.closeWriteWhenSent = false, false
+		signal(sc.wrWake)
 	}
 }
 
@@ -171,19 +184,63 @@ func (sc *conn) doCancelRead(*stack.Stack) {
 	signal(sc.ctlDone2)
 }
 
-func (sc *conn) doWrite(*stack.Stack) {
+// doDrain runs on the core when Write staged bytes.
+func (sc *conn) doDrain(*stack.Stack) {
+	sc.drainQueued.Store(false)
+	sc.drain()
+}
+
+// drain moves staged bytes into the TCP send ring as far as it has room,
+// waits for Writable if it has none, wakes a writer waiting for room, and
+// finishes a Close that was waiting for the bytes to go.
+func (sc *conn) drain() {
 	c := sc.c
-	sc.wn, sc.werr = 0, nil
 	if c == nil {
-		sc.werr = net.ErrClosed
-	} else {
-		n, err := c.Write(sc.wbuf)
-		sc.wn, sc.werr = n, mapError(err)
-		if err == nil && n < len(sc.wbuf) {
-			sc.wrWait = true
+		sc.wq.discard()
+		sc.setWriteErr(net.ErrClosed)
+		signal(sc.wrWake)
+		return
+	}
+	moved := false
+	for {
+		p := sc.wq.peek()
+		if len(p) == 0 {
+			break
+		}
+		n, err := c.Write(p)
+		if err != nil {
+			sc.wq.discard()
+			sc.setWriteErr(mapError(err))
+			moved = true
+			break
+		}
+		sc.wq.advance(n)
+		moved = moved || n > 0
+		if n < len(p) {
+			sc.wrWait = true // the send ring is full: go on at Writable
+			break
 		}
 	}
-	signal(sc.wrDone)
+	if moved {
+		signal(sc.wrWake)
+	}
+	if sc.wq.empty() {
+		if sc.closeWriteWhenSent {
+			sc.closeWriteWhenSent = false
+			c.CloseWrite()
+		}
+		if sc.closeWhenSent {
+			sc.closeWhenSent = false
+			c.Close()
+			sc.c = nil
+		}
+	}
+}
+
+func (sc *conn) setWriteErr(err error) {
+	if sc.werr.Load() == nil {
+		sc.werr.Store(&err)
+	}
 }
 
 func (sc *conn) doCtl(s *stack.Stack) {
@@ -215,11 +272,20 @@ func (sc *conn) doCtl(s *stack.Stack) {
 		if c != nil {
 			// As Linux: closing with unread data resets the connection.
 			if c.Buffered() > 0 {
+				sc.wq.discard()
 				c.Abort()
-			} else {
-				c.Close()
+				sc.c = nil
+				break
 			}
-			sc.c = nil
+			// Bytes Write staged go first; the FIN follows them.
+			if sc.drain(); !sc.wq.empty() {
+				sc.closeWhenSent = true
+				break
+			}
+			if sc.c != nil {
+				c.Close()
+				sc.c = nil
+			}
 		}
 	case opAbort:
 		if c != nil {
@@ -228,7 +294,12 @@ func (sc *conn) doCtl(s *stack.Stack) {
 		}
 	case opCloseWrite:
 		if c != nil {
-			c.CloseWrite()
+			// The FIN goes after the bytes Write staged.
+			if sc.drain(); !sc.wq.empty() {
+				sc.closeWriteWhenSent = true
+			} else if sc.c != nil {
+				c.CloseWrite()
+			}
 		}
 	}
 	signal(sc.ctlDone)
@@ -341,7 +412,10 @@ func (sc *conn) result() (int, error) {
 	}
 }
 
-// Write writes all of p, waiting for room in the send ring as needed.
+// Write stages p for the core and returns once all of it is staged,
+// waiting only when the staging queue and the send ring are full (as a
+// kernel socket's send buffer); the core sends it in order. An error the
+// connection meets later (a reset) is reported by the next Write.
 func (sc *conn) Write(p []byte) (int, error) {
 	sc.wrMu.Lock()
 	defer sc.wrMu.Unlock()
@@ -350,18 +424,18 @@ func (sc *conn) Write(p []byte) (int, error) {
 		if sc.isClosed.Load() {
 			return total, sc.opError("write", net.ErrClosed)
 		}
+		if e := sc.werr.Load(); e != nil {
+			return total, sc.opError("write", *e)
+		}
 		if sc.wrDeadline.passed() {
 			return total, sc.opError("write", errDeadline)
 		}
-		sc.wbuf = p[total:]
-		err := sc.n.call(sc.core, sc.writeFn, sc.wrDone)
-		sc.wbuf = nil
-		if err != nil {
-			return total, sc.opError("write", err)
-		}
-		total += sc.wn
-		if sc.werr != nil {
-			return total, sc.opError("write", sc.werr)
+		k := sc.wq.put(p[total:])
+		total += k
+		if k > 0 && sc.drainQueued.CompareAndSwap(false, true) {
+			if err := sc.n.post(sc.core, sc.drainFn); err != nil {
+				return total, sc.opError("write", err)
+			}
 		}
 		if total == len(p) {
 			return total, nil
