@@ -17,8 +17,13 @@ import (
 // conn is a net.Conn over one stack.TCPConn. The application side (Read,
 // Write, Close and deadlines, from any goroutine) and the core side (the
 // do* methods and event, on the owning core) meet only through Network.call
-// and the one-slot wake channels:
+// and Network.post, the write queue, and the one-slot wake channels:
 //
+//   - Write copies into the connection's write queue (one producer, the
+//     writer; one consumer, the core) and queues a drain on the core
+//     unless one is queued already; it waits only when the queue is full,
+//     on wrWake, which the core signals as it moves bytes into the send
+//     ring. Close and CloseWrite send what is staged before the FIN.
 //   - An operation stores its argument in the conn, queues its pre-bound
 //     do* method on the core (no allocation) and waits on its done
 //     channel; the core runs it, stores the result and signals. The
