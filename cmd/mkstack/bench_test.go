@@ -68,7 +68,7 @@ func TestBenchWritesJSONTableAndPlots(t *testing.T) {
 		}
 	}
 	s := out.String()
-	want := []string{"mkstack ÷ linux at 1 cores", "p99 µs", "mkstack-tap, 1 cores: not available: needs root"}
+	want := []string{"mkstack ÷ linux at 1 cores", "p99 µs", "mkstack-tap, 1 cores: mkstack-tap: not available: needs root"}
 	if root {
 		want[2] = "mkstack-tap, 1 cores: "
 	}

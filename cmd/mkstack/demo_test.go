@@ -57,7 +57,11 @@ func TestDemoWritesAPcapThatTsharkReads(t *testing.T) {
 	if err != nil {
 		t.Skip("tshark not installed; the capture was written but not decoded")
 	}
-	got, err := exec.Command(tshark, "-r", path, "-c", "50", "-T", "fields", "-e", "tcp.srcport").CombinedOutput()
+	cmd := exec.Command(tshark, "-r", path, "-c", "50", "-T", "fields", "-e", "tcp.srcport")
+	// tshark reads its profile from HOME, which a user running the tests
+	// under another identity may not be allowed to read.
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	got, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("tshark: %v\n%s", err, got)
 	}
