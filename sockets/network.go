@@ -63,7 +63,7 @@ func (n *Network) Stats() *Stats { return &n.stats }
 // is retried (the core drains it every iteration); a stopped runtime
 // returns net.ErrClosed.
 func (n *Network) call(coreIdx int, fn func(*stack.Stack), done chan struct{}) error {
-	if err := n.post(coreIdx, fn); err != nil {
+	if err := n.send(coreIdx, fn); err != nil {
 		return err
 	}
 	select {
@@ -107,21 +107,6 @@ func signal(ch chan struct{}) {
 	select {
 	case ch <- struct{}{}:
 	default:
-	}
-}
-
-// post queues fn on the core without waiting for it to run, yielding
-// while the core's mailbox is full.
-func (n *Network) post(coreIdx int, fn func(*stack.Stack)) error {
-	for {
-		err := n.rt.Do(coreIdx, fn)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, core.ErrMailboxFull) {
-			return net.ErrClosed
-		}
-		runtime.Gosched()
 	}
 }
 

@@ -438,7 +438,7 @@ func (sc *conn) Write(p []byte) (int, error) {
 		k := sc.wq.put(p[total:])
 		total += k
 		if k > 0 && sc.drainQueued.CompareAndSwap(false, true) {
-			if err := sc.n.post(sc.core, sc.drainFn); err != nil {
+			if err := sc.n.send(sc.core, sc.drainFn); err != nil {
 				return total, sc.opError("write", err)
 			}
 		}

@@ -65,36 +65,23 @@ func (s *Stack) InputForwarded(b *nicq.Buf) {
 // after the first), so they reassembled here; the flow's packets with ports
 // land on the core the 4-tuple hash picks.
 func (s *Stack) forwardIfNotOurs(b *nicq.Buf) bool {
-	if s.cfg.FlowOwner == nil || s.cfg.Forward == nil {
-		return false
-	}
 	ip := header.IPv4(bufData(b))
 	sport, dport, ok := transportPorts(ip)
-	if !ok {
-		return false
-	}
-	owner := s.cfg.FlowOwner(ip.Protocol(), ip.Source(), ip.Destination(), sport, dport)
-	if owner == s.cfg.Core {
-		return false
-	}
-	if !s.cfg.Forward(owner, b) {
-		s.drop(b, DropForwardFailed)
-		return true
-	}
-	s.stats.Forwarded++
-	return true
+	return ok && s.forwardToOwner(b, ip, sport, dport)
 }
 
-// forwardMisdirected hands a TCP segment or UDP datagram for which this
-// core has no connection or socket to the core that owns its flow, if that
-// is another core. A NIC whose steering the RSS configuration predicts (the
-// mem wire, a TAP or fanout steered by the Toeplitz program, hardware RSS)
-// never misdirects; one that steers by a hash of its own (a veth, whose
-// receive queue follows the sender's flow hash) does, and then every flow
-// still lives on the core that RSS names, where its active opens chose
-// their ports. Established traffic that lands right pays nothing: the check
-// runs only when the local lookup failed.
-func (s *Stack) forwardMisdirected(b *nicq.Buf, ip header.IPv4, sport, dport uint16) bool {
+// forwardToOwner hands b, an IPv4 datagram of the flow (sport, dport), to
+// the core that owns the flow, if that is another core, and reports whether
+// it did (a failed forward drops and counts b). Besides reassembled
+// datagrams, TCP and UDP call it for a segment or datagram for which this
+// core has no connection or socket: a NIC whose steering the RSS
+// configuration predicts (the mem wire, a TAP or fanout steered by the
+// Toeplitz program, hardware RSS) never misdirects, one that steers by a
+// hash of its own (a veth whose sender does not steer by RSS) does, and
+// then every flow still lives on the core RSS names, where its active
+// opens chose their ports. Traffic that lands right pays nothing: the
+// check runs only when the local lookup failed.
+func (s *Stack) forwardToOwner(b *nicq.Buf, ip header.IPv4, sport, dport uint16) bool {
 	if s.cfg.FlowOwner == nil || s.cfg.Forward == nil {
 		return false
 	}
@@ -102,7 +89,6 @@ func (s *Stack) forwardMisdirected(b *nicq.Buf, ip header.IPv4, sport, dport uin
 	if owner == s.cfg.Core {
 		return false
 	}
-	b.Flags |= nicq.FlagL4ChecksumVerified // checked here; the owner need not again
 	if !s.cfg.Forward(owner, b) {
 		s.drop(b, DropForwardFailed)
 		return true

@@ -60,6 +60,7 @@ func (s *Stack) tcpInput(b *nicq.Buf, ip header.IPv4) {
 		s.drop(b, DropReason(header.DropBadChecksum))
 		return
 	}
+	b.Flags |= nicq.FlagL4ChecksumVerified // a core it is forwarded to need not check again
 	var seg tcpSegment
 	if r := header.ParseTCPOptions(raw.Options(), &seg.opts); r != header.DropNone {
 		t.stats.BadSegments++
@@ -72,7 +73,7 @@ func (s *Stack) tcpInput(b *nicq.Buf, ip header.IPv4) {
 	reason := DropNone
 	l := t.listeners[id.localPort]
 	c := t.conns[id]
-	if c == nil && s.forwardMisdirected(b, ip, id.remotePort, id.localPort) {
+	if c == nil && s.forwardToOwner(b, ip, id.remotePort, id.localPort) {
 		return
 	}
 	if c != nil && c.state == tcpTimeWait && l != nil && c.reopens(&seg) {

@@ -232,10 +232,11 @@ func (s *Stack) inputUDP(b *nicq.Buf, ip header.IPv4) {
 		s.drop(b, DropReason(header.DropBadChecksum))
 		return
 	}
+	b.Flags |= nicq.FlagL4ChecksumVerified // a core it is forwarded to need not check again
 	s.stats.UDPDatagramsIn++
 	ep := s.udp.ports[u.DestinationPort()]
 	if ep == nil {
-		if s.forwardMisdirected(b, ip, u.SourcePort(), u.DestinationPort()) {
+		if s.forwardToOwner(b, ip, u.SourcePort(), u.DestinationPort()) {
 			return
 		}
 		s.sendICMPError(ip, header.ICMPv4DestinationUnreachable, header.ICMPv4PortUnreachable, 0)

@@ -391,9 +391,6 @@ func (q *Queue) Send(bufs []*nicq.Buf) int {
 		q.iovs = make([]unix.Iovec, 64)
 	}
 	tap := q.tap.Writer()
-	if tap != nil {
-		tap.WriteBufs(time.Now().UnixNano(), bufs)
-	}
 	done := 0
 	for done < len(bufs) {
 		n := 0
@@ -426,6 +423,9 @@ func (q *Queue) Send(bufs []*nicq.Buf) int {
 			b.Free()
 			done++
 			continue
+		}
+		if tap != nil {
+			tap.WriteBufs(time.Now().UnixNano(), bufs[done:done+sent])
 		}
 		for _, b := range bufs[done : done+sent] {
 			q.counters.TxPackets++

@@ -314,17 +314,6 @@ func (n *NIC) Mode() string {
 	return m + " copy"
 }
 
-// SetAddrs replaces the IPv4 addresses the XDP program redirects.
-func (n *NIC) SetAddrs(addrs []netip.Addr) error {
-	var a4 [][4]byte
-	for _, a := range addrs {
-		if a.Is4() {
-			a4 = append(a4, a.As4())
-		}
-	}
-	return n.prog.setAddrs(a4)
-}
-
 // Close detaches the program, then closes the sockets and frees the UMEMs.
 // Its queues must no longer be in use.
 func (n *NIC) Close() error {
@@ -440,8 +429,11 @@ func (q *Queue) Recv(bufs []*nicq.Buf) int {
 		b := q.pool.FrameAt(int(base))
 		if b == nil || d.Addr-base != headroom || int(d.Len) > b.Tailroom() {
 			// Not a frame we posted at our offset: a kernel we do not
-			// understand. Count it; the frame (if ours) is lost.
+			// understand. Count it; a frame of ours goes back to the pool.
 			q.counters.Drops[nicq.DropRunt]++
+			if b != nil {
+				b.Free()
+			}
 			continue
 		}
 		b.Reset()
@@ -467,13 +459,7 @@ func (q *Queue) Recv(bufs []*nicq.Buf) int {
 	if q.recvs++; q.recvs&1023 == 0 {
 		q.readStats()
 	}
-	if tap := q.tap.Writer(); tap != nil && got > 0 {
-		now := time.Now().UnixNano()
-		for _, b := range bufs[:got] {
-			b.RxTime = now
-		}
-		tap.WriteReceived(bufs[:got])
-	}
+	linkdev.CaptureReceived(q.tap.Writer(), bufs[:got])
 	return got
 }
 
@@ -565,8 +551,7 @@ func (q *Queue) CancelWait() {}
 // ClearWait does nothing: readiness is the ring's state.
 func (q *Queue) ClearWait() {}
 
-// Pending reports whether the receive ring holds frames, or transmitted
-// frames wait to be reaped (a sleeping core would hold their buffers).
+// Pending reports whether the receive ring holds frames.
 func (q *Queue) Pending() bool {
 	// An idle core asks before every sleep; the drop counts need not be
 	// that fresh, and the system call is not free.

@@ -121,32 +121,6 @@ func instructions(addrs, sockets *ebpf.Map) asm.Instructions {
 	}
 }
 
-// SetAddrs replaces the stack's addresses the program redirects.
-func (p *program) setAddrs(addrs [][4]byte) error {
-	var old [][4]byte
-	var k [4]byte
-	var v uint8
-	it := p.addrs.Iterate()
-	for it.Next(&k, &v) {
-		old = append(old, k)
-	}
-	for _, a := range addrs {
-		if err := p.addrs.Put(a, uint8(1)); err != nil {
-			return err
-		}
-	}
-outer:
-	for _, o := range old {
-		for _, a := range addrs {
-			if a == o {
-				continue outer
-			}
-		}
-		p.addrs.Delete(o)
-	}
-	return nil
-}
-
 func (p *program) close() {
 	if p.prog != nil {
 		p.prog.Close()

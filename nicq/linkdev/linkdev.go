@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/mkstack/mkstack/nicq"
 	"github.com/mkstack/mkstack/rss"
 )
 
@@ -75,12 +76,7 @@ func countQueues(ifname, prefix string) int {
 // RandomMAC returns a random locally administered unicast address.
 func RandomMAC() [6]byte {
 	var m [6]byte
-	if _, err := rand.Read(m[:]); err != nil {
-		binaryTime := uint64(time.Now().UnixNano())
-		for i := range m {
-			m[i] = byte(binaryTime >> (8 * i))
-		}
-	}
+	rand.Read(m[:]) // never fails (crypto/rand)
 	m[0] = m[0]&^1 | 2
 	return m
 }
@@ -104,9 +100,17 @@ func Pending(fd int) bool {
 	return err == nil && n > 0 && fds[0].Revents&unix.POLLIN != 0
 }
 
-// Temporary reports whether a send or receive error means "try later".
-func Temporary(err error) bool {
-	return err == unix.EAGAIN || err == unix.EINTR || err == unix.ENOBUFS
+// CaptureReceived stamps bufs with the time now and writes them to w, for
+// a driver whose NIC gives no arrival time; w may be nil (capture off).
+func CaptureReceived(w *nicq.PcapWriter, bufs []*nicq.Buf) {
+	if w == nil || len(bufs) == 0 {
+		return
+	}
+	now := time.Now().UnixNano()
+	for _, b := range bufs {
+		b.RxTime = now
+	}
+	w.WriteReceived(bufs)
 }
 
 // Legacy ethtool commands (linux/ethtool.h); they set one feature each and

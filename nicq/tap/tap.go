@@ -271,13 +271,7 @@ func (q *Queue) Recv(bufs []*nicq.Buf) int {
 		q.counters.RxPackets++
 		q.counters.RxBytes += uint64(n)
 	}
-	if tap := q.tap.Writer(); tap != nil && got > 0 {
-		now := time.Now().UnixNano()
-		for _, b := range bufs[:got] {
-			b.RxTime = now
-		}
-		tap.WriteReceived(bufs[:got])
-	}
+	linkdev.CaptureReceived(q.tap.Writer(), bufs[:got])
 	return got
 }
 
