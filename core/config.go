@@ -98,6 +98,16 @@ type Config struct {
 	// back (0: DefaultMaxForwardsInFlight). Beyond it a forward is dropped
 	// and counted (ForwardDrops, and the stack's forward_failed).
 	MaxForwardsInFlight int
+
+	// KeepGOMAXPROCS leaves GOMAXPROCS alone. By default Start raises it
+	// by the number of cores, and Stop lowers it again: a busy core holds
+	// its P (the Go scheduler's right to run Go code) for as long as
+	// traffic flows, so with one core per CPU and GOMAXPROCS at the CPU
+	// count the application's goroutines (net.Conn users, net/http) would
+	// wait for the scheduler to preempt a core, 10 ms at a time. With the
+	// extra Ps they run, and the kernel shares each CPU between its core
+	// and them.
+	KeepGOMAXPROCS bool
 }
 
 // Errors of Start and of the control plane. Match them with errors.Is.

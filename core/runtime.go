@@ -35,6 +35,8 @@ type Runtime struct {
 	epoch     time.Time
 	_         [cacheLine]byte
 
+	addedProcs int // by Start to GOMAXPROCS, taken back when the cores are done
+
 	closing atomic.Bool  // Do refuses new calls
 	doers   atomic.Int64 // Do calls between their check of closing and their enqueue
 	_       [cacheLine]byte
@@ -66,6 +68,10 @@ func Start(cfg Config) (*Runtime, error) {
 	rt, err := newRuntime(p)
 	if err != nil {
 		return nil, err
+	}
+	if !cfg.KeepGOMAXPROCS {
+		rt.addedProcs = len(rt.cores)
+		addProcs(rt.addedProcs)
 	}
 	ready := make(chan error, len(rt.cores))
 	rt.running.Store(int32(len(rt.cores)))
@@ -143,12 +149,27 @@ func dropReasonNames() []string {
 // mono is the runtime's monotonic clock in nanoseconds, for spin windows.
 func (rt *Runtime) mono() int64 { return int64(time.Since(rt.epoch)) }
 
+// procsMu serialises the read-modify-write of GOMAXPROCS by runtimes
+// starting and stopping at once.
+var procsMu sync.Mutex
+
+// addProcs changes GOMAXPROCS by n (see Config.KeepGOMAXPROCS).
+func addProcs(n int) {
+	if n == 0 {
+		return
+	}
+	procsMu.Lock()
+	defer procsMu.Unlock()
+	runtime.GOMAXPROCS(max(1, runtime.GOMAXPROCS(0)+n))
+}
+
 // exit is the last thing a core goroutine (or Stop, which counts itself
 // while it rings the doorbells) does; the last one out closes the
 // doorbells and says the runtime is done.
 func (rt *Runtime) exit() {
 	if rt.running.Add(-1) == 0 {
 		rt.closeDoorbells()
+		addProcs(-rt.addedProcs)
 		close(rt.done)
 	}
 }
