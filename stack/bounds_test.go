@@ -4,6 +4,7 @@ import (
 	"errors"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/mkstack/mkstack/nicq"
 	"github.com/mkstack/mkstack/stack/header"
@@ -217,4 +218,49 @@ func TestHalfOpenConnectionsHoldNoBuffers(t *testing.T) {
 		t.Fatalf("each half-open connection allocated %d bytes; its buffers must wait for data", perConn)
 	}
 	t.Logf("%d bytes allocated per half-open connection", perConn)
+}
+
+// TestSYNCookiesAreRateBounded: past a full SYN queue a flood is answered
+// with cookies only up to SYNCookiesPerSecond (with a burst of 10 ms of
+// them); the rest are dropped and counted, and the budget comes back with
+// time.
+func TestSYNCookiesAreRateBounded(t *testing.T) {
+	n := newTestNet(t)
+	s := n.add("10.0.0.2/24", func(c *Config) { c.TCP.SYNQueue = 2; c.TCP.SYNCookiesPerSecond = 1000 })
+	s.LearnNeighbour(ip4("10.0.0.9"), header.MAC{2, 0, 0, 0, 0, 9})
+	s.ListenTCP(80, TCPListenOptions{})
+	port := uint16(1000)
+	flood := func(k int) {
+		for range k {
+			injectTCP(t, n, s, n.pools[0], scriptSeg{sport: port, dport: 80, seq: 1, flags: header.TCPFlagSYN, wnd: 1000})
+			port++
+		}
+	}
+	synACKs := func() (k int) {
+		for _, r := range replies(s) {
+			if r.Flags&(header.TCPFlagSYN|header.TCPFlagACK) == header.TCPFlagSYN|header.TCPFlagACK {
+				k++
+			}
+		}
+		return k
+	}
+	// Two SYNs fill the queue; of the next 100, a burst of 10 ms at
+	// 1000/s gets cookies (11: the budget starts full and the first is
+	// due at once).
+	flood(102)
+	if got, sent := synACKs(), s.TCPStats().SYNCookiesSent; got != 2+11 || sent != 11 {
+		t.Fatalf("%d SYN-ACKs, %d cookies; want 2 from the queue and 11 cookies", got, sent)
+	}
+	if d := drops(s, DropTCPSYNCookieRate); d != 89 {
+		t.Fatalf("tcp_syn_cookie_rate %d, want 89: %v", d, nonZero(s))
+	}
+	// 5 ms later, 5 more are due.
+	n.clock.Advance(5 * time.Millisecond)
+	flood(20)
+	if got := synACKs(); got != 5 {
+		t.Fatalf("5 ms on: %d cookie SYN-ACKs, want 5", got)
+	}
+	if s.TCPConnCount() != 2 {
+		t.Fatalf("%d connections: cookies keep no state", s.TCPConnCount())
+	}
 }

@@ -85,6 +85,9 @@ const (
 	// answer (no ACK flag, an RST in TIME-WAIT per RFC 1337, a stray
 	// segment to a listener).
 	DropTCPIgnored
+	// DropTCPSYNCookieRate: a SYN to a full SYN queue beyond
+	// TCPConfig.SYNCookiesPerSecond, dropped without a cookie.
+	DropTCPSYNCookieRate
 
 	// NumDropReasons is the number of DropReason values.
 	NumDropReasons
@@ -100,6 +103,7 @@ var stackDropNames = [...]string{
 	"tcp_out_of_window", "tcp_paws", "tcp_challenged", "tcp_bad_ack",
 	"tcp_syn_queue_full", "tcp_accept_queue_full", "tcp_out_of_order_full",
 	"tcp_bad_cookie", "tcp_too_many_conns", "tcp_ignored",
+	"tcp_syn_cookie_rate",
 }
 
 // String returns the reason in snake case, fit for a metric label value.

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"encoding/binary"
+	"time"
 
 	"github.com/mkstack/mkstack/stack/header"
 )
@@ -64,6 +65,28 @@ const (
 	cookieTSSACK   = 1 << 4
 	cookieTSNoWS   = 0xf
 )
+
+// cookieBurst is how far (in time at the SYNCookiesPerSecond rate) a burst
+// of cookies may run ahead of the rate.
+const cookieBurst = 10 * int64(time.Millisecond)
+
+// cookieAllowed takes one cookie SYN-ACK from the SYNCookiesPerSecond
+// budget, or says there is none left.
+func (t *tcpTable) cookieAllowed() bool {
+	rate := t.cfg.SYNCookiesPerSecond
+	if rate < 0 {
+		return true
+	}
+	now := t.s.now
+	if t.cookieDue < now-cookieBurst {
+		t.cookieDue = now - cookieBurst
+	}
+	if t.cookieDue > now {
+		return false
+	}
+	t.cookieDue += int64(time.Second) / int64(rate)
+	return true
+}
 
 // sendCookie answers a SYN with a cookie SYN-ACK and keeps no state.
 func (l *TCPListener) sendCookie(id tcpTuple, seg *tcpSegment) {

@@ -147,6 +147,9 @@ func (l *TCPListener) input(id tcpTuple, seg *tcpSegment) DropReason {
 	}
 	if l.synCount >= l.opts.SYNQueue || len(t.conns) >= t.cfg.MaxConns {
 		if !t.cfg.DisableSYNCookies {
+			if !t.cookieAllowed() {
+				return DropTCPSYNCookieRate
+			}
 			l.sendCookie(id, seg)
 			return DropNone
 		}
