@@ -169,9 +169,11 @@ func mapErr(err error) error {
 // receiving end takes the receive queue from the sender's transmit queue,
 // attaching it to the sending end's egress makes the pair steer as a NIC
 // with cfg's RSS would: the lab's kernel peer uses it so that the stack's
-// queues receive exactly the flows RSS gives them. Loading needs CAP_BPF
-// (or CAP_SYS_ADMIN); attaching (a clsact qdisc's egress filter) is the
-// caller's.
+// queues receive exactly the flows RSS gives them. The kernel ignores a
+// write of 0xffff or more to queue_mapping (0xffff means no queue), so
+// frames for queues 65534 and 65535 leave it unset; no veth has that many.
+// Loading needs CAP_BPF (or CAP_SYS_ADMIN); attaching (a clsact qdisc's
+// egress filter) is the caller's.
 func NewEgressSteeringProgram(cfg *Config) (_ *SteeringProgram, err error) {
 	return newProgram(cfg, false, true)
 }
