@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mkstack/mkstack/affinity"
@@ -34,6 +35,8 @@ type serveOptions struct {
 	addr                        netip.Prefix
 	gateway                     netip.Addr
 	cores                       int
+	cpus                        []int
+	synCookieRate               int
 	port                        int
 	pin, xdpGeneric             bool
 	shutdown, spin              time.Duration
@@ -49,6 +52,9 @@ func parseServe(args []string, stderr io.Writer) (serveOptions, int) {
 	fs.StringVar(&addr, "addr", "", "the stack's IPv4 address and prefix, e.g. 10.77.0.1/24 (required)")
 	fs.StringVar(&gw, "gateway", "", "default gateway (optional)")
 	fs.IntVar(&o.cores, "cores", 0, "cores, one per NIC queue (default: the NIC's queues, capped by the CPUs)")
+	var cpus string
+	fs.StringVar(&cpus, "cpus", "", "pin core i to the i-th CPU of this list, e.g. 2,3 or 4-7 (default: CPUs near the NIC; --cores, if given, must match its length)")
+	fs.IntVar(&o.synCookieRate, "syn-cookies-per-second", 0, "per core, the most SYN cookies sent under a SYN flood; the flood's SYNs beyond are dropped and counted (0: the stack's default, 25000; negative: no bound)")
 	fs.StringVar(&o.app, "app", "echo", "application: echo (TCP), http (net/http over sockets), discard (TCP)")
 	fs.IntVar(&o.port, "port", 0, "port of the application (default: 7 echo, 80 http, 9 discard)")
 	fs.StringVar(&o.metrics, "metrics-addr", "", "serve Prometheus metrics at ADDR/metrics from the host's own network (e.g. 127.0.0.1:9100)")
@@ -105,6 +111,18 @@ func parseServe(args []string, stderr io.Writer) (serveOptions, int) {
 	if o.cores < 0 {
 		return bad("--cores %d: want at least 1", o.cores)
 	}
+	if cpus != "" {
+		if o.cpus, err = affinity.ParseCPUList(cpus); err != nil {
+			return bad("--cpus %q: %v", cpus, err)
+		}
+		if o.cores != 0 && o.cores != len(o.cpus) {
+			return bad("--cpus %q lists %d CPUs for %d cores", cpus, len(o.cpus), o.cores)
+		}
+		if !o.pin {
+			return bad("--cpus pins the cores; it cannot go with --pin=false")
+		}
+		o.cores = len(o.cpus)
+	}
 	return o, 0
 }
 
@@ -139,14 +157,15 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, stdout io.Writ
 	cfg := core.Config{
 		NIC:        nic,
 		Cores:      o.cores,
+		CPUs:       o.cpus,
 		Pin:        o.pin,
 		SpinWindow: o.spin,
 		StackConfig: func(int) stack.Config {
-			return stack.Config{Addr: o.addr, Gateway: o.gateway}
+			return stack.Config{Addr: o.addr, Gateway: o.gateway, TCP: stack.TCPConfig{SYNCookiesPerSecond: o.synCookieRate}}
 		},
 	}
 	rt, err := core.Start(cfg)
-	if err != nil && o.pin && (errors.Is(err, affinity.ErrNotEnoughCPUs) || errors.Is(err, affinity.ErrCPUNotAllowed)) {
+	if err != nil && o.pin && o.cpus == nil && (errors.Is(err, affinity.ErrNotEnoughCPUs) || errors.Is(err, affinity.ErrCPUNotAllowed)) {
 		log.Warn("cannot pin the cores; running them unpinned", "err", err)
 		cfg.Pin = false
 		rt, err = core.Start(cfg)
@@ -211,6 +230,7 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, stdout io.Writ
 	if o.metrics != "" {
 		reg := prometheus.NewRegistry()
 		rt.Register(reg)
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		ln, err := net.Listen("tcp", o.metrics)
 		if err != nil {
 			appClose()
