@@ -53,7 +53,7 @@ func parseServe(args []string, stderr io.Writer) (serveOptions, int) {
 	fs.StringVar(&gw, "gateway", "", "default gateway (optional)")
 	fs.IntVar(&o.cores, "cores", 0, "cores, one per NIC queue (default: the NIC's queues, capped by the CPUs)")
 	var cpus string
-	fs.StringVar(&cpus, "cpus", "", "pin core i to the i-th CPU of this list, e.g. 2,3 or 4-7 (default: CPUs near the NIC; --cores, if given, must match its length)")
+	fs.StringVar(&cpus, "cpus", "", "pin the cores to these CPUs, core i to the i-th lowest, e.g. 2,3 or 4-7 (default: CPUs near the NIC; --cores, if given, must match the count)")
 	fs.IntVar(&o.synCookieRate, "syn-cookies-per-second", 0, "per core, the most SYN cookies sent under a SYN flood; the flood's SYNs beyond are dropped and counted (0: the stack's default, 25000; negative: no bound)")
 	fs.StringVar(&o.app, "app", "echo", "application: echo (TCP), http (net/http over sockets), discard (TCP)")
 	fs.IntVar(&o.port, "port", 0, "port of the application (default: 7 echo, 80 http, 9 discard)")

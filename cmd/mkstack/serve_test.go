@@ -122,6 +122,15 @@ func TestServeHTTPOverMem(t *testing.T) {
 	}
 }
 
+// TestServeCPUsPinsTheCores: --cpus gives each core its CPU and sets the
+// core count.
+func TestServeCPUsPinsTheCores(t *testing.T) {
+	o, code := parseServe([]string{"--driver", "mem", "--addr", "10.0.0.1/24", "--cpus", "1,0"}, io.Discard)
+	if code != 0 || o.cores != 2 || fmt.Sprint(o.cpus) != "[0 1]" {
+		t.Fatalf("--cpus 1,0: exit %d, %d cores on %v; want 2 cores on [0 1]", code, o.cores, o.cpus)
+	}
+}
+
 func TestServeRejectsBadFlagsWithStatus2(t *testing.T) {
 	for _, args := range [][]string{
 		{"serve"}, // no --addr
@@ -131,6 +140,9 @@ func TestServeRejectsBadFlagsWithStatus2(t *testing.T) {
 		{"serve", "--driver", "mem", "--addr", "10.0.0.1/24", "--gateway", "192.168.0.1"},
 		{"serve", "--driver", "mem", "--addr", "10.0.0.1/24", "--port", "70000"},
 		{"serve", "--driver", "mem", "--addr", "10.0.0.1/24", "extra"},
+		{"serve", "--driver", "mem", "--addr", "10.0.0.1/24", "--cpus", "3-1"},
+		{"serve", "--driver", "mem", "--addr", "10.0.0.1/24", "--cpus", "0,1", "--cores", "3"},
+		{"serve", "--driver", "mem", "--addr", "10.0.0.1/24", "--cpus", "0", "--pin=false"},
 	} {
 		var out, errOut bytes.Buffer
 		if code := run(args, &out, &errOut); code != 2 {
