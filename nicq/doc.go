@@ -3,8 +3,8 @@
 // implements, the clock drivers read, and a pcap writer to watch any queue.
 // Its subpackages are the drivers: mem (an in-memory multi-queue wire with
 // software RSS and fault injection), afxdp (AF_XDP sockets behind an XDP
-// program), tap (a multi-queue TAP device) and afpacket (TPACKET_V3 rings in
-// a fanout group); linkdev holds what the Linux ones share.
+// program), tap (a multi-queue TAP device) and afpacket (TPACKET_V2 or V3
+// rings in a fanout group); linkdev holds what the Linux ones share.
 //
 // It must not parse protocols. A Buf holds bytes and facts about them (the
 // RSS hash, the arrival time, which checksums were verified) that a NIC or

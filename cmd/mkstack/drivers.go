@@ -17,7 +17,10 @@ type driverOptions struct {
 	addrs  []netip.Addr
 	// xdpGeneric asks afxdp for generic (skb) mode.
 	xdpGeneric bool
-	warn, info func(msg string, args ...any)
+	// afpacketRing is afpacket's receive ring version, 2 or 3; 0 leaves
+	// the driver's default.
+	afpacketRing int
+	warn, info   func(msg string, args ...any)
 }
 
 // openDriver opens a NIC by driver name. Each driver registers itself from

@@ -45,11 +45,11 @@ func openAFXDP(o driverOptions) (nicq.NIC, func(), error) {
 }
 
 func openAFPacket(o driverOptions) (nicq.NIC, func(), error) {
-	nic, err := afpacket.Open(afpacket.Config{Interface: o.iface, Queues: defaultQueues(o), Warn: func(m string) { o.warn(m) }})
+	nic, err := afpacket.Open(afpacket.Config{Interface: o.iface, Queues: defaultQueues(o), Ring: afpacket.RingVersion(o.afpacketRing), Warn: func(m string) { o.warn(m) }})
 	if err != nil {
 		return nil, nil, err
 	}
-	o.info("AF_PACKET", "steering", map[bool]string{true: "toeplitz eBPF fanout", false: "kernel flow hash fanout"}[nic.Steered()])
+	o.info("AF_PACKET", "ring", nic.Ring().String(), "steering", map[bool]string{true: "toeplitz eBPF fanout", false: "kernel flow hash fanout"}[nic.Steered()])
 	return nic, func() { nic.Close() }, nil
 }
 

@@ -143,6 +143,7 @@ func TestServeRejectsBadFlagsWithStatus2(t *testing.T) {
 		{"serve", "--driver", "mem", "--addr", "10.0.0.1/24", "--cpus", "3-1"},
 		{"serve", "--driver", "mem", "--addr", "10.0.0.1/24", "--cpus", "0,1", "--cores", "3"},
 		{"serve", "--driver", "mem", "--addr", "10.0.0.1/24", "--cpus", "0", "--pin=false"},
+		{"serve", "--driver", "mem", "--addr", "10.0.0.1/24", "--afpacket-ring", "3"},
 	} {
 		var out, errOut bytes.Buffer
 		if code := run(args, &out, &errOut); code != 2 {
@@ -150,6 +151,18 @@ func TestServeRejectsBadFlagsWithStatus2(t *testing.T) {
 		}
 		if errOut.Len() == 0 {
 			t.Errorf("%v: no error message", args)
+		}
+	}
+}
+
+func TestServeTakesTheAFPacketRingVersion(t *testing.T) {
+	for flag, want := range map[string]int{"": 2, "v2": 2, "v3": 3} {
+		args := []string{"--driver", "mem", "--addr", "10.0.0.1/24"}
+		if flag != "" {
+			args = append(args, "--afpacket-ring", flag)
+		}
+		if o, code := parseServe(args, io.Discard); code != 0 || o.afpacketRing != want {
+			t.Errorf("--afpacket-ring %q: ring %d (exit %d), want %d", flag, o.afpacketRing, code, want)
 		}
 	}
 }
