@@ -13,6 +13,9 @@ import (
 const mainEnv = "MKSTACK_TEST_MAIN"
 
 func TestMain(m *testing.M) {
+	if spec, ok := os.LookupEnv(loadGenEnv); ok {
+		os.Exit(runLoadGen(spec, os.Stdout))
+	}
 	if args, ok := os.LookupEnv(mainEnv); ok {
 		os.Exit(run(strings.Split(args, "\x1f"), os.Stdout, os.Stderr))
 	}
