@@ -21,8 +21,13 @@ import (
 // listeners, connections and packet sockets whose every operation is a
 // message to the core that owns them. It is safe for concurrent use.
 type Network struct {
-	rt       *core.Runtime
-	addr     netip.Addr
+	rt   *core.Runtime
+	addr netip.Addr
+	// onLink and gateway are the stacks' routes (fixed by their Config),
+	// so that a datagram with no route fails its write at once although
+	// the core sends it later.
+	onLink   netip.Prefix
+	gateway  bool
 	nextCore atomic.Uint32
 	stats    Stats
 }
@@ -43,11 +48,20 @@ type Stats struct {
 // New returns the Network of rt. It asks core 0 for the stacks' address.
 func New(rt *core.Runtime) (*Network, error) {
 	n := &Network{rt: rt}
-	err := rt.DoWait(context.Background(), 0, func(s *stack.Stack) { n.addr = s.Addr() })
+	err := rt.DoWait(context.Background(), 0, func(s *stack.Stack) {
+		n.addr = s.Addr()
+		cfg := s.Config()
+		n.onLink, n.gateway = cfg.Addr.Masked(), cfg.Gateway.IsValid()
+	})
 	if err != nil {
 		return nil, fmt.Errorf("sockets: %w", err)
 	}
 	return n, nil
+}
+
+// routable reports whether the stacks have a route to dst.
+func (n *Network) routable(dst netip.Addr) bool {
+	return n.gateway || n.onLink.Contains(dst)
 }
 
 // Runtime returns the runtime under the network.

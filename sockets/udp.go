@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/mkstack/mkstack/msgring"
@@ -20,12 +21,21 @@ import (
 // copies it out and hands the slot back on a second ring. Slots are
 // allocated once, when the socket opens: a steady stream of datagrams
 // allocates nothing. A datagram larger than a slot gets a buffer of its own.
+//
+// Sending mirrors it: WriteTo copies the datagram into a free slot of the
+// core that owns its flow, passes it on a third ring, and returns without
+// waiting for the core (as a kernel socket's send buffer lets it); the core
+// sends it and hands the slot back on a fourth. A datagram larger than a
+// slot, or one that finds no free slot, waits for its core instead, after
+// the staged ones.
 
 const (
 	// DefaultUDPQueue is how many datagrams each core holds for a packet
 	// socket before it drops (and counts) more.
 	DefaultUDPQueue = 512
 	udpSlotSize     = 2048
+	// udpSendSlots is how many datagrams each core stages for sending.
+	udpSendSlots = 64
 )
 
 type datagram struct {
@@ -42,6 +52,13 @@ type udpCore struct {
 	slots *msgring.Ring[[]byte]   // application → core: free slots
 	spare []byte                  // the core's: a slot taken and not passed on
 	_     [64]byte
+
+	out     *msgring.Ring[datagram] // application → core: datagrams to send
+	outFree *msgring.Ring[[]byte]   // core → application: send slots
+	// drainQueued is set while a drain of out is queued on the core.
+	drainQueued atomic.Bool
+	drainFn     func(*stack.Stack)
+	_           [64]byte
 }
 
 type packetConn struct {
@@ -65,6 +82,10 @@ type packetConn struct {
 	wdst    netip.AddrPort
 	werr    error
 	writeFn func(*stack.Stack)
+	// sendErr is the first error a staged datagram met on its core; the
+	// next write reports it (as a kernel socket reports an asynchronous
+	// error).
+	sendErr atomic.Pointer[error]
 }
 
 // ListenPacket opens a UDP socket ("udp" or "udp4", ":port") on every core.
@@ -94,9 +115,19 @@ func (n *Network) openUDP(port uint16, raddr netip.AddrPort) (*packetConn, error
 	}
 	pc.writeFn = pc.doWrite
 	for i := range pc.per {
-		u := &udpCore{in: msgring.NewRing[datagram](DefaultUDPQueue), slots: msgring.NewRing[[]byte](DefaultUDPQueue)}
+		u := &udpCore{
+			in: msgring.NewRing[datagram](DefaultUDPQueue), slots: msgring.NewRing[[]byte](DefaultUDPQueue),
+			out: msgring.NewRing[datagram](udpSendSlots), outFree: msgring.NewRing[[]byte](udpSendSlots),
+		}
 		for range DefaultUDPQueue - 1 {
 			u.slots.Enqueue(make([]byte, udpSlotSize))
+		}
+		for range udpSendSlots - 1 {
+			u.outFree.Enqueue(make([]byte, udpSlotSize))
+		}
+		u.drainFn = func(*stack.Stack) {
+			u.drainQueued.Store(false)
+			pc.drainOut(u)
 		}
 		pc.per[i] = u
 	}
@@ -226,12 +257,63 @@ func (pc *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 }
 
 func (pc *packetConn) doWrite(s *stack.Stack) {
-	ep := pc.per[s.Config().Core].ep
-	pc.werr = mapError(ep.SendTo(pc.wbuf, pc.wdst.Addr().As4(), pc.wdst.Port()))
+	// Staged datagrams go first: their drain was queued on the same
+	// mailbox before this call.
+	u := pc.per[s.Config().Core]
+	pc.werr = mapError(u.ep.SendTo(pc.wbuf, pc.wdst.Addr().As4(), pc.wdst.Port()))
 	signal(pc.wrDone)
 }
 
-// WriteToUDPAddrPort sends p to dst from the core that owns the flow.
+// drainOut sends the datagrams staged for core u and gives their slots
+// back; on the core.
+func (pc *packetConn) drainOut(u *udpCore) {
+	for {
+		d, ok := u.out.Dequeue()
+		if !ok {
+			return
+		}
+		if u.ep == nil {
+			pc.setSendErr(net.ErrClosed)
+		} else if err := u.ep.SendTo(d.buf[:d.n], d.from.Addr().As4(), d.from.Port()); err != nil {
+			pc.setSendErr(mapError(err))
+		}
+		u.outFree.Enqueue(d.buf)
+	}
+}
+
+func (pc *packetConn) setSendErr(err error) {
+	pc.sendErr.CompareAndSwap(nil, &err)
+}
+
+// stage copies p into a free send slot of core and queues it, or reports
+// that it cannot (too large, or no slot free); under wrMu.
+func (pc *packetConn) stage(core int, p []byte, dst netip.AddrPort) (bool, error) {
+	u := pc.per[core]
+	if len(p) > udpSlotSize {
+		return false, nil
+	}
+	slot, ok := u.outFree.Dequeue()
+	if !ok {
+		return false, nil
+	}
+	n := copy(slot, p)
+	if !u.out.Enqueue(datagram{buf: slot, n: n, from: dst, slot: true}) {
+		u.outFree.Enqueue(slot) // cannot happen: out has as many places as there are slots
+		return false, nil
+	}
+	if u.drainQueued.CompareAndSwap(false, true) {
+		if err := pc.n.send(core, u.drainFn); err != nil {
+			return true, err
+		}
+	}
+	return true, nil
+}
+
+// WriteToUDPAddrPort sends p to dst from the core that owns the flow. It
+// returns once the datagram is staged for that core, without waiting for
+// it. A destination with no route fails at once; an error the core meets
+// sending a staged datagram (no buffer, say) is reported by the next
+// write.
 func (pc *packetConn) WriteToUDPAddrPort(p []byte, dst netip.AddrPort) (int, error) {
 	if !dst.Addr().Is4() && !dst.Addr().Is4In6() {
 		return 0, pc.opError("write", net.UDPAddrFromAddrPort(dst), &net.AddrError{Err: "not an IPv4 address", Addr: dst.Addr().String()})
@@ -245,8 +327,20 @@ func (pc *packetConn) WriteToUDPAddrPort(p []byte, dst netip.AddrPort) (int, err
 	if pc.wrDeadline.passed() {
 		return 0, pc.opError("write", net.UDPAddrFromAddrPort(dst), errDeadline)
 	}
+	if e := pc.sendErr.Swap(nil); e != nil {
+		return 0, pc.opError("write", net.UDPAddrFromAddrPort(dst), *e)
+	}
+	if !pc.n.routable(dst.Addr()) {
+		return 0, pc.opError("write", net.UDPAddrFromAddrPort(dst), syscall.ENETUNREACH)
+	}
 	local := pc.n.addr.As4()
 	core := pc.n.rt.FlowOwner(header.ProtocolUDP, dst.Addr().As4(), local, dst.Port(), pc.port)
+	if staged, err := pc.stage(core, p, dst); staged || err != nil {
+		if err != nil {
+			return 0, pc.opError("write", net.UDPAddrFromAddrPort(dst), err)
+		}
+		return len(p), nil
+	}
 	pc.wbuf, pc.wdst = p, dst
 	err := pc.n.call(core, pc.writeFn, pc.wrDone)
 	pc.wbuf = nil
@@ -268,7 +362,8 @@ func (pc *packetConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 }
 
 // Close unbinds the socket on every core; a blocked ReadFrom returns
-// net.ErrClosed.
+// net.ErrClosed. Datagrams written before are sent first: their drains
+// were queued on the cores' mailboxes before the unbinding.
 func (pc *packetConn) Close() error {
 	if !pc.isClosed.CompareAndSwap(false, true) {
 		return pc.opError("close", nil, net.ErrClosed)
