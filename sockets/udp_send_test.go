@@ -76,6 +76,9 @@ func TestPacketConnWriteWithNoRouteFailsAtOnce(t *testing.T) {
 // TestPacketConnStagedWriteAllocatesNothing: a datagram that fits a slot
 // costs the writer no allocation.
 func TestPacketConnStagedWriteAllocatesNothing(t *testing.T) {
+	if debugBuild {
+		t.Skip("the mkstackdebug build allocates to record each buffer's free")
+	}
 	srv, cli := pair(t, 1)
 	in, err := srv.ListenPacket("udp", ":5301")
 	if err != nil {
