@@ -106,7 +106,9 @@ type Config struct {
 	// count the application's goroutines (net.Conn users, net/http) would
 	// wait for the scheduler to preempt a core, 10 ms at a time. With the
 	// extra Ps they run, and the kernel shares each CPU between its core
-	// and them.
+	// and them. Setting GOMAXPROCS stops Go from following a container's
+	// CPU limit as it changes; runtime.SetDefaultGOMAXPROCS after Stop
+	// brings that back.
 	KeepGOMAXPROCS bool
 }
 
