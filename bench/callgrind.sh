@@ -4,9 +4,9 @@
 #
 # Each system runs N transactions (--transactions, one flow); the meter
 # calls bench.callgrindZero at transaction N/5 and bench.callgrindDump at
-# transaction N, and callgrind zeroes its counters at the first and dumps
-# them at the second: the dump holds the instructions of the last 4N/5
-# transactions alone, with start-up, warm-up and shut-down left out. Every
+# transaction N, and callgrind dumps its counters at both: the second dump
+# holds the instructions of the last 4N/5 transactions alone, with
+# start-up, warm-up and shut-down left out. Every
 # thread of the process is counted: both sides of the wire (client and
 # server stacks run in one process), the load generator, the Go runtime
 # and its scheduler; not the kernel (system calls count as the user-space
@@ -15,10 +15,9 @@
 #   bash bench/callgrind.sh [WORKLOAD] [N]     (apt-get install -y valgrind)
 #
 # CALLGRIND_KEEP=1 keeps callgrind's files (callgrind_annotate them);
-# CALLGRIND_ONLY_MKSTACK=1 leaves gVisor out. The counts agree within 1%
-# from run to run when nothing else heavy runs; with a second valgrind on
-# the same 2 CPUs, mkstack's count came out 5 to 20 times higher: take the
-# lowest of a few runs.
+# CALLGRIND_ONLY_MKSTACK=1 leaves gVisor out. mkstack's counts agree
+# within a few percent from run to run when nothing else heavy runs;
+# gVisor's vary more: take the lowest of a few runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 workload=${1:-tcp-rr}
@@ -45,11 +44,15 @@ per_txn() { # name cmd...
 	local name=$1; shift
 	local out="$tmp/cg.$name"
 	PATH=/nonexistent "$valgrind" --tool=callgrind --callgrind-out-file="$out" \
-		--zero-before='*bench.callgrindZero' --dump-before='*bench.callgrindDump' \
+		--dump-before='*bench.callgrindZero' --dump-before='*bench.callgrindDump' \
 		"$@" >/dev/null 2>"$tmp/cg.err" || { cat "$tmp/cg.err" >&2; return 1; }
 	local dump ir
-	dump=$(ls "$out".* 2>/dev/null | head -1)
-	[ -n "$dump" ] || { echo "$name: callgrind wrote no dump (the markers were not reached)" >&2; return 1; }
+	# The dump callgrindDump triggers holds what ran since the one
+	# callgrindZero triggered: the counted transactions. (A dump, not
+	# --zero-before: here zeroing left the start-up in the count.)
+	dump=$(grep -l 'Trigger: --dump-before=.*callgrindDump' "$out".* 2>/dev/null | head -1)
+	[ -n "$dump" ] || { echo "$name: callgrind wrote no dump at callgrindDump (the markers were not reached)" >&2; return 1; }
+	grep -q 'Trigger: --dump-before=.*callgrindZero' "$out".* || { echo "$name: callgrindZero was not reached" >&2; return 1; }
 	ir=$(grep -m1 '^summary:\|^totals:' "$dump" | awk '{print $2}')
 	echo "$name $workload: $((ir / counted)) instructions per transaction ($ir for $counted transactions)"
 }
