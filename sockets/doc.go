@@ -15,8 +15,12 @@
 // owns the socket (core.Runtime.Do with a function bound once per socket,
 // so a call allocates nothing); a call that must wait parks its goroutine
 // on a one-slot channel that the core signals (without blocking) when the
-// socket's state changes. No goroutine spins, and no application goroutine
-// touches a stack's state.
+// socket's state changes. Writes do not wait for the core: a TCP Write
+// copies into the connection's staging ring and a UDP WriteTo into a send
+// slot of the core that owns the flow, each a single-producer,
+// single-consumer ring the core drains, as a kernel socket's send buffer.
+// No goroutine spins, and no application goroutine touches a stack's
+// state.
 //
 // It must not reach into a stack's state from another goroutine.
 package sockets
