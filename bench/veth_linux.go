@@ -24,6 +24,7 @@ import (
 	"github.com/mkstack/mkstack/nicq"
 	"github.com/mkstack/mkstack/nicq/afxdp"
 	"github.com/mkstack/mkstack/nicq/netlab"
+	"github.com/mkstack/mkstack/nicq/netlab/nsthread"
 	"github.com/mkstack/mkstack/nicq/tap"
 	"github.com/mkstack/mkstack/stack"
 )
@@ -107,7 +108,7 @@ func upVethLab(driver string, queues int) (*vethLab, error) {
 	}
 	l.stack, l.peer = get(names.StackNS(driver)), get(names.PeerNS(driver))
 	if err == nil {
-		l.host, err = hostNS()
+		l.host, err = nsthread.Current()
 		hs = append(hs, l.host)
 	}
 	if err == nil {
@@ -118,24 +119,6 @@ func upVethLab(driver string, queues int) (*vethLab, error) {
 		return nil, err
 	}
 	return l, nil
-}
-
-// hostNS is a handle on the namespace this process started in, taken on a
-// thread that never left it.
-func hostNS() (netns.NsHandle, error) {
-	type res struct {
-		h   netns.NsHandle
-		err error
-	}
-	c := make(chan res, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		h, err := netns.Get()
-		c <- res{h, err}
-	}()
-	r := <-c
-	return r.h, r.err
 }
 
 // tuneClientSysctls lets the kernel client of tcp-crr reuse its TIME-WAIT

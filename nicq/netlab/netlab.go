@@ -20,13 +20,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/mkstack/mkstack/nicq/linkdev"
+	"github.com/mkstack/mkstack/nicq/netlab/nsthread"
 	"github.com/mkstack/mkstack/rss"
 )
 
@@ -239,69 +239,13 @@ func Down(n Names) (removed []string, err error) {
 	return removed, errors.Join(errs...)
 }
 
-// NamedNS creates a named namespace (as ip netns add) on a locked thread
-// and puts the thread back; a thread that cannot go back dies locked.
-func NamedNS(name string) (netns.NsHandle, error) {
-	type result struct {
-		h   netns.NsHandle
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			done <- result{err: err}
-			return
-		}
-		defer orig.Close()
-		h, err := netns.NewNamed(name)
-		if err != nil {
-			netns.Set(orig)
-			runtime.UnlockOSThread()
-			done <- result{err: err}
-			return
-		}
-		if err := netns.Set(orig); err != nil {
-			done <- result{h: h, err: err}
-			return
-		}
-		runtime.UnlockOSThread()
-		done <- result{h: h}
-	}()
-	r := <-done
-	return r.h, r.err
-}
+// NamedNS creates a named namespace (as ip netns add) without moving any
+// other thread.
+func NamedNS(name string) (netns.NsHandle, error) { return nsthread.NewNamed(name) }
 
 // InNS runs fn on a locked thread inside h. Sockets and devices fn opens
 // belong to h and keep working from any thread.
-func InNS(h netns.NsHandle, fn func() error) error {
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			done <- err
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(h); err != nil {
-			runtime.UnlockOSThread()
-			done <- err
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			done <- errors.Join(ferr, err)
-			return
-		}
-		runtime.UnlockOSThread()
-		done <- ferr
-	}()
-	return <-done
-}
+func InNS(h netns.NsHandle, fn func() error) error { return nsthread.Do(h, fn) }
 
 // InNamedNS runs fn as InNS inside the namespace called name.
 func InNamedNS(name string, fn func() error) error {

@@ -16,16 +16,16 @@
 package nettest
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"testing"
 	"unsafe"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/mkstack/mkstack/nicq/netlab/nsthread"
 )
 
 // RequireNetAdmin skips t unless the process runs as root with
@@ -56,7 +56,7 @@ type NS struct {
 func NewNS(t testing.TB) *NS {
 	t.Helper()
 	RequireNetAdmin(t)
-	handle, err := newNS()
+	handle, err := nsthread.New()
 	if err != nil {
 		t.Fatalf("nettest: %v", err)
 	}
@@ -77,44 +77,6 @@ func NewNS(t testing.TB) *NS {
 	return ns
 }
 
-// newNS unshares a fresh namespace on a locked thread and puts the thread
-// back where it was. If the thread cannot go back it stays locked, so the
-// runtime ends it with its goroutine rather than reusing it.
-func newNS() (netns.NsHandle, error) {
-	type result struct {
-		h   netns.NsHandle
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			done <- result{err: fmt.Errorf("get current network namespace: %w", err)}
-			return
-		}
-		defer orig.Close()
-		h, err := netns.New() // unshare(CLONE_NEWNET): this thread is now inside
-		if err != nil {
-			runtime.UnlockOSThread()
-			done <- result{err: fmt.Errorf("create network namespace: %w", err)}
-			return
-		}
-		if err := netns.Set(orig); err != nil {
-			done <- result{h: h, err: fmt.Errorf("return thread to its namespace: %w", err)}
-			return // thread stays locked and dies with this goroutine
-		}
-		runtime.UnlockOSThread()
-		done <- result{h: h}
-	}()
-	r := <-done
-	if r.err != nil && r.h.IsOpen() {
-		r.h.Close()
-	}
-	return r.h, r.err
-}
-
 // Handle is the namespace's file descriptor, valid until the test ends.
 func (ns *NS) Handle() netns.NsHandle { return ns.handle }
 
@@ -130,33 +92,7 @@ func (ns *NS) Do(fn func() error) error { return DoIn(ns.handle, fn) }
 
 // DoIn is Do for any namespace handle (one a test did not make with NewNS,
 // such as a named namespace of the lab).
-func DoIn(h netns.NsHandle, fn func() error) error {
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			done <- fmt.Errorf("nettest: get current network namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(h); err != nil {
-			runtime.UnlockOSThread()
-			done <- fmt.Errorf("nettest: enter network namespace: %w", err)
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			// Leave the thread locked: it dies with this goroutine.
-			done <- errors.Join(ferr, fmt.Errorf("nettest: leave network namespace: %w", err))
-			return
-		}
-		runtime.UnlockOSThread()
-		done <- ferr
-	}()
-	return <-done
-}
+func DoIn(h netns.NsHandle, fn func() error) error { return nsthread.Do(h, fn) }
 
 // VethPair makes a veth pair nameA <-> nameB inside ns, each end with
 // queues receive and transmit queues, and sets both up. The devices go
