@@ -54,6 +54,23 @@ func echoServer(c *TCPConn, ev TCPEvent) {
 	}
 }
 
+// measureRR warms c's request-response loop up, then times b.N
+// transactions of it.
+func measureRR(b *testing.B, m *memNet, r *rrClient, c *TCPConn) {
+	b.Helper()
+	if !runUntil(m, func() bool { return r.done >= 100 }, 1000) {
+		b.Fatalf("warm-up stalled at %d, state %s", r.done, c.State())
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := r.done
+	runUntil(m, func() bool { return r.done-start >= b.N }, 1000)
+	b.StopTimer()
+	if r.done-start < b.N {
+		b.Fatalf("%d of %d transactions", r.done-start, b.N)
+	}
+}
+
 // rrClient keeps one 64-byte request outstanding and counts responses.
 type rrClient struct {
 	req   [64]byte
@@ -104,17 +121,7 @@ func BenchmarkTCPRR64(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if !runUntil(m, func() bool { return r.done >= 100 }, 1000) {
-		b.Fatalf("warm-up stalled at %d, state %s", r.done, c.State())
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := r.done
-	runUntil(m, func() bool { return r.done-start >= b.N }, 1000)
-	b.StopTimer()
-	if r.done-start < b.N {
-		b.Fatalf("%d of %d transactions", r.done-start, b.N)
-	}
+	measureRR(b, m, r, c)
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "trans/s")
 }
 
@@ -293,17 +300,7 @@ func BenchmarkTCPRR64ZeroCopy(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if !runUntil(m, func() bool { return r.done >= 100 }, 1000) {
-		b.Fatalf("warm-up stalled at %d, state %s", r.done, c.State())
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := r.done
-	runUntil(m, func() bool { return r.done-start >= b.N }, 1000)
-	b.StopTimer()
-	if r.done-start < b.N {
-		b.Fatalf("%d of %d transactions", r.done-start, b.N)
-	}
+	measureRR(b, m, r, c)
 	if zc := srv.TCPStats().ZeroCopyBytes; zc == 0 {
 		b.Fatal("the server took nothing zero-copy")
 	}
