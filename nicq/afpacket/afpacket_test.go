@@ -128,7 +128,7 @@ func TestRingV2HandsOverALoneFrameAtOnce(t *testing.T) {
 			nic := openOne(t, v, Config{Ring: ring})
 			if r == 0 && ring == rings[0] {
 				drivertest.ConfigureKernel(t, v.KernelNS, v.KernelIf, nic.MAC())
-				kernelMAC = linkMAC(t, v.KernelNS, v.KernelIf)
+				kernelMAC = drivertest.LinkMAC(t, v.KernelNS, v.KernelIf)
 			}
 			rtts := roundTrips(t, nic, kernel, kernelMAC, exchanges)
 			nic.Close()
@@ -209,22 +209,6 @@ func roundTrips(t *testing.T, nic *NIC, kernel *net.UDPConn, kernelMAC [6]byte, 
 		rtts = append(rtts, time.Since(start))
 	}
 	return rtts
-}
-
-func linkMAC(t *testing.T, ns netns.NsHandle, ifname string) [6]byte {
-	t.Helper()
-	nl, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nl.Close()
-	l, err := nl.LinkByName(ifname)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m [6]byte
-	copy(m[:], l.Attrs().HardwareAddr)
-	return m
 }
 
 func setMTU(t *testing.T, ns netns.NsHandle, ifname string, mtu int) {

@@ -275,13 +275,17 @@ func drain(q nicq.Queue, bufs []*nicq.Buf) {
 	}
 }
 
-func kernelMAC(t *testing.T, s Setup) [6]byte {
-	nl, err := netlink.NewHandleAt(s.KernelNS)
+func kernelMAC(t *testing.T, s Setup) [6]byte { return LinkMAC(t, s.KernelNS, s.KernelIf) }
+
+// LinkMAC returns the address of device ifname in namespace ns.
+func LinkMAC(t testing.TB, ns netns.NsHandle, ifname string) [6]byte {
+	t.Helper()
+	nl, err := netlink.NewHandleAt(ns)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nl.Close()
-	l, err := nl.LinkByName(s.KernelIf)
+	l, err := nl.LinkByName(ifname)
 	if err != nil {
 		t.Fatal(err)
 	}
