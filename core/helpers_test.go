@@ -235,6 +235,17 @@ func fragmentCore(nic nicq.NIC, cores int) int {
 	return nic.RSS().QueueIPv4(addrB, addrA) % cores
 }
 
+// listenTCPEcho makes s echo TCP on port as segments arrive.
+func listenTCPEcho(s *stack.Stack, port uint16) {
+	s.ListenTCP(port, stack.TCPListenOptions{NoDelay: true, OnEvent: func(c *stack.TCPConn, ev stack.TCPEvent) {
+		if ev == stack.TCPEventReadable {
+			a, _ := c.Peek()
+			n, _ := c.Write(a)
+			c.Discard(n)
+		}
+	}})
+}
+
 func requireTwoCPUs(t testing.TB) {
 	t.Helper()
 	set, err := affinity.AllowedCPUs()

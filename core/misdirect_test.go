@@ -43,18 +43,11 @@ func TestMisdirectedFlowsReachTheirCore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := start(t, w.NIC(0), addrA, func(c *Config) {
+	start(t, w.NIC(0), addrA, func(c *Config) {
 		c.OnStart = func(s *stack.Stack) {
-			s.ListenTCP(7, stack.TCPListenOptions{NoDelay: true, OnEvent: func(c *stack.TCPConn, ev stack.TCPEvent) {
-				if ev == stack.TCPEventReadable {
-					a, _ := c.Peek()
-					n, _ := c.Write(a)
-					c.Discard(n)
-				}
-			}})
+			listenTCPEcho(s, 7)
 		}
 	})
-	_ = srv
 	cli := start(t, lyingNIC{w.NIC(1), lie}, addrB, nil)
 	const conns, size = 64, 1000
 	var done atomic.Int32

@@ -62,16 +62,9 @@ func TestOverloadDoesNotLivelock(t *testing.T) {
 		c.CPUs = []int{cpus[1]}
 		c.OnStart = func(s *stack.Stack) {
 			s.BindUDP(9, stack.UDPOptions{Handler: func(*stack.UDPEndpoint, []byte, [4]byte, uint16) { delivered.Add(1) }})
-			s.ListenTCP(7, stack.TCPListenOptions{NoDelay: true, OnEvent: func(c *stack.TCPConn, ev stack.TCPEvent) {
-				if ev == stack.TCPEventReadable {
-					a, _ := c.Peek()
-					n, _ := c.Write(a)
-					c.Discard(n)
-				}
-			}})
+			listenTCPEcho(s, 7)
 		}
 	})
-	_ = srv
 	// The TCP flow: a client runtime on NIC 2 keeps one request in flight.
 	var transactions atomic.Uint64
 	cli := start(t, w.NIC(2), netip.MustParseAddr("10.0.0.3").As4(), func(c *Config) {
