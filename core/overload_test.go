@@ -12,10 +12,9 @@ import (
 
 	"github.com/mkstack/mkstack/affinity"
 	"github.com/mkstack/mkstack/nicq"
+	"github.com/mkstack/mkstack/nicq/frametest"
 	"github.com/mkstack/mkstack/nicq/mem"
 	"github.com/mkstack/mkstack/stack"
-	"github.com/mkstack/mkstack/stack/checksum"
-	"github.com/mkstack/mkstack/stack/header"
 )
 
 var overloadOut = flag.String("overload-out", "", "write the overload curve as JSON to this file (for docs/RELIABILITY.md)")
@@ -93,7 +92,7 @@ func TestOverloadDoesNotLivelock(t *testing.T) {
 
 	// The flood: raw frames from NIC 1's queue straight at the server.
 	gen := w.NIC(1).Queue(0)
-	frame := udpFrame(header.MAC{2, 0, 0, 0, 0, 2}, header.MAC{2, 0, 0, 0, 0, 1}, addrB, addrA, 4000, 9, 22)
+	frame := frametest.UDP4{SrcMAC: [6]byte{2, 0, 0, 0, 0, 2}, DstMAC: [6]byte{2, 0, 0, 0, 0, 1}, Src: addrB, Dst: addrA, SrcPort: 4000, DstPort: 9, Payload: make([]byte, 22)}.Frame()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if err := affinity.Pin(cpus[0]); err != nil {
@@ -198,17 +197,4 @@ func TestOverloadDoesNotLivelock(t *testing.T) {
 			t.Logf("dropped at the server's receive ring: %d frames (no work spent on them)", cs.Drops[i])
 		}
 	}
-}
-
-// udpFrame builds an Ethernet/IPv4/UDP frame with payload bytes of zeros.
-func udpFrame(src, dst header.MAC, sip, dip [4]byte, sport, dport uint16, payload int) []byte {
-	f := make([]byte, 14+20+8+payload)
-	header.Ethernet(f).Encode(&header.EthernetFields{Destination: dst, Source: src, Type: header.EtherTypeIPv4})
-	ip := header.IPv4(f[14:])
-	ip.Encode(&header.IPv4Fields{TotalLength: uint16(20 + 8 + payload), TTL: 64, Protocol: header.ProtocolUDP, Source: sip, Destination: dip})
-	ip.SetChecksum(ip.ComputeChecksum())
-	u := header.UDP(f[34:])
-	u.Encode(&header.UDPFields{SourcePort: sport, DestinationPort: dport, Length: uint16(8 + payload)})
-	u.SetChecksum(u.ComputeChecksum(checksum.PseudoHeaderIPv4(sip, dip, header.ProtocolUDP, uint16(8+payload))))
-	return f
 }

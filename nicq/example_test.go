@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/mkstack/mkstack/nicq"
-	"github.com/mkstack/mkstack/nicq/internal/frametest"
+	"github.com/mkstack/mkstack/nicq/frametest"
 	"github.com/mkstack/mkstack/nicq/mem"
 )
 

@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/mkstack/mkstack/nicq"
-	"github.com/mkstack/mkstack/nicq/internal/frametest"
+	"github.com/mkstack/mkstack/nicq/frametest"
 )
 
 // TestPcapFileIsByteExact checks the file format against bytes written out by

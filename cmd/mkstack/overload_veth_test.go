@@ -18,9 +18,8 @@ import (
 	"github.com/mkstack/mkstack/core"
 	"github.com/mkstack/mkstack/nicq"
 	"github.com/mkstack/mkstack/nicq/afpacket"
+	"github.com/mkstack/mkstack/nicq/frametest"
 	"github.com/mkstack/mkstack/stack"
-	"github.com/mkstack/mkstack/stack/checksum"
-	"github.com/mkstack/mkstack/stack/header"
 )
 
 var overloadVethOut = flag.String("overload-veth-out", "", "write TestOverloadOnVeth's curve as JSON to this file (for docs/RELIABILITY.md)")
@@ -111,7 +110,7 @@ func TestOverloadOnVeth(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer gen.Close()
-	frame := udpFrameTo(header.MAC(gen.MAC()), header.MAC(nic.MAC()), [4]byte{10, 77, 0, 2}, stackAddr.As4(), 4000, 9, 22)
+	frame := frametest.UDP4{SrcMAC: gen.MAC(), DstMAC: nic.MAC(), Src: [4]byte{10, 77, 0, 2}, Dst: stackAddr.As4(), SrcPort: 4000, DstPort: 9, Payload: make([]byte, 22)}.Frame()
 	gq := gen.Queue(0)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -213,16 +212,4 @@ func TestOverloadOnVeth(t *testing.T) {
 	if overloadedTCP+worst.TCPRate == 0 {
 		t.Error("the established TCP flow made no progress under overload")
 	}
-}
-
-func udpFrameTo(src, dst header.MAC, sip, dip [4]byte, sport, dport uint16, payload int) []byte {
-	f := make([]byte, 14+20+8+payload)
-	header.Ethernet(f).Encode(&header.EthernetFields{Destination: dst, Source: src, Type: header.EtherTypeIPv4})
-	ip := header.IPv4(f[14:])
-	ip.Encode(&header.IPv4Fields{TotalLength: uint16(20 + 8 + payload), TTL: 64, Protocol: header.ProtocolUDP, Source: sip, Destination: dip})
-	ip.SetChecksum(ip.ComputeChecksum())
-	u := header.UDP(f[34:])
-	u.Encode(&header.UDPFields{SourcePort: sport, DestinationPort: dport, Length: uint16(8 + payload)})
-	u.SetChecksum(u.ComputeChecksum(checksum.PseudoHeaderIPv4(sip, dip, header.ProtocolUDP, uint16(8+payload))))
-	return f
 }

@@ -19,8 +19,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mkstack/mkstack/nicq"
+	"github.com/mkstack/mkstack/nicq/frametest"
 	"github.com/mkstack/mkstack/nicq/internal/drivertest"
-	"github.com/mkstack/mkstack/nicq/internal/frametest"
 	"github.com/mkstack/mkstack/nicq/netlab/nettest"
 )
 

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/mkstack/mkstack/nicq"
-	"github.com/mkstack/mkstack/nicq/internal/frametest"
+	"github.com/mkstack/mkstack/nicq/frametest"
 	"github.com/mkstack/mkstack/nicq/mem"
 )
 

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/mkstack/mkstack/nicq"
-	"github.com/mkstack/mkstack/nicq/internal/frametest"
+	"github.com/mkstack/mkstack/nicq/frametest"
 	"github.com/mkstack/mkstack/nicq/mem"
 	"github.com/mkstack/mkstack/rss"
 )

@@ -21,7 +21,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/mkstack/mkstack/nicq"
-	"github.com/mkstack/mkstack/nicq/internal/frametest"
+	"github.com/mkstack/mkstack/nicq/frametest"
 	"github.com/mkstack/mkstack/nicq/linkdev"
 	"github.com/mkstack/mkstack/nicq/netlab/nettest"
 	"github.com/mkstack/mkstack/rss"

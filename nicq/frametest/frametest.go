@@ -1,5 +1,5 @@
-// Package frametest builds Ethernet frames for the tests of nicq and its
-// drivers: well-formed IPv4 and IPv6 UDP frames with correct checksums (so a
+// Package frametest builds Ethernet frames for tests (nicq and its
+// drivers, the runtime, the command's load tests): well-formed IPv4 and IPv6 UDP frames with correct checksums (so a
 // reader such as tcpdump decodes them, and a bit flip is detectable), and
 // an ARP broadcast. It is test support, not a protocol implementation; the
 // stack owns protocols.
