@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# Instructions per transaction of mkstack (handler API) and gVisor's
-# netstack, one core, under valgrind --tool=callgrind.
+# Instructions per transaction under valgrind --tool=callgrind, one core,
+# labelled by API model so that only like is compared with like:
+#   handler   mkstack's run-to-completion handlers (system mkstack);
+#   net.Conn  mkstack's net.Conn face (mkstack-conn) and gVisor's netstack
+#             through its gonet adapter (gvisor), both driven by the same
+#             goroutine load generator over an in-process link.
+# (The kernel cannot be counted this way: its work is not user space.)
 #
 # Each system runs N transactions (--transactions, one flow); the meter
 # calls bench.callgrindZero at transaction N/5 and bench.callgrindDump at
@@ -42,7 +47,7 @@ counted=$((n - (n / 5 > 0 ? n / 5 : 1)))
 
 per_txn() { # name cmd...
 	local name=$1; shift
-	local out="$tmp/cg.$name"
+	local out="$tmp/cg.${name// /-}"
 	PATH=/nonexistent "$valgrind" --tool=callgrind --callgrind-out-file="$out" \
 		--dump-before='*bench.callgrindZero' --dump-before='*bench.callgrindDump' \
 		"$@" >/dev/null 2>"$tmp/cg.err" || { cat "$tmp/cg.err" >&2; return 1; }
@@ -57,5 +62,6 @@ per_txn() { # name cmd...
 	echo "$name $workload: $((ir / counted)) instructions per transaction ($ir for $counted transactions)"
 }
 
-per_txn mkstack "$tmp/mkstack" bench --workload "$workload" --cores 1 --systems mkstack --conns 1 --transactions "$n" --gvisor-peer /nonexistent
-[ -n "${CALLGRIND_ONLY_MKSTACK:-}" ] || per_txn gvisor "$tmp/gvisorpeer" point -workload "$workload" -cores 1 -flows 1 -transactions "$n"
+per_txn "handler mkstack" "$tmp/mkstack" bench --workload "$workload" --cores 1 --systems mkstack --conns 1 --transactions "$n" --gvisor-peer /nonexistent
+per_txn "net.Conn mkstack-conn" "$tmp/mkstack" bench --workload "$workload" --cores 1 --systems mkstack-conn --conns 1 --transactions "$n" --gvisor-peer /nonexistent
+[ -n "${CALLGRIND_ONLY_MKSTACK:-}" ] || per_txn "net.Conn gvisor" "$tmp/gvisorpeer" point -workload "$workload" -cores 1 -flows 1 -transactions "$n"

@@ -219,7 +219,7 @@ func connFlow(ctx context.Context, t *ConnTarget, m *meter, i int, addr string) 
 		}
 		defer c.Close()
 		for {
-			start := m.now()
+			start := m.wait(i)
 			if _, err := c.Write(buf[:MsgSize]); err != nil {
 				m.fail(i)
 				return
@@ -239,7 +239,7 @@ func connFlow(ctx context.Context, t *ConnTarget, m *meter, i int, addr string) 
 		}
 	case TCPCRR:
 		for {
-			start := m.now()
+			start := m.wait(i)
 			if !crrOnce(ctx, t, addr, buf) {
 				m.fail(i)
 				if m.stopping.Load() {
@@ -269,7 +269,7 @@ func connFlow(ctx context.Context, t *ConnTarget, m *meter, i int, addr string) 
 	case HTTP:
 		br := bufio.NewReader(c)
 		for {
-			start := m.now()
+			start := m.wait(i)
 			if _, err := c.Write(httpRequest); err != nil {
 				m.fail(i)
 				return
@@ -284,7 +284,7 @@ func connFlow(ctx context.Context, t *ConnTarget, m *meter, i int, addr string) 
 		}
 	default: // tcp-rr
 		for {
-			start := m.now()
+			start := m.wait(i)
 			if _, err := c.Write(buf[:MsgSize]); err != nil {
 				m.fail(i)
 				return

@@ -9,25 +9,42 @@
 // (HTTP/1.1 keep-alive, a 13-byte body). Each transaction flow keeps one
 // request in flight.
 //
-// Systems: mkstack over the mem wire with k queues per NIC, core i owning
-// server queue i and client queue i, the client's ports chosen by RSS so
-// both directions stay on core i; driven either by per-core handlers on the
-// client runtime's cores (SysMkstack, the default: each response starts the
-// next request in the same call) or through the net.Conn face
-// (SysMkstackConn, goroutines). The kernel over loopback with one
-// SO_REUSEPORT listener per core (SysLinux). gVisor's netstack over its
-// channel link with its gonet adapter (SysGVisor) lives in the nested
-// module bench/gvisorpeer, so this module's go.mod never names gVisor.
+// Systems, grouped by the API model the server uses, since a ratio is only
+// given between systems of one model (Pairs; Result.Ratios):
 //
-// The veth systems (Veth; root only, else ErrNotAvailable) run the server
-// in a network namespace of its own on a real device: mkstack driving one
-// end of a multi-queue veth pair with AF_XDP (SysMkstackAFXDP) or the user
-// side of a multi-queue TAP (SysMkstackTap), with k cores and the per-core
-// handlers SysMkstack serves with, or the kernel serving on that veth end
-// (SysLinuxVeth). The load is the kernel's: the goroutine load generator
-// on sockets made in the peer namespace. Each point makes its namespaces
-// (nicq/netlab, named from the pid) and removes them when it ends,
-// also when it fails or its context is cancelled.
+//   - handler: mkstack's run-to-completion per-core handlers (SysMkstack
+//     over the mem wire, handlers on the client side too; SysMkstackAFXDP
+//     and SysMkstackTap on the lab's veth) against the kernel's best
+//     equivalent, a pinned thread per core with its own SO_REUSEPORT
+//     socket and an epoll loop serving the same logic (SysLinuxEpoll over
+//     loopback, with an epoll load; SysLinuxEpollVeth on the veth). On
+//     http both sides serve the same fixed responder.
+//   - net.Conn: a goroutine per connection, net/http for http: mkstack's
+//     net.Conn face (SysMkstackConn over the mem wire; SysMkstackConnAFXDP
+//     and SysMkstackConnTap on the veth) against Go's net on the kernel
+//     (SysLinux over loopback, SysLinuxVeth on the veth) and gVisor's
+//     netstack through its gonet adapter (SysGVisor, in the nested module
+//     bench/gvisorpeer, so this module's go.mod never names gVisor).
+//
+// The mem-wire and loopback systems never cross a device: their ratios
+// compare stacks in one process, not what a device costs. The veth
+// systems (Veth; root only, else ErrNotAvailable) run the server in a
+// network namespace of its own on a real device, with the load from the
+// peer namespace: the goroutine load generator on kernel sockets, or for
+// http wrk (peak) and h2load (peak with HTTPClient, and every fixed-rate
+// point). The kernel's devices stay at their default offloads, except in
+// SysLinuxVethOffloadsOff; the mkstack veth systems still need the kernel
+// peer's transmit checksum and segmentation offloads off, and each point
+// records which (Point.PeerOffloads). Each point makes its namespaces
+// (nicq/netlab, named from the pid) and removes them when it ends, also
+// when it fails or its context is cancelled.
+//
+// Two modes: peak (the default: every flow keeps one request in flight)
+// and fixed rate (Spec.Rate: the load is paced, open loop, at a given
+// rate, and a transaction's latency counts from when it was due). Both
+// report the whole machine's CPU time in the window from /proc/stat
+// (Point.MachineCPUSeconds, and Point.CPUPerTxn), which at a fixed rate
+// compares what two stacks spend on the same work.
 //
 // Run confines the whole process to the point's CPUs (Confine) while each
 // point runs, so every system, both sides of its wire and the Go runtime's

@@ -22,6 +22,12 @@ type Params struct {
 	// Transactions, if positive, runs until that many are done instead
 	// of for Duration (no warm-up).
 	Transactions uint64
+	// Rate, if positive, paces the load at that many transactions per
+	// second for the whole point (the fixed-rate mode): each flow's
+	// transactions are due at fixed times, and a transaction's latency
+	// counts from when it was due, not from when it was sent, so a server
+	// that falls behind is seen to (no coordinated omission).
+	Rate float64
 	// Progress, if set, is called about once a second while the point
 	// is measured with the time measured so far and the rate since the
 	// last call.
@@ -52,7 +58,10 @@ func unavailable(name, why string) System {
 type flowSlot struct {
 	n, errs atomic.Uint64
 	hist    Histogram
-	_       [64]byte
+	// due is when the flow's next transaction is due (meter.now time),
+	// in the fixed-rate mode; the flow's one writer owns it.
+	due int64
+	_   [64]byte
 }
 
 // meter measures a point: flows count transactions into their slots and
@@ -68,10 +77,21 @@ type meter struct {
 	total     atomic.Uint64 // every flow's transactions, in transactions mode
 	finished  chan struct{}
 	epoch     time.Time
+	// interval is each flow's time between transactions in the
+	// fixed-rate mode (0: as fast as the flow can go).
+	interval int64
 }
 
 func newMeter(p Params, slots int) *meter {
 	m := &meter{p: p, slots: make([]flowSlot, slots), finished: make(chan struct{}), epoch: time.Now()}
+	if p.Rate > 0 && slots > 0 {
+		m.interval = int64(float64(slots) * 1e9 / p.Rate)
+		// Spread the flows' schedules over one interval so the load
+		// comes evenly, not in a burst of every flow at once.
+		for i := range m.slots {
+			m.slots[i].due = int64(i) * m.interval / int64(slots)
+		}
+	}
 	if p.Transactions > 0 {
 		flows := uint64(p.Cores * p.Flows)
 		m.quota = (p.Transactions + flows - 1) / flows
@@ -83,6 +103,43 @@ func newMeter(p Params, slots int) *meter {
 
 // now is the monotonic time in nanoseconds since the meter was made.
 func (m *meter) now() int64 { return int64(time.Since(m.epoch)) }
+
+// begin returns the start of flow i's next transaction: now, or in the
+// fixed-rate mode the time it is due (which may still be ahead: a
+// non-blocking flow sends only once due(i) has passed, a blocking one
+// calls wait). Only the flow's writer calls it.
+func (m *meter) begin(i int) int64 {
+	if m.interval == 0 {
+		return m.now()
+	}
+	s := &m.slots[i]
+	start := s.due
+	s.due += m.interval
+	return start
+}
+
+// due returns when flow i's next transaction is due, in the fixed-rate
+// mode; 0 (always due) otherwise.
+func (m *meter) due(i int) int64 {
+	if m.interval == 0 {
+		return 0
+	}
+	return m.slots[i].due
+}
+
+// paced reports whether the point runs in the fixed-rate mode.
+func (m *meter) paced() bool { return m.interval > 0 }
+
+// wait starts flow i's next transaction for a blocking flow: in the
+// fixed-rate mode it sleeps until the transaction is due. It returns the
+// transaction's start for done.
+func (m *meter) wait(i int) int64 {
+	start := m.begin(i)
+	if d := start - m.now(); d > 0 {
+		time.Sleep(time.Duration(d))
+	}
+	return start
+}
 
 // done counts one transaction of flow i that started at start (m.now) and
 // reports whether the flow should start another.
@@ -123,10 +180,16 @@ type snapshot struct {
 	at      time.Time
 	gc      uint32
 	cpu     time.Duration
+	// machine is the busy time of every CPU of the machine
+	// (/proc/stat), ok false where it cannot be read.
+	machine   time.Duration
+	machineOK bool
+	// gomaxprocs is read at the snapshot, as core.Start changes it.
+	gomaxprocs int
 }
 
 func (m *meter) snap() snapshot {
-	s := snapshot{at: time.Now()}
+	s := snapshot{at: time.Now(), gomaxprocs: runtime.GOMAXPROCS(0)}
 	for i := range m.slots {
 		s.n += m.slots[i].n.Load()
 		s.errs += m.slots[i].errs.Load()
@@ -138,6 +201,7 @@ func (m *meter) snap() snapshot {
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		s.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
+	s.machine, s.machineOK = MachineBusy()
 	return s
 }
 
@@ -196,7 +260,10 @@ func (m *meter) window(ctx context.Context) (Point, error) {
 		Workload: p.Workload, Cores: p.Cores, CPUs: p.CPUs, Flows: p.Flows,
 		Seconds: secs, Count: end.n - start.n, Unit: p.Workload.Unit(),
 		GCCycles: end.gc - start.gc, CPUSeconds: (end.cpu - start.cpu).Seconds(),
-		Errors: end.errs - start.errs,
+		Errors: end.errs - start.errs, GOMAXPROCS: end.gomaxprocs, OfferedRate: p.Rate,
+	}
+	if start.machineOK && end.machineOK {
+		pt.MachineCPUSeconds = (end.machine - start.machine).Seconds()
 	}
 	pt.Rate = float64(pt.Count) / secs
 	pt.PerCore = pt.Rate / float64(p.Cores)

@@ -179,6 +179,10 @@ func mkstackHandlerLoad(ctx context.Context, mp *memPair, m *meter) (Point, erro
 				port++
 				continue
 			}
+			if p.Workload == TCPCRR {
+				f.startNext()
+				continue
+			}
 			if errs[c] = f.dial(); errs[c] != nil {
 				return
 			}
@@ -193,11 +197,19 @@ func mkstackHandlerLoad(ctx context.Context, mp *memPair, m *meter) (Point, erro
 	}
 	var kick sync.WaitGroup
 	kickCtx, stopKick := context.WithCancel(ctx)
-	if p.Workload == UDPEcho {
-		// A datagram lost to a full queue would stall its flow: resend
-		// what has waited 100 ms.
+	if p.Workload == UDPEcho || m.paced() {
+		// The cores have no timers for the application: a goroutine
+		// starts the transactions that have come due in the fixed-rate
+		// mode (every 250 µs, so a transaction may start up to that late,
+		// and its latency counts from when it was due), and resends a
+		// datagram lost to a full queue, which would stall its flow,
+		// once it has waited 100 ms.
+		every := 50 * time.Millisecond
+		if m.paced() {
+			every = 250 * time.Microsecond
+		}
 		kick.Go(func() {
-			t := time.NewTicker(50 * time.Millisecond)
+			t := time.NewTicker(every)
 			defer t.Stop()
 			for {
 				select {
@@ -207,6 +219,9 @@ func mkstackHandlerLoad(ctx context.Context, mp *memPair, m *meter) (Point, erro
 					mp.client.Runtime().Broadcast(func(s *stack.Stack) {
 						c := s.Config().Core
 						for _, f := range flows[c*p.Flows : (c+1)*p.Flows] {
+							if f.waiting {
+								f.startNext()
+							}
 							f.resendLost()
 						}
 					})
@@ -275,26 +290,58 @@ func serverHandler(m *meter, c int) stack.TCPHandler {
 // clientFlow is one flow of the load on a client core: one request in
 // flight, the next sent from the handler that got the response.
 type clientFlow struct {
-	m       *meter
-	i       int
-	s       *stack.Stack
-	dst     [4]byte
-	sent    int64
-	cur     *stack.TCPConn
-	more    bool // tcp-crr: start another once this one is closed
+	m    *meter
+	i    int
+	s    *stack.Stack
+	dst  [4]byte
+	sent int64
+	cur  *stack.TCPConn
+	more bool // tcp-crr: start another once this one is closed
+	// waiting: the flow's next transaction is not due yet (fixed-rate
+	// mode); the pacer starts it.
+	waiting bool
+	// sentAt is when the datagram in flight went out (sent is when its
+	// transaction was due).
+	sentAt  int64
 	ep      *stack.UDPEndpoint
 	buf     [MsgSize]byte
 	scratch []byte
 }
 
 func (f *clientFlow) dial() error {
-	f.sent = f.m.now()
 	c, err := f.s.DialTCP(f.dst, tcpPort, stack.TCPConnOptions{OnEvent: f.event, NoDelay: true})
 	if err != nil {
 		return err
 	}
 	f.cur = c
 	return nil
+}
+
+// startNext starts the flow's next transaction, or in the fixed-rate mode
+// leaves it waiting for the pacer if it is not due yet.
+func (f *clientFlow) startNext() {
+	m := f.m
+	if m.stopping.Load() {
+		f.waiting = false
+		return
+	}
+	if m.paced() && m.now() < m.due(f.i) {
+		f.waiting = true
+		return
+	}
+	f.waiting = false
+	f.sent = m.begin(f.i)
+	switch {
+	case m.p.Workload == UDPEcho:
+		f.sentAt = m.now()
+		f.ep.SendTo(f.buf[:], f.dst, udpPort)
+	case m.p.Workload == TCPCRR:
+		if err := f.dial(); err != nil {
+			m.fail(f.i)
+		}
+	case f.cur != nil:
+		f.request(f.cur)
+	}
 }
 
 func (f *clientFlow) request(c *stack.TCPConn) {
@@ -318,7 +365,12 @@ func (f *clientFlow) event(c *stack.TCPConn, ev stack.TCPEvent) {
 	m := f.m
 	switch ev {
 	case stack.TCPEventEstablished:
-		f.request(c)
+		if m.p.Workload == TCPCRR || m.p.Workload.Stream() {
+			// tcp-crr's transaction began with the connect.
+			f.request(c)
+		} else {
+			f.startNext()
+		}
 	case stack.TCPEventWritable:
 		if m.p.Workload.Stream() {
 			f.request(c)
@@ -350,8 +402,7 @@ func (f *clientFlow) event(c *stack.TCPConn, ev stack.TCPEvent) {
 			return
 		}
 		if more {
-			f.sent = m.now()
-			f.request(c)
+			f.startNext()
 		}
 	case stack.TCPEventPeerClosed:
 		if m.p.Workload == TCPCRR && CRRServerClosesFirst && c == f.cur {
@@ -363,10 +414,8 @@ func (f *clientFlow) event(c *stack.TCPConn, ev stack.TCPEvent) {
 		if c == f.cur && c.Err() != nil {
 			m.fail(f.i)
 			f.cur = nil
-			if m.p.Workload == TCPCRR && !m.stopping.Load() {
-				if err := f.dial(); err != nil {
-					m.fail(f.i)
-				}
+			if m.p.Workload == TCPCRR {
+				f.startNext()
 			}
 		}
 		c.Close()
@@ -379,17 +428,14 @@ func (f *clientFlow) next(c *stack.TCPConn) {
 	c.Close()
 	f.cur = nil
 	if f.more {
-		if err := f.dial(); err != nil {
-			f.m.fail(f.i)
-		}
+		f.startNext()
 	}
 }
 
 func (f *clientFlow) startUDP(port uint16) error {
 	ep, err := f.s.BindUDP(port, stack.UDPOptions{Handler: func(ep *stack.UDPEndpoint, b []byte, from [4]byte, fport uint16) {
 		if f.m.done(f.i, f.sent) {
-			f.sent = f.m.now()
-			ep.SendTo(f.buf[:], from, fport)
+			f.startNext()
 		} else {
 			f.sent = 0
 		}
@@ -398,17 +444,17 @@ func (f *clientFlow) startUDP(port uint16) error {
 		return err
 	}
 	f.ep = ep
-	f.sent = f.m.now()
-	return ep.SendTo(f.buf[:], f.dst, udpPort)
+	f.startNext()
+	return nil
 }
 
 // resendLost resends a datagram that has had no answer for 100 ms.
 func (f *clientFlow) resendLost() {
-	if f.ep == nil || f.sent == 0 || f.m.stopping.Load() || f.m.now()-f.sent < int64(100*time.Millisecond) {
+	if f.ep == nil || f.sent == 0 || f.waiting || f.m.stopping.Load() || f.m.now()-f.sentAt < int64(100*time.Millisecond) {
 		return
 	}
 	f.m.fail(f.i)
-	f.sent = f.m.now()
+	f.sentAt = f.m.now()
 	f.ep.SendTo(f.buf[:], f.dst, udpPort)
 }
 

@@ -24,6 +24,9 @@ type Env struct {
 	GOMAXPROCS int       `json:"gomaxprocs"`
 	Commit     string    `json:"commit"`
 	Time       time.Time `json:"time"`
+	// AllowDirty records that the run was written from a modified tree
+	// on purpose (mkstack bench --allow-dirty).
+	AllowDirty bool `json:"allow_dirty,omitempty"`
 }
 
 // ReadEnv describes this machine and the commit of the working directory
@@ -85,6 +88,33 @@ type Point struct {
 	// CPUSeconds is the user and system CPU time of the measuring
 	// process in the window (getrusage), both sides of the wire.
 	CPUSeconds float64 `json:"cpu_seconds"`
+	// MachineCPUSeconds is the busy time of every CPU of the machine in
+	// the window (/proc/stat: user, nice, system, irq, softirq): the load,
+	// the server, the kernel's work for both and anything else running.
+	// Divided by Count it is the whole machine's CPU per transaction.
+	MachineCPUSeconds float64 `json:"machine_cpu_seconds,omitempty"`
+	// OfferedRate is the paced load of the fixed-rate mode (transactions
+	// per second for the whole point); 0 for a peak point.
+	OfferedRate float64 `json:"offered_rate,omitempty"`
+	// GOMAXPROCS is the Go runtime's setting at the end of the window
+	// (core.Start raises it while a runtime runs).
+	GOMAXPROCS int `json:"gomaxprocs,omitempty"`
+	// API is the application model on the server: "handler" (run to
+	// completion on the core), "epoll" (a kernel thread per core and an
+	// epoll loop: the kernel's equivalent of the handler API),
+	// "net.Conn" (a goroutine per connection) or "net/http".
+	API string `json:"api,omitempty"`
+	// Driver is the device and how the server's stack reaches it:
+	// "mem wire", "loopback", "veth", "veth, AF_XDP copy mode", "TAP".
+	Driver string `json:"driver,omitempty"`
+	// PeerOffloads is the checksum and segmentation offload setting of
+	// the kernel-side device the load goes out on (veth systems):
+	// "defaults" or "off".
+	PeerOffloads string `json:"peer_offloads,omitempty"`
+	// Client is the load generator: "handlers" (mkstack's per-core
+	// handlers), "epoll" (a kernel thread per core), "go" (goroutines on
+	// Go's net), "wrk" or "h2load".
+	Client string `json:"client,omitempty"`
 	// Errors counts failed transactions (refused dials, resets).
 	Errors uint64 `json:"errors,omitempty"`
 	// Note says how the point was run, when that needs saying.
@@ -98,10 +128,12 @@ type Result struct {
 	Env      Env      `json:"env"`
 	Workload Workload `json:"workload"`
 	// Duration and Warmup per point, or Transactions per point.
-	Duration     string  `json:"duration,omitempty"`
-	Warmup       string  `json:"warmup,omitempty"`
-	Transactions uint64  `json:"transactions,omitempty"`
-	Points       []Point `json:"points"`
+	Duration     string `json:"duration,omitempty"`
+	Warmup       string `json:"warmup,omitempty"`
+	Transactions uint64 `json:"transactions,omitempty"`
+	// Rate is the fixed-rate mode's offered load per point (0: peak).
+	Rate   float64 `json:"rate,omitempty"`
+	Points []Point `json:"points"`
 }
 
 // Finish computes each point's efficiency from its system's 1-core point.
@@ -176,7 +208,10 @@ func (r *Result) WriteTable(w io.Writer) error {
 			eff = fmt.Sprintf("%.2f", p.Efficiency)
 		}
 		if p.Latency != nil {
-			p50, p99, p999 = fmt.Sprintf("%.1f", p.Latency.P50), fmt.Sprintf("%.1f", p.Latency.P99), fmt.Sprintf("%.1f", p.Latency.P999)
+			p50, p99 = fmt.Sprintf("%.1f", p.Latency.P50), fmt.Sprintf("%.1f", p.Latency.P99)
+			if p.Latency.P999 > 0 { // wrk reports no 99.9th percentile
+				p999 = fmt.Sprintf("%.1f", p.Latency.P999)
+			}
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%d\t%d\t\n", p.System, p.Cores, FormatRate(p.Rate), FormatRate(p.PerCore),
 			eff, p50, p99, p999, p.CPUSeconds, p.GCCycles, p.Errors)
@@ -185,34 +220,58 @@ func (r *Result) WriteTable(w io.Writer) error {
 		return err
 	}
 	for _, ratio := range r.Ratios() {
-		fmt.Fprintf(w, "%s ÷ %s at %d cores: %.2f\n", ratio.System, ratio.Peer, ratio.Cores, ratio.Value)
+		fmt.Fprintf(w, "%s ÷ %s at %d cores (%s): %.2f", ratio.System, ratio.Peer, ratio.Cores, ratio.Model, ratio.Value)
+		if ratio.CPUPerTxn > 0 {
+			fmt.Fprintf(w, ", machine CPU per transaction %.2f", ratio.CPUPerTxn)
+		}
+		fmt.Fprintln(w)
 	}
 	return nil
 }
 
-// Ratio is a system's rate divided by a peer's, measured in the same run
-// at the same core count.
+// Ratio compares a system with its like-for-like peer (a Pair), measured
+// in the same run at the same core count.
 type Ratio struct {
-	System string  `json:"system"`
-	Peer   string  `json:"peer"`
-	Cores  int     `json:"cores"`
-	Value  float64 `json:"value"`
+	System string `json:"system"`
+	Peer   string `json:"peer"`
+	Cores  int    `json:"cores"`
+	// Model is the pair's API model.
+	Model string `json:"model"`
+	// Value is the system's rate divided by the peer's.
+	Value float64 `json:"value"`
+	// CPUPerTxn is the system's whole-machine CPU per transaction divided
+	// by the peer's (0 where either lacks it).
+	CPUPerTxn float64 `json:"cpu_per_txn,omitempty"`
 }
 
-// Ratios compares each mkstack system with each other system at each core
-// count both have a figure for.
+// Ratios compares each system with its like-for-like peers (Pairs) at
+// each core count both have a figure for; no other ratio is given.
 func (r *Result) Ratios() []Ratio {
 	var out []Ratio
-	for _, a := range r.Points {
-		if !strings.HasPrefix(a.System, "mkstack") || a.Err != "" {
-			continue
-		}
-		for _, b := range r.Points {
-			if b.System == a.System || strings.HasPrefix(b.System, "mkstack") || b.Cores != a.Cores || b.Err != "" || b.Rate == 0 {
+	for _, pr := range PairsFor(r.Workload) {
+		for _, a := range r.Points {
+			if a.System != pr.System || a.Err != "" {
 				continue
 			}
-			out = append(out, Ratio{System: a.System, Peer: b.System, Cores: a.Cores, Value: a.Rate / b.Rate})
+			b := r.Find(pr.Peer, a.Cores)
+			if b == nil || b.Err != "" || b.Rate == 0 {
+				continue
+			}
+			ratio := Ratio{System: a.System, Peer: b.System, Cores: a.Cores, Model: pr.Model, Value: a.Rate / b.Rate}
+			if ca, cb := a.CPUPerTxn(), b.CPUPerTxn(); ca > 0 && cb > 0 {
+				ratio.CPUPerTxn = ca / cb
+			}
+			out = append(out, ratio)
 		}
 	}
 	return out
+}
+
+// CPUPerTxn is the whole machine's CPU time per transaction (per byte
+// for a stream) in the point's window, in seconds; 0 without a reading.
+func (p *Point) CPUPerTxn() float64 {
+	if p.Count == 0 || p.MachineCPUSeconds <= 0 {
+		return 0
+	}
+	return p.MachineCPUSeconds / float64(p.Count)
 }

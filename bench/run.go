@@ -15,13 +15,18 @@ import (
 // go.mod never names it); its runner adds SysGVisor.
 func DefaultSystems() map[string]System {
 	return map[string]System{
-		SysMkstack:      MkstackHandlers(),
-		SysMkstackConn:  MkstackConn(),
-		SysLinux:        Linux(),
-		SysGVisor:       unavailable(SysGVisor, "it runs from the nested module bench/gvisorpeer (mkstack bench builds and runs it there)"),
-		SysMkstackAFXDP: Veth(SysMkstackAFXDP),
-		SysMkstackTap:   Veth(SysMkstackTap),
-		SysLinuxVeth:    Veth(SysLinuxVeth),
+		SysMkstack:              MkstackHandlers(),
+		SysMkstackConn:          MkstackConn(),
+		SysLinux:                Linux(),
+		SysLinuxEpoll:           LinuxEpoll(),
+		SysGVisor:               unavailable(SysGVisor, "it runs from the nested module bench/gvisorpeer (mkstack bench builds and runs it there)"),
+		SysMkstackAFXDP:         Veth(SysMkstackAFXDP),
+		SysMkstackTap:           Veth(SysMkstackTap),
+		SysLinuxVeth:            Veth(SysLinuxVeth),
+		SysLinuxVethOffloadsOff: Veth(SysLinuxVethOffloadsOff),
+		SysLinuxEpollVeth:       Veth(SysLinuxEpollVeth),
+		SysMkstackConnAFXDP:     Veth(SysMkstackConnAFXDP),
+		SysMkstackConnTap:       Veth(SysMkstackConnTap),
 	}
 }
 
@@ -63,7 +68,7 @@ func Run(ctx context.Context, spec Spec, o RunOptions) (*Result, error) {
 	for name, s := range o.Systems {
 		systems[name] = s
 	}
-	r := &Result{Env: ReadEnv(), Workload: spec.Workload, Transactions: spec.Transactions}
+	r := &Result{Env: ReadEnv(), Workload: spec.Workload, Transactions: spec.Transactions, Rate: spec.Rate}
 	if spec.Transactions == 0 {
 		r.Duration, r.Warmup = spec.Duration.String(), spec.Warmup.String()
 	}
@@ -77,6 +82,7 @@ func Run(ctx context.Context, spec Spec, o RunOptions) (*Result, error) {
 			p := Params{
 				Workload: spec.Workload, Cores: k, CPUs: cpus, Flows: flows(spec.Workload, spec.Conns),
 				Duration: spec.Duration, Warmup: spec.Warmup, Transactions: spec.Transactions,
+				Rate: spec.Rate,
 			}
 			if o.Progress != nil {
 				p.Progress = func(elapsed time.Duration, rate float64) { o.Progress(name, k, elapsed, rate) }
@@ -89,14 +95,22 @@ func Run(ctx context.Context, spec Spec, o RunOptions) (*Result, error) {
 					return nil, cerr
 				}
 			}
+			// Each point starts from the runtime's default for the CPUs it
+			// may use: a runtime (core.Start) or the epoll threads raise
+			// GOMAXPROCS while they run, and any explicit setting stops Go
+			// from following the CPU mask, so without this a later point
+			// would run at whatever an earlier one left.
+			runtime.SetDefaultGOMAXPROCS()
 			pt, err := sys.Run(ctx, p)
 			if restore != nil {
 				restore()
 			}
+			runtime.SetDefaultGOMAXPROCS()
 			if ctx.Err() != nil {
 				return r, ctx.Err()
 			}
 			pt.System, pt.Workload, pt.Cores, pt.Flows, pt.Unit = name, spec.Workload, k, p.Flows, spec.Workload.Unit()
+			describe(&pt)
 			if pt.CPUs == nil {
 				pt.CPUs = cpus
 			}
@@ -117,4 +131,32 @@ func Run(ctx context.Context, spec Spec, o RunOptions) (*Result, error) {
 	}
 	r.Finish()
 	return r, nil
+}
+
+// describe fills in what a point's system did not say of itself: its API
+// model, device and load generator.
+func describe(p *Point) {
+	if p.API == "" {
+		p.API = ModelOf(p.System, p.Workload)
+	}
+	if p.Driver == "" {
+		switch p.System {
+		case SysMkstack, SysMkstackConn:
+			p.Driver = "mem wire"
+		case SysLinux, SysLinuxEpoll:
+			p.Driver = "loopback"
+		case SysGVisor:
+			p.Driver = "channel link"
+		}
+	}
+	if p.Client == "" {
+		switch p.System {
+		case SysMkstack:
+			p.Client = "handlers"
+		case SysLinuxEpoll:
+			p.Client = "epoll"
+		case SysMkstackConn, SysLinux, SysGVisor:
+			p.Client = "go"
+		}
+	}
 }

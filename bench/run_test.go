@@ -20,7 +20,7 @@ func TestEverySystemRunsEveryWorkload(t *testing.T) {
 	if testing.Short() {
 		dur, cores = 150*time.Millisecond, []int{1}
 	}
-	for _, sys := range []string{SysMkstack, SysMkstackConn, SysLinux} {
+	for _, sys := range []string{SysMkstack, SysMkstackConn, SysLinux, SysLinuxEpoll} {
 		for _, w := range Workloads {
 			t.Run(fmt.Sprintf("%s/%s", sys, w), func(t *testing.T) {
 				c := cores
@@ -114,7 +114,7 @@ func TestVethSystemsNeedRoot(t *testing.T) {
 	if os.Geteuid() == 0 {
 		t.Skip("runs as root: the veth systems are available (TestVethSystemsRunTCPRR)")
 	}
-	for _, sys := range []string{SysMkstackAFXDP, SysMkstackTap, SysLinuxVeth} {
+	for _, sys := range []string{SysMkstackAFXDP, SysMkstackTap, SysLinuxVeth, SysLinuxVethOffloadsOff, SysLinuxEpollVeth, SysMkstackConnAFXDP, SysMkstackConnTap} {
 		_, err := DefaultSystems()[sys].Run(context.Background(), Params{Workload: TCPRR, Cores: 1, Flows: 1, Duration: time.Millisecond})
 		if !errors.Is(err, ErrNotAvailable) || !strings.Contains(err.Error(), "needs root") {
 			t.Errorf("%s: %v, want ErrNotAvailable: needs root", sys, err)
@@ -139,7 +139,7 @@ func TestVethSystemsRunTCPRR(t *testing.T) {
 		t.Skip("makes network namespaces; -short leaves it out")
 	}
 	before := benchNamespaces(t)
-	for _, sys := range []string{SysMkstackAFXDP, SysLinuxVeth} {
+	for _, sys := range []string{SysMkstackAFXDP, SysLinuxVeth, SysLinuxEpollVeth, SysMkstackConnAFXDP, SysMkstackConnTap, SysLinuxVethOffloadsOff} {
 		t.Run(sys, func(t *testing.T) {
 			spec := Spec{Workload: TCPRR, Cores: []int{1, 2}, Systems: []string{sys}, Duration: 300 * time.Millisecond, Warmup: 100 * time.Millisecond, Conns: 4}
 			r, err := Run(context.Background(), spec, RunOptions{})
@@ -147,6 +147,18 @@ func TestVethSystemsRunTCPRR(t *testing.T) {
 				t.Fatal(err)
 			}
 			CheckResult(t, r, sys, 2)
+			// Each point says what ran: the kernel's devices at their
+			// defaults unless the system says otherwise, mkstack's peer
+			// with its offloads off.
+			wantOffloads := "off"
+			if sys == SysLinuxVeth || sys == SysLinuxEpollVeth || sys == SysMkstackConnTap {
+				wantOffloads = "defaults"
+			}
+			for _, p := range r.Points {
+				if p.PeerOffloads != wantOffloads || p.Driver == "" || p.API != ModelOf(sys, TCPRR) || p.Client != "go" || p.GOMAXPROCS == 0 {
+					t.Errorf("%s at %d cores: offloads %q driver %q API %q client %q GOMAXPROCS %d", sys, p.Cores, p.PeerOffloads, p.Driver, p.API, p.Client, p.GOMAXPROCS)
+				}
+			}
 		})
 	}
 	if after := benchNamespaces(t); len(after) != len(before) {
@@ -205,7 +217,7 @@ func TestVethHTTPWithWrk(t *testing.T) {
 	if !wrkAvailable() {
 		t.Skip("needs wrk (.ci/run installs it)")
 	}
-	for _, sys := range []string{SysMkstackAFXDP, SysMkstackTap, SysLinuxVeth} {
+	for _, sys := range []string{SysMkstackAFXDP, SysMkstackTap, SysLinuxVeth, SysLinuxEpollVeth, SysMkstackConnAFXDP} {
 		pt, err := DefaultSystems()[sys].Run(context.Background(), Params{Workload: HTTP, Cores: 1, Flows: 4, Duration: time.Second})
 		if err != nil {
 			t.Fatalf("%s: %v", sys, err)
@@ -241,5 +253,37 @@ Requests/sec:  12345.00
 	}
 	if _, err := parseWrk("unable to connect", Params{}); err == nil {
 		t.Error("a wrk failure parsed")
+	}
+}
+
+// TestVethHTTPWithH2loadAtAFixedRate: a fixed-rate http point on veth is
+// driven by h2load --rps from the peer namespace, reaches about the
+// offered rate, and reports latency percentiles from h2load's request log
+// and the whole machine's CPU per request.
+func TestVethHTTPWithH2loadAtAFixedRate(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: network namespaces, veth, XDP")
+	}
+	if testing.Short() {
+		t.Skip("makes network namespaces; -short leaves it out")
+	}
+	if httpClient(Params{Rate: 1}) != "h2load" {
+		t.Skip("needs h2load (.ci/run installs nghttp2-client)")
+	}
+	const offered = 2000.0
+	for _, sys := range []string{SysMkstackConnAFXDP, SysLinuxVeth} {
+		pt, err := DefaultSystems()[sys].Run(context.Background(), Params{Workload: HTTP, Cores: 1, Flows: 4, Duration: time.Second, Warmup: 200 * time.Millisecond, Rate: offered})
+		if err != nil {
+			t.Fatalf("%s: %v", sys, err)
+		}
+		if pt.Client != "h2load" || pt.Errors != 0 || pt.Latency == nil || pt.Latency.P50 <= 0 || pt.MachineCPUSeconds <= 0 {
+			t.Errorf("%s: %+v", sys, pt)
+		}
+		// Unpaced, h2load drives either at 10 times this rate.
+		if pt.Rate > 1.1*offered || pt.Rate < 0.5*offered {
+			t.Errorf("%s: %.0f req/s, offered %.0f", sys, pt.Rate, offered)
+		}
+		t.Logf("%s: %.0f req/s by h2load at %.0f offered, p50 %.0f µs, p99 %.0f µs, %.1f µs of machine CPU per request",
+			sys, pt.Rate, offered, pt.Latency.P50, pt.Latency.P99, pt.CPUPerTxn()*1e6)
 	}
 }

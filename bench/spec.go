@@ -95,12 +95,40 @@ const (
 	// (the load from the device's kernel side).
 	SysMkstackTap = "mkstack-tap"
 	// SysLinuxVeth is the kernel serving on the veth end SysMkstackAFXDP
-	// drives, with the same load: the baseline of the veth systems.
+	// drives, with the same load, through Go's net package (net/http for
+	// http), with the devices at their default offloads: the baseline of
+	// the veth net.Conn systems.
 	SysLinuxVeth = "linux-veth"
+	// SysLinuxVethOffloadsOff is SysLinuxVeth with the checksum and
+	// segmentation offloads of both veth ends switched off, as the
+	// mkstack veth systems still need them on the kernel peer.
+	SysLinuxVethOffloadsOff = "linux-veth-offloads-off"
+	// SysLinuxEpoll is the kernel's best equivalent of the handler API
+	// over loopback: one thread per core, pinned, with its own
+	// SO_REUSEPORT listener (or UDP socket) and an epoll loop over
+	// non-blocking sockets serving the same request/response logic as
+	// mkstack's handlers; the load is the same, from one epoll thread
+	// per core.
+	SysLinuxEpoll = "linux-epoll"
+	// SysLinuxEpollVeth is SysLinuxEpoll's server on the lab's veth
+	// (devices at their default offloads), with the veth systems' load
+	// from the peer namespace: the baseline of SysMkstackAFXDP and
+	// SysMkstackTap.
+	SysLinuxEpollVeth = "linux-epoll-veth"
+	// SysMkstackConnAFXDP is mkstack on the lab's veth with AF_XDP, as
+	// SysMkstackAFXDP, serving through its net.Conn face (goroutines,
+	// net/http for http): the pair of SysLinuxVeth.
+	SysMkstackConnAFXDP = "mkstack-conn-afxdp"
+	// SysMkstackConnTap is SysMkstackConnAFXDP over the multi-queue TAP.
+	SysMkstackConnTap = "mkstack-conn-tap"
 )
 
 // Systems lists every system name the harness knows.
-var Systems = []string{SysMkstack, SysMkstackConn, SysGVisor, SysLinux, SysMkstackAFXDP, SysMkstackTap, SysLinuxVeth}
+var Systems = []string{
+	SysMkstack, SysMkstackConn, SysGVisor, SysLinux, SysLinuxEpoll,
+	SysMkstackAFXDP, SysMkstackTap, SysLinuxEpollVeth,
+	SysMkstackConnAFXDP, SysMkstackConnTap, SysLinuxVeth, SysLinuxVethOffloadsOff,
+}
 
 // ErrNotAvailable: a system that cannot run here (yet).
 var ErrNotAvailable = errors.New("not available")
@@ -118,6 +146,9 @@ type Spec struct {
 	// until that many transactions are done (the instruction-count mode;
 	// not for the streams).
 	Transactions uint64
+	// Rate, if positive, is the fixed-rate mode: the load is paced at
+	// Rate transactions per second per point (Params.Rate).
+	Rate float64
 }
 
 // ParseWorkload checks a workload name.
@@ -193,6 +224,12 @@ func (s *Spec) Validate() error {
 	}
 	if s.Transactions > 0 && s.Workload.Stream() {
 		return fmt.Errorf("a fixed number of transactions does not apply to %s", s.Workload)
+	}
+	if s.Rate < 0 {
+		return fmt.Errorf("rate %v: want zero (peak) or a positive rate", s.Rate)
+	}
+	if s.Rate > 0 && (s.Workload.Stream() || s.Transactions > 0) {
+		return fmt.Errorf("a fixed rate applies to the transaction workloads over a duration, not to %s or --transactions", s.Workload)
 	}
 	if s.Warmup < 0 {
 		return fmt.Errorf("warmup %v: want zero or more", s.Warmup)

@@ -9,12 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
-	"regexp"
 	"runtime"
-	"strconv"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,30 +21,55 @@ import (
 	"github.com/mkstack/mkstack/nicq/netlab"
 	"github.com/mkstack/mkstack/nicq/netlab/nsthread"
 	"github.com/mkstack/mkstack/nicq/tap"
+	"github.com/mkstack/mkstack/sockets"
 	"github.com/mkstack/mkstack/stack"
 )
 
-// Veth returns the veth system called name: SysMkstackAFXDP,
-// SysMkstackTap or SysLinuxVeth. Each point makes its own lab
-// (nicq/netlab) under a name unique to this process, with one queue
+// vethSystem is how a veth system runs: the lab's driver, whether the
+// kernel peer's offloads stay at their defaults, and the server.
+type vethSystem struct {
+	driver string
+	// peerDefaults leaves the offloads of the kernel's devices at their
+	// defaults; the mkstack systems still need them off.
+	peerDefaults bool
+	run          func(ctx context.Context, l *vethLab, p Params) (Point, error)
+}
+
+var vethSystems = map[string]vethSystem{
+	SysMkstackAFXDP:         {driver: "afxdp", run: runMkstackVeth(false)},
+	SysMkstackTap:           {driver: "tap", run: runMkstackVeth(false)},
+	SysMkstackConnAFXDP:     {driver: "afxdp", run: runMkstackVeth(true)},
+	SysMkstackConnTap:       {driver: "tap", run: runMkstackVeth(true)},
+	SysLinuxVeth:            {driver: "afxdp", peerDefaults: true, run: runKernelVeth(false)},
+	SysLinuxVethOffloadsOff: {driver: "afxdp", run: runKernelVeth(true)},
+	SysLinuxEpollVeth:       {driver: "afxdp", peerDefaults: true, run: runEpollVeth},
+}
+
+// Veth returns the veth system called name (SysMkstackAFXDP,
+// SysMkstackTap, SysMkstackConnAFXDP, SysMkstackConnTap, SysLinuxVeth,
+// SysLinuxVethOffloadsOff, SysLinuxEpollVeth). Each point makes its own
+// lab (nicq/netlab) under a name unique to this process, with one queue
 // per core, and removes it when the point ends, also when it fails or is
 // cancelled (SIGINT cancels mkstack bench's context). The server runs in
-// the lab's stack namespace: mkstack with the driver opened there, k cores
-// and the per-core handlers SysMkstack serves with, or the kernel with the
-// lab's stack address on the veth and one SO_REUSEPORT listener per core
-// (as SysLinux). The load is the goroutine load generator (RunConn) on
+// the lab's stack namespace: mkstack with the driver opened there and k
+// cores, serving with the per-core handlers SysMkstack serves with or
+// through its net.Conn face (net/http for http); or the kernel with the
+// lab's stack address on the veth, serving through Go's net (one
+// SO_REUSEPORT listener per core, as SysLinux) or with SysLinuxEpoll's
+// epoll threads. The load is the goroutine load generator (RunConn) on
 // kernel sockets made in the peer namespace (for TAP, the same namespace
-// on the device's kernel side). Without root the system is not available.
+// on the device's kernel side), or wrk and h2load for http. Without root
+// the system is not available.
 func Veth(name string) System {
-	driver := map[string]string{SysMkstackAFXDP: "afxdp", SysMkstackTap: "tap", SysLinuxVeth: "afxdp"}[name]
-	if driver == "" {
+	vs, ok := vethSystems[name]
+	if !ok {
 		return unavailable(name, "not a veth system")
 	}
 	return SystemFunc(func(ctx context.Context, p Params) (pt Point, err error) {
 		if os.Geteuid() != 0 {
 			return Point{}, fmt.Errorf("%s: %w: needs root (network namespaces, veth, TAP, XDP)", name, ErrNotAvailable)
 		}
-		lab, err := upVethLab(driver, p.Cores)
+		lab, err := upVethLab(vs.driver, p.Cores, vs.peerDefaults)
 		if err != nil {
 			return Point{}, fmt.Errorf("%s: %w", name, err)
 		}
@@ -58,12 +78,15 @@ func Veth(name string) System {
 				err = errors.Join(err, derr)
 			}
 		}()
-		if name == SysLinuxVeth {
-			pt, err = runKernelVeth(ctx, lab, p)
-		} else {
-			pt, err = runMkstackVeth(ctx, lab, p)
-		}
+		pt, err = vs.run(ctx, lab, p)
 		pt.System = name
+		pt.PeerOffloads = "off"
+		if vs.peerDefaults || vs.driver == "tap" {
+			// A TAP's kernel side offers no offloads to a reader
+			// without a virtio-net header: its defaults are what the
+			// stack can take.
+			pt.PeerOffloads = "defaults"
+		}
 		return pt, err
 	})
 }
@@ -75,21 +98,22 @@ type vethLab struct {
 	host         netns.NsHandle // this process's own namespace
 	stack, peer  netns.NsHandle
 	stackIf      string
+	peerDefaults bool
 	closeHandles func()
 }
 
 var labSeq atomic.Uint32
 
-func upVethLab(driver string, queues int) (*vethLab, error) {
+func upVethLab(driver string, queues int, peerDefaults bool) (*vethLab, error) {
 	// b, the pid's last 5 digits, the driver, a sequence digit: at most
 	// 8 bytes, as netlab.NamesFor wants.
 	prefix := fmt.Sprintf("b%d%c%d", os.Getpid()%100000, driver[0], labSeq.Add(1)%10)
 	names := netlab.NamesFor(prefix)
-	if err := netlab.Up(names, driver, queues); err != nil {
+	if err := netlab.UpWith(names, driver, queues, netlab.Options{PeerOffloadsAtDefaults: peerDefaults}); err != nil {
 		netlab.Down(names)
 		return nil, fmt.Errorf("lab %s: %w", prefix, err)
 	}
-	l := &vethLab{names: names, driver: driver, stackIf: names.StackIface(driver)}
+	l := &vethLab{names: names, driver: driver, stackIf: names.StackIface(driver), peerDefaults: peerDefaults}
 	var hs []netns.NsHandle
 	l.closeHandles = func() {
 		for _, h := range hs {
@@ -172,181 +196,127 @@ func (l *vethLab) dial(ctx context.Context, network, address string) (net.Conn, 
 }
 
 // runKernelVeth serves from the kernel in the stack's namespace, on the
-// veth with the lab's stack address.
-func runKernelVeth(ctx context.Context, l *vethLab, p Params) (Point, error) {
-	if err := netlab.KernelAddr(l.stack, l.stackIf, netlab.StackAddr+"/24"); err != nil {
-		return Point{}, err
+// veth with the lab's stack address, through Go's net (net/http for
+// http); with offloadsOff the veth's offloads are off as the peer's are.
+func runKernelVeth(offloadsOff bool) func(ctx context.Context, l *vethLab, p Params) (Point, error) {
+	return func(ctx context.Context, l *vethLab, p Params) (Point, error) {
+		if err := netlab.KernelAddr(l.stack, l.stackIf, netlab.StackAddr+"/24", offloadsOff); err != nil {
+			return Point{}, err
+		}
+		t := kernelTarget(ctx, p, netlab.StackAddr, func(fn func() error) error { return netlab.InNS(l.stack, fn) })
+		t.Dial = l.dial
+		pt, err := runVethLoad(ctx, l, t, p)
+		pt.Driver = "veth"
+		return pt, err
 	}
-	t := kernelTarget(ctx, p, netlab.StackAddr, func(fn func() error) error { return netlab.InNS(l.stack, fn) })
-	t.Dial = l.dial
-	if p.Workload == HTTP && wrkAvailable() {
-		return runWrk(ctx, l, t, p)
-	}
-	return RunConn(ctx, t, p)
 }
 
-// runMkstackVeth serves from mkstack on the lab's device with k cores.
-func runMkstackVeth(ctx context.Context, l *vethLab, p Params) (Point, error) {
-	var nic nicq.NIC
-	var closeNIC func() error
-	err := netlab.InNS(l.stack, func() error {
-		switch l.driver {
-		case "tap":
-			n, err := tap.Open(tap.Config{Name: l.stackIf, Queues: p.Cores})
-			if err != nil {
-				return err
-			}
-			nic, closeNIC = n, n.Close
-		default:
-			n, err := afxdp.Open(afxdp.Config{Interface: l.stackIf, Queues: p.Cores, Addrs: []netip.Addr{netip.MustParseAddr(netlab.StackAddr)}})
-			if err != nil {
-				return err
-			}
-			nic, closeNIC = n, n.Close
-		}
-		return nil
-	})
-	if err != nil {
-		return Point{}, fmt.Errorf("open %s on %s: %w", l.driver, l.stackIf, err)
-	}
-	rt, err := core.Start(core.Config{
-		NIC: nic, Cores: p.Cores, CPUs: p.CPUs,
-		// The kernel client shares the point's CPUs: an idle core sleeps
-		// at once rather than take the CPU the client needs.
-		SpinWindow:  -1,
-		StackConfig: func(int) stack.Config { return stackConfig(p, netlab.StackAddr) },
-	})
-	if err != nil {
-		closeNIC()
+// runEpollVeth serves from the kernel on the lab's veth with
+// SysLinuxEpoll's epoll threads, the device at its default offloads.
+func runEpollVeth(ctx context.Context, l *vethLab, p Params) (Point, error) {
+	if err := netlab.KernelAddr(l.stack, l.stackIf, netlab.StackAddr+"/24", false); err != nil {
 		return Point{}, err
 	}
 	t := &ConnTarget{
-		Addr: netlab.StackAddr,
-		Dial: l.dial,
-		serve: func(m *meter) (func(), int, error) {
-			if err := serveHandlers(ctx, rt, m); err != nil {
-				return nil, 0, err
-			}
-			if p.Workload == UDPEcho {
-				return func() {}, udpPort, nil
-			}
-			return func() {}, tcpPort, nil
-		},
+		Addr:  netlab.StackAddr,
+		Dial:  l.dial,
+		serve: epollServe(ctx, p, netlab.StackAddr, func(fn func() error) error { return netlab.InNS(l.stack, fn) }),
 	}
-	var pt Point
-	if p.Workload == HTTP && wrkAvailable() {
-		pt, err = runWrk(ctx, l, t, p)
-	} else {
-		pt, err = RunConn(ctx, t, p)
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if serr := rt.Stop(sctx); serr != nil {
-		err = errors.Join(err, fmt.Errorf("stop the runtime: %w", serr))
-	}
-	if cerr := closeNIC(); cerr != nil {
-		err = errors.Join(err, fmt.Errorf("close the NIC: %w", cerr))
-	}
+	pt, err := runVethLoad(ctx, l, t, p)
+	pt.Driver, pt.API = "veth", "epoll"
 	return pt, err
 }
 
-func wrkAvailable() bool {
-	_, err := exec.LookPath("wrk")
-	return err == nil && os.Getenv("MKSTACK_BENCH_NO_WRK") == ""
-}
-
-var (
-	wrkRequests = regexp.MustCompile(`(\d+) requests in ([0-9.]+)(m?s)`)
-	wrkErrors   = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
-	wrkNon2xx   = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
-	wrkPct      = regexp.MustCompile(`(?m)^\s+(50|90|99)%\s+([0-9.]+)(us|ms|s)\s*$`)
-)
-
-// runWrk drives the http workload with wrk from the peer namespace, on
-// the point's CPUs, as the issue's veth comparison asks: one thread and
-// Flows connections per core, --latency for the percentiles.
-func runWrk(ctx context.Context, l *vethLab, t *ConnTarget, p Params) (Point, error) {
-	var srv sync.WaitGroup
-	serve := func(m *meter) (func(), int, error) { return serveConn(t, m, &srv) }
-	if t.serve != nil {
-		serve = t.serve
-	}
-	stop, port, err := serve(newMeter(p, 0))
-	if err != nil {
-		return Point{}, fmt.Errorf("serve: %w", err)
-	}
-	defer func() { stop(); srv.Wait() }()
-	secs := max(1, int(p.Duration.Round(time.Second)/time.Second))
-	args := []string{"netns", "exec", l.names.PeerNS(l.driver)}
-	if len(p.CPUs) > 0 {
-		cpus := make([]string, len(p.CPUs))
-		for i, c := range p.CPUs {
-			cpus[i] = strconv.Itoa(c)
+// runVethLoad drives t from the peer namespace: wrk or h2load for http
+// where they are installed, else the goroutine load generator.
+func runVethLoad(ctx context.Context, l *vethLab, t *ConnTarget, p Params) (Point, error) {
+	if p.Workload == HTTP {
+		if c := httpClient(p); c != "" {
+			return runHTTPClient(ctx, c, l, t, p)
 		}
-		args = append(args, "taskset", "-c", strings.Join(cpus, ","))
 	}
-	url := fmt.Sprintf("http://%s:%d/", t.Addr, port)
-	args = append(args, "wrk", "-t", strconv.Itoa(p.Cores), "-c", strconv.Itoa(p.Cores*p.Flows), "-d", fmt.Sprintf("%ds", secs), "--latency", url)
-	m := newMeter(p, 0)
-	before := m.snap()
-	out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput()
-	if err != nil {
-		return Point{}, fmt.Errorf("wrk: %w: %s", err, out)
-	}
-	after := m.snap()
-	pt, err := parseWrk(string(out), p)
-	// This process is the server side only; wrk's own CPU is not counted.
-	pt.GCCycles, pt.CPUSeconds = after.gc-before.gc, (after.cpu - before.cpu).Seconds()
+	pt, err := RunConn(ctx, t, p)
+	pt.Client = "go"
 	return pt, err
 }
 
-// parseWrk reads wrk's report into a point.
-func parseWrk(out string, p Params) (Point, error) {
-	m := wrkRequests.FindStringSubmatch(out)
-	if m == nil {
-		return Point{}, fmt.Errorf("wrk printed no request count: %s", out)
-	}
-	count, _ := strconv.ParseUint(m[1], 10, 64)
-	secs, _ := strconv.ParseFloat(m[2], 64)
-	if m[3] == "ms" {
-		secs /= 1e3
-	}
-	if secs <= 0 {
-		return Point{}, fmt.Errorf("wrk ran for %v s", secs)
-	}
-	pt := Point{Workload: p.Workload, Cores: p.Cores, CPUs: p.CPUs, Flows: p.Flows, Unit: p.Workload.Unit(),
-		Seconds: secs, Count: count, Rate: float64(count) / secs, Note: "driven by wrk from the peer namespace"}
-	pt.PerCore = pt.Rate / float64(max(p.Cores, 1))
-	if e := wrkErrors.FindStringSubmatch(out); e != nil {
-		for _, v := range e[1:] {
-			n, _ := strconv.ParseUint(v, 10, 64)
-			pt.Errors += n
+// runMkstackVeth serves from mkstack on the lab's device with k cores:
+// with the per-core handlers, or with conn through its net.Conn face.
+func runMkstackVeth(conn bool) func(ctx context.Context, l *vethLab, p Params) (Point, error) {
+	return func(ctx context.Context, l *vethLab, p Params) (Point, error) {
+		var nic nicq.NIC
+		var closeNIC func() error
+		driver := "TAP"
+		err := netlab.InNS(l.stack, func() error {
+			switch l.driver {
+			case "tap":
+				n, err := tap.Open(tap.Config{Name: l.stackIf, Queues: p.Cores})
+				if err != nil {
+					return err
+				}
+				nic, closeNIC = n, n.Close
+			default:
+				n, err := afxdp.Open(afxdp.Config{Interface: l.stackIf, Queues: p.Cores, Addrs: []netip.Addr{netip.MustParseAddr(netlab.StackAddr)}})
+				if err != nil {
+					return err
+				}
+				nic, closeNIC = n, n.Close
+				driver = "veth, AF_XDP " + n.Mode()
+			}
+			return nil
+		})
+		if err != nil {
+			return Point{}, fmt.Errorf("open %s on %s: %w", l.driver, l.stackIf, err)
 		}
-	}
-	if e := wrkNon2xx.FindStringSubmatch(out); e != nil {
-		n, _ := strconv.ParseUint(e[1], 10, 64)
-		pt.Errors += n
-	}
-	lat := &Latency{Samples: count}
-	for _, q := range wrkPct.FindAllStringSubmatch(out, -1) {
-		v, _ := strconv.ParseFloat(q[2], 64)
-		switch q[3] {
-		case "ms":
-			v *= 1e3
-		case "s":
-			v *= 1e6
+		rt, err := core.Start(core.Config{
+			NIC: nic, Cores: p.Cores, CPUs: p.CPUs,
+			// The kernel client shares the point's CPUs: an idle core sleeps
+			// at once rather than take the CPU the client needs.
+			SpinWindow:  -1,
+			StackConfig: func(int) stack.Config { return stackConfig(p, netlab.StackAddr) },
+		})
+		if err != nil {
+			closeNIC()
+			return Point{}, err
 		}
-		switch q[1] {
-		case "50":
-			lat.P50 = v
-		case "90":
-			lat.P90 = v
-		case "99":
-			lat.P99 = v
+		t := &ConnTarget{Addr: netlab.StackAddr, Dial: l.dial}
+		if conn {
+			n, nerr := sockets.New(rt)
+			if nerr != nil {
+				err = nerr
+			}
+			t.Listen = func(int) ([]net.Listener, error) {
+				l, err := n.Listen("tcp", fmt.Sprintf(":%d", tcpPort))
+				return []net.Listener{l}, err
+			}
+			t.ListenPacket = func(int) ([]net.PacketConn, error) {
+				c, err := n.ListenPacket("udp", fmt.Sprintf(":%d", udpPort))
+				return []net.PacketConn{c}, err
+			}
+		} else {
+			t.serve = func(m *meter) (func(), int, error) {
+				if err := serveHandlers(ctx, rt, m); err != nil {
+					return nil, 0, err
+				}
+				if p.Workload == UDPEcho {
+					return func() {}, udpPort, nil
+				}
+				return func() {}, tcpPort, nil
+			}
 		}
+		var pt Point
+		if err == nil {
+			pt, err = runVethLoad(ctx, l, t, p)
+		}
+		pt.Driver = driver
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if serr := rt.Stop(sctx); serr != nil {
+			err = errors.Join(err, fmt.Errorf("stop the runtime: %w", serr))
+		}
+		if cerr := closeNIC(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close the NIC: %w", cerr))
+		}
+		return pt, err
 	}
-	if lat.P50 > 0 {
-		pt.Latency = lat
-	}
-	return pt, nil
 }

@@ -30,9 +30,10 @@ type overloadPoint struct {
 // datagrams than it can take, up to three times its capacity, while a TCP
 // connection to the same core keeps doing request/response: delivered
 // throughput at 3x must stay at 90% of the peak (the excess is dropped at
-// the receive ring before any work is spent on it, as DESIGN.md's overload
-// section asks), and the TCP flow must keep making progress (transmit and
-// timers keep their share of each loop iteration).
+// the receive ring before any work is spent on it: the budgeted loop of
+// docs/ARCHITECTURE.md's core runtime section), and the TCP flow must keep
+// making progress (transmit and timers keep their share of each loop
+// iteration).
 func TestOverloadDoesNotLivelock(t *testing.T) {
 	if raceEnabled || debugBuild {
 		t.Skip("rates under the race detector or the mkstackdebug buffer checks say nothing")

@@ -7,7 +7,7 @@ package stack
 // ## Connections
 //
 // A TCPConn is one connection, owned by the core whose stack holds it, for
-// its whole life (ownership never migrates; see DESIGN.md). Its send and
+// its whole life (ownership never migrates; see docs/ARCHITECTURE.md). Its send and
 // receive state carry RFC 9293's names so the code can be read against
 // section 3.3.1 line by line (iss, sndUna, sndNxt, sndWnd, sndWl1, sndWl2;
 // irs, rcvNxt), plus sndMax, the highest sequence number sent (sndNxt goes

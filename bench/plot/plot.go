@@ -1,7 +1,8 @@
 // Package plot draws a bench.Result: throughput against cores per system,
-// per-core efficiency, and latency percentiles, each as SVG and PNG (with
-// gonum.org/v1/plot). It is for the command only: bench itself draws
-// nothing, so importing it pulls in no plotting code.
+// per-core efficiency, and latency percentiles (Write), or for a
+// fixed-rate result the machine CPU per transaction (WriteRate), each as
+// SVG and PNG (with gonum.org/v1/plot). It is for the command only: bench
+// itself draws nothing, so importing it pulls in no plotting code.
 package plot
 
 import (
@@ -52,6 +53,93 @@ func Write(r *bench.Result, dir string) ([]string, error) {
 		}
 	}
 	return paths, nil
+}
+
+// WriteRate draws a fixed-rate result (mkstack bench --rate, the
+// WORKLOAD-rate.json files) into dir as WORKLOAD-cpu-per-txn.svg and .png:
+// the whole machine's CPU per transaction of each system at each core
+// count, the figure that compares systems at the same offered load. It
+// returns the paths written, none if no point has a machine CPU figure,
+// and an error for a peak result, whose figures would be misread.
+func WriteRate(r *bench.Result, dir string) ([]string, error) {
+	if !slices.ContainsFunc(r.Points, func(p bench.Point) bool { return p.OfferedRate > 0 }) {
+		return nil, fmt.Errorf("plot %s cpu-per-txn: not a fixed-rate result (no point has an offered rate)", r.Workload)
+	}
+	p, err := cpuPerTxn(r)
+	if err != nil {
+		return nil, fmt.Errorf("plot %s cpu-per-txn: %w", r.Workload, err)
+	}
+	if p == nil {
+		return nil, nil
+	}
+	var paths []string
+	for _, ext := range []string{".svg", ".png"} {
+		path := filepath.Join(dir, string(r.Workload)+"-cpu-per-txn"+ext)
+		if err := p.Save(width, height, path); err != nil {
+			return paths, fmt.Errorf("plot %s: %w", path, err)
+		}
+		paths = append(paths, path)
+	}
+	return paths, nil
+}
+
+// cpuPerTxn draws the machine CPU µs per transaction of each system as
+// bars grouped by core count (nil if no point has the figure).
+func cpuPerTxn(r *bench.Result) (*plot.Plot, error) {
+	var cores []int
+	var syss []string
+	for _, pt := range r.Points {
+		if pt.Err != "" || pt.CPUPerTxn() <= 0 {
+			continue
+		}
+		if !slices.Contains(cores, pt.Cores) {
+			cores = append(cores, pt.Cores)
+		}
+		if !slices.Contains(syss, pt.System) {
+			syss = append(syss, pt.System)
+		}
+	}
+	if len(syss) == 0 {
+		return nil, nil
+	}
+	slices.Sort(cores)
+	offered := ""
+	for _, pt := range r.Points {
+		if pt.OfferedRate > 0 {
+			offered = fmt.Sprintf(" at %s %s offered", bench.FormatRate(pt.OfferedRate), r.Workload.Unit())
+			break
+		}
+	}
+	p := newPlot(fmt.Sprintf("%s%s: machine CPU per transaction", r.Workload, offered), "", "µs of CPU per transaction")
+	w := vg.Points(60 / float64(len(syss)))
+	for i, s := range syss {
+		v := make(plotter.Values, len(cores))
+		for j, k := range cores {
+			if pt := r.Find(s, k); pt != nil && pt.Err == "" {
+				v[j] = pt.CPUPerTxn() * 1e6
+			}
+		}
+		b, err := plotter.NewBarChart(v, w)
+		if err != nil {
+			return nil, err
+		}
+		b.Color = plotutil.Color(i)
+		b.LineStyle.Color = color.Black
+		b.LineStyle.Width = vg.Points(0.3)
+		b.Offset = w * vg.Length(float64(i)-float64(len(syss)-1)/2)
+		p.Add(b)
+		p.Legend.Add(s, b)
+	}
+	names := make([]string, len(cores))
+	for j, k := range cores {
+		names[j] = fmt.Sprintf("%d cores", k)
+		if k == 1 {
+			names[j] = "1 core"
+		}
+	}
+	p.NominalX(names...)
+	p.Y.Min = 0
+	return p, nil
 }
 
 // systems returns the systems with at least one figure, in run order.

@@ -52,3 +52,47 @@ func TestStreamsHaveNoLatencyFigure(t *testing.T) {
 		t.Fatalf("wrote %v, %v; want throughput and efficiency only", paths, err)
 	}
 }
+
+func rateResult() *bench.Result {
+	r := &bench.Result{Workload: bench.TCPRR}
+	for i, s := range []string{"mkstack", "linux-epoll"} {
+		for k := 1; k <= 2; k++ {
+			r.Points = append(r.Points, bench.Point{System: s, Workload: bench.TCPRR, Cores: k, OfferedRate: 1e4, Rate: 1e4,
+				Count: 30000, MachineCPUSeconds: float64(i+1) * 0.3 * float64(k)})
+		}
+	}
+	r.Points = append(r.Points, bench.Point{System: "mkstack-tap", Cores: 1, OfferedRate: 1e4, Err: "not available"})
+	return r
+}
+
+func TestWriteRateDrawsCPUPerTransaction(t *testing.T) {
+	dir := t.TempDir()
+	paths, err := WriteRate(rateResult(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(paths) != 2 {
+		t.Fatalf("wrote %v, want one figure x 2 formats", paths)
+	}
+	svg, err := os.ReadFile(filepath.Join(dir, "tcp-rr-cpu-per-txn.svg"))
+	if err != nil || !bytes.Contains(svg, []byte("<svg")) || !bytes.Contains(svg, []byte("linux-epoll")) || bytes.Contains(svg, []byte("mkstack-tap")) {
+		t.Errorf("svg: %v, %d bytes", err, len(svg))
+	}
+	png, err := os.ReadFile(filepath.Join(dir, "tcp-rr-cpu-per-txn.png"))
+	if err != nil || !bytes.HasPrefix(png, []byte("\x89PNG")) || len(png) < 1000 {
+		t.Errorf("png: %v, %d bytes", err, len(png))
+	}
+}
+
+func TestWriteRateRefusesPeakResultsAndSkipsMissingFigures(t *testing.T) {
+	if paths, err := WriteRate(result(bench.TCPRR), t.TempDir()); err == nil {
+		t.Errorf("a peak result: wrote %v, want an error", paths)
+	}
+	r := rateResult()
+	for i := range r.Points {
+		r.Points[i].MachineCPUSeconds = 0
+	}
+	if paths, err := WriteRate(r, t.TempDir()); err != nil || len(paths) != 0 {
+		t.Errorf("no machine CPU figures: wrote %v, %v; want nothing", paths, err)
+	}
+}

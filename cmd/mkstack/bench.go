@@ -33,9 +33,13 @@ type benchOptions struct {
 	out        string
 	gvisorPeer string
 	plots      bool
+	allowDirty bool
 }
 
 func runBench(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "report" {
+		return runBenchReport(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
@@ -44,6 +48,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		duration, warmup          time.Duration
 		conns                     int
 		transactions              uint64
+		rate                      float64
 	)
 	names := make([]string, len(bench.Workloads))
 	for i, w := range bench.Workloads {
@@ -56,6 +61,9 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&warmup, "warmup", time.Second, "load before each point is measured")
 	fs.IntVar(&conns, "conns", bench.DefaultConns, "connections (or UDP flows) per core, one request in flight each")
 	fs.Uint64Var(&transactions, "transactions", 0, "run each point until N transactions are done instead of for --duration (for instruction counts under callgrind)")
+	fs.Float64Var(&rate, "rate", 0, "the fixed-rate mode: pace the load at N transactions per second per point (open loop; http on the veth systems: h2load --rps) and report the whole machine's CPU per transaction; 0: peak")
+	fs.BoolVar(&o.allowDirty, "allow-dirty", false, "with --out inside this source tree, write the figures even though the tree has uncommitted changes (recorded in the JSON)")
+	fs.StringVar(&bench.HTTPClient, "http-client", "wrk", "the load generator of http at peak on the veth systems: wrk, h2load or go (a fixed rate always uses h2load)")
 	fs.StringVar(&o.out, "out", "", "write DIR/WORKLOAD.json, DIR/WORKLOAD.txt and the plots (SVG and PNG) there")
 	fs.StringVar(&o.gvisorPeer, "gvisor-peer", "", "the gvisorpeer binary for --systems gvisor (default: build bench/gvisorpeer from this source tree with go build)")
 	fs.BoolVar(&o.plots, "plots", true, "with --out, draw the plots")
@@ -91,7 +99,10 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	if o.spec.Systems, err = bench.ParseSystems(systems); err != nil {
 		return bad("--systems: %v", err)
 	}
-	o.spec.Duration, o.spec.Warmup, o.spec.Conns, o.spec.Transactions = duration, warmup, conns, transactions
+	if !slices.Contains(bench.HTTPClients, bench.HTTPClient) {
+		return bad("--http-client %q: want one of %s", bench.HTTPClient, strings.Join(bench.HTTPClients, ", "))
+	}
+	o.spec.Duration, o.spec.Warmup, o.spec.Conns, o.spec.Transactions, o.spec.Rate = duration, warmup, conns, transactions, rate
 	for _, w := range o.workloads {
 		s := o.spec
 		s.Workload = w
@@ -112,6 +123,9 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 
 func benchMain(ctx context.Context, o benchOptions, stdout, stderr io.Writer) error {
 	if o.out != "" {
+		if err := checkCleanTree(o.out, o.allowDirty); err != nil {
+			return err
+		}
 		if err := os.MkdirAll(o.out, 0o755); err != nil {
 			return err
 		}
@@ -162,6 +176,7 @@ func benchMain(ctx context.Context, o benchOptions, stdout, stderr io.Writer) er
 		if err != nil {
 			return err
 		}
+		r.Env.AllowDirty = o.allowDirty && strings.HasSuffix(r.Env.Commit, "+dirty")
 		var table bytes.Buffer
 		r.WriteTable(&table)
 		fmt.Fprintf(stdout, "\n%s (%s, %s, %s)\n%s\n", w, r.Env.CPUModel, r.Env.Kernel, r.Env.GoVersion, table.String())
@@ -169,6 +184,9 @@ func benchMain(ctx context.Context, o benchOptions, stdout, stderr io.Writer) er
 			continue
 		}
 		base := filepath.Join(o.out, string(w))
+		if spec.Rate > 0 {
+			base += "-rate"
+		}
 		var js bytes.Buffer
 		if err := r.WriteJSON(&js); err != nil {
 			return err
@@ -181,7 +199,11 @@ func benchMain(ctx context.Context, o benchOptions, stdout, stderr io.Writer) er
 		}
 		written := []string{base + ".json", base + ".txt"}
 		if o.plots {
-			paths, err := plot.Write(r, o.out)
+			draw := plot.Write
+			if spec.Rate > 0 {
+				draw = plot.WriteRate
+			}
+			paths, err := draw(r, o.out)
 			if err != nil {
 				return err
 			}
@@ -190,6 +212,33 @@ func benchMain(ctx context.Context, o benchOptions, stdout, stderr io.Writer) er
 		fmt.Fprintf(stdout, "wrote %s\n\n", strings.Join(written, " "))
 	}
 	return nil
+}
+
+// checkCleanTree refuses to write figures into the source tree (say
+// docs/bench) from a tree with uncommitted changes, since the JSON would
+// name a commit that did not produce them, unless allowDirty.
+func checkCleanTree(out string, allowDirty bool) error {
+	abs, err := filepath.Abs(out)
+	if err != nil {
+		return err
+	}
+	dir := abs
+	for {
+		if _, err := os.Stat(dir); err == nil {
+			break
+		}
+		dir = filepath.Dir(dir)
+	}
+	top, err := exec.Command("git", "-C", dir, "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		return nil // not in a git tree: nothing to check against
+	}
+	st, err := exec.Command("git", "-C", dir, "status", "--porcelain", "--untracked-files=no").Output()
+	if err != nil || len(st) == 0 || allowDirty {
+		return nil
+	}
+	return fmt.Errorf("--out %s is inside the source tree %s, which has uncommitted changes (git status): commit them first, or pass --allow-dirty to write the figures anyway (the JSON records it)",
+		out, strings.TrimSpace(string(top)))
 }
 
 // buildGVisorPeer builds the nested module's command into dir.
@@ -235,6 +284,9 @@ func gvisorPeer(bin string) bench.System {
 			"-workload", string(p.Workload), "-cores", strconv.Itoa(p.Cores), "-flows", strconv.Itoa(p.Flows),
 			"-duration", p.Duration.String(), "-warmup", p.Warmup.String(),
 			"-transactions", strconv.FormatUint(p.Transactions, 10),
+		}
+		if p.Rate > 0 {
+			args = append(args, "-rate", strconv.FormatFloat(p.Rate, 'f', -1, 64))
 		}
 		if p.CPUs != nil {
 			cs := make([]string, len(p.CPUs))

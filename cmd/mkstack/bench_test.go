@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -36,7 +37,7 @@ func TestBenchWritesJSONTableAndPlots(t *testing.T) {
 	root := os.Geteuid() == 0
 	dir := t.TempDir()
 	var out, errOut bytes.Buffer
-	code := run([]string{"bench", "--workload", "tcp-rr,udp-echo", "--cores", "1", "--systems", "mkstack,linux,mkstack-tap",
+	code := run([]string{"bench", "--workload", "tcp-rr,udp-echo", "--cores", "1", "--systems", "mkstack-conn,linux,mkstack-tap",
 		"--duration", "300ms", "--warmup", "50ms", "--conns", "4", "--out", dir}, &out, &errOut)
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
@@ -68,7 +69,7 @@ func TestBenchWritesJSONTableAndPlots(t *testing.T) {
 		}
 	}
 	s := out.String()
-	want := []string{"mkstack ÷ linux at 1 cores", "p99 µs", "mkstack-tap, 1 cores: mkstack-tap: not available: needs root"}
+	want := []string{"mkstack-conn ÷ linux at 1 cores (net.Conn)", "p99 µs", "mkstack-tap, 1 cores: mkstack-tap: not available: needs root"}
 	if root {
 		want[2] = "mkstack-tap, 1 cores: "
 	}
@@ -76,5 +77,74 @@ func TestBenchWritesJSONTableAndPlots(t *testing.T) {
 		if !strings.Contains(s, want) {
 			t.Errorf("output lacks %q:\n%s", want, s)
 		}
+	}
+}
+
+// TestBenchAtAFixedRate: --rate paces every point and writes
+// WORKLOAD-rate.json with the offered rate, the machine's CPU per
+// transaction and the CPU-per-transaction plot.
+func TestBenchAtAFixedRate(t *testing.T) {
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	code := run([]string{"bench", "--workload", "tcp-rr", "--cores", "1", "--systems", "mkstack-conn,linux",
+		"--duration", "400ms", "--warmup", "50ms", "--conns", "4", "--rate", "1000", "--out", dir}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
+	}
+	f, err := os.Open(filepath.Join(dir, "tcp-rr-rate.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := bench.ReadJSON(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Rate != 1000 || len(r.Points) != 2 {
+		t.Fatalf("%+v", r)
+	}
+	for _, p := range r.Points {
+		if p.Err != "" || p.OfferedRate != 1000 || p.Rate > 1100 || p.CPUPerTxn() <= 0 {
+			t.Errorf("point %+v", p)
+		}
+	}
+	if !strings.Contains(out.String(), "machine CPU per transaction") {
+		t.Errorf("output lacks the CPU-per-transaction ratio:\n%s", out.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "tcp-rr-cpu-per-txn.svg")); err != nil {
+		t.Error(err)
+	}
+	if code := run([]string{"bench", "--workload", "tcp-stream", "--rate", "10"}, &out, &errOut); code != 2 {
+		t.Errorf("a fixed rate for a stream: exit %d, want 2", code)
+	}
+}
+
+// TestBenchRefusesADirtyTree: --out inside a git work tree with
+// uncommitted changes fails before anything runs, unless --allow-dirty.
+func TestBenchRefusesADirtyTree(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("needs git")
+	}
+	repo := t.TempDir()
+	for _, args := range [][]string{{"init", "-q"}, {"-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "x"}} {
+		if out, err := exec.Command("git", append([]string{"-C", repo}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v: %s", args, err, out)
+		}
+	}
+	if err := checkCleanTree(filepath.Join(repo, "docs", "bench"), false); err != nil {
+		t.Errorf("clean tree refused: %v", err)
+	}
+	f := filepath.Join(repo, "f")
+	os.WriteFile(f, []byte("a"), 0o644)
+	exec.Command("git", "-C", repo, "add", "f").Run()
+	err := checkCleanTree(filepath.Join(repo, "docs", "bench"), false)
+	if err == nil || !strings.Contains(err.Error(), "--allow-dirty") {
+		t.Errorf("dirty tree: %v, want a refusal naming --allow-dirty", err)
+	}
+	if err := checkCleanTree(filepath.Join(repo, "docs", "bench"), true); err != nil {
+		t.Errorf("dirty tree with --allow-dirty: %v", err)
+	}
+	if err := checkCleanTree(t.TempDir(), false); err != nil {
+		t.Errorf("outside a tree: %v", err)
 	}
 }

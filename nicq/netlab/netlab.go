@@ -79,11 +79,25 @@ func (n Names) StackIface(driver string) string {
 	return n.StackIf
 }
 
+// Options shape a lab beyond its names, driver and queues.
+type Options struct {
+	// PeerOffloadsAtDefaults leaves the kernel peer's transmit checksum
+	// and segmentation offloads as the kernel sets them (on, for a veth):
+	// what a kernel serving on the stack's end receives from a peer at
+	// its defaults. By default Up switches them off (DisableOffloads), as
+	// the stack's drivers still need.
+	PeerOffloadsAtDefaults bool
+}
+
 // Up creates the namespaces and devices of n for driver ("afxdp" and
 // "afpacket": a veth pair with queues queues each way; "tap": a TAP with
 // queues queues); if a step fails it removes what it made. A namespace
-// that exists already is an error.
-func Up(n Names, driver string, queues int) (err error) {
+// that exists already is an error. The peer's offloads are off (see
+// UpWith).
+func Up(n Names, driver string, queues int) error { return UpWith(n, driver, queues, Options{}) }
+
+// UpWith is Up with options.
+func UpWith(n Names, driver string, queues int, o Options) (err error) {
 	var made []string
 	defer func() {
 		if err != nil {
@@ -188,8 +202,10 @@ func Up(n Names, driver string, queues int) (err error) {
 	}
 	// The kernel peer sends what a wire would carry: full checksums and
 	// MTU-sized segments (see linkdev.DisableOffloads).
-	if err := InNS(ch, func() error { return linkdev.DisableOffloads(n.PeerIf) }); err != nil {
-		return fmt.Errorf("offloads off on %s: %w", n.PeerIf, err)
+	if !o.PeerOffloadsAtDefaults {
+		if err := InNS(ch, func() error { return linkdev.DisableOffloads(n.PeerIf) }); err != nil {
+			return fmt.Errorf("offloads off on %s: %w", n.PeerIf, err)
+		}
 	}
 	// The peer steers each flow to the stack's queue that RSS names, as a
 	// NIC would (a veth otherwise follows the kernel's own flow hash).
@@ -257,18 +273,22 @@ func InNamedNS(name string, fn func() error) error {
 	return InNS(h, fn)
 }
 
-// KernelAddr gives the kernel in namespace ns the address cidr on ifname,
-// with the offloads off as on the peer (see linkdev.DisableOffloads), and
-// sets the device up: the kernel then serves on the device the stack
-// would drive (bench's linux-veth baseline).
-func KernelAddr(ns netns.NsHandle, ifname, cidr string) error {
+// KernelAddr gives the kernel in namespace ns the address cidr on ifname
+// and sets the device up: the kernel then serves on the device the stack
+// would drive (bench's linux-veth baselines). With offloadsOff the
+// device's transmit offloads are switched off as the peer's are by Up
+// (see linkdev.DisableOffloads); otherwise they stay at the kernel's
+// defaults.
+func KernelAddr(ns netns.NsHandle, ifname, cidr string, offloadsOff bool) error {
 	nl, err := netlink.NewHandleAt(ns)
 	if err != nil {
 		return err
 	}
 	defer nl.Close()
-	if err := InNS(ns, func() error { return linkdev.DisableOffloads(ifname) }); err != nil {
-		return fmt.Errorf("offloads off on %s: %w", ifname, err)
+	if offloadsOff {
+		if err := InNS(ns, func() error { return linkdev.DisableOffloads(ifname) }); err != nil {
+			return fmt.Errorf("offloads off on %s: %w", ifname, err)
+		}
 	}
 	return addrUp(nl, ifname, cidr)
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
+	"strings"
 	"testing"
 
 	"github.com/vishvananda/netns"
@@ -53,4 +55,36 @@ func TestVethLabSteersByRSS(t *testing.T) {
 	defer nic.Close()
 	drivertest.ConfigureKernel(t, ch, n.PeerIf, nic.MAC())
 	drivertest.Exercise(t, drivertest.Setup{NIC: nic, KernelNS: ch, KernelIf: n.PeerIf, Steered: true}, 32)
+}
+
+// TestUpLeavesPeerOffloadsAtDefaultsOnRequest: Up switches the kernel
+// peer's transmit checksum offload off (the stack's drivers need it), UpWith
+// PeerOffloadsAtDefaults leaves it as the kernel sets a veth up: on.
+func TestUpLeavesPeerOffloadsAtDefaultsOnRequest(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	if _, err := exec.LookPath("ethtool"); err != nil {
+		t.Skip("needs ethtool (.ci/run installs it)")
+	}
+	for i, defaults := range []bool{false, true} {
+		n := netlab.NamesFor(fmt.Sprintf("o%d%d", os.Getpid()%100000, i))
+		if err := netlab.UpWith(n, "afxdp", 1, netlab.Options{PeerOffloadsAtDefaults: defaults}); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command("ip", "netns", "exec", n.Client, "ethtool", "-k", n.PeerIf).CombinedOutput()
+		if _, derr := netlab.Down(n); derr != nil {
+			t.Error(derr)
+		}
+		if err != nil {
+			t.Fatalf("ethtool -k %s: %v: %s", n.PeerIf, err, out)
+		}
+		want := "tx-checksumming: off"
+		if defaults {
+			want = "tx-checksumming: on"
+		}
+		if !strings.Contains(string(out), want) {
+			t.Errorf("defaults=%v: want %q in\n%s", defaults, want, out)
+		}
+	}
 }

@@ -25,7 +25,7 @@ func main() { os.Exit(run(os.Args[1:])) }
 
 func run(args []string) int {
 	if len(args) == 0 || args[0] != "point" {
-		fmt.Fprintln(os.Stderr, "usage: gvisorpeer point -workload W -cores K -flows F -duration D [-warmup D] [-cpus LIST] [-transactions N]")
+		fmt.Fprintln(os.Stderr, "usage: gvisorpeer point -workload W -cores K -flows F -duration D [-warmup D] [-cpus LIST] [-transactions N] [-rate N]")
 		return 2
 	}
 	fs := flag.NewFlagSet("point", flag.ContinueOnError)
@@ -39,6 +39,7 @@ func run(args []string) int {
 	fs.DurationVar(&p.Duration, "duration", 3*time.Second, "measured time")
 	fs.DurationVar(&p.Warmup, "warmup", time.Second, "load before measuring")
 	fs.Uint64Var(&p.Transactions, "transactions", 0, "run until N transactions instead of for -duration")
+	fs.Float64Var(&p.Rate, "rate", 0, "pace the load at N transactions per second (0: peak)")
 	fs.StringVar(&cpus, "cpus", "", "the CPUs the parent confined the point to, for the record")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2

@@ -1,0 +1,118 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// TestFixedRatePacesTheLoad: with Spec.Rate every in-process system's
+// load runs at the offered rate, not at its peak, and the point reports
+// the whole machine's CPU per transaction. It fails if the load is not
+// paced (the peak is far above the offered rate here) or not counted.
+func TestFixedRatePacesTheLoad(t *testing.T) {
+	const offered = 2000.0
+	for _, sys := range []string{SysMkstack, SysMkstackConn, SysLinux} {
+		for _, w := range []Workload{TCPRR, UDPEcho, TCPCRR, HTTP} {
+			if testing.Short() && w != TCPRR {
+				continue
+			}
+			t.Run(fmt.Sprintf("%s/%s", sys, w), func(t *testing.T) {
+				spec := Spec{Workload: w, Cores: []int{1}, Systems: []string{sys}, Duration: 600 * time.Millisecond, Warmup: 100 * time.Millisecond, Conns: 4, Rate: offered}
+				r, err := Run(context.Background(), spec, RunOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				CheckResult(t, r, sys, 1)
+				p := r.Points[0]
+				// Unpaced, each of these runs at 5-100 times the offered
+				// rate; a loaded machine (CI runs packages side by side) may
+				// keep a system below it, so the floor is loose.
+				if p.Rate > 1.1*offered || p.Rate < 0.3*offered {
+					t.Errorf("rate %.0f/s, offered %.0f/s", p.Rate, offered)
+				}
+				if p.OfferedRate != offered || r.Rate != offered {
+					t.Errorf("offered rate recorded as %v (point) and %v (result)", p.OfferedRate, r.Rate)
+				}
+				if p.MachineCPUSeconds <= 0 || p.CPUPerTxn() <= 0 {
+					t.Errorf("machine CPU %v s, %v s per transaction", p.MachineCPUSeconds, p.CPUPerTxn())
+				}
+				if p.GOMAXPROCS <= 0 || p.API == "" || p.Driver == "" || p.Client == "" {
+					t.Errorf("point does not say how it ran: %+v", p)
+				}
+			})
+		}
+	}
+}
+
+func TestFixedRateRefusesStreams(t *testing.T) {
+	for _, s := range []Spec{
+		{Workload: TCPStream, Cores: []int{1}, Systems: []string{SysLinux}, Duration: time.Second, Rate: 10},
+		{Workload: TCPRR, Cores: []int{1}, Systems: []string{SysLinux}, Transactions: 100, Rate: 10},
+		{Workload: TCPRR, Cores: []int{1}, Systems: []string{SysLinux}, Duration: time.Second, Rate: -1},
+	} {
+		if err := s.Validate(); err == nil {
+			t.Errorf("%+v validated", s)
+		}
+	}
+}
+
+// TestMeterScheduleSpreadsFlows: each flow's transactions are due one
+// interval apart, and the flows' first ones are spread over an interval.
+func TestMeterScheduleSpreadsFlows(t *testing.T) {
+	m := newMeter(Params{Workload: TCPRR, Cores: 1, Flows: 4, Rate: 4000}, 4)
+	if !m.paced() || m.interval != int64(time.Millisecond) {
+		t.Fatalf("interval %v, want 1ms", time.Duration(m.interval))
+	}
+	for i := range 4 {
+		if got, want := m.due(i), int64(i)*int64(250*time.Microsecond); got != want {
+			t.Errorf("flow %d first due at %v, want %v", i, time.Duration(got), time.Duration(want))
+		}
+		a, b := m.begin(i), m.begin(i)
+		if b-a != m.interval || m.due(i) != b+m.interval {
+			t.Errorf("flow %d: starts %v then %v, next due %v", i, a, b, m.due(i))
+		}
+	}
+	peak := newMeter(Params{Workload: TCPRR, Cores: 1, Flows: 4}, 4)
+	if peak.paced() || peak.due(0) != 0 {
+		t.Error("a peak meter is paced")
+	}
+}
+
+func TestParseProcStat(t *testing.T) {
+	in := []byte("cpu  100 5 50 1000 7 3 2 9 0 0\ncpu0 50 5 25 500 3 1 1 4 0 0\nintr 1 2\n")
+	got, ok := parseProcStat(in)
+	// user+nice+system+irq+softirq = 100+5+50+3+2 ticks of 10 ms.
+	if !ok || got != 1600*time.Millisecond {
+		t.Errorf("busy %v %v, want 1.6s", got, ok)
+	}
+	if _, ok := parseProcStat([]byte("cpu0 1 2 3\n")); ok {
+		t.Error("a /proc/stat without the aggregate line parsed")
+	}
+	if _, ok := parseProcStat([]byte("cpu  1 x 3 4 5 6 7 8\n")); ok {
+		t.Error("a malformed cpu line parsed")
+	}
+	if _, ok := MachineBusy(); !ok {
+		t.Error("cannot read this machine's /proc/stat")
+	}
+}
+
+func TestRatiosOnlyComparePairs(t *testing.T) {
+	r := &Result{Workload: TCPRR, Points: []Point{
+		{System: SysMkstack, Cores: 1, Rate: 300, Count: 300, MachineCPUSeconds: 3},
+		{System: SysLinux, Cores: 1, Rate: 100, Count: 100},
+		{System: SysLinuxEpoll, Cores: 1, Rate: 150, Count: 150, MachineCPUSeconds: 3},
+		{System: SysMkstackConn, Cores: 1, Rate: 120, Count: 120},
+		{System: SysMkstackConn, Cores: 2, Rate: 200},
+		{System: SysLinux, Cores: 2, Err: "failed"},
+	}}
+	got := r.Ratios()
+	want := []Ratio{
+		{System: SysMkstack, Peer: SysLinuxEpoll, Cores: 1, Model: "handler", Value: 2, CPUPerTxn: 0.5},
+		{System: SysMkstackConn, Peer: SysLinux, Cores: 1, Model: "net.Conn", Value: 1.2},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("ratios\n%v\nwant\n%v", got, want)
+	}
+}
