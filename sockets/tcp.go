@@ -17,22 +17,39 @@ import (
 // conn is a net.Conn over one stack.TCPConn. The application side (Read,
 // Write, Close and deadlines, from any goroutine) and the core side (the
 // do* methods and event, on the owning core) meet only through Network.call
-// and Network.post, the write queue, and the one-slot wake channels:
+// and Network.post, the read and write queues, and the one-slot wake
+// channels:
+//
+//   - The core copies what arrives into the read queue (one producer, the
+//     core; one consumer, the reader) as its Readable event fires, and
+//     signals rdWake if the reader is parked (rdParked). Read takes from
+//     the queue with no message to the core: a request whose bytes are in
+//     costs the reader no hand-off at all, one that must wait costs one
+//     wake-up. What does not fit stays in the TCP receive ring, whose
+//     window then closes as for any slow reader; the core marks that
+//     (rxBlocked) and the Read that makes room queues a refill. The end of
+//     the stream or the connection's error (rxEnd) is published only once
+//     every byte before it is in the queue.
 //
 //   - Write copies into the connection's write queue (one producer, the
 //     writer; one consumer, the core) and queues a drain on the core
 //     unless one is queued already; it waits only when the queue is full,
 //     on wrWake, which the core signals as it moves bytes into the send
 //     ring. Close and CloseWrite send what is staged before the FIN.
+//
 //   - An operation stores its argument in the conn, queues its pre-bound
 //     do* method on the core (no allocation) and waits on its done
 //     channel; the core runs it, stores the result and signals. The
 //     channel hand-off orders the argument and result accesses.
-//   - An operation that cannot proceed (nothing to read, the send ring
-//     full) is registered by the same do* call (rdWait, wrWait: core-side
-//     fields) and the goroutine parks on rdWake or wrWake; the core's
-//     event handler signals it when the state changes. Registration and
-//     event both happen on the core, so no wake-up is lost.
+//
+//   - A write that cannot proceed (the send ring full) is registered by
+//     the same do* call (wrWait: a core-side field) and the goroutine
+//     parks on wrWake; the core's event handler signals it when the state
+//     changes. Registration and event both happen on the core, so no
+//     wake-up is lost. A parked reader and the core meet through rdParked
+//     and the read queue's indexes instead, each side storing its own and
+//     then loading the other's (sequentially consistent atomics), so one
+//     of them always sees the other.
 //
 // One goroutine at a time reads and one writes (rdMu, wrMu), as net.Conn
 // allows concurrent callers.
@@ -41,22 +58,26 @@ type conn struct {
 	core         int
 	laddr, raddr *net.TCPAddr
 
-	c              *stack.TCPConn // core side only
-	rdWait, wrWait bool           // core side only
-	dialWait       bool           // core side only
+	c        *stack.TCPConn // core side only
+	wrWait   bool           // core side only
+	dialWait bool           // core side only
 
 	rdMu, wrMu, ctlMu      sync.Mutex
-	rdDone                 chan struct{}
-	ctlDone, ctlDone2      chan struct{}
+	ctlDone                chan struct{}
 	rdWake, wrWake         chan struct{}
 	closed                 chan struct{} // closed by Close
 	isClosed               atomic.Bool
 	rdDeadline, wrDeadline deadline
 	rdTimer, wrTimer       *time.Timer
 
-	rbuf []byte
-	rn   int
-	rerr error
+	// The read side: the core stages received bytes in rq; rdParked says
+	// a reader waits on rdWake; rxBlocked that bytes wait in the receive
+	// ring for room in rq; rxEnd the error Read returns once rq is empty
+	// (io.EOF for the peer's FIN).
+	rq        *writeQueue
+	rdParked  atomic.Bool
+	rxBlocked atomic.Bool
+	rxEnd     atomic.Pointer[error]
 	// The write side: Write stages bytes in wq and queues drainFn unless
 	// a drain is queued already; the core moves them into the TCP send
 	// ring and signals wrWake as room frees. werr is the error a later
@@ -69,8 +90,7 @@ type conn struct {
 	ctlOp              ctlOp
 	ctlErr             error
 	dialTo             netip.AddrPort
-	readFn             func(*stack.Stack)
-	cancelReadFn       func(*stack.Stack)
+	refillFn           func(*stack.Stack)
 	drainFn            func(*stack.Stack)
 	ctlFn              func(*stack.Stack)
 	onEventFn          stack.TCPHandler
@@ -89,13 +109,13 @@ const (
 func newConn(n *Network, core int) *conn {
 	sc := &conn{
 		n: n, core: core,
-		rdDone: make(chan struct{}, 1), ctlDone: make(chan struct{}, 1), ctlDone2: make(chan struct{}, 1),
-		rdWake: make(chan struct{}, 1), wrWake: make(chan struct{}, 1),
+		ctlDone: make(chan struct{}, 1),
+		rdWake:  make(chan struct{}, 1), wrWake: make(chan struct{}, 1),
 		closed: make(chan struct{}),
 	}
-	sc.readFn, sc.drainFn, sc.ctlFn, sc.onEventFn = sc.doRead, sc.doDrain, sc.doCtl, sc.onEvent
+	sc.refillFn, sc.drainFn, sc.ctlFn, sc.onEventFn = sc.doRefill, sc.doDrain, sc.doCtl, sc.onEvent
 	sc.wq = newWriteQueue()
-	sc.cancelReadFn = sc.doCancelRead
+	sc.rq = newByteRing(readQueueSize)
 	return sc
 }
 
@@ -117,9 +137,7 @@ func (sc *conn) onEvent(c *stack.TCPConn, ev stack.TCPEvent) {
 			signal(sc.rdWake)
 		}
 	case stack.TCPEventReadable, stack.TCPEventPeerClosed:
-		if sc.rdWait {
-			sc.tryRead()
-		}
+		sc.pushRx()
 	case stack.TCPEventWritable:
 		if sc.wrWait {
 			sc.wrWait = false
@@ -130,9 +148,7 @@ func (sc *conn) onEvent(c *stack.TCPConn, ev stack.TCPEvent) {
 			sc.dialWait = false
 			signal(sc.rdWake)
 		}
-		if sc.rdWait {
-			sc.tryRead()
-		}
+		sc.pushRx()
 		// Staged bytes will never go: the next Write reports why.
 		sc.wrWait = false
 		if err := mapError(c.Err()); err != nil {
@@ -146,48 +162,62 @@ func (sc *conn) onEvent(c *stack.TCPConn, ev stack.TCPEvent) {
 	}
 }
 
-// doRead takes a read request (rbuf): it completes at once if data, the
-// end of the stream or an error is there, or stays pending (rdWait) until
-// the connection's next event completes it. Either way the application
-// learns the result from one signal on rdDone.
-func (sc *conn) doRead(*stack.Stack) {
-	sc.rdWait = true
-	sc.tryRead()
-}
-
-// tryRead completes the pending read if it can.
-func (sc *conn) tryRead() {
+// pushRx moves received bytes from the TCP receive ring into the read
+// queue, as far as it has room, publishes the end of the stream once
+// every byte is across, and wakes a parked reader.
+func (sc *conn) pushRx() {
 	c := sc.c
-	sc.rn, sc.rerr = 0, nil
-	switch {
-	case c == nil:
-		sc.rerr = net.ErrClosed
-	default:
-		sc.rn = c.Read(sc.rbuf)
-		if sc.rn == 0 {
-			switch {
-			case c.Buffered() == 0 && c.PeerClosed():
-				sc.rerr = io.EOF
-			case c.Closed():
-				if sc.rerr = mapError(c.Err()); sc.rerr == nil {
-					sc.rerr = io.EOF
-				}
-			default:
-				return // stays pending
-			}
+	if c == nil {
+		return // closed by the application: Read reports net.ErrClosed
+	}
+	moved := false
+	for {
+		a, b := c.Peek()
+		if len(a) == 0 {
+			break
+		}
+		n := sc.rq.put(a)
+		if n == len(a) && len(b) > 0 {
+			n += sc.rq.put(b)
+		}
+		if n > 0 {
+			c.Discard(n)
+			moved = true
+		}
+		if c.Buffered() == 0 {
+			break
+		}
+		// The queue is full. Say so, then look again: a reader that made
+		// room before seeing the mark would otherwise leave the rest here.
+		sc.rxBlocked.Store(true)
+		if sc.rq.free() == 0 {
+			break
 		}
 	}
-	sc.rdWait = false
-	signal(sc.rdDone)
+	ended := false
+	if c.Buffered() == 0 && sc.rxEnd.Load() == nil {
+		var err error
+		switch {
+		case c.PeerClosed():
+			err = io.EOF
+		case c.Closed():
+			if err = mapError(c.Err()); err == nil {
+				err = io.EOF
+			}
+		}
+		if err != nil {
+			sc.rxEnd.Store(&err)
+			ended = true
+		}
+	}
+	if (moved || ended) && sc.rdParked.Load() {
+		signal(sc.rdWake)
+	}
 }
 
-// doCancelRead withdraws a pending read (the reader's deadline passed or
-// the connection closed): after it, rdDone holds a token only if the read
-// completed first.
-func (sc *conn) doCancelRead(*stack.Stack) {
-	sc.rdWait = false
-	signal(sc.ctlDone2)
-}
+// doRefill runs on the core when a Read made room in a read queue that
+// had filled.
+func (sc *conn) doRefill(*stack.Stack) { sc.pushRx() }
 
 // doDrain runs on the core when Write staged bytes.
 func (sc *conn) doDrain(*stack.Stack) {
@@ -276,7 +306,7 @@ func (sc *conn) doCtl(s *stack.Stack) {
 	case opClose:
 		if c != nil {
 			// As Linux: closing with unread data resets the connection.
-			if c.Buffered() > 0 {
+			if c.Buffered() > 0 || !sc.rq.empty() {
 				sc.wq.discard()
 				c.Abort()
 				sc.c = nil
@@ -326,95 +356,67 @@ func (sc *conn) opError(op string, err error) error {
 	return &net.OpError{Op: op, Net: "tcp", Source: sc.laddr, Addr: sc.raddr, Err: err}
 }
 
-// Read reads what has arrived, waiting for data if none has. It costs one
-// message to the core and one wake-up: the core fills p itself when data
-// comes.
+// Read reads what has arrived, waiting for data if none has. Bytes the
+// core has staged cost no message to the core; a Read that waits costs
+// one wake-up when they come.
 func (sc *conn) Read(p []byte) (int, error) {
 	sc.rdMu.Lock()
 	defer sc.rdMu.Unlock()
-	if sc.isClosed.Load() {
-		return 0, sc.opError("read", net.ErrClosed)
-	}
-	if sc.rdDeadline.passed() {
-		return 0, sc.opError("read", errDeadline)
-	}
 	if len(p) == 0 {
+		if sc.isClosed.Load() {
+			return 0, sc.opError("read", net.ErrClosed)
+		}
 		return 0, nil
 	}
-	sc.rbuf = p
-	defer func() { sc.rbuf = nil }()
-	if err := sc.n.send(sc.core, sc.readFn); err != nil {
-		return 0, sc.opError("read", err)
-	}
-	err := sc.waitRead()
-	if err == nil {
-		return sc.result()
-	}
-	// Give up: withdraw the request, then see whether it completed before
-	// the core saw the withdrawal.
-	if cerr := sc.n.call(sc.core, sc.cancelReadFn, sc.ctlDone2); cerr != nil {
-		err = errors.Join(err, cerr)
-	}
-	if sc.completed() {
-		return sc.result()
-	}
-	return 0, sc.opError("read", err)
-}
-
-// waitRead waits for the core to complete the read; it returns an error
-// (the deadline passed, the connection or the runtime closed) when the
-// reader must give up instead.
-func (sc *conn) waitRead() error {
 	for {
-		var timeout <-chan time.Time
-		if at := sc.rdDeadline.at.Load(); at != 0 {
-			wait := time.Until(time.Unix(0, at))
-			if wait <= 0 {
-				return errDeadline
-			}
-			if sc.rdTimer == nil {
-				sc.rdTimer = time.NewTimer(wait)
-			} else {
-				sc.rdTimer.Reset(wait)
-			}
-			timeout = sc.rdTimer.C
+		if sc.isClosed.Load() {
+			return 0, sc.opError("read", net.ErrClosed)
 		}
-		select {
-		case <-sc.rdDone:
-			if sc.rdTimer != nil {
-				sc.rdTimer.Stop()
+		if sc.rdDeadline.passed() {
+			return 0, sc.opError("read", errDeadline)
+		}
+		if n := sc.take(p); n > 0 {
+			return n, nil
+		}
+		if e := sc.rxEnd.Load(); e != nil {
+			// The end is published after the bytes before it: look once
+			// more for bytes staged between the two loads.
+			if n := sc.take(p); n > 0 {
+				return n, nil
 			}
-			return nil
-		case <-sc.rdWake: // the deadline changed: look again
-		case <-timeout:
-			return errDeadline
-		case <-sc.closed:
-			return net.ErrClosed
-		case <-sc.n.rt.Done():
-			return net.ErrClosed
+			if *e == io.EOF {
+				return 0, io.EOF
+			}
+			return 0, sc.opError("read", *e)
+		}
+		sc.rdParked.Store(true)
+		if !sc.rq.empty() || sc.rxEnd.Load() != nil {
+			sc.rdParked.Store(false)
+			continue
+		}
+		err := park(sc.rdWake, sc.closed, sc.n.rt.Done(), &sc.rdDeadline, &sc.rdTimer)
+		sc.rdParked.Store(false)
+		if err != nil {
+			// Bytes staged before the runtime stopped are still the
+			// reader's.
+			if n := sc.take(p); n > 0 && !sc.isClosed.Load() {
+				return n, nil
+			}
+			return 0, sc.opError("read", err)
 		}
 	}
 }
 
-// completed consumes the rdDone token if the core signalled one.
-func (sc *conn) completed() bool {
-	select {
-	case <-sc.rdDone:
-		return true
-	default:
-		return false
+// take copies staged bytes into p, and queues a refill if the core left
+// bytes in the receive ring for want of room.
+func (sc *conn) take(p []byte) int {
+	n := sc.rq.get(p)
+	if n > 0 && sc.rxBlocked.Load() && sc.rxBlocked.CompareAndSwap(true, false) {
+		// A refill that cannot be queued (the runtime stopped) leaves
+		// the rest unread, as the stopped runtime would anyway.
+		sc.n.send(sc.core, sc.refillFn)
 	}
-}
-
-func (sc *conn) result() (int, error) {
-	switch {
-	case sc.rn > 0:
-		return sc.rn, nil
-	case sc.rerr == io.EOF:
-		return 0, io.EOF
-	default:
-		return 0, sc.opError("read", sc.rerr)
-	}
+	return n
 }
 
 // Write stages p for the core and returns once all of it is staged,

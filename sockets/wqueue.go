@@ -2,12 +2,15 @@ package sockets
 
 import "sync/atomic"
 
-// writeQueue is a connection's bytes on their way from the application's
-// Write to the core: a ring with one producer (the writing goroutine,
-// serialized by conn.wrMu) and one consumer (the owning core), so Write
-// copies and returns without waiting for the core, as a kernel socket's
-// send buffer lets it. The indexes only grow; each side publishes its own
-// with one atomic store.
+// writeQueue is a ring of bytes with one producer and one consumer, each
+// publishing its own index with one atomic store (the indexes only grow).
+// A connection has two: its bytes on their way from the application's
+// Write to the core (producer: the writing goroutine, serialized by
+// conn.wrMu; consumer: the owning core), so Write copies and returns
+// without waiting for the core, as a kernel socket's send buffer lets it;
+// and its received bytes on their way from the core to Read (producer:
+// the core; consumer: the reading goroutine, serialized by conn.rdMu), so
+// Read takes what has arrived without a message to the core.
 type writeQueue struct {
 	buf  []byte
 	head atomic.Uint64 // consumed up to here (core)
@@ -17,9 +20,15 @@ type writeQueue struct {
 // writeQueueSize bounds what Write stages beyond the TCP send ring.
 const writeQueueSize = 32 << 10
 
-func newWriteQueue() *writeQueue { return &writeQueue{buf: make([]byte, writeQueueSize)} }
+// readQueueSize bounds what the core stages for Read beyond the TCP
+// receive ring: what is left in the ring still holds the window shut.
+const readQueueSize = 16 << 10
 
-// put copies as much of p as fits and publishes it; application side.
+func newWriteQueue() *writeQueue { return newByteRing(writeQueueSize) }
+
+func newByteRing(size int) *writeQueue { return &writeQueue{buf: make([]byte, size)} }
+
+// put copies as much of p as fits and publishes it; producer side.
 func (q *writeQueue) put(p []byte) int {
 	tail := q.tail.Load()
 	free := uint64(len(q.buf)) - (tail - q.head.Load())
@@ -35,7 +44,7 @@ func (q *writeQueue) put(p []byte) int {
 }
 
 // peek returns the oldest staged bytes in place (up to the ring's end);
-// core side.
+// consumer side.
 func (q *writeQueue) peek() []byte {
 	head := q.head.Load()
 	n := q.tail.Load() - head
@@ -43,10 +52,30 @@ func (q *writeQueue) peek() []byte {
 	return q.buf[at:min(at+int(n), len(q.buf))]
 }
 
-// advance consumes n bytes; core side.
+// advance consumes n bytes; consumer side.
 func (q *writeQueue) advance(n int) { q.head.Add(uint64(n)) }
 
-// discard drops everything staged; core side.
+// get copies the oldest staged bytes into p and consumes them; consumer
+// side.
+func (q *writeQueue) get(p []byte) int {
+	n := 0
+	for n < len(p) {
+		b := q.peek()
+		if len(b) == 0 {
+			break
+		}
+		k := copy(p[n:], b)
+		q.advance(k)
+		n += k
+	}
+	return n
+}
+
+// free is the room left; exact on the producer side, a lower bound
+// elsewhere.
+func (q *writeQueue) free() int { return len(q.buf) - int(q.tail.Load()-q.head.Load()) }
+
+// discard drops everything staged; consumer side.
 func (q *writeQueue) discard() { q.head.Store(q.tail.Load()) }
 
 // empty reports whether nothing is staged.

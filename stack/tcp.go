@@ -545,6 +545,13 @@ type TCPConn struct {
 	segsUnacked                        int
 	ackNow, rxEvent, wrEvent, finEvent bool
 	queued, writeBlocked, pushed       bool
+	// pingpong: the connection answers what it receives (it sent data
+	// within DelayedACK of receiving some, Linux's interactive mode), so
+	// the ACK of a request waits to ride on the reply instead of going
+	// alone when the application reads it; a delayed ACK the timer has
+	// to send ends the mode. lastDataIn is when data last arrived.
+	pingpong   bool
+	lastDataIn int64
 
 	// Loss recovery (RFC 5681, 6582, 6675). sacked is the SACK
 	// scoreboard above sndUna, sorted.
@@ -765,7 +772,7 @@ func (c *TCPConn) consumed(n int) {
 	after := c.rcvBuf.free() - c.oooBytes()
 	before := after - n
 	if after-before >= c.rcvBuf.size/4 && before < c.rcvBuf.size/2 || before < c.sndMSS ||
-		c.pushed && c.segsUnacked > 0 && c.rcvBuf.len() == 0 {
+		c.pushed && !c.pingpong && c.segsUnacked > 0 && c.rcvBuf.len() == 0 {
 		c.t.s.now = c.t.s.clock.Now()
 		c.sendACK()
 	}

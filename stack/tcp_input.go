@@ -369,6 +369,7 @@ func (c *TCPConn) input(seg *tcpSegment) DropReason {
 			c.rcvNxt += uint32(n)
 			c.segsUnacked++
 			c.rxEvent = true
+			c.lastDataIn = c.t.s.now
 			// A short segment ends what the peer had to send for now
 			// (Linux's ICSK_ACK_PUSHED): once the application has read
 			// everything, the ACK goes at once, so a sender's Nagle
@@ -699,7 +700,7 @@ func (t *tcpTable) flushPending() {
 		}
 		c.output()
 		switch {
-		case c.ackNow || c.segsUnacked >= 2 || c.pushed && c.segsUnacked > 0 && c.rcvBuf.len() == 0:
+		case c.ackNow || c.segsUnacked >= 2 || c.pushed && !c.pingpong && c.segsUnacked > 0 && c.rcvBuf.len() == 0:
 			c.sendACK()
 		case c.segsUnacked > 0 && !c.delackTimer.Pending():
 			t.s.wheel.Schedule(&c.delackTimer, t.s.now+int64(t.cfg.DelayedACK))

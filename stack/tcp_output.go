@@ -283,6 +283,9 @@ func (c *TCPConn) output() {
 		if !c.rttTiming && sent > 0 && c.retries == 0 {
 			c.rttTiming, c.rttSeq, c.rttStart = true, seq+uint32(sent), c.t.s.now
 		}
+		if sent > 0 && c.lastDataIn != 0 && c.t.s.now-c.lastDataIn < int64(c.t.cfg.DelayedACK) {
+			c.pingpong = true
+		}
 		c.sndNxt += uint32(sent)
 		if finOut {
 			c.finSent, c.finSeq = true, c.sndNxt
@@ -450,6 +453,7 @@ func (c *TCPConn) onPersist(*timerT) {
 func (c *TCPConn) onDelayedACK(*timerT) {
 	if c.segsUnacked > 0 || c.ackNow {
 		c.t.stats.DelayedACKs++
+		c.pingpong = false // the reply did not come in time to carry it
 		c.sendACK()
 	}
 }
