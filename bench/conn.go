@@ -245,6 +245,9 @@ func connFlow(ctx context.Context, t *ConnTarget, m *meter, i int, addr string) 
 				if m.stopping.Load() {
 					return
 				}
+				// A refused or failed connect (every local port in
+				// TIME-WAIT, say) is not retried in a tight loop.
+				time.Sleep(time.Millisecond)
 				continue
 			}
 			if !m.done(i, start) {

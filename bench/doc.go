@@ -32,10 +32,9 @@
 // network namespace of its own on a real device, with the load from the
 // peer namespace: the goroutine load generator on kernel sockets, or for
 // http wrk (peak) and h2load (peak with HTTPClient, and every fixed-rate
-// point). The kernel's devices stay at their default offloads, except in
-// SysLinuxVethOffloadsOff; the mkstack veth systems still need the kernel
-// peer's transmit checksum and segmentation offloads off, and each point
-// records which (Point.PeerOffloads). Each point makes its namespaces
+// point). The kernel's devices stay at their default offloads, the
+// mkstack veth systems' kernel peer too, except in SysLinuxVethOffloadsOff;
+// each point records which (Point.PeerOffloads). Each point makes its namespaces
 // (nicq/netlab, named from the pid) and removes them when it ends, also
 // when it fails or its context is cancelled.
 //

@@ -197,16 +197,20 @@ func mkstackHandlerLoad(ctx context.Context, mp *memPair, m *meter) (Point, erro
 	}
 	var kick sync.WaitGroup
 	kickCtx, stopKick := context.WithCancel(ctx)
-	if p.Workload == UDPEcho || m.paced() {
+	if p.Workload == UDPEcho || p.Workload == TCPCRR || m.paced() {
 		// The cores have no timers for the application: a goroutine
 		// starts the transactions that have come due in the fixed-rate
 		// mode (every 250 µs, so a transaction may start up to that late,
-		// and its latency counts from when it was due), and resends a
-		// datagram lost to a full queue, which would stall its flow,
+		// and its latency counts from when it was due), retries a tcp-crr
+		// connect that found every local port in TIME-WAIT, and resends
+		// a datagram lost to a full queue, which would stall its flow,
 		// once it has waited 100 ms.
 		every := 50 * time.Millisecond
-		if m.paced() {
+		switch {
+		case m.paced():
 			every = 250 * time.Microsecond
+		case p.Workload == TCPCRR:
+			every = 5 * time.Millisecond // a connect that found no free port
 		}
 		kick.Go(func() {
 			t := time.NewTicker(every)
@@ -337,7 +341,10 @@ func (f *clientFlow) startNext() {
 		f.ep.SendTo(f.buf[:], f.dst, udpPort)
 	case m.p.Workload == TCPCRR:
 		if err := f.dial(); err != nil {
+			// Every local port may be in TIME-WAIT (2*MSL at this
+			// rate): the pacer tries again shortly.
 			m.fail(f.i)
+			f.waiting = true
 		}
 	case f.cur != nil:
 		f.request(f.cur)

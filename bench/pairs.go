@@ -16,20 +16,16 @@ type Pair struct {
 	Note string
 }
 
-// offloadNote is the note of the veth pairs whose mkstack side still
-// needs the kernel peer's offloads off (see SysLinuxVethOffloadsOff).
-const offloadNote = "mkstack's kernel peer runs with its offloads off; the kernel's at its defaults"
-
 // Pairs are the like-for-like comparisons, in the order tables use.
 var Pairs = []Pair{
 	{System: SysMkstack, Peer: SysLinuxEpoll, Model: "handler", Device: "mem wire vs loopback"},
 	{System: SysMkstackConn, Peer: SysLinux, Model: "net.Conn", Device: "mem wire vs loopback"},
 	{System: SysMkstackConn, Peer: SysGVisor, Model: "net.Conn", Device: "mem wire vs channel link"},
-	{System: SysMkstackAFXDP, Peer: SysLinuxEpollVeth, Model: "handler", Device: "veth", Note: offloadNote},
-	{System: SysMkstackTap, Peer: SysLinuxEpollVeth, Model: "handler", Device: "veth vs TAP", Note: offloadNote},
-	{System: SysMkstackConnAFXDP, Peer: SysLinuxVeth, Model: "net.Conn", Device: "veth", Note: offloadNote},
+	{System: SysMkstackAFXDP, Peer: SysLinuxEpollVeth, Model: "handler", Device: "veth"},
+	{System: SysMkstackTap, Peer: SysLinuxEpollVeth, Model: "handler", Device: "veth vs TAP"},
+	{System: SysMkstackConnAFXDP, Peer: SysLinuxVeth, Model: "net.Conn", Device: "veth"},
 	{System: SysMkstackConnAFXDP, Peer: SysLinuxVethOffloadsOff, Model: "net.Conn", Device: "veth, offloads off on both"},
-	{System: SysMkstackConnTap, Peer: SysLinuxVeth, Model: "net.Conn", Device: "veth vs TAP", Note: offloadNote},
+	{System: SysMkstackConnTap, Peer: SysLinuxVeth, Model: "net.Conn", Device: "veth vs TAP"},
 }
 
 // PairsFor returns the pairs that compare like for like on w. Every pair

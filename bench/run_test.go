@@ -148,11 +148,11 @@ func TestVethSystemsRunTCPRR(t *testing.T) {
 			}
 			CheckResult(t, r, sys, 2)
 			// Each point says what ran: the kernel's devices at their
-			// defaults unless the system says otherwise, mkstack's peer
-			// with its offloads off.
-			wantOffloads := "off"
-			if sys == SysLinuxVeth || sys == SysLinuxEpollVeth || sys == SysMkstackConnTap {
-				wantOffloads = "defaults"
+			// defaults, mkstack's peer too, unless the system says
+			// otherwise.
+			wantOffloads := "defaults"
+			if sys == SysLinuxVethOffloadsOff {
+				wantOffloads = "off"
 			}
 			for _, p := range r.Points {
 				if p.PeerOffloads != wantOffloads || p.Driver == "" || p.API != ModelOf(sys, TCPRR) || p.Client != "go" || p.GOMAXPROCS == 0 {

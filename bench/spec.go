@@ -100,8 +100,8 @@ const (
 	// the veth net.Conn systems.
 	SysLinuxVeth = "linux-veth"
 	// SysLinuxVethOffloadsOff is SysLinuxVeth with the checksum and
-	// segmentation offloads of both veth ends switched off, as the
-	// mkstack veth systems still need them on the kernel peer.
+	// segmentation offloads of both veth ends switched off: what the
+	// kernel costs when its peer sends what a wire carries.
 	SysLinuxVethOffloadsOff = "linux-veth-offloads-off"
 	// SysLinuxEpoll is the kernel's best equivalent of the handler API
 	// over loopback: one thread per core, pinned, with its own

@@ -26,13 +26,13 @@ import (
 )
 
 // vethSystem is how a veth system runs: the lab's driver, whether the
-// kernel peer's offloads stay at their defaults, and the server.
+// kernel peer's offloads are switched off, and the server.
 type vethSystem struct {
 	driver string
-	// peerDefaults leaves the offloads of the kernel's devices at their
-	// defaults; the mkstack systems still need them off.
-	peerDefaults bool
-	run          func(ctx context.Context, l *vethLab, p Params) (Point, error)
+	// peerOffloadsOff switches the offloads of the kernel's devices off;
+	// otherwise they stay at their defaults, which the drivers take.
+	peerOffloadsOff bool
+	run             func(ctx context.Context, l *vethLab, p Params) (Point, error)
 }
 
 var vethSystems = map[string]vethSystem{
@@ -40,9 +40,9 @@ var vethSystems = map[string]vethSystem{
 	SysMkstackTap:           {driver: "tap", run: runMkstackVeth(false)},
 	SysMkstackConnAFXDP:     {driver: "afxdp", run: runMkstackVeth(true)},
 	SysMkstackConnTap:       {driver: "tap", run: runMkstackVeth(true)},
-	SysLinuxVeth:            {driver: "afxdp", peerDefaults: true, run: runKernelVeth(false)},
-	SysLinuxVethOffloadsOff: {driver: "afxdp", run: runKernelVeth(true)},
-	SysLinuxEpollVeth:       {driver: "afxdp", peerDefaults: true, run: runEpollVeth},
+	SysLinuxVeth:            {driver: "afxdp", run: runKernelVeth(false)},
+	SysLinuxVethOffloadsOff: {driver: "afxdp", peerOffloadsOff: true, run: runKernelVeth(true)},
+	SysLinuxEpollVeth:       {driver: "afxdp", run: runEpollVeth},
 }
 
 // Veth returns the veth system called name (SysMkstackAFXDP,
@@ -69,7 +69,7 @@ func Veth(name string) System {
 		if os.Geteuid() != 0 {
 			return Point{}, fmt.Errorf("%s: %w: needs root (network namespaces, veth, TAP, XDP)", name, ErrNotAvailable)
 		}
-		lab, err := upVethLab(vs.driver, p.Cores, vs.peerDefaults)
+		lab, err := upVethLab(vs.driver, p.Cores, vs.peerOffloadsOff)
 		if err != nil {
 			return Point{}, fmt.Errorf("%s: %w", name, err)
 		}
@@ -80,12 +80,9 @@ func Veth(name string) System {
 		}()
 		pt, err = vs.run(ctx, lab, p)
 		pt.System = name
-		pt.PeerOffloads = "off"
-		if vs.peerDefaults || vs.driver == "tap" {
-			// A TAP's kernel side offers no offloads to a reader
-			// without a virtio-net header: its defaults are what the
-			// stack can take.
-			pt.PeerOffloads = "defaults"
+		pt.PeerOffloads = "defaults"
+		if vs.peerOffloadsOff {
+			pt.PeerOffloads = "off"
 		}
 		return pt, err
 	})
@@ -98,22 +95,22 @@ type vethLab struct {
 	host         netns.NsHandle // this process's own namespace
 	stack, peer  netns.NsHandle
 	stackIf      string
-	peerDefaults bool
+	offloadsOff  bool
 	closeHandles func()
 }
 
 var labSeq atomic.Uint32
 
-func upVethLab(driver string, queues int, peerDefaults bool) (*vethLab, error) {
+func upVethLab(driver string, queues int, offloadsOff bool) (*vethLab, error) {
 	// b, the pid's last 5 digits, the driver, a sequence digit: at most
 	// 8 bytes, as netlab.NamesFor wants.
 	prefix := fmt.Sprintf("b%d%c%d", os.Getpid()%100000, driver[0], labSeq.Add(1)%10)
 	names := netlab.NamesFor(prefix)
-	if err := netlab.UpWith(names, driver, queues, netlab.Options{PeerOffloadsAtDefaults: peerDefaults}); err != nil {
+	if err := netlab.UpWith(names, driver, queues, netlab.Options{PeerOffloadsOff: offloadsOff}); err != nil {
 		netlab.Down(names)
 		return nil, fmt.Errorf("lab %s: %w", prefix, err)
 	}
-	l := &vethLab{names: names, driver: driver, stackIf: names.StackIface(driver), peerDefaults: peerDefaults}
+	l := &vethLab{names: names, driver: driver, stackIf: names.StackIface(driver), offloadsOff: offloadsOff}
 	var hs []netns.NsHandle
 	l.closeHandles = func() {
 		for _, h := range hs {

@@ -15,6 +15,21 @@ const (
 	// FlagL4ChecksumVerified says the TCP or UDP checksum was checked and is
 	// correct.
 	FlagL4ChecksumVerified
+	// FlagL4ChecksumPartial says the TCP or UDP checksum field holds only
+	// the pseudo-header sum: a stack on this host sent the frame with the
+	// checksum left to a device (Linux's CHECKSUM_PARTIAL), and the driver
+	// knows it from the device (a virtio-net header's NEEDS_CSUM, a packet
+	// ring's TP_STATUS_CSUMNOTREADY). The frame never crossed a wire, so
+	// the stack accepts it unchecked, as Linux does.
+	FlagL4ChecksumPartial
+	// FlagL4ChecksumMaybePartial says the frame came through a local
+	// virtual device (a veth) whose driver cannot tell per frame whether
+	// the checksum is partial (AF_XDP has no such status). Nothing on such
+	// a device corrupts a frame, so the stack accepts a TCP or UDP
+	// checksum field equal to the pseudo-header sum as partial. Drivers set
+	// it only on devices that no wire feeds (docs/ARCHITECTURE.md,
+	// "Checksums from local peers").
+	FlagL4ChecksumMaybePartial
 )
 
 // Buf is a packet buffer: one Ethernet frame in a fixed-size frame of memory

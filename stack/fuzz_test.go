@@ -40,7 +40,9 @@ func FuzzStackInput(f *testing.F) {
 	f.Add(make([]byte, 14))
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		n := newTestNet(t)
-		s := n.add("10.0.0.2/24", nil)
+		// With Warn set, so the report of a bad checksum reads the
+		// frame too.
+		s := n.add("10.0.0.2/24", func(c *Config) { c.Warn = func(string) {} })
 		ep, _ := s.BindUDP(7, UDPOptions{})
 		s.LearnNeighbour(ip4("10.0.0.1"), [6]byte{2, 0, 0, 0, 0, 1})
 		pool := n.pools[0]

@@ -87,6 +87,12 @@ type Config struct {
 	OnNeighbour func(ip [4]byte, mac header.MAC)
 	// OnEchoReply is called for each ICMP echo reply addressed to us.
 	OnEchoReply func(from [4]byte, id, seq uint16, payload []byte)
+	// Warn, if set, receives the first few drops that point at a problem
+	// of configuration rather than of the network (TCP segments and UDP
+	// datagrams with a bad checksum, with the likely cause and the fix).
+	// It is called from the stack's core, at most a handful of times per
+	// stack; every drop is counted in Stats.Drops whether or not it is.
+	Warn func(msg string)
 
 	// TCP configures the stack's TCP (zero values take its defaults).
 	TCP TCPConfig
@@ -132,6 +138,11 @@ type Stats struct {
 	FragmentsIn, FragmentsOut       uint64
 	Reassembled                     uint64
 	Forwarded                       uint64
+	// PartialChecksums counts TCP segments and UDP datagrams accepted
+	// with a partial checksum (nicq.FlagL4ChecksumPartial, or
+	// FlagL4ChecksumMaybePartial and a field equal to the pseudo-header
+	// sum): frames from a peer on this host.
+	PartialChecksums uint64
 
 	Drops [NumDropReasons]uint64
 }
@@ -161,6 +172,8 @@ type Stack struct {
 	tx    []*nicq.Buf
 	ipID  uint16
 	stats Stats
+	// badChecksumWarned counts the bad checksums reported to Config.Warn.
+	badChecksumWarned int
 }
 
 // ErrInvalidConfig is returned (wrapped) by New for a config it cannot run.

@@ -55,9 +55,9 @@ func (s *Stack) tcpInput(b *nicq.Buf, ip header.IPv4) {
 		s.drop(b, DropNotForUs) // TCP is unicast only
 		return
 	}
-	if b.Flags&nicq.FlagL4ChecksumVerified == 0 && !raw.IsChecksumValid(checksum.PseudoHeaderIPv4(ip.Source(), ip.Destination(), header.ProtocolTCP, uint16(len(raw)))) {
+	if b.Flags&nicq.FlagL4ChecksumVerified == 0 && !s.l4ChecksumOK(b, raw, raw.Checksum(), checksum.PseudoHeaderIPv4(ip.Source(), ip.Destination(), header.ProtocolTCP, uint16(len(raw)))) {
 		t.stats.BadSegments++
-		s.drop(b, DropReason(header.DropBadChecksum))
+		s.dropBadL4Checksum(b, ip, header.ProtocolTCP, raw.DestinationPort())
 		return
 	}
 	b.Flags |= nicq.FlagL4ChecksumVerified // a core it is forwarded to need not check again

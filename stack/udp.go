@@ -228,8 +228,8 @@ func (s *Stack) inputUDP(b *nicq.Buf, ip header.IPv4) {
 		return
 	}
 	u = u[:u.Length()]
-	if u.Checksum() != 0 && b.Flags&nicq.FlagL4ChecksumVerified == 0 && !u.IsChecksumValid(checksum.PseudoHeaderIPv4(ip.Source(), ip.Destination(), header.ProtocolUDP, u.Length())) {
-		s.drop(b, DropReason(header.DropBadChecksum))
+	if u.Checksum() != 0 && b.Flags&nicq.FlagL4ChecksumVerified == 0 && !s.l4ChecksumOK(b, u, u.Checksum(), checksum.PseudoHeaderIPv4(ip.Source(), ip.Destination(), header.ProtocolUDP, u.Length())) {
+		s.dropBadL4Checksum(b, ip, header.ProtocolUDP, u.DestinationPort())
 		return
 	}
 	b.Flags |= nicq.FlagL4ChecksumVerified // a core it is forwarded to need not check again

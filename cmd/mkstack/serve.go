@@ -171,8 +171,9 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, stdout io.Writ
 		CPUs:       o.cpus,
 		Pin:        o.pin,
 		SpinWindow: o.spin,
-		StackConfig: func(int) stack.Config {
-			return stack.Config{Addr: o.addr, Gateway: o.gateway, TCP: stack.TCPConfig{SYNCookiesPerSecond: o.synCookieRate}}
+		StackConfig: func(c int) stack.Config {
+			return stack.Config{Addr: o.addr, Gateway: o.gateway, TCP: stack.TCPConfig{SYNCookiesPerSecond: o.synCookieRate},
+				Warn: func(msg string) { log.Warn(msg, "core", c, "driver", o.driver) }}
 		},
 	}
 	rt, err := core.Start(cfg)

@@ -21,12 +21,22 @@
 // millisecond whatever else it costs; a TPACKET_V2 ring (RingV2, the
 // default) hands each frame over as soon as the kernel has written it, at
 // the price of a status check and, for a sleeping core, a wake-up per frame
-// rather than per block. And a peer on the same host that offloads
-// segmentation or checksums (a veth peer, by default) sends frames larger
-// than the MTU or with partial checksums: the driver marks the latter
-// verified (the kernel vouches for them) and drops the former as oversize,
-// with either ring; turn the peer's offloads off (ethtool -K PEER tx off
-// tso off gso off), as mkstack lab does.
+// rather than per block.
+//
+// A peer on the same host at its default offloads (a veth peer, a
+// container) sends frames with partial checksums and, with TSO/GSO, TCP
+// segments of up to 64 KiB, larger than the MTU; a NIC with GRO on hands
+// the packet socket such large frames too. The kernel marks the partial
+// ones in the ring (TP_STATUS_CSUMNOTREADY) and the driver marks their
+// buffers nicq.FlagL4ChecksumPartial. The sockets have a virtio-net header
+// (PACKET_VNET_HDR), which gives a large frame's segment size, and the
+// driver segments it into frames of one MTU as the kernel's software GSO
+// would (package vnet), partial checksums and all. A V3 block holds a large
+// frame whole; a V2 slot holds one MTU, so the kernel truncates it there
+// and queues a full copy on the socket (PACKET_COPY_THRESH), which the
+// driver reads with one recvfrom. What cannot be segmented (IPv6, a frame
+// beyond 64 KiB with BIG TCP, a frame larger than the MTU with no GSO
+// type) is dropped and counted as oversize.
 //
 // The driver owns the sockets, their rings, the steering program and the
 // per-queue packet pools. It needs CAP_NET_RAW (and CAP_BPF for steering).
@@ -43,6 +53,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mkstack/mkstack/nicq"
+	"github.com/mkstack/mkstack/nicq/internal/vnet"
 	"github.com/mkstack/mkstack/nicq/linkdev"
 	"github.com/mkstack/mkstack/rss"
 )
@@ -245,6 +256,22 @@ func openQueue(n *NIC, i int, c Config, frameSize, maxFrame int) (_ *Queue, err 
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, tpVersion); err != nil {
 		return nil, linkdev.Explain("afpacket", fmt.Sprintf("%s ring for %s (try the other version, %s: Config.Ring, serve --afpacket-ring)", c.Ring, n.info.Name, other), err)
 	}
+	// A virtio-net header in front of each frame (it must come before the
+	// ring), for the segment size of large frames; and, for a V2 ring
+	// whose slots truncate them, a full copy of those on the socket.
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
+		return nil, linkdev.Explain("afpacket", "virtio-net headers (PACKET_VNET_HDR) on "+n.info.Name, err)
+	}
+	if c.Ring == RingV2 {
+		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_COPY_THRESH, 1); err != nil {
+			return nil, linkdev.Explain("afpacket", "copies of large frames (PACKET_COPY_THRESH) on "+n.info.Name, err)
+		}
+		// Room for a few 64 KiB copies waiting: the kernel makes none
+		// (and the frame is lost) while the socket's queue is over it.
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, largeFrameQueue); err != nil {
+			unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, largeFrameQueue)
+		}
+	}
 	ringSize := fmt.Sprintf("%s ring of %d blocks of %d KiB for %s", c.Ring, c.Blocks, c.BlockSize>>10, n.info.Name)
 	if c.Ring == RingV2 {
 		q.slotSize = v2SlotSize(maxFrame)
@@ -299,16 +326,26 @@ func explainRing(what string, err error) error {
 	return linkdev.Explain("afpacket", what, err)
 }
 
+// largeFrameQueue is the receive buffer of a V2 socket, where the kernel
+// queues the full copies of frames its slots truncated.
+const largeFrameQueue = 4 << 20
+
+// maxLargeFrame is the largest frame the driver segments: a GSO or GRO
+// frame of the kernel's default maximum (GSO_LEGACY_MAX_SIZE, 64 KiB of
+// IP packet) with its Ethernet header and a VLAN tag.
+const maxLargeFrame = 65536 + nicq.EthernetHeaderLen + nicq.VLANTagLen
+
 // v2SlotSize is the size of a V2 ring's slot for frames of up to maxFrame
 // bytes. The kernel puts the frame at TPACKET_ALIGN(TPACKET2_HDRLEN +
-// 16) - 14 (the header, a sockaddr_ll and the Ethernet header aligned so
-// the IP header is) and truncates what does not fit. Slots are whole
+// 16) + the virtio-net header - 14 (the header, a sockaddr_ll and the
+// Ethernet header aligned so the IP header is) and truncates what does
+// not fit. Slots are whole
 // cache lines, so the kernel's write of one slot's status never shares a
 // line with the slot a core is reading.
 func v2SlotSize(maxFrame int) int {
 	const hdrLen = (unix.SizeofTpacket2Hdr+unix.TPACKET_ALIGNMENT-1)&^(unix.TPACKET_ALIGNMENT-1) + unix.SizeofSockaddrLinklayer
 	const netOff = (hdrLen + 16 + unix.TPACKET_ALIGNMENT - 1) &^ (unix.TPACKET_ALIGNMENT - 1)
-	return (netOff + maxFrame + 63) &^ 63
+	return (netOff + vnet.HdrLen + maxFrame + 63) &^ 63
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
@@ -335,8 +372,9 @@ func (n *NIC) LinkUp() bool { return n.info.Up }
 // Ring returns the receive rings' version.
 func (n *NIC) Ring() RingVersion { return n.ring }
 
-// Features: none advertised; buffers whose checksum the kernel vouches for
-// carry FlagL4ChecksumVerified.
+// Features: none advertised; buffers with a partial checksum from a local
+// sender carry FlagL4ChecksumPartial, those the NIC checked
+// FlagL4ChecksumVerified.
 func (n *NIC) Features() nicq.Features { return 0 }
 
 // RSS returns the steering configuration.
@@ -389,6 +427,12 @@ type Queue struct {
 	stats unix.TpacketStatsV3
 	msgs  []unix.Mmsghdr
 	iovs  []unix.Iovec
+
+	// big holds a large frame (behind its virtio-net header) while seg
+	// cuts it into the buffers of the next bursts.
+	big       []byte
+	seg       vnet.Segmenter
+	segmented uint64
 }
 
 func (q *Queue) close() {
@@ -447,6 +491,10 @@ func (q *Queue) Recv(bufs []*nicq.Buf) int {
 func (q *Queue) recvV3(bufs []*nicq.Buf) int {
 	got := 0
 	for got < len(bufs) {
+		if q.seg.Active() {
+			got = q.segments(bufs, got)
+			continue
+		}
 		blk := q.ring[q.block*q.blockSize : (q.block+1)*q.blockSize]
 		h := (*blockHeader)(unsafe.Pointer(&blk[0]))
 		if atomic.LoadUint32(&h.status)&unix.TP_STATUS_USER == 0 {
@@ -465,7 +513,7 @@ func (q *Queue) recvV3(bufs []*nicq.Buf) int {
 		start := int(q.offset) + int(ph.Mac)
 		q.taken++
 		q.offset += ph.Next_offset
-		if b := q.take(blk[start:start+int(ph.Snaplen)], ph.Len, ph.Status, ph.Sec, ph.Nsec); b != nil {
+		if b := q.take(blk[start-vnet.HdrLen:start+int(ph.Snaplen)], ph.Len, ph.Status, ph.Sec, ph.Nsec); b != nil {
 			bufs[got] = b
 			got++
 		}
@@ -482,6 +530,10 @@ func (q *Queue) v2Slot(i int) []byte {
 func (q *Queue) recvV2(bufs []*nicq.Buf) int {
 	got := 0
 	for got < len(bufs) {
+		if q.seg.Active() {
+			got = q.segments(bufs, got)
+			continue
+		}
 		slot := q.v2Slot(q.slot)
 		h := (*unix.Tpacket2Hdr)(unsafe.Pointer(&slot[0]))
 		// The status is read before the frame and written after it: the
@@ -491,7 +543,7 @@ func (q *Queue) recvV2(bufs []*nicq.Buf) int {
 			break
 		}
 		start := int(h.Mac)
-		b := q.take(slot[start:start+int(h.Snaplen)], h.Len, status, h.Sec, h.Nsec)
+		b := q.take(slot[start-vnet.HdrLen:start+int(h.Snaplen)], h.Len, status, h.Sec, h.Nsec)
 		atomic.StoreUint32(&h.Status, unix.TP_STATUS_KERNEL)
 		if q.slot++; q.slot == q.slots {
 			q.slot = 0
@@ -504,14 +556,29 @@ func (q *Queue) recvV2(bufs []*nicq.Buf) int {
 	return got
 }
 
-// take copies one frame out of the ring into a buffer of the pool, or
-// counts why not. Both ring versions describe a frame by the same facts
-// and come here, so they decide alike.
-func (q *Queue) take(frame []byte, wireLen, status, sec, nsec uint32) *nicq.Buf {
+// take copies one frame (behind its virtio-net header, in the ring) out of
+// the ring into a buffer of the pool, or counts why not; a large frame it
+// hands to the segmenter instead. Both ring versions describe a frame by
+// the same facts and come here, so they decide alike.
+func (q *Queue) take(withHdr []byte, wireLen, status, sec, nsec uint32) *nicq.Buf {
+	frame := withHdr[vnet.HdrLen:]
+	copied := 0
+	if status&unix.TP_STATUS_COPY != 0 {
+		// A V2 slot truncated the frame and the kernel queued a full
+		// copy on the socket: read it now, whatever becomes of it, so
+		// the copies stay in step with their slots.
+		copied = q.readCopy()
+	}
 	switch {
-	case wireLen > uint32(len(frame)) || int(wireLen) > q.maxFrame:
-		// A peer's segmentation offload: a frame no NIC would carry (a V2
-		// slot truncates it, a V3 block holds it whole).
+	case int(wireLen) > q.maxFrame:
+		// A peer's segmentation offload, or a NIC's GRO: a frame no wire
+		// carries, held whole by a V3 block or copied for a V2 slot.
+		if copied == 0 && wireLen == uint32(len(frame)) && len(withHdr) <= len(q.bigBuf()) {
+			copied = copy(q.big, withHdr)
+		}
+		q.startLarge(copied)
+		return nil
+	case wireLen > uint32(len(frame)):
 		q.counters.Drops[nicq.DropOversize]++
 		return nil
 	case len(frame) < nicq.EthernetHeaderLen:
@@ -525,15 +592,83 @@ func (q *Queue) take(frame []byte, wireLen, status, sec, nsec uint32) *nicq.Buf 
 	}
 	copy(b.Append(len(frame)), frame)
 	b.RxQueue = uint16(q.index)
-	if status&(unix.TP_STATUS_CSUMNOTREADY|unix.TP_STATUS_CSUM_VALID) != 0 {
-		// Sent by this host with the checksum left to offload, or
-		// checked by the NIC: the kernel vouches for it.
-		b.Flags |= nicq.FlagL4ChecksumVerified
+	if status&unix.TP_STATUS_CSUMNOTREADY != 0 {
+		// Sent by this host with the checksum left to offload: the
+		// field holds the pseudo-header sum and the kernel vouches
+		// for the data.
+		b.Flags |= nicq.FlagL4ChecksumPartial
+	} else if status&unix.TP_STATUS_CSUM_VALID != 0 {
+		b.Flags |= nicq.FlagL4ChecksumVerified // checked by the NIC
 	}
 	b.RxTime = int64(sec)*1e9 + int64(nsec)
 	q.counters.RxPackets++
 	q.counters.RxBytes += uint64(len(frame))
 	return b
+}
+
+// bigBuf returns the buffer for large frames, made at the first one.
+func (q *Queue) bigBuf() []byte {
+	if q.big == nil {
+		q.big = make([]byte, vnet.HdrLen+maxLargeFrame)
+	}
+	return q.big
+}
+
+// readCopy reads the full copy of the frame a V2 slot truncated into
+// bigBuf, returning its length with the virtio-net header, or 0 if it is
+// not there or longer than bigBuf (MSG_TRUNC gives the true length).
+func (q *Queue) readCopy() int {
+	big := q.bigBuf()
+	n, _, e := unix.Syscall6(unix.SYS_RECVFROM, uintptr(q.fd), uintptr(unsafe.Pointer(&big[0])), uintptr(len(big)), unix.MSG_DONTWAIT|unix.MSG_TRUNC, 0, 0)
+	if e != 0 || int(n) > len(big) {
+		return 0
+	}
+	return int(n)
+}
+
+// startLarge starts segmenting the large frame in bigBuf()[:n] (behind its
+// virtio-net header), or counts it as oversize when it cannot be.
+func (q *Queue) startLarge(n int) {
+	if n > vnet.HdrLen {
+		// Only a frame whose checksum the kernel vouches for (partial
+		// from a local sender, or verified by the NIC before GRO): the
+		// segments' checksums are left partial.
+		h, _ := vnet.Parse(q.big)
+		if h.GSO() && h.Flags&(vnet.FlagNeedsCsum|vnet.FlagDataValid) != 0 && q.seg.Init(q.big[vnet.HdrLen:n], h) && q.seg.MaxSegment() <= q.maxFrame {
+			q.segmented++
+			return
+		}
+	}
+	q.seg = vnet.Segmenter{}
+	q.counters.Drops[nicq.DropOversize]++
+}
+
+// segments moves segments of the large frame into bufs from bufs[got] on,
+// until the frame or bufs ends, and returns the new got.
+func (q *Queue) segments(bufs []*nicq.Buf, got int) int {
+	for got < len(bufs) && q.seg.Active() {
+		b := q.pool.Get()
+		if b == nil {
+			q.counters.Drops[nicq.DropNoBuffer]++
+			q.seg = vnet.Segmenter{} // the rest of the frame is lost
+			break
+		}
+		n := q.seg.Next(b.Append(b.Tailroom()))
+		if n == 0 {
+			b.Free()
+			q.seg = vnet.Segmenter{}
+			q.counters.Drops[nicq.DropOversize]++
+			break
+		}
+		b.Truncate(n)
+		b.RxQueue = uint16(q.index)
+		b.Flags = nicq.FlagL4ChecksumPartial // what the sender left, rewritten per segment
+		bufs[got] = b
+		got++
+		q.counters.RxPackets++
+		q.counters.RxBytes += uint64(n)
+	}
+	return got
 }
 
 // readStats adds the kernel's count of frames the full ring dropped.
@@ -550,22 +685,27 @@ func (q *Queue) readStats() {
 func (q *Queue) Send(bufs []*nicq.Buf) int {
 	if q.msgs == nil {
 		q.msgs = make([]unix.Mmsghdr, 64)
-		q.iovs = make([]unix.Iovec, 64)
+		q.iovs = make([]unix.Iovec, 2*64)
 	}
 	tap := q.tap.Writer()
 	done := 0
 	for done < len(bufs) {
 		n := 0
 		for _, b := range bufs[done:min(len(bufs), done+len(q.msgs))] {
+			// Each frame behind a zero virtio-net header: a complete
+			// checksum, no segmentation.
 			f := b.Bytes()
-			q.iovs[n].Base = &f[0]
-			q.iovs[n].SetLen(len(f))
-			q.msgs[n].Hdr.Iov = &q.iovs[n]
-			q.msgs[n].Hdr.Iovlen = 1
+			iov := q.iovs[2*n : 2*n+2]
+			iov[0].Base = &vnet.Zero[0]
+			iov[0].SetLen(vnet.HdrLen)
+			iov[1].Base = &f[0]
+			iov[1].SetLen(len(f))
+			q.msgs[n].Hdr.Iov = &iov[0]
+			q.msgs[n].Hdr.Iovlen = 2
 			n++
 		}
 		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(q.fd), uintptr(unsafe.Pointer(&q.msgs[0])), uintptr(n), unix.MSG_DONTWAIT, 0, 0)
-		for i := range q.iovs[:n] {
+		for i := range q.iovs[:2*n] {
 			q.iovs[i].Base = nil
 		}
 		sent := int(r)
@@ -631,6 +771,10 @@ func (q *Queue) Pending() bool {
 
 // Counters returns the queue's counters.
 func (q *Queue) Counters() nicq.Counters { return q.counters }
+
+// Segmented returns how many large frames (a local peer's TSO/GSO, a NIC's
+// GRO) the queue cut into MTU-sized ones. Owner core only.
+func (q *Queue) Segmented() uint64 { return q.segmented }
 
 // SetTap starts or stops a capture of the queue's frames.
 func (q *Queue) SetTap(w *nicq.PcapWriter) { q.tap.Set(w) }

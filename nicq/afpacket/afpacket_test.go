@@ -302,12 +302,12 @@ func TestRingsCountEveryFrameTheFullRingDropped(t *testing.T) {
 	}
 }
 
-// TestRingsMarkChecksumPartialFramesVerified: a kernel peer on the same
-// host that leaves its checksums to an offload sends frames whose UDP
-// checksum holds only the pseudo-header's sum; the kernel says so in the
-// frame's status and vouches for the data, and the driver marks the
-// buffer verified so the stack does not drop it.
-func TestRingsMarkChecksumPartialFramesVerified(t *testing.T) {
+// TestRingsMarkChecksumPartialFrames: a kernel peer on the same host that
+// leaves its checksums to an offload sends frames whose UDP checksum holds
+// only the pseudo-header's sum; the kernel says so in the frame's status
+// and vouches for the data, and the driver marks the buffer partial so the
+// stack accepts it unchecked instead of dropping it.
+func TestRingsMarkChecksumPartialFrames(t *testing.T) {
 	for _, ring := range rings {
 		t.Run(ring.String(), func(t *testing.T) {
 			v := drivertest.NewVeth(t, 1)
@@ -326,8 +326,8 @@ func TestRingsMarkChecksumPartialFramesVerified(t *testing.T) {
 				n := q.Recv(bufs)
 				for _, b := range bufs[:n] {
 					if isTestDatagram(b.Bytes()) {
-						if b.Flags&nicq.FlagL4ChecksumVerified == 0 {
-							t.Errorf("a checksum-partial frame arrived without FlagL4ChecksumVerified (flags %#x)", b.Flags)
+						if b.Flags&nicq.FlagL4ChecksumPartial == 0 {
+							t.Errorf("a checksum-partial frame arrived without FlagL4ChecksumPartial (flags %#x)", b.Flags)
 						}
 						nicq.FreeAll(bufs[:n])
 						return
@@ -366,4 +366,91 @@ func setTxChecksum(ifname string, on bool) error {
 		return fmt.Errorf("ETHTOOL_STXCSUM on %s: %w", ifname, e)
 	}
 	return nil
+}
+
+// TestRingsSegmentAPeersGSOFrame: a kernel peer at its default offloads
+// (segmentation on) sends one UDP_SEGMENT write of 20 datagrams; the veth
+// carries it to the packet socket as one 28 KiB GSO frame (the V2 slot
+// truncates it, the V3 block holds it), and the driver hands over 20
+// datagrams of one MTU each, in order, with their payload intact, their
+// IPv4 checksums valid and their UDP checksums marked partial, none
+// counted as oversize. Then a frame after it arrives too.
+func TestRingsSegmentAPeersGSOFrame(t *testing.T) {
+	const count, size = 20, 1400
+	for _, ring := range rings {
+		t.Run(ring.String(), func(t *testing.T) {
+			v := drivertest.NewVeth(t, 1)
+			nic := openOne(t, v, Config{Ring: ring})
+			drivertest.ConfigureKernel(t, v.KernelNS, v.KernelIf, nic.MAC())
+			kernel := kernelUDP(t, v.KernelNS)
+			raw, err := kernel.SyscallConn()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var serr error
+			raw.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_SEGMENT, size) })
+			if serr != nil {
+				t.Skipf("UDP_SEGMENT: %v", serr)
+			}
+			payload := make([]byte, count*size)
+			for i := range payload {
+				payload[i] = byte(i / size)
+			}
+			if _, err := kernel.WriteToUDP(payload, stackUDP); err != nil {
+				t.Fatal(err)
+			}
+			raw.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_SEGMENT, 0) })
+			if _, err := kernel.WriteToUDP([]byte("after"), stackUDP); err != nil {
+				t.Fatal(err)
+			}
+			q := nic.Queue(0)
+			bufs := make([]*nicq.Buf, 7) // a burst smaller than the frame's segments
+			var got [][]byte
+			for deadline := time.Now().Add(3 * time.Second); len(got) < count+1 && time.Now().Before(deadline); {
+				n := q.Recv(bufs)
+				for _, b := range bufs[:n] {
+					if f := b.Bytes(); isTestDatagram(f) {
+						if len(f) > 14+1500 {
+							t.Errorf("a %d-byte frame, longer than the MTU", len(f))
+						}
+						if len(f) > 100 && b.Flags&nicq.FlagL4ChecksumPartial == 0 {
+							t.Errorf("segment %d: flags %#x, want partial", len(got), b.Flags)
+						}
+						got = append(got, append([]byte(nil), f...))
+					}
+				}
+				nicq.FreeAll(bufs[:n])
+				if n == 0 {
+					time.Sleep(time.Millisecond)
+				}
+			}
+			if c := q.Counters(); len(got) != count+1 || c.Drops[nicq.DropOversize] != 0 {
+				t.Fatalf("%d datagrams (want %d), %d counted oversize (want 0)", len(got), count+1, c.Drops[nicq.DropOversize])
+			}
+			for i, f := range got[:count] {
+				if !frametestIPv4ChecksumOK(f[14:34]) || len(f) != 42+size || f[42] != byte(i) || f[len(f)-1] != byte(i) {
+					t.Errorf("datagram %d: %d bytes, first payload byte %d, IP checksum ok %v", i, len(f), f[42], frametestIPv4ChecksumOK(f[14:34]))
+				}
+			}
+			// The point of the test: the frame came whole, and the driver
+			// cut it (the kernel did not segment it before the socket).
+			if q.(*Queue).big == nil {
+				t.Error("no large frame reached the driver: the kernel segmented the write itself, and this test no longer tests the driver's segmentation")
+			}
+			if string(got[count][42:]) != "after" {
+				t.Errorf("the frame after the GSO frame: %q", got[count][42:])
+			}
+		})
+	}
+}
+
+func frametestIPv4ChecksumOK(h []byte) bool {
+	var s uint32
+	for i := 0; i < len(h); i += 2 {
+		s += uint32(h[i])<<8 | uint32(h[i+1])
+	}
+	for s > 0xffff {
+		s = s>>16 + s&0xffff
+	}
+	return s == 0xffff
 }

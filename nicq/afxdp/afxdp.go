@@ -17,6 +17,19 @@
 // (Config.Generic), with a warning. Zero-copy is tried first and copy mode
 // used where the driver has none (veth, for one): Mode reports which.
 //
+// Checksums. XDP says nothing per frame about a frame's checksum (this
+// kernel has XDP RX metadata kfuncs for the hash, the timestamp and the
+// VLAN tag, none for the checksum), so the driver cannot tell a partial
+// checksum from a peer on the same host (a veth peer at its default
+// offloads sends them) from a corrupted one. On a veth, which no wire
+// feeds, it marks every buffer nicq.FlagL4ChecksumMaybePartial and the
+// stack accepts a TCP or UDP checksum field equal to the pseudo-header
+// sum as partial; on any other device it does not (see LocalPairDriver
+// and docs/ARCHITECTURE.md, "Checksums from local peers"). Segmentation
+// needs nothing: while an XDP program is attached to a veth, the kernel
+// takes TSO off its peer (veth_fix_features), which then segments in
+// software before the pair, so no frame exceeds the MTU.
+//
 // Requirements, each checked at Open with an error that names the fix:
 // root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF, and CAP_IPC_LOCK or a memlock
 // limit above the UMEM size); an interface with at least as many receive
@@ -84,6 +97,10 @@ type NIC struct {
 	link     link.Link
 	zeroCopy bool
 	generic  bool
+	// rxFlags are set on every received buffer: FlagL4ChecksumMaybePartial
+	// on a local pair (LocalPairDriver).
+	rxFlags nicq.Flags
+	driver  string
 }
 
 // Open attaches the XDP program to Interface and opens Queues sockets.
@@ -136,6 +153,11 @@ func Open(c Config) (_ *NIC, err error) {
 		c.RSS = interfaceRSS(c.Interface, c.Queues)
 	}
 	n := &NIC{info: info, rss: c.RSS, generic: c.Generic}
+	// Unknown (the ioctl failed) is not a veth: no trust without knowing.
+	n.driver, _ = linkdev.Driver(c.Interface)
+	if LocalPairDriver(n.driver) {
+		n.rxFlags = nicq.FlagL4ChecksumMaybePartial
+	}
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -298,6 +320,22 @@ func (n *NIC) LinkUp() bool { return n.info.Up }
 // Features: none.
 func (n *NIC) Features() nicq.Features { return 0 }
 
+// Driver is the interface's kernel driver ("veth"), or "" if unknown.
+func (n *NIC) Driver() string { return n.driver }
+
+// TrustsPseudoHeaderSums reports whether received buffers carry
+// FlagL4ChecksumMaybePartial (the interface is a local pair).
+func (n *NIC) TrustsPseudoHeaderSums() bool { return n.rxFlags&nicq.FlagL4ChecksumMaybePartial != 0 }
+
+// LocalPairDriver reports whether driver (ethtool's name for an
+// interface's driver) makes devices that only a sender on this host can
+// feed, so that a frame's bytes cannot have been corrupted on the way and
+// a TCP or UDP checksum field equal to the pseudo-header sum is a partial
+// checksum, not damage. Only veth qualifies: a TAP's frames come from a
+// process that may relay a wire (a VPN, a VM's NIC), and a physical or
+// paravirtual NIC's come from a wire.
+func LocalPairDriver(driver string) bool { return driver == "veth" }
+
 // RSS returns the steering configuration (see Config.RSS).
 func (n *NIC) RSS() *rss.Config { return n.rss }
 
@@ -444,6 +482,7 @@ func (q *Queue) Recv(bufs []*nicq.Buf) int {
 			continue
 		}
 		b.RxQueue = uint16(q.index)
+		b.Flags = q.nic.rxFlags
 		bufs[got] = b
 		got++
 		q.counters.RxPackets++

@@ -9,10 +9,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/mkstack/mkstack/nicq"
+	"github.com/mkstack/mkstack/nicq/frametest"
 	"github.com/mkstack/mkstack/nicq/internal/drivertest"
 	"github.com/mkstack/mkstack/nicq/netlab/nettest"
 )
@@ -144,4 +147,122 @@ func TestOpenErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "MTU") {
 		t.Errorf("MTU 3000 with 2 KiB frames: %v", err)
 	}
+}
+
+// TestPseudoHeaderSumsTrustedOnlyOnAVeth: the heuristic that takes a
+// checksum field equal to the pseudo-header sum as partial applies only
+// where no wire feeds the device. On a veth every received buffer says so
+// (FlagL4ChecksumMaybePartial); on a TAP (whose frames a process writes,
+// perhaps from a wire: a VPN, a VM) none does, even for a frame whose
+// field is exactly the pseudo-header sum; and the decision names only
+// veth among common drivers.
+func TestPseudoHeaderSumsTrustedOnlyOnAVeth(t *testing.T) {
+	for _, d := range []string{"", "tun", "dummy", "bridge", "macvlan", "ipvlan", "virtio_net", "mlx5_core", "ixgbe", "ena", "VETH", "veth2"} {
+		if LocalPairDriver(d) {
+			t.Errorf("LocalPairDriver(%q) = true: a frame from it may have crossed a wire", d)
+		}
+	}
+	if !LocalPairDriver("veth") {
+		t.Error("LocalPairDriver(veth) = false")
+	}
+
+	// A veth: every buffer is marked.
+	v := drivertest.NewVeth(t, 1)
+	vnic, _ := openOnVeth(t, v, Config{Interface: v.StackIf, Queues: 1, Addrs: stackAddr(), CopyOnly: true})
+	if vnic.Driver() != "veth" || !vnic.TrustsPseudoHeaderSums() {
+		t.Fatalf("on a veth: driver %q, trusts pseudo-header sums %v", vnic.Driver(), vnic.TrustsPseudoHeaderSums())
+	}
+	drivertest.ConfigureKernel(t, v.KernelNS, v.KernelIf, vnic.MAC())
+	if flags := firstFrameFlags(t, vnic.Queue(0), func() {
+		nettest.DoIn(v.KernelNS, func() error {
+			c, err := net.Dial("udp4", net.JoinHostPort(netip.AddrFrom4(drivertest.StackIP).String(), "9000"))
+			if err == nil {
+				c.Write([]byte("from the kernel"))
+				c.Close()
+			}
+			return err
+		})
+	}); flags&nicq.FlagL4ChecksumMaybePartial == 0 {
+		t.Errorf("a frame from the veth: flags %#x, want FlagL4ChecksumMaybePartial", flags)
+	}
+
+	// A TAP: a frame written into it reaches the socket unmarked.
+	h := nettest.NewNS(t).Handle()
+	var fd int
+	var tnic *NIC
+	err := nettest.DoIn(h, func() (err error) {
+		if fd, err = openTAP("mkxt0"); err != nil {
+			return err
+		}
+		l, err := netlink.LinkByName("mkxt0")
+		if err == nil {
+			err = netlink.LinkSetUp(l)
+		}
+		if err != nil {
+			return err
+		}
+		tnic, err = Open(Config{Interface: "mkxt0", Queues: 1, Addrs: stackAddr(), CopyOnly: true})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("AF_XDP on a TAP: %v", err)
+	}
+	defer unix.Close(fd)
+	defer tnic.Close()
+	if tnic.TrustsPseudoHeaderSums() {
+		t.Fatalf("on a TAP (driver %q) the driver trusts pseudo-header sums", tnic.Driver())
+	}
+	frame := frametest.UDP4{DstMAC: tnic.MAC(), SrcMAC: frametest.MACA, Src: drivertest.KernelIP, Dst: drivertest.StackIP, SrcPort: 1, DstPort: 9000, Payload: []byte("from a wire")}.Frame()
+	// The checksum field as a local sender's CHECKSUM_PARTIAL leaves it.
+	pseudo := uint32(17 + len(frame) - 34)
+	for i := 26; i < 34; i += 2 {
+		pseudo += uint32(frame[i])<<8 | uint32(frame[i+1])
+	}
+	for pseudo > 0xffff {
+		pseudo = pseudo>>16 + pseudo&0xffff
+	}
+	frame[40], frame[41] = byte(pseudo>>8), byte(pseudo)
+	if flags := firstFrameFlags(t, tnic.Queue(0), func() { unix.Write(fd, frame) }); flags&(nicq.FlagL4ChecksumMaybePartial|nicq.FlagL4ChecksumPartial) != 0 {
+		t.Errorf("a frame from a TAP: flags %#x; want no partial-checksum trust", flags)
+	}
+}
+
+// firstFrameFlags calls send until a frame arrives on q (at most 3 s) and
+// returns its flags.
+func firstFrameFlags(t *testing.T, q nicq.Queue, send func()) nicq.Flags {
+	t.Helper()
+	bufs := make([]*nicq.Buf, 16)
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); {
+		send()
+		for end := time.Now().Add(100 * time.Millisecond); time.Now().Before(end); time.Sleep(time.Millisecond) {
+			if n := q.Recv(bufs); n > 0 {
+				f := bufs[0].Flags
+				nicq.FreeAll(bufs[:n])
+				return f
+			}
+		}
+	}
+	t.Fatal("no frame arrived")
+	return 0
+}
+
+// openTAP makes a single-queue TAP named name in the calling thread's
+// namespace and returns its descriptor.
+func openTAP(name string) (int, error) {
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	var req struct {
+		name  [unix.IFNAMSIZ]byte
+		flags uint16
+		_     [22]byte
+	}
+	copy(req.name[:], name)
+	req.flags = unix.IFF_TAP | unix.IFF_NO_PI
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETIFF, uintptr(unsafe.Pointer(&req))); e != 0 {
+		unix.Close(fd)
+		return -1, e
+	}
+	return fd, nil
 }

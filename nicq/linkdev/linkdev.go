@@ -3,8 +3,9 @@
 // Package linkdev holds what the Linux drivers (afxdp, afpacket, tap) and
 // the tools that set up their devices share: finding an interface with the
 // facts a driver checks before it opens queues, turning a kernel's refusal
-// into an error that names the cause and the fix, and switching off the
-// offloads of a kernel peer whose frames a user-space stack receives raw.
+// into an error that names the cause and the fix, naming an interface's
+// kernel driver (Driver), and switching off the offloads of a kernel peer
+// for comparisons (DisableOffloads).
 package linkdev
 
 import (
@@ -134,7 +135,9 @@ type ifreqData struct {
 // sending through a veth or a TAP hands the frame on as it built it: with
 // the checksum left for a NIC to fill in and up to 64 KiB per segment, which
 // a stack reading frames from a packet socket or AF_XDP then receives as
-// they are. With these off, the kernel sends what a wire would carry.
+// they are. With these off, the kernel sends what a wire would carry. The
+// drivers handle such frames (see the tap, afpacket and afxdp packages);
+// this is for comparisons of the kernel with and without its offloads.
 func DisableOffloads(ifname string) error {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -153,4 +156,43 @@ func DisableOffloads(ifname string) error {
 		}
 	}
 	return nil
+}
+
+// ethtoolGDRVINFO is ETHTOOL_GDRVINFO; ethtoolDrvInfo is the head of
+// struct ethtool_drvinfo up to the fields read here, padded to its size.
+const ethtoolGDRVINFO = 0x3
+
+type ethtoolDrvInfo struct {
+	cmd     uint32
+	driver  [32]byte
+	version [32]byte
+	_       [196 - 4 - 64]byte
+}
+
+// Driver returns the name of ifname's kernel driver ("veth", "tun",
+// "mlx5_core"), as ethtool -i reports it, in the calling thread's
+// namespace.
+func Driver(ifname string) (string, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(fd)
+	info := ethtoolDrvInfo{cmd: ethtoolGDRVINFO}
+	var req ifreqData
+	copy(req.name[:], ifname)
+	req.data = uintptr(unsafe.Pointer(&info))
+	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&req)))
+	runtime.KeepAlive(&info)
+	if e != 0 {
+		return "", fmt.Errorf("ethtool driver info of %s: %w", ifname, e)
+	}
+	name := info.driver[:]
+	for i, c := range name {
+		if c == 0 {
+			name = name[:i]
+			break
+		}
+	}
+	return string(name), nil
 }

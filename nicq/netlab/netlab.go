@@ -81,19 +81,21 @@ func (n Names) StackIface(driver string) string {
 
 // Options shape a lab beyond its names, driver and queues.
 type Options struct {
-	// PeerOffloadsAtDefaults leaves the kernel peer's transmit checksum
-	// and segmentation offloads as the kernel sets them (on, for a veth):
-	// what a kernel serving on the stack's end receives from a peer at
-	// its defaults. By default Up switches them off (DisableOffloads), as
-	// the stack's drivers still need.
-	PeerOffloadsAtDefaults bool
+	// PeerOffloadsOff switches the kernel peer's transmit checksum and
+	// segmentation offloads off (linkdev.DisableOffloads), so it sends what
+	// a wire would carry: full checksums and MTU-sized frames. By default
+	// they stay as the kernel sets a veth up (on), as in a container: the
+	// drivers take partial checksums and large frames from such a peer.
+	// It is for comparisons (bench's linux-veth-offloads-off), not for
+	// the stack's sake.
+	PeerOffloadsOff bool
 }
 
 // Up creates the namespaces and devices of n for driver ("afxdp" and
 // "afpacket": a veth pair with queues queues each way; "tap": a TAP with
 // queues queues); if a step fails it removes what it made. A namespace
-// that exists already is an error. The peer's offloads are off (see
-// UpWith).
+// that exists already is an error. The peer's offloads stay at the
+// kernel's defaults (see Options).
 func Up(n Names, driver string, queues int) error { return UpWith(n, driver, queues, Options{}) }
 
 // UpWith is Up with options.
@@ -200,9 +202,7 @@ func UpWith(n Names, driver string, queues int, o Options) (err error) {
 	if err := snl.LinkSetUp(stackLink); err != nil {
 		return err
 	}
-	// The kernel peer sends what a wire would carry: full checksums and
-	// MTU-sized segments (see linkdev.DisableOffloads).
-	if !o.PeerOffloadsAtDefaults {
+	if o.PeerOffloadsOff {
 		if err := InNS(ch, func() error { return linkdev.DisableOffloads(n.PeerIf) }); err != nil {
 			return fmt.Errorf("offloads off on %s: %w", n.PeerIf, err)
 		}
@@ -276,9 +276,9 @@ func InNamedNS(name string, fn func() error) error {
 // KernelAddr gives the kernel in namespace ns the address cidr on ifname
 // and sets the device up: the kernel then serves on the device the stack
 // would drive (bench's linux-veth baselines). With offloadsOff the
-// device's transmit offloads are switched off as the peer's are by Up
-// (see linkdev.DisableOffloads); otherwise they stay at the kernel's
-// defaults.
+// device's transmit offloads are switched off as the peer's are by UpWith
+// with PeerOffloadsOff (see linkdev.DisableOffloads); otherwise they stay
+// at the kernel's defaults.
 func KernelAddr(ns netns.NsHandle, ifname, cidr string, offloadsOff bool) error {
 	nl, err := netlink.NewHandleAt(ns)
 	if err != nil {

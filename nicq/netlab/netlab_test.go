@@ -57,10 +57,10 @@ func TestVethLabSteersByRSS(t *testing.T) {
 	drivertest.Exercise(t, drivertest.Setup{NIC: nic, KernelNS: ch, KernelIf: n.PeerIf, Steered: true}, 32)
 }
 
-// TestUpLeavesPeerOffloadsAtDefaultsOnRequest: Up switches the kernel
-// peer's transmit checksum offload off (the stack's drivers need it), UpWith
-// PeerOffloadsAtDefaults leaves it as the kernel sets a veth up: on.
-func TestUpLeavesPeerOffloadsAtDefaultsOnRequest(t *testing.T) {
+// TestUpLeavesPeerOffloadsAtDefaults: Up leaves the kernel peer's
+// transmit checksum offload as the kernel sets a veth up (on), as in a
+// container; UpWith PeerOffloadsOff switches it off.
+func TestUpLeavesPeerOffloadsAtDefaults(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
@@ -69,7 +69,7 @@ func TestUpLeavesPeerOffloadsAtDefaultsOnRequest(t *testing.T) {
 	}
 	for i, defaults := range []bool{false, true} {
 		n := netlab.NamesFor(fmt.Sprintf("o%d%d", os.Getpid()%100000, i))
-		if err := netlab.UpWith(n, "afxdp", 1, netlab.Options{PeerOffloadsAtDefaults: defaults}); err != nil {
+		if err := netlab.UpWith(n, "afxdp", 1, netlab.Options{PeerOffloadsOff: !defaults}); err != nil {
 			t.Fatal(err)
 		}
 		out, err := exec.Command("ip", "netns", "exec", n.Client, "ethtool", "-k", n.PeerIf).CombinedOutput()

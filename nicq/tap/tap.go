@@ -13,6 +13,15 @@
 // call; the TAP is the driver for trying the stack against Linux with no
 // special hardware (see mkstack lab), not for line rate.
 //
+// Each queue is opened with a virtio-net header (IFF_VNET_HDR) and
+// checksum offload (TUNSETOFFLOAD with TUN_F_CSUM), so the kernel side is
+// a device with transmit checksumming on, the default of every other
+// kernel device: frames the kernel sends keep their partial checksums
+// and say so in the header (the driver marks them
+// nicq.FlagL4ChecksumPartial), and frames the kernel verified say that.
+// Segmentation offload is not taken (no TUN_F_TSO*), so the kernel
+// segments in software before the device and no frame exceeds the MTU.
+//
 // It needs CAP_NET_ADMIN (to attach to the device) and CAP_BPF or
 // CAP_SYS_ADMIN (for the steering program; without it the kernel's own
 // flow hash picks the queue and the core runtime forwards each frame that
@@ -30,6 +39,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mkstack/mkstack/nicq"
+	"github.com/mkstack/mkstack/nicq/internal/vnet"
 	"github.com/mkstack/mkstack/nicq/linkdev"
 	"github.com/mkstack/mkstack/rss"
 )
@@ -110,7 +120,7 @@ func Open(c Config) (_ *NIC, err error) {
 		return nil, fmt.Errorf("tap: the stack's MAC %x is the kernel side's own: choose another: %w", c.MAC, nicq.ErrInvalidConfig)
 	}
 	n.mtu = info.MTU
-	frame := nicq.MaxFrameLen(n.mtu) + nicq.DefaultHeadroom
+	frame := vnet.HdrLen + nicq.MaxFrameLen(n.mtu) + nicq.DefaultHeadroom
 	size := nicq.DefaultFrameSize
 	for size < frame {
 		size *= 2
@@ -162,7 +172,7 @@ func attach(name string) (int, error) {
 	}
 	var req ifreqFlags
 	copy(req.name[:], name)
-	req.flags = unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_MULTI_QUEUE
+	req.flags = unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_MULTI_QUEUE | unix.IFF_VNET_HDR
 	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETIFF, uintptr(unsafe.Pointer(&req))); e != 0 {
 		unix.Close(fd)
 		switch e {
@@ -173,8 +183,22 @@ func attach(name string) (int, error) {
 		}
 		return -1, linkdev.Explain("tap", "attach to "+name, e)
 	}
+	// The header's size is the device's; set it rather than trust that
+	// another process left the default.
+	hdrLen := int32(vnet.HdrLen)
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETVNETHDRSZ, uintptr(unsafe.Pointer(&hdrLen))); e != 0 {
+		unix.Close(fd)
+		return -1, linkdev.Explain("tap", "virtio-net header size on "+name+" (TUNSETVNETHDRSZ)", e)
+	}
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETOFFLOAD, tunFCsum); e != 0 {
+		unix.Close(fd)
+		return -1, linkdev.Explain("tap", "checksum offload on "+name+" (TUNSETOFFLOAD)", e)
+	}
 	return fd, nil
 }
+
+// tunFCsum is TUN_F_CSUM (linux/if_tun.h): we take partial checksums.
+const tunFCsum = 0x01
 
 // Name returns the device's name.
 func (n *NIC) Name() string { return n.name }
@@ -197,8 +221,9 @@ func (n *NIC) LinkUp() bool {
 	return err == nil && info.Up
 }
 
-// Features: none (the kernel sends full checksums on a TAP with no
-// offloads negotiated, and no hash).
+// Features: none advertised; each received buffer carries what its
+// virtio-net header says of its checksum (FlagL4ChecksumPartial or
+// FlagL4ChecksumVerified). No hash.
 func (n *NIC) Features() nicq.Features { return 0 }
 
 // RSS returns the steering configuration.
@@ -231,6 +256,9 @@ type Queue struct {
 	maxFrame int
 	counters nicq.Counters
 	tap      nicq.TapSwitch
+	// iov is Send's writev vector: the zero virtio-net header, then the
+	// frame.
+	iov [2]unix.Iovec
 }
 
 // Index returns the queue's number.
@@ -259,12 +287,23 @@ func (q *Queue) Recv(bufs []*nicq.Buf) int {
 			b.Free()
 			break
 		}
-		if n < nicq.EthernetHeaderLen {
+		if n < vnet.HdrLen+nicq.EthernetHeaderLen {
 			q.counters.Drops[nicq.DropRunt]++
 			b.Free()
 			continue
 		}
+		h, _ := vnet.Parse(room)
+		if h.GSO() {
+			// We did not offer TSO, so the kernel segments before the
+			// device; a large frame here is a kernel we do not know.
+			q.counters.Drops[nicq.DropOversize]++
+			b.Free()
+			continue
+		}
 		b.Truncate(n)
+		b.Pull(vnet.HdrLen)
+		n -= vnet.HdrLen
+		b.Flags = h.BufFlags()
 		b.RxQueue = uint16(q.index)
 		bufs[got] = b
 		got++
@@ -290,7 +329,7 @@ func (q *Queue) Send(bufs []*nicq.Buf) int {
 			b.Free()
 			continue
 		}
-		_, err := unix.Write(q.fd, frame)
+		err := q.write(frame)
 		if err == unix.EAGAIN {
 			return i
 		}
@@ -306,6 +345,21 @@ func (q *Queue) Send(bufs []*nicq.Buf) int {
 		b.Free()
 	}
 	return len(bufs)
+}
+
+// write sends one frame behind a zero virtio-net header (no checksum to
+// fill in, no segmentation) with one writev.
+func (q *Queue) write(frame []byte) error {
+	q.iov[0].Base = &vnet.Zero[0]
+	q.iov[0].SetLen(vnet.HdrLen)
+	q.iov[1].Base = unsafe.SliceData(frame)
+	q.iov[1].SetLen(len(frame))
+	_, _, e := unix.Syscall(unix.SYS_WRITEV, uintptr(q.fd), uintptr(unsafe.Pointer(&q.iov[0])), 2)
+	q.iov[1].Base = nil // keep no pointer into a freed buffer
+	if e != 0 {
+		return e
+	}
+	return nil
 }
 
 // WaitFD is the queue's file descriptor: it polls readable while frames

@@ -1,0 +1,251 @@
+// Package vnet reads the virtio-net header (struct virtio_net_hdr, in
+// linux/virtio_net.h) that Linux puts in front of each frame on a TAP
+// opened with IFF_VNET_HDR and on a packet socket with PACKET_VNET_HDR,
+// and splits the large frames the kernel hands over with it (a local
+// sender's TSO/GSO, a NIC's GRO) into frames of one segment each, as the
+// kernel's software GSO would: the work a device does for a stack that
+// took its offloads, done in the driver so the stack sees what a wire
+// carries.
+//
+// It is the one place under nicq that reads protocol headers, and only
+// the few fields segmentation rewrites (IPv4 length, ID and checksum; TCP
+// sequence number and flags; UDP length); everything else is the stack's.
+package vnet
+
+import (
+	"encoding/binary"
+
+	"github.com/mkstack/mkstack/nicq"
+)
+
+// HdrLen is the length of struct virtio_net_hdr, the header without the
+// num_buffers field of mergeable receive buffers (TUNSETVNETHDRSZ and
+// PACKET_VNET_HDR use this size).
+const HdrLen = 10
+
+// Header flags (VIRTIO_NET_HDR_F_*).
+const (
+	// FlagNeedsCsum: the checksum is partial; the field at CsumStart +
+	// CsumOffset holds the pseudo-header sum and the device was to fill
+	// it in. Linux's CHECKSUM_PARTIAL.
+	FlagNeedsCsum = 1
+	// FlagDataValid: the checksum was verified (CHECKSUM_UNNECESSARY).
+	FlagDataValid = 2
+)
+
+// GSO types (VIRTIO_NET_HDR_GSO_*).
+const (
+	GSONone  = 0
+	GSOTCPv4 = 1
+	GSOUDP   = 3 // UFO: one datagram to fragment; Linux no longer makes it
+	GSOTCPv6 = 4
+	GSOUDPL4 = 5 // UDP_SEGMENT: datagrams of GSOSize bytes each
+	GSOECN   = 0x80
+)
+
+// Hdr is a virtio-net header.
+type Hdr struct {
+	Flags      uint8
+	GSOType    uint8
+	HdrLen     uint16 // the headers' length, as the sender saw them
+	GSOSize    uint16 // the payload of each segment
+	CsumStart  uint16
+	CsumOffset uint16
+}
+
+// Parse reads a header from the first HdrLen bytes of b, in the byte
+// order Linux uses for a device of this host's order (the legacy virtio
+// rule, which both the TAP and the packet socket follow by default). It
+// reports false if b is shorter.
+func Parse(b []byte) (Hdr, bool) {
+	if len(b) < HdrLen {
+		return Hdr{}, false
+	}
+	e := binary.NativeEndian
+	return Hdr{
+		Flags: b[0], GSOType: b[1],
+		HdrLen: e.Uint16(b[2:]), GSOSize: e.Uint16(b[4:]),
+		CsumStart: e.Uint16(b[6:]), CsumOffset: e.Uint16(b[8:]),
+	}, true
+}
+
+// BufFlags are the buffer flags the header's checksum facts mean: a
+// partial checksum (the stack accepts it unchecked) or a verified one.
+func (h Hdr) BufFlags() nicq.Flags {
+	var f nicq.Flags
+	if h.Flags&FlagNeedsCsum != 0 {
+		f |= nicq.FlagL4ChecksumPartial
+	}
+	if h.Flags&FlagDataValid != 0 {
+		f |= nicq.FlagL4ChecksumVerified
+	}
+	return f
+}
+
+// GSO reports whether the frame is a large one to segment.
+func (h Hdr) GSO() bool { return h.GSOType&^GSOECN != GSONone }
+
+// Zero is the header a driver writes in front of a frame it transmits:
+// no checksum to fill in, no segmentation.
+var Zero [HdrLen]byte
+
+// Ethernet, IPv4, TCP and UDP facts the segmenter needs.
+const (
+	ethLen       = 14
+	etherTypeIP4 = 0x0800
+	protoTCP     = 6
+	protoUDP     = 17
+	tcpFlagFIN   = 0x01
+	tcpFlagPSH   = 0x08
+	tcpFlagCWR   = 0x80
+)
+
+// Segmenter splits one large IPv4 TCP (GSOTCPv4) or UDP (GSOUDPL4) frame
+// into frames of at most GSOSize bytes of payload each, with the headers
+// copied and rewritten per segment: IPv4 total length, ID (consecutive,
+// as Linux's GSO does) and header checksum; TCP sequence number, FIN and
+// PSH on the last segment only, CWR on the first only; UDP length. Each
+// segment's TCP or UDP checksum is left partial, the pseudo-header sum
+// for its length (what the sender left for the device), so the driver
+// marks the buffers nicq.FlagL4ChecksumPartial.
+//
+// It keeps a reference to the frame until the last segment is out: the
+// caller keeps the frame's memory as it is until then. The zero value is
+// idle; Init starts a frame and Next yields its segments.
+type Segmenter struct {
+	frame    []byte
+	hdrLen   int // Ethernet + IPv4 + TCP/UDP headers
+	l4       int // offset of the TCP or UDP header
+	mss      int
+	off      int // next payload byte, from hdrLen
+	n        int // segments yielded
+	tcp      bool
+	id       uint16
+	seq      uint32
+	pseudo   uint32 // addresses and protocol, unfolded
+	lastFlag uint8
+}
+
+// Init starts segmenting frame (an Ethernet frame, without the virtio-net
+// header) as h describes. It reports false, leaving the segmenter idle,
+// for what it cannot segment: another GSO type (IPv6: the stack speaks
+// IPv4 only), a VLAN tag, a segment size of 0, headers that are not what
+// h says or do not fit in the frame. The caller drops such a frame and
+// counts it.
+func (s *Segmenter) Init(frame []byte, h Hdr) bool {
+	*s = Segmenter{}
+	typ := h.GSOType &^ GSOECN
+	if typ != GSOTCPv4 && typ != GSOUDPL4 || h.GSOSize == 0 || len(frame) < ethLen+20 {
+		return false
+	}
+	if binary.BigEndian.Uint16(frame[12:]) != etherTypeIP4 || frame[ethLen]>>4 != 4 {
+		return false
+	}
+	ihl := int(frame[ethLen]&0xf) * 4
+	l4 := ethLen + ihl
+	if ihl < 20 || len(frame) < l4+8 {
+		return false
+	}
+	proto := frame[ethLen+9]
+	var hl int
+	switch {
+	case typ == GSOTCPv4 && proto == protoTCP:
+		if len(frame) < l4+20 {
+			return false
+		}
+		doff := int(frame[l4+12]>>4) * 4
+		if doff < 20 {
+			return false
+		}
+		hl = l4 + doff
+		s.tcp = true
+		s.seq = binary.BigEndian.Uint32(frame[l4+4:])
+		s.lastFlag = frame[l4+13]
+	case typ == GSOUDPL4 && proto == protoUDP:
+		hl = l4 + 8
+	default:
+		return false
+	}
+	if hl >= len(frame) {
+		return false
+	}
+	s.frame, s.hdrLen, s.l4, s.mss = frame, hl, l4, int(h.GSOSize)
+	s.id = binary.BigEndian.Uint16(frame[ethLen+4:])
+	s.pseudo = sum16(frame[ethLen+12:ethLen+20], uint32(proto))
+	return true
+}
+
+// Active reports whether segments remain.
+func (s *Segmenter) Active() bool { return s.frame != nil }
+
+// MaxSegment is the longest segment Next writes for the current frame.
+func (s *Segmenter) MaxSegment() int { return s.hdrLen + s.mss }
+
+// Next writes the next segment into dst and returns its length; 0 when
+// none remain (the segmenter is idle again) or dst is shorter than
+// MaxSegment (then nothing is consumed).
+func (s *Segmenter) Next(dst []byte) int {
+	if s.frame == nil || len(dst) < s.MaxSegment() {
+		return 0
+	}
+	payload := s.frame[s.hdrLen:]
+	chunk := min(s.mss, len(payload)-s.off)
+	last := s.off+chunk == len(payload)
+	n := copy(dst, s.frame[:s.hdrLen])
+	n += copy(dst[n:], payload[s.off:s.off+chunk])
+	seg := dst[:n]
+
+	ip := seg[ethLen:s.l4]
+	binary.BigEndian.PutUint16(ip[2:], uint16(n-ethLen))
+	binary.BigEndian.PutUint16(ip[4:], s.id+uint16(s.n))
+	ip[10], ip[11] = 0, 0
+	binary.BigEndian.PutUint16(ip[10:], ^fold(sum16(ip, 0)))
+
+	l4len := n - s.l4
+	l4 := seg[s.l4:]
+	var field int
+	if s.tcp {
+		binary.BigEndian.PutUint32(l4[4:], s.seq+uint32(s.off))
+		flags := s.lastFlag
+		if !last {
+			flags &^= tcpFlagFIN | tcpFlagPSH
+		}
+		if s.n > 0 {
+			flags &^= tcpFlagCWR
+		}
+		l4[13] = flags
+		field = 16
+	} else {
+		binary.BigEndian.PutUint16(l4[4:], uint16(l4len))
+		field = 6
+	}
+	// The partial checksum: the pseudo-header sum for this length.
+	binary.BigEndian.PutUint16(l4[field:], fold(s.pseudo+uint32(l4len)))
+
+	s.off += chunk
+	s.n++
+	if last {
+		s.frame = nil
+	}
+	return n
+}
+
+// sum16 adds b as big-endian 16-bit words (a trailing odd byte as the
+// high byte of a word) to acc, unfolded.
+func sum16(b []byte, acc uint32) uint32 {
+	for len(b) >= 2 {
+		acc += uint32(b[0])<<8 | uint32(b[1])
+		b = b[2:]
+	}
+	if len(b) == 1 {
+		acc += uint32(b[0]) << 8
+	}
+	return acc
+}
+
+// fold reduces a one's complement accumulator to 16 bits.
+func fold(acc uint32) uint16 {
+	acc = acc>>16 + acc&0xffff
+	acc = acc>>16 + acc&0xffff
+	return uint16(acc)
+}

@@ -1,0 +1,244 @@
+package vnet
+
+import (
+	"bytes"
+	"encoding/binary"
+	"testing"
+
+	"github.com/mkstack/mkstack/nicq"
+	"github.com/mkstack/mkstack/nicq/frametest"
+)
+
+var (
+	srcIP = [4]byte{10, 77, 0, 2}
+	dstIP = [4]byte{10, 77, 0, 1}
+)
+
+// tcpFrame is a large IPv4 TCP frame as a local sender hands it to a
+// device with TSO: one header (with 12 bytes of options), payload bytes,
+// a total length for the whole, and the checksum field partial.
+func tcpFrame(payload int, flags byte) []byte {
+	u := frametest.UDP4{DstMAC: frametest.MACB, SrcMAC: frametest.MACA, Src: srcIP, Dst: dstIP, SrcPort: 1, DstPort: 2}
+	f := u.Frame()[:34] // Ethernet and IPv4 headers
+	f[14+9] = protoTCP
+	binary.BigEndian.PutUint16(f[14+4:], 0x1234) // IP ID
+	tcp := make([]byte, 32)
+	binary.BigEndian.PutUint16(tcp[0:], 40000)
+	binary.BigEndian.PutUint16(tcp[2:], 80)
+	binary.BigEndian.PutUint32(tcp[4:], 0xfffff000) // wraps during the frame
+	tcp[12] = 8 << 4
+	tcp[13] = flags
+	f = append(f, tcp...)
+	for i := 0; i < payload; i++ {
+		f = append(f, byte(i*7))
+	}
+	binary.BigEndian.PutUint16(f[14+2:], uint16(len(f)-14))
+	return f
+}
+
+func segmentAll(t *testing.T, frame []byte, h Hdr) [][]byte {
+	t.Helper()
+	var s Segmenter
+	if !s.Init(frame, h) {
+		t.Fatal("Init refused a frame it should segment")
+	}
+	var out [][]byte
+	dst := make([]byte, 2048)
+	for s.Active() {
+		n := s.Next(dst)
+		if n == 0 {
+			t.Fatal("Next wrote nothing while active")
+		}
+		out = append(out, append([]byte(nil), dst[:n]...))
+	}
+	return out
+}
+
+func ipChecksumOK(ip []byte) bool { return fold(sum16(ip[:int(ip[0]&0xf)*4], 0)) == 0xffff }
+
+func TestSegmentTCPLikeLinuxGSO(t *testing.T) {
+	const mss = 1448
+	payload := 3*mss + 100
+	frame := tcpFrame(payload, 0x80|0x10|0x08|0x01) // CWR ACK PSH FIN
+	segs := segmentAll(t, frame, Hdr{Flags: FlagNeedsCsum, GSOType: GSOTCPv4, GSOSize: mss, HdrLen: 66, CsumStart: 34, CsumOffset: 16})
+	if len(segs) != 4 {
+		t.Fatalf("%d segments, want 4", len(segs))
+	}
+	var data []byte
+	for i, s := range segs {
+		ip, tcp := s[14:34], s[34:]
+		want := mss
+		if i == 3 {
+			want = 100
+		}
+		if got := len(s) - 66; got != want {
+			t.Errorf("segment %d: %d payload bytes, want %d", i, got, want)
+		}
+		if int(binary.BigEndian.Uint16(ip[2:])) != len(s)-14 || !ipChecksumOK(ip) {
+			t.Errorf("segment %d: IPv4 total length %d for %d bytes, checksum ok %v", i, binary.BigEndian.Uint16(ip[2:]), len(s)-14, ipChecksumOK(ip))
+		}
+		if id := binary.BigEndian.Uint16(ip[4:]); id != 0x1234+uint16(i) {
+			t.Errorf("segment %d: IP ID %#x", i, id)
+		}
+		if seq := binary.BigEndian.Uint32(tcp[4:]); seq != 0xfffff000+uint32(i*mss) {
+			t.Errorf("segment %d: seq %#x", i, seq)
+		}
+		wantFlags := byte(0x10)
+		if i == 0 {
+			wantFlags |= 0x80
+		}
+		if i == 3 {
+			wantFlags |= 0x08 | 0x01
+		}
+		if tcp[13] != wantFlags {
+			t.Errorf("segment %d: flags %#x, want %#x", i, tcp[13], wantFlags)
+		}
+		pseudo := fold(sum16(append(srcIP[:], dstIP[:]...), protoTCP+uint32(len(tcp))))
+		if f := binary.BigEndian.Uint16(tcp[16:]); f != pseudo {
+			t.Errorf("segment %d: checksum field %#x, want the partial %#x", i, f, pseudo)
+		}
+		if !bytes.Equal(tcp[20:32], frame[34+20:34+32]) {
+			t.Errorf("segment %d: options changed", i)
+		}
+		data = append(data, s[66:]...)
+	}
+	if !bytes.Equal(data, frame[66:]) {
+		t.Error("the segments' payloads are not the frame's")
+	}
+}
+
+func TestSegmentUDPL4MakesDatagrams(t *testing.T) {
+	payload := bytes.Repeat([]byte("0123456789"), 290) // 2900 = 1400+1400+100
+	frame := frametest.UDP4{DstMAC: frametest.MACB, SrcMAC: frametest.MACA, Src: srcIP, Dst: dstIP, SrcPort: 5, DstPort: 9, Payload: payload}.Frame()
+	segs := segmentAll(t, frame, Hdr{Flags: FlagNeedsCsum, GSOType: GSOUDPL4, GSOSize: 1400})
+	if len(segs) != 3 {
+		t.Fatalf("%d datagrams, want 3", len(segs))
+	}
+	for i, s := range segs {
+		u := s[34:]
+		if l := int(binary.BigEndian.Uint16(u[4:])); l != len(u) || !ipChecksumOK(s[14:]) {
+			t.Errorf("datagram %d: UDP length %d for %d bytes, IP checksum ok %v", i, l, len(u), ipChecksumOK(s[14:]))
+		}
+		if !bytes.Equal(u[8:], payload[i*1400:min(len(payload), (i+1)*1400)]) {
+			t.Errorf("datagram %d: payload differs", i)
+		}
+	}
+}
+
+func TestInitRefusesWhatItCannotSegment(t *testing.T) {
+	tcp := tcpFrame(3000, 0x10)
+	udp := frametest.UDP4{DstMAC: frametest.MACB, SrcMAC: frametest.MACA, Src: srcIP, Dst: dstIP, Payload: make([]byte, 3000)}.Frame()
+	vlan := append(append(append([]byte{}, tcp[:12]...), 0x81, 0, 0, 5), tcp[12:]...)
+	for name, c := range map[string]struct {
+		frame []byte
+		h     Hdr
+	}{
+		"IPv6 TCP":              {tcp, Hdr{GSOType: GSOTCPv6, GSOSize: 1448}},
+		"UFO":                   {udp, Hdr{GSOType: GSOUDP, GSOSize: 1448}},
+		"no segment size":       {tcp, Hdr{GSOType: GSOTCPv4}},
+		"TCP type, UDP frame":   {udp, Hdr{GSOType: GSOTCPv4, GSOSize: 1448}},
+		"VLAN tag":              {vlan, Hdr{GSOType: GSOTCPv4, GSOSize: 1448}},
+		"headers only":          {tcp[:66], Hdr{GSOType: GSOTCPv4, GSOSize: 1448}},
+		"cut in the TCP header": {tcp[:40], Hdr{GSOType: GSOTCPv4, GSOSize: 1448}},
+	} {
+		var s Segmenter
+		if s.Init(c.frame, c.h) || s.Active() {
+			t.Errorf("%s: Init accepted it", name)
+		}
+	}
+}
+
+func TestParseAndFlags(t *testing.T) {
+	b := make([]byte, HdrLen)
+	b[0], b[1] = FlagNeedsCsum, GSOTCPv4|GSOECN
+	binary.NativeEndian.PutUint16(b[4:], 1448)
+	h, ok := Parse(b)
+	if !ok || h.GSOSize != 1448 || !h.GSO() || h.BufFlags() != nicq.FlagL4ChecksumPartial {
+		t.Fatalf("Parse: %+v %v, flags %v", h, ok, h.BufFlags())
+	}
+	if h, _ := Parse(Zero[:]); h.GSO() || h.BufFlags() != 0 {
+		t.Fatalf("the zero header: %+v", h)
+	}
+	if h, _ := Parse([]byte{FlagDataValid, 0, 0, 0, 0, 0, 0, 0, 0, 0}); h.BufFlags() != nicq.FlagL4ChecksumVerified {
+		t.Fatalf("DATA_VALID: %v", h.BufFlags())
+	}
+	if _, ok := Parse(b[:HdrLen-1]); ok {
+		t.Fatal("Parse took a short header")
+	}
+}
+
+func TestNextAllocatesNothing(t *testing.T) {
+	frame := tcpFrame(20000, 0x10)
+	dst := make([]byte, 2048)
+	var s Segmenter
+	allocs := testing.AllocsPerRun(100, func() {
+		s.Init(frame, Hdr{GSOType: GSOTCPv4, GSOSize: 1448})
+		for s.Next(dst) > 0 {
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%.1f allocations per frame", allocs)
+	}
+}
+
+// FuzzSegment feeds arbitrary bytes as a virtio-net header (the first
+// HdrLen) and a frame, as a TAP or packet socket would hand them over, and
+// checks that the segmenter never panics, never writes a segment longer
+// than it announced, and hands out every payload byte once, in order.
+func FuzzSegment(f *testing.F) {
+	le := func(h Hdr) []byte {
+		b := make([]byte, HdrLen)
+		b[0], b[1] = h.Flags, h.GSOType
+		binary.NativeEndian.PutUint16(b[2:], h.HdrLen)
+		binary.NativeEndian.PutUint16(b[4:], h.GSOSize)
+		binary.NativeEndian.PutUint16(b[6:], h.CsumStart)
+		binary.NativeEndian.PutUint16(b[8:], h.CsumOffset)
+		return b
+	}
+	udp := frametest.UDP4{DstMAC: frametest.MACB, SrcMAC: frametest.MACA, Src: srcIP, Dst: dstIP, Payload: make([]byte, 3000)}.Frame()
+	for _, seed := range [][]byte{
+		append(le(Hdr{Flags: FlagNeedsCsum, GSOType: GSOTCPv4, GSOSize: 1448}), tcpFrame(5000, 0x19)...),
+		append(le(Hdr{Flags: FlagNeedsCsum, GSOType: GSOTCPv4, GSOSize: 1}), tcpFrame(10, 0x10)...),
+		append(le(Hdr{Flags: FlagNeedsCsum, GSOType: GSOUDPL4, GSOSize: 1400}), udp...),
+		append(le(Hdr{GSOType: GSOTCPv4 | GSOECN, GSOSize: 536}), tcpFrame(1000, 0x90)...),
+		append(le(Hdr{}), tcpFrame(100, 0x10)...),
+		le(Hdr{GSOType: GSOTCPv4, GSOSize: 100}),
+		{},
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		h, ok := Parse(data)
+		if !ok {
+			return
+		}
+		frame := data[HdrLen:]
+		orig := append([]byte(nil), frame...)
+		var s Segmenter
+		if !s.Init(frame, h) {
+			if s.Active() {
+				t.Fatal("refused but active")
+			}
+			return
+		}
+		hdr, max := s.hdrLen, s.MaxSegment()
+		if s.Next(make([]byte, max-1)) != 0 {
+			t.Fatal("Next wrote into a buffer shorter than MaxSegment")
+		}
+		dst := make([]byte, max+64)
+		var payload []byte
+		for i := 0; s.Active(); i++ {
+			n := s.Next(dst)
+			if n <= hdr || n > max {
+				t.Fatalf("segment %d: %d bytes; headers %d, max %d", i, n, hdr, max)
+			}
+			payload = append(payload, dst[hdr:n]...)
+		}
+		if !bytes.Equal(payload, orig[hdr:]) {
+			t.Fatal("the payload came out changed")
+		}
+		if !bytes.Equal(frame, orig) {
+			t.Fatal("the frame was written to")
+		}
+	})
+}
