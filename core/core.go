@@ -360,6 +360,9 @@ func (c *core) drain() int {
 	if n == 0 {
 		return 0
 	}
+	if r := &c.rt.rooms[c.id]; r.waiters.Load() > 0 {
+		r.wake()
+	}
 	c.counters.Values[MailboxMessages] += uint64(n)
 	hw := c.counters.Values[RingHighWater]
 	for src, k := range c.drained {

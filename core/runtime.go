@@ -43,11 +43,16 @@ type Runtime struct {
 	settled atomic.Int32 // cores that stopped forwarding
 	running atomic.Int32 // core goroutines (and a Stop ringing them) not yet gone
 
-	plan      *plan
-	mboxes    []*mailbox   // by core, read-only: what application goroutines send to
-	pubs      []*Published // by core, read-only: what they read counters from
-	reasons   []string
-	collector *Collector
+	plan   *plan
+	mboxes []*mailbox   // by core, read-only: what application goroutines send to
+	rooms  []roomSignal // by core: goroutines waiting for room in its mailbox
+	// fullErrs and stoppedErrs are the errors call returns, by core,
+	// made once: a caller that retries a full mailbox per request must not
+	// format an error each time.
+	fullErrs, stoppedErrs []error
+	pubs                  []*Published // by core, read-only: what they read counters from
+	reasons               []string
+	collector             *Collector
 
 	begin, abort chan struct{} // closed when every core is set up, or one failed
 	done         chan struct{} // closed when the last core has gone
@@ -132,6 +137,12 @@ func newRuntime(p *plan) (*Runtime, error) {
 		pubs[i] = c.pub
 	}
 	rt.mboxes, rt.pubs = mboxes, pubs
+	rt.rooms = make([]roomSignal, p.Cores)
+	for i := range p.Cores {
+		rt.rooms[i].init()
+		rt.fullErrs = append(rt.fullErrs, fmt.Errorf("core: call on core %d: %w", i, ErrMailboxFull))
+		rt.stoppedErrs = append(rt.stoppedErrs, fmt.Errorf("core: call on core %d: %w", i, ErrStopped))
+	}
 	rt.collector = NewCollector(pubs, p.cpus, rt.reasons)
 	return rt, nil
 }
@@ -280,15 +291,79 @@ func (rt *Runtime) call(core int, fn func(*stack.Stack), done chan struct{}) err
 		return fmt.Errorf("%w: call with a nil function", ErrInvalidConfig)
 	}
 	rt.doers.Add(1)
-	defer rt.doers.Add(-1)
 	if rt.closing.Load() {
-		return fmt.Errorf("core: call on core %d: %w", core, ErrStopped)
+		rt.doers.Add(-1)
+		return rt.stoppedErrs[core]
 	}
-	if !rt.mboxes[core].Send(message{kind: msgCall, fn: fn, done: done}) {
-		return fmt.Errorf("core: call on core %d: %w", core, ErrMailboxFull)
+	ok := rt.mboxes[core].Send(message{kind: msgCall, fn: fn, done: done})
+	rt.doers.Add(-1)
+	if !ok {
+		return rt.fullErrs[core]
 	}
 	return nil
 }
+
+// DoOrWait runs fn on core as Do does, but when the core's mailbox is full
+// it parks the calling goroutine until the core has drained some of it
+// (or ctx is done, or the runtime stops) and tries again, instead of
+// failing: the way for an application goroutine to queue work without
+// spinning. It must not be called from a core's goroutine.
+func (rt *Runtime) DoOrWait(ctx context.Context, core int, fn func(*stack.Stack)) error {
+	for {
+		err := rt.call(core, fn, nil)
+		if err == nil || !errors.Is(err, ErrMailboxFull) {
+			return err
+		}
+		r := &rt.rooms[core]
+		// Take the channel the core will close, say we wait, then look
+		// again: a drain before the count was raised left room for this
+		// second try, one after it closes the channel taken.
+		ch := r.ch.Load()
+		r.waiters.Add(1)
+		err = rt.call(core, fn, nil)
+		if err == nil || !errors.Is(err, ErrMailboxFull) {
+			r.waiters.Add(-1)
+			return err
+		}
+		r.waits.Add(1)
+		select {
+		case <-*ch:
+		case <-ctx.Done():
+			r.waiters.Add(-1)
+			return ctx.Err()
+		case <-rt.done:
+			r.waiters.Add(-1)
+			return rt.stoppedErrs[core]
+		}
+		r.waiters.Add(-1)
+	}
+}
+
+// roomSignal wakes the goroutines that found a core's mailbox full
+// (DoOrWait). The core looks at waiters after each drain that took
+// messages, an atomic load; only when some wait does it close the current
+// channel and put a new one in its place.
+type roomSignal struct {
+	waiters atomic.Int32
+	ch      atomic.Pointer[chan struct{}]
+	waits   atomic.Uint64 // times a goroutine parked for room
+	_       [cacheLine]byte
+}
+
+func (r *roomSignal) init() {
+	ch := make(chan struct{})
+	r.ch.Store(&ch)
+}
+
+// wake releases every goroutine waiting now; the core calls it.
+func (r *roomSignal) wake() {
+	ch := make(chan struct{})
+	close(*r.ch.Swap(&ch))
+}
+
+// MailboxWaits is how many times an application goroutine parked because
+// core's mailbox was full (DoOrWait).
+func (rt *Runtime) MailboxWaits(core int) uint64 { return rt.rooms[core].waits.Load() }
 
 // Counters returns the published counters of every core added up
 // (RingHighWater is the largest of them). Each core publishes once per

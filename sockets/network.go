@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -95,18 +94,13 @@ func (n *Network) call(coreIdx int, fn func(*stack.Stack), done chan struct{}) e
 	}
 }
 
-// send queues fn on core without waiting for it (retrying a full mailbox).
+// send queues fn on core without waiting for it to run; a full mailbox
+// parks the goroutine until the core has drained some of it.
 func (n *Network) send(coreIdx int, fn func(*stack.Stack)) error {
-	for {
-		err := n.rt.Do(coreIdx, fn)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, core.ErrMailboxFull) {
-			return net.ErrClosed
-		}
-		runtime.Gosched()
+	if err := n.rt.DoOrWait(context.Background(), coreIdx, fn); err != nil {
+		return net.ErrClosed
 	}
+	return nil
 }
 
 // pickCore chooses the core of an active open: in turn, so connections
