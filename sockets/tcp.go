@@ -78,6 +78,13 @@ type conn struct {
 	rdParked  atomic.Bool
 	rxBlocked atomic.Bool
 	rxEnd     atomic.Pointer[error]
+	// bufRefs counts the sides still using wq and rq: the application's
+	// (until Close has returned and no Read or Write is left in them) and
+	// the core's (until it detaches the connection). The last to let go
+	// returns them to their pools, so a connection's 48 KiB of queues is
+	// not garbage per connection.
+	bufRefs      atomic.Int32
+	coreReleased bool // core side only
 	// The write side: Write stages bytes in wq and queues drainFn unless
 	// a drain is queued already; the core moves them into the TCP send
 	// ring and signals wrWake as room frees. werr is the error a later
@@ -114,9 +121,37 @@ func newConn(n *Network, core int) *conn {
 		closed: make(chan struct{}),
 	}
 	sc.refillFn, sc.drainFn, sc.ctlFn, sc.onEventFn = sc.doRefill, sc.doDrain, sc.doCtl, sc.onEvent
-	sc.wq = newWriteQueue()
-	sc.rq = newByteRing(readQueueSize)
+	sc.wq = writeQueuePool.Get().(*writeQueue)
+	sc.rq = readQueuePool.Get().(*writeQueue)
+	sc.bufRefs.Store(2)
 	return sc
+}
+
+var (
+	writeQueuePool = sync.Pool{New: func() any { return newWriteQueue() }}
+	readQueuePool  = sync.Pool{New: func() any { return newByteRing(readQueueSize) }}
+)
+
+// releaseBufs lets go of one side's use of the queues; the last side
+// returns them to their pools.
+func (sc *conn) releaseBufs() {
+	if sc.bufRefs.Add(-1) != 0 {
+		return
+	}
+	sc.wq.reset()
+	sc.rq.reset()
+	writeQueuePool.Put(sc.wq)
+	readQueuePool.Put(sc.rq)
+}
+
+// detach ends the core's part in the connection (on the core): it will
+// not touch the stack connection or the queues again.
+func (sc *conn) detach() {
+	sc.c = nil
+	if !sc.coreReleased {
+		sc.coreReleased = true
+		sc.releaseBufs()
+	}
 }
 
 // attach binds sc to a stack connection (on the core).
@@ -130,6 +165,9 @@ func (sc *conn) attach(c *stack.TCPConn) {
 
 // onEvent runs on the core for each event of the connection.
 func (sc *conn) onEvent(c *stack.TCPConn, ev stack.TCPEvent) {
+	if sc.c == nil {
+		return // detached: the application closed it
+	}
 	switch ev {
 	case stack.TCPEventEstablished:
 		if sc.dialWait {
@@ -231,7 +269,7 @@ func (sc *conn) doDrain(*stack.Stack) {
 func (sc *conn) drain() {
 	c := sc.c
 	if c == nil {
-		sc.wq.discard()
+		// Detached: the queue may be another connection's by now.
 		sc.setWriteErr(net.ErrClosed)
 		signal(sc.wrWake)
 		return
@@ -267,7 +305,7 @@ func (sc *conn) drain() {
 		if sc.closeWhenSent {
 			sc.closeWhenSent = false
 			c.Close()
-			sc.c = nil
+			sc.detach()
 		}
 	}
 }
@@ -309,7 +347,7 @@ func (sc *conn) doCtl(s *stack.Stack) {
 			if c.Buffered() > 0 || !sc.rq.empty() {
 				sc.wq.discard()
 				c.Abort()
-				sc.c = nil
+				sc.detach()
 				break
 			}
 			// Bytes Write staged go first; the FIN follows them.
@@ -319,13 +357,13 @@ func (sc *conn) doCtl(s *stack.Stack) {
 			}
 			if sc.c != nil {
 				c.Close()
-				sc.c = nil
+				sc.detach()
 			}
 		}
 	case opAbort:
 		if c != nil {
 			c.Abort()
-			sc.c = nil
+			sc.detach()
 		}
 	case opCloseWrite:
 		if c != nil {
@@ -461,7 +499,15 @@ func (sc *conn) Close() error {
 		return sc.opError("close", net.ErrClosed)
 	}
 	close(sc.closed)
-	if err := sc.ctl(opClose); err != nil {
+	err := sc.ctl(opClose)
+	// A Read or Write under way returns at the close of sc.closed; once
+	// they have, the application is done with the queues.
+	sc.rdMu.Lock()
+	sc.rdMu.Unlock()
+	sc.wrMu.Lock()
+	sc.wrMu.Unlock()
+	sc.releaseBufs()
+	if err != nil {
 		return sc.opError("close", err)
 	}
 	return nil
@@ -542,6 +588,7 @@ func (n *Network) DialContext(ctx context.Context, network, address string) (net
 			sc.isClosed.Store(true)
 			close(sc.closed)
 			sc.ctl(opAbort)
+			sc.releaseBufs()
 			return nil, &net.OpError{Op: "dial", Net: network, Source: sc.laddr, Addr: raddr, Err: ctx.Err()}
 		}
 	}
@@ -614,7 +661,8 @@ func (l *listener) handler(core int) stack.TCPHandler {
 			sc.attach(c)
 			if l.isClosed.Load() || !l.queue.Enqueue(sc) {
 				l.n.stats.AcceptOverflows.Add(1)
-				sc.c = nil
+				sc.detach()
+				sc.releaseBufs() // no application will have it
 				c.Abort()
 				return
 			}
@@ -670,6 +718,7 @@ func (l *listener) Close() error {
 		sc.isClosed.Store(true)
 		close(sc.closed)
 		sc.ctl(opAbort)
+		sc.releaseBufs()
 	}
 	return nil
 }

@@ -78,5 +78,11 @@ func (q *writeQueue) free() int { return len(q.buf) - int(q.tail.Load()-q.head.L
 // discard drops everything staged; consumer side.
 func (q *writeQueue) discard() { q.head.Store(q.tail.Load()) }
 
+// reset empties the ring for a new connection; no other side may use it.
+func (q *writeQueue) reset() {
+	q.head.Store(0)
+	q.tail.Store(0)
+}
+
 // empty reports whether nothing is staged.
 func (q *writeQueue) empty() bool { return q.head.Load() == q.tail.Load() }
