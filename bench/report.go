@@ -235,13 +235,26 @@ func writeSummary(b *bytes.Buffer, rs []*Result) {
 			slices.Sort(cores)
 			for _, k := range cores {
 				row := []string{string(w), pr.System + " ÷ " + pr.Peer, pr.Model, pr.Device, strconv.Itoa(k), "", "", "", "", "", pr.Note}
-				if ratio, ok := findRatio(pk, pr, k); ok {
+				if ratio, ok := findRatio(pk, pr, k, 0); ok {
 					row[5] = fmt.Sprintf("%.2f", ratio.Value)
 				}
+				var offered []float64
 				if rt != nil {
-					copy(row[6:10], rateCells(rt, pr, k))
+					offered = rt.OfferedRates()
 				}
-				rows = append(rows, row)
+				if len(offered) == 0 {
+					rows = append(rows, row)
+					continue
+				}
+				// One row per offered rate; the peak ratio on the first.
+				for i, o := range offered {
+					r := slices.Clone(row)
+					if i > 0 {
+						r[5] = ""
+					}
+					copy(r[6:10], rateCells(rt, pr, k, o))
+					rows = append(rows, r)
+				}
 			}
 		}
 	}
@@ -256,9 +269,9 @@ func writeSummary(b *bytes.Buffer, rs []*Result) {
 // rateCells are the offered rate, the machine CPU per transaction ratio
 // and each side's CPU per transaction of pr at k cores in the fixed-rate
 // result rt; blank unless rt measured both sides.
-func rateCells(rt *Result, pr Pair, k int) []string {
+func rateCells(rt *Result, pr Pair, k int, offered float64) []string {
 	cells := make([]string, 4)
-	a, p := rt.Find(pr.System, k), rt.Find(pr.Peer, k)
+	a, p := rt.FindAt(pr.System, k, offered), rt.FindAt(pr.Peer, k, offered)
 	if a == nil || p == nil {
 		return cells
 	}
@@ -268,20 +281,21 @@ func rateCells(rt *Result, pr Pair, k int) []string {
 			cells[0] += " / " + FormatRate(p.OfferedRate)
 		}
 	}
-	if ratio, ok := findRatio(rt, pr, k); ok && ratio.CPUPerTxn > 0 {
+	if ratio, ok := findRatio(rt, pr, k, offered); ok && ratio.CPUPerTxn > 0 {
 		cells[1] = fmt.Sprintf("%.2f", ratio.CPUPerTxn)
 	}
 	cells[2], cells[3] = cpuPerTxnCell(rt.Workload, a), cpuPerTxnCell(rt.Workload, p)
 	return cells
 }
 
-// findRatio returns r's ratio of the pair at k cores.
-func findRatio(r *Result, pr Pair, k int) (Ratio, bool) {
+// findRatio returns r's ratio of the pair at k cores and the offered rate
+// (0: peak).
+func findRatio(r *Result, pr Pair, k int, offered float64) (Ratio, bool) {
 	if r == nil {
 		return Ratio{}, false
 	}
 	for _, ratio := range r.Ratios() {
-		if ratio.System == pr.System && ratio.Peer == pr.Peer && ratio.Model == pr.Model && ratio.Cores == k {
+		if ratio.System == pr.System && ratio.Peer == pr.Peer && ratio.Model == pr.Model && ratio.Cores == k && ratio.OfferedRate == offered {
 			return ratio, true
 		}
 	}

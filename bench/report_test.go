@@ -202,3 +202,24 @@ func TestUpdateDocRefusesBadMarkers(t *testing.T) {
 		}
 	}
 }
+
+// TestReportSummaryHasARowPerOfferedRate: a fixed-rate result of several
+// offered rates gives a row per rate, each comparing the pair at that
+// rate; the peak ratio is on the first.
+func TestReportSummaryHasARowPerOfferedRate(t *testing.T) {
+	rs := reportResults()
+	rate := rs[0]
+	rate.Points = append(rate.Points,
+		Point{System: SysMkstack, Cores: 1, OfferedRate: 20000, Rate: 20000, Count: 200000, MachineCPUSeconds: 2},
+		Point{System: SysLinuxEpoll, Cores: 1, OfferedRate: 20000, Rate: 20000, Count: 200000, MachineCPUSeconds: 8},
+	)
+	out := report(t, rs)
+	for _, row := range []string{
+		"| tcp-rr | mkstack ÷ linux-epoll | handler | mem wire vs loopback | 1 | 3.00 | 10.0K | 0.40 | 20.00 | 50.00 |  |",
+		"| tcp-rr | mkstack ÷ linux-epoll | handler | mem wire vs loopback | 1 |  | 20.0K | 0.25 | 10.00 | 40.00 |  |",
+	} {
+		if !strings.Contains(out, row+"\n") {
+			t.Errorf("no row\n%s\nin\n%s", row, out)
+		}
+	}
+}

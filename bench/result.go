@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -136,23 +137,28 @@ type Result struct {
 	Points []Point `json:"points"`
 }
 
-// Finish computes each point's efficiency from its system's 1-core point.
+// Finish computes each point's efficiency from its system's 1-core point
+// at the same offered rate.
 func (r *Result) Finish() {
-	one := map[string]float64{}
+	type key struct {
+		system  string
+		offered float64
+	}
+	one := map[key]float64{}
 	for _, p := range r.Points {
 		if p.Cores == 1 && p.Err == "" {
-			one[p.System] = p.Rate
+			one[key{p.System, p.OfferedRate}] = p.Rate
 		}
 	}
 	for i := range r.Points {
 		p := &r.Points[i]
-		if r1 := one[p.System]; r1 > 0 && p.Err == "" {
+		if r1 := one[key{p.System, p.OfferedRate}]; r1 > 0 && p.Err == "" {
 			p.Efficiency = p.Rate / (float64(p.Cores) * r1)
 		}
 	}
 }
 
-// Find returns the point of system at cores, or nil.
+// Find returns the (first) point of system at cores, or nil.
 func (r *Result) Find(system string, cores int) *Point {
 	for i := range r.Points {
 		if r.Points[i].System == system && r.Points[i].Cores == cores {
@@ -160,6 +166,30 @@ func (r *Result) Find(system string, cores int) *Point {
 		}
 	}
 	return nil
+}
+
+// FindAt returns the point of system at cores and offered rate (0: a
+// peak point), or nil.
+func (r *Result) FindAt(system string, cores int, offered float64) *Point {
+	for i := range r.Points {
+		if p := &r.Points[i]; p.System == system && p.Cores == cores && p.OfferedRate == offered {
+			return p
+		}
+	}
+	return nil
+}
+
+// OfferedRates lists the distinct offered rates of r's points, ascending
+// (none for a peak result).
+func (r *Result) OfferedRates() []float64 {
+	var out []float64
+	for _, p := range r.Points {
+		if p.OfferedRate > 0 && !slices.Contains(out, p.OfferedRate) {
+			out = append(out, p.OfferedRate)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // WriteJSON writes r indented.
@@ -220,7 +250,11 @@ func (r *Result) WriteTable(w io.Writer) error {
 		return err
 	}
 	for _, ratio := range r.Ratios() {
-		fmt.Fprintf(w, "%s ÷ %s at %d cores (%s): %.2f", ratio.System, ratio.Peer, ratio.Cores, ratio.Model, ratio.Value)
+		at := ""
+		if ratio.OfferedRate > 0 {
+			at = " at " + FormatRate(ratio.OfferedRate) + " offered"
+		}
+		fmt.Fprintf(w, "%s ÷ %s at %d cores%s (%s): %.2f", ratio.System, ratio.Peer, ratio.Cores, at, ratio.Model, ratio.Value)
 		if ratio.CPUPerTxn > 0 {
 			fmt.Fprintf(w, ", machine CPU per transaction %.2f", ratio.CPUPerTxn)
 		}
@@ -237,6 +271,8 @@ type Ratio struct {
 	Cores  int    `json:"cores"`
 	// Model is the pair's API model.
 	Model string `json:"model"`
+	// OfferedRate is both points' offered rate (0: peak).
+	OfferedRate float64 `json:"offered_rate,omitempty"`
 	// Value is the system's rate divided by the peer's.
 	Value float64 `json:"value"`
 	// CPUPerTxn is the system's whole-machine CPU per transaction divided
@@ -253,11 +289,11 @@ func (r *Result) Ratios() []Ratio {
 			if a.System != pr.System || a.Err != "" {
 				continue
 			}
-			b := r.Find(pr.Peer, a.Cores)
+			b := r.FindAt(pr.Peer, a.Cores, a.OfferedRate)
 			if b == nil || b.Err != "" || b.Rate == 0 {
 				continue
 			}
-			ratio := Ratio{System: a.System, Peer: b.System, Cores: a.Cores, Model: pr.Model, Value: a.Rate / b.Rate}
+			ratio := Ratio{System: a.System, Peer: b.System, Cores: a.Cores, Model: pr.Model, OfferedRate: a.OfferedRate, Value: a.Rate / b.Rate}
 			if ca, cb := a.CPUPerTxn(), b.CPUPerTxn(); ca > 0 && cb > 0 {
 				ratio.CPUPerTxn = ca / cb
 			}

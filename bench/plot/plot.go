@@ -65,7 +65,11 @@ func WriteRate(r *bench.Result, dir string) ([]string, error) {
 	if !slices.ContainsFunc(r.Points, func(p bench.Point) bool { return p.OfferedRate > 0 }) {
 		return nil, fmt.Errorf("plot %s cpu-per-txn: not a fixed-rate result (no point has an offered rate)", r.Workload)
 	}
-	p, err := cpuPerTxn(r)
+	draw := cpuPerTxn
+	if len(r.OfferedRates()) > 1 {
+		draw = cpuPerTxnByRate
+	}
+	p, err := draw(r)
 	if err != nil {
 		return nil, fmt.Errorf("plot %s cpu-per-txn: %w", r.Workload, err)
 	}
@@ -140,6 +144,58 @@ func cpuPerTxn(r *bench.Result) (*plot.Plot, error) {
 	p.NominalX(names...)
 	p.Y.Min = 0
 	return p, nil
+}
+
+// cpuPerTxnByRate draws, for each system at each core count, the machine
+// CPU µs per transaction against the offered rate (a result of several
+// rates: mkstack bench --rate 4000,8000,16000), so each pair's curves can
+// be read side by side (nil if no point has the figure).
+func cpuPerTxnByRate(r *bench.Result) (*plot.Plot, error) {
+	p := newPlot(fmt.Sprintf("%s: machine CPU per transaction against offered rate", r.Workload),
+		"offered rate, thousand "+r.Workload.Unit(), "µs of CPU per transaction")
+	var lines []any
+	type series struct {
+		system string
+		cores  int
+	}
+	var seen []series
+	for _, pt := range r.Points {
+		s := series{pt.System, pt.Cores}
+		if pt.Err != "" || pt.CPUPerTxn() <= 0 || slices.Contains(seen, s) {
+			continue
+		}
+		seen = append(seen, s)
+		var xy plotter.XYs
+		for _, q := range r.Points {
+			if q.System == s.system && q.Cores == s.cores && q.Err == "" && q.CPUPerTxn() > 0 {
+				xy = append(xy, plotter.XY{X: q.OfferedRate / 1e3, Y: q.CPUPerTxn() * 1e6})
+			}
+		}
+		slices.SortFunc(xy, func(a, b plotter.XY) int { return cmpFloat(a.X, b.X) })
+		label := fmt.Sprintf("%s, %d cores", s.system, s.cores)
+		if s.cores == 1 {
+			label = s.system + ", 1 core"
+		}
+		lines = append(lines, label, xy)
+	}
+	if len(lines) == 0 {
+		return nil, nil
+	}
+	if err := plotutil.AddLinePoints(p, lines...); err != nil {
+		return nil, err
+	}
+	p.Y.Min = 0
+	return p, nil
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 // systems returns the systems with at least one figure, in run order.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/mkstack/mkstack/bench"
@@ -94,5 +95,25 @@ func TestWriteRateRefusesPeakResultsAndSkipsMissingFigures(t *testing.T) {
 	}
 	if paths, err := WriteRate(r, t.TempDir()); err != nil || len(paths) != 0 {
 		t.Errorf("no machine CPU figures: wrote %v, %v; want nothing", paths, err)
+	}
+}
+
+// TestWriteRateDrawsCPUAgainstOfferedRate: a result of several offered
+// rates is drawn as CPU per transaction against the offered rate.
+func TestWriteRateDrawsCPUAgainstOfferedRate(t *testing.T) {
+	r := rateResult()
+	more := slices.Clone(r.Points)
+	for i := range more {
+		more[i].OfferedRate *= 2
+		more[i].Count *= 2
+	}
+	r.Points = append(r.Points, more...)
+	dir := t.TempDir()
+	if _, err := WriteRate(r, dir); err != nil {
+		t.Fatal(err)
+	}
+	svg, err := os.ReadFile(filepath.Join(dir, "tcp-rr-cpu-per-txn.svg"))
+	if err != nil || !bytes.Contains(svg, []byte("against offered rate")) || !bytes.Contains(svg, []byte("linux-epoll, 1 core")) {
+		t.Errorf("svg: %v, %d bytes", err, len(svg))
 	}
 }

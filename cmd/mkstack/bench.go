@@ -34,6 +34,28 @@ type benchOptions struct {
 	gvisorPeer string
 	plots      bool
 	allowDirty bool
+	// rates are the fixed-rate mode's offered rates (none: peak).
+	rates []float64
+}
+
+// parseRates parses "16000" or "4000,8000,16000" into ascending distinct
+// positive rates.
+func parseRates(s string) ([]float64, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var out []float64
+	for f := range strings.SplitSeq(s, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || v <= 0 {
+			return nil, fmt.Errorf("%q: want positive transactions per second", f)
+		}
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 func runBench(args []string, stdout, stderr io.Writer) int {
@@ -48,7 +70,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		duration, warmup          time.Duration
 		conns                     int
 		transactions              uint64
-		rate                      float64
+		rates                     string
 	)
 	names := make([]string, len(bench.Workloads))
 	for i, w := range bench.Workloads {
@@ -61,7 +83,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&warmup, "warmup", time.Second, "load before each point is measured")
 	fs.IntVar(&conns, "conns", bench.DefaultConns, "connections (or UDP flows) per core, one request in flight each")
 	fs.Uint64Var(&transactions, "transactions", 0, "run each point until N transactions are done instead of for --duration (for instruction counts under callgrind)")
-	fs.Float64Var(&rate, "rate", 0, "the fixed-rate mode: pace the load at N transactions per second per point (open loop; http on the veth systems: h2load --rps) and report the whole machine's CPU per transaction; 0: peak")
+	fs.StringVar(&rates, "rate", "", "the fixed-rate mode: pace the load at N transactions per second per point (open loop; http on the veth systems: h2load --rps) and report the whole machine's CPU per transaction; a list (4000,16000) measures each rate; empty: peak")
 	fs.BoolVar(&o.allowDirty, "allow-dirty", false, "with --out inside this source tree, write the figures even though the tree has uncommitted changes (recorded in the JSON)")
 	fs.StringVar(&bench.HTTPClient, "http-client", "wrk", "the load generator of http at peak on the veth systems: wrk, h2load or go (a fixed rate always uses h2load)")
 	fs.StringVar(&o.out, "out", "", "write DIR/WORKLOAD.json, DIR/WORKLOAD.txt and the plots (SVG and PNG) there")
@@ -102,10 +124,16 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	if !slices.Contains(bench.HTTPClients, bench.HTTPClient) {
 		return bad("--http-client %q: want one of %s", bench.HTTPClient, strings.Join(bench.HTTPClients, ", "))
 	}
-	o.spec.Duration, o.spec.Warmup, o.spec.Conns, o.spec.Transactions, o.spec.Rate = duration, warmup, conns, transactions, rate
+	if o.rates, err = parseRates(rates); err != nil {
+		return bad("--rate: %v", err)
+	}
+	o.spec.Duration, o.spec.Warmup, o.spec.Conns, o.spec.Transactions = duration, warmup, conns, transactions
 	for _, w := range o.workloads {
 		s := o.spec
 		s.Workload = w
+		if len(o.rates) > 0 {
+			s.Rate = o.rates[0]
+		}
 		if err := s.Validate(); err != nil {
 			return bad("%v", err)
 		}
@@ -172,10 +200,26 @@ func benchMain(ctx context.Context, o benchOptions, stdout, stderr io.Writer) er
 				fmt.Fprintf(stdout, "%s %s, %d cores: %s %s\n", w, p.System, p.Cores, bench.FormatRate(p.Rate), p.Unit)
 			},
 		}
-		r, err := bench.Run(ctx, spec, ro)
-		if err != nil {
-			return err
+		// Each offered rate is a run of its own; their points go in one
+		// result, told apart by their offered rate.
+		rates := o.rates
+		if len(rates) == 0 {
+			rates = []float64{0} // peak
 		}
+		var r *bench.Result
+		for _, rate := range rates {
+			spec.Rate = rate
+			ri, err := bench.Run(ctx, spec, ro)
+			if err != nil {
+				return err
+			}
+			if r == nil {
+				r = ri
+			} else {
+				r.Points = append(r.Points, ri.Points...)
+			}
+		}
+		r.Finish()
 		r.Env.AllowDirty = o.allowDirty && strings.HasSuffix(r.Env.Commit, "+dirty")
 		var table bytes.Buffer
 		r.WriteTable(&table)
@@ -184,7 +228,7 @@ func benchMain(ctx context.Context, o benchOptions, stdout, stderr io.Writer) er
 			continue
 		}
 		base := filepath.Join(o.out, string(w))
-		if spec.Rate > 0 {
+		if len(o.rates) > 0 {
 			base += "-rate"
 		}
 		var js bytes.Buffer
@@ -200,7 +244,7 @@ func benchMain(ctx context.Context, o benchOptions, stdout, stderr io.Writer) er
 		written := []string{base + ".json", base + ".txt"}
 		if o.plots {
 			draw := plot.Write
-			if spec.Rate > 0 {
+			if len(o.rates) > 0 {
 				draw = plot.WriteRate
 			}
 			paths, err := draw(r, o.out)

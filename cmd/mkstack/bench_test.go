@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -87,7 +88,7 @@ func TestBenchAtAFixedRate(t *testing.T) {
 	dir := t.TempDir()
 	var out, errOut bytes.Buffer
 	code := run([]string{"bench", "--workload", "tcp-rr", "--cores", "1", "--systems", "mkstack-conn,linux",
-		"--duration", "400ms", "--warmup", "50ms", "--conns", "4", "--rate", "1000", "--out", dir}, &out, &errOut)
+		"--duration", "400ms", "--warmup", "50ms", "--conns", "4", "--rate", "1000,500", "--out", dir}, &out, &errOut)
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
 	}
@@ -100,15 +101,15 @@ func TestBenchAtAFixedRate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Rate != 1000 || len(r.Points) != 2 {
+	if len(r.Points) != 4 || fmt.Sprint(r.OfferedRates()) != "[500 1000]" {
 		t.Fatalf("%+v", r)
 	}
 	for _, p := range r.Points {
-		if p.Err != "" || p.OfferedRate != 1000 || p.Rate > 1100 || p.CPUPerTxn() <= 0 {
+		if p.Err != "" || p.Rate > 1.1*p.OfferedRate || p.CPUPerTxn() <= 0 {
 			t.Errorf("point %+v", p)
 		}
 	}
-	if !strings.Contains(out.String(), "machine CPU per transaction") {
+	if !strings.Contains(out.String(), "at 500 offered (net.Conn)") || !strings.Contains(out.String(), "machine CPU per transaction") {
 		t.Errorf("output lacks the CPU-per-transaction ratio:\n%s", out.String())
 	}
 	if _, err := os.Stat(filepath.Join(dir, "tcp-rr-cpu-per-txn.svg")); err != nil {
