@@ -47,7 +47,8 @@ package stack
 // burst's data of a connection (GRO-like), then the application's answer
 // with the ACK riding on it, then a pure ACK only if one is still owed
 // (out of order, a filled hole, a FIN, every second segment, a short
-// segment the application has read), else the delayed-ACK timer.
+// segment the application has read, any segment while data starts to
+// flow: TCPConfig.QuickACKs), else the delayed-ACK timer.
 //
 // ## Send path
 //
@@ -55,7 +56,9 @@ package stack
 // as the peer's window and the congestion window allow (a burst,
 // GSO-like); retransmission copies from the ring again, so no packet
 // buffer is held while waiting for an ACK. Nagle (unless NoDelay) and
-// sender-side silly window avoidance hold back short segments.
+// sender-side silly window avoidance hold back short segments. PSH ends
+// each Write and, as in Linux, each GSO-sized packet of a burst
+// (TCPConfig.DisableBurstPush).
 //
 // ## Loss recovery and congestion control
 //
@@ -142,11 +145,31 @@ type TCPConfig struct {
 	// DelayedACK is the longest an ACK waits for a second segment or for
 	// data to ride on (default 40ms, Linux's minimum).
 	DelayedACK time.Duration
+	// QuickACKs is how many segments are acknowledged at once, each
+	// without the delayed ACK, when data starts to flow: at a
+	// connection's first data and again when the peer resumes after
+	// being silent for longer than the retransmission timeout (default
+	// 16; negative: none, every ACK may wait). Linux does this (its
+	// quickack mode, icsk_ack.quick, at most TCP_MAX_QUICKACKS = 16 and
+	// at most half the receive window in segments): a sender in slow
+	// start grows its window by the ACKs it gets, and a receiver that
+	// delays them at the start holds the transfer back by a delayed-ACK
+	// time per round trip. As in Linux, a connection in interactive
+	// (ping-pong) mode still lets the ACK of a request wait for the reply.
+	QuickACKs int
 	// Congestion names the default congestion control: "cubic" (the
 	// default) or "newreno".
 	Congestion string
 	// DisableSACK and DisableTimestamps stop offering those options.
 	DisableSACK, DisableTimestamps bool
+	// DisableBurstPush marks PSH only on the segment that ends a Write.
+	// By default, as Linux does, a burst of new data is also cut into
+	// the packets Linux's GSO would make of it (tcp_tso_autosize: about
+	// a millisecond at its pacing rate, at least 2 segments, at most 64
+	// KiB) and the last segment of each carries PSH: Linux forces PSH on
+	// every GSO packet so that the receiver's GRO hands it up at once
+	// instead of holding it for more.
+	DisableBurstPush bool
 	// MaxOutOfOrder bounds the holes the receive side tracks (default 16);
 	// a segment that would need more is dropped and counted.
 	MaxOutOfOrder int
@@ -194,6 +217,9 @@ func (c *TCPConfig) setDefaults() {
 	defDur(&c.MaxRTO, 60*time.Second)
 	def(&c.MaxRetries, 15)
 	defDur(&c.DelayedACK, 40*time.Millisecond)
+	if c.QuickACKs == 0 {
+		c.QuickACKs = 16
+	}
 	if c.Congestion == "" {
 		c.Congestion = "cubic"
 	}
@@ -525,10 +551,11 @@ type TCPConn struct {
 	noDelay, keepAlive, released, portPicked bool
 
 	// finQueued: the application closed; a FIN follows the last byte.
-	// finSent and finSeq: the FIN's sequence number once sent.
-	finQueued, finSent bool
-	finSeq             uint32
-	peerFIN            bool
+	// finSent and finSeq: the FIN's sequence number once sent; finBare:
+	// it went in a segment of its own, without data.
+	finQueued, finSent, finBare bool
+	finSeq                      uint32
+	peerFIN                     bool
 	// A FIN that arrived beyond a hole, processed when the hole fills.
 	peerFINPending bool
 	peerFINSeq     uint32
@@ -552,6 +579,8 @@ type TCPConn struct {
 	// to send ends the mode. lastDataIn is when data last arrived.
 	pingpong   bool
 	lastDataIn int64
+	// quickACKs counts the ACKs still to send at once (TCPConfig.QuickACKs).
+	quickACKs int
 
 	// Loss recovery (RFC 5681, 6582, 6675). sacked is the SACK
 	// scoreboard above sndUna, sorted.
@@ -567,6 +596,7 @@ type TCPConn struct {
 	lastRecv               int64
 	holeRexmitAt           int64 // when the hole at sndUna was last resent
 	tlpArmed, tlpOut       bool  // the RTO timer is a tail loss probe; one went
+	rtoAt                  int64 // when the timeout behind an armed probe is due
 
 	// RFC 6298 state, in nanoseconds. rttSeq is the sequence number whose
 	// ACK completes the running measurement (rttTiming).
@@ -705,6 +735,12 @@ func (c *TCPConn) Err() error { return c.err }
 
 // Buffered returns the bytes waiting to be read.
 func (c *TCPConn) Buffered() int { return c.rcvBuf.len() }
+
+// MSS returns the most payload a segment of the connection carries: the
+// peer's MSS, or the path's if smaller, less the options every segment
+// carries (timestamps). It is what Linux's getsockopt(TCP_MAXSEG)
+// returns on a connected socket (tp->mss_cache).
+func (c *TCPConn) MSS() int { return c.dataMSS() }
 
 // WriteSpace returns how many bytes Write would take now.
 func (c *TCPConn) WriteSpace() int { return c.sndBuf.free() }

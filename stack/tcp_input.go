@@ -267,11 +267,6 @@ func (c *TCPConn) input(seg *tcpSegment) DropReason {
 		return DropNone
 	}
 	c.lastRecv = now
-	// TS.Recent follows the segment that covers the last ACK we sent
-	// (RFC 7323 4.3).
-	if c.tsOK && seg.opts.HasTimestamps && seqLEQ(seg.seq, c.lastAckSent) && seqGEQ(seg.opts.TSVal, c.tsRecent) {
-		c.tsRecent, c.tsRecentAt = seg.opts.TSVal, now
-	}
 	// Trim what we already have from the front, what lies past the window
 	// from the back (a FIN beyond the window is not yet seen).
 	if seqLT(seg.seq, c.rcvNxt) {
@@ -303,6 +298,7 @@ func (c *TCPConn) input(seg *tcpSegment) DropReason {
 			c.rttTiming = false
 			c.updateRTT(c.t.s.now - c.rttStart)
 		}
+		c.takeTimestamp(seg) // before the handler writes with it
 		c.established()
 		if c.state == tcpClosed {
 			return DropNone
@@ -319,6 +315,7 @@ func (c *TCPConn) input(seg *tcpSegment) DropReason {
 		c.challengeACK()
 		return DropTCPChallenged
 	}
+	c.takeTimestamp(seg)
 	c.processACK(seg)
 	if c.state == tcpClosed {
 		return DropNone
@@ -369,6 +366,9 @@ func (c *TCPConn) input(seg *tcpSegment) DropReason {
 			c.rcvNxt += uint32(n)
 			c.segsUnacked++
 			c.rxEvent = true
+			if c.lastDataIn == 0 || c.t.s.now-c.lastDataIn > c.rto {
+				c.enterQuickACK() // data starts, or resumes after a silence
+			}
 			c.lastDataIn = c.t.s.now
 			// A short segment ends what the peer had to send for now
 			// (Linux's ICSK_ACK_PUSHED): once the application has read
@@ -417,6 +417,18 @@ func (c *TCPConn) input(seg *tcpSegment) DropReason {
 		c.schedule() // output may be possible after the ACK
 	}
 	return DropNone
+}
+
+// takeTimestamp records the TSval of an acceptable segment, one whose
+// sequence number and ACK both passed, in TS.Recent if the segment covers
+// the last ACK we sent (RFC 7323 4.3). A segment dropped for its ACK (of
+// data never sent, or too old) does not count: its timestamp would
+// otherwise make PAWS drop the connection's real segments. Linux updates
+// it at the same point (tcp_ack, FLAG_UPDATE_TS_RECENT).
+func (c *TCPConn) takeTimestamp(seg *tcpSegment) {
+	if c.tsOK && seg.opts.HasTimestamps && seqLEQ(seg.seq, c.lastAckSent) && seqGEQ(seg.opts.TSVal, c.tsRecent) {
+		c.tsRecent, c.tsRecentAt = seg.opts.TSVal, c.t.s.now
+	}
 }
 
 // takeFIN consumes the peer's FIN once every byte before it has arrived.
@@ -669,8 +681,9 @@ func (c *TCPConn) schedule() {
 // the burst's in-order data at once, GRO-like), sends what the
 // application wrote in response with the ACK riding on it, and only then
 // sends a pure ACK if one is still owed: at once when asked (out of
-// order, a filled hole, a FIN, a window update) or for every second
-// segment, otherwise after DelayedACK.
+// order, a filled hole, a FIN, a window update), for every second
+// segment, or for each while data starts to flow (quick ACKs, unless
+// interactive), otherwise after DelayedACK.
 func (t *tcpTable) flushPending() {
 	for i := 0; i < len(t.pending); i++ {
 		c := t.pending[i]
@@ -700,13 +713,30 @@ func (t *tcpTable) flushPending() {
 		}
 		c.output()
 		switch {
-		case c.ackNow || c.segsUnacked >= 2 || c.pushed && !c.pingpong && c.segsUnacked > 0 && c.rcvBuf.len() == 0:
+		case c.ackNow || c.segsUnacked >= 2 || c.segsUnacked > 0 && !c.pingpong && (c.quickACKs > 0 || c.pushed && c.rcvBuf.len() == 0):
 			c.sendACK()
 		case c.segsUnacked > 0 && !c.delackTimer.Pending():
 			t.s.wheel.Schedule(&c.delackTimer, t.s.now+int64(t.cfg.DelayedACK))
 		}
 	}
 	t.pending = t.pending[:0]
+}
+
+// enterQuickACK starts acknowledging each segment at once
+// (TCPConfig.QuickACKs), as Linux's tcp_incr_quickack: for as many
+// segments as half the receive window holds, at least 2, at most
+// QuickACKs.
+func (c *TCPConn) enterQuickACK() {
+	limit := c.t.cfg.QuickACKs
+	if limit <= 0 {
+		return
+	}
+	// The window last advertised: the free space and what came since.
+	q := (c.rcvBuf.free() + int(c.rcvNxt-c.lastAckSent)) / (2 * c.sndMSS)
+	if q == 0 {
+		q = 2
+	}
+	c.quickACKs = max(c.quickACKs, min(q, limit))
 }
 
 // deliverError takes an ICMP error quoting a segment of connection id with

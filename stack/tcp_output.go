@@ -121,6 +121,9 @@ func (c *TCPConn) emit(seq uint32, flags header.TCPFlags, n int) (*nicq.Buf, []b
 // transmit sends a segment built by emit; as it carries our ACK, any owed
 // ACK is paid.
 func (c *TCPConn) transmit(b *nicq.Buf) {
+	if c.quickACKs > 0 && (c.segsUnacked > 0 || c.ackNow) {
+		c.quickACKs-- // one of the quick ACKs went (Linux's tcp_dec_quickack_mode)
+	}
 	c.lastAckSent = c.rcvNxt
 	c.segsUnacked = 0
 	c.ackNow, c.pushed = false, false
@@ -150,9 +153,15 @@ func (c *TCPConn) sendProbe() {
 	}
 }
 
-// sendReset resets the connection (Abort, a full accept queue).
+// sendReset resets the connection (Abort, a full accept queue). With
+// timestamps agreed it carries them, as RFC 7323 3.2 recommends (and
+// Linux does), so a peer's PAWS check does not drop it.
 func (c *TCPConn) sendReset() {
-	b, _ := c.t.segment(c.id, c.sndMax, c.rcvNxt, tcpFlagsRSTACK, 0, nil, 0, 0)
+	var o *header.TCPOptions
+	if c.tsOK {
+		o = &header.TCPOptions{HasTimestamps: true, TSVal: c.tsNow(), TSEcr: c.tsRecent}
+	}
+	b, _ := c.t.segment(c.id, c.sndMax, c.rcvNxt, tcpFlagsRSTACK, 0, o, 0, 0)
 	if b == nil {
 		return
 	}
@@ -197,18 +206,19 @@ func (c *TCPConn) sendSYN() {
 }
 
 // sendData sends up to n bytes from sequence number seq (at or above
-// sndUna, with the bytes in the send ring); fin adds our FIN after them.
+// sndUna, with the bytes in the send ring); fin adds our FIN after them,
+// push PSH (which the segment ending the last Write always carries).
 // It returns how many bytes went (fewer than n when the segment's options
 // needed the room, and then no FIN) and false when no buffer was free.
-func (c *TCPConn) sendData(seq uint32, n int, fin bool) (sent int, finSent, ok bool) {
+func (c *TCPConn) sendData(seq uint32, n int, fin, push bool) (sent int, finSent, ok bool) {
 	flags := tcpFlagsACK
 	if fin {
 		flags |= tcpFlagsFIN
 	}
 	off := int(seq - c.sndUna)
 	n = min(n, c.sndBuf.len()-off) // never past the data (the FIN is not a byte)
-	if n > 0 && off+n == c.sndBuf.len() {
-		flags |= tcpFlagsPSH
+	if n > 0 && (push || off+n == c.sndBuf.len()) {
+		flags |= tcpFlagsPSH // the end of the last Write, or of a GSO-sized packet
 	}
 	b, p := c.emit(seq, flags, n)
 	if b == nil {
@@ -225,8 +235,28 @@ func (c *TCPConn) sendData(seq uint32, n int, fin bool) (sent int, finSent, ok b
 
 // output sends what the windows allow from the send ring, then the FIN if
 // the application closed and every byte has gone. In recovery, holes go
-// before new data. A write of many segments leaves as one burst.
+// before new data. A write of many segments leaves as one burst, and the
+// retransmission timer (or tail loss probe) starts once the whole burst
+// has gone: RFC 8985 7.2 times the probe by the flight after sending, so
+// a burst is not probed as if its first segment were alone. New data
+// (or our FIN) sent while a probe is armed restarts the probe, as RFC
+// 8985 7.2 asks, but not the timeout behind it (RFC 6298 5.1).
 func (c *TCPConn) output() {
+	nxt, high := c.sndNxt, c.sndMax
+	c.sendNew()
+	switch {
+	case c.sndNxt == nxt:
+	case !c.rtoTimer.Pending():
+		c.armRTO()
+	case c.tlpArmed && seqGT(c.sndMax, high):
+		c.armTimer(c.rtoAt)
+	}
+}
+
+// sendNew is output's loop. Unless DisableBurstPush, it cuts the burst
+// into the packets Linux's GSO would send (gsoSegs) and marks the last
+// segment of each with PSH, as Linux does.
+func (c *TCPConn) sendNew() {
 	switch c.state {
 	case tcpEstablished, tcpCloseWait, tcpFinWait1, tcpLastAck, tcpClosing:
 	default:
@@ -237,45 +267,37 @@ func (c *TCPConn) output() {
 		}
 	}
 	mss := c.dataMSS()
+	gso, pos := 0, 0 // the size of a GSO packet, and the segments of this one sent
+	if !c.t.cfg.DisableBurstPush {
+		gso = c.gsoSegs(mss)
+	}
 	for {
-		if c.finSent && seqGT(c.sndNxt, c.finSeq) {
-			return // everything, FIN included, is in flight
-		}
-		off := int(c.sndNxt - c.sndUna)
-		avail := c.sndBuf.len() - off
-		wndRoom := int(int32(c.sndUna + c.sndWnd - c.sndNxt))
-		cwndRoom := c.cc.Cwnd() - c.pipe()
-		if !c.inRecovery && c.dupAcks > 0 {
-			cwndRoom += min(c.dupAcks, 2) * mss // limited transmit (RFC 3042)
-		}
-		n := max(0, min(avail, wndRoom, cwndRoom, mss))
-		fin := c.finQueued && n == avail
-		if n == 0 && !fin {
-			if avail > 0 && wndRoom <= 0 && c.sndUna == c.sndNxt {
+		n, fin, stop, persist := c.nextSegment(mss)
+		if stop {
+			if persist {
 				c.armPersist()
 			}
 			return
 		}
-		if n < mss && !fin {
-			switch {
-			case n < avail && cwndRoom <= n:
-				return // the congestion window is full: wait for ACKs
-			case n < avail:
-				// The peer's window limits: sender SWS avoidance (RFC
-				// 9293 3.8.6.2.1) sends a small segment only if it is
-				// half the largest window the peer offered.
-				if n < int(c.maxSndWnd/2) {
-					if c.sndUna == c.sndNxt {
-						c.armPersist()
-					}
-					return
-				}
-			case !c.noDelay && c.sndNxt != c.sndUna:
-				return // Nagle: a short tail waits for the outstanding ACK
+		seq := c.sndNxt
+		// The last segment of a GSO packet of two or more: the packet is
+		// full, or the burst ends after this segment. Only new data: what
+		// goes again after a timeout is resent as Linux resends, segment
+		// by segment.
+		push := false
+		if gso > 0 && !fin && seqGEQ(seq, c.sndMax) {
+			end := pos+1 == gso
+			if !end {
+				c.sndNxt = seq + uint32(n)
+				_, _, end, _ = c.nextSegment(mss)
+				c.sndNxt = seq
+			}
+			push = end && pos > 0
+			if pos++; end {
+				pos = 0
 			}
 		}
-		seq := c.sndNxt
-		sent, finOut, ok := c.sendData(seq, n, fin)
+		sent, finOut, ok := c.sendData(seq, n, fin, push)
 		if !ok {
 			c.armRTO() // try again when the pool has refilled
 			return
@@ -289,23 +311,87 @@ func (c *TCPConn) output() {
 		c.sndNxt += uint32(sent)
 		if finOut {
 			c.finSent, c.finSeq = true, c.sndNxt
+			c.finBare = sent == 0
 			c.sndNxt++
 		}
 		if seqGT(c.sndNxt, c.sndMax) {
 			c.sndMax = c.sndNxt
 		}
-		if !c.rtoTimer.Pending() {
-			c.armRTO()
+	}
+}
+
+// nextSegment decides the segment of new data to send at sndNxt: n bytes,
+// and whether our FIN follows them. stop says nothing goes now; persist
+// that the peer's window holds data back with nothing in flight.
+func (c *TCPConn) nextSegment(mss int) (n int, fin, stop, persist bool) {
+	if c.finSent && seqGT(c.sndNxt, c.finSeq) {
+		return 0, false, true, false // everything, FIN included, is in flight
+	}
+	off := int(c.sndNxt - c.sndUna)
+	avail := c.sndBuf.len() - off
+	wndRoom := int(int32(c.sndUna + c.sndWnd - c.sndNxt))
+	cwndRoom := c.cc.Cwnd() - c.pipe()
+	if !c.inRecovery && c.dupAcks > 0 {
+		cwndRoom += min(c.dupAcks, 2) * mss // limited transmit (RFC 3042)
+	}
+	n = max(0, min(avail, wndRoom, cwndRoom, mss))
+	fin = c.finQueued && n == avail
+	if n == 0 && !fin {
+		return 0, false, true, avail > 0 && wndRoom <= 0 && c.sndUna == c.sndNxt
+	}
+	if n < mss && !fin {
+		switch {
+		case n < avail && cwndRoom <= n:
+			return 0, false, true, false // the congestion window is full: wait for ACKs
+		case n < avail:
+			// The peer's window limits: sender SWS avoidance (RFC
+			// 9293 3.8.6.2.1) sends a small segment only if it is
+			// half the largest window the peer offered.
+			if n < int(c.maxSndWnd/2) {
+				return 0, false, true, c.sndUna == c.sndNxt
+			}
+		case !c.noDelay && c.sndNxt != c.sndUna:
+			return 0, false, true, false // Nagle: a short tail waits for the outstanding ACK
 		}
 	}
+	return n, fin, false, false
+}
+
+// gsoSegs is how many segments of mss bytes Linux would put in one GSO
+// packet now (tcp_tso_autosize): what its pacing rate sends in about a
+// millisecond (2^-10 s) plus, on a short path, up to 64 KiB more (64 KiB
+// >> RTT/512µs), at least 2 and at most 64 KiB. Its pacing rate is the
+// congestion window (or the flight, if larger) per smoothed RTT, twice
+// that while the window is below half the slow start threshold and 1.2
+// times after; with no RTT sample yet it is unbounded.
+func (c *TCPConn) gsoSegs(mss int) int {
+	const gsoMax = 64 << 10
+	if c.srtt <= 0 {
+		return max(gsoMax/mss, 2)
+	}
+	ratio := int64(120)
+	if c.cc.Cwnd() < c.cc.Ssthresh()/2 {
+		ratio = 200
+	}
+	window := int64(max(c.cc.Cwnd(), int(c.sndMax-c.sndUna)))
+	bytes := window * ratio * 1e7 / c.srtt >> 10 // (window * ratio/100 / srtt in seconds) >> 10
+	if r := c.srtt / 1000 >> 9; r < 32 {
+		bytes += gsoMax >> r
+	}
+	return max(int(min(bytes, gsoMax))/mss, 2)
 }
 
 // armRTO (re)starts the retransmission timer. While a flight of data is
 // out and no probe has gone for it, the timer first fires as a tail loss
 // probe (RFC 8985 7) after two smoothed RTTs: a lost last segment or a
 // lost last ACK then costs a round trip instead of a timeout.
-func (c *TCPConn) armRTO() {
-	due := c.rto
+func (c *TCPConn) armRTO() { c.armTimer(c.t.s.now + c.rto) }
+
+// armTimer arms the retransmission timer for the timeout at rtoAt, or
+// for a tail loss probe before it (see armRTO).
+func (c *TCPConn) armTimer(rtoAt int64) {
+	due := rtoAt
+	c.rtoAt = rtoAt
 	c.tlpArmed = false
 	if !c.tlpOut && !c.inRecovery && c.srtt > 0 && c.synchronized() && c.retries == 0 {
 		pto := 2 * c.srtt
@@ -313,11 +399,11 @@ func (c *TCPConn) armRTO() {
 			pto += int64(c.t.cfg.DelayedACK) // the peer may delay its ACK of one segment
 		}
 		pto = max(pto, int64(c.t.s.wheel.Tick())*2)
-		if pto < due {
-			due, c.tlpArmed = pto, true
+		if c.t.s.now+pto < due {
+			due, c.tlpArmed = c.t.s.now+pto, true
 		}
 	}
-	c.t.s.wheel.Schedule(&c.rtoTimer, c.t.s.now+due)
+	c.t.s.wheel.Schedule(&c.rtoTimer, due)
 }
 
 // sendTailProbe sends new data if the peer's window takes it, otherwise
@@ -333,7 +419,7 @@ func (c *TCPConn) sendTailProbe() {
 	if c.sndNxt == c.sndMax && avail > 0 && wndRoom > 0 {
 		n := min(avail, wndRoom, mss)
 		seq := c.sndNxt
-		if sent, _, ok := c.sendData(seq, n, false); ok {
+		if sent, _, ok := c.sendData(seq, n, false, false); ok {
 			c.sndNxt += uint32(sent)
 			c.sndMax = c.sndNxt
 		}
@@ -345,10 +431,13 @@ func (c *TCPConn) sendTailProbe() {
 		end = c.finSeq
 	}
 	n := min(mss, int(end-c.sndUna))
+	if fin && c.finBare {
+		n = 0 // the last segment sent was the FIN alone: so is the probe
+	}
 	if n <= 0 && !fin {
 		return
 	}
-	if _, _, ok := c.sendData(end-uint32(n), n, fin); ok {
+	if _, _, ok := c.sendData(end-uint32(n), n, fin, false); ok {
 		t.stats.Retransmits++
 	}
 }
@@ -433,7 +522,7 @@ func (c *TCPConn) onPersist(*timerT) {
 	t.stats.PersistProbes++
 	if room := int(int32(c.sndUna + c.sndWnd - c.sndNxt)); room > 0 {
 		seq := c.sndNxt
-		if sent, _, ok := c.sendData(seq, min(room, c.dataMSS(), avail), false); ok && sent > 0 {
+		if sent, _, ok := c.sendData(seq, min(room, c.dataMSS(), avail), false, false); ok && sent > 0 {
 			c.sndNxt += uint32(sent)
 			if seqGT(c.sndNxt, c.sndMax) {
 				c.sndMax = c.sndNxt

@@ -211,7 +211,11 @@ func (c *TCPConn) enterRecovery() {
 		t.stats.SACKRecoveries++
 	}
 	// The first hole goes at once, whatever the window (RFC 5681 3.2).
+	// A tail loss probe still pending becomes the retransmission timer,
+	// restarted by the retransmission as Linux does: no probe is sent in
+	// recovery (RFC 8985 7.2).
 	c.retransmitHole(true)
+	c.armRTO()
 	c.schedule()
 }
 
@@ -289,7 +293,7 @@ func (c *TCPConn) retransmitHole(force bool) bool {
 	if !force && c.cc.Cwnd()-c.pipe() < n {
 		return false
 	}
-	sent, _, ok := c.sendData(seq, n, false)
+	sent, _, ok := c.sendData(seq, n, false, false)
 	if !ok || sent == 0 {
 		return false
 	}

@@ -643,3 +643,13 @@ func runIsolated(f func(t *testing.T)) bool {
 	}()
 	return <-done
 }
+
+// burstFlags are the flags of the i-th full segment of a burst at the
+// low rates of most scripts: PSH ends each GSO-sized packet of two
+// segments (TCPConfig.DisableBurstPush).
+func burstFlags(i int) string {
+	if i%2 == 1 {
+		return "P."
+	}
+	return "."
+}

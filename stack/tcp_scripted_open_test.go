@@ -62,7 +62,7 @@ func TestTCPScriptTimeWaitReusedByNewerSYN(t *testing.T) {
 		in(ms(450), tseg{f: ".", seq: 1, ack: 1}),
 		do(ms(450), wantState("ESTABLISHED")),
 		in(ms(460), tseg{f: "P.", seq: 1, ack: 1, n: 10}),
-		out(ms(500), tseg{f: ".", seq: 1, ack: 11}),
+		out(ms(460), tseg{f: ".", seq: 1, ack: 11}), // the first data: a quick ACK
 	}))
 }
 
@@ -147,7 +147,7 @@ func TestTCPScriptSYNFloodFallsBackToSYNCookies(t *testing.T) {
 				h.t.Fatalf("MSS %d, %d bytes buffered, SYN queue %d", h.conn.sndMSS, h.conn.Buffered(), h.l.synCount)
 			}
 		}),
-		out(ms(240), tseg{f: ".", seq: 1, ack: 6}),
+		out(ms(200), tseg{f: ".", seq: 1, ack: 6}), // the first data: a quick ACK
 		do(ms(250), write(1000)),
 		out(ms(250), tseg{f: "P.", seq: 1, ack: 6, n: 1000}),
 		in(ms(260), tseg{f: ".", seq: 6, ack: 1001}),
@@ -251,10 +251,10 @@ func TestTCPScriptOptionNegotiationPassive(t *testing.T) {
 			tail := min(100, tc.mss/2)
 			h.run(steps(passiveOpen(tc.syn, tc.synack), []step{
 				in(ms(200), tseg{f: "P.", seq: 1, ack: 1, n: 10}),
-				out(ms(240), tseg{f: ".", seq: 1, ack: 11, win: tc.win, opts: ackOpts}),
+				out(ms(200), tseg{f: ".", seq: 1, ack: 11, win: tc.win, opts: ackOpts}), // a quick ACK
 				do(ms(300), write(2*tc.mss+tail)),
 				out(ms(300), tseg{f: ".", seq: 1, ack: 11, n: tc.mss}),
-				out(ms(300), tseg{f: ".", seq: 1 + int64(tc.mss), ack: 11, n: tc.mss}),
+				out(ms(300), tseg{f: "P.", seq: 1 + int64(tc.mss), ack: 11, n: tc.mss}), // the end of a GSO-sized packet
 				out(ms(300), tseg{f: "P.", seq: 1 + 2*int64(tc.mss), ack: 11, n: tail}),
 				in(ms(400), tseg{f: ".", seq: 11, ack: 2*int64(tc.mss) + int64(tail) + 1}),
 				do(ms(400), func(h *tcpScript) {

@@ -56,7 +56,7 @@ func TestTCPScriptRSTAtRcvNxtResets(t *testing.T) {
 		{"ESTABLISHED, RST|ACK", nil, tseg{f: "R.", seq: 1, ack: 1}, ErrConnectionReset},
 		{"after data, RST at the new RCV.NXT", []step{
 			in(ms(150), tseg{f: "P.", seq: 1, ack: 1, n: 100}),
-			out(ms(190), tseg{f: ".", seq: 1, ack: 101}),
+			out(ms(150), tseg{f: ".", seq: 1, ack: 101}), // the first data: a quick ACK
 		}, tseg{f: "R", seq: 101}, ErrConnectionReset},
 		{"CLOSE-WAIT", []step{
 			in(ms(150), tseg{f: "F.", seq: 1, ack: 1}),
@@ -105,9 +105,9 @@ func TestTCPScriptRSTInWindowGetsChallengeACKOutOfWindowIgnored(t *testing.T) {
 		none(ms(300)),
 		do(ms(300), wantState("ESTABLISHED")),
 		do(ms(300), wantStat("challenge ACKs", challengeACKs, 2)),
-		// The connection still works: data in, delayed ACK out.
+		// The connection still works: data in, (quick) ACK out.
 		in(ms(400), tseg{f: "P.", seq: 1, ack: 1, n: 10}),
-		out(ms(440), tseg{f: ".", seq: 1, ack: 11}),
+		out(ms(400), tseg{f: ".", seq: 1, ack: 11}),
 	}))
 }
 
@@ -197,8 +197,8 @@ func TestTCPScriptACKOutsideTheAcceptableRangeIsDropped(t *testing.T) {
 		do(ms(210), wantStat("challenge ACKs", challengeACKs, 1)),
 		// SND.UNA - MAX.SND.WND exactly: acceptable.
 		in(ms(220), tseg{f: "P.", seq: 1, ack: 1 - 65535, n: 10}),
+		out(ms(220), tseg{f: ".", seq: 1, ack: 11}), // the first data taken: a quick ACK
 		do(ms(220), buffered(10)),
-		out(ms(260), tseg{f: ".", seq: 1, ack: 11}),
 		do(ms(260), wantState("ESTABLISHED")),
 	}))
 }
@@ -280,7 +280,9 @@ func TestTCPScriptSimultaneousClose(t *testing.T) {
 // Half close: after CloseWrite the stack's FIN goes, and the peer keeps
 // sending; the data arrives and is acknowledged until the peer's FIN.
 func TestTCPScriptHalfCloseThePeerKeepsSending(t *testing.T) {
-	h := newTCPScript(t, func(c *Config) { c.TCP.MSL = time.Second })
+	// Without quick ACKs, to see the ACK of every second segment and the
+	// delayed ACK in FIN-WAIT-2 too.
+	h := newTCPScript(t, func(c *Config) { c.TCP.MSL = time.Second; c.TCP.QuickACKs = -1 })
 	h.listen()
 	var got []byte
 	h.run(steps(scriptMSS1000(), []step{

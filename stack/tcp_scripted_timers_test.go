@@ -72,7 +72,7 @@ func TestTCPScriptFastRetransmitAfterThreeDuplicateACKs(t *testing.T) {
 	h.listen()
 	var flight []step
 	for i := range 10 { // the initial window: 10 segments
-		flight = append(flight, out(ms(200), tseg{f: ".", seq: 1 + int64(i)*1000, ack: 1, n: 1000}))
+		flight = append(flight, out(ms(200), tseg{f: burstFlags(i), seq: 1 + int64(i)*1000, ack: 1, n: 1000}))
 	}
 	dup := tseg{f: ".", seq: 1, ack: 1}
 	h.run(steps(scriptMSS1000(), []step{
@@ -103,15 +103,15 @@ func TestTCPScriptTwoDuplicateACKsDoNotRetransmit(t *testing.T) {
 	h.run(steps(scriptMSS1000(), []step{
 		do(ms(200), write(3000)),
 		out(ms(200), tseg{f: ".", seq: 1, ack: 1, n: 1000}),
-		out(ms(200), tseg{f: ".", seq: 1001, ack: 1, n: 1000}),
-		out(ms(200), tseg{f: "P.", seq: 2001, ack: 1, n: 1000}),
+		out(ms(200), tseg{f: "P.", seq: 1001, ack: 1, n: 1000}), // the end of a GSO-sized packet
+		out(ms(200), tseg{f: "P.", seq: 2001, ack: 1, n: 1000}), // the end of the write
 		in(ms(250), dup),
 		in(ms(251), dup),
-		none(ms(439)),
+		none(ms(399)),
 		// The tail loss probe resends the last segment. (Its timer was
-		// armed as the first segment of the burst left, when one segment
-		// was in flight: 2*SRTT + the peer's delayed ACK, 240 ms.)
-		out(ms(440), tseg{f: "P.", seq: 2001, ack: 1, n: 1000}),
+		// armed once the burst had left, three segments in flight: 2*SRTT,
+		// 200 ms, without the allowance for a delayed ACK of one segment.)
+		out(ms(400), tseg{f: "P.", seq: 2001, ack: 1, n: 1000}),
 		in(ms(450), tseg{f: ".", seq: 1, ack: 3001}),
 		do(ms(450), wantStat("fast retransmits", func(s *TCPStats) uint64 { return s.FastRetransmits }, 0)),
 		none(ms(5000)),
@@ -126,11 +126,7 @@ func TestTCPScriptSACKRepairsSeveralLossesInOneRoundTrip(t *testing.T) {
 	h.listen()
 	var flight []step
 	for i := range 10 {
-		f := "."
-		if i == 9 {
-			f = "P."
-		}
-		flight = append(flight, out(ms(200), tseg{f: f, seq: 1 + int64(i)*1000, ack: 1, n: 1000}))
+		flight = append(flight, out(ms(200), tseg{f: burstFlags(i), seq: 1 + int64(i)*1000, ack: 1, n: 1000}))
 	}
 	a := func(at int, ack int64, sack ...[2]int64) step {
 		return in(ms(at), tseg{f: ".", seq: 1, ack: ack, sack: sack})
@@ -236,7 +232,7 @@ func TestTCPScriptNoKeepAliveByDefault(t *testing.T) {
 // an out-of-order segment at once, with a SACK block, and the segment
 // that fills the hole at once too.
 func TestTCPScriptDelayedACK(t *testing.T) {
-	h := newTCPScript(t, nil)
+	h := newTCPScript(t, func(c *Config) { c.TCP.QuickACKs = -1 }) // the delayed ACK from the first segment
 	h.listen()
 	d := func(at int, seq int64) step { return in(ms(at), tseg{f: ".", seq: seq, ack: 1, n: 1000}) }
 	h.run(steps(passiveOpen(synOpts(1000, "sack"), synOpts(1460, "sack")), []step{

@@ -341,7 +341,9 @@ func TestScriptedResetsToAClosedPort(t *testing.T) {
 
 func TestScriptedPassiveOpenAnswersWithSYNACKAndOptions(t *testing.T) {
 	n := newTestNet(t)
-	s := n.add("10.0.0.2/24", nil)
+	// Without quick ACKs, so that the first segment of data shows the
+	// delayed ACK.
+	s := n.add("10.0.0.2/24", func(c *Config) { c.TCP.QuickACKs = -1 })
 	s.LearnNeighbour(ip4("10.0.0.9"), header.MAC{2, 0, 0, 0, 0, 9})
 	l, _ := s.ListenTCP(80, TCPListenOptions{})
 	injectTCP(t, n, s, n.pools[0], scriptSeg{sport: 4000, dport: 80, seq: 5000, flags: header.TCPFlagSYN, wnd: 8192})

@@ -171,6 +171,7 @@ func (p *plugin) tcpConfig() stack.TCPConfig {
 		MaxRTO:     120 * time.Second, // TCP_RTO_MAX
 		MaxRetries: 15,
 		DelayedACK: 40 * time.Millisecond,
+		QuickACKs:  16, // TCP_MAX_QUICKACKS
 		// Linux's tcp_rmem/tcp_wmem defaults before defaults.sh runs.
 		ReceiveBuffer: 6 << 20,
 		SendBuffer:    256 << 10,

@@ -812,6 +812,11 @@ func (p *plugin) getsockopt(tid, fd, level, name int, val *[]byte) (int, syscall
 			return put(s.rcvBuf)
 		case level == solTCP && name == tcpNodelay:
 			return put(b2i(s.noDelay))
+		case level == solTCP && name == tcpMaxseg:
+			if s.conn != nil && !s.conn.Closed() {
+				return put(s.conn.MSS())
+			}
+			return put(536) // Linux's TCP_MSS_DEFAULT before a connection
 		case level == solTCP && name == tcpKeepidle:
 			return put(orDefault(s.keepIdle, int(p.cfg.KeepAliveIdle/time.Second), 7200))
 		case level == solTCP && name == tcpKeepintvl:
