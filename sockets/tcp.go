@@ -96,11 +96,20 @@ type conn struct {
 	closeWriteWhenSent bool // core side: CloseWrite came with bytes still staged
 	ctlOp              ctlOp
 	ctlErr             error
-	dialTo             netip.AddrPort
-	refillFn           func(*stack.Stack)
-	drainFn            func(*stack.Stack)
-	ctlFn              func(*stack.Stack)
-	onEventFn          stack.TCPHandler
+	ctlKeepAlive       stack.KeepAliveConfig // opKeepAlive's argument
+	ctlNoDelay         bool                  // opNoDelay's argument
+	// linger is SetLinger's value (-1: the default); lingerDone is closed
+	// by the core when a Close with staged bytes has handed them and the
+	// FIN to TCP (made by Close, before it queues opClose).
+	linger       atomic.Int32
+	lingerDone   chan struct{}
+	lingerClosed bool        // core side: lingerDone is closed
+	rdShut       atomic.Bool // CloseRead: Read reports EOF, arrivals are discarded
+	dialTo       netip.AddrPort
+	refillFn     func(*stack.Stack)
+	drainFn      func(*stack.Stack)
+	ctlFn        func(*stack.Stack)
+	onEventFn    stack.TCPHandler
 }
 
 type ctlOp uint8
@@ -111,7 +120,15 @@ const (
 	opDial
 	opAbort
 	opPollDial
+	opKeepAlive
+	opNoDelay
 )
+
+// DefaultKeepAlive is the keepalive of every accepted and dialled
+// connection, as Go's net sets it (15 s idle, 15 s between probes, 9
+// probes): a peer that vanished without a FIN or RST is found within
+// about 2.5 minutes instead of never.
+var DefaultKeepAlive = stack.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Interval: 15 * time.Second, Count: 9}
 
 func newConn(n *Network, core int) *conn {
 	sc := &conn{
@@ -124,6 +141,7 @@ func newConn(n *Network, core int) *conn {
 	sc.wq = writeQueuePool.Get().(*writeQueue)
 	sc.rq = readQueuePool.Get().(*writeQueue)
 	sc.bufRefs.Store(2)
+	sc.linger.Store(-1)
 	return sc
 }
 
@@ -158,6 +176,7 @@ func (sc *conn) detach() {
 func (sc *conn) attach(c *stack.TCPConn) {
 	sc.c = c
 	c.Context = sc
+	c.SetKeepAlive(DefaultKeepAlive)
 	l, r := c.LocalAddr(), c.RemoteAddr()
 	sc.laddr = &net.TCPAddr{IP: net.IP(l[:]).To16(), Port: int(c.LocalPort())}
 	sc.raddr = &net.TCPAddr{IP: net.IP(r[:]).To16(), Port: int(c.RemotePort())}
@@ -196,6 +215,7 @@ func (sc *conn) onEvent(c *stack.TCPConn, ev stack.TCPEvent) {
 		}
 		sc.wq.discard()
 		sc.closeWhenSent, sc.closeWriteWhenSent = false, false
+		sc.finishLinger()
 		signal(sc.wrWake)
 	}
 }
@@ -207,6 +227,10 @@ func (sc *conn) pushRx() {
 	c := sc.c
 	if c == nil {
 		return // closed by the application: Read reports net.ErrClosed
+	}
+	if sc.rdShut.Load() {
+		c.Discard(c.Buffered()) // CloseRead: acknowledged and dropped
+		return
 	}
 	moved := false
 	for {
@@ -306,7 +330,17 @@ func (sc *conn) drain() {
 			sc.closeWhenSent = false
 			c.Close()
 			sc.detach()
+			sc.finishLinger()
 		}
+	}
+}
+
+// finishLinger tells a lingering Close that its bytes and FIN are with
+// TCP, or that they never will be (on the core).
+func (sc *conn) finishLinger() {
+	if sc.lingerDone != nil && !sc.lingerClosed {
+		sc.lingerClosed = true
+		close(sc.lingerDone)
 	}
 }
 
@@ -360,11 +394,23 @@ func (sc *conn) doCtl(s *stack.Stack) {
 				sc.detach()
 			}
 		}
+		if !sc.closeWhenSent {
+			sc.finishLinger()
+		}
+	case opKeepAlive:
+		if c != nil {
+			c.SetKeepAlive(sc.ctlKeepAlive)
+		}
+	case opNoDelay:
+		if c != nil {
+			c.SetNoDelay(sc.ctlNoDelay)
+		}
 	case opAbort:
 		if c != nil {
 			c.Abort()
 			sc.detach()
 		}
+		sc.finishLinger()
 	case opCloseWrite:
 		if c != nil {
 			// The FIN goes after the bytes Write staged.
@@ -409,6 +455,9 @@ func (sc *conn) Read(p []byte) (int, error) {
 	for {
 		if sc.isClosed.Load() {
 			return 0, sc.opError("read", net.ErrClosed)
+		}
+		if sc.rdShut.Load() {
+			return 0, io.EOF
 		}
 		if sc.rdDeadline.passed() {
 			return 0, sc.opError("read", errDeadline)
@@ -499,7 +548,26 @@ func (sc *conn) Close() error {
 		return sc.opError("close", net.ErrClosed)
 	}
 	close(sc.closed)
-	err := sc.ctl(opClose)
+	linger := sc.linger.Load()
+	op := opClose
+	if linger == 0 {
+		op = opAbort // SO_LINGER 0: discard what is unsent and reset
+	} else if linger > 0 {
+		sc.lingerDone = make(chan struct{})
+	}
+	err := sc.ctl(op)
+	if err == nil && linger > 0 {
+		// Wait for the staged bytes and the FIN to be handed to TCP, at
+		// most linger seconds; then reset what is left.
+		t := time.NewTimer(time.Duration(linger) * time.Second)
+		select {
+		case <-sc.lingerDone:
+		case <-t.C:
+			err = sc.ctl(opAbort)
+		case <-sc.n.rt.Done():
+		}
+		t.Stop()
+	}
 	// A Read or Write under way returns at the close of sc.closed; once
 	// they have, the application is done with the queues.
 	sc.rdMu.Lock()
@@ -524,9 +592,102 @@ func (sc *conn) CloseWrite() error {
 	return nil
 }
 
-// CloseRead is accepted for compatibility with *net.TCPConn; data that
-// arrives afterwards is still acknowledged and buffered.
-func (sc *conn) CloseRead() error { return nil }
+// CloseRead shuts the reading side down, as *net.TCPConn's: Read reports
+// io.EOF from then on, and data that arrives afterwards is acknowledged
+// and discarded (as Linux's shutdown(SHUT_RD) lets a peer go on sending).
+func (sc *conn) CloseRead() error {
+	if sc.isClosed.Load() {
+		return sc.opError("close", net.ErrClosed)
+	}
+	sc.rdShut.Store(true)
+	signal(sc.rdWake)
+	return nil
+}
+
+// SetKeepAlive turns keepalive probes on (DefaultKeepAlive's timing) or
+// off, as *net.TCPConn's.
+func (sc *conn) SetKeepAlive(on bool) error {
+	k := DefaultKeepAlive
+	k.Enable = on
+	return sc.setKeepAlive(k)
+}
+
+// SetKeepAlivePeriod sets the idle time before the first probe and the
+// time between probes, as *net.TCPConn's.
+func (sc *conn) SetKeepAlivePeriod(d time.Duration) error {
+	k := DefaultKeepAlive
+	if d > 0 {
+		k.Idle, k.Interval = d, d
+	}
+	return sc.setKeepAlive(k)
+}
+
+// SetKeepAliveConfig configures keepalive as *net.TCPConn's: a zero field
+// takes DefaultKeepAlive's value; a negative one leaves keepalive's
+// current value... which here means the stack's own default.
+func (sc *conn) SetKeepAliveConfig(cfg net.KeepAliveConfig) error {
+	k := stack.KeepAliveConfig{Enable: cfg.Enable, Idle: DefaultKeepAlive.Idle, Interval: DefaultKeepAlive.Interval, Count: DefaultKeepAlive.Count}
+	switch {
+	case cfg.Idle > 0:
+		k.Idle = cfg.Idle
+	case cfg.Idle < 0:
+		k.Idle = 0
+	}
+	switch {
+	case cfg.Interval > 0:
+		k.Interval = cfg.Interval
+	case cfg.Interval < 0:
+		k.Interval = 0
+	}
+	switch {
+	case cfg.Count > 0:
+		k.Count = cfg.Count
+	case cfg.Count < 0:
+		k.Count = 0
+	}
+	return sc.setKeepAlive(k)
+}
+
+func (sc *conn) setKeepAlive(k stack.KeepAliveConfig) error {
+	if sc.isClosed.Load() {
+		return sc.opError("set", net.ErrClosed)
+	}
+	sc.ctlMu.Lock()
+	sc.ctlKeepAlive = k
+	sc.ctlMu.Unlock()
+	if err := sc.ctl(opKeepAlive); err != nil {
+		return sc.opError("set", err)
+	}
+	return nil
+}
+
+// SetNoDelay turns Nagle's algorithm off (true, the default, as Go's net)
+// or on, as *net.TCPConn's.
+func (sc *conn) SetNoDelay(noDelay bool) error {
+	if sc.isClosed.Load() {
+		return sc.opError("set", net.ErrClosed)
+	}
+	sc.ctlMu.Lock()
+	sc.ctlNoDelay = noDelay
+	sc.ctlMu.Unlock()
+	if err := sc.ctl(opNoDelay); err != nil {
+		return sc.opError("set", err)
+	}
+	return nil
+}
+
+// SetLinger sets what Close does with bytes not yet sent, as
+// *net.TCPConn's: sec < 0 (the default) returns at once and the core sends
+// them, then the FIN; sec == 0 discards them and resets the connection;
+// sec > 0 waits up to sec seconds for them and the FIN to go to TCP, then
+// resets what is left.
+func (sc *conn) SetLinger(sec int) error {
+	if sc.isClosed.Load() {
+		return sc.opError("set", net.ErrClosed)
+	}
+	sc.linger.Store(int32(max(-1, min(sec, 1<<30))))
+	return nil
+}
 
 func (sc *conn) LocalAddr() net.Addr  { return sc.laddr }
 func (sc *conn) RemoteAddr() net.Addr { return sc.raddr }

@@ -549,6 +549,10 @@ type TCPConn struct {
 	tsOffset     uint32 // added to our millisecond clock for TSval
 
 	noDelay, keepAlive, released, portPicked bool
+	// kaIdle, kaInterval and kaCount override TCPConfig's keepalive
+	// timing when set (SetKeepAlive).
+	kaIdle, kaInterval int64
+	kaCount            int
 
 	// finQueued: the application closed; a FIN follows the last byte.
 	// finSent and finSeq: the FIN's sequence number once sent; finBare:
@@ -754,6 +758,39 @@ func (c *TCPConn) PeerClosed() bool { return c.peerFIN }
 
 // SetNoDelay turns Nagle's algorithm off (true) or on.
 func (c *TCPConn) SetNoDelay(v bool) { c.noDelay = v }
+
+// KeepAliveConfig is a connection's keepalive, as net.KeepAliveConfig: an
+// Idle time without a segment before the first probe, an Interval between
+// probes, and Count unanswered probes before the connection times out.
+// A zero field takes the stack's TCPConfig value.
+type KeepAliveConfig struct {
+	Enable         bool
+	Idle, Interval time.Duration
+	Count          int
+}
+
+// KeepAliveEnabled reports whether keepalive is on.
+func (c *TCPConn) KeepAliveEnabled() bool { return c.keepAlive }
+
+// SetKeepAlive turns keepalive on or off for the connection, with its own
+// timing; on a synchronized connection the timer restarts from the last
+// segment received.
+func (c *TCPConn) SetKeepAlive(k KeepAliveConfig) {
+	c.keepAlive = k.Enable
+	c.kaIdle, c.kaInterval, c.kaCount = int64(k.Idle), int64(k.Interval), k.Count
+	if c.t == nil {
+		return
+	}
+	if !k.Enable {
+		if c.keepTimer.Pending() {
+			c.t.s.wheel.Cancel(&c.keepTimer)
+		}
+		return
+	}
+	if c.synchronized() {
+		c.armKeepAlive()
+	}
+}
 
 // Write queues p for sending and returns how much fit in the send ring.
 // The bytes that fit leave at once as full-sized segments, as far as the

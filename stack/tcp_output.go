@@ -550,8 +550,31 @@ func (c *TCPConn) onDelayedACK(*timerT) {
 // armKeepAlive starts keepalive for a connection that asked for it.
 func (c *TCPConn) armKeepAlive() {
 	if c.keepAlive {
-		c.t.s.wheel.Schedule(&c.keepTimer, c.lastRecv+int64(c.t.cfg.KeepAliveIdle))
+		c.t.s.wheel.Schedule(&c.keepTimer, c.lastRecv+c.keepIdle())
 	}
+}
+
+// keepIdle, keepInterval and keepCount are the connection's keepalive
+// timing: its own (SetKeepAlive) or the stack's.
+func (c *TCPConn) keepIdle() int64 {
+	if c.kaIdle > 0 {
+		return c.kaIdle
+	}
+	return int64(c.t.cfg.KeepAliveIdle)
+}
+
+func (c *TCPConn) keepInterval() int64 {
+	if c.kaInterval > 0 {
+		return c.kaInterval
+	}
+	return int64(c.t.cfg.KeepAliveInterval)
+}
+
+func (c *TCPConn) keepCount() int {
+	if c.kaCount > 0 {
+		return c.kaCount
+	}
+	return c.t.cfg.KeepAliveProbes
 }
 
 // onKeepAlive probes an idle connection (RFC 9293 3.8.4): after
@@ -560,20 +583,19 @@ func (c *TCPConn) armKeepAlive() {
 func (c *TCPConn) onKeepAlive(*timerT) {
 	t := c.t
 	now := t.s.now
-	cfg := &t.cfg
-	if idle := now - c.lastRecv; idle < int64(cfg.KeepAliveIdle) {
+	if idle := now - c.lastRecv; idle < c.keepIdle() {
 		c.probes = 0
-		t.s.wheel.Schedule(&c.keepTimer, c.lastRecv+int64(cfg.KeepAliveIdle))
+		t.s.wheel.Schedule(&c.keepTimer, c.lastRecv+c.keepIdle())
 		return
 	}
-	if c.probes >= cfg.KeepAliveProbes {
+	if c.probes >= c.keepCount() {
 		c.free(ErrConnectionTimeout)
 		return
 	}
 	c.probes++
 	t.stats.KeepAliveProbes++
 	c.sendProbe()
-	t.s.wheel.Schedule(&c.keepTimer, now+int64(cfg.KeepAliveInterval))
+	t.s.wheel.Schedule(&c.keepTimer, now+c.keepInterval())
 }
 
 // onTimeWait ends TIME-WAIT after 2*MSL.
