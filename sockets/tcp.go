@@ -335,6 +335,13 @@ func (sc *conn) drain() {
 	}
 }
 
+// waitFor returns once whoever holds mu has let go of it.
+func waitFor(mu *sync.Mutex) {
+	mu.Lock()
+	//lint:ignore SA2001 the lock is taken only to wait for its holder
+	mu.Unlock()
+}
+
 // finishLinger tells a lingering Close that its bytes and FIN are with
 // TCP, or that they never will be (on the core).
 func (sc *conn) finishLinger() {
@@ -570,10 +577,8 @@ func (sc *conn) Close() error {
 	}
 	// A Read or Write under way returns at the close of sc.closed; once
 	// they have, the application is done with the queues.
-	sc.rdMu.Lock()
-	sc.rdMu.Unlock()
-	sc.wrMu.Lock()
-	sc.wrMu.Unlock()
+	waitFor(&sc.rdMu)
+	waitFor(&sc.wrMu)
 	sc.releaseBufs()
 	if err != nil {
 		return sc.opError("close", err)

@@ -72,7 +72,6 @@ type sock struct {
 	errOK bool // the connection's error was reported (Linux's sk_err is read once)
 
 	shutRd, shutWr bool
-	eofSeen        bool
 
 	reuseAddr, noDelay, keepAlive bool
 	keepIdle, keepIntvl, keepCnt  int
