@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/mkstack/mkstack/affinity"
-	"github.com/mkstack/mkstack/nicq"
 	"github.com/mkstack/mkstack/nicq/frametest"
 	"github.com/mkstack/mkstack/nicq/mem"
 	"github.com/mkstack/mkstack/stack"
@@ -19,21 +18,48 @@ import (
 
 var overloadOut = flag.String("overload-out", "", "write the overload curve as JSON to this file (for docs/RELIABILITY.md)")
 
-// overloadPoint is one step of the sweep.
-type overloadPoint struct {
-	Offered   float64 `json:"offered_pps"`
-	Delivered float64 `json:"delivered_pps"`
-	TCPRate   float64 `json:"tcp_transactions_per_s"`
-}
+// overloadMinTCPShare is the least share of its rate without the flood
+// that the established TCP flow must keep while the server is offered three
+// times its peak. The flood and the flow arrive on separate link rings (one
+// per sending queue, as separate queues of a NIC would carry them), so the
+// flow's segments are never dropped at the flood's full ring; what it loses
+// is the wait for the datagrams the core takes in the same iterations (a
+// budget of 64, about 20 µs; the mem queue starts each Recv at the next
+// link, so a segment waits one or two of them), against a round trip of a
+// few µs without the flood. In the quieter windows measured it did 13 000
+// to 19 000 transactions/s under 3x, against up to 190 000 alone: a share
+// of about 0.09, the least to expect; on a busy machine its neighbours slow
+// the flow alone more than the loaded one (0.19 to 0.76 measured, see
+// docs/RELIABILITY.md). The bound is about half the least. A flow that
+// moved only by retransmission timeouts (its ring starved, or transmit or
+// timers starved by the receive work) would keep well under 0.001.
+const overloadMinTCPShare = 0.05
+
+// overloadAppWork is what the server's application spends on each
+// datagram. With none, the server's peak (some 6M datagrams/s here) is more
+// than a third of what one CPU can offer through the mem wire (some 20M/s:
+// the sending queue routes and RSS-hashes every frame, the work a NIC does
+// in hardware), so the generator could not reach 3x. With it the peak is
+// some 1-3M/s and the generator has room to spare, also on a CPU shared with
+// a neighbour. The excess is still dropped at the ring before any of the
+// stack's or the application's work is spent on it, which is what the test
+// checks.
+const overloadAppWork = 100 * time.Nanosecond
 
 // TestOverloadDoesNotLivelock offers a one-core server more 64-byte UDP
 // datagrams than it can take, up to three times its capacity, while a TCP
-// connection to the same core keeps doing request/response: delivered
-// throughput at 3x must stay at 90% of the peak (the excess is dropped at
-// the receive ring before any work is spent on it: the budgeted loop of
+// connection to the same core keeps doing request/response. At three times
+// the peak, delivered throughput must stay at 90% of what the server
+// delivers at its peak side by side (the excess is dropped at the receive
+// ring before any work is spent on it: the budgeted loop of
 // docs/ARCHITECTURE.md's core runtime section), and the TCP flow must keep
-// making progress (transmit and timers keep their share of each loop
-// iteration).
+// overloadMinTCPShare of its rate without the flood (transmit and timers
+// keep their share of each loop iteration).
+//
+// The generator (frametest.Flood) must reach three times the peak: if it
+// cannot, the test fails and says what rate it reached, since a test that
+// never overloads the server checks nothing. It writes one prebuilt frame
+// into the wire in bursts, pinned to the CPU the server does not use.
 func TestOverloadDoesNotLivelock(t *testing.T) {
 	if raceEnabled || debugBuild {
 		t.Skip("rates under the race detector or the mkstackdebug buffer checks say nothing")
@@ -61,7 +87,11 @@ func TestOverloadDoesNotLivelock(t *testing.T) {
 	srv := start(t, w.NIC(0), addrA, func(c *Config) {
 		c.CPUs = []int{cpus[1]}
 		c.OnStart = func(s *stack.Stack) {
-			s.BindUDP(9, stack.UDPOptions{Handler: func(*stack.UDPEndpoint, []byte, [4]byte, uint16) { delivered.Add(1) }})
+			s.BindUDP(9, stack.UDPOptions{Handler: func(*stack.UDPEndpoint, []byte, [4]byte, uint16) {
+				for start := time.Now(); time.Since(start) < overloadAppWork; {
+				}
+				delivered.Add(1)
+			}})
 			listenTCPEcho(s, 7)
 		}
 	})
@@ -91,106 +121,99 @@ func TestOverloadDoesNotLivelock(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, func() string { return "the TCP flow to start" }, func() bool { return transactions.Load() > 10 })
 
-	// The flood: raw frames from NIC 1's queue straight at the server.
-	gen := w.NIC(1).Queue(0)
-	frame := frametest.UDP4{SrcMAC: [6]byte{2, 0, 0, 0, 0, 2}, DstMAC: [6]byte{2, 0, 0, 0, 0, 1}, Src: addrB, Dst: addrA, SrcPort: 4000, DstPort: 9, Payload: make([]byte, 22)}.Frame()
+	// The flood: raw frames from NIC 1's queue straight at the server. The
+	// generator yields its CPU after each burst, so that the TCP client
+	// sharing it runs when woken (otherwise the flow would measure the
+	// scheduler's time slice, not the server).
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if err := affinity.Pin(cpus[0]); err != nil {
 		t.Fatal(err)
 	}
-	measure := func(rate float64, d time.Duration) overloadPoint {
-		bufs := make([]*nicq.Buf, 32)
-		d0, t0 := delivered.Load(), transactions.Load()
-		offered := 0
-		start := time.Now()
-		sent := 0.0
-		for time.Since(start) < d {
-			owed := int(rate*time.Since(start).Seconds() - sent)
-			if rate == 0 {
-				owed = len(bufs)
-			}
-			if owed <= 0 {
-				continue // spin: the pace is finer than a sleep
-			}
-			// A paced source sends at most a burst at a time; when it
-			// falls behind (it was descheduled) it does not catch up in
-			// one go, which would measure the ring's size, not the
-			// server.
-			if owed > 256 {
-				sent += float64(owed - 256)
-				owed = 256
-			}
-			k := gen.Pool().GetBatch(bufs[:min(owed, len(bufs))])
-			offered += k
-			for _, b := range bufs[:k] {
-				copy(b.Append(len(frame)), frame)
-			}
-			took := gen.Send(bufs[:k])
-			for _, b := range bufs[took:k] {
-				b.Free() // the wire refused: counts as offered and dropped
-			}
-			clear(bufs)
-			sent += float64(k)
-		}
-		secs := time.Since(start).Seconds()
-		return overloadPoint{Offered: float64(offered) / secs, Delivered: float64(delivered.Load()-d0) / secs, TCPRate: float64(transactions.Load()-t0) / secs}
+	gen := &frametest.Flood{
+		Queue: w.NIC(1).Queue(0),
+		Frame: frametest.UDP4{SrcMAC: [6]byte{2, 0, 0, 0, 0, 2}, DstMAC: [6]byte{2, 0, 0, 0, 0, 1}, Src: addrB, Dst: addrA, SrcPort: 4000, DstPort: 9, Payload: make([]byte, 22)}.Frame(),
+		Burst: 256,
+		Yield: true,
 	}
-	step := 400 * time.Millisecond
+	step, substep := 400*time.Millisecond, 100*time.Millisecond
 	if testing.Short() {
-		step = 200 * time.Millisecond
+		step = 250 * time.Millisecond
 	}
-	// Capacity: what the server delivers under an unpaced flood.
-	flood := measure(0, step)
+	sample := func(rate float64, d time.Duration) frametest.OverloadSample {
+		d0, t0 := delivered.Load(), transactions.Load()
+		offered, secs := gen.Run(rate, d)
+		return frametest.OverloadSample{Offered: float64(offered), Delivered: float64(delivered.Load() - d0), Transactions: float64(transactions.Load() - t0), Secs: secs}
+	}
+	measure := func(rate float64) frametest.OverloadSample { return sample(rate, substep) }
+	// The TCP flow without the flood: the generator runs but offers next
+	// to nothing (1 frame/s), spinning and yielding as between bursts, so
+	// that its CPU stays as awake as under load. (Asleep, it would let
+	// the CPU idle and measure the VM's wake-up latency instead: on veth
+	// the flow alone then ran slower than under the flood.)
+	unloaded := func() frametest.OverloadSample { return sample(1, substep) }
+	// Capacity: what the server delivers under an unpaced flood; then the
+	// curve, for the record.
+	flood := sample(0, step).Rate()
 	capacity := flood.Delivered
-	var curve []overloadPoint
-	peak := 0.0
-	for _, f := range []float64{0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4} {
-		p := measure(f*capacity, step)
+	var curve []frametest.OverloadRate
+	peak := flood.Delivered
+	for _, f := range []float64{0.25, 0.5, 0.75, 1, 1.5, 2, 3} {
+		p := sample(f*capacity, step).Rate()
 		curve = append(curve, p)
 		peak = max(peak, p.Delivered)
 	}
 	curve = append(curve, flood)
-	peak = max(peak, flood.Delivered)
 	for _, p := range curve {
 		t.Logf("offered %9.0f pps (%4.2fx the peak): delivered %9.0f pps (%.2f of the peak), TCP %7.0f trans/s",
 			p.Offered, p.Offered/peak, p.Delivered, p.Delivered/peak, p.TCPRate)
 	}
-	// The most overloaded point the generator reached.
-	worst := curve[0]
-	for _, p := range curve {
-		if p.Offered > worst.Offered {
-			worst = p
+
+	// The verdict, side by side: short steps of the flow alone, the peak
+	// and three times the peak, interleaved, so that all three see the
+	// same neighbours on a shared machine, summed over the window. A
+	// window passes when the generator reached 3x, the server delivered
+	// 90% of what it delivers offered its peak and the flow kept its
+	// share; a livelock, or a starved flow, fails every window, a
+	// neighbour that takes a CPU for a while only some.
+	var v frametest.OverloadVerdict
+	var sleepsUnderLoad uint64
+	for try := 1; try <= 3; try++ {
+		sleepsUnderLoad = 0
+		v = frametest.OverloadVerdict{}
+		for i := 0; i < 8; i++ {
+			v.Base.Add(unloaded())
+			one := measure(peak)
+			v.One.Add(one)
+			// The server may take more now than at the sweep (a
+			// neighbour left): pace from the best rate seen.
+			peak = max(peak, one.Rate().Delivered)
+			s0 := srv.Counters().Get(IdleSleeps)
+			three := measure(3.5 * peak)
+			sleepsUnderLoad += srv.Counters().Get(IdleSleeps) - s0
+			v.Three.Add(three)
+			peak = max(peak, three.Rate().Delivered)
 		}
-	}
-	if worst.Offered < 2*peak {
-		t.Skipf("the generator reached only %.1fx the server's peak of %.0f pps on this machine: cannot test 3x overload", worst.Offered/peak, peak)
-	}
-	// On a shared machine one step can lose its CPU to a neighbour; a
-	// livelock loses every one. Retry the worst point before judging it.
-	// The peak is the best of many noisy steps and the worst point one
-	// step: on a shared machine that alone can cost a tenth. Before calling
-	// it livelock, measure the capacity and the flood again side by side,
-	// so that both see the same neighbours; a livelock loses either way.
-	for retry := 0; retry < 3 && worst.Delivered < 0.9*peak; retry++ {
-		atPeak := measure(peak, step)
-		again := measure(0, step)
-		t.Logf("again: offered %9.0f pps (1x) delivers %9.0f; unpaced %9.0f pps delivers %9.0f (%.2f of that)",
-			atPeak.Offered, atPeak.Delivered, again.Offered, again.Delivered, again.Delivered/atPeak.Delivered)
-		if again.Delivered >= 0.9*atPeak.Delivered && again.Offered >= 2*atPeak.Delivered {
-			peak = atPeak.Delivered
-			worst = again
+		v.Judge(overloadMinTCPShare)
+		t.Logf("verdict %d: %s", try, v)
+		if v.Err == "" {
+			break
 		}
-	}
-	if worst.Delivered < 0.9*peak {
-		t.Errorf("offered %.1fx its peak, the server delivers %.0f pps, %.2f of its peak %.0f: receive livelock", worst.Offered/peak, worst.Delivered, worst.Delivered/peak, peak)
-	}
-	if worst.TCPRate == 0 {
-		t.Error("the established TCP flow made no progress under overload")
 	}
 	if *overloadOut != "" {
-		b, _ := json.MarshalIndent(map[string]any{"capacity_pps": capacity, "curve": curve}, "", "  ")
+		b, _ := json.MarshalIndent(map[string]any{"capacity_pps": capacity, "peak_pps": peak, "curve": curve,
+			"verdict": map[string]any{"base": v.Base.Rate(), "one": v.One.Rate(), "three": v.Three.Rate(), "overload": v.Overload, "tcp_share": v.TCPShare}}, "", "  ")
 		os.WriteFile(*overloadOut, b, 0o644)
+	}
+	if v.Err != "" {
+		t.Error(v.Err)
+	}
+	// core's doc: a loaded core makes no system call per packet. The only
+	// ones its loop makes on the mem wire are the poll(2) of a sleep and
+	// the eventfd writes that wake it, and a loaded core does not sleep.
+	t.Logf("the server's core slept %d times in the steps at 3x, which delivered %.0f datagrams", sleepsUnderLoad, v.Three.Delivered)
+	if float64(sleepsUnderLoad) > v.Three.Delivered/1000 {
+		t.Errorf("the server's core slept %d times while offered 3x its peak (%.0f datagrams delivered): a loaded core must not idle", sleepsUnderLoad, v.Three.Delivered)
 	}
 	cs := srv.Counters()
 	for i, name := range srv.DropReasonNames() {

@@ -34,8 +34,8 @@
 //	                          connection enters fast recovery
 //	OnRecoveryExit()          a full ACK ends that recovery: cwnd = ssthresh
 //	OnRTO(inFlight)           the retransmission timer expired: cwnd = 1 MSS
-//	OnSpuriousCongestion()    the last reduction was spurious (D-SACK,
-//	                          timestamps, F-RTO): undo it
+//	OnSpuriousCongestion()    the last reduction was spurious: undo it
+//	                          (a hook only: see "Undo" below)
 //	SetMSS(mss)               the segment size changed (path MTU)
 //
 // inFlight is FlightSize (RFC 5681): the bytes outstanding when the event
@@ -99,11 +99,19 @@
 // two ACKs counts only if the sender was cwnd-limited at both, so an idle
 // or application-limited spell neither grows cwnd nor moves the curve on.
 //
+// Fast convergence is always on; ECN reductions (cwnd down to 1 MSS rather
+// than 2) are not yet offered.
+//
+// # Undo
+//
 // OnSpuriousCongestion restores the variables saved before the last
 // reduction (section 4.9) if cwnd is still below what it was then; NewReno
-// restores its cwnd and ssthresh the same way. Fast convergence is always
-// on; ECN reductions (cwnd down to 1 MSS rather than 2) are not yet
-// offered.
+// restores its cwnd and ssthresh the same way. This package's tests check
+// the arithmetic. Nothing calls it yet: the stack's TCP does not detect
+// spurious retransmissions (no D-SACK, RFC 2883 and RFC 3708; no Eifel
+// detection with timestamps, RFC 3522; no F-RTO, RFC 5682), so a reduction
+// made for a loss that did not happen stands, as it would under plain
+// RFC 5681. The hook is here for when that detection is written.
 //
 // # Repeated timeouts
 //
