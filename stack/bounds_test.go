@@ -121,26 +121,58 @@ func TestAnEmptyPoolDropsAndCounts(t *testing.T) {
 	replies(s)
 }
 
-func TestTCPTableIsBoundedTimeWaitIncluded(t *testing.T) {
+// TestTCPTableIsBoundedAndRecyclesTheOldestTimeWait: TIME-WAIT counts
+// toward MaxConns, but a new connection takes the place of the oldest
+// TIME-WAIT when the table is full (Linux's tcp_max_tw_buckets: TIME-WAIT
+// never keeps a live connection out), counted; a table full of live
+// connections refuses.
+func TestTCPTableIsBoundedAndRecyclesTheOldestTimeWait(t *testing.T) {
 	n, a, b, l := tcpPairWith(t, func(c *Config) { c.TCP.MaxConns = 4 })
 	// Four connections that close from a's side leave four TIME-WAITs.
-	for range 4 {
+	var first *TCPConn
+	var ports []uint16
+	for i := range 4 {
 		c, err := a.DialTCP(ip4("10.0.0.2"), 80, TCPConnOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
+		ports = append(ports, c.LocalPort())
 		n.run()
 		sc, _ := l.Accept()
-		c.Close()
+		if i == 0 {
+			first = c
+		}
+		c.CloseWrite() // keep the value, to see it close
 		n.run()
 		sc.Close()
 		n.run()
+		n.advance(time.Second) // the TIME-WAITs start a second apart
 	}
 	if a.TCPConnCount() != 4 || a.TCPStats().TimeWait != 4 {
 		t.Fatalf("a holds %d connections (%d in TIME-WAIT), want 4 and 4", a.TCPConnCount(), a.TCPStats().TimeWait)
 	}
+	var live []*TCPConn
+	for i := range 4 {
+		c, err := a.DialTCP(ip4("10.0.0.2"), 80, TCPConnOptions{})
+		if err != nil {
+			t.Fatalf("connection %d with the table full of TIME-WAIT: %v", 5+i, err)
+		}
+		live = append(live, c)
+		if i == 0 && (first.State() != "CLOSED" || first.Err() != nil) {
+			t.Fatalf("the oldest TIME-WAIT (port %d) is %s (%v), want recycled", ports[0], first.State(), first.Err())
+		}
+		if got := a.TCPStats().TimeWaitRecycled; got != uint64(i+1) {
+			t.Fatalf("%d TIME-WAITs recycled, want %d", got, i+1)
+		}
+	}
+	n.run()
+	for _, c := range live {
+		if c.State() != "ESTABLISHED" {
+			t.Fatalf("a new connection is %s", c.State())
+		}
+	}
 	if _, err := a.DialTCP(ip4("10.0.0.2"), 80, TCPConnOptions{}); !errors.Is(err, ErrTooManyConns) {
-		t.Fatalf("a fifth connection: %v, want ErrTooManyConns", err)
+		t.Fatalf("a connection beyond 4 live ones: %v, want ErrTooManyConns", err)
 	}
 	_ = b
 }

@@ -278,6 +278,25 @@ const flushBurst = 64
 // keeps those it did not take, in order, for the next call. It returns how
 // many were taken.
 func (s *Stack) Flush(send func([]*nicq.Buf) int) int {
+	taken := s.flushQueue(send)
+	// TCP connections that held data back for room in the queue
+	// (tcpTable.txFull) send it now; while the NIC takes everything, it
+	// leaves in this flush.
+	for len(s.tcp.txWait) > 0 && !s.tcp.txFull() {
+		before := len(s.tx)
+		s.tcp.resumeTx()
+		if len(s.tx) == before {
+			break
+		}
+		taken += s.flushQueue(send)
+		if len(s.tx) > 0 {
+			break // the NIC is full: the next Flush goes on
+		}
+	}
+	return taken
+}
+
+func (s *Stack) flushQueue(send func([]*nicq.Buf) int) int {
 	taken := 0
 	for taken < len(s.tx) {
 		burst := s.tx[taken:min(taken+flushBurst, len(s.tx))]

@@ -19,10 +19,15 @@ package stack
 //
 // tcpTable is per stack. Connections are found by their 4-tuple, a
 // comparable struct used directly as a map key (no strings, no allocation
-// on lookup), bounded by TCPConfig.MaxConns, TIME-WAIT included. Listen
+// on lookup), bounded by TCPConfig.MaxConns, TIME-WAIT included; a full
+// table recycles its oldest TIME-WAIT for a new connection. Listen
 // sockets are a second map by local port. Closed connections the
-// application released go on a free list with their rings and timers, so
+// application released go on a free list with their timers, so
 // connection churn does not allocate (TestTCPSteadyStateDoesNotAllocate).
+// Send and receive rings take memory from per-stack pools only while
+// bytes wait in them, growing by size class up to SendBuffer and
+// ReceiveBuffer, and give it back when they empty (tcp_ring.go): an idle
+// connection, or one in TIME-WAIT, holds none.
 //
 // ## Listen sockets and SYN cookies
 //
@@ -77,7 +82,12 @@ package stack
 // function once, all on the stack's wheel and clock: retransmission (and
 // tail loss probe), TIME-WAIT (2*MSL, restarted by a retransmitted FIN,
 // RSTs ignored per RFC 1337, reusable by a newer SYN), delayed ACK,
-// persist (zero-window probes with backoff) and keepalive.
+// persist (zero-window probes with backoff) and keepalive. Each gives up:
+// SYN and SYN-ACK after SYNRetries and SYNACKRetries, data after
+// MaxRetries, zero-window probes after MaxRetries unanswered ones. A
+// connection the application closed also ends in FIN-WAIT-2
+// (FinWait2Timeout), in persist once the probe interval reaches MaxRTO,
+// and at the first byte of data that still arrives (a reset).
 //
 // ## Events
 //
@@ -125,10 +135,24 @@ type TCPConfig struct {
 	// (default 30s, as Linux's 60s TIME-WAIT).
 	MSL time.Duration
 	// MaxConns bounds the connection table, TIME-WAIT included (default
-	// 65536).
+	// 65536). When the table is full, a new connection (a SYN, a valid
+	// SYN cookie, a DialTCP) takes the place of the oldest connection in
+	// TIME-WAIT, if there is one (counted in TCPStats.TimeWaitRecycled):
+	// as Linux's tcp_max_tw_buckets, TIME-WAIT never keeps a live
+	// connection out of the table.
 	MaxConns int
-	// SendBuffer and ReceiveBuffer size each connection's rings (default
-	// 128 KiB each). The receive ring's free space is the window.
+	// FinWait2Timeout is how long a connection the application closed
+	// (Close, not CloseWrite) waits in FIN-WAIT-2 for the peer's FIN
+	// before it is dropped (default 60s, Linux's tcp_fin_timeout; counted
+	// in TCPStats.FinWait2Timeouts). RFC 9293 sets no bound, and a peer
+	// that never closes would otherwise hold the entry forever.
+	FinWait2Timeout time.Duration
+	// SendBuffer and ReceiveBuffer bound each connection's rings (default
+	// 128 KiB each). The receive ring's free space against this bound is
+	// the window (and the window scale is chosen for it); the memory is
+	// taken as bytes arrive, 4 KiB first, and given back when the ring
+	// empties (tcp_ring.go), as Linux holds socket memory only while
+	// packets carry bytes (its tcp_rmem and tcp_wmem are bounds too).
 	SendBuffer, ReceiveBuffer int
 	// SYNQueue and AcceptQueue are a listener's defaults (1024 and 4096,
 	// as Linux's tcp_max_syn_backlog and somaxconn).
@@ -140,8 +164,18 @@ type TCPConfig struct {
 	// (defaults 1s, 200ms as Linux, 60s as RFC 6298 allows).
 	InitialRTO, MinRTO, MaxRTO time.Duration
 	// MaxRetries is how many RTO expiries in a row end a connection
-	// (default 15, as Linux's tcp_retries2).
+	// (default 15, as Linux's tcp_retries2). It also bounds zero-window
+	// probes the peer leaves unanswered (Linux: icsk_probes_out against
+	// tcp_retries2); a peer that answers them keeps the connection open
+	// with its window closed, as RFC 9293 3.8.6.1 (RFC 1122 MUST-67)
+	// requires, unless the application has closed it (see
+	// orphanProbes).
 	MaxRetries int
+	// SYNRetries and SYNACKRetries are how many times a SYN (active
+	// open) and a SYN-ACK (passive open) are sent again before the
+	// connection gives up (defaults 6 and 5, Linux's tcp_syn_retries and
+	// tcp_synack_retries: with the 1 s initial RTO, 127 s and 63 s).
+	SYNRetries, SYNACKRetries int
 	// DelayedACK is the longest an ACK waits for a second segment or for
 	// data to ride on (default 40ms, Linux's minimum).
 	DelayedACK time.Duration
@@ -216,6 +250,9 @@ func (c *TCPConfig) setDefaults() {
 	defDur(&c.MinRTO, 200*time.Millisecond)
 	defDur(&c.MaxRTO, 60*time.Second)
 	def(&c.MaxRetries, 15)
+	defDur(&c.FinWait2Timeout, 60*time.Second)
+	def(&c.SYNRetries, 6)
+	def(&c.SYNACKRetries, 5)
 	defDur(&c.DelayedACK, 40*time.Millisecond)
 	if c.QuickACKs == 0 {
 		c.QuickACKs = 16
@@ -323,6 +360,17 @@ type TCPStats struct {
 	ZeroCopyBytes           uint64 // in-order bytes an OnSegment handler consumed from packet buffers
 	Established             uint64 // connections now in ESTABLISHED
 	TimeWait                uint64 // connections now in TIME-WAIT
+	// RingBytes is the send and receive ring memory connections hold
+	// now; RingGrowths counts rings moved to a larger class.
+	RingBytes, RingGrowths uint64
+	// Connections the stack ended because the application had closed
+	// them: FIN-WAIT-2 timed out, zero-window probes gave up, data
+	// arrived after Close (answered with a reset); and TIME-WAIT
+	// connections recycled for a new one when the table was full.
+	FinWait2Timeouts, ZeroWindowAborts, AbortOnData, TimeWaitRecycled uint64
+	// TxQueueWaits counts the times a connection held its data back
+	// because the stack's transmit queue was nearly full (txFull).
+	TxQueueWaits uint64
 }
 
 const maxOutOfOrder = 32
@@ -333,9 +381,20 @@ type tcpTable struct {
 	cc        congestion.Algorithm
 	conns     map[tcpTuple]*TCPConn
 	listeners map[uint16]*TCPListener
-	// free holds closed connections the application released, rings
-	// included, so connect/close churn does not allocate.
-	free []*TCPConn
+	// free holds closed connections the application released, so
+	// connect/close churn does not allocate; their rings' memory went back
+	// to sndRings and rcvRings.
+	free               []*TCPConn
+	sndRings, rcvRings ringPool
+	// timeWait lists connections as they entered TIME-WAIT, oldest
+	// first from twHead: the first recycled when the table is full. An
+	// entry whose connection has since left the state, or restarted it
+	// (its deadline moved), is stale and skipped.
+	timeWait []twEntry
+	twHead   int
+	// txWait lists connections that held data back for room in the
+	// stack's transmit queue (txFull), in the order they stopped.
+	txWait []*TCPConn
 	// pending lists connections with work deferred to the end of the
 	// receive burst (one ACK and one Readable event per burst).
 	pending []*TCPConn
@@ -349,6 +408,106 @@ type tcpTable struct {
 	// SYNCookiesPerSecond: a virtual-scheduling (GCRA) bucket.
 	cookieDue int64
 	stats     TCPStats
+}
+
+type twEntry struct {
+	c        *TCPConn
+	deadline int64
+}
+
+func (e twEntry) live() bool {
+	return e.c.state == tcpTimeWait && e.c.waitTimer.Deadline() == e.deadline
+}
+
+// pushTimeWait lists c, which just entered (or restarted) TIME-WAIT.
+func (t *tcpTable) pushTimeWait(c *TCPConn) {
+	t.dropStaleTimeWait()
+	if t.twHead > 0 && t.twHead >= len(t.timeWait)/2 {
+		n := copy(t.timeWait, t.timeWait[t.twHead:])
+		clear(t.timeWait[n:])
+		t.timeWait, t.twHead = t.timeWait[:n], 0
+	}
+	if len(t.timeWait) > 2*int(t.stats.TimeWait)+64 {
+		// Restarts (a peer resending its FIN) left stale entries behind
+		// the oldest live one: drop them.
+		live := t.timeWait[:0]
+		for _, e := range t.timeWait {
+			if e.live() {
+				live = append(live, e)
+			}
+		}
+		clear(t.timeWait[len(live):])
+		t.timeWait = live
+	}
+	t.timeWait = append(t.timeWait, twEntry{c, c.waitTimer.Deadline()})
+}
+
+func (t *tcpTable) dropStaleTimeWait() {
+	for t.twHead < len(t.timeWait) && !t.timeWait[t.twHead].live() {
+		t.timeWait[t.twHead] = twEntry{}
+		t.twHead++
+	}
+	if t.twHead == len(t.timeWait) {
+		t.timeWait, t.twHead = t.timeWait[:0], 0
+	}
+}
+
+// room reports whether the table has room for a new connection: under
+// MaxConns, or made so by recycling the oldest connection in TIME-WAIT
+// (see TCPConfig.MaxConns).
+func (t *tcpTable) room() bool {
+	if len(t.conns) < t.cfg.MaxConns {
+		return true
+	}
+	t.dropStaleTimeWait()
+	if t.twHead == len(t.timeWait) {
+		return false
+	}
+	c := t.timeWait[t.twHead].c
+	t.timeWait[t.twHead] = twEntry{}
+	t.twHead++
+	t.stats.TimeWaitRecycled++
+	c.free(nil)
+	return true
+}
+
+// txFull reports whether TCP holds new segments back: the stack's
+// transmit queue has a quarter of its room or less left, kept for ACKs,
+// control segments and other protocols. It is a small-queues rule like
+// Linux's TSQ: data waits in its connection's ring, where it costs
+// nothing and is sent as soon as the NIC takes frames (resumeTx, from
+// Flush), instead of being dropped at the queue (DropTxQueueFull) and
+// resent after a timeout as if the network had lost it.
+func (t *tcpTable) txFull() bool {
+	s := t.s
+	return cap(s.tx)-len(s.tx) <= cap(s.tx)/4
+}
+
+// waitTx lists c to send again when the queue has room.
+func (c *TCPConn) waitTx() {
+	t := c.t
+	t.stats.TxQueueWaits++
+	if !c.txWaiting {
+		c.txWaiting = true
+		t.txWait = append(t.txWait, c)
+	}
+}
+
+// resumeTx lets the connections held back by txFull send, in the order
+// they stopped, while the queue has room.
+func (t *tcpTable) resumeTx() {
+	i := 0
+	for ; i < len(t.txWait) && !t.txFull(); i++ {
+		c := t.txWait[i]
+		t.txWait[i] = nil
+		c.txWaiting = false
+		if c.state != tcpClosed {
+			c.output()
+		}
+	}
+	n := copy(t.txWait, t.txWait[i:])
+	clear(t.txWait[n:])
+	t.txWait = t.txWait[:n]
 }
 
 // tcpOf returns s's TCP state.
@@ -366,6 +525,8 @@ func (t *tcpTable) init(s *Stack, cfg TCPConfig) error {
 	t.listeners = make(map[uint16]*TCPListener)
 	t.pending = make([]*TCPConn, 0, 64)
 	t.nextEphemeral = ephemeralFirst
+	t.sndRings.init(cfg.SendBuffer, &t.stats)
+	t.rcvRings.init(cfg.ReceiveBuffer, &t.stats)
 	return nil
 }
 
@@ -600,7 +761,20 @@ type TCPConn struct {
 	lastRecv               int64
 	holeRexmitAt           int64 // when the hole at sndUna was last resent
 	tlpArmed, tlpOut       bool  // the RTO timer is a tail loss probe; one went
+	zwpOut                 uint8 // zero-window probes not answered yet
+	txWaiting              bool  // listed in tcpTable.txWait
 	rtoAt                  int64 // when the timeout behind an armed probe is due
+
+	// Proportional Rate Reduction (RFC 9937), in bytes: delivered to the
+	// peer and retransmitted since recovery began, the flight it began
+	// with, and the room the last ACK gave (less retransmissions since).
+	// New data sent counts through sndNxt: from prrNxt0 (at the start)
+	// and from prrNxt (at the last ACK). See prrACK.
+	prrDelivered, prrRexmit, recoverFS, prrRoom int
+	prrNxt0, prrNxt                             uint32
+	// dupCredit is the data duplicate ACKs reported delivered, without
+	// SACK, that no cumulative ACK has covered yet (see delivered).
+	dupCredit int
 
 	// RFC 6298 state, in nanoseconds. rttSeq is the sequence number whose
 	// ACK completes the running measurement (rttTiming).
@@ -622,8 +796,6 @@ func (t *tcpTable) newConn(id tcpTuple, h TCPHandler, alg congestion.Algorithm) 
 		c.reset()
 	} else {
 		c = &TCPConn{}
-		c.sndBuf.init(t.cfg.SendBuffer)
-		c.rcvBuf.init(t.cfg.ReceiveBuffer)
 		c.rtoTimer.Init(c.onRTO)
 		c.waitTimer.Init(c.onTimeWait)
 		c.delackTimer.Init(c.onDelayedACK)
@@ -631,6 +803,8 @@ func (t *tcpTable) newConn(id tcpTuple, h TCPHandler, alg congestion.Algorithm) 
 		c.keepTimer.Init(c.onKeepAlive)
 	}
 	c.t, c.id, c.handler = t, id, h
+	c.sndBuf.init(t.cfg.SendBuffer, &t.sndRings)
+	c.rcvBuf.init(t.cfg.ReceiveBuffer, &t.rcvRings)
 	c.rto = int64(t.cfg.InitialRTO)
 	c.rcvShift = t.rcvShift()
 	c.iss = t.isn(id, t.s.now)
@@ -644,14 +818,11 @@ func (t *tcpTable) newConn(id tcpTuple, h TCPHandler, alg congestion.Algorithm) 
 	return c
 }
 
-// reset clears a recycled connection but keeps its rings and timers.
+// reset clears a recycled connection but keeps its timers (its rings
+// were released by recycle).
 func (c *TCPConn) reset() {
-	snd, rcv := c.sndBuf, c.rcvBuf
 	timers := [...]timer.Timer{c.rtoTimer, c.waitTimer, c.delackTimer, c.persistTimer, c.keepTimer}
 	*c = TCPConn{}
-	snd.reset()
-	rcv.reset()
-	c.sndBuf, c.rcvBuf = snd, rcv
 	c.rtoTimer, c.waitTimer, c.delackTimer, c.persistTimer, c.keepTimer = timers[0], timers[1], timers[2], timers[3], timers[4]
 }
 
@@ -675,7 +846,7 @@ func (s *Stack) DialTCP(remote [4]byte, port uint16, opts TCPConnOptions) (*TCPC
 		}
 		alg = a
 	}
-	if len(t.conns) >= t.cfg.MaxConns {
+	if !t.room() {
 		return nil, fmt.Errorf("dial tcp %v:%d: %w", remote, port, ErrTooManyConns)
 	}
 	id := tcpTuple{localAddr: s.addr, remoteAddr: remote, remotePort: port}
@@ -819,12 +990,14 @@ func (c *TCPConn) Write(p []byte) (int, error) {
 func (c *TCPConn) Read(p []byte) int {
 	n := c.rcvBuf.read(p)
 	c.consumed(n)
+	c.releaseRcvBuf()
 	return n
 }
 
 // Peek returns views of the received bytes without copying them: a, then
 // b when the bytes wrap around the ring. They stay valid until Discard or
-// Read. Together with Discard it is the zero-copy receive path.
+// Read, or until more data arrives (the ring may then move to larger
+// memory). Together with Discard it is the zero-copy receive path.
 func (c *TCPConn) Peek() (a, b []byte) { return c.rcvBuf.views() }
 
 // Discard drops the n oldest received bytes (after Peek).
@@ -832,6 +1005,17 @@ func (c *TCPConn) Discard(n int) {
 	n = min(n, c.rcvBuf.len())
 	c.rcvBuf.discard(n)
 	c.consumed(n)
+	c.releaseRcvBuf()
+}
+
+// releaseRcvBuf gives the receive ring's memory back to the stack once the
+// application has read every byte and nothing waits beyond a hole; the
+// next segment takes it again. The window offered is unchanged: it is
+// counted against ReceiveBuffer, which the ring can always grow to.
+func (c *TCPConn) releaseRcvBuf() {
+	if c.rcvBuf.n == 0 && c.nOOO == 0 {
+		c.rcvBuf.release()
+	}
 }
 
 // consumed opens the window to the peer when a read freed a significant
@@ -844,7 +1028,7 @@ func (c *TCPConn) consumed(n int) {
 	}
 	after := c.rcvBuf.free() - c.oooBytes()
 	before := after - n
-	if after-before >= c.rcvBuf.size/4 && before < c.rcvBuf.size/2 || before < c.sndMSS ||
+	if after-before >= c.rcvBuf.bound()/4 && before < c.rcvBuf.bound()/2 || before < c.sndMSS ||
 		c.pushed && !c.pingpong && c.segsUnacked > 0 && c.rcvBuf.len() == 0 {
 		c.t.s.now = c.t.s.clock.Now()
 		c.sendACK()
@@ -854,8 +1038,21 @@ func (c *TCPConn) consumed(n int) {
 // Close sends a FIN after the queued data (a half close: the peer's data
 // still arrives until its FIN) and releases the connection to the stack:
 // once it has left the table (the Closed event) the value may be reused.
+//
+// Once released, the connection ends on its own even if the peer does
+// not cooperate: FIN-WAIT-2 lasts at most FinWait2Timeout, zero-window
+// probes give up (orphanProbes), and data that still arrives is answered
+// with a reset (RFC 1122 4.2.2.13; Linux counts it as TCPAbortOnData).
 func (c *TCPConn) Close() {
 	c.released = true
+	c.closeWrite()
+}
+
+// CloseWrite sends a FIN after the queued data but keeps the connection
+// (the peer may still send; Close releases it).
+func (c *TCPConn) CloseWrite() { c.closeWrite() }
+
+func (c *TCPConn) closeWrite() {
 	if c.state == tcpClosed {
 		c.recycle()
 		return
@@ -869,6 +1066,9 @@ func (c *TCPConn) Close() {
 		c.setState(tcpFinWait1)
 	case tcpCloseWait:
 		c.setState(tcpLastAck)
+	case tcpFinWait2:
+		c.armFinWait2()
+		return
 	default:
 		return
 	}
@@ -876,12 +1076,13 @@ func (c *TCPConn) Close() {
 	c.output()
 }
 
-// CloseWrite sends a FIN after the queued data but keeps the connection
-// (the peer may still send; Close releases it).
-func (c *TCPConn) CloseWrite() {
-	released := c.released
-	c.Close()
-	c.released = released
+// armFinWait2 bounds FIN-WAIT-2 for a connection the application closed
+// (TCPConfig.FinWait2Timeout). As in Linux, the time runs from entering
+// the state (or from Close, if later) and segments do not restart it.
+func (c *TCPConn) armFinWait2() {
+	if c.released && c.state == tcpFinWait2 && !c.waitTimer.Pending() {
+		c.t.s.wheel.Schedule(&c.waitTimer, c.t.s.now+int64(c.t.cfg.FinWait2Timeout))
+	}
 }
 
 // Abort resets the connection and releases it.
@@ -938,6 +1139,14 @@ func (c *TCPConn) free(err error) {
 	}
 	c.setState(tcpClosed)
 	c.err = err
+	// Nothing more is sent: the send ring goes. Unread bytes stay for
+	// the application until it reads them or closes.
+	c.sndBuf.release()
+	c.nOOO = 0
+	if c.released {
+		c.rcvBuf.release()
+	}
+	c.releaseRcvBuf()
 	w := &t.s.wheel
 	w.Cancel(&c.rtoTimer)
 	w.Cancel(&c.waitTimer)
@@ -960,6 +1169,8 @@ func (c *TCPConn) recycle() {
 		return
 	}
 	t := c.t
+	c.sndBuf.release()
+	c.rcvBuf.release()
 	c.t = nil // a second Close or recycle is a no-op
 	c.handler = nil
 	c.Context = nil

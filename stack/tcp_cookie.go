@@ -144,7 +144,7 @@ func (l *TCPListener) cookieACK(id tcpTuple, seg *tcpSegment) *TCPConn {
 	t := l.t
 	peerISN := seg.seq - 1
 	idx, ok := t.checkCookie(id, peerISN, seg.ack-1)
-	if !ok || len(t.conns) >= t.cfg.MaxConns {
+	if !ok || !t.room() {
 		return nil
 	}
 	c := t.newConn(id, l.opts.OnEvent, t.cc)

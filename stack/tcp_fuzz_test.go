@@ -48,7 +48,7 @@ var tcpFuzzStates = []struct {
 	}},
 	{"CLOSING", func(h *tcpScript) {
 		fuzzEstablish(h)
-		h.conn.Close()
+		h.conn.CloseWrite() // Close would answer the data with a reset
 		h.inject(&tseg{f: "F.", seq: 1, ack: 1001, n: 1500})
 	}},
 	{"LAST-ACK", func(h *tcpScript) {
@@ -198,7 +198,7 @@ func checkTCPInvariants(t *testing.T, s *Stack) {
 			t.Fatalf("%s: %d bytes in flight, %d in the send ring", where, n, c.sndBuf.len())
 		}
 		for _, r := range []*byteRing{&c.sndBuf, &c.rcvBuf} {
-			if r.n < 0 || r.n > r.size || r.head < 0 || r.head >= max(len(r.buf), 1) {
+			if r.n < 0 || r.n > r.bound() || r.head < 0 || r.head >= max(len(r.buf), 1) {
 				t.Fatalf("%s: ring n %d head %d of %d", where, r.n, r.head, len(r.buf))
 			}
 		}

@@ -145,7 +145,7 @@ func (l *TCPListener) input(id tcpTuple, seg *tcpSegment) DropReason {
 	case !seg.has(header.TCPFlagSYN):
 		return DropTCPIgnored
 	}
-	if l.synCount >= l.opts.SYNQueue || len(t.conns) >= t.cfg.MaxConns {
+	if l.synCount >= l.opts.SYNQueue || !t.room() {
 		if !t.cfg.DisableSYNCookies {
 			if !t.cookieAllowed() {
 				return DropTCPSYNCookieRate
@@ -316,6 +316,7 @@ func (c *TCPConn) input(seg *tcpSegment) DropReason {
 		return DropTCPChallenged
 	}
 	c.takeTimestamp(seg)
+	c.zwpOut = 0 // the peer answers: zero-window probes are not lost
 	c.processACK(seg)
 	if c.state == tcpClosed {
 		return DropNone
@@ -325,6 +326,7 @@ func (c *TCPConn) input(seg *tcpSegment) DropReason {
 	case tcpFinWait1:
 		if finAcked {
 			c.setState(tcpFinWait2)
+			c.armFinWait2()
 		}
 	case tcpClosing:
 		if finAcked {
@@ -354,6 +356,15 @@ func (c *TCPConn) input(seg *tcpSegment) DropReason {
 		case tcpEstablished, tcpFinWait1, tcpFinWait2:
 		default:
 			return DropTCPIgnored // data after the peer's FIN
+		}
+		if c.released {
+			// Nobody will read it: the application closed. RFC 1122
+			// 4.2.2.13 (and Linux, TCPAbortOnData) reset the connection
+			// so that the peer learns its data was lost.
+			c.t.stats.AbortOnData++
+			c.t.sendReset(c.id, seg)
+			c.free(ErrConnectionReset)
+			return DropNone
 		}
 		if seg.seq == c.rcvNxt {
 			n := len(seg.payload)
@@ -500,11 +511,12 @@ func (c *TCPConn) inputSynSent(seg *tcpSegment) DropReason {
 	if ackOK {
 		c.sndUna = seg.ack
 		c.sndWl2 = seg.ack
-		c.retries = 0
 		if c.rttTiming {
 			c.rttTiming = false
 			c.updateRTT(c.t.s.now - c.rttStart)
 		}
+		c.handshakeRTO()
+		c.retries = 0
 		c.t.s.wheel.Cancel(&c.rtoTimer)
 		c.setState(tcpEstablished)
 		c.ackNow = true
@@ -525,6 +537,7 @@ func (c *TCPConn) inputSynSent(seg *tcpSegment) DropReason {
 // established completes a handshake in SYN-RECEIVED.
 func (c *TCPConn) established() {
 	c.setState(tcpEstablished)
+	c.handshakeRTO()
 	c.retries = 0
 	c.t.s.wheel.Cancel(&c.rtoTimer)
 	c.armKeepAlive()
@@ -552,6 +565,10 @@ func (c *TCPConn) established() {
 func (c *TCPConn) processACK(seg *tcpSegment) {
 	now := c.t.s.now
 	inFlight := int(c.sndMax - c.sndUna)
+	sackedBefore, highBefore := 0, c.sndUna
+	if c.nSacked > 0 {
+		sackedBefore, highBefore = c.sackedBytes(), c.highSACKed()
+	}
 	if c.sackOK && seg.opts.NumSACKBlocks > 0 {
 		c.takeSACK(seg)
 	}
@@ -559,36 +576,50 @@ func (c *TCPConn) processACK(seg *tcpSegment) {
 	switch {
 	case seqLT(c.sndUna, seg.ack):
 		acked := c.acked(seg.ack)
+		delivered := c.delivered(acked, sackedBefore)
 		c.dupAcks = 0
 		if c.inRecovery {
 			if seqGEQ(seg.ack, c.recoverSeq) {
 				c.inRecovery = false
 				c.cc.OnRecoveryExit()
-			} else if !c.sackOK {
-				// A partial ACK (RFC 6582 3.2 step 5): the next segment
-				// was lost too.
-				c.rexmitNxt = c.sndUna
+			} else {
+				if !c.sackOK {
+					// A partial ACK (RFC 6582 3.2 step 5): the next
+					// segment was lost too.
+					c.rexmitNxt = c.sndUna
+				}
+				c.prrACK(delivered, c.sackOK && !c.newLoss(highBefore))
 			}
-		} else if acked > 0 {
-			c.cc.OnAck(acked, inFlight, c.srtt, now)
+		} else if delivered > 0 {
+			c.cc.OnAck(delivered, inFlight, c.srtt, now)
 		}
 	case seg.ack == c.sndUna && len(seg.payload) == 0 && !seg.has(header.TCPFlagFIN) &&
 		c.sndMax != c.sndUna && wnd == c.sndWnd:
 		c.dupAcks++
+		delivered := c.delivered(0, sackedBefore)
 		// After a timeout, RFC 6582 4.1 keeps duplicate ACKs of the
 		// data resent from starting a recovery until the ACK passes
 		// recoverSeq; SACK tells real losses apart, so only a
 		// connection without it waits.
 		if !c.inRecovery && c.lossDetected() && (!c.recoveryGuard || c.sackOK || seqGEQ(seg.ack, c.recoverSeq)) {
-			c.enterRecovery()
-		} else if c.inRecovery && c.holeRexmitAt != 0 && now-c.holeRexmitAt > c.srtt+c.srtt/4 && seqGT(c.rexmitNxt, c.sndUna) {
-			// The retransmission of the first hole has had a round trip
-			// and a quarter and the hole is still there: it was lost
-			// too. Start the pass over the holes again rather than wait
-			// for the timeout (in the spirit of RACK, RFC 8985).
-			c.rexmitNxt = c.sndUna
-			c.holeRexmitAt = 0
+			c.enterRecovery(delivered, sackedBefore)
+		} else if c.inRecovery {
+			if c.holeRexmitAt != 0 && now-c.holeRexmitAt > c.srtt+c.srtt/4 && seqGT(c.rexmitNxt, c.sndUna) {
+				// The retransmission of the first hole has had a round
+				// trip and a quarter and the hole is still there: it
+				// was lost too. Start the pass over the holes again
+				// rather than wait for the timeout (in the spirit of
+				// RACK, RFC 8985).
+				c.rexmitNxt = c.sndUna
+				c.holeRexmitAt = 0
+			}
+			c.prrACK(delivered, false)
 		}
+	case c.inRecovery && c.sackOK && c.nSacked > 0:
+		// An ACK below sndUna (reordered behind a later one) or one that
+		// is not a duplicate (it carries data or a new window) may still
+		// SACK new data: PRR counts it, as Linux does for an old ACK.
+		c.prrACK(c.delivered(0, sackedBefore), false)
 	}
 	// Window update, only from a newer segment (SND.WL1, SND.WL2).
 	if seqLT(c.sndWl1, seg.seq) || (c.sndWl1 == seg.seq && seqLEQ(c.sndWl2, seg.ack)) {
@@ -614,6 +645,9 @@ func (c *TCPConn) acked(ack uint32) int {
 	}
 	n = min(n, uint32(c.sndBuf.len()))
 	c.sndBuf.discard(int(n))
+	if c.sndBuf.n == 0 {
+		c.sndBuf.release() // taken again by the next Write
+	}
 	c.sndUna = ack
 	if seqLT(c.sndNxt, c.sndUna) {
 		c.sndNxt = c.sndUna // after a go-back-N rewind
@@ -644,11 +678,21 @@ func (c *TCPConn) acked(ack uint32) int {
 
 func (c *TCPConn) enterTimeWait() {
 	c.setState(tcpTimeWait)
+	// Everything we sent is acknowledged (the send ring is already
+	// empty and released); what we received is wanted only by an
+	// application that has not closed.
+	c.sndBuf.release()
+	c.nOOO = 0
+	if c.released {
+		c.rcvBuf.release()
+	}
+	c.releaseRcvBuf()
 	w := &c.t.s.wheel
 	w.Cancel(&c.rtoTimer)
 	w.Cancel(&c.persistTimer)
 	w.Cancel(&c.keepTimer)
 	w.Schedule(&c.waitTimer, c.t.s.now+2*int64(c.t.cfg.MSL))
+	c.t.pushTimeWait(c)
 }
 
 // challengeACK sends an RFC 5961 challenge ACK within the stack's budget

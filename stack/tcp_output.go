@@ -1,6 +1,8 @@
 package stack
 
 import (
+	"time"
+
 	"github.com/mkstack/mkstack/nicq"
 	"github.com/mkstack/mkstack/stack/checksum"
 	"github.com/mkstack/mkstack/stack/header"
@@ -279,6 +281,10 @@ func (c *TCPConn) sendNew() {
 			}
 			return
 		}
+		if c.t.txFull() {
+			c.waitTx() // the queue is nearly full: go on when it drains
+			return
+		}
 		seq := c.sndNxt
 		// The last segment of a GSO packet of two or more: the packet is
 		// full, or the burst ends after this segment. Only new data: what
@@ -330,7 +336,7 @@ func (c *TCPConn) nextSegment(mss int) (n int, fin, stop, persist bool) {
 	off := int(c.sndNxt - c.sndUna)
 	avail := c.sndBuf.len() - off
 	wndRoom := int(int32(c.sndUna + c.sndWnd - c.sndNxt))
-	cwndRoom := c.cc.Cwnd() - c.pipe()
+	cwndRoom := c.cwndRoom() // in recovery, what PRR allows
 	if !c.inRecovery && c.dupAcks > 0 {
 		cwndRoom += min(c.dupAcks, 2) * mss // limited transmit (RFC 3042)
 	}
@@ -462,7 +468,14 @@ func (c *TCPConn) onRTO(*timerT) {
 		return
 	}
 	c.retries++
-	if c.retries > t.cfg.MaxRetries {
+	limit := t.cfg.MaxRetries
+	switch c.state {
+	case tcpSynSent:
+		limit = t.cfg.SYNRetries
+	case tcpSynReceived:
+		limit = t.cfg.SYNACKRetries
+	}
+	if c.retries > limit {
 		if c.softErr != nil {
 			c.free(c.softErr)
 		} else {
@@ -519,8 +532,8 @@ func (c *TCPConn) onPersist(*timerT) {
 		c.persistBackoff = 0
 		return // nothing waits, or the retransmission timer covers it
 	}
-	t.stats.PersistProbes++
 	if room := int(int32(c.sndUna + c.sndWnd - c.sndNxt)); room > 0 {
+		t.stats.PersistProbes++
 		seq := c.sndNxt
 		if sent, _, ok := c.sendData(seq, min(room, c.dataMSS(), avail), false, false); ok && sent > 0 {
 			c.sndNxt += uint32(sent)
@@ -532,10 +545,53 @@ func (c *TCPConn) onPersist(*timerT) {
 			return
 		}
 	} else {
+		if c.zeroWindowGiveUp() {
+			t.stats.ZeroWindowAborts++
+			c.free(ErrConnectionTimeout)
+			return
+		}
+		t.stats.PersistProbes++
 		c.sendProbe()
+		c.zwpOut = min(c.zwpOut+1, 255)
 	}
 	c.persistBackoff++
 	c.armPersist()
+}
+
+// orphanProbes bounds zero-window probes for a connection the application
+// closed, as Linux's tcp_orphan_retries (0, which means 8 while the
+// probe interval is below the maximum): 8 unanswered probes, or, answered
+// or not, a probe interval backed off to MaxRTO. RFC 6429 allows ending a
+// connection in persist to reclaim its resources; nobody waits for this
+// one's data.
+const orphanProbes = 8
+
+// zeroWindowGiveUp reports whether the zero-window probe due now should
+// end the connection instead (Linux's tcp_probe_timer): a peer gone
+// silent for MaxRetries probes (orphanProbes if the application closed),
+// or, for a closed one, a window that stayed shut until the probe
+// interval reached MaxRTO.
+func (c *TCPConn) zeroWindowGiveUp() bool {
+	limit := c.t.cfg.MaxRetries
+	if c.released {
+		if c.rto<<min(c.persistBackoff, 16) >= int64(c.t.cfg.MaxRTO) {
+			return true
+		}
+		limit = orphanProbes
+	}
+	return int(c.zwpOut) >= limit
+}
+
+// handshakeRTO starts the data phase's RTO once the handshake completes
+// (call it before retries is cleared): if our SYN or SYN-ACK timed out and
+// no RTT was measured (Karn), the RTO restarts at 3 s rather than keep
+// the handshake's backoff (RFC 6298 5.7; Linux's TCP_TIMEOUT_FALLBACK in
+// tcp_init_metrics).
+func (c *TCPConn) handshakeRTO() {
+	if c.retries > 0 && c.srtt == 0 {
+		cfg := &c.t.cfg
+		c.rto = int64(min(max(3*time.Second, cfg.InitialRTO), cfg.MaxRTO))
+	}
 }
 
 // onDelayedACK sends the ACK that no data rode on in time.
@@ -598,8 +654,16 @@ func (c *TCPConn) onKeepAlive(*timerT) {
 	t.s.wheel.Schedule(&c.keepTimer, now+c.keepInterval())
 }
 
-// onTimeWait ends TIME-WAIT after 2*MSL.
-func (c *TCPConn) onTimeWait(*timerT) { c.free(nil) }
+// onTimeWait ends TIME-WAIT after 2*MSL, and FIN-WAIT-2 after
+// FinWait2Timeout.
+func (c *TCPConn) onTimeWait(*timerT) {
+	if c.state == tcpFinWait2 {
+		c.t.stats.FinWait2Timeouts++
+		c.free(ErrConnectionTimeout)
+		return
+	}
+	c.free(nil)
+}
 
 // updateRTT takes one RTT sample r (RFC 6298 2.2-2.4, G = the wheel tick).
 func (c *TCPConn) updateRTT(r int64) {

@@ -15,11 +15,24 @@ import "github.com/mkstack/mkstack/stack/header"
 // peer holds. Loss is declared after three duplicate ACKs or when more
 // than two segments' worth of data is SACKed above sndUna (RFC 6675's
 // IsLost for the first hole). Recovery (RFC 6675 with SACK, RFC 6582
-// NewReno without) then sends while pipe < cwnd: first the holes below
-// the highest SACKed byte, in order, once each, then new data. pipe is
-// the bytes still in the network: those sent above the highest SACKed
-// byte plus the holes retransmitted in this recovery (the holes not yet
-// retransmitted are taken as lost, the SACKed ranges as delivered).
+// NewReno without) then sends what Proportional Rate Reduction (RFC 9937)
+// allows on each ACK (prrACK): first the holes below the highest SACKed
+// byte, in order, once each, then new data.
+//
+// pipe is the bytes still in the network, as Linux's in-flight count:
+// those sent above the highest SACKed byte plus the holes retransmitted in
+// this recovery. A hole below the highest SACKed byte and not yet
+// retransmitted counts as lost. That is RACK's rule (RFC 8985 6.2) during
+// recovery when no reordering has been seen (its reordering window is
+// then 0): a segment is lost once one sent after it is delivered, and the
+// segments above a hole were first sent after it. RFC 6675's IsLost is
+// more patient (a hole is lost only with three segments SACKed above it);
+// Linux, whose loss detection is RACK, counts the holes lost as here, and
+// with IsLost the pipe would keep them in flight and PRR would send a
+// segment or two less per ACK than Linux does (packetdrill's
+// prr-ss-ack-below-snd_una-cubic). A retransmission that is lost again
+// is noticed only at sndUna (processACK, holeRexmitAt), not by RACK's
+// timestamps; nor is there RACK's reordering timer.
 
 // oooBytes is the span from rcvNxt to the end of the last out-of-order
 // range: ring space already promised to data held beyond a hole.
@@ -198,29 +211,158 @@ func (c *TCPConn) lossDetected() bool {
 	return c.dupAcks >= 3 || (c.sackOK && c.sackedBytes() > 2*c.dataMSS())
 }
 
-// enterRecovery starts fast retransmit and recovery.
-func (c *TCPConn) enterRecovery() {
+// enterRecovery starts fast retransmit and recovery on the ACK that
+// detected the loss; delivered is what that ACK reported delivered and
+// sackedBefore the bytes SACKed before it.
+func (c *TCPConn) enterRecovery(delivered, sackedBefore int) {
 	t := c.t
 	c.inRecovery = true
 	c.recoverSeq, c.recoveryGuard = c.sndMax, true
-	c.cc.OnCongestion(int(c.sndMax - c.sndUna))
+	// FlightSize without what limited transmit sent (RFC 5681 3.2 step
+	// 2): outside recovery only limited transmit sends beyond cwnd.
+	c.cc.OnCongestion(min(int(c.sndMax-c.sndUna), c.cc.Cwnd()))
 	c.rexmitNxt = c.sndUna
 	c.rttTiming = false // Karn: the sample would be ambiguous
 	t.stats.FastRetransmits++
 	if c.nSacked > 0 {
 		t.stats.SACKRecoveries++
 	}
-	// The first hole goes at once, whatever the window (RFC 5681 3.2).
-	// A tail loss probe still pending becomes the retransmission timer,
-	// restarted by the retransmission as Linux does: no probe is sent in
-	// recovery (RFC 8985 7.2).
+	// RFC 9937's RecoverFS: the flight, less what was SACKed before this
+	// ACK (it will not be delivered again during the recovery).
+	c.prrDelivered, c.prrRexmit, c.prrRoom = 0, 0, 0
+	c.prrNxt0, c.prrNxt = c.sndNxt, c.sndNxt
+	c.recoverFS = max(int(c.sndNxt-c.sndUna)-sackedBefore, 1)
+	c.prrACK(delivered, false)
+	// The first hole goes at once, whatever the window (RFC 5681 3.2;
+	// PRR's room is at least a segment here). A tail loss probe still
+	// pending becomes the retransmission timer, restarted by the
+	// retransmission as Linux does: no probe is sent in recovery (RFC
+	// 8985 7.2).
 	c.retransmitHole(true)
 	c.armRTO()
 	c.schedule()
 }
 
-// pipe estimates the bytes in the network (RFC 6675 SetPipe, simplified as
-// the comment at the top of this file says).
+// delivered is RFC 9937's DeliveredData for an ACK that acknowledged
+// acked new bytes cumulatively (0 for a duplicate ACK) when sackedBefore
+// bytes were SACKed before it: the bytes the peer newly holds, SACKed
+// ones included, those it had SACKed before not counted again. Without
+// SACK each duplicate ACK stands for a segment delivered (at most the
+// flight less a segment in all, as Linux), and a cumulative ACK counts
+// what it covers beyond those, at least a segment's worth.
+//
+// Slow start and congestion avoidance grow cwnd by this rather than by
+// the bytes the cumulative ACK covers, as Linux does: after reordering,
+// the ACK that fills the hole covers data the peer already reported
+// (SACKed, or counted by a duplicate ACK) and counts only what is new.
+// RFC 5681 3.1 bounds the growth per ACK ("at most SMSS", or L*SMSS with
+// RFC 3465's byte counting); counting less is within both.
+func (c *TCPConn) delivered(acked, sackedBefore int) int {
+	if c.sackOK {
+		return max(acked+c.sackedBytes()-sackedBefore, 0)
+	}
+	mss := c.dataMSS()
+	if !c.inRecovery && c.dupAcks == 1 && acked == 0 || !c.inRecovery && c.dupAcks == 0 {
+		c.dupCredit = 0 // the first duplicate ACK of a run, or none before
+	}
+	if acked == 0 {
+		d := min(mss, int(c.sndMax-c.sndUna)-mss-c.dupCredit)
+		if d <= 0 {
+			return 0
+		}
+		c.dupCredit += d
+		return d
+	}
+	d := max(acked-c.dupCredit, min(acked, mss))
+	c.dupCredit = max(c.dupCredit-max(acked-mss, 0), 0)
+	return d
+}
+
+// prrACK is PRR's step for an ACK in recovery that reported delivered
+// bytes (RFC 9937, the algorithm of Linux's tcp_cwnd_reduction): while
+// the pipe is above ssthresh, send in proportion to what was delivered,
+// ssthresh/RecoverFS of it, rounded up to whole segments as Linux counts
+// them; below, send as much as was delivered (PRR-CRB), a segment more
+// when the ACK moved sndUna without revealing a new loss (safe, PRR-SSRB),
+// but never beyond ssthresh. The room it sets is spent by retransmitHole
+// and, through sndNxt, by new data (cwndRoom).
+func (c *TCPConn) prrACK(delivered int, safe bool) {
+	if delivered <= 0 {
+		return
+	}
+	mss := c.dataMSS()
+	c.prrDelivered += delivered
+	out := c.prrOut()
+	pipe := c.pipe()
+	ssthresh := c.cc.Ssthresh()
+	var sndcnt int
+	if pipe > ssthresh {
+		fs := int64(c.recoverFS)
+		quota := int((int64(c.prrDelivered)*int64(ssthresh) + fs - 1) / fs)
+		sndcnt = (quota+mss-1)/mss*mss - out
+	} else {
+		sndcnt = max(c.prrDelivered-out, delivered)
+		if safe {
+			sndcnt += mss
+		}
+		sndcnt = min(ssthresh-pipe, sndcnt)
+	}
+	if out == 0 {
+		sndcnt = max(sndcnt, mss) // the fast retransmit itself
+	}
+	c.prrRoom = max(sndcnt, 0)
+	c.prrNxt = c.sndNxt
+}
+
+// prrOut is RFC 9937's prr_out: the bytes sent since recovery began.
+func (c *TCPConn) prrOut() int {
+	n := c.prrRexmit
+	if seqGT(c.sndNxt, c.prrNxt0) {
+		n += int(c.sndNxt - c.prrNxt0)
+	}
+	return n
+}
+
+// cwndRoom is what the congestion window lets go now: in recovery the
+// room PRR gave at the last ACK less the new data sent since (the
+// retransmissions were taken off prrRoom), otherwise cwnd less the
+// flight.
+func (c *TCPConn) cwndRoom() int {
+	if !c.inRecovery {
+		return c.cc.Cwnd() - int(c.sndNxt-c.sndUna)
+	}
+	if seqGT(c.sndNxt, c.prrNxt) {
+		return c.prrRoom - int(c.sndNxt-c.prrNxt)
+	}
+	return c.prrRoom
+}
+
+// newLoss reports whether SACK blocks that moved the highest SACKed byte
+// up from high exposed a hole above it: data now counted lost (see pipe),
+// which makes an ACK not "safe" for PRR.
+func (c *TCPConn) newLoss(high uint32) bool {
+	if !seqGT(c.highSACKed(), high) {
+		return false
+	}
+	if seqLT(high, c.sndUna) {
+		high = c.sndUna
+	}
+	for i := 0; i < c.nSacked; i++ {
+		r := c.sacked[i]
+		if seqLEQ(r.end, high) {
+			continue
+		}
+		if seqGT(r.start, high) {
+			return true
+		}
+		high = r.end
+	}
+	return false
+}
+
+// pipe estimates the bytes in the network (RFC 6675 SetPipe, with the
+// holes below the highest SACKed byte taken as lost, as the comment at
+// the top of this file says).
 func (c *TCPConn) pipe() int {
 	inFlight := int(c.sndNxt - c.sndUna)
 	if !c.inRecovery {
@@ -290,13 +432,15 @@ func (c *TCPConn) retransmitHole(force bool) bool {
 	if n <= 0 {
 		return false
 	}
-	if !force && c.cc.Cwnd()-c.pipe() < n {
+	if !force && c.cwndRoom() < n {
 		return false
 	}
 	sent, _, ok := c.sendData(seq, n, false, false)
 	if !ok || sent == 0 {
 		return false
 	}
+	c.prrRexmit += sent
+	c.prrRoom = max(c.prrRoom-sent, 0)
 	if seq == c.sndUna {
 		c.holeRexmitAt = c.t.s.now
 	}

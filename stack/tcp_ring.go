@@ -1,32 +1,68 @@
 package stack
 
-// byteRing is a fixed ring of bytes: a connection's send or receive buffer.
-// Its memory is allocated at the first byte stored, not with the
-// connection, so that half-open connections (a SYN flood fills a SYN queue
-// with them) cost no buffer; a connection taken from the free list keeps
-// the memory it had. Nothing after that allocates.
+// byteRing is a ring of bytes: a connection's send or receive buffer.
+// size bounds what it holds (TCPConfig.SendBuffer or ReceiveBuffer: the
+// receive window is offered against it); its memory is taken from the
+// stack's ringPool only as bytes need it, smallest class first, and
+// grown (the held bytes copied once into the next class) as more arrive,
+// so a half-open connection (a SYN flood fills a SYN queue with them)
+// costs none and a connection that exchanges small messages a few KiB.
+// Growing always succeeds, so the window offered against size stays
+// valid (RFC 9293 3.8.6: a window offered is never taken back). The
+// memory goes back to the pool (release) once the ring is empty and the
+// connection no longer needs it: see TCPConn.releaseRings. Nothing
+// allocates once the pool holds what the connections need.
 type byteRing struct {
-	buf  []byte
-	size int // capacity, whether or not buf is allocated yet
+	buf  []byte // the memory held now (nil: none); len is its capacity
+	pool *ringPool
 	head int // index of the oldest byte
 	n    int // bytes held
+	// size is the most the ring holds, whatever buf holds now (bound).
+	// want is the capacity the ring last held: taken again at once when
+	// it fills after a release, so a connection that moves bulk data does
+	// not grow its ring class by class each time it empties. (int32
+	// keeps TCPConn in its allocation size class.)
+	size, want int32
 }
 
-func (r *byteRing) init(size int) {
-	r.size = size
-	if len(r.buf) != size {
+func (r *byteRing) init(size int, pool *ringPool) {
+	r.release()
+	r.size, r.pool, r.want = int32(size), pool, 0
+}
+
+// bound is the most the ring holds.
+func (r *byteRing) bound() int { return int(r.size) }
+
+// reserve makes the ring's memory hold at least end bytes from the
+// oldest (end <= size), keeping every byte at its offset.
+func (r *byteRing) reserve(end int) {
+	if end <= len(r.buf) {
+		return
+	}
+	nb := r.pool.get(max(end, int(r.want)))
+	if r.buf != nil {
+		// Unwrap the old ring at the front of the new one: offsets from
+		// head (held bytes, and out-of-order bytes beyond them) stay.
+		k := copy(nb, r.buf[r.head:])
+		copy(nb[k:], r.buf[:r.head])
+		r.pool.put(r.buf)
+		r.pool.stats.RingGrowths++
+	}
+	r.buf, r.head, r.want = nb, 0, int32(len(nb))
+}
+
+// release empties the ring, dropping what it holds and anything stored
+// beyond (writeAt), and gives its memory back to the pool.
+func (r *byteRing) release() {
+	if r.buf != nil {
+		r.pool.put(r.buf)
 		r.buf = nil
 	}
-}
-
-func (r *byteRing) alloc() {
-	if r.buf == nil {
-		r.buf = make([]byte, r.size)
-	}
+	r.head, r.n = 0, 0
 }
 
 func (r *byteRing) len() int  { return r.n }
-func (r *byteRing) free() int { return r.size - r.n }
+func (r *byteRing) free() int { return int(r.size) - r.n }
 
 // write appends as much of p as fits and returns how much did.
 func (r *byteRing) write(p []byte) int {
@@ -34,7 +70,7 @@ func (r *byteRing) write(p []byte) int {
 	if len(p) == 0 {
 		return 0
 	}
-	r.alloc()
+	r.reserve(r.n + len(p))
 	tail := (r.head + r.n) % len(r.buf)
 	k := copy(r.buf[tail:], p)
 	copy(r.buf, p[k:])
@@ -73,9 +109,6 @@ func (r *byteRing) read(p []byte) int {
 	return n
 }
 
-// reset empties the ring, keeping its memory.
-func (r *byteRing) reset() { r.head, r.n = 0, 0 }
-
 // views returns the held bytes in place: a, then b when they wrap.
 func (r *byteRing) views() (a, b []byte) {
 	if r.n == 0 {
@@ -95,7 +128,7 @@ func (r *byteRing) writeAt(off int, p []byte) {
 	if len(p) == 0 {
 		return
 	}
-	r.alloc()
+	r.reserve(r.n + off + len(p))
 	pos := (r.head + r.n + off) % len(r.buf)
 	k := copy(r.buf[pos:], p)
 	copy(r.buf, p[k:])
@@ -103,3 +136,66 @@ func (r *byteRing) writeAt(off int, p []byte) {
 
 // commit takes n bytes already stored by writeAt at offset 0.
 func (r *byteRing) commit(n int) { r.n += n }
+
+// ringMin is the smallest ring class: a page, a few segments.
+const ringMin = 4 << 10
+
+// ringPool is a stack's free ring memory for one kind of ring (send or
+// receive), by size class: ringMin, twice that, ... and the configured
+// ring size as the largest. A ring takes the smallest class that holds
+// what it must; released memory is kept for the next ring, up to limit
+// bytes (beyond that it is left to the garbage collector), so that in
+// steady state no ring allocates.
+type ringPool struct {
+	bound int        // the largest class
+	free  [][][]byte // free[k]: idle buffers of class k
+	held  int        // bytes in free
+	limit int
+	stats *TCPStats // RingBytes counts what rings hold
+}
+
+func (p *ringPool) init(bound int, stats *TCPStats) {
+	p.bound, p.stats = bound, stats
+	p.free = make([][][]byte, p.class(bound)+1)
+	p.held = 0
+	// Enough for 16 rings of the largest class, and at least 1 MiB.
+	p.limit = max(16*bound, 1<<20)
+}
+
+// class returns the smallest class holding n bytes.
+func (p *ringPool) class(n int) int {
+	k := 0
+	for ringMin<<k < min(n, p.bound) {
+		k++
+	}
+	return k
+}
+
+// classSize is the capacity of class k.
+func (p *ringPool) classSize(k int) int { return min(ringMin<<k, p.bound) }
+
+// get returns memory for a ring that must hold n bytes.
+func (p *ringPool) get(n int) []byte {
+	k := p.class(n)
+	size := p.classSize(k)
+	p.stats.RingBytes += uint64(size)
+	if l := p.free[k]; len(l) > 0 {
+		b := l[len(l)-1]
+		l[len(l)-1] = nil
+		p.free[k] = l[:len(l)-1]
+		p.held -= size
+		return b
+	}
+	return make([]byte, size)
+}
+
+// put takes back memory get returned.
+func (p *ringPool) put(b []byte) {
+	p.stats.RingBytes -= uint64(len(b))
+	k := p.class(len(b))
+	if k >= len(p.free) || p.classSize(k) != len(b) || p.held+len(b) > p.limit {
+		return
+	}
+	p.free[k] = append(p.free[k], b)
+	p.held += len(b)
+}

@@ -139,10 +139,13 @@ func TestTCPScriptSACKRepairsSeveralLossesInOneRoundTrip(t *testing.T) {
 		a(301, 1001, [2]int64{2001, 3001}),
 		a(302, 1001, [2]int64{2001, 4001}),
 		a(303, 1001, [2]int64{5001, 6001}, [2]int64{2001, 4001}),
-		// Three duplicate ACKs, more than 2 segments SACKed: recovery.
+		// Three duplicate ACKs, more than 2 segments SACKed: recovery,
+		// ssthresh 6300 (0.7 of the 9000 bytes in flight). The pipe,
+		// 4000 bytes, is below it: PRR (RFC 9937) sends as much as each
+		// ACK reports delivered, one segment.
 		out(ms(303), tseg{f: ".", seq: 1001, ack: 1, n: 1000}),
-		out(ms(303), tseg{f: ".", seq: 4001, ack: 1, n: 1000}),
 		a(304, 1001, [2]int64{5001, 7001}, [2]int64{2001, 4001}),
+		out(ms(304), tseg{f: ".", seq: 4001, ack: 1, n: 1000}),
 		a(305, 1001, [2]int64{8001, 9001}, [2]int64{5001, 7001}, [2]int64{2001, 4001}),
 		out(ms(305), tseg{f: ".", seq: 7001, ack: 1, n: 1000}),
 		a(306, 1001, [2]int64{8001, 10001}, [2]int64{5001, 7001}, [2]int64{2001, 4001}),

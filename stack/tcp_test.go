@@ -100,7 +100,7 @@ func TestTCPCloseFromClientGoesThroughTimeWait(t *testing.T) {
 	c, _ := a.DialTCP(ip4("10.0.0.2"), 80, TCPConnOptions{})
 	n.run()
 	sc, _ := l.Accept()
-	c.Close()
+	c.CloseWrite()
 	n.run()
 	if c.State() != "FIN-WAIT-2" || sc.State() != "CLOSE-WAIT" || !sc.PeerClosed() {
 		t.Fatalf("after client FIN: client %s server %s", c.State(), sc.State())
@@ -113,6 +113,7 @@ func TestTCPCloseFromClientGoesThroughTimeWait(t *testing.T) {
 	if string(got) != "last words" {
 		t.Fatalf("half-closed client read %q", got)
 	}
+	c.Close()
 	sc.Close()
 	n.run()
 	if c.State() != "TIME-WAIT" || sc.State() != "CLOSED" || sc.Err() != nil {
