@@ -99,6 +99,12 @@ type Config struct {
 	// and counted (ForwardDrops, and the stack's forward_failed).
 	MaxForwardsInFlight int
 
+	// MaxCallsInFlight bounds the cross-core calls (Call) one core may
+	// have in flight to each other core (0: DefaultMaxCallsInFlight).
+	// Beyond it a call is refused with ErrBusy: the caller's
+	// back-pressure.
+	MaxCallsInFlight int
+
 	// KeepGOMAXPROCS leaves GOMAXPROCS alone. By default Start raises it
 	// by the number of cores, and Stop lowers it again: a busy core holds
 	// its P (the Go scheduler's right to run Go code) for as long as
@@ -154,6 +160,7 @@ func (c Config) plan() (*plan, error) {
 	def(&c.PeerRing, DefaultPeerRing)
 	def(&c.SharedRing, DefaultSharedRing)
 	def(&c.MaxForwardsInFlight, DefaultMaxForwardsInFlight)
+	def(&c.MaxCallsInFlight, DefaultMaxCallsInFlight)
 	if c.Clock == nil {
 		c.Clock = nicq.SystemClock{}
 	}
@@ -161,6 +168,8 @@ func (c Config) plan() (*plan, error) {
 	case c.Budget < 1, c.MailboxBudget < 1, c.PeerRing < 1, c.SharedRing < 1, c.MaxForwardsInFlight < 1:
 		return nil, fmt.Errorf("%w: Budget %d, MailboxBudget %d, PeerRing %d, SharedRing %d and MaxForwardsInFlight %d must be positive",
 			ErrInvalidConfig, c.Budget, c.MailboxBudget, c.PeerRing, c.SharedRing, c.MaxForwardsInFlight)
+	case c.MaxCallsInFlight < 1:
+		return nil, fmt.Errorf("%w: MaxCallsInFlight %d must be positive", ErrInvalidConfig, c.MaxCallsInFlight)
 	case c.Cores < 0:
 		return nil, fmt.Errorf("%w: %d cores", ErrInvalidConfig, c.Cores)
 	case c.CPUs != nil && c.Cores != 0 && c.Cores != len(c.CPUs):

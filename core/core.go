@@ -71,6 +71,8 @@ type core struct {
 
 	neigh neighbourCache // entries learned from the wire, re-sent to the others
 
+	calls callState // cross-core calls (calls.go)
+
 	counters        Counters
 	pub             *Published
 	forwardNoBuffer uint64 // forwarded datagrams dropped here for want of a buffer
@@ -118,11 +120,13 @@ func newCore(rt *Runtime, id int, mboxes []*mailbox, bell *msgring.Doorbell, rea
 	c.txq = c.queues[0]
 	c.pool = c.txq.Pool()
 	c.polls = newPollSet(append(fds, bell.Fd()))
+	c.calls.init(p.Cores, p.MaxCallsInFlight)
 	for peer := range c.backlog {
 		if peer != id {
-			// Returns to a peer never exceed its forwards in flight;
-			// the rest is room for replication messages.
-			c.backlog[peer] = make([]message, 0, c.maxInFlight+replicationBacklog)
+			// Returns to a peer never exceed its forwards in flight, calls
+			// and replies the calls in flight each way; the rest is room
+			// for replication messages.
+			c.backlog[peer] = make([]message, 0, c.maxInFlight+2*c.calls.limit+replicationBacklog)
 		}
 	}
 	c.send = c.txq.Send
@@ -414,6 +418,10 @@ func (c *core) onMessage(from int, m message) {
 		if m.done != nil {
 			close(m.done)
 		}
+	case msgCallRequest:
+		c.serveCall(from, m.call)
+	case msgCallReply:
+		c.completeCall(from, m.call)
 	}
 }
 
@@ -487,14 +495,15 @@ func (c *core) onNeighbour(ip [4]byte, mac header.MAC) {
 
 // sendTo puts m on peer's ring from this core, or in the backlog behind
 // what already waits there. Replication messages are refused when the
-// backlog's room for them is used up; returns always fit.
+// backlog's room for them is used up; returns, calls and replies always
+// fit.
 func (c *core) sendTo(peer int, m message) bool {
 	bl := c.backlog[peer]
 	if len(bl) == 0 && c.peers[peer].From(c.id).Enqueue(m) {
 		c.markNotify(peer)
 		return true
 	}
-	if m.kind != msgReturn && len(bl) >= cap(bl)-c.maxInFlight {
+	if m.kind == msgNeighbour && len(bl) >= cap(bl)-c.maxInFlight-2*c.calls.limit {
 		return false
 	}
 	if len(bl) == cap(bl) {
@@ -570,6 +579,7 @@ func (c *core) publish() {
 	}
 	d[stack.DropNoBuffer] += c.forwardNoBuffer
 	c.pub.Publish(&c.counters)
+	c.calls.publish()
 }
 
 // settle stops the core once the runtime is stopping. It takes no more
@@ -584,7 +594,13 @@ func (c *core) settle() {
 	c.rt.settled.Add(1)
 	for {
 		c.iclock.now = c.clock.Now()
-		all := c.rt.settled.Load() == int32(c.n)
+		if !c.calls.settled && c.calls.total == 0 {
+			// It makes no more calls: once every core says so, no call
+			// or reply is left in any ring or backlog.
+			c.calls.settled = true
+			c.rt.callsSettled.Add(1)
+		}
+		all := c.rt.settled.Load() == int32(c.n) && c.rt.callsSettled.Load() == int32(c.n)
 		n := c.mbox.Drain(c.mboxBudget, c.onMsg)
 		if c.backlogged > 0 {
 			c.pushBacklog()
@@ -611,13 +627,14 @@ func (c *core) settle() {
 	c.publish()
 }
 
-// dropReplicationBacklog keeps only returns in the backlog: a peer that
-// has settled may leave before a replication message reaches it.
+// dropReplicationBacklog keeps only returns, calls and replies in the
+// backlog: a peer that has settled may leave before a replication message
+// reaches it.
 func (c *core) dropReplicationBacklog() {
 	for peer, bl := range c.backlog {
 		kept := bl[:0]
 		for _, m := range bl {
-			if m.kind == msgReturn {
+			if m.kind != msgNeighbour {
 				kept = append(kept, m)
 			}
 		}

@@ -5,7 +5,8 @@
 // share no mutable state: what one core needs from another arrives as a
 // message. The package owns the poll loop, idling, cross-core forwarding,
 // the replication of neighbour entries, the control plane (Do, Broadcast,
-// Stop) and the per-core metrics with their Prometheus collector.
+// Stop), per-core application state with cross-core calls (Sharded, Call)
+// and the per-core metrics with their Prometheus collector.
 //
 // It must not hold a lock, make a channel operation or allocate on the data
 // path; the tests count the heap allocations of the whole process across
@@ -101,13 +102,38 @@
 // Broadcast, or at start with Config.OnStart, replicate what every core
 // must have (sockets bound on every core, later listeners and routes).
 //
+// # Sharded state and cross-core calls
+//
+// An application keeps per-core state as the stack does: Sharded[T] is one
+// T per core, built on that core (NewSharded), reached by that core's
+// handlers with Local(core) in O(1), with no lock. A handler on core i that
+// needs core j's state (the owner of a key) makes a Call: Reserve a slot,
+// fill its argument, Send; serve runs on j with j's T and fills the
+// result; the continuation runs back on i, which answers on the connection
+// it owns. Calls travel in the core-to-core rings with the other messages
+// (msgCallRequest, msgCallReply: a pointer to the slot, which belongs to
+// the caller and is reused, so a call in steady state allocates nothing);
+// the sender rings the target's doorbell once at the end of its iteration.
+// A call to the caller's own core runs inline. A core has at most
+// Config.MaxCallsInFlight calls in flight to each peer: beyond, Reserve
+// returns ErrBusy, counted as back-pressure, and the handler stops taking
+// work and queues a Waiter (Runtime.WhenRoom) that runs when a call to that
+// peer completes. An accepted call is never dropped: a call or reply that
+// finds the peer's ring full waits in the backlog, which has room for
+// every call in flight each way. Application goroutines use Call.Wait, which
+// goes through the shared ring and blocks until the call has run. The
+// counters (calls sent and received per pair of cores, the most in flight,
+// back-pressure events) are published with the core's others and emitted
+// by the runtime's collector with a peer label.
+//
 // # Stopping
 //
 // Stop refuses new calls, waits for calls being made, and tells the cores.
 // A stopping core takes no more frames and forwards nothing, but keeps
 // draining its mailbox (running the calls still queued, sending forwarded
 // buffers home unprocessed, freeing its own as they return) until every
-// core has stopped forwarding and none holds another's buffer; then it
-// flushes its stack and exits. The last core out closes the doorbells. No
+// core has stopped forwarding and none holds another's buffer, and every
+// core has seen its calls complete (a stopping core serves calls but makes
+// none: Reserve returns ErrStopped); then it flushes its stack and exits. The last core out closes the doorbells. No
 // goroutine outlives Stop (the tests check with goleak).
 package core

@@ -22,6 +22,11 @@ const (
 	msgNeighbour
 	// msgCall: run fn on the receiver's stack, then close done if set.
 	msgCall
+	// msgCallRequest: call, a cross-core call from the sender (a slot of
+	// the sender's), to serve and send back as msgCallReply.
+	msgCallRequest
+	// msgCallReply: call, a call this core made, served by the sender.
+	msgCallReply
 )
 
 // message is what travels in the mailboxes: a fixed-size value, copied into
@@ -34,6 +39,7 @@ type message struct {
 	buf  *nicq.Buf
 	fn   func(*stack.Stack)
 	done chan struct{}
+	call *callSlot
 }
 
 // mailbox is a core's mailbox.

@@ -188,6 +188,10 @@ type Collector struct {
 	reasons []string
 	descs   [numMetrics]*prometheus.Desc
 	drops   *prometheus.Desc
+	// A runtime's collector also emits its cross-core call counters
+	// (calls.go).
+	calls     []*callsPublished
+	callDescs *callDescs
 }
 
 // NewCollector collects cores[i] under the labels core=i, cpu=cpus[i]; a
@@ -215,6 +219,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- d
 	}
 	ch <- c.drops
+	c.describeCalls(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -232,4 +237,5 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(p.drops[r].Load()), core, cpu, name)
 		}
 	}
+	c.collectCalls(ch)
 }

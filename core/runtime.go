@@ -43,6 +43,8 @@ type Runtime struct {
 	settled atomic.Int32 // cores that stopped forwarding
 	running atomic.Int32 // core goroutines (and a Stop ringing them) not yet gone
 
+	callsSettled atomic.Int32 // stopping cores with no call in flight
+
 	plan   *plan
 	mboxes []*mailbox   // by core, read-only: what application goroutines send to
 	rooms  []roomSignal // by core: goroutines waiting for room in its mailbox
@@ -144,6 +146,11 @@ func newRuntime(p *plan) (*Runtime, error) {
 		rt.stoppedErrs = append(rt.stoppedErrs, fmt.Errorf("core: call on core %d: %w", i, ErrStopped))
 	}
 	rt.collector = NewCollector(pubs, p.cpus, rt.reasons)
+	callPubs := make([]*callsPublished, p.Cores)
+	for i, c := range rt.cores {
+		callPubs[i] = c.calls.pub
+	}
+	rt.collector.setCalls(callPubs)
 	return rt, nil
 }
 

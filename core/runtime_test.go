@@ -581,7 +581,9 @@ func TestCollectorExportsEveryCore(t *testing.T) {
 	for range ch {
 		n++
 	}
-	if want := 2 * (int(numMetrics) + len(a.DropReasonNames())); n != want {
+	// Per core: the metrics, the drops by reason, and the call counters:
+	// four per peer core and received by peer and from "app".
+	if want := 2 * (int(numMetrics) + len(a.DropReasonNames()) + 4*2 + 3); n != want {
 		t.Fatalf("collected %d series, want %d", n, want)
 	}
 	if names := a.DropReasonNames(); !slices.Contains(names, "nic_rx_ring_full") || !slices.Contains(names, "forward_failed") {

@@ -39,6 +39,7 @@ type serveOptions struct {
 	cpus                        []int
 	synCookieRate               int
 	port                        int
+	memoryMB, maxItem           int // --app memcached
 	pin, xdpGeneric             bool
 	shutdown, spin              time.Duration
 }
@@ -56,8 +57,10 @@ func parseServe(args []string, stderr io.Writer) (serveOptions, int) {
 	var cpus string
 	fs.StringVar(&cpus, "cpus", "", "pin the cores to these CPUs, core i to the i-th lowest, e.g. 2,3 or 4-7 (default: CPUs near the NIC; --cores, if given, must match the count)")
 	fs.IntVar(&o.synCookieRate, "syn-cookies-per-second", 0, "per core, the most SYN cookies sent under a SYN flood; the flood's SYNs beyond are dropped and counted (0: the stack's default, 25000; negative: no bound)")
-	fs.StringVar(&o.app, "app", "echo", "application: echo (TCP), http (net/http over sockets), discard (TCP)")
-	fs.IntVar(&o.port, "port", 0, "port of the application (default: 7 echo, 80 http, 9 discard)")
+	fs.StringVar(&o.app, "app", "echo", "application: echo (TCP), http (net/http over sockets), discard (TCP), memcached (the text protocol, items sharded across the cores)")
+	fs.IntVar(&o.port, "port", 0, "port of the application (default: 7 echo, 80 http, 9 discard, 11211 memcached)")
+	fs.IntVar(&o.memoryMB, "memory", 64, "memcached: megabytes for items, all cores together (memcached's -m); each core evicts its least recently used items beyond its share")
+	fs.IntVar(&o.maxItem, "max-item-size", 1<<20, "memcached: largest value in bytes (memcached's -I)")
 	fs.StringVar(&o.metrics, "metrics-addr", "", "serve Prometheus metrics at ADDR/metrics from the host's own network (e.g. 127.0.0.1:9100)")
 	fs.BoolVar(&o.pin, "pin", true, "pin each core to a CPU")
 	var xdpMode string
@@ -109,12 +112,15 @@ func parseServe(args []string, stderr io.Writer) (serveOptions, int) {
 		}
 	}
 	switch o.app {
-	case "echo", "http", "discard":
+	case "echo", "http", "discard", "memcached":
 	default:
-		return bad("--app %q: want echo, http or discard", o.app)
+		return bad("--app %q: want echo, http, discard or memcached", o.app)
 	}
 	if o.port == 0 {
-		o.port = map[string]int{"echo": 7, "http": 80, "discard": 9}[o.app]
+		o.port = map[string]int{"echo": 7, "http": 80, "discard": 9, "memcached": 11211}[o.app]
+	}
+	if o.memoryMB < 1 || o.maxItem < 1 {
+		return bad("--memory %d and --max-item-size %d: want positive values", o.memoryMB, o.maxItem)
 	}
 	if o.port < 1 || o.port > 65535 {
 		return bad("--port %d: want 1..65535", o.port)
@@ -194,7 +200,16 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, stdout io.Writ
 		"addr", o.addr, "cores", rt.NumCores(), "cpus", fmt.Sprint(rt.CPUs()), "queues", nic.NumQueues(), "mtu", nic.MTU())
 
 	var appClose func()
+	var appMetrics prometheus.Collector
 	switch o.app {
+	case "memcached":
+		mc, err := startMemcached(n, uint16(o.port), mcConfig{MemoryBytes: int64(o.memoryMB) << 20, MaxValue: o.maxItem})
+		if err != nil {
+			n.Shutdown(context.Background())
+			return err
+		}
+		appClose = func() { mc.Close() }
+		appMetrics = newMCCollector(mc)
 	case "echo", "discard":
 		echo := o.app == "echo"
 		srv, err := n.ServeTCP(uint16(o.port), sockets.Handler{
@@ -242,6 +257,9 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, stdout io.Writ
 	if o.metrics != "" {
 		reg := prometheus.NewRegistry()
 		rt.Register(reg)
+		if appMetrics != nil {
+			reg.MustRegister(appMetrics)
+		}
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		ln, err := net.Listen("tcp", o.metrics)
 		if err != nil {
