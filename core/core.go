@@ -576,6 +576,8 @@ func (c *core) publish() {
 		v[TCPSYNCookiesSent], v[TCPSYNCookiesValid], v[TCPSYNQueueDrops] = t.SYNCookiesSent, t.SYNCookiesValid, t.SYNQueueDrops
 		v[TCPChallengeACKs], v[TCPResetsSent] = t.ChallengeACKs, t.ResetsSent
 		v[TCPConnections] = uint64(c.st.TCPConnCount())
+		v[TCPRingBytes], v[TCPFinWait2Timeouts], v[TCPZeroWindowAborts] = t.RingBytes, t.FinWait2Timeouts, t.ZeroWindowAborts
+		v[TCPAbortOnData], v[TCPTimeWaitRecycled], v[TCPTxQueueWaits] = t.AbortOnData, t.TimeWaitRecycled, t.TxQueueWaits
 	}
 	d[stack.DropNoBuffer] += c.forwardNoBuffer
 	c.pub.Publish(&c.counters)

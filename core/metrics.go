@@ -37,6 +37,12 @@ const (
 	TCPChallengeACKs
 	TCPResetsSent
 	TCPConnections // gauge: every state but LISTEN
+	TCPRingBytes   // gauge: send and receive ring memory held
+	TCPFinWait2Timeouts
+	TCPZeroWindowAborts
+	TCPAbortOnData
+	TCPTimeWaitRecycled
+	TCPTxQueueWaits
 	numMetrics
 )
 
@@ -46,30 +52,36 @@ type metricInfo struct {
 }
 
 var metricInfos = [numMetrics]metricInfo{
-	RxPackets:          {"mkstack_rx_packets_total", "Frames received from the core's NIC queue.", false},
-	RxBytes:            {"mkstack_rx_bytes_total", "Bytes received from the core's NIC queue.", false},
-	TxPackets:          {"mkstack_tx_packets_total", "Frames handed to the core's NIC queue.", false},
-	TxBytes:            {"mkstack_tx_bytes_total", "Bytes handed to the core's NIC queue.", false},
-	Polls:              {"mkstack_polls_total", "Iterations of the core's poll loop.", false},
-	IdleSleeps:         {"mkstack_idle_sleeps_total", "Times the core found no work and blocked.", false},
-	Wakeups:            {"mkstack_wakeups_total", "Times a blocked core was woken by its queue or doorbell.", false},
-	ForwardedPackets:   {"mkstack_forwarded_packets_total", "Packets this core forwarded to the core that owns their flow.", false},
-	ForwardDrops:       {"mkstack_forward_drops_total", "Packets not forwarded because the core had too many forwards in flight or the owner's mailbox ring was full.", false},
-	ForwardsReceived:   {"mkstack_forwards_received_total", "Packets other cores forwarded to this core.", false},
-	MailboxMessages:    {"mkstack_mailbox_messages_total", "Messages drained from the core's mailbox.", false},
-	RingHighWater:      {"mkstack_mailbox_ring_high_water", "Most messages found waiting in one mailbox ring.", true},
-	ReplicationDrops:   {"mkstack_replication_drops_total", "Replicated-state messages (neighbour entries) not sent because a peer's ring and backlog were full.", false},
-	TCPActiveOpens:     {"mkstack_tcp_active_opens_total", "TCP connections this core opened.", false},
-	TCPPassiveOpens:    {"mkstack_tcp_passive_opens_total", "TCP connections this core accepted.", false},
-	TCPRetransmits:     {"mkstack_tcp_retransmits_total", "TCP segments retransmitted.", false},
-	TCPEstablished:     {"mkstack_tcp_established", "TCP connections in ESTABLISHED on this core.", true},
-	TCPTimeWait:        {"mkstack_tcp_time_wait", "TCP connections in TIME-WAIT on this core.", true},
-	TCPSYNCookiesSent:  {"mkstack_tcp_syn_cookies_sent_total", "SYN-ACKs carrying a SYN cookie because a listener's SYN queue was full.", false},
-	TCPSYNCookiesValid: {"mkstack_tcp_syn_cookies_valid_total", "Connections made from a valid SYN cookie.", false},
-	TCPSYNQueueDrops:   {"mkstack_tcp_syn_queue_drops_total", "SYNs dropped because a listener's SYN queue was full (cookies disabled).", false},
-	TCPChallengeACKs:   {"mkstack_tcp_challenge_acks_total", "RFC 5961 challenge ACKs sent.", false},
-	TCPResetsSent:      {"mkstack_tcp_resets_sent_total", "TCP resets sent.", false},
-	TCPConnections:     {"mkstack_tcp_connections", "TCP connections in any state but LISTEN on this core (bounded by TCPConfig.MaxConns).", true},
+	RxPackets:           {"mkstack_rx_packets_total", "Frames received from the core's NIC queue.", false},
+	RxBytes:             {"mkstack_rx_bytes_total", "Bytes received from the core's NIC queue.", false},
+	TxPackets:           {"mkstack_tx_packets_total", "Frames handed to the core's NIC queue.", false},
+	TxBytes:             {"mkstack_tx_bytes_total", "Bytes handed to the core's NIC queue.", false},
+	Polls:               {"mkstack_polls_total", "Iterations of the core's poll loop.", false},
+	IdleSleeps:          {"mkstack_idle_sleeps_total", "Times the core found no work and blocked.", false},
+	Wakeups:             {"mkstack_wakeups_total", "Times a blocked core was woken by its queue or doorbell.", false},
+	ForwardedPackets:    {"mkstack_forwarded_packets_total", "Packets this core forwarded to the core that owns their flow.", false},
+	ForwardDrops:        {"mkstack_forward_drops_total", "Packets not forwarded because the core had too many forwards in flight or the owner's mailbox ring was full.", false},
+	ForwardsReceived:    {"mkstack_forwards_received_total", "Packets other cores forwarded to this core.", false},
+	MailboxMessages:     {"mkstack_mailbox_messages_total", "Messages drained from the core's mailbox.", false},
+	RingHighWater:       {"mkstack_mailbox_ring_high_water", "Most messages found waiting in one mailbox ring.", true},
+	ReplicationDrops:    {"mkstack_replication_drops_total", "Replicated-state messages (neighbour entries) not sent because a peer's ring and backlog were full.", false},
+	TCPActiveOpens:      {"mkstack_tcp_active_opens_total", "TCP connections this core opened.", false},
+	TCPPassiveOpens:     {"mkstack_tcp_passive_opens_total", "TCP connections this core accepted.", false},
+	TCPRetransmits:      {"mkstack_tcp_retransmits_total", "TCP segments retransmitted.", false},
+	TCPEstablished:      {"mkstack_tcp_established", "TCP connections in ESTABLISHED on this core.", true},
+	TCPTimeWait:         {"mkstack_tcp_time_wait", "TCP connections in TIME-WAIT on this core.", true},
+	TCPSYNCookiesSent:   {"mkstack_tcp_syn_cookies_sent_total", "SYN-ACKs carrying a SYN cookie because a listener's SYN queue was full.", false},
+	TCPSYNCookiesValid:  {"mkstack_tcp_syn_cookies_valid_total", "Connections made from a valid SYN cookie.", false},
+	TCPSYNQueueDrops:    {"mkstack_tcp_syn_queue_drops_total", "SYNs dropped because a listener's SYN queue was full (cookies disabled).", false},
+	TCPChallengeACKs:    {"mkstack_tcp_challenge_acks_total", "RFC 5961 challenge ACKs sent.", false},
+	TCPResetsSent:       {"mkstack_tcp_resets_sent_total", "TCP resets sent.", false},
+	TCPConnections:      {"mkstack_tcp_connections", "TCP connections in any state but LISTEN on this core (bounded by TCPConfig.MaxConns).", true},
+	TCPRingBytes:        {"mkstack_tcp_ring_bytes", "Send and receive ring memory the core's TCP connections hold.", true},
+	TCPFinWait2Timeouts: {"mkstack_tcp_fin_wait2_timeouts_total", "Closed connections ended by the FIN-WAIT-2 timeout.", false},
+	TCPZeroWindowAborts: {"mkstack_tcp_zero_window_aborts_total", "Connections ended because the peer's window stayed shut through the probe limit.", false},
+	TCPAbortOnData:      {"mkstack_tcp_abort_on_data_total", "Connections reset because data arrived after the application closed them.", false},
+	TCPTimeWaitRecycled: {"mkstack_tcp_time_wait_recycled_total", "TIME-WAIT connections recycled early because the table was full.", false},
+	TCPTxQueueWaits:     {"mkstack_tcp_tx_queue_waits_total", "Times TCP held data back because the transmit queue was nearly full.", false},
 }
 
 // Counters are one core's metrics, kept as plain fields that only the core
