@@ -13,6 +13,12 @@ import (
 // paced (the peak is far above the offered rate here) or not counted.
 func TestFixedRatePacesTheLoad(t *testing.T) {
 	const offered = 2000.0
+	machineSeen := 0
+	defer func() {
+		if machineSeen == 0 && !t.Failed() {
+			t.Error("no point measured any machine CPU from /proc/stat")
+		}
+	}()
 	for _, sys := range []string{SysMkstack, SysMkstackConn, SysLinux} {
 		for _, w := range []Workload{TCPRR, UDPEcho, TCPCRR, HTTP} {
 			if testing.Short() && w != TCPRR {
@@ -35,8 +41,14 @@ func TestFixedRatePacesTheLoad(t *testing.T) {
 				if p.OfferedRate != offered || r.Rate != offered {
 					t.Errorf("offered rate recorded as %v (point) and %v (result)", p.OfferedRate, r.Rate)
 				}
-				if p.MachineCPUSeconds <= 0 || p.CPUPerTxn() <= 0 {
-					t.Errorf("machine CPU %v s, %v s per transaction", p.MachineCPUSeconds, p.CPUPerTxn())
+				// /proc/stat counts busy time in 10 ms ticks: a short,
+				// light window may see none, so each point need only have
+				// the process's own CPU, and the run some machine CPU.
+				if p.CPUSeconds <= 0 || p.MachineCPUSeconds < 0 {
+					t.Errorf("process CPU %v s, machine CPU %v s", p.CPUSeconds, p.MachineCPUSeconds)
+				}
+				if p.MachineCPUSeconds > 0 {
+					machineSeen++
 				}
 				if p.GOMAXPROCS <= 0 || p.API == "" || p.Driver == "" || p.Client == "" {
 					t.Errorf("point does not say how it ran: %+v", p)
