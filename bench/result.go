@@ -31,7 +31,8 @@ type Env struct {
 }
 
 // ReadEnv describes this machine and the commit of the working directory
-// (git rev-parse; "unknown" outside a repository, "+dirty" if modified).
+// (git rev-parse; "unknown" outside a repository, "+dirty" if a tracked
+// file outside docs/ is modified).
 func ReadEnv() Env {
 	e := Env{
 		CPUModel: "unknown", NumCPU: runtime.NumCPU(), Kernel: "unknown",
@@ -54,7 +55,9 @@ func ReadEnv() Env {
 	}
 	if out, err := exec.Command("git", "rev-parse", "--short=12", "HEAD").Output(); err == nil {
 		e.Commit = strings.TrimSpace(string(out))
-		if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+		// Changes under docs/ (the figures a run writes there, say) do
+		// not make the code that produced them another.
+		if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no", "--", ":(top)", ":(top,exclude)docs").Output(); err == nil && len(st) > 0 {
 			e.Commit += "+dirty"
 		}
 	}
