@@ -93,20 +93,28 @@ func TestMeterScheduleSpreadsFlows(t *testing.T) {
 }
 
 func TestParseProcStat(t *testing.T) {
-	in := []byte("cpu  100 5 50 1000 7 3 2 9 0 0\ncpu0 50 5 25 500 3 1 1 4 0 0\nintr 1 2\n")
-	got, ok := parseProcStat(in)
-	// user+nice+system+irq+softirq = 100+5+50+3+2 ticks of 10 ms.
-	if !ok || got != 1600*time.Millisecond {
-		t.Errorf("busy %v %v, want 1.6s", got, ok)
+	in := []byte("cpu  100 5 50 1000 7 3 2 9 0 0\ncpu0 50 5 25 500 3 1 1 4 0 0\ncpu1 50 0 25 500 4 2 1 5 0 0\nintr 1 2\n")
+	cpus, notBusy, ok := parseProcStat(in)
+	// idle + iowait + steal = 1000 + 7 + 9 ticks of 10 ms; two CPUs.
+	if !ok || cpus != 2 || notBusy != 10160*time.Millisecond {
+		t.Errorf("%d CPUs, %v not busy, %v; want 2, 10.16s", cpus, notBusy, ok)
 	}
-	if _, ok := parseProcStat([]byte("cpu0 1 2 3\n")); ok {
-		t.Error("a /proc/stat without the aggregate line parsed")
+	for _, bad := range []string{"cpu0 1 2 3 4 5 6 7 8\n", "cpu  1 2 3 x 5 6 7 8\ncpu0 1 2 3 4 5 6 7 8\n", "cpu  1 2 3\ncpu0 1 2 3 4 5 6 7 8\n"} {
+		if _, _, ok := parseProcStat([]byte(bad)); ok {
+			t.Errorf("%q parsed", bad)
+		}
 	}
-	if _, ok := parseProcStat([]byte("cpu  1 x 3 4 5 6 7 8\n")); ok {
-		t.Error("a malformed cpu line parsed")
+	a, ok := MachineBusy()
+	if !ok {
+		t.Fatal("cannot read this machine's /proc/stat")
 	}
-	if _, ok := MachineBusy(); !ok {
-		t.Error("cannot read this machine's /proc/stat")
+	// Keep one CPU busy for 300 ms: the reading must grow by about that.
+	deadline := time.Now().Add(300 * time.Millisecond)
+	for time.Now().Before(deadline) {
+	}
+	b, _ := MachineBusy()
+	if d := b - a; d < 200*time.Millisecond {
+		t.Errorf("300 ms of a busy CPU read as %v of machine CPU", d)
 	}
 }
 
