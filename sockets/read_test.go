@@ -51,7 +51,7 @@ func TestReadTakesStagedBytesWithoutTheCore(t *testing.T) {
 	}
 	// Wait until the bytes are staged, then hold the server's core.
 	sc := server.(*conn)
-	for deadline := time.Now().Add(5 * time.Second); sc.rq.empty(); time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); !sc.unread(); time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the bytes were never staged for the reader")
 		}
@@ -117,7 +117,7 @@ func TestReadReturnsStagedBytesBeforeTheReset(t *testing.T) {
 		t.Fatal(err)
 	}
 	sc := server.(*conn)
-	for deadline := time.Now().Add(5 * time.Second); sc.rq.empty(); time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); !sc.unread(); time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the bytes were never staged")
 		}

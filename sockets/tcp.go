@@ -70,11 +70,22 @@ type conn struct {
 	rdDeadline, wrDeadline deadline
 	rdTimer, wrTimer       *time.Timer
 
-	// The read side: the core stages received bytes in rq; rdParked says
-	// a reader waits on rdWake; rxBlocked that bytes wait in the receive
-	// ring for room in rq; rxEnd the error Read returns once rq is empty
-	// (io.EOF for the peer's FIN).
-	rq        *writeQueue
+	// The read side: the core stages received bytes in a read queue;
+	// rdParked says a reader waits on rdWake; rxBlocked that bytes wait in
+	// the receive ring for room in the queue; rxEnd the error Read returns
+	// once the queue is empty (io.EOF for the peer's FIN).
+	//
+	// A connection starts with a small queue (rqSmall, readQueueSize),
+	// which is all a request/response connection needs. The first time it
+	// fills, the core moves on to a big one (rqBig, published once,
+	// bigReadQueueSize): a bulk reader then takes more per Read and asks
+	// for a refill a tenth as often. rqIn is the queue the core fills
+	// (core side); rq the one the reader takes from (reader side), which
+	// moves to rqBig once rqSmall is empty, so the bytes keep their order.
+	rqSmall   *writeQueue
+	rqBig     atomic.Pointer[writeQueue]
+	rqIn      *writeQueue // core side
+	rq        *writeQueue // reader side
 	rdParked  atomic.Bool
 	rxBlocked atomic.Bool
 	rxEnd     atomic.Pointer[error]
@@ -139,15 +150,17 @@ func newConn(n *Network, core int) *conn {
 	}
 	sc.refillFn, sc.drainFn, sc.ctlFn, sc.onEventFn = sc.doRefill, sc.doDrain, sc.doCtl, sc.onEvent
 	sc.wq = writeQueuePool.Get().(*writeQueue)
-	sc.rq = readQueuePool.Get().(*writeQueue)
+	sc.rqSmall = readQueuePool.Get().(*writeQueue)
+	sc.rqIn, sc.rq = sc.rqSmall, sc.rqSmall
 	sc.bufRefs.Store(2)
 	sc.linger.Store(-1)
 	return sc
 }
 
 var (
-	writeQueuePool = sync.Pool{New: func() any { return newWriteQueue() }}
-	readQueuePool  = sync.Pool{New: func() any { return newByteRing(readQueueSize) }}
+	writeQueuePool   = sync.Pool{New: func() any { return newWriteQueue() }}
+	readQueuePool    = sync.Pool{New: func() any { return newByteRing(readQueueSize) }}
+	bigReadQueuePool = sync.Pool{New: func() any { return newByteRing(bigReadQueueSize) }}
 )
 
 // releaseBufs lets go of one side's use of the queues; the last side
@@ -157,9 +170,19 @@ func (sc *conn) releaseBufs() {
 		return
 	}
 	sc.wq.reset()
-	sc.rq.reset()
+	sc.rqSmall.reset()
 	writeQueuePool.Put(sc.wq)
-	readQueuePool.Put(sc.rq)
+	readQueuePool.Put(sc.rqSmall)
+	if big := sc.rqBig.Load(); big != nil {
+		big.reset()
+		bigReadQueuePool.Put(big)
+	}
+}
+
+// unread reports whether received bytes wait in a read queue.
+func (sc *conn) unread() bool {
+	big := sc.rqBig.Load()
+	return !sc.rqSmall.empty() || big != nil && !big.empty()
 }
 
 // detach ends the core's part in the connection (on the core): it will
@@ -238,9 +261,9 @@ func (sc *conn) pushRx() {
 		if len(a) == 0 {
 			break
 		}
-		n := sc.rq.put(a)
+		n := sc.rqIn.put(a)
 		if n == len(a) && len(b) > 0 {
-			n += sc.rq.put(b)
+			n += sc.rqIn.put(b)
 		}
 		if n > 0 {
 			c.Discard(n)
@@ -249,10 +272,18 @@ func (sc *conn) pushRx() {
 		if c.Buffered() == 0 {
 			break
 		}
+		if sc.rqIn == sc.rqSmall {
+			// A bulk reader: go on in a big queue (the reader follows
+			// once it has emptied the small one).
+			big := bigReadQueuePool.Get().(*writeQueue)
+			sc.rqBig.Store(big)
+			sc.rqIn = big
+			continue
+		}
 		// The queue is full. Say so, then look again: a reader that made
 		// room before seeing the mark would otherwise leave the rest here.
 		sc.rxBlocked.Store(true)
-		if sc.rq.free() == 0 {
+		if sc.rqIn.free() == 0 {
 			break
 		}
 	}
@@ -385,7 +416,7 @@ func (sc *conn) doCtl(s *stack.Stack) {
 	case opClose:
 		if c != nil {
 			// As Linux: closing with unread data resets the connection.
-			if c.Buffered() > 0 || !sc.rq.empty() {
+			if c.Buffered() > 0 || sc.unread() {
 				sc.wq.discard()
 				c.Abort()
 				sc.detach()
@@ -484,7 +515,7 @@ func (sc *conn) Read(p []byte) (int, error) {
 			return 0, sc.opError("read", *e)
 		}
 		sc.rdParked.Store(true)
-		if !sc.rq.empty() || sc.rxEnd.Load() != nil {
+		if sc.unread() || sc.rxEnd.Load() != nil {
 			sc.rdParked.Store(false)
 			continue
 		}
@@ -505,6 +536,12 @@ func (sc *conn) Read(p []byte) (int, error) {
 // bytes in the receive ring for want of room.
 func (sc *conn) take(p []byte) int {
 	n := sc.rq.get(p)
+	if n == 0 && sc.rq == sc.rqSmall {
+		if big := sc.rqBig.Load(); big != nil {
+			sc.rq = big // the small queue is empty and the core has moved on
+			n = sc.rq.get(p)
+		}
+	}
 	if n > 0 && sc.rxBlocked.Load() && sc.rxBlocked.CompareAndSwap(true, false) {
 		// A refill that cannot be queued (the runtime stopped) leaves
 		// the rest unread, as the stopped runtime would anyway.

@@ -24,6 +24,10 @@ const writeQueueSize = 32 << 10
 // receive ring: what is left in the ring still holds the window shut.
 const readQueueSize = 16 << 10
 
+// bigReadQueueSize is the read queue of a connection whose small one
+// filled: a bulk reader's.
+const bigReadQueueSize = 128 << 10
+
 func newWriteQueue() *writeQueue { return newByteRing(writeQueueSize) }
 
 func newByteRing(size int) *writeQueue { return &writeQueue{buf: make([]byte, size)} }
