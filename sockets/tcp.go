@@ -289,23 +289,33 @@ func (sc *conn) pushRx() {
 	}
 	ended := false
 	if c.Buffered() == 0 && sc.rxEnd.Load() == nil {
-		var err error
-		switch {
-		case c.PeerClosed():
-			err = io.EOF
-		case c.Closed():
-			if err = mapError(c.Err()); err == nil {
-				err = io.EOF
-			}
-		}
-		if err != nil {
-			sc.rxEnd.Store(&err)
+		if err := streamEnd(c); err != nil {
+			// Only here does the error go to the heap: a variable
+			// declared before the test would escape on every call.
+			end := err
+			sc.rxEnd.Store(&end)
 			ended = true
 		}
 	}
 	if (moved || ended) && sc.rdParked.Load() {
 		signal(sc.rdWake)
 	}
+}
+
+// streamEnd is what Read reports once the bytes before it are read: io.EOF
+// after the peer's FIN, the connection's error once it has closed, nil
+// while it is open.
+func streamEnd(c *stack.TCPConn) error {
+	switch {
+	case c.PeerClosed():
+		return io.EOF
+	case c.Closed():
+		if err := mapError(c.Err()); err != nil {
+			return err
+		}
+		return io.EOF
+	}
+	return nil
 }
 
 // doRefill runs on the core when a Read made room in a read queue that
