@@ -416,7 +416,7 @@ type twEntry struct {
 }
 
 func (e twEntry) live() bool {
-	return e.c.state == tcpTimeWait && e.c.waitTimer.Deadline() == e.deadline
+	return e.c != nil && e.c.state == tcpTimeWait && e.c.waitTimer.Deadline() == e.deadline
 }
 
 // pushTimeWait lists c, which just entered (or restarted) TIME-WAIT.
@@ -430,14 +430,15 @@ func (t *tcpTable) pushTimeWait(c *TCPConn) {
 	if len(t.timeWait) > 2*int(t.stats.TimeWait)+64 {
 		// Restarts (a peer resending its FIN) left stale entries behind
 		// the oldest live one: drop them.
+		// Only from twHead: the entries before it are cleared.
 		live := t.timeWait[:0]
-		for _, e := range t.timeWait {
+		for _, e := range t.timeWait[t.twHead:] {
 			if e.live() {
 				live = append(live, e)
 			}
 		}
 		clear(t.timeWait[len(live):])
-		t.timeWait = live
+		t.timeWait, t.twHead = live, 0
 	}
 	t.timeWait = append(t.timeWait, twEntry{c, c.waitTimer.Deadline()})
 }
