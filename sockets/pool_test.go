@@ -4,9 +4,6 @@ import (
 	"io"
 	"runtime"
 	"testing"
-
-	"github.com/mkstack/mkstack/nicq/mem"
-	"github.com/mkstack/mkstack/stack"
 )
 
 // TestConnectionQueuesAreReused: a connection's read and write queues (48
@@ -18,19 +15,9 @@ func TestConnectionQueuesAreReused(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector makes sync.Pool drop a share of what it is given")
 	}
-	w, err := mem.NewWire(mem.WireConfig{NICs: []mem.NICConfig{
-		{MAC: [6]byte{2, 0, 0, 0, 0, 1}, Queues: 1},
-		{MAC: [6]byte{2, 0, 0, 0, 0, 2}, Queues: 1},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.Close() })
-	// Small TCP rings: a client connection in TIME-WAIT keeps its own, so
-	// they would hide what the queues cost.
-	small := func(c *stack.Config) { c.TCP.SendBuffer, c.TCP.ReceiveBuffer = 4<<10, 4<<10 }
-	srv := startNetwork(t, w, 0, serverAddr, small)
-	cli := startNetwork(t, w, 1, clientAddr, small)
+	// The stack's own rings come from its pools as bytes need them and
+	// go back at TIME-WAIT, so what is left per connection is the queues'.
+	srv, cli := pair(t, 1)
 	l, err := srv.Listen("tcp", ":12")
 	if err != nil {
 		t.Fatal(err)

@@ -39,6 +39,17 @@ func acceptedPair(t *testing.T, srv, cli *Network, port string) (server, client 
 	return server, client
 }
 
+// waitStaged waits until the core has staged received bytes for sc's
+// reader.
+func waitStaged(t *testing.T, sc *conn) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !sc.unread(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the bytes were never staged for the reader")
+		}
+	}
+}
+
 // TestReadTakesStagedBytesWithoutTheCore: bytes that have arrived are
 // staged for the reader by the core as they come, so a Read returns them
 // while the owning core is busy with something else (a Read that had to
@@ -50,12 +61,7 @@ func TestReadTakesStagedBytesWithoutTheCore(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Wait until the bytes are staged, then hold the server's core.
-	sc := server.(*conn)
-	for deadline := time.Now().Add(5 * time.Second); !sc.unread(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the bytes were never staged for the reader")
-		}
-	}
+	waitStaged(t, server.(*conn))
 	release := make(chan struct{})
 	held := make(chan struct{})
 	if err := srv.Runtime().Do(0, func(*stack.Stack) { close(held); <-release }); err != nil {
@@ -116,12 +122,7 @@ func TestReadReturnsStagedBytesBeforeTheReset(t *testing.T) {
 	if _, err := client.Write([]byte("last words")); err != nil {
 		t.Fatal(err)
 	}
-	sc := server.(*conn)
-	for deadline := time.Now().Add(5 * time.Second); !sc.unread(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the bytes were never staged")
-		}
-	}
+	waitStaged(t, server.(*conn))
 	// Abort the client: its stack sends a reset.
 	if err := client.(*conn).ctl(opAbort); err != nil {
 		t.Fatal(err)
