@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -62,10 +63,16 @@ func TestUDPEchoIsAnsweredOnTheCoreRSSPicks(t *testing.T) {
 				c, cc.Get(RxPackets), cc.Get(TxPackets), srv.served[c].Load())
 		}
 	}
-	total := a.Counters()
-	if total.Get(RxPackets) < 2+ports*per || total.Get(Polls) == 0 {
-		t.Fatalf("A counters: rx %d polls %d", total.Get(RxPackets), total.Get(Polls))
-	}
+	// A core publishes at the end of the iteration that sent the last
+	// reply, which the client may read before that publish lands.
+	waitFor(t, 5*time.Second, func() string {
+		total := a.Counters()
+		return fmt.Sprintf("A's published counters to reach rx %d (rx %d polls %d)",
+			2+ports*per, total.Get(RxPackets), total.Get(Polls))
+	}, func() bool {
+		total := a.Counters()
+		return total.Get(RxPackets) >= 2+ports*per && total.Get(Polls) != 0
+	})
 }
 
 // TestOneCoreServesEveryQueueItOwns runs one core over a NIC of two queues:
