@@ -237,6 +237,9 @@ func connFlow(ctx context.Context, t *ConnTarget, m *meter, i int, addr string) 
 				return
 			}
 		}
+	case Memcached:
+		memcachedFlow(ctx, t, m, i, addr)
+		return
 	case TCPCRR:
 		for {
 			start := m.wait(i)

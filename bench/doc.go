@@ -6,8 +6,9 @@
 // connections, 64-byte request and response), tcp-crr (connect, request,
 // response, close; the client closes first), tcp-stream and
 // tcp-stream-many (bulk, one and StreamFlows flows per core) and http
-// (HTTP/1.1 keep-alive, a 13-byte body). Each transaction flow keeps one
-// request in flight.
+// (HTTP/1.1 keep-alive, a 13-byte body), and memcached (the text
+// protocol, memcaslap's default mix of 64-byte keys, 1024-byte values and
+// nine gets to a set). Each transaction flow keeps one request in flight.
 //
 // Systems, grouped by the API model the server uses, since a ratio is only
 // given between systems of one model (Pairs; Result.Ratios):
@@ -25,6 +26,14 @@
 //     (SysLinux over loopback, SysLinuxVeth on the veth) and gVisor's
 //     netstack through its gonet adapter (SysGVisor, in the nested module
 //     bench/gvisorpeer, so this module's go.mod never names gVisor).
+//   - memcached: the same protocol, each side its own server: mkstack's
+//     sharded application (serve --app memcached: items sharded by key
+//     across the cores, cross-core calls; linked in through
+//     MemcachedServer) on SysMkstackAFXDP against stock memcached -t k
+//     on the kernel (SysMemcachedVeth), both on the lab's veth, loaded
+//     by memcaslap at peak and by the goroutine flows at a fixed rate
+//     (memcaslap's --tps does not pace). No other system serves it
+//     (Supports).
 //
 // The mem-wire and loopback systems never cross a device: their ratios
 // compare stacks in one process, not what a device costs. The veth

@@ -26,16 +26,31 @@ var Pairs = []Pair{
 	{System: SysMkstackConnAFXDP, Peer: SysLinuxVeth, Model: "net.Conn", Device: "veth"},
 	{System: SysMkstackConnAFXDP, Peer: SysLinuxVethOffloadsOff, Model: "net.Conn", Device: "veth, offloads off on both"},
 	{System: SysMkstackConnTap, Peer: SysLinuxVeth, Model: "net.Conn", Device: "veth vs TAP"},
+	{System: SysMkstackAFXDP, Peer: SysMemcachedVeth, Model: "memcached", Device: "veth",
+		Note: "items sharded by key across the cores with cross-core calls, against memcached's threads over one locked table"},
 }
 
 // PairsFor returns the pairs that compare like for like on w. Every pair
-// holds for every workload: on http the handler systems all serve the
-// same fixed responder, the net.Conn systems all serve net/http.
-func PairsFor(w Workload) []Pair { return Pairs }
+// but the memcached one holds for every other workload: on http the
+// handler systems all serve the same fixed responder, the net.Conn
+// systems all serve net/http. The memcached workload has that pair
+// alone: both serve the memcached protocol, each its own way.
+func PairsFor(w Workload) []Pair {
+	var out []Pair
+	for _, pr := range Pairs {
+		if (pr.Model == "memcached") == (w == Memcached) {
+			out = append(out, pr)
+		}
+	}
+	return out
+}
 
 // ModelOf returns the API model system serves w with, as Point.API
 // records it.
 func ModelOf(system string, w Workload) string {
+	if w == Memcached {
+		return "memcached"
+	}
 	switch system {
 	case SysMkstack, SysMkstackAFXDP, SysMkstackTap:
 		return "handler"

@@ -27,6 +27,7 @@ func DefaultSystems() map[string]System {
 		SysLinuxEpollVeth:       Veth(SysLinuxEpollVeth),
 		SysMkstackConnAFXDP:     Veth(SysMkstackConnAFXDP),
 		SysMkstackConnTap:       Veth(SysMkstackConnTap),
+		SysMemcachedVeth:        Veth(SysMemcachedVeth),
 	}
 }
 
@@ -101,7 +102,11 @@ func Run(ctx context.Context, spec Spec, o RunOptions) (*Result, error) {
 			// from following the CPU mask, so without this a later point
 			// would run at whatever an earlier one left.
 			runtime.SetDefaultGOMAXPROCS()
-			pt, err := sys.Run(ctx, p)
+			var pt Point
+			err := Supports(name, spec.Workload)
+			if err == nil {
+				pt, err = sys.Run(ctx, p)
+			}
 			if restore != nil {
 				restore()
 			}

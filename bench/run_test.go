@@ -22,6 +22,9 @@ func TestEverySystemRunsEveryWorkload(t *testing.T) {
 	}
 	for _, sys := range []string{SysMkstack, SysMkstackConn, SysLinux, SysLinuxEpoll} {
 		for _, w := range Workloads {
+			if w == Memcached {
+				continue // veth only: TestMemcachedRunsOnItsSystemsOnly
+			}
 			t.Run(fmt.Sprintf("%s/%s", sys, w), func(t *testing.T) {
 				c := cores
 				if w != TCPRR {

@@ -30,6 +30,11 @@ const (
 	TCPStreamMany Workload = "tcp-stream-many"
 	// HTTP: HTTP/1.1 keep-alive GETs answered with a small body.
 	HTTP Workload = "http"
+	// Memcached: the memcached text protocol, memcaslap's default mix
+	// (64-byte keys, 1024-byte values, nine gets to a set) on persistent
+	// connections; stock memcached against mkstack's sharded application
+	// (serve --app memcached), both on the lab's veth (Supports).
+	Memcached Workload = "memcached"
 )
 
 // CRRServerClosesFirst turns tcp-crr around: the server closes as soon as
@@ -41,7 +46,7 @@ const (
 var CRRServerClosesFirst = false
 
 // Workloads lists every workload in the order runs and tables use.
-var Workloads = []Workload{UDPEcho, TCPRR, TCPCRR, TCPStream, TCPStreamMany, HTTP}
+var Workloads = []Workload{UDPEcho, TCPRR, TCPCRR, TCPStream, TCPStreamMany, HTTP, Memcached}
 
 // Stream reports whether w is measured in bytes rather than transactions.
 func (w Workload) Stream() bool { return w == TCPStream || w == TCPStreamMany }
@@ -121,6 +126,12 @@ const (
 	SysMkstackConnAFXDP = "mkstack-conn-afxdp"
 	// SysMkstackConnTap is SysMkstackConnAFXDP over the multi-queue TAP.
 	SysMkstackConnTap = "mkstack-conn-tap"
+	// SysMemcachedVeth is stock memcached (-t with a thread per core, on
+	// the point's CPUs) serving the memcached workload from the kernel on
+	// the lab's veth at its default offloads: the peer of SysMkstackAFXDP
+	// on that workload, which serves it with mkstack's sharded
+	// application.
+	SysMemcachedVeth = "memcached-veth"
 )
 
 // Systems lists every system name the harness knows.
@@ -128,6 +139,7 @@ var Systems = []string{
 	SysMkstack, SysMkstackConn, SysGVisor, SysLinux, SysLinuxEpoll,
 	SysMkstackAFXDP, SysMkstackTap, SysLinuxEpollVeth,
 	SysMkstackConnAFXDP, SysMkstackConnTap, SysLinuxVeth, SysLinuxVethOffloadsOff,
+	SysMemcachedVeth,
 }
 
 // ErrNotAvailable: a system that cannot run here (yet).

@@ -43,6 +43,7 @@ var vethSystems = map[string]vethSystem{
 	SysLinuxVeth:            {driver: "afxdp", run: runKernelVeth(false)},
 	SysLinuxVethOffloadsOff: {driver: "afxdp", peerOffloadsOff: true, run: runKernelVeth(true)},
 	SysLinuxEpollVeth:       {driver: "afxdp", run: runEpollVeth},
+	SysMemcachedVeth:        {driver: "afxdp", run: runMemcachedVeth},
 }
 
 // Veth returns the veth system called name (SysMkstackAFXDP,
@@ -227,6 +228,9 @@ func runEpollVeth(ctx context.Context, l *vethLab, p Params) (Point, error) {
 // runVethLoad drives t from the peer namespace: wrk or h2load for http
 // where they are installed, else the goroutine load generator.
 func runVethLoad(ctx context.Context, l *vethLab, t *ConnTarget, p Params) (Point, error) {
+	if p.Workload == Memcached {
+		return runMemcachedLoad(ctx, l, t, p)
+	}
 	if p.Workload == HTTP {
 		if c := httpClient(p); c != "" {
 			return runHTTPClient(ctx, c, l, t, p)
@@ -277,7 +281,13 @@ func runMkstackVeth(conn bool) func(ctx context.Context, l *vethLab, p Params) (
 			return Point{}, err
 		}
 		t := &ConnTarget{Addr: netlab.StackAddr, Dial: l.dial}
-		if conn {
+		if p.Workload == Memcached {
+			n, nerr := sockets.New(rt)
+			if nerr != nil {
+				err = nerr
+			}
+			t.serve = func(*meter) (func(), int, error) { return serveMemcachedHandlers(n) }
+		} else if conn {
 			n, nerr := sockets.New(rt)
 			if nerr != nil {
 				err = nerr

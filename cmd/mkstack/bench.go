@@ -21,7 +21,16 @@ import (
 
 	"github.com/mkstack/mkstack/bench"
 	"github.com/mkstack/mkstack/bench/plot"
+	"github.com/mkstack/mkstack/sockets"
 )
+
+// systemsFor returns the systems workload w runs.
+func (o *benchOptions) systemsFor(w bench.Workload) []string {
+	if w == bench.Memcached && !o.systemsSet {
+		return memcachedSystems
+	}
+	return o.spec.Systems
+}
 
 func init() {
 	register(command{name: "bench", summary: "measure workloads by core count on mkstack, gVisor and the kernel side by side (JSON, table, plots)", run: runBench})
@@ -36,6 +45,21 @@ type benchOptions struct {
 	allowDirty bool
 	// rates are the fixed-rate mode's offered rates (none: peak).
 	rates []float64
+	// systemsSet: --systems was given; otherwise the memcached workload
+	// runs its own pair (memcachedSystems).
+	systemsSet bool
+}
+
+// memcachedSystems are the memcached workload's systems when --systems is
+// not given: the pair bench.PairsFor(bench.Memcached) compares.
+var memcachedSystems = []string{bench.SysMkstackAFXDP, bench.SysMemcachedVeth}
+
+func init() {
+	// The memcached workload's mkstack side is serve --app memcached's
+	// application, with its default memory.
+	bench.MemcachedServer = func(n *sockets.Network, port uint16) (io.Closer, error) {
+		return startMemcached(n, port, mcConfig{MemoryBytes: 64 << 20})
+	}
 }
 
 // parseRates parses "16000" or "4000,8000,16000" into ascending distinct
@@ -78,7 +102,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	}
 	fs.StringVar(&workloads, "workload", string(bench.TCPRR), "workloads, comma-separated, or all: "+strings.Join(names, ", "))
 	fs.StringVar(&cores, "cores", "1,2", "core counts: 1,2,4 or 1-4")
-	fs.StringVar(&systems, "systems", "mkstack,mkstack-conn,gvisor,linux", "systems, comma-separated: "+strings.Join(bench.Systems, ", "))
+	fs.StringVar(&systems, "systems", "mkstack,mkstack-conn,gvisor,linux", "systems, comma-separated: "+strings.Join(bench.Systems, ", ")+" (the memcached workload: "+strings.Join(memcachedSystems, ",")+" unless given)")
 	fs.DurationVar(&duration, "duration", 10*time.Second, "measured time per point")
 	fs.DurationVar(&warmup, "warmup", time.Second, "load before each point is measured")
 	fs.IntVar(&conns, "conns", bench.DefaultConns, "connections (or UDP flows) per core, one request in flight each")
@@ -101,6 +125,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() != 0 {
 		return bad("unexpected argument %q", fs.Arg(0))
 	}
+	fs.Visit(func(f *flag.Flag) { o.systemsSet = o.systemsSet || f.Name == "systems" })
 	if workloads == "all" {
 		o.workloads = bench.Workloads
 	} else {
@@ -159,7 +184,11 @@ func benchMain(ctx context.Context, o benchOptions, stdout, stderr io.Writer) er
 		}
 	}
 	extra := map[string]bench.System{}
-	if slices.Contains(o.spec.Systems, bench.SysGVisor) {
+	needGVisor := false
+	for _, w := range o.workloads {
+		needGVisor = needGVisor || slices.Contains(o.systemsFor(w), bench.SysGVisor)
+	}
+	if needGVisor {
 		bin := o.gvisorPeer
 		if bin == "" {
 			tmp, err := os.MkdirTemp("", "mkstack-bench-")
@@ -181,6 +210,7 @@ func benchMain(ctx context.Context, o benchOptions, stdout, stderr io.Writer) er
 	for _, w := range o.workloads {
 		spec := o.spec
 		spec.Workload = w
+		spec.Systems = o.systemsFor(w)
 		var cur string
 		ro := bench.RunOptions{
 			Systems: extra,

@@ -4,22 +4,15 @@ package main
 
 import (
 	"bufio"
-	"context"
-	"flag"
+	"bytes"
 	"fmt"
-	"os/exec"
-	"regexp"
-	"strconv"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/mkstack/mkstack/nicq/netlab"
-)
-
-var (
-	memcachedCompare = flag.Duration("memcached-compare", 0, "run TestMemcachedAgainstKernelMemcached: memcaslap for this long against each server")
-	memcachedSpin    = flag.Duration("memcached-spin", 0, "TestMemcachedAgainstKernelMemcached: serve's --spin-window (0: its default)")
+	"github.com/mkstack/mkstack/bench"
 )
 
 // TestMemccapablePassesOnEveryDriver runs libmemcached's protocol tester,
@@ -94,57 +87,52 @@ func TestMemcachedKernelClientsShareKeysAcrossCores(t *testing.T) {
 	}
 }
 
-// TestMemcachedAgainstKernelMemcached drives serve --app memcached (AF_XDP
-// on the lab's veth, a queue per core) and then memcached -t N (the kernel,
-// on the same veth end, at its default offloads) with memcaslap from the
-// peer namespace (-T 2 -c 64, its default 9:1 get/set mix), at 1 and 2
-// cores on the same CPUs, and logs each throughput and their ratio. It
-// runs only with -memcached-compare=DURATION (and -memcached-spin to set
-// serve's --spin-window): the figures mean something only side by side, on
-// a quiet machine.
-func TestMemcachedAgainstKernelMemcached(t *testing.T) {
-	if *memcachedCompare <= 0 {
-		t.Skip("a measurement, not a test: run with -memcached-compare=10s")
+// TestBenchMemcachedOnVeth runs the bench's memcached workload at one core:
+// memcaslap from the peer namespace against serve --app memcached's
+// application on AF_XDP and against stock memcached on the kernel, then
+// the goroutine flows at a fixed rate; every point must move and count no
+// error (a get miss counts as one), and the pair's ratio must be printed.
+// The figures themselves come from mkstack bench on a quiet machine.
+func TestBenchMemcachedOnVeth(t *testing.T) {
+	need(t, "memcached", "memcaslap", "ip")
+	if testing.Short() {
+		t.Skip("makes network namespaces; -short leaves it out")
 	}
-	need(t, "memcached", "memcaslap", "ip", "taskset")
-	for _, cores := range []int{1, 2} {
-		t.Run(strconv.Itoa(cores), func(t *testing.T) { compareMemcached(t, cores) })
+	for _, rate := range []string{"", "2000"} {
+		dir := t.TempDir()
+		args := []string{"bench", "--workload", "memcached", "--cores", "1", "--duration", "1s", "--warmup", "200ms", "--conns", "4", "--out", dir, "--plots=false"}
+		name := "memcached.json"
+		if rate != "" {
+			args, name = append(args, "--rate", rate), "memcached-rate.json"
+		}
+		var out, errOut bytes.Buffer
+		if code := run(args, &out, &errOut); code != 0 {
+			t.Fatalf("bench %v: exit %d\n%s\n%s", args, code, out.String(), errOut.String())
+		}
+		f, err := os.Open(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := bench.ReadJSON(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Points) != 2 {
+			t.Fatalf("%d points, want mkstack-afxdp and memcached-veth: %+v", len(r.Points), r.Points)
+		}
+		client := "memcaslap"
+		if rate != "" {
+			client = "go"
+		}
+		for _, p := range r.Points {
+			if p.Err != "" || p.Rate <= 0 || p.Errors != 0 || p.Client != client || p.API != "memcached" {
+				t.Errorf("rate %q: point %+v", rate, p)
+			}
+		}
+		if !strings.Contains(out.String(), "mkstack-afxdp ÷ memcached-veth at 1 cores") {
+			t.Errorf("rate %q: no ratio in\n%s", rate, out.String())
+		}
+		t.Logf("%s", out.String())
 	}
-}
-
-// memcaslap loads the server at the lab's stack address and returns its
-// operations per second.
-func memcaslap(t *testing.T, l *lab) float64 {
-	t.Helper()
-	secs := strconv.Itoa(int(memcachedCompare.Seconds()))
-	out, err := l.exec(t, *memcachedCompare+time.Minute, "memcaslap", "-s", labStackAddr+":11211", "-T", "2", "-c", "64", "-t", secs+"s")
-	m := regexp.MustCompile(`(?m)^Run time: .*TPS: (\d+)`).FindStringSubmatch(out)
-	if err != nil || m == nil {
-		t.Fatalf("memcaslap: %v\n%s", err, out)
-	}
-	tps, _ := strconv.ParseFloat(m[1], 64)
-	return tps
-}
-
-func compareMemcached(t *testing.T, cores int) {
-	cpus := "0-" + strconv.Itoa(cores-1)
-	l := newLabQueues(t, "afxdp", cores) // a queue per core: the driver binds that many
-	stop := l.serve(t, "memcached", "--cores", strconv.Itoa(cores), "--cpus", cpus, "--spin-window", memcachedSpin.String())
-	mk := memcaslap(t, l)
-	stop()
-	if err := netlab.KernelAddr(l.ns(t, l.stackNS), l.iface, labStackAddr+"/24", false); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	mc := exec.CommandContext(ctx, "ip", "netns", "exec", l.stackNS, "taskset", "-c", cpus,
-		"memcached", "-u", "root", "-U", "0", "-l", labStackAddr, "-p", "11211", "-t", strconv.Itoa(cores), "-m", "64")
-	if err := mc.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer mc.Wait()
-	time.Sleep(300 * time.Millisecond)
-	kernel := memcaslap(t, l)
-	cancel()
-	t.Logf("%d core(s) on CPUs %s: mkstack %.0f ops/s, memcached -t %d %.0f ops/s: %.2fx", cores, cpus, mk, cores, kernel, mk/kernel)
 }
