@@ -84,7 +84,9 @@ package stack
 // RSTs ignored per RFC 1337, reusable by a newer SYN), delayed ACK,
 // persist (zero-window probes with backoff) and keepalive. Each gives up:
 // SYN and SYN-ACK after SYNRetries and SYNACKRetries, data after
-// MaxRetries, zero-window probes after MaxRetries unanswered ones. A
+// MaxRetries, zero-window probes after MaxRetries unanswered ones, or,
+// for a connection with a user timeout (TCPConnOptions.UserTimeout, RFC
+// 5482), each of these once it has lasted that long. A
 // connection the application closed also ends in FIN-WAIT-2
 // (FinWait2Timeout), in persist once the probe interval reaches MaxRTO,
 // and at the first byte of data that still arrives (a reset).
@@ -553,6 +555,10 @@ type TCPListenOptions struct {
 	NoDelay bool
 	// KeepAlive turns keepalive on for accepted connections.
 	KeepAlive bool
+	// UserTimeout is accepted connections' user timeout (see
+	// TCPConnOptions.UserTimeout), as Linux's children inherit their
+	// listener's TCP_USER_TIMEOUT.
+	UserTimeout time.Duration
 	// OnSegment, if set, receives accepted connections' in-order data
 	// zero-copy (see TCPSegmentHandler).
 	OnSegment TCPSegmentHandler
@@ -654,6 +660,12 @@ type TCPConnOptions struct {
 	KeepAlive bool
 	// Congestion overrides TCPConfig.Congestion for this connection.
 	Congestion string
+	// UserTimeout bounds how long the connection tries to deliver data
+	// the peer does not acknowledge before it is aborted with
+	// ErrConnectionTimeout (RFC 5482's USER TIMEOUT, Linux's
+	// TCP_USER_TIMEOUT); 0 keeps the default behaviour (MaxRetries
+	// retransmission timeouts). See SetUserTimeout.
+	UserTimeout time.Duration
 	// OnSegment, if set, receives in-order data zero-copy (see
 	// TCPSegmentHandler).
 	OnSegment TCPSegmentHandler
@@ -715,6 +727,14 @@ type TCPConn struct {
 	// timing when set (SetKeepAlive).
 	kaIdle, kaInterval int64
 	kaCount            int
+	// userTimeout is the user timeout in ns (SetUserTimeout), 0 for none.
+	// rexmitStart is when the retransmissions in progress began (Linux's
+	// retrans_stamp): the first SYN in SYN-SENT, otherwise the first
+	// retransmission by the timer since an ACK last took new data.
+	// zwpStart is when the first zero-window probe of the current closed
+	// window went (Linux's icsk_probes_tstamp), valid while zwpTiming.
+	userTimeout, rexmitStart, zwpStart int64
+	zwpTiming                          bool
 
 	// finQueued: the application closed; a FIN follows the last byte.
 	// finSent and finSeq: the FIN's sequence number once sent; finBare:
@@ -867,6 +887,7 @@ func (s *Stack) DialTCP(remote [4]byte, port uint16, opts TCPConnOptions) (*TCPC
 	c := t.newConn(id, opts.OnEvent, alg)
 	c.portPicked = t.cfg.Ports != nil
 	c.noDelay, c.keepAlive, c.onSegment = opts.NoDelay, opts.KeepAlive, opts.OnSegment
+	c.userTimeout = max(int64(opts.UserTimeout), 0)
 	c.state = tcpSynSent
 	t.stats.ActiveOpens++
 	c.sendSYN()
@@ -930,6 +951,31 @@ func (c *TCPConn) PeerClosed() bool { return c.peerFIN }
 
 // SetNoDelay turns Nagle's algorithm off (true) or on.
 func (c *TCPConn) SetNoDelay(v bool) { c.noDelay = v }
+
+// SetUserTimeout sets the connection's user timeout (RFC 5482; Linux's
+// TCP_USER_TIMEOUT, whose semantics it follows): the longest the
+// connection goes on without the peer acknowledging its data before it is
+// aborted with ErrConnectionTimeout. 0 (or less) restores the default
+// behaviour. It takes effect at the next timer expiry and bounds:
+//
+//   - retransmissions: the connection ends at the first retransmission
+//     timeout at least d after the first retransmission since new data was
+//     last acknowledged (in SYN-SENT, after the first SYN), and the timer
+//     after a retransmission is shortened to expire then. This replaces
+//     MaxRetries once the connection is synchronized (d may allow fewer
+//     or more retransmissions); SYNRetries still applies to a SYN.
+//   - zero-window probes: the connection ends when the peer's window has
+//     stayed closed for d since the first probe, even if the peer answers
+//     every probe (which otherwise keeps it open, RFC 9293 3.8.6.1).
+//   - keepalive: the connection ends when d has passed without a segment
+//     from the peer and at least one probe went unanswered, instead of
+//     after KeepAliveProbes probes.
+//
+// RFC 5482 4.2 lets a TCP bound the value; as Linux, this stack does not.
+func (c *TCPConn) SetUserTimeout(d time.Duration) { c.userTimeout = max(int64(d), 0) }
+
+// UserTimeout returns the connection's user timeout (0: none).
+func (c *TCPConn) UserTimeout() time.Duration { return time.Duration(c.userTimeout) }
 
 // KeepAliveConfig is a connection's keepalive, as net.KeepAliveConfig: an
 // Idle time without a segment before the first probe, an Interval between

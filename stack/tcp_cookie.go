@@ -149,6 +149,7 @@ func (l *TCPListener) cookieACK(id tcpTuple, seg *tcpSegment) *TCPConn {
 	}
 	c := t.newConn(id, l.opts.OnEvent, t.cc)
 	c.noDelay, c.keepAlive, c.onSegment = l.opts.NoDelay, l.opts.KeepAlive, l.opts.OnSegment
+	c.userTimeout = max(int64(l.opts.UserTimeout), 0)
 	c.iss = seg.ack - 1
 	c.sndUna, c.sndNxt, c.sndMax = seg.ack, seg.ack, seg.ack
 	c.tsOffset = l.t.tsOffset(id)

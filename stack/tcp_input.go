@@ -162,6 +162,7 @@ func (l *TCPListener) input(id tcpTuple, seg *tcpSegment) DropReason {
 	c := t.newConn(id, l.opts.OnEvent, t.cc)
 	c.listener = l
 	c.noDelay, c.keepAlive, c.onSegment = l.opts.NoDelay, l.opts.KeepAlive, l.opts.OnSegment
+	c.userTimeout = max(int64(l.opts.UserTimeout), 0)
 	l.synCount++
 	t.stats.PassiveOpens++
 	c.setState(tcpSynReceived)
@@ -626,6 +627,9 @@ func (c *TCPConn) processACK(seg *tcpSegment) {
 		c.sndWnd = wnd
 		c.maxSndWnd = max(c.maxSndWnd, wnd)
 		c.sndWl1, c.sndWl2 = seg.seq, seg.ack
+		if wnd > 0 {
+			c.zwpTiming = false // the window opened: a new closed window times anew
+		}
 		if wnd > 0 && c.persistTimer.Pending() {
 			c.t.s.wheel.Cancel(&c.persistTimer)
 			c.persistBackoff = 0

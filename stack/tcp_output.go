@@ -202,9 +202,16 @@ func (c *TCPConn) sendSYN() {
 	if c.retries == 0 && !c.rttTiming {
 		c.rttTiming, c.rttSeq, c.rttStart = true, c.sndNxt, c.t.s.now
 	}
+	if c.retries == 0 {
+		c.rexmitStart = c.t.s.now // the user timeout of an active open counts from the first SYN
+	}
 	c.lastAckSent = c.rcvNxt
 	c.t.send(c.id, b)
-	c.armRTO()
+	if c.retries > 0 {
+		c.rearmRTO()
+	} else {
+		c.armRTO()
+	}
 }
 
 // sendData sends up to n bytes from sequence number seq (at or above
@@ -389,9 +396,38 @@ func (c *TCPConn) gsoSegs(mss int) int {
 
 // armRTO (re)starts the retransmission timer. While a flight of data is
 // out and no probe has gone for it, the timer first fires as a tail loss
-// probe (RFC 8985 7) after two smoothed RTTs: a lost last segment or a
-// lost last ACK then costs a round trip instead of a timeout.
+// probe (RFC 8985 7) after two smoothed RTTs (and the peer's delayed ACK
+// when one segment is out), or when the timeout would, in its place if
+// that is sooner (RFC 8985 7.2): a lost last segment or a lost last ACK
+// then costs a round trip instead of a timeout.
 func (c *TCPConn) armRTO() { c.armTimer(c.t.s.now + c.rto) }
+
+// rearmRTO restarts the retransmission timer after a retransmission by
+// the timer. With a user timeout, the timer is shortened to expire when
+// the user timeout does (Linux's tcp_clamp_rto_to_user_timeout), so the
+// connection ends on time rather than up to an RTO (MaxRTO) later.
+func (c *TCPConn) rearmRTO() {
+	at := c.t.s.now + c.rto
+	if c.userTimeout > 0 && c.state != tcpSynReceived {
+		at = min(at, max(c.rexmitStart+c.userTimeout, c.t.s.now+int64(c.t.s.wheel.Tick())))
+	}
+	c.armTimer(at)
+}
+
+// userTimedOut reports whether the user timeout ends the connection at
+// this retransmission timeout (Linux's retransmits_timed_out with
+// icsk_user_timeout): a retransmission has gone (retries counts this
+// expiry too) and the user timeout has passed since the first one (since
+// the first SYN in SYN-SENT).
+func (c *TCPConn) userTimedOut() bool {
+	return c.userTimeout > 0 && c.state != tcpSynReceived && c.retries > 1 &&
+		c.t.s.now-c.rexmitStart >= c.userTimeout
+}
+
+// tlpDelayedACK is RFC 8985's WCDelAckT, the worst case delayed ACK a
+// tail loss probe of a one-segment flight allows for (200 ms, the RFC's
+// value and Linux's TCP_RTO_MIN in tcp_schedule_loss_probe).
+const tlpDelayedACK = 200 * time.Millisecond
 
 // armTimer arms the retransmission timer for the timeout at rtoAt, or
 // for a tail loss probe before it (see armRTO).
@@ -402,12 +438,12 @@ func (c *TCPConn) armTimer(rtoAt int64) {
 	if !c.tlpOut && !c.inRecovery && c.srtt > 0 && c.synchronized() && c.retries == 0 {
 		pto := 2 * c.srtt
 		if int(c.sndMax-c.sndUna) <= c.dataMSS() {
-			pto += int64(c.t.cfg.DelayedACK) // the peer may delay its ACK of one segment
+			pto += int64(tlpDelayedACK) // the peer may delay its ACK of one segment
 		}
 		pto = max(pto, int64(c.t.s.wheel.Tick())*2)
-		if c.t.s.now+pto < due {
-			due, c.tlpArmed = c.t.s.now+pto, true
-		}
+		// A probe due after the timeout goes at the timeout, in its
+		// place (RFC 8985 7.2: PTO = TCP_RTO_expiration() - Now()).
+		due, c.tlpArmed = min(c.t.s.now+pto, rtoAt), true
 	}
 	c.t.s.wheel.Schedule(&c.rtoTimer, due)
 }
@@ -474,8 +510,16 @@ func (c *TCPConn) onRTO(*timerT) {
 		limit = t.cfg.SYNRetries
 	case tcpSynReceived:
 		limit = t.cfg.SYNACKRetries
+	default:
+		if c.retries == 1 {
+			c.rexmitStart = t.s.now
+		}
 	}
-	if c.retries > limit {
+	expired := c.retries > limit
+	if c.userTimeout > 0 && c.synchronized() {
+		expired = false // the user timeout replaces MaxRetries
+	}
+	if expired || c.userTimedOut() {
 		if c.softErr != nil {
 			c.free(c.softErr)
 		} else {
@@ -507,7 +551,7 @@ func (c *TCPConn) onRTO(*timerT) {
 		// Nothing could go (a closed window): probe instead.
 		c.armPersist()
 	}
-	c.armRTO()
+	c.rearmRTO()
 }
 
 // armPersist starts the persist timer: zero-window probes with the RTO's
@@ -517,6 +561,11 @@ func (c *TCPConn) armPersist() {
 		return
 	}
 	d := min(c.rto<<min(c.persistBackoff, 16), int64(c.t.cfg.MaxRTO))
+	if c.userTimeout > 0 && c.zwpTiming {
+		// Expire when the user timeout does (Linux's
+		// tcp_clamp_probe0_to_user_timeout).
+		d = min(d, max(c.zwpStart+c.userTimeout-c.t.s.now, int64(c.t.s.wheel.Tick())))
+	}
 	c.t.s.wheel.Schedule(&c.persistTimer, c.t.s.now+d)
 }
 
@@ -530,9 +579,11 @@ func (c *TCPConn) onPersist(*timerT) {
 	avail := c.sndBuf.len() - int(c.sndNxt-c.sndUna)
 	if avail <= 0 || c.sndUna != c.sndNxt {
 		c.persistBackoff = 0
+		c.zwpTiming = false
 		return // nothing waits, or the retransmission timer covers it
 	}
 	if room := int(int32(c.sndUna + c.sndWnd - c.sndNxt)); room > 0 {
+		c.zwpTiming = false
 		t.stats.PersistProbes++
 		seq := c.sndNxt
 		if sent, _, ok := c.sendData(seq, min(room, c.dataMSS(), avail), false, false); ok && sent > 0 {
@@ -545,7 +596,15 @@ func (c *TCPConn) onPersist(*timerT) {
 			return
 		}
 	} else {
-		if c.zeroWindowGiveUp() {
+		// The user timeout counts from the first probe of this closed
+		// window, answered or not (Linux's icsk_probes_tstamp).
+		timedOut := false
+		if !c.zwpTiming {
+			c.zwpTiming, c.zwpStart = true, t.s.now
+		} else {
+			timedOut = c.userTimeout > 0 && t.s.now-c.zwpStart >= c.userTimeout
+		}
+		if timedOut || c.zeroWindowGiveUp() {
 			t.stats.ZeroWindowAborts++
 			c.free(ErrConnectionTimeout)
 			return
@@ -644,7 +703,10 @@ func (c *TCPConn) onKeepAlive(*timerT) {
 		t.s.wheel.Schedule(&c.keepTimer, c.lastRecv+c.keepIdle())
 		return
 	}
-	if c.probes >= c.keepCount() {
+	// With a user timeout, it decides when unanswered probes end the
+	// connection, instead of KeepAliveProbes (as Linux).
+	if c.userTimeout > 0 && c.probes > 0 && now-c.lastRecv >= c.userTimeout ||
+		c.userTimeout == 0 && c.probes >= c.keepCount() {
 		c.free(ErrConnectionTimeout)
 		return
 	}

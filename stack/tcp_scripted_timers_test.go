@@ -9,11 +9,13 @@ import (
 
 // The RTO timeline (RFC 6298, RFC 8985): the handshake measured an RTT of
 // 100 ms, so SRTT = 100 ms, RTTVAR = 50 ms and RTO = 300 ms. A lone
-// segment that is never acknowledged is probed once (TLP) after 2*SRTT +
-// the peer's delayed ACK (240 ms), then retransmitted at RTO after the
-// probe, 2*RTO, 4*RTO after that, ... capped at MaxRTO (4 s here); after
-// MaxRetries (6) retransmissions the next expiry ends the connection with
-// ErrConnectionTimeout, and no reset is sent.
+// segment that is never acknowledged is probed once (TLP): 2*SRTT + the
+// peer's worst-case delayed ACK (200 ms) is after the timeout, so the
+// probe goes at the timeout, in its place (RFC 8985 7.2). It is then
+// retransmitted at RTO after the probe, 2*RTO, 4*RTO after that, ...
+// capped at MaxRTO (4 s here); after MaxRetries (6) retransmissions the
+// next expiry ends the connection with ErrConnectionTimeout, and no reset
+// is sent.
 func TestTCPScriptRTOBackoffTimelineAndGiveUp(t *testing.T) {
 	h := newTCPScript(t, func(c *Config) {
 		c.TCP.MaxRTO = 4 * time.Second
@@ -24,18 +26,18 @@ func TestTCPScriptRTOBackoffTimelineAndGiveUp(t *testing.T) {
 	h.run(steps(scriptMSS1000(), []step{
 		do(ms(200), write(100)),
 		out(ms(200), data),
-		out(ms(440), data),   // tail loss probe: 200 + 2*100 + 40
-		out(ms(740), data),   // RTO 300 ms after the probe
-		out(ms(1340), data),  // +600
-		out(ms(2540), data),  // +1200
-		out(ms(4940), data),  // +2400
-		out(ms(8940), data),  // +4000: capped
-		out(ms(12940), data), // +4000, the 6th RTO retransmission
-		do(ms(12940), wantState("ESTABLISHED")),
-		do(ms(16939), wantState("ESTABLISHED")),
-		do(ms(16940), wantClosed(ErrConnectionTimeout)),
-		do(ms(16940), wantStat("RTOs", func(s *TCPStats) uint64 { return s.RTOs }, 6)),
-		do(ms(16940), wantStat("TLPs", func(s *TCPStats) uint64 { return s.TailLossProbes }, 1)),
+		out(ms(500), data),   // tail loss probe: 200 + RTO (before 200 + 2*100 + 200)
+		out(ms(800), data),   // RTO 300 ms after the probe
+		out(ms(1400), data),  // +600
+		out(ms(2600), data),  // +1200
+		out(ms(5000), data),  // +2400
+		out(ms(9000), data),  // +4000: capped
+		out(ms(13000), data), // +4000, the 6th RTO retransmission
+		do(ms(13000), wantState("ESTABLISHED")),
+		do(ms(16999), wantState("ESTABLISHED")),
+		do(ms(17000), wantClosed(ErrConnectionTimeout)),
+		do(ms(17000), wantStat("RTOs", func(s *TCPStats) uint64 { return s.RTOs }, 6)),
+		do(ms(17000), wantStat("TLPs", func(s *TCPStats) uint64 { return s.TailLossProbes }, 1)),
 		none(ms(60000)),
 	}))
 }

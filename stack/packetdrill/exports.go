@@ -122,6 +122,23 @@ func pdRecv(fd C.int, iov unsafe.Pointer, n C.int, flags C.int, addr unsafe.Poin
 	return C.long(r)
 }
 
+//export pdRecvmsg
+func pdRecvmsg(fd C.int, iov unsafe.Pointer, n C.int, flags C.int, addr unsafe.Pointer, l *C.uint, inq *C.int, errp *C.int) C.long {
+	r, e, hint := pd.recvmsg(tid(), int(fd), iovecs(iov, n), int(flags))
+	if e == 0 && addr != nil && l != nil {
+		pd.mu.Lock()
+		var sa []byte
+		if s := pd.fds[int(fd)]; s != nil && s.conn != nil {
+			sa = sockaddr(s.conn.RemoteAddr(), s.conn.RemotePort())
+		}
+		pd.mu.Unlock()
+		*l = C.uint(copy(bytesAt(addr, int(*l)), sa))
+	}
+	*inq = C.int(hint)
+	*errp = C.int(e)
+	return C.long(r)
+}
+
 //export pdSend
 func pdSend(fd C.int, iov unsafe.Pointer, n C.int, flags C.int, errp *C.int) C.long {
 	r, e := pd.send(tid(), int(fd), iovecs(iov, n), int(flags))

@@ -182,6 +182,30 @@ func TestHandshakeAndClock(t *testing.T) {
 	if _, e := p.ioctl(tid, cfd, siocinq, &inq); e != 0 || inq != 5 {
 		t.Errorf("SIOCINQ: %d %v, want 5", inq, e)
 	}
+	// TCP_INQ: recvmsg reports the bytes left to read (none asked: -1).
+	if _, e, hint := p.recvmsg(tid, cfd, [][]byte{buf}, msgPeek); e != 0 || hint != -1 {
+		t.Errorf("recvmsg without TCP_INQ: %v, inq %d, want none (-1)", e, hint)
+	}
+	if _, e := p.setsockopt(tid, cfd, solTCP, tcpInq, []byte{1, 0, 0, 0}); e != 0 {
+		t.Errorf("setsockopt(TCP_INQ): %v", e)
+	}
+	if n, e, hint := p.recvmsg(tid, cfd, [][]byte{buf[:1]}, msgPeek); n != 1 || e != 0 || hint != 5 {
+		t.Errorf("recvmsg(MSG_PEEK) of 1 with TCP_INQ: %d %v, inq %d, want 1, inq 5", n, e, hint)
+	}
+	// TCP_USER_TIMEOUT reaches the connection; negative values are refused.
+	if _, e := p.setsockopt(tid, cfd, solTCP, tcpUserTimeout, []byte{0xb8, 0x0b, 0, 0}); e != 0 {
+		t.Errorf("setsockopt(TCP_USER_TIMEOUT, 3000): %v", e)
+	}
+	var uto []byte
+	if _, e := p.getsockopt(tid, cfd, solTCP, tcpUserTimeout, &uto); e != 0 || len(uto) != 4 || uto[0] != 0xb8 || uto[1] != 0x0b {
+		t.Errorf("getsockopt(TCP_USER_TIMEOUT): %v %v, want 3000", uto, e)
+	}
+	if d := p.fds[cfd].conn.UserTimeout(); d != 3*time.Second {
+		t.Errorf("the connection's user timeout %v, want 3s", d)
+	}
+	if _, e := p.setsockopt(tid, cfd, solTCP, tcpUserTimeout, []byte{0xff, 0xff, 0xff, 0xff}); e != syscall.EINVAL {
+		t.Errorf("setsockopt(TCP_USER_TIMEOUT, -1): %v, want EINVAL", e)
+	}
 	if n, e := p.recv(tid, cfd, [][]byte{buf[:2], buf[2:]}, msgPeek); n != 5 || e != 0 || string(buf[:5]) != "hello" {
 		t.Errorf("recv(MSG_PEEK) into two buffers: %d %v %q", n, e, buf[:n])
 	}

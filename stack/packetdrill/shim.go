@@ -31,6 +31,7 @@ extern int pdListen(int fd, int backlog, int *err);
 extern int pdAccept(int fd, void *addr, unsigned int *len, int *err);
 extern int pdConnect(int fd, void *addr, unsigned int len, int *err);
 extern long pdRecv(int fd, void *iov, int n, int flags, void *addr, unsigned int *len, int *err);
+extern long pdRecvmsg(int fd, void *iov, int n, int flags, void *addr, unsigned int *len, int *inq, int *err);
 extern long pdSend(int fd, void *iov, int n, int flags, int *err);
 extern int pdFcntl(int fd, int cmd, long arg, int *err);
 extern int pdIoctl(int fd, unsigned long req, int *arg, int *err);
@@ -98,13 +99,30 @@ static ssize_t w_read(void *u, int fd, void *b, size_t c) { struct iovec v = { b
 static ssize_t w_readv(void *u, int fd, const struct iovec *iov, int n) { return w_recvmsg_iov(fd, (struct iovec *)iov, n, 0, NULL, NULL); }
 static ssize_t w_recv(void *u, int fd, void *b, size_t c, int f) { struct iovec v = { b, c }; return w_recvmsg_iov(fd, &v, 1, f, NULL, NULL); }
 static ssize_t w_recvfrom(void *u, int fd, void *b, size_t c, int f, struct sockaddr *a, socklen_t *l) { struct iovec v = { b, c }; return w_recvmsg_iov(fd, &v, 1, f, a, l); }
+// w_recvmsg adds the one control message the plugin has, TCP_CM_INQ
+// (TCP_INQ), as Linux's put_cmsg does: truncated to nothing, with
+// MSG_CTRUNC, if the control buffer has no room for it.
 static ssize_t w_recvmsg(void *u, int fd, struct msghdr *m, int f) {
 	socklen_t l = m->msg_namelen;
-	ssize_t r = w_recvmsg_iov(fd, m->msg_iov, (int)m->msg_iovlen, f, m->msg_name, m->msg_name ? &l : NULL);
+	int e = 0, inq = -1;
+	long r = pdRecvmsg(fd, (void *)m->msg_iov, (int)m->msg_iovlen, f, m->msg_name, m->msg_name ? &l : NULL, &inq, &e);
+	size_t room = m->msg_control ? m->msg_controllen : 0;
 	if (m->msg_name) m->msg_namelen = l;
 	m->msg_controllen = 0;
 	m->msg_flags = 0;
-	return r;
+	if (r >= 0 && inq >= 0) {
+		if (room >= CMSG_LEN(sizeof(int))) {
+			struct cmsghdr *cm = (struct cmsghdr *)m->msg_control;
+			cm->cmsg_level = 6; // SOL_TCP
+			cm->cmsg_type = 36; // TCP_CM_INQ
+			cm->cmsg_len = CMSG_LEN(sizeof(int));
+			memcpy(CMSG_DATA(cm), &inq, sizeof(int));
+			m->msg_controllen = room < CMSG_SPACE(sizeof(int)) ? room : CMSG_SPACE(sizeof(int));
+		} else {
+			m->msg_flags |= MSG_CTRUNC;
+		}
+	}
+	RET(r, e);
 }
 
 static ssize_t w_sendmsg_iov(int fd, const struct iovec *iov, int n, int flags) {

@@ -31,12 +31,14 @@ const (
 	soLinger    = 13
 	soReuseport = 15
 
-	solTCP       = 6
-	tcpNodelay   = 1
-	tcpMaxseg    = 2
-	tcpKeepidle  = 4
-	tcpKeepintvl = 5
-	tcpKeepcnt   = 6
+	solTCP         = 6
+	tcpNodelay     = 1
+	tcpMaxseg      = 2
+	tcpKeepidle    = 4
+	tcpKeepintvl   = 5
+	tcpKeepcnt     = 6
+	tcpUserTimeout = 18
+	tcpInq         = 36 // also TCP_CM_INQ, its control message
 
 	fGetfd = 1
 	fSetfd = 2
@@ -79,6 +81,8 @@ type sock struct {
 	maxSeg                        int
 	lingerOn                      bool
 	linger                        int
+	userTimeout                   int  // TCP_USER_TIMEOUT, ms
+	inq                           bool // TCP_INQ: recvmsg reports what is left to read
 }
 
 func (p *plugin) portBound(port uint16) bool {
@@ -290,7 +294,8 @@ func (p *plugin) listen(tid, fd, backlog int) (int, syscall.Errno) {
 		}
 		// Linux's accept queue holds backlog+1 connections.
 		q := max(backlog, 0) + 1
-		l, err := p.st.ListenTCP(s.port, stack.TCPListenOptions{AcceptQueue: q, NoDelay: s.noDelay, KeepAlive: s.keepAlive})
+		l, err := p.st.ListenTCP(s.port, stack.TCPListenOptions{AcceptQueue: q, NoDelay: s.noDelay, KeepAlive: s.keepAlive,
+			UserTimeout: time.Duration(s.userTimeout) * time.Millisecond})
 		if err != nil {
 			return 0, errnoOf(err)
 		}
@@ -330,7 +335,10 @@ func (p *plugin) accept(tid, fd int, sa *[]byte) (int, syscall.Errno) {
 			noDelay: s.noDelay, keepAlive: s.keepAlive,
 			rcvBuf: s.rcvBuf, sndBuf: s.sndBuf, maxSeg: s.maxSeg,
 			lingerOn: s.lingerOn, linger: s.linger,
+			// Linux's child sockets inherit these from the listener.
+			userTimeout: s.userTimeout, inq: s.inq,
 		}
+		c.SetUserTimeout(time.Duration(s.userTimeout) * time.Millisecond)
 		if sa != nil {
 			*sa = sockaddr(c.RemoteAddr(), c.RemotePort())
 		}
@@ -365,7 +373,8 @@ func (p *plugin) connect(tid, fd int, sa []byte) (int, syscall.Errno) {
 			}
 		} else {
 			p.bindPort = s.port
-			c, err := p.st.DialTCP(addr, port, stack.TCPConnOptions{NoDelay: s.noDelay, KeepAlive: s.keepAlive})
+			c, err := p.st.DialTCP(addr, port, stack.TCPConnOptions{NoDelay: s.noDelay, KeepAlive: s.keepAlive,
+				UserTimeout: time.Duration(s.userTimeout) * time.Millisecond})
 			p.bindPort = 0
 			if err != nil {
 				return 0, errnoOf(err)
@@ -406,72 +415,110 @@ func (s *sock) readable() bool {
 
 // recv reads into bufs (an iovec) with Linux's recv flags.
 func (p *plugin) recv(tid, fd int, bufs [][]byte, flags int) (int, syscall.Errno) {
-	return p.call(tid, func() (int, syscall.Errno) {
-		s, e := p.sockOf(fd)
-		if e != 0 {
+	n, e, _ := p.recvmsg(tid, fd, bufs, flags)
+	return n, e
+}
+
+// recvmsg is recv that also returns the TCP_CM_INQ control message's value
+// when the socket asked for it (TCP_INQ) and the call succeeded, as
+// Linux's tcp_recvmsg adds it; inq is -1 when there is none.
+func (p *plugin) recvmsg(tid, fd int, bufs [][]byte, flags int) (n int, e syscall.Errno, inq int) {
+	inq = -1
+	n, e = p.call(tid, func() (int, syscall.Errno) {
+		n, e := p.recvLocked(tid, fd, bufs, flags)
+		if s := p.fds[fd]; e == 0 && s != nil && s.inq {
+			inq = s.inqHint()
+		}
+		return n, e
+	})
+	return n, e, inq
+}
+
+// recvLocked is recv's body (the plugin's lock held).
+func (p *plugin) recvLocked(tid, fd int, bufs [][]byte, flags int) (int, syscall.Errno) {
+	s, e := p.sockOf(fd)
+	if e != 0 {
+		return 0, e
+	}
+	if s.lst != nil {
+		return 0, syscall.ENOTCONN
+	}
+	if s.conn == nil {
+		return 0, syscall.ENOTCONN
+	}
+	total := 0
+	for _, b := range bufs {
+		total += len(b)
+	}
+	if total == 0 {
+		return 0, 0
+	}
+	nonblock := s.nonblock || flags&msgDontwait != 0
+	want := 1
+	if flags&msgWaitall != 0 && flags&msgPeek == 0 {
+		want = total
+	}
+	done := 0
+	for {
+		c := s.conn
+		if c.Buffered() > 0 {
+			if flags&msgPeek != 0 {
+				a, b := c.Peek()
+				return gather(bufs, 0, a, b), 0
+			}
+			a, b := c.Peek()
+			n := gather(bufs, done, a, b)
+			c.Discard(n)
+			done += n
+			if done >= want {
+				return done, 0
+			}
+			continue
+		}
+		if done > 0 && (nonblock || c.PeerClosed() || c.Closed() || s.shutRd) {
+			return done, 0
+		}
+		if e := s.pendingErr(true); e != 0 {
+			if done > 0 {
+				return done, 0
+			}
 			return 0, e
 		}
-		if s.lst != nil {
+		if c.PeerClosed() || c.Closed() || s.shutRd {
+			return done, 0
+		}
+		if !c.Established() && !s.connecting() {
 			return 0, syscall.ENOTCONN
 		}
-		if s.conn == nil {
-			return 0, syscall.ENOTCONN
+		if nonblock {
+			return 0, syscall.EAGAIN
 		}
-		total := 0
-		for _, b := range bufs {
-			total += len(b)
+		if !p.block(tid, func() bool { return p.fds[fd] != s || s.readable() }, 0) {
+			return done, syscall.EAGAIN
 		}
-		if total == 0 {
-			return 0, 0
+		if p.fds[fd] != s {
+			return 0, syscall.EBADF
 		}
-		nonblock := s.nonblock || flags&msgDontwait != 0
-		want := 1
-		if flags&msgWaitall != 0 && flags&msgPeek == 0 {
-			want = total
-		}
-		done := 0
-		for {
-			c := s.conn
-			if c.Buffered() > 0 {
-				if flags&msgPeek != 0 {
-					a, b := c.Peek()
-					return gather(bufs, 0, a, b), 0
-				}
-				a, b := c.Peek()
-				n := gather(bufs, done, a, b)
-				c.Discard(n)
-				done += n
-				if done >= want {
-					return done, 0
-				}
-				continue
-			}
-			if done > 0 && (nonblock || c.PeerClosed() || c.Closed() || s.shutRd) {
-				return done, 0
-			}
-			if e := s.pendingErr(true); e != 0 {
-				if done > 0 {
-					return done, 0
-				}
-				return 0, e
-			}
-			if c.PeerClosed() || c.Closed() || s.shutRd {
-				return done, 0
-			}
-			if !c.Established() && !s.connecting() {
-				return 0, syscall.ENOTCONN
-			}
-			if nonblock {
-				return 0, syscall.EAGAIN
-			}
-			if !p.block(tid, func() bool { return p.fds[fd] != s || s.readable() }, 0) {
-				return done, syscall.EAGAIN
-			}
-			if p.fds[fd] != s {
-				return 0, syscall.EBADF
-			}
-		}
-	})
+	}
+}
+
+// inqHint is Linux's tcp_inq_hint, the TCP_CM_INQ control message of a
+// socket with TCP_INQ: the bytes left to read (the peer's FIN counts as
+// one, as it does in rcv_nxt - copied_seq), or 1 when nothing is left and
+// the connection is done, so that the reader reads on to the end.
+func (s *sock) inqHint() int {
+	c := s.conn
+	if c == nil {
+		return 0
+	}
+	n := c.Buffered()
+	if c.PeerClosed() {
+		n++
+	}
+	if n == 0 && c.Closed() {
+		n = 1
+	}
+	return n
 }
 
 // gather copies the views a, b (in order) into the iovec bufs, skipping
@@ -764,6 +811,16 @@ func (p *plugin) setsockopt(tid, fd, level, name int, val []byte) (int, syscall.
 			s.keepIntvl = v
 		case level == solTCP && name == tcpKeepcnt:
 			s.keepCnt = v
+		case level == solTCP && name == tcpUserTimeout:
+			if v < 0 {
+				return 0, syscall.EINVAL
+			}
+			s.userTimeout = v
+			if s.conn != nil && !s.conn.Closed() {
+				s.conn.SetUserTimeout(time.Duration(v) * time.Millisecond)
+			}
+		case level == solTCP && name == tcpInq:
+			s.inq = v != 0
 		default:
 			return 0, syscall.ENOPROTOOPT
 		}
@@ -822,6 +879,10 @@ func (p *plugin) getsockopt(tid, fd, level, name int, val *[]byte) (int, syscall
 			return put(orDefault(s.keepIntvl, int(p.cfg.KeepAliveInterval/time.Second), 75))
 		case level == solTCP && name == tcpKeepcnt:
 			return put(orDefault(s.keepCnt, p.cfg.KeepAliveProbes, 9))
+		case level == solTCP && name == tcpUserTimeout:
+			return put(s.userTimeout)
+		case level == solTCP && name == tcpInq:
+			return put(b2i(s.inq))
 		}
 		return 0, syscall.ENOPROTOOPT
 	})
