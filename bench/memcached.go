@@ -22,6 +22,11 @@ const (
 	MemcachedGetsPerSet = 9
 	// MemcachedPort is the port both memcached systems serve.
 	MemcachedPort = 11211
+	// MemcachedMemoryMB is both servers' memory for items (memcached's
+	// -m): enough for memcaslap's working set at 16 connections per core
+	// on 2 cores (a window of 10 000 keys per connection, about 1.2 KB
+	// per item), so neither evicts and every get of a set key hits.
+	MemcachedMemoryMB = 1024
 	// memcachedKeysPerFlow is how many keys a goroutine flow cycles
 	// through: each is set before it is read, so every get hits.
 	memcachedKeysPerFlow = 16
@@ -33,7 +38,7 @@ const (
 // workload with it. The application lives in cmd/mkstack (serve --app
 // memcached), which sets this; without it those systems report the
 // workload as not available.
-var MemcachedServer func(n *sockets.Network, port uint16) (io.Closer, error)
+var MemcachedServer func(n *sockets.Network, port uint16, memoryMB int) (io.Closer, error)
 
 // memcachedSystems serve the memcached workload: stock memcached on the
 // kernel and mkstack's sharded application over a device, both loaded
@@ -167,7 +172,7 @@ func serveMemcachedHandlers(n *sockets.Network) (func(), int, error) {
 	if MemcachedServer == nil {
 		return nil, 0, fmt.Errorf("%w: mkstack's memcached application is not linked in (run the workload through mkstack bench)", ErrNotAvailable)
 	}
-	srv, err := MemcachedServer(n, MemcachedPort)
+	srv, err := MemcachedServer(n, MemcachedPort, MemcachedMemoryMB)
 	if err != nil {
 		return nil, 0, err
 	}

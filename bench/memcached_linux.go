@@ -111,9 +111,9 @@ func runMemcachedVeth(ctx context.Context, l *vethLab, p Params) (Point, error) 
 		if cpus := cpuList(p.CPUs); cpus != "" {
 			args = append(args, "taskset", "-c", cpus)
 		}
-		// 64 MiB for items, as serve --app memcached's default; UDP off.
+		// UDP off, as serve --app memcached has none.
 		args = append(args, path, "-u", "root", "-U", "0", "-l", netlab.StackAddr,
-			"-p", strconv.Itoa(MemcachedPort), "-t", strconv.Itoa(p.Cores), "-m", "64")
+			"-p", strconv.Itoa(MemcachedPort), "-t", strconv.Itoa(p.Cores), "-m", strconv.Itoa(MemcachedMemoryMB))
 		cmd := exec.Command("ip", args...)
 		var out strings.Builder
 		cmd.Stdout, cmd.Stderr = &out, &out

@@ -56,9 +56,9 @@ var memcachedSystems = []string{bench.SysMkstackAFXDP, bench.SysMemcachedVeth}
 
 func init() {
 	// The memcached workload's mkstack side is serve --app memcached's
-	// application, with its default memory.
-	bench.MemcachedServer = func(n *sockets.Network, port uint16) (io.Closer, error) {
-		return startMemcached(n, port, mcConfig{MemoryBytes: 64 << 20})
+	// application.
+	bench.MemcachedServer = func(n *sockets.Network, port uint16, memoryMB int) (io.Closer, error) {
+		return startMemcached(n, port, mcConfig{MemoryBytes: int64(memoryMB) << 20})
 	}
 }
 
