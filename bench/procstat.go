@@ -75,3 +75,67 @@ func parseProcStat(b []byte) (cpus int, notBusy time.Duration, ok bool) {
 	}
 	return cpus, notBusy, ok && cpus > 0
 }
+
+// MemAvailable returns the kernel's estimate of the memory available for
+// new work (/proc/meminfo MemAvailable), in bytes.
+func MemAvailable() (int64, bool) {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0, false
+	}
+	return parseMemAvailable(b)
+}
+
+func parseMemAvailable(b []byte) (int64, bool) {
+	for line := range bytes.Lines(b) {
+		rest, ok := bytes.CutPrefix(line, []byte("MemAvailable:"))
+		if !ok {
+			continue
+		}
+		f := bytes.Fields(rest)
+		if len(f) != 2 || string(f[1]) != "kB" {
+			return 0, false
+		}
+		kb, err := strconv.ParseInt(string(f[0]), 10, 64)
+		return kb << 10, err == nil
+	}
+	return 0, false
+}
+
+// memWatch follows the machine's memory in use from a baseline: the most
+// it grew (MemAvailable's largest drop) while the watch ran, sampled
+// every memSampleEvery.
+type memWatch struct {
+	stop chan struct{}
+	done chan int64
+}
+
+const memSampleEvery = 50 * time.Millisecond
+
+func watchMemory() *memWatch {
+	base, ok := MemAvailable()
+	w := &memWatch{stop: make(chan struct{}), done: make(chan int64, 1)}
+	go func() {
+		var most int64
+		t := time.NewTicker(memSampleEvery)
+		defer t.Stop()
+		for {
+			if v, vok := MemAvailable(); ok && vok {
+				most = max(most, base-v)
+			}
+			select {
+			case <-w.stop:
+				w.done <- most
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return w
+}
+
+// end stops the watch and returns the largest growth seen, in bytes.
+func (w *memWatch) end() int64 {
+	close(w.stop)
+	return <-w.done
+}

@@ -124,10 +124,11 @@ func Report(w io.Writer, results []*Result) error {
 		if c := compareWorkloads(a.Workload, b.Workload); c != 0 {
 			return c
 		}
-		return boolOrder(a.isRate()) - boolOrder(b.isRate())
+		return a.kindOrder() - b.kindOrder()
 	})
 	var b bytes.Buffer
 	writeSummary(&b, rs)
+	writeConnsSummary(&b, rs)
 	for i, r := range rs {
 		if i == 0 || r.Workload != rs[i-1].Workload {
 			fmt.Fprintf(&b, "\n### %s: every point\n", r.Workload)
@@ -149,8 +150,17 @@ func (r *Result) isRate() bool {
 	return false
 }
 
-func boolOrder(v bool) int {
-	if v {
+// isConns reports whether r runs along the connection axis (mkstack
+// bench --conns with a list): its points differ in flows per core.
+func (r *Result) isConns() bool { return len(r.FlowCounts()) > 1 }
+
+// kindOrder orders results: peak, then along the connection axis, then
+// at a fixed rate.
+func (r *Result) kindOrder() int {
+	switch {
+	case r.isRate():
+		return 2
+	case r.isConns():
 		return 1
 	}
 	return 0
@@ -206,6 +216,9 @@ func writeSummary(b *bytes.Buffer, rs []*Result) {
 			workloads = append(workloads, r.Workload)
 		}
 		// The first result of each kind for a workload speaks for it.
+		if r.isConns() {
+			continue // writeConnsSummary's
+		}
 		m := peak
 		if r.isRate() {
 			m = rate
@@ -264,6 +277,74 @@ func writeSummary(b *bytes.Buffer, rs []*Result) {
 	}
 	writeTable(b, []string{"workload", "pair (system ÷ peer)", "model", "device", "cores", "peak ratio",
 		"offered rate", "machine CPU/trans ratio", "system CPU µs/trans", "peer CPU µs/trans", "note"}, rows)
+}
+
+// writeConnsSummary writes the like-for-like pairs of the results along
+// the connection axis: at each core count and number of connections,
+// each side's rate and their ratio, and the whole machine's memory in use
+// with each side's memory per connection, the slope from the run's
+// smallest count.
+func writeConnsSummary(b *bytes.Buffer, rs []*Result) {
+	var rows [][]string
+	for _, r := range rs {
+		if !r.isConns() {
+			continue
+		}
+		flows := r.FlowCounts()
+		for _, pr := range PairsFor(r.Workload) {
+			for _, k := range coresOf(r) {
+				for _, f := range flows {
+					a, p := r.FindFlows(pr.System, k, 0, f), r.FindFlows(pr.Peer, k, 0, f)
+					if a == nil || p == nil || a.Err != "" || p.Err != "" || p.Rate == 0 {
+						continue
+					}
+					row := []string{string(r.Workload), pr.System + " ÷ " + pr.Peer, pr.Model, pr.Device, strconv.Itoa(k),
+						strconv.Itoa(k * f), FormatRate(a.Rate), FormatRate(p.Rate), fmt.Sprintf("%.2f", a.Rate/p.Rate),
+						memCell(a), memCell(p), perConnCell(r, a, flows[0]), perConnCell(r, p, flows[0])}
+					rows = append(rows, row)
+				}
+			}
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	b.WriteString("\n### Connections\n\nEach row compares a like-for-like pair at one number of open connections " +
+		"(all cores together), every connection with one request in flight. Machine memory is how much the " +
+		"whole machine's memory in use grew while the point ran (MemAvailable, sampled every 50 ms): the " +
+		"server, the load and the kernel's sockets and buffers for both. Per connection is its slope from the " +
+		"run's smallest count.\n\n")
+	writeTable(b, []string{"workload", "pair (system ÷ peer)", "model", "device", "cores", "conns", "system rate", "peer rate",
+		"rate ratio", "system memory MiB", "peer memory MiB", "system KiB/conn", "peer KiB/conn"}, rows)
+}
+
+// coresOf lists r's core counts, ascending.
+func coresOf(r *Result) []int {
+	var out []int
+	for _, p := range r.Points {
+		if !slices.Contains(out, p.Cores) {
+			out = append(out, p.Cores)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func memCell(p *Point) string {
+	if p.MachineMemoryBytes <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.1f", float64(p.MachineMemoryBytes)/(1<<20))
+}
+
+// perConnCell is p's memory per connection: the slope of its machine
+// memory from the point of the same system and cores at base flows.
+func perConnCell(r *Result, p *Point, base int) string {
+	q := r.FindFlows(p.System, p.Cores, 0, base)
+	if q == nil || q == p || q.Err != "" || q.MachineMemoryBytes <= 0 || p.MachineMemoryBytes <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.1f", float64(p.MachineMemoryBytes-q.MachineMemoryBytes)/float64(p.Cores*(p.Flows-base))/1024)
 }
 
 // rateCells are the offered rate, the machine CPU per transaction ratio
@@ -326,9 +407,12 @@ func cpuPerTxnCell(w Workload, p *Point) string {
 // by core count, then system.
 func writePoints(b *bytes.Buffer, r *Result) {
 	b.WriteString("\n")
-	if r.isRate() {
+	switch {
+	case r.isRate():
 		b.WriteString("At a fixed offered rate: ")
-	} else {
+	case r.isConns():
+		b.WriteString("Along the connection axis: ")
+	default:
 		b.WriteString("Peak: ")
 	}
 	b.WriteString(provenance(r))
@@ -338,11 +422,18 @@ func writePoints(b *bytes.Buffer, r *Result) {
 		if x.Cores != y.Cores {
 			return x.Cores - y.Cores
 		}
+		if x.Flows != y.Flows {
+			return x.Flows - y.Flows
+		}
 		return compareSystems(x.System, y.System)
 	})
+	conns := r.isConns()
 	cpuU, _ := cpuUnit(r.Workload)
 	unit := r.Workload.Unit()
 	header := []string{"system", "API", "driver", "peer offloads", "client", "cores", "CPUs", "GOMAXPROCS"}
+	if conns {
+		header = append(header, "conns", "machine memory MiB")
+	}
 	if r.isRate() {
 		header = append(header, "offered "+unit, "achieved "+unit)
 	} else {
@@ -357,6 +448,12 @@ func writePoints(b *bytes.Buffer, r *Result) {
 			row[7] = strconv.Itoa(p.GOMAXPROCS)
 		}
 		ok := p.Err == ""
+		if conns {
+			row = append(row, strconv.Itoa(p.Cores*p.Flows), "")
+			if ok && p.MachineMemoryBytes > 0 {
+				row[len(row)-1] = fmt.Sprintf("%.1f", float64(p.MachineMemoryBytes)/(1<<20))
+			}
+		}
 		if r.isRate() {
 			row = append(row, "")
 			if p.OfferedRate > 0 {

@@ -223,3 +223,33 @@ func TestReportSummaryHasARowPerOfferedRate(t *testing.T) {
 		}
 	}
 }
+
+// TestReportAlongTheConnectionAxis: a result whose points differ in flows
+// gets the Connections summary (rate ratio per count, memory and its
+// slope per connection) and keeps out of the peak summary.
+func TestReportAlongTheConnectionAxis(t *testing.T) {
+	pt := func(sys string, flows int, rate float64, memMiB int64) Point {
+		return Point{System: sys, Workload: TCPRR, Cores: 1, Flows: flows, Seconds: 1, Count: uint64(rate), Rate: rate,
+			PerCore: rate, Unit: "trans/s", MachineMemoryBytes: memMiB << 20}
+	}
+	r := &Result{Env: Env{Commit: "abc"}, Workload: TCPRR, Duration: "1s", Points: []Point{
+		pt(SysMkstackConnAFXDP, 100, 50000, 10), pt(SysLinuxVeth, 100, 40000, 12),
+		pt(SysMkstackConnAFXDP, 1100, 45000, 20), pt(SysLinuxVeth, 1100, 40000, 32),
+	}}
+	r.Finish()
+	var b bytes.Buffer
+	if err := Report(&b, []*Result{r}); err != nil {
+		t.Fatal(err)
+	}
+	s := b.String()
+	// 10 MiB over 1000 connections is 10.24 KiB each; 20 MiB, 20.48.
+	for _, want := range []string{"### Connections", "| tcp-rr | mkstack-conn-afxdp ÷ linux-veth | net.Conn | veth | 1 | 1100 | 45.0K | 40.0K | 1.12 | 20.0 | 32.0 | 10.2 | 20.5 |",
+		"Along the connection axis: ", "| 1 |  |  | 100 | 10.0 | 50.0K |"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("report lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "| tcp-rr | mkstack-conn-afxdp ÷ linux-veth | net.Conn | veth | 1 | 1.25 |") {
+		t.Errorf("the connection axis result is in the peak summary:\n%s", s)
+	}
+}

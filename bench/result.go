@@ -97,6 +97,13 @@ type Point struct {
 	// the server, the kernel's work for both and anything else running.
 	// Divided by Count it is the whole machine's CPU per transaction.
 	MachineCPUSeconds float64 `json:"machine_cpu_seconds,omitempty"`
+	// MachineMemoryBytes is the most the whole machine's memory in use
+	// grew while the point ran, from just before its server started
+	// (MemAvailable's largest drop, sampled every 50 ms): the server, the
+	// load and the kernel's sockets and buffers for both. Across points
+	// that differ only in connections, its slope is the memory each
+	// connection costs.
+	MachineMemoryBytes int64 `json:"machine_memory_bytes,omitempty"`
 	// OfferedRate is the paced load of the fixed-rate mode (transactions
 	// per second for the whole point); 0 for a peak point.
 	OfferedRate float64 `json:"offered_rate,omitempty"`
@@ -146,16 +153,17 @@ func (r *Result) Finish() {
 	type key struct {
 		system  string
 		offered float64
+		flows   int
 	}
 	one := map[key]float64{}
 	for _, p := range r.Points {
 		if p.Cores == 1 && p.Err == "" {
-			one[key{p.System, p.OfferedRate}] = p.Rate
+			one[key{p.System, p.OfferedRate, p.Flows}] = p.Rate
 		}
 	}
 	for i := range r.Points {
 		p := &r.Points[i]
-		if r1 := one[key{p.System, p.OfferedRate}]; r1 > 0 && p.Err == "" {
+		if r1 := one[key{p.System, p.OfferedRate, p.Flows}]; r1 > 0 && p.Err == "" {
 			p.Efficiency = p.Rate / (float64(p.Cores) * r1)
 		}
 	}
@@ -180,6 +188,32 @@ func (r *Result) FindAt(system string, cores int, offered float64) *Point {
 		}
 	}
 	return nil
+}
+
+// FindFlows returns the point of system at cores, offered rate (0: peak)
+// and flows per core, or nil.
+func (r *Result) FindFlows(system string, cores int, offered float64, flows int) *Point {
+	for i := range r.Points {
+		if p := &r.Points[i]; p.System == system && p.Cores == cores && p.OfferedRate == offered && p.Flows == flows {
+			return p
+		}
+	}
+	return nil
+}
+
+// FlowCounts lists the distinct flows per core of r's points with
+// figures, ascending:
+// more than one for a result along the connection axis (mkstack bench
+// --conns with a list).
+func (r *Result) FlowCounts() []int {
+	var out []int
+	for _, p := range r.Points {
+		if p.Err == "" && !slices.Contains(out, p.Flows) {
+			out = append(out, p.Flows)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // OfferedRates lists the distinct offered rates of r's points, ascending
@@ -230,10 +264,10 @@ func FormatRate(v float64) string {
 // each other system measured at the same core count.
 func (r *Result) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "system\tcores\t%s\tper core\tefficiency\tp50 µs\tp99 µs\tp99.9 µs\tCPU s\tGCs\terrors\t\n", r.Workload.Unit())
+	fmt.Fprintf(tw, "system\tcores\tconns\t%s\tper core\tefficiency\tp50 µs\tp99 µs\tp99.9 µs\tCPU s\tGCs\terrors\tmem MiB\t\n", r.Workload.Unit())
 	for _, p := range r.Points {
 		if p.Err != "" {
-			fmt.Fprintf(tw, "%s\t%d\t%s\t\t\t\t\t\t\t\t\t\n", p.System, p.Cores, p.Err)
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t\t\t\t\t\t\t\t\t\t\n", p.System, p.Cores, p.Cores*p.Flows, p.Err)
 			continue
 		}
 		eff, p50, p99, p999 := "-", "-", "-", "-"
@@ -246,9 +280,14 @@ func (r *Result) WriteTable(w io.Writer) error {
 				p999 = fmt.Sprintf("%.1f", p.Latency.P999)
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%d\t%d\t\n", p.System, p.Cores, FormatRate(p.Rate), FormatRate(p.PerCore),
-			eff, p50, p99, p999, p.CPUSeconds, p.GCCycles, p.Errors)
+		mem := "-"
+		if p.MachineMemoryBytes > 0 {
+			mem = fmt.Sprintf("%.1f", float64(p.MachineMemoryBytes)/(1<<20))
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%d\t%d\t%s\t\n", p.System, p.Cores, p.Cores*p.Flows, FormatRate(p.Rate), FormatRate(p.PerCore),
+			eff, p50, p99, p999, p.CPUSeconds, p.GCCycles, p.Errors, mem)
 	}
+	axis := len(r.FlowCounts()) > 1
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -257,9 +296,15 @@ func (r *Result) WriteTable(w io.Writer) error {
 		if ratio.OfferedRate > 0 {
 			at = " at " + FormatRate(ratio.OfferedRate) + " offered"
 		}
+		if axis {
+			at += fmt.Sprintf(" with %d conns", ratio.Cores*ratio.Flows)
+		}
 		fmt.Fprintf(w, "%s ÷ %s at %d cores%s (%s): %.2f", ratio.System, ratio.Peer, ratio.Cores, at, ratio.Model, ratio.Value)
 		if ratio.CPUPerTxn > 0 {
 			fmt.Fprintf(w, ", machine CPU per transaction %.2f", ratio.CPUPerTxn)
+		}
+		if axis && ratio.Memory > 0 {
+			fmt.Fprintf(w, ", machine memory %.2f", ratio.Memory)
 		}
 		fmt.Fprintln(w)
 	}
@@ -276,11 +321,16 @@ type Ratio struct {
 	Model string `json:"model"`
 	// OfferedRate is both points' offered rate (0: peak).
 	OfferedRate float64 `json:"offered_rate,omitempty"`
+	// Flows is both points' flows (connections) per core.
+	Flows int `json:"flows_per_core,omitempty"`
 	// Value is the system's rate divided by the peer's.
 	Value float64 `json:"value"`
 	// CPUPerTxn is the system's whole-machine CPU per transaction divided
 	// by the peer's (0 where either lacks it).
 	CPUPerTxn float64 `json:"cpu_per_txn,omitempty"`
+	// Memory is the system's MachineMemoryBytes divided by the peer's (0
+	// where either lacks it).
+	Memory float64 `json:"memory,omitempty"`
 }
 
 // Ratios compares each system with its like-for-like peers (Pairs) at
@@ -292,13 +342,16 @@ func (r *Result) Ratios() []Ratio {
 			if a.System != pr.System || a.Err != "" {
 				continue
 			}
-			b := r.FindAt(pr.Peer, a.Cores, a.OfferedRate)
+			b := r.FindFlows(pr.Peer, a.Cores, a.OfferedRate, a.Flows)
 			if b == nil || b.Err != "" || b.Rate == 0 {
 				continue
 			}
-			ratio := Ratio{System: a.System, Peer: b.System, Cores: a.Cores, Model: pr.Model, OfferedRate: a.OfferedRate, Value: a.Rate / b.Rate}
+			ratio := Ratio{System: a.System, Peer: b.System, Cores: a.Cores, Model: pr.Model, OfferedRate: a.OfferedRate, Flows: a.Flows, Value: a.Rate / b.Rate}
 			if ca, cb := a.CPUPerTxn(), b.CPUPerTxn(); ca > 0 && cb > 0 {
 				ratio.CPUPerTxn = ca / cb
+			}
+			if a.MachineMemoryBytes > 0 && b.MachineMemoryBytes > 0 {
+				ratio.Memory = float64(a.MachineMemoryBytes) / float64(b.MachineMemoryBytes)
 			}
 			out = append(out, ratio)
 		}

@@ -105,7 +105,9 @@ func Run(ctx context.Context, spec Spec, o RunOptions) (*Result, error) {
 			var pt Point
 			err := Supports(name, spec.Workload)
 			if err == nil {
+				mem := watchMemory()
 				pt, err = sys.Run(ctx, p)
+				pt.MachineMemoryBytes = mem.end()
 			}
 			if restore != nil {
 				restore()
@@ -125,7 +127,7 @@ func Run(ctx context.Context, spec Spec, o RunOptions) (*Result, error) {
 			if err != nil {
 				pt.Err = err.Error()
 				if errors.Is(err, ErrNotAvailable) {
-					pt = Point{System: name, Workload: spec.Workload, Cores: k, Unit: pt.Unit, Err: err.Error()}
+					pt = Point{System: name, Workload: spec.Workload, Cores: k, Flows: p.Flows, Unit: pt.Unit, Err: err.Error()}
 				}
 			}
 			r.Points = append(r.Points, pt)

@@ -67,6 +67,8 @@ const (
 	// DefaultConns is the flows per core of the transaction workloads,
 	// each with one request in flight.
 	DefaultConns = 16
+	// MaxConns bounds the flows per core a spec may ask for.
+	MaxConns = 100000
 	// StreamFlows is the flows per core of tcp-stream-many.
 	StreamFlows = 8
 	// StreamChunk is the size of the writes of the streams.
@@ -246,8 +248,8 @@ func (s *Spec) Validate() error {
 	if s.Warmup < 0 {
 		return fmt.Errorf("warmup %v: want zero or more", s.Warmup)
 	}
-	if s.Conns < 0 || s.Conns > 1024 {
-		return fmt.Errorf("conns %d: want 1..1024 per core", s.Conns)
+	if s.Conns < 0 || s.Conns > MaxConns {
+		return fmt.Errorf("conns %d: want 1..%d per core", s.Conns, MaxConns)
 	}
 	if s.Conns == 0 {
 		s.Conns = DefaultConns

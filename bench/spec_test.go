@@ -70,9 +70,9 @@ func TestResultJSONRoundTrip(t *testing.T) {
 	r := &Result{Env: ReadEnv(), Workload: TCPRR, Duration: "1s", Warmup: "100ms", Points: []Point{
 		{System: "mkstack", Workload: TCPRR, Cores: 1, CPUs: []int{1}, Flows: 16, Seconds: 1, Count: 1000, Rate: 1000, Unit: "trans/s",
 			PerCore: 1000, Latency: &Latency{Samples: 1000, P50: 10, P99: 20}, GCCycles: 2, CPUSeconds: 0.9},
-		{System: "mkstack", Workload: TCPRR, Cores: 2, Seconds: 1, Count: 1500, Rate: 1500, PerCore: 750, Unit: "trans/s"},
-		{System: "linux-epoll", Workload: TCPRR, Cores: 1, Seconds: 1, Count: 500, Rate: 500, PerCore: 500, Unit: "trans/s"},
-		{System: "linux", Workload: TCPRR, Cores: 1, Seconds: 1, Count: 400, Rate: 400, PerCore: 400, Unit: "trans/s"},
+		{System: "mkstack", Workload: TCPRR, Cores: 2, Flows: 16, Seconds: 1, Count: 1500, Rate: 1500, PerCore: 750, Unit: "trans/s"},
+		{System: "linux-epoll", Workload: TCPRR, Cores: 1, Flows: 16, Seconds: 1, Count: 500, Rate: 500, PerCore: 500, Unit: "trans/s"},
+		{System: "linux", Workload: TCPRR, Cores: 1, Flows: 16, Seconds: 1, Count: 400, Rate: 400, PerCore: 400, Unit: "trans/s"},
 		{System: "mkstack-afxdp", Workload: TCPRR, Cores: 1, Err: "not available"},
 	}}
 	r.Finish()

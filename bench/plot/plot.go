@@ -306,3 +306,80 @@ func latency(r *bench.Result) (*plot.Plot, error) {
 	p.Y.Min = 0
 	return p, nil
 }
+
+// WriteConns draws a result along the connection axis (mkstack bench
+// --conns 100,1000,5000, the WORKLOAD-conns.json files) into dir as
+// WORKLOAD-conns-rate and WORKLOAD-conns-memory, .svg and .png: each
+// system's rate, and the growth of the whole machine's memory in use,
+// against the connections open (all cores together), a line per system
+// and core count. It returns the paths written.
+func WriteConns(r *bench.Result, dir string) ([]string, error) {
+	if len(r.FlowCounts()) < 2 {
+		return nil, fmt.Errorf("plot %s conns: not a result along the connection axis (one connection count)", r.Workload)
+	}
+	scale, label := 1e3, "thousand "+r.Workload.Unit()
+	if r.Workload.Stream() {
+		scale, label = 1e9/8, "Gbit/s"
+	}
+	var paths []string
+	for _, f := range []struct {
+		name, title, y string
+		value          func(bench.Point) float64
+	}{
+		{"rate", "rate against connections", label, func(p bench.Point) float64 { return p.Rate / scale }},
+		{"memory", "machine memory in use against connections", "MiB", func(p bench.Point) float64 {
+			return float64(p.MachineMemoryBytes) / (1 << 20)
+		}},
+	} {
+		p, err := byConns(r, fmt.Sprintf("%s: %s", r.Workload, f.title), f.y, f.value)
+		if err != nil {
+			return paths, fmt.Errorf("plot %s conns-%s: %w", r.Workload, f.name, err)
+		}
+		for _, ext := range []string{".svg", ".png"} {
+			path := filepath.Join(dir, string(r.Workload)+"-conns-"+f.name+ext)
+			if err := p.Save(width, height, path); err != nil {
+				return paths, fmt.Errorf("plot %s: %w", path, err)
+			}
+			paths = append(paths, path)
+		}
+	}
+	return paths, nil
+}
+
+// byConns draws, for each system and core count, value(point) against the
+// point's connections (cores × flows), on a logarithmic axis.
+func byConns(r *bench.Result, title, ylabel string, value func(bench.Point) float64) (*plot.Plot, error) {
+	p := newPlot(title, "connections (log scale)", ylabel)
+	type series struct {
+		system string
+		cores  int
+	}
+	var seen []series
+	var lines []any
+	for _, pt := range r.Points {
+		s := series{pt.System, pt.Cores}
+		if pt.Err != "" || slices.Contains(seen, s) {
+			continue
+		}
+		seen = append(seen, s)
+		var xy plotter.XYs
+		for _, q := range r.Points {
+			if q.System == s.system && q.Cores == s.cores && q.Err == "" {
+				xy = append(xy, plotter.XY{X: float64(q.Cores * q.Flows), Y: value(q)})
+			}
+		}
+		slices.SortFunc(xy, func(a, b plotter.XY) int { return cmpFloat(a.X, b.X) })
+		label := fmt.Sprintf("%s, %d cores", s.system, s.cores)
+		if s.cores == 1 {
+			label = s.system + ", 1 core"
+		}
+		lines = append(lines, label, xy)
+	}
+	if err := plotutil.AddLinePoints(p, lines...); err != nil {
+		return nil, err
+	}
+	p.X.Scale = plot.LogScale{}
+	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Y.Min = 0
+	return p, nil
+}

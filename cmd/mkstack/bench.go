@@ -22,6 +22,7 @@ import (
 	"github.com/mkstack/mkstack/bench"
 	"github.com/mkstack/mkstack/bench/plot"
 	"github.com/mkstack/mkstack/sockets"
+	"golang.org/x/sys/unix"
 )
 
 // systemsFor returns the systems workload w runs.
@@ -45,6 +46,9 @@ type benchOptions struct {
 	allowDirty bool
 	// rates are the fixed-rate mode's offered rates (none: peak).
 	rates []float64
+	// conns are the flows per core to measure (more than one: the
+	// connection axis).
+	conns []int
 	// systemsSet: --systems was given; otherwise the memcached workload
 	// runs its own pair (memcachedSystems).
 	systemsSet bool
@@ -60,6 +64,23 @@ func init() {
 	bench.MemcachedServer = func(n *sockets.Network, port uint16, memoryMB int) (io.Closer, error) {
 		return startMemcached(n, port, mcConfig{MemoryBytes: int64(memoryMB) << 20})
 	}
+}
+
+// parseCounts parses "16" or "100,1000,5000" into ascending distinct
+// positive counts.
+func parseCounts(s string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > bench.MaxConns {
+			return nil, fmt.Errorf("%q: want whole numbers in 1..%d", f, bench.MaxConns)
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // parseRates parses "16000" or "4000,8000,16000" into ascending distinct
@@ -92,7 +113,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		o                         benchOptions
 		workloads, cores, systems string
 		duration, warmup          time.Duration
-		conns                     int
+		conns                     string
 		transactions              uint64
 		rates                     string
 	)
@@ -105,7 +126,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&systems, "systems", "mkstack,mkstack-conn,gvisor,linux", "systems, comma-separated: "+strings.Join(bench.Systems, ", ")+" (the memcached workload: "+strings.Join(memcachedSystems, ",")+" unless given)")
 	fs.DurationVar(&duration, "duration", 10*time.Second, "measured time per point")
 	fs.DurationVar(&warmup, "warmup", time.Second, "load before each point is measured")
-	fs.IntVar(&conns, "conns", bench.DefaultConns, "connections (or UDP flows) per core, one request in flight each")
+	fs.StringVar(&conns, "conns", strconv.Itoa(bench.DefaultConns), "connections (or UDP flows) per core, one request in flight each; a list (100,1000,5000) measures each and writes WORKLOAD-conns.json with rate and machine memory against connections")
 	fs.Uint64Var(&transactions, "transactions", 0, "run each point until N transactions are done instead of for --duration (for instruction counts under callgrind)")
 	fs.StringVar(&rates, "rate", "", "the fixed-rate mode: pace the load at N transactions per second per point (open loop; http on the veth systems: h2load --rps) and report the whole machine's CPU per transaction; a list (4000,16000) measures each rate; empty: peak")
 	fs.BoolVar(&o.allowDirty, "allow-dirty", false, "with --out inside this source tree, write the figures even though the tree has uncommitted changes (recorded in the JSON)")
@@ -152,7 +173,13 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	if o.rates, err = parseRates(rates); err != nil {
 		return bad("--rate: %v", err)
 	}
-	o.spec.Duration, o.spec.Warmup, o.spec.Conns, o.spec.Transactions = duration, warmup, conns, transactions
+	if o.conns, err = parseCounts(conns); err != nil {
+		return bad("--conns: %v", err)
+	}
+	if len(o.conns) > 1 && len(o.rates) > 0 {
+		return bad("--conns with a list and --rate: measure one axis at a time")
+	}
+	o.spec.Duration, o.spec.Warmup, o.spec.Conns, o.spec.Transactions = duration, warmup, o.conns[0], transactions
 	for _, w := range o.workloads {
 		s := o.spec
 		s.Workload = w
@@ -230,23 +257,30 @@ func benchMain(ctx context.Context, o benchOptions, stdout, stderr io.Writer) er
 				fmt.Fprintf(stdout, "%s %s, %d cores: %s %s\n", w, p.System, p.Cores, bench.FormatRate(p.Rate), p.Unit)
 			},
 		}
-		// Each offered rate is a run of its own; their points go in one
-		// result, told apart by their offered rate.
+		// Each offered rate or connection count is a run of its own;
+		// their points go in one result, told apart by their offered rate
+		// or flows.
 		rates := o.rates
 		if len(rates) == 0 {
 			rates = []float64{0} // peak
 		}
 		var r *bench.Result
-		for _, rate := range rates {
-			spec.Rate = rate
-			ri, err := bench.Run(ctx, spec, ro)
-			if err != nil {
+		for _, conns := range o.conns {
+			spec.Conns = conns
+			if err := raiseFileLimit(spec); err != nil {
 				return err
 			}
-			if r == nil {
-				r = ri
-			} else {
-				r.Points = append(r.Points, ri.Points...)
+			for _, rate := range rates {
+				spec.Rate = rate
+				ri, err := bench.Run(ctx, spec, ro)
+				if err != nil {
+					return err
+				}
+				if r == nil {
+					r = ri
+				} else {
+					r.Points = append(r.Points, ri.Points...)
+				}
 			}
 		}
 		r.Finish()
@@ -260,6 +294,9 @@ func benchMain(ctx context.Context, o benchOptions, stdout, stderr io.Writer) er
 		base := filepath.Join(o.out, string(w))
 		if len(o.rates) > 0 {
 			base += "-rate"
+		}
+		if len(o.conns) > 1 {
+			base += "-conns"
 		}
 		var js bytes.Buffer
 		if err := r.WriteJSON(&js); err != nil {
@@ -276,6 +313,9 @@ func benchMain(ctx context.Context, o benchOptions, stdout, stderr io.Writer) er
 			draw := plot.Write
 			if len(o.rates) > 0 {
 				draw = plot.WriteRate
+			}
+			if len(o.conns) > 1 {
+				draw = plot.WriteConns
 			}
 			paths, err := draw(r, o.out)
 			if err != nil {
@@ -388,4 +428,27 @@ func gvisorPeer(bin string) bench.System {
 		}
 		return pt, nil
 	})
+}
+
+// raiseFileLimit raises the process's open-file limit to what spec's
+// largest point needs in this process: a client socket and a server
+// socket per connection (the kernel systems serve in-process), plus room
+// for the rest. Raising the hard limit needs CAP_SYS_RESOURCE (root); a
+// point that still runs out fails with EMFILE in its figures.
+func raiseFileLimit(spec bench.Spec) error {
+	k := slices.Max(spec.Cores)
+	need := uint64(2*k*spec.Conns + 1024)
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return fmt.Errorf("open-file limit: %w", err)
+	}
+	if lim.Cur >= need {
+		return nil
+	}
+	lim.Cur = need
+	lim.Max = max(lim.Max, need)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return fmt.Errorf("--conns %d at %d cores needs %d open files; the limit is lower and cannot be raised (%v): run as root or raise ulimit -n", spec.Conns, k, need, err)
+	}
+	return nil
 }

@@ -20,6 +20,8 @@ func TestBenchBadFlagsAreUsageErrors(t *testing.T) {
 		{"--systems", "mkstack,bsd"},
 		{"--duration", "0s"},
 		{"--conns", "-1"},
+		{"--conns", "10,x"},
+		{"--conns", "10,20", "--rate", "100"},
 		{"--workload", "tcp-stream", "--transactions", "100"},
 		{"--nosuchflag"},
 		{"extra"},
@@ -125,6 +127,46 @@ func TestBenchAtAFixedRate(t *testing.T) {
 	}
 	if code := run([]string{"bench", "--workload", "tcp-stream", "--rate", "10"}, &out, &errOut); code != 2 {
 		t.Errorf("a fixed rate for a stream: exit %d, want 2", code)
+	}
+}
+
+// TestBenchAlongTheConnectionAxis: --conns with a list runs each count and
+// writes WORKLOAD-conns.json, whose points differ in flows, with the
+// rate and memory plots against connections and a ratio per count.
+func TestBenchAlongTheConnectionAxis(t *testing.T) {
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	code := run([]string{"bench", "--workload", "tcp-rr", "--cores", "1", "--systems", "mkstack-conn,linux",
+		"--duration", "300ms", "--warmup", "50ms", "--conns", "8,2", "--out", dir}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
+	}
+	f, err := os.Open(filepath.Join(dir, "tcp-rr-conns.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := bench.ReadJSON(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(r.FlowCounts()) != "[2 8]" || len(r.Points) != 4 {
+		t.Fatalf("flows %v, %d points: %+v", r.FlowCounts(), len(r.Points), r.Points)
+	}
+	for _, p := range r.Points {
+		if p.Err != "" || p.Rate <= 0 {
+			t.Errorf("point %+v", p)
+		}
+	}
+	for _, want := range []string{"mkstack-conn ÷ linux at 1 cores with 2 conns (net.Conn)", "mkstack-conn ÷ linux at 1 cores with 8 conns (net.Conn)", "mem MiB"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	for _, name := range []string{"tcp-rr-conns-rate.svg", "tcp-rr-conns-memory.png"} {
+		if st, err := os.Stat(filepath.Join(dir, name)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }
 
