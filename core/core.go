@@ -578,6 +578,7 @@ func (c *core) publish() {
 		v[TCPConnections] = uint64(c.st.TCPConnCount())
 		v[TCPRingBytes], v[TCPFinWait2Timeouts], v[TCPZeroWindowAborts] = t.RingBytes, t.FinWait2Timeouts, t.ZeroWindowAborts
 		v[TCPAbortOnData], v[TCPTimeWaitRecycled], v[TCPTxQueueWaits] = t.AbortOnData, t.TimeWaitRecycled, t.TxQueueWaits
+		v[TCPInvalidACKsSkipped], v[TCPChallengeACKsOverBudget], v[TCPCookieACKsNoOverflow] = t.InvalidACKsSkipped, t.ChallengeACKsOverBudget, t.CookieACKsNoOverflow
 	}
 	d[stack.DropNoBuffer] += c.forwardNoBuffer
 	c.pub.Publish(&c.counters)

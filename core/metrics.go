@@ -43,6 +43,9 @@ const (
 	TCPAbortOnData
 	TCPTimeWaitRecycled
 	TCPTxQueueWaits
+	TCPInvalidACKsSkipped
+	TCPChallengeACKsOverBudget
+	TCPCookieACKsNoOverflow
 	numMetrics
 )
 
@@ -82,6 +85,12 @@ var metricInfos = [numMetrics]metricInfo{
 	TCPAbortOnData:      {"mkstack_tcp_abort_on_data_total", "Connections reset because data arrived after the application closed them.", false},
 	TCPTimeWaitRecycled: {"mkstack_tcp_time_wait_recycled_total", "TIME-WAIT connections recycled early because the table was full.", false},
 	TCPTxQueueWaits:     {"mkstack_tcp_tx_queue_waits_total", "Times TCP held data back because the transmit queue was nearly full.", false},
+	TCPInvalidACKsSkipped: {"mkstack_tcp_invalid_acks_skipped_total",
+		"ACKs to invalid segments (challenge or duplicate) not sent because the connection sent one within TCPConfig.InvalidACKInterval.", false},
+	TCPChallengeACKsOverBudget: {"mkstack_tcp_challenge_acks_over_budget_total",
+		"Challenge ACKs not sent because the stack's randomised per-second budget was spent.", false},
+	TCPCookieACKsNoOverflow: {"mkstack_tcp_cookie_acks_no_overflow_total",
+		"ACKs not checked as SYN cookies (answered with a reset) because the listener's SYN queue had not overflowed recently.", false},
 }
 
 // Counters are one core's metrics, kept as plain fields that only the core

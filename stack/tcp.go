@@ -214,8 +214,22 @@ type TCPConfig struct {
 	// Linux).
 	KeepAliveIdle, KeepAliveInterval time.Duration
 	KeepAliveProbes                  int
-	// ChallengeACKsPerSecond bounds RFC 5961 challenge ACKs (default 1000).
+	// ChallengeACKsPerSecond bounds RFC 5961 challenge ACKs across the
+	// stack (section 7; default 1000, Linux's tcp_challenge_ack_limit of
+	// 4.7 to 5.19). As Linux does since CVE-2016-5696, each second's
+	// budget is drawn at random in [limit/2, limit/2+limit) (keyed by
+	// ISNKey), so an off-path attacker cannot count the challenge ACKs
+	// another connection took. (Linux 6.0 and later leave the global
+	// bound off by default and rely on InvalidACKInterval; RFC 5961 7
+	// asks for a bound across the stack, kept here.)
 	ChallengeACKsPerSecond int
+	// InvalidACKInterval is the least time between two ACKs a connection
+	// sends for invalid segments: challenge ACKs, and duplicate ACKs for
+	// segments without data that fail the sequence or PAWS check
+	// (default 500ms, Linux's tcp_invalid_ratelimit; negative: no
+	// limit). One connection then takes at most a few of the stack's
+	// challenge ACKs a second, and two ends cannot loop ACKs at speed.
+	InvalidACKInterval time.Duration
 	// SYNCookiesPerSecond bounds the cookie SYN-ACKs this stack sends
 	// (default 25000; negative: no bound). Cookies are sent only when a
 	// SYN queue is full, that is under a flood, and a flood's SYNs beyond
@@ -268,6 +282,9 @@ func (c *TCPConfig) setDefaults() {
 	defDur(&c.KeepAliveInterval, 75*time.Second)
 	def(&c.KeepAliveProbes, 9)
 	def(&c.ChallengeACKsPerSecond, 1000)
+	if c.InvalidACKInterval == 0 {
+		c.InvalidACKInterval = 500 * time.Millisecond
+	}
 	if c.SYNCookiesPerSecond == 0 {
 		c.SYNCookiesPerSecond = 25000
 	}
@@ -373,6 +390,14 @@ type TCPStats struct {
 	// TxQueueWaits counts the times a connection held its data back
 	// because the stack's transmit queue was nearly full (txFull).
 	TxQueueWaits uint64
+	// ACKs not sent for invalid segments: within a connection's
+	// InvalidACKInterval (Linux's TCPACKSkippedChallenge, Seq and PAWS),
+	// and challenge ACKs over the stack's budget for the second.
+	InvalidACKsSkipped, ChallengeACKsOverBudget uint64
+	// CookieACKsNoOverflow counts ACKs to a listener not checked as SYN
+	// cookies because its SYN queue had not overflowed recently
+	// (synCookieValid); they are answered with a reset.
+	CookieACKsNoOverflow uint64
 }
 
 const maxOutOfOrder = 32
@@ -573,6 +598,12 @@ type TCPListener struct {
 	accept   []*TCPConn // ring
 	head, n  int
 	closed   bool
+
+	// overflowAt is when a SYN last found the SYN queue full with cookies
+	// on, valid once overflowed: ACKs are checked as cookies only for
+	// synCookieValid after it.
+	overflowAt int64
+	overflowed bool
 }
 
 // ListenTCP opens a listen socket on port.
@@ -785,6 +816,8 @@ type TCPConn struct {
 	zwpOut                 uint8 // zero-window probes not answered yet
 	txWaiting              bool  // listed in tcpTable.txWait
 	rtoAt                  int64 // when the timeout behind an armed probe is due
+	oowACKAt               int64 // when an ACK for an invalid segment last went (InvalidACKInterval)
+	rttProbeAt             int64 // when a tail loss probe resent the timed segment (see sendTailProbe)
 
 	// Proportional Rate Reduction (RFC 9937), in bytes: delivered to the
 	// peer and retransmitted since recovery began, the flight it began

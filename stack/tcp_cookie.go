@@ -12,12 +12,20 @@ import (
 //
 //	bits 31-27  a counter that ticks every 64 s (the cookie's age)
 //	bits 26-24  an index into cookieMSS (the peer's MSS, rounded down)
-//	bits 23-0   SipHash-2-4 of the tuple, the peer's ISN and the counter,
-//	            keyed by TCPConfig.ISNKey
+//	bits 23-0   SipHash-2-4 of the tuple, the peer's ISN, the counter
+//	            and the MSS index, keyed by TCPConfig.ISNKey
+//
+// The MAC covers the MSS index: a forged ACK cannot change the MSS the
+// connection will use (to 536, or up from a small one) without failing
+// validation, as Linux's cookie checks its MSS index too.
 //
 // The ACK that completes the handshake returns it as ACK-1; a cookie up to
 // two periods old that hashes right makes an ESTABLISHED connection with
-// no SYN-RECEIVED state ever stored. Window scale and SACK-permitted come
+// no SYN-RECEIVED state ever stored. An ACK is checked as a cookie only if
+// its listener's SYN queue overflowed (a cookie went) within the last
+// synCookieValid, as Linux's tcp_synq_no_recent_overflow: otherwise no
+// cookie can be outstanding, and a blind attacker's ACKs (24 bits of MAC
+// to guess) are stray ACKs, answered with a reset. Window scale and SACK-permitted come
 // back through the timestamp, as Linux does: the low 6 bits of our SYN-ACK's
 // TSval (echoed in the ACK's TSecr) hold the peer's window scale (4 bits,
 // 15 = none), SACK-permitted (1 bit) and a marker bit. Without timestamps
@@ -25,16 +33,22 @@ import (
 
 const cookiePeriod = 64 * int64(1e9)
 
+// synCookieValid is how long after its SYN queue last overflowed a
+// listener still takes ACKs as cookies: 2 minutes, Linux's
+// TCP_SYNCOOKIE_VALID.
+const synCookieValid = 2 * 60 * int64(time.Second)
+
 var cookieMSS = [8]uint16{536, 1200, 1300, 1360, 1400, 1440, 1452, 1460}
 
-func (t *tcpTable) cookieHash(id tcpTuple, peerISN, count uint32) uint32 {
-	var m [20]byte
+func (t *tcpTable) cookieHash(id tcpTuple, peerISN, count uint32, mssIndex int) uint32 {
+	var m [21]byte
 	copy(m[0:4], id.localAddr[:])
 	copy(m[4:8], id.remoteAddr[:])
 	binary.BigEndian.PutUint16(m[8:], id.localPort)
 	binary.BigEndian.PutUint16(m[10:], id.remotePort)
 	binary.BigEndian.PutUint32(m[12:], peerISN)
 	binary.BigEndian.PutUint32(m[16:], count)
+	m[20] = byte(mssIndex)
 	k0 := binary.LittleEndian.Uint64(t.cfg.ISNKey[0:8])
 	k1 := binary.LittleEndian.Uint64(t.cfg.ISNKey[8:16]) ^ 0x636f6f6b6965 // a different function from the ISN's
 	return uint32(sipHash24(k0, k1, m[:]))
@@ -42,7 +56,7 @@ func (t *tcpTable) cookieHash(id tcpTuple, peerISN, count uint32) uint32 {
 
 func (t *tcpTable) makeCookie(id tcpTuple, peerISN uint32, mssIndex int) uint32 {
 	count := uint32(t.s.now / cookiePeriod)
-	return count<<27 | uint32(mssIndex)<<24 | t.cookieHash(id, peerISN, count)&0xffffff
+	return count<<27 | uint32(mssIndex)<<24 | t.cookieHash(id, peerISN, count, mssIndex)&0xffffff
 }
 
 // checkCookie validates cookie (the ACK's number less one) and returns the
@@ -54,10 +68,11 @@ func (t *tcpTable) checkCookie(id tcpTuple, peerISN, cookie uint32) (int, bool) 
 		return 0, false
 	}
 	count := now - age
-	if t.cookieHash(id, peerISN, count)&0xffffff != cookie&0xffffff {
+	idx := int(cookie >> 24 & 7)
+	if t.cookieHash(id, peerISN, count, idx)&0xffffff != cookie&0xffffff {
 		return 0, false
 	}
-	return int(cookie >> 24 & 7), true
+	return idx, true
 }
 
 const (
@@ -86,6 +101,18 @@ func (t *tcpTable) cookieAllowed() bool {
 	}
 	t.cookieDue += int64(time.Second) / int64(rate)
 	return true
+}
+
+// overflow records that the listener's SYN queue overflowed now: ACKs are
+// checked as cookies for synCookieValid from here.
+func (l *TCPListener) overflow() {
+	l.overflowed, l.overflowAt = true, l.t.s.now
+}
+
+// recentOverflow reports whether the SYN queue overflowed within the
+// last synCookieValid, so that a cookie may be outstanding.
+func (l *TCPListener) recentOverflow() bool {
+	return l.overflowed && l.t.s.now-l.overflowAt <= synCookieValid
 }
 
 // sendCookie answers a SYN with a cookie SYN-ACK and keeps no state.

@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"encoding/binary"
 	"errors"
 
 	"github.com/mkstack/mkstack/nicq"
@@ -122,7 +123,13 @@ func (l *TCPListener) input(id tcpTuple, seg *tcpSegment) DropReason {
 	case seg.has(header.TCPFlagRST):
 		return DropTCPIgnored
 	case seg.has(header.TCPFlagACK) && !seg.has(header.TCPFlagSYN):
-		if !t.cfg.DisableSYNCookies {
+		switch {
+		case t.cfg.DisableSYNCookies:
+		case !l.recentOverflow():
+			// The SYN queue has not overflowed lately: no cookie can
+			// be outstanding, and this is a stray ACK like any other.
+			t.stats.CookieACKsNoOverflow++
+		default:
 			if c := l.cookieACK(id, seg); c != nil {
 				return c.input(seg)
 			}
@@ -147,6 +154,7 @@ func (l *TCPListener) input(id tcpTuple, seg *tcpSegment) DropReason {
 	}
 	if l.synCount >= l.opts.SYNQueue || !t.room() {
 		if !t.cfg.DisableSYNCookies {
+			l.overflow()
 			if !t.cookieAllowed() {
 				return DropTCPSYNCookieRate
 			}
@@ -218,8 +226,7 @@ func (c *TCPConn) input(seg *tcpSegment) DropReason {
 	// PAWS: an old timestamp marks an old duplicate.
 	if c.tsOK && seg.opts.HasTimestamps && !seg.has(header.TCPFlagRST) &&
 		seqLT(seg.opts.TSVal, c.tsRecent) && now-c.tsRecentAt < pawsIdle {
-		c.ackNow = true
-		c.schedule()
+		c.dupACKInvalid(seg)
 		return DropTCPPAWS
 	}
 	// A SYN in a synchronized state, in the window or not, gets a
@@ -236,8 +243,7 @@ func (c *TCPConn) input(seg *tcpSegment) DropReason {
 	// Is the segment acceptable (does it overlap the window)?
 	if !c.acceptable(seg) {
 		if !seg.has(header.TCPFlagRST) {
-			c.ackNow = true
-			c.schedule()
+			c.dupACKInvalid(seg)
 			// A retransmitted FIN in TIME-WAIT (our ACK of it was lost)
 			// lies below RCV.NXT: acknowledged above, it also restarts
 			// the 2*MSL wait (RFC 9293 3.10.7.4, TIME-WAIT).
@@ -308,8 +314,7 @@ func (c *TCPConn) input(seg *tcpSegment) DropReason {
 	// ACK acceptability (RFC 5961 5.2): not beyond what we sent, not
 	// older than the largest window the peer ever offered.
 	if seqGT(seg.ack, c.sndMax) {
-		c.ackNow = true
-		c.schedule()
+		c.dupACKInvalid(seg)
 		return DropTCPBadACK
 	}
 	if seqLT(seg.ack, c.sndUna-c.maxSndWnd) {
@@ -570,12 +575,18 @@ func (c *TCPConn) processACK(seg *tcpSegment) {
 	if c.nSacked > 0 {
 		sackedBefore, highBefore = c.sackedBytes(), c.highSACKed()
 	}
-	if c.sackOK && seg.opts.NumSACKBlocks > 0 {
-		c.takeSACK(seg)
-	}
+	newSACK := c.sackOK && seg.opts.NumSACKBlocks > 0 && c.takeSACK(seg)
 	wnd := uint32(seg.wnd) << c.sndShift
+	// A duplicate ACK: RFC 5681's (no data, no SYN or FIN, the same
+	// window) or RFC 6675's DupAck, one that SACKs octets not SACKed
+	// before, even if it carries data or changes the window (RFC 6675 2
+	// and 5): on a connection with data both ways, every ACK carries
+	// data, and SACK tells a loss apart regardless.
+	dup := seg.ack == c.sndUna && c.sndMax != c.sndUna &&
+		(newSACK || len(seg.payload) == 0 && !seg.has(header.TCPFlagFIN) && wnd == c.sndWnd)
 	switch {
 	case seqLT(c.sndUna, seg.ack):
+		c.rttAfterProbe(seg)
 		acked := c.acked(seg.ack)
 		delivered := c.delivered(acked, sackedBefore)
 		c.dupAcks = 0
@@ -594,8 +605,7 @@ func (c *TCPConn) processACK(seg *tcpSegment) {
 		} else if delivered > 0 {
 			c.cc.OnAck(delivered, inFlight, c.srtt, now)
 		}
-	case seg.ack == c.sndUna && len(seg.payload) == 0 && !seg.has(header.TCPFlagFIN) &&
-		c.sndMax != c.sndUna && wnd == c.sndWnd:
+	case dup:
 		c.dupAcks++
 		delivered := c.delivered(0, sackedBefore)
 		// After a timeout, RFC 6582 4.1 keeps duplicate ACKs of the
@@ -617,8 +627,7 @@ func (c *TCPConn) processACK(seg *tcpSegment) {
 			c.prrACK(delivered, false)
 		}
 	case c.inRecovery && c.sackOK && c.nSacked > 0:
-		// An ACK below sndUna (reordered behind a later one) or one that
-		// is not a duplicate (it carries data or a new window) may still
+		// An ACK below sndUna (reordered behind a later one) may still
 		// SACK new data: PRR counts it, as Linux does for an old ACK.
 		c.prrACK(c.delivered(0, sackedBefore), false)
 	}
@@ -699,20 +708,81 @@ func (c *TCPConn) enterTimeWait() {
 	c.t.pushTimeWait(c)
 }
 
-// challengeACK sends an RFC 5961 challenge ACK within the stack's budget
-// (section 7) so that an attacker cannot use us as an amplifier.
+// challengeACK sends an RFC 5961 challenge ACK within two bounds (section
+// 7), in Linux's order (tcp_send_challenge_ack): the connection's own
+// rate (InvalidACKInterval), so that one connection takes at most a few of
+// the stack's challenge ACKs a second, then the stack's budget for the
+// second (ChallengeACKsPerSecond), so that an attacker cannot use us as an
+// amplifier.
+//
+// The budget is not the limit itself but drawn anew each second in
+// [limit/2, limit/2+limit), as Linux since 4.7: with a fixed count, an
+// off-path attacker who spends the budget with segments of his own and
+// counts the challenge ACKs he gets back learns how many went to a
+// connection he cannot see, that is whether his guess of its tuple or
+// sequence number was in the window (CVE-2016-5696).
 func (c *TCPConn) challengeACK() {
+	if c.invalidACKLimited() {
+		return
+	}
 	t := c.t
-	if sec := t.s.now / 1e9; sec != t.challengeSecond {
-		t.challengeSecond = sec
-		t.challengeTokens = t.cfg.ChallengeACKsPerSecond
+	// challengeSecond holds the second plus one: 0 is none yet.
+	if sec := t.s.now / 1e9; sec+1 != t.challengeSecond {
+		t.challengeSecond = sec + 1
+		t.challengeTokens = t.challengeBudget(sec)
 	}
 	if t.challengeTokens <= 0 {
+		t.stats.ChallengeACKsOverBudget++
 		return
 	}
 	t.challengeTokens--
 	t.stats.ChallengeACKs++
 	c.sendACK()
+}
+
+// challengeBudget is the number of challenge ACKs the stack sends in
+// second sec: limit/2 + a draw in [0, limit), from a keyed hash of the
+// second (SipHash under ISNKey), unpredictable without the key and
+// reproducible with a fixed one.
+func (t *tcpTable) challengeBudget(sec int64) int {
+	limit := t.cfg.ChallengeACKsPerSecond
+	var m [9]byte
+	binary.LittleEndian.PutUint64(m[:8], uint64(sec))
+	m[8] = 'C' // a different message from the ISN's and tsOffset's
+	k0 := binary.LittleEndian.Uint64(t.cfg.ISNKey[0:8])
+	k1 := binary.LittleEndian.Uint64(t.cfg.ISNKey[8:16])
+	return (limit+1)/2 + int(sipHash24(k0, k1, m[:])%uint64(limit))
+}
+
+// invalidACKLimited reports whether an ACK for an invalid segment must not
+// go now because the connection sent one less than InvalidACKInterval ago
+// (counted), and otherwise takes the time (Linux's __tcp_oow_rate_limited).
+func (c *TCPConn) invalidACKLimited() bool {
+	t := c.t
+	iv := int64(t.cfg.InvalidACKInterval)
+	if iv < 0 {
+		return false
+	}
+	now := t.s.now
+	if c.oowACKAt != 0 && now-c.oowACKAt < iv {
+		t.stats.InvalidACKsSkipped++
+		return true
+	}
+	c.oowACKAt = now
+	return false
+}
+
+// dupACKInvalid answers a segment that failed the sequence or PAWS check
+// with a duplicate ACK, within the connection's InvalidACKInterval unless
+// it carries data (Linux's tcp_oow_rate_limited: a segment with data,
+// such as a retransmission the peer sent because our ACK was lost, is
+// not part of an ACK loop and is always answered).
+func (c *TCPConn) dupACKInvalid(seg *tcpSegment) {
+	if (seg.seqLen() == 0 || seg.has(header.TCPFlagSYN)) && c.invalidACKLimited() {
+		return
+	}
+	c.ackNow = true
+	c.schedule()
 }
 
 // schedule lists c for the end-of-burst work (flushPending).

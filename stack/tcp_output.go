@@ -135,15 +135,35 @@ func (c *TCPConn) transmit(b *nicq.Buf) {
 	c.t.send(c.id, b)
 }
 
-// sendACK acknowledges everything received so far. Its sequence number is
-// sndMax, not sndNxt: after a timeout sndNxt goes back, and an ACK numbered
-// below what the peer already received would be unacceptable to it (RFC
-// 9293 3.10.7.4), its acknowledgment unread; two ends that both went back
-// would then never hear each other.
+// sendACK acknowledges everything received so far, numbered by
+// acceptableSeq.
 func (c *TCPConn) sendACK() {
-	if b, _ := c.emit(c.sndMax, tcpFlagsACK, 0); b != nil {
+	if b, _ := c.emit(c.acceptableSeq(), tcpFlagsACK, 0); b != nil {
 		c.transmit(b)
 	}
+}
+
+// acceptableSeq is the sequence number of a segment without data (an ACK,
+// a reset) that the peer will find in its window (RFC 9293 3.10.7.4), as
+// Linux's tcp_acceptable_seq. It is sndMax, not sndNxt: after a timeout
+// sndNxt goes back, and an ACK numbered below what the peer already
+// received would be unacceptable to it, its acknowledgment unread; two
+// ends that both went back would then never hear each other. But when the
+// peer shrank its window below what was already sent (RFC 9293 3.8.6.2.2
+// discourages it, does not forbid it), sndMax lies beyond its window and
+// the right edge, sndUna+sndWnd, is used instead: its window may be zero,
+// where only RCV.NXT is acceptable, and that is sndUna then. Up to a unit
+// of the peer's window scale beyond the edge is still sndMax, as Linux
+// allows for the peer rounding its window down (Linux measures the unit
+// by its own scale, rcv_wscale; the rounding is the peer's, so this uses
+// the peer's, sndShift). Before the handshake completes the window the
+// SYN carried means nothing of the kind: sndMax.
+func (c *TCPConn) acceptableSeq() uint32 {
+	end := c.sndUna + c.sndWnd
+	if !c.synchronized() || !seqLT(end, c.sndMax) || c.wsOK && c.sndMax-end < 1<<c.sndShift {
+		return c.sndMax
+	}
+	return end
 }
 
 // sendProbe sends an ACK one byte below sndUna: the peer answers it with
@@ -163,7 +183,7 @@ func (c *TCPConn) sendReset() {
 	if c.tsOK {
 		o = &header.TCPOptions{HasTimestamps: true, TSVal: c.tsNow(), TSEcr: c.tsRecent}
 	}
-	b, _ := c.t.segment(c.id, c.sndMax, c.rcvNxt, tcpFlagsRSTACK, 0, o, 0, 0)
+	b, _ := c.t.segment(c.id, c.acceptableSeq(), c.rcvNxt, tcpFlagsRSTACK, 0, o, 0, 0)
 	if b == nil {
 		return
 	}
@@ -481,7 +501,35 @@ func (c *TCPConn) sendTailProbe() {
 	}
 	if _, _, ok := c.sendData(end-uint32(n), n, fin, false); ok {
 		t.stats.Retransmits++
+		if c.rttTiming && seqGT(c.rttSeq, end-uint32(n)) {
+			// The timed segment went again: its ACK will be ambiguous
+			// (Karn). rttAfterProbe decides when it comes.
+			c.rttProbeAt = t.s.now
+		}
 	}
+}
+
+// rttAfterProbe takes an ACK that completes the RTT measurement of a
+// segment a tail loss probe sent again (before acked does): without
+// timestamps the ACK may answer either transmission, and Karn's rule
+// (RFC 6298 3) discards the sample; with them, the echoed TSval tells
+// which transmission it answers (RFC 7323 4), and the sample is timed
+// from that one, to the millisecond of the timestamp clock, as Linux
+// takes it (tcp_rtt_tsopt_us). A probe older than the measurement
+// (rttProbeAt not after rttStart) is of an earlier one.
+func (c *TCPConn) rttAfterProbe(seg *tcpSegment) {
+	if !c.rttTiming || c.rttProbeAt <= c.rttStart || !seqGEQ(seg.ack, c.rttSeq) {
+		return
+	}
+	c.rttProbeAt = 0
+	now := c.t.s.now
+	if c.tsOK && seg.opts.HasTimestamps && seg.opts.TSEcr != 0 {
+		if d := int32(c.tsNow() - seg.opts.TSEcr); d >= 0 && now-int64(d)*1e6 >= c.rttStart-1e6 {
+			c.rttStart = now - int64(d)*1e6
+			return
+		}
+	}
+	c.rttTiming = false
 }
 
 // onRTO retransmits from sndUna (RFC 6298 5.4-5.6, RFC 5681 3.1): back off

@@ -119,8 +119,10 @@ func (c *TCPConn) sackBlocks(o *header.TCPOptions, limit int) {
 }
 
 // takeSACK merges the segment's SACK blocks into the scoreboard, ignoring
-// blocks outside (sndUna, sndMax] (D-SACK and bogus ones).
-func (c *TCPConn) takeSACK(seg *tcpSegment) {
+// blocks outside (sndUna, sndMax] (D-SACK and bogus ones). It reports
+// whether they SACKed octets not SACKed before: RFC 6675's DupAck.
+func (c *TCPConn) takeSACK(seg *tcpSegment) bool {
+	before := c.sackedBytes()
 	for k := 0; k < seg.opts.NumSACKBlocks; k++ {
 		b := seg.opts.SACKBlocks[k]
 		r := seqRange{b.Left, b.Right}
@@ -132,6 +134,7 @@ func (c *TCPConn) takeSACK(seg *tcpSegment) {
 		}
 		c.addSACKed(r)
 	}
+	return c.sackedBytes() > before
 }
 
 func (c *TCPConn) addSACKed(r seqRange) {

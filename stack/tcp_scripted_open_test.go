@@ -40,29 +40,31 @@ func TestTCPScriptTimeWaitReusedByNewerSYN(t *testing.T) {
 	h.run(steps(scriptMSS1000(), toTimeWait(), []step{
 		in(ms(300), tseg{f: "S", seq: -1000}),
 		out(ms(300), tseg{f: ".", seq: 2, ack: 2}),
-		in(ms(310), tseg{f: "S", seq: 2}), // RCV.NXT: not beyond it
-		out(ms(310), tseg{f: ".", seq: 2, ack: 2}),
-		do(ms(310), wantState("TIME-WAIT")),
-		do(ms(400), func(h *tcpScript) {
+		// RCV.NXT: not beyond it. (A challenge ACK goes at most every
+		// InvalidACKInterval.)
+		in(ms(800), tseg{f: "S", seq: 2}),
+		out(ms(800), tseg{f: ".", seq: 2, ack: 2}),
+		do(ms(800), wantState("TIME-WAIT")),
+		do(ms(900), func(h *tcpScript) {
 			oldISS = h.iss
 			h.newIncarnation(scriptPeerISN + 100000)
 		}),
-		in(ms(400), tseg{f: "S", seq: 0, opts: synOpts(1000)}),
-		out(ms(400), tseg{f: "S.", seq: 0, ack: 1, win: 65535, opts: synOpts(1460)}),
-		do(ms(400), func(h *tcpScript) {
-			// The ISN clock moved 400 ms (4 µs a tick): the new
+		in(ms(900), tseg{f: "S", seq: 0, opts: synOpts(1000)}),
+		out(ms(900), tseg{f: "S.", seq: 0, ack: 1, win: 65535, opts: synOpts(1460)}),
+		do(ms(900), func(h *tcpScript) {
+			// The ISN clock moved 900 ms (4 µs a tick): the new
 			// incarnation starts beyond the old one's sequence space.
-			if d := h.iss - oldISS; d != 400_000/4 {
-				h.t.Fatalf("new ISS %d after the old one, want 100000", d)
+			if d := h.iss - oldISS; d != 900_000/4 {
+				h.t.Fatalf("new ISS %d after the old one, want 225000", d)
 			}
 			if tw := h.s.TCPStats().TimeWait; tw != 0 || h.s.TCPConnCount() != 1 {
 				h.t.Fatalf("TIME-WAIT gauge %d, %d connections", tw, h.s.TCPConnCount())
 			}
 		}),
-		in(ms(450), tseg{f: ".", seq: 1, ack: 1}),
-		do(ms(450), wantState("ESTABLISHED")),
-		in(ms(460), tseg{f: "P.", seq: 1, ack: 1, n: 10}),
-		out(ms(460), tseg{f: ".", seq: 1, ack: 11}), // the first data: a quick ACK
+		in(ms(950), tseg{f: ".", seq: 1, ack: 1}),
+		do(ms(950), wantState("ESTABLISHED")),
+		in(ms(960), tseg{f: "P.", seq: 1, ack: 1, n: 10}),
+		out(ms(960), tseg{f: ".", seq: 1, ack: 11}), // the first data: a quick ACK
 	}))
 }
 
