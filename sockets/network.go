@@ -29,6 +29,63 @@ type Network struct {
 	gateway  bool
 	nextCore atomic.Uint32
 	stats    Stats
+	// conns are the net.Conn connections each core holds a stack
+	// connection for, by core; each list is touched only by its core.
+	conns []connList
+}
+
+// connList is a core's list of conns (intrusive: linking allocates
+// nothing).
+type connList struct {
+	head *conn
+	n    int
+	_    [48]byte // each core's list on its own cache line
+}
+
+func (l *connList) push(sc *conn) {
+	if sc.listed {
+		return
+	}
+	sc.listed, sc.prev, sc.next = true, nil, l.head
+	if l.head != nil {
+		l.head.prev = sc
+	}
+	l.head = sc
+	l.n++
+}
+
+func (l *connList) remove(sc *conn) {
+	if !sc.listed {
+		return
+	}
+	if sc.prev != nil {
+		sc.prev.next = sc.next
+	} else {
+		l.head = sc.next
+	}
+	if sc.next != nil {
+		sc.next.prev = sc.prev
+	}
+	sc.listed, sc.prev, sc.next = false, nil, nil
+	l.n--
+}
+
+// flushForShutdown starts a graceful shutdown of the core's conns (on
+// the core): later Writes fail with net.ErrClosed, and the bytes earlier
+// Writes staged move into the send rings as far as they have room. It
+// returns how many conns still have staged bytes: their FIN must wait.
+func (l *connList) flushForShutdown() (staged int) {
+	for sc := l.head; sc != nil; {
+		next := sc.next // drain may finish a Close and unlink sc
+		sc.setWriteErr(net.ErrClosed)
+		signal(sc.wrWake)
+		sc.drain()
+		if sc.c != nil && !sc.wq.empty() {
+			staged++
+		}
+		sc = next
+	}
+	return staged
 }
 
 // Stats count what the sockets layer itself dropped or refused.
@@ -46,7 +103,7 @@ type Stats struct {
 
 // New returns the Network of rt. It asks core 0 for the stacks' address.
 func New(rt *core.Runtime) (*Network, error) {
-	n := &Network{rt: rt}
+	n := &Network{rt: rt, conns: make([]connList, rt.NumCores())}
 	err := rt.DoWait(context.Background(), 0, func(s *stack.Stack) {
 		n.addr = s.Addr()
 		cfg := s.Config()
@@ -234,16 +291,30 @@ func park(wake, closed <-chan struct{}, stopped <-chan struct{}, d *deadline, ti
 var errDeadline = os.ErrDeadlineExceeded
 
 // Shutdown stops the network gracefully: every listener closes and every
-// connection is closed with a FIN after its queued data; once those are
-// acknowledged, or when ctx is done, what remains is reset. Then the
-// runtime stops (Runtime.Stop). Blocked calls return
-// net.ErrClosed (or the peer's EOF first).
+// connection is closed with a FIN after its queued data, which includes
+// the bytes a Write accepted that still wait in the connection's write
+// queue for room in the send ring; once those are acknowledged, or when
+// ctx is done, what remains is reset. Then the runtime stops
+// (Runtime.Stop). Writes after Shutdown began, and blocked ones, return
+// net.ErrClosed (with the count of the bytes they staged, which are
+// sent); blocked Reads return net.ErrClosed (or the peer's EOF first). As
+// with Close, a Write that runs concurrently with Shutdown may lose the
+// bytes it stages after the connection's FIN was queued.
 func (n *Network) Shutdown(ctx context.Context) error {
 	cores := n.rt.NumCores()
 	remaining := make([]int, cores)
 	count := func(abort bool) int {
 		n.rt.BroadcastWait(context.Background(), func(s *stack.Stack) {
-			remaining[s.Config().Core] = s.ShutdownTCP(abort)
+			core := s.Config().Core
+			if !abort {
+				// The FIN goes after the staged bytes: a core closes
+				// its connections only once none has any left.
+				if staged := n.conns[core].flushForShutdown(); staged > 0 {
+					remaining[core] = staged
+					return
+				}
+			}
+			remaining[core] = s.ShutdownTCP(abort)
 		})
 		total := 0
 		for _, r := range remaining {

@@ -21,9 +21,14 @@ type tcpConnOptions interface {
 	SetKeepAliveConfig(net.KeepAliveConfig) error
 	SetNoDelay(bool) error
 	SetLinger(int) error
+	SetReadBuffer(int) error
+	SetWriteBuffer(int) error
 	CloseRead() error
 	CloseWrite() error
 }
+
+// The list is *net.TCPConn's own.
+var _ tcpConnOptions = (*net.TCPConn)(nil)
 
 // TestConnsOfferTheTCPConnOptions: accepted and dialled connections have
 // *net.TCPConn's option methods, keepalive is on by default with Go's
@@ -54,10 +59,25 @@ func TestConnsOfferTheTCPConnOptions(t *testing.T) {
 		if err := o.SetNoDelay(false); err != nil {
 			t.Fatal(err)
 		}
+		if err := o.SetKeepAlivePeriod(time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.SetReadBuffer(32 << 10); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.SetWriteBuffer(32 << 10); err != nil {
+			t.Fatal(err)
+		}
 	}
 	server.Close()
 	if err := server.(tcpConnOptions).SetKeepAlive(true); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("SetKeepAlive after Close: %v, want net.ErrClosed", err)
+	}
+	if err := server.(tcpConnOptions).SetReadBuffer(1 << 10); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("SetReadBuffer after Close: %v, want net.ErrClosed", err)
+	}
+	if err := server.(tcpConnOptions).SetWriteBuffer(1 << 10); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("SetWriteBuffer after Close: %v, want net.ErrClosed", err)
 	}
 }
 

@@ -58,9 +58,17 @@ type conn struct {
 	core         int
 	laddr, raddr *net.TCPAddr
 
-	c        *stack.TCPConn // core side only
-	wrWait   bool           // core side only
-	dialWait bool           // core side only
+	// c is the stack connection while the core has a part in it (core
+	// side only): nil once the application closed it, or once it closed
+	// and every byte it held is in the read queue. The stack reuses the
+	// value after that, so no call may reach it through sc.
+	c        *stack.TCPConn
+	wrWait   bool // core side only
+	dialWait bool // core side only
+	// prev and next link the conns the core holds (Network.conns, core
+	// side only), which a graceful Shutdown drains.
+	prev, next *conn
+	listed     bool
 
 	rdMu, wrMu, ctlMu      sync.Mutex
 	ctlDone                chan struct{}
@@ -105,10 +113,12 @@ type conn struct {
 	werr               atomic.Pointer[error]
 	closeWhenSent      bool // core side: Close came with bytes still staged
 	closeWriteWhenSent bool // core side: CloseWrite came with bytes still staged
+	rdLimit            int  // core side: SetReadBuffer's bound, 0 for none
 	ctlOp              ctlOp
 	ctlErr             error
 	ctlKeepAlive       stack.KeepAliveConfig // opKeepAlive's argument
 	ctlNoDelay         bool                  // opNoDelay's argument
+	ctlBuffer          int                   // opReadBuffer's and opWriteBuffer's argument
 	// linger is SetLinger's value (-1: the default); lingerDone is closed
 	// by the core when a Close with staged bytes has handed them and the
 	// FIN to TCP (made by Close, before it queues opClose).
@@ -133,6 +143,8 @@ const (
 	opPollDial
 	opKeepAlive
 	opNoDelay
+	opReadBuffer
+	opWriteBuffer
 )
 
 // DefaultKeepAlive is the keepalive of every accepted and dialled
@@ -189,6 +201,7 @@ func (sc *conn) unread() bool {
 // not touch the stack connection or the queues again.
 func (sc *conn) detach() {
 	sc.c = nil
+	sc.n.conns[sc.core].remove(sc)
 	if !sc.coreReleased {
 		sc.coreReleased = true
 		sc.releaseBufs()
@@ -199,6 +212,7 @@ func (sc *conn) detach() {
 func (sc *conn) attach(c *stack.TCPConn) {
 	sc.c = c
 	c.Context = sc
+	sc.n.conns[sc.core].push(sc)
 	c.SetKeepAlive(DefaultKeepAlive)
 	l, r := c.LocalAddr(), c.RemoteAddr()
 	sc.laddr = &net.TCPAddr{IP: net.IP(l[:]).To16(), Port: int(c.LocalPort())}
@@ -228,7 +242,6 @@ func (sc *conn) onEvent(c *stack.TCPConn, ev stack.TCPEvent) {
 			sc.dialWait = false
 			signal(sc.rdWake)
 		}
-		sc.pushRx()
 		// Staged bytes will never go: the next Write reports why.
 		sc.wrWait = false
 		if err := mapError(c.Err()); err != nil {
@@ -240,6 +253,22 @@ func (sc *conn) onEvent(c *stack.TCPConn, ev stack.TCPEvent) {
 		sc.closeWhenSent, sc.closeWriteWhenSent = false, false
 		sc.finishLinger()
 		signal(sc.wrWake)
+		// The received bytes go to the read queue, and the end after
+		// them; once the ring is empty pushRx lets go of c.
+		sc.pushRx()
+	}
+}
+
+// letGoIfDone ends the core's part in a connection that has closed once
+// every byte it received is in the read queue (on the core): it releases
+// the stack connection (Abort on a closed connection sends nothing) and
+// forgets it. The stack may reuse the value at once, for a later Dial
+// say; sc.c would otherwise still point at it, and a later call on sc
+// (SetKeepAlive, Close) would reach that other connection.
+func (sc *conn) letGoIfDone(c *stack.TCPConn) {
+	if c.Closed() && c.Buffered() == 0 && sc.c == c {
+		c.Abort()
+		sc.detach()
 	}
 }
 
@@ -253,6 +282,7 @@ func (sc *conn) pushRx() {
 	}
 	if sc.rdShut.Load() {
 		c.Discard(c.Buffered()) // CloseRead: acknowledged and dropped
+		sc.letGoIfDone(c)
 		return
 	}
 	moved := false
@@ -272,10 +302,12 @@ func (sc *conn) pushRx() {
 		if c.Buffered() == 0 {
 			break
 		}
-		if sc.rqIn == sc.rqSmall {
+		if sc.rqIn == sc.rqSmall && sc.rqSmall.limited() == 0 {
 			// A bulk reader: go on in a big queue (the reader follows
-			// once it has emptied the small one).
+			// once it has emptied the small one), bounded as the small
+			// one is (SetReadBuffer).
 			big := bigReadQueuePool.Get().(*writeQueue)
+			big.setLimit(sc.rdLimit)
 			sc.rqBig.Store(big)
 			sc.rqIn = big
 			continue
@@ -300,6 +332,7 @@ func (sc *conn) pushRx() {
 	if (moved || ended) && sc.rdParked.Load() {
 		signal(sc.rdWake)
 	}
+	sc.letGoIfDone(c)
 }
 
 // streamEnd is what Read reports once the bytes before it are read: io.EOF
@@ -414,7 +447,11 @@ func (sc *conn) doCtl(s *stack.Stack) {
 	case opPollDial:
 		switch {
 		case c == nil:
+			// Closed and let go of (letGoIfDone): werr holds why.
 			sc.ctlErr = net.ErrClosed
+			if e := sc.werr.Load(); e != nil {
+				sc.ctlErr = *e
+			}
 		case c.Closed():
 			if sc.ctlErr = mapError(c.Err()); sc.ctlErr == nil {
 				sc.ctlErr = net.ErrClosed
@@ -452,6 +489,20 @@ func (sc *conn) doCtl(s *stack.Stack) {
 	case opNoDelay:
 		if c != nil {
 			c.SetNoDelay(sc.ctlNoDelay)
+		}
+	case opReadBuffer:
+		if c != nil {
+			// The stack clamps the request; the read queue (which the
+			// core fills) takes the same bound.
+			sc.rdLimit = c.SetReceiveBuffer(sc.ctlBuffer)
+			sc.rqSmall.setLimit(sc.rdLimit)
+			if big := sc.rqBig.Load(); big != nil {
+				big.setLimit(sc.rdLimit)
+			}
+		}
+	case opWriteBuffer:
+		if c != nil {
+			sc.wq.setLimit(c.SetSendBuffer(sc.ctlBuffer))
 		}
 	case opAbort:
 		if c != nil {
@@ -738,6 +789,41 @@ func (sc *conn) SetLinger(sec int) error {
 		return sc.opError("set", net.ErrClosed)
 	}
 	sc.linger.Store(int32(max(-1, min(sec, 1<<30))))
+	return nil
+}
+
+// SetReadBuffer bounds what the connection holds of received bytes, as
+// *net.TCPConn's (Linux's SO_RCVBUF): the stack's receive ring, so the
+// window the connection advertises, holds at most bytes, and so does the
+// read queue the core fills for Read. As Linux, which doubles the value
+// for its bookkeeping, the connection then holds up to about twice bytes.
+// The value is a request, clamped to [stack.MinTCPBuffer, the stack's
+// TCPConfig.ReceiveBuffer]. A window already advertised is not taken back
+// (RFC 9293): the bound applies once the peer has used it.
+func (sc *conn) SetReadBuffer(bytes int) error {
+	return sc.setBuffer(opReadBuffer, bytes)
+}
+
+// SetWriteBuffer bounds what the connection holds of written bytes not
+// yet acknowledged, as *net.TCPConn's (Linux's SO_SNDBUF): the stack's
+// send ring holds at most bytes (unsent and unacknowledged), and Write's
+// staging queue as many, so a Write of more waits for the peer's
+// acknowledgements. The value is a request, clamped to
+// [stack.MinTCPBuffer, the stack's TCPConfig.SendBuffer].
+func (sc *conn) SetWriteBuffer(bytes int) error {
+	return sc.setBuffer(opWriteBuffer, bytes)
+}
+
+func (sc *conn) setBuffer(op ctlOp, bytes int) error {
+	if sc.isClosed.Load() {
+		return sc.opError("set", net.ErrClosed)
+	}
+	sc.ctlMu.Lock()
+	sc.ctlBuffer = bytes
+	sc.ctlMu.Unlock()
+	if err := sc.ctl(op); err != nil {
+		return sc.opError("set", err)
+	}
 	return nil
 }
 

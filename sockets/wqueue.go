@@ -15,6 +15,30 @@ type writeQueue struct {
 	buf  []byte
 	head atomic.Uint64 // consumed up to here (core)
 	tail atomic.Uint64 // produced up to here (application)
+	// limit, if above 0, is what the ring holds at most, below its
+	// memory (SetReadBuffer, SetWriteBuffer). Any side may set it; the
+	// producer reads it.
+	limit atomic.Int32
+}
+
+// setLimit bounds the ring at n bytes; 0, or n at least its memory,
+// removes the bound.
+func (q *writeQueue) setLimit(n int) {
+	if n <= 0 || n >= len(q.buf) {
+		n = 0
+	}
+	q.limit.Store(int32(n))
+}
+
+// limited returns the ring's bound, 0 for none.
+func (q *writeQueue) limited() int { return int(q.limit.Load()) }
+
+// capacity is what the ring holds at most.
+func (q *writeQueue) capacity() int {
+	if l := int(q.limit.Load()); l > 0 {
+		return l
+	}
+	return len(q.buf)
 }
 
 // writeQueueSize bounds what Write stages beyond the TCP send ring.
@@ -35,8 +59,8 @@ func newByteRing(size int) *writeQueue { return &writeQueue{buf: make([]byte, si
 // put copies as much of p as fits and publishes it; producer side.
 func (q *writeQueue) put(p []byte) int {
 	tail := q.tail.Load()
-	free := uint64(len(q.buf)) - (tail - q.head.Load())
-	p = p[:min(uint64(len(p)), free)]
+	free := max(q.capacity()-int(tail-q.head.Load()), 0)
+	p = p[:min(len(p), free)]
 	if len(p) == 0 {
 		return 0
 	}
@@ -77,7 +101,9 @@ func (q *writeQueue) get(p []byte) int {
 
 // free is the room left; exact on the producer side, a lower bound
 // elsewhere.
-func (q *writeQueue) free() int { return len(q.buf) - int(q.tail.Load()-q.head.Load()) }
+func (q *writeQueue) free() int {
+	return max(q.capacity()-int(q.tail.Load()-q.head.Load()), 0)
+}
 
 // discard drops everything staged; consumer side.
 func (q *writeQueue) discard() { q.head.Store(q.tail.Load()) }
@@ -86,6 +112,7 @@ func (q *writeQueue) discard() { q.head.Store(q.tail.Load()) }
 func (q *writeQueue) reset() {
 	q.head.Store(0)
 	q.tail.Store(0)
+	q.limit.Store(0)
 }
 
 // empty reports whether nothing is staged.

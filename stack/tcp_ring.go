@@ -21,13 +21,15 @@ type byteRing struct {
 	// want is the capacity the ring last held: taken again at once when
 	// it fills after a release, so a connection that moves bulk data does
 	// not grow its ring class by class each time it empties. (int32
-	// keeps TCPConn in its allocation size class.)
-	size, want int32
+	// keeps TCPConn in its allocation size class.) limit, when set, is
+	// the connection's own bound (tcp_bufsize.go): size comes down to it
+	// as bytes leave, never by taking back room already offered.
+	size, want, limit int32
 }
 
 func (r *byteRing) init(size int, pool *ringPool) {
 	r.release()
-	r.size, r.pool, r.want = int32(size), pool, 0
+	r.size, r.pool, r.want, r.limit = int32(size), pool, 0, 0
 }
 
 // bound is the most the ring holds.
@@ -39,7 +41,7 @@ func (r *byteRing) reserve(end int) {
 	if end <= len(r.buf) {
 		return
 	}
-	nb := r.pool.get(max(end, int(r.want)))
+	nb := r.pool.get(max(end, int(min(r.want, r.size))))
 	if r.buf != nil {
 		// Unwrap the old ring at the front of the new one: offsets from
 		// head (held bytes, and out-of-order bytes beyond them) stay.
@@ -95,6 +97,9 @@ func (r *byteRing) peek(off int, p []byte) int {
 func (r *byteRing) discard(n int) {
 	n = min(n, r.n)
 	r.n -= n
+	if r.limit > 0 && r.size > r.limit {
+		r.shrink(n)
+	}
 	// head moves even when the ring empties: out-of-order bytes may be
 	// stored past the held ones (writeAt) and must stay where they are.
 	if n > 0 {
