@@ -149,7 +149,10 @@ def blind(kind, flags, seq, ack, data=b""):
         answers.extend(sniff(iface=iface, filter=flt, count=1, timeout=2))
     th = threading.Thread(target=catch)
     th.start()
-    time.sleep(0.3)
+    # The sniffer needs a moment, and each connection answers invalid
+    # segments at most once per 500 ms (TCPConfig.InvalidACKInterval, as
+    # Linux's tcp_invalid_ratelimit): the probes go further apart.
+    time.sleep(0.6)
     send(kind, eth() / ip() / TCP(sport=conn_port, dport=open_port, flags=flags, seq=seq, ack=ack, window=1024) / Raw(data))
     th.join()
     if not answers:
