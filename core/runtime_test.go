@@ -157,11 +157,15 @@ func TestFragmentedDatagramsAreForwardedToTheFlowOwner(t *testing.T) {
 	if got := int(srv.portsBy[port].Load()) - 1; got != owner {
 		t.Fatalf("port %d served by core %d, want its owner %d", clientBase+port, got, owner)
 	}
-	from, to := a.CoreCounters(fragCore), a.CoreCounters(owner)
-	if from.Get(ForwardedPackets) < 2*n || to.Get(ForwardsReceived) < 2*n {
-		t.Fatalf("core %d forwarded %d, core %d received %d forwards; want at least %d",
-			fragCore, from.Get(ForwardedPackets), owner, to.Get(ForwardsReceived), 2*n)
-	}
+	// Published counters trail the reply by an iteration of each core.
+	waitFor(t, 5*time.Second, func() string {
+		from, to := a.CoreCounters(fragCore), a.CoreCounters(owner)
+		return fmt.Sprintf("core %d to have forwarded and core %d received %d forwards (%d, %d)",
+			fragCore, owner, 2*n, from.Get(ForwardedPackets), to.Get(ForwardsReceived))
+	}, func() bool {
+		from, to := a.CoreCounters(fragCore), a.CoreCounters(owner)
+		return from.Get(ForwardedPackets) >= 2*n && to.Get(ForwardsReceived) >= 2*n
+	})
 	if d := a.Counters().Get(ForwardDrops); d != 0 {
 		t.Fatalf("%d forwards dropped", d)
 	}
@@ -304,9 +308,9 @@ func TestNeighbourLearnedOnOneCoreIsReplicatedToTheOthers(t *testing.T) {
 	if mac != w.NIC(1).MAC() {
 		t.Fatalf("core 1 has %x for B, want %x", mac, w.NIC(1).MAC())
 	}
-	if n := a.CoreCounters(1).Get(MailboxMessages); n == 0 {
-		t.Fatal("core 1 drained no message, yet knows B")
-	}
+	waitFor(t, 5*time.Second, func() string { return "core 1's published count of drained messages" }, func() bool {
+		return a.CoreCounters(1).Get(MailboxMessages) > 0
+	})
 }
 
 // TestDoAndBroadcastRunOnTheCoresThreads checks that calls run on the
@@ -414,10 +418,11 @@ func TestIdleCoresSleepAndWakeOnTraffic(t *testing.T) {
 		cl.send(t, i, 1, 64)
 	}
 	cl.waitReplies(t, 2+80+8, a)
+	// A core publishes at the end of the iteration that answered.
 	for c := range 2 {
-		if a.CoreCounters(c).Get(Wakeups) <= before[c].Get(Wakeups) {
-			t.Errorf("core %d answered without being woken: wakeups %d before, %d after", c, before[c].Get(Wakeups), a.CoreCounters(c).Get(Wakeups))
-		}
+		waitFor(t, 5*time.Second, func() string {
+			return fmt.Sprintf("core %d to count a wake-up (%d before, %d now)", c, before[c].Get(Wakeups), a.CoreCounters(c).Get(Wakeups))
+		}, func() bool { return a.CoreCounters(c).Get(Wakeups) > before[c].Get(Wakeups) })
 	}
 }
 

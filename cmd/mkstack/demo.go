@@ -156,12 +156,12 @@ func demo(o demoOptions, allowed int, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("server stack: %w", err)
 	}
-	defer server.Shutdown(context.Background())
+	defer shutdownWithin(server, demoShutdownWait)
 	client, err := demoStack(wire, 1, "10.0.0.2", o.cores, cpus, spin)
 	if err != nil {
 		return fmt.Errorf("client stack: %w", err)
 	}
-	defer client.Shutdown(context.Background())
+	defer shutdownWithin(client, demoShutdownWait)
 
 	if o.metrics != "" {
 		reg := prometheus.NewRegistry()
@@ -425,4 +425,17 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// demoShutdownWait bounds each stack's graceful shutdown: the client stops
+// first, and a server connection whose last bytes or FIN the stopped
+// client will never acknowledge is reset then rather than retransmitted
+// for minutes.
+const demoShutdownWait = 2 * time.Second
+
+// shutdownWithin shuts n down gracefully, resetting what is left after d.
+func shutdownWithin(n *sockets.Network, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return n.Shutdown(ctx)
 }
