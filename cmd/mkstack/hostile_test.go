@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -210,8 +211,15 @@ func TestSYNFloodOnVeth(t *testing.T) {
 	// (wrk opens its connections as it starts, and under the flood their
 	// SYNs would compete with the flood's for SYN cookies.)
 	load := l.startLoadGen(t, labStackAddr+":80", 16, serverSide...)
+	// Beside it, new clients: connections opened one after another, each
+	// given a second to be served, as a client's first SYN timeout.
+	var triedCalm, servedCalm, triedFlood, servedFlood int
 	for r := 0; r < rounds; r++ {
+		newDone := make(chan [2]int, 1)
+		go func() { a, b := newConnections(t, l, labStackAddr+":80", 4, d); newDone <- [2]int{a, b} }()
 		b := load.rate(t, d)
+		nc := <-newDone
+		triedCalm, servedCalm = triedCalm+nc[0], servedCalm+nc[1]
 		before, began := metrics(), time.Now()
 		var f float64
 		func() {
@@ -225,7 +233,10 @@ func TestSYNFloodOnVeth(t *testing.T) {
 			}
 			defer func() { fcancel(); flood.Wait() }()
 			time.Sleep(500 * time.Millisecond)
+			go func() { a, b := newConnections(t, l, labStackAddr+":80", 4, d); newDone <- [2]int{a, b} }()
 			f = load.rate(t, d)
+			nc := <-newDone
+			triedFlood, servedFlood = triedFlood+nc[0], servedFlood+nc[1]
 			during = metrics()
 			synRate += (flooders(during) - flooders(before)) / time.Since(began).Seconds() / rounds
 			heapDuring = max(heapDuring, during["go_memstats_heap_inuse_bytes"])
@@ -240,8 +251,19 @@ func TestSYNFloodOnVeth(t *testing.T) {
 	t.Logf("hping3 pace %s, %.0f SYN/s reached the stack; established connections: %.0f req/s without the flood, %.0f under it (median ratio %.2f); SYN cookies sent %.0f, valid %.0f, over their rate %.0f; connections %.0f; rx %.0f frames; heap %.0f -> %.0f MiB",
 		*synFloodPace, synRate, base, underFlood, ratio, during["mkstack_tcp_syn_cookies_sent_total"], during["mkstack_tcp_syn_cookies_valid_total"],
 		during["mkstack_drops_total/tcp_syn_cookie_rate"], during["mkstack_tcp_connections"], during["mkstack_rx_packets_total"], heapBefore/(1<<20), heapDuring/(1<<20))
+	calmShare, floodShare := float64(servedCalm)/float64(max(triedCalm, 1)), float64(servedFlood)/float64(max(triedFlood, 1))
+	// Four clients, one connection at a time each, for d in each round.
+	perConn := func(tried int) float64 { return (4 * rounds * d).Seconds() / float64(max(tried, 1)) * 1e3 }
+	t.Logf("new connections served within a second: %d of %d without the flood (%.2f, %.1f ms each), %d of %d under it (%.2f, %.1f ms each)",
+		servedCalm, triedCalm, calmShare, perConn(triedCalm), servedFlood, triedFlood, floodShare, perConn(triedFlood))
 	if during["mkstack_tcp_syn_cookies_sent_total"] == 0 {
 		t.Error("the flood did not engage SYN cookies")
+	}
+	if calmShare < 0.99 {
+		t.Errorf("without the flood only %.2f of new connections were served", calmShare)
+	}
+	if floodShare < minNewConnShareUnderFlood {
+		t.Errorf("under the flood %.2f of new connections were served within a second; want at least %.2f", floodShare, minNewConnShareUnderFlood)
 	}
 	// Each core's table holds at most its SYN queue of half-open
 	// connections beside the load's; with the default SYN queue of 1024
@@ -263,6 +285,55 @@ func TestSYNFloodOnVeth(t *testing.T) {
 	if fresh := l.wrk(t, time.Second, serverSide...); fresh == 0 {
 		t.Error("after the flood, wrk's new connections got no answer")
 	}
+}
+
+// minNewConnShareUnderFlood is the share of new clients a SYN flood may
+// not take below: a new connection is served within a second (before its
+// first SYN would be resent) at least this often.
+const minNewConnShareUnderFlood = 0.5
+
+// newConnections opens connections to addr from the client namespace,
+// one after another on each of n goroutines, for d: each must connect, send
+// a GET and read a status line of 200 within a second of its start. It
+// returns how many were tried and how many were served.
+func newConnections(t *testing.T, l *lab, addr string, n int, d time.Duration) (tried, served int) {
+	ns := l.ns(t, l.clientNS)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	end := time.Now().Add(d)
+	for range n {
+		wg.Go(func() {
+			buf := make([]byte, 12)
+			for time.Now().Before(end) {
+				start := time.Now()
+				ok := false
+				var c net.Conn
+				err := inNS(ns, func() (err error) {
+					c, err = net.DialTimeout("tcp4", addr, time.Second)
+					return err
+				})
+				if err == nil {
+					c.SetDeadline(start.Add(time.Second))
+					_, err = c.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
+					if err == nil {
+						_, err = io.ReadFull(c, buf)
+					}
+					ok = err == nil && string(buf[9:12]) == "200"
+					c.Close()
+				} else {
+					time.Sleep(time.Until(start.Add(time.Second))) // a refused dial does not spin
+				}
+				mu.Lock()
+				tried++
+				if ok {
+					served++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return tried, served
 }
 
 // pinNAPI makes the stack veth's receive poll a kernel thread of its own,
