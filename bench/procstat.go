@@ -102,9 +102,11 @@ func parseMemAvailable(b []byte) (int64, bool) {
 	return 0, false
 }
 
-// memWatch follows the machine's memory in use from a baseline: the most
-// it grew (MemAvailable's largest drop) while the watch ran, sampled
-// every memSampleEvery.
+// memWatch follows the machine's memory in use: the most it grew while the
+// watch ran (MemAvailable's largest drop from an earlier sample to a
+// later one, sampled every memSampleEvery), so memory an earlier point
+// gives back while this one starts (a lab's devices torn down, say) does
+// not hide what this one takes.
 type memWatch struct {
 	stop chan struct{}
 	done chan int64
@@ -113,7 +115,7 @@ type memWatch struct {
 const memSampleEvery = 50 * time.Millisecond
 
 func watchMemory() *memWatch {
-	base, ok := MemAvailable()
+	high, ok := MemAvailable()
 	w := &memWatch{stop: make(chan struct{}), done: make(chan int64, 1)}
 	go func() {
 		var most int64
@@ -121,7 +123,8 @@ func watchMemory() *memWatch {
 		defer t.Stop()
 		for {
 			if v, vok := MemAvailable(); ok && vok {
-				most = max(most, base-v)
+				high = max(high, v)
+				most = max(most, high-v)
 			}
 			select {
 			case <-w.stop:

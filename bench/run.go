@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"time"
 
 	"github.com/mkstack/mkstack/affinity"
@@ -88,7 +89,10 @@ func Run(ctx context.Context, spec Spec, o RunOptions) (*Result, error) {
 			if o.Progress != nil {
 				p.Progress = func(elapsed time.Duration, rate float64) { o.Progress(name, k, elapsed, rate) }
 			}
-			runtime.GC() // each point starts with a clean heap
+			// Each point starts with a clean heap, handed back to the
+			// system, so its machine memory figure does not depend on
+			// what an earlier point left mapped.
+			debug.FreeOSMemory()
 			var restore func()
 			if cpus != nil {
 				var cerr error
