@@ -49,7 +49,7 @@ func TestShutdownSendsStagedBytesBeforeTheFIN(t *testing.T) {
 	for {
 		var staged, ringFull bool
 		onCore(t, srv, sc.core, func(*stack.Stack) {
-			staged = !sc.wq.empty()
+			staged = sc.staged()
 			ringFull = sc.c != nil && sc.c.WriteSpace() == 0
 		})
 		if staged && ringFull {

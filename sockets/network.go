@@ -80,7 +80,7 @@ func (l *connList) flushForShutdown() (staged int) {
 		sc.setWriteErr(net.ErrClosed)
 		signal(sc.wrWake)
 		sc.drain()
-		if sc.c != nil && !sc.wq.empty() {
+		if sc.c != nil && sc.staged() {
 			staged++
 		}
 		sc = next

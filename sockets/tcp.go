@@ -100,15 +100,27 @@ type conn struct {
 	// bufRefs counts the sides still using wq and rq: the application's
 	// (until Close has returned and no Read or Write is left in them) and
 	// the core's (until it detaches the connection). The last to let go
-	// returns them to their pools, so a connection's 48 KiB of queues is
+	// returns them to their pools, so a connection's queues are
 	// not garbage per connection.
 	bufRefs      atomic.Int32
 	coreReleased bool // core side only
-	// The write side: Write stages bytes in wq and queues drainFn unless
-	// a drain is queued already; the core moves them into the TCP send
-	// ring and signals wrWake as room frees. werr is the error a later
-	// Write reports (the connection reset or closed under the writer).
-	wq                 *writeQueue
+	// The write side: Write stages bytes in a write queue and queues
+	// drainFn unless a drain is queued already; the core moves them into
+	// the TCP send ring and signals wrWake as room frees. werr is the
+	// error a later Write reports (the connection reset or closed under
+	// the writer).
+	//
+	// As on the read side, a connection starts with a small queue
+	// (wqSmall), and the first Write that fills it goes on in a big one
+	// (wqBig, published once); wqIn is the queue Write fills (writer
+	// side), wqOut the one the core drains (core side), which moves to
+	// wqBig once wqSmall is empty. wqLimit is SetWriteBuffer's bound (0:
+	// none), which a big queue takes when it is published.
+	wqSmall            *writeQueue
+	wqBig              atomic.Pointer[writeQueue]
+	wqIn               *writeQueue // writer side
+	wqOut              *writeQueue // core side
+	wqLimit            atomic.Int32
 	drainQueued        atomic.Bool
 	werr               atomic.Pointer[error]
 	closeWhenSent      bool // core side: Close came with bytes still staged
@@ -161,7 +173,8 @@ func newConn(n *Network, core int) *conn {
 		closed: make(chan struct{}),
 	}
 	sc.refillFn, sc.drainFn, sc.ctlFn, sc.onEventFn = sc.doRefill, sc.doDrain, sc.doCtl, sc.onEvent
-	sc.wq = writeQueuePool.Get().(*writeQueue)
+	sc.wqSmall = writeQueuePool.Get().(*writeQueue)
+	sc.wqIn, sc.wqOut = sc.wqSmall, sc.wqSmall
 	sc.rqSmall = readQueuePool.Get().(*writeQueue)
 	sc.rqIn, sc.rq = sc.rqSmall, sc.rqSmall
 	sc.bufRefs.Store(2)
@@ -170,9 +183,10 @@ func newConn(n *Network, core int) *conn {
 }
 
 var (
-	writeQueuePool   = sync.Pool{New: func() any { return newWriteQueue() }}
-	readQueuePool    = sync.Pool{New: func() any { return newByteRing(readQueueSize) }}
-	bigReadQueuePool = sync.Pool{New: func() any { return newByteRing(bigReadQueueSize) }}
+	writeQueuePool    = sync.Pool{New: func() any { return newByteRing(writeQueueSize) }}
+	bigWriteQueuePool = sync.Pool{New: func() any { return newByteRing(bigWriteQueueSize) }}
+	readQueuePool     = sync.Pool{New: func() any { return newByteRing(readQueueSize) }}
+	bigReadQueuePool  = sync.Pool{New: func() any { return newByteRing(bigReadQueueSize) }}
 )
 
 // releaseBufs lets go of one side's use of the queues; the last side
@@ -181,13 +195,32 @@ func (sc *conn) releaseBufs() {
 	if sc.bufRefs.Add(-1) != 0 {
 		return
 	}
-	sc.wq.reset()
+	sc.wqSmall.reset()
 	sc.rqSmall.reset()
-	writeQueuePool.Put(sc.wq)
+	writeQueuePool.Put(sc.wqSmall)
 	readQueuePool.Put(sc.rqSmall)
+	if big := sc.wqBig.Load(); big != nil {
+		big.reset()
+		bigWriteQueuePool.Put(big)
+	}
 	if big := sc.rqBig.Load(); big != nil {
 		big.reset()
 		bigReadQueuePool.Put(big)
+	}
+}
+
+// staged reports whether bytes Write staged wait in a write queue (core
+// side).
+func (sc *conn) staged() bool {
+	big := sc.wqBig.Load()
+	return !sc.wqSmall.empty() || big != nil && !big.empty()
+}
+
+// discardStaged drops the bytes Write staged (core side).
+func (sc *conn) discardStaged() {
+	sc.wqSmall.discard()
+	if big := sc.wqBig.Load(); big != nil {
+		big.discard()
 	}
 }
 
@@ -249,7 +282,7 @@ func (sc *conn) onEvent(c *stack.TCPConn, ev stack.TCPEvent) {
 		} else {
 			sc.setWriteErr(net.ErrClosed)
 		}
-		sc.wq.discard()
+		sc.discardStaged()
 		sc.closeWhenSent, sc.closeWriteWhenSent = false, false
 		sc.finishLinger()
 		signal(sc.wrWake)
@@ -374,18 +407,31 @@ func (sc *conn) drain() {
 	}
 	moved := false
 	for {
-		p := sc.wq.peek()
+		q := sc.wqOut
+		p := q.peek()
 		if len(p) == 0 {
+			if q == sc.wqSmall {
+				// As take on the read side: the writer filled the small
+				// queue before it published the big one and never puts
+				// into it again, so look at it once more after the load.
+				if big := sc.wqBig.Load(); big != nil && sc.wqSmall.empty() {
+					sc.wqOut = big
+					continue
+				}
+				if !sc.wqSmall.empty() {
+					continue
+				}
+			}
 			break
 		}
 		n, err := c.Write(p)
 		if err != nil {
-			sc.wq.discard()
+			sc.discardStaged()
 			sc.setWriteErr(mapError(err))
 			moved = true
 			break
 		}
-		sc.wq.advance(n)
+		q.advance(n)
 		moved = moved || n > 0
 		if n < len(p) {
 			sc.wrWait = true // the send ring is full: go on at Writable
@@ -395,7 +441,7 @@ func (sc *conn) drain() {
 	if moved {
 		signal(sc.wrWake)
 	}
-	if sc.wq.empty() {
+	if !sc.staged() {
 		if sc.closeWriteWhenSent {
 			sc.closeWriteWhenSent = false
 			c.CloseWrite()
@@ -464,13 +510,13 @@ func (sc *conn) doCtl(s *stack.Stack) {
 		if c != nil {
 			// As Linux: closing with unread data resets the connection.
 			if c.Buffered() > 0 || sc.unread() {
-				sc.wq.discard()
+				sc.discardStaged()
 				c.Abort()
 				sc.detach()
 				break
 			}
 			// Bytes Write staged go first; the FIN follows them.
-			if sc.drain(); !sc.wq.empty() {
+			if sc.drain(); sc.staged() {
 				sc.closeWhenSent = true
 				break
 			}
@@ -502,7 +548,12 @@ func (sc *conn) doCtl(s *stack.Stack) {
 		}
 	case opWriteBuffer:
 		if c != nil {
-			sc.wq.setLimit(c.SetSendBuffer(sc.ctlBuffer))
+			n := c.SetSendBuffer(sc.ctlBuffer)
+			sc.wqLimit.Store(int32(n))
+			sc.wqSmall.setLimit(n)
+			if big := sc.wqBig.Load(); big != nil {
+				big.setLimit(n)
+			}
 		}
 	case opAbort:
 		if c != nil {
@@ -513,7 +564,7 @@ func (sc *conn) doCtl(s *stack.Stack) {
 	case opCloseWrite:
 		if c != nil {
 			// The FIN goes after the bytes Write staged.
-			if sc.drain(); !sc.wq.empty() {
+			if sc.drain(); sc.staged() {
 				sc.closeWriteWhenSent = true
 			} else if sc.c != nil {
 				c.CloseWrite()
@@ -599,8 +650,14 @@ func (sc *conn) take(p []byte) int {
 	n := sc.rq.get(p)
 	if n == 0 && sc.rq == sc.rqSmall {
 		if big := sc.rqBig.Load(); big != nil {
-			sc.rq = big // the small queue is empty and the core has moved on
-			n = sc.rq.get(p)
+			// The core filled the small queue before it published the
+			// big one, and never puts into the small one again: empty
+			// now, it is done with (and not before: it may have filled
+			// up between the get above and the load).
+			if n = sc.rqSmall.get(p); n == 0 {
+				sc.rq = big
+				n = sc.rq.get(p)
+			}
 		}
 	}
 	if n > 0 && sc.rxBlocked.Load() && sc.rxBlocked.CompareAndSwap(true, false) {
@@ -629,7 +686,19 @@ func (sc *conn) Write(p []byte) (int, error) {
 		if sc.wrDeadline.passed() {
 			return total, sc.opError("write", errDeadline)
 		}
-		k := sc.wq.put(p[total:])
+		k := sc.wqIn.put(p[total:])
+		if k < len(p)-total && sc.wqIn == sc.wqSmall {
+			// A bulk writer: go on in a big queue, bounded as the small
+			// one is (SetWriteBuffer); the core follows once it has
+			// emptied the small one.
+			if limit := int(sc.wqLimit.Load()); limit == 0 || limit > sc.wqSmall.capacity() {
+				big := bigWriteQueuePool.Get().(*writeQueue)
+				big.setLimit(limit)
+				sc.wqBig.Store(big)
+				sc.wqIn = big
+				k += sc.wqIn.put(p[total+k:])
+			}
+		}
 		total += k
 		if k > 0 && sc.drainQueued.CompareAndSwap(false, true) {
 			if err := sc.n.send(sc.core, sc.drainFn); err != nil {

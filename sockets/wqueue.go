@@ -41,18 +41,21 @@ func (q *writeQueue) capacity() int {
 	return len(q.buf)
 }
 
-// writeQueueSize bounds what Write stages beyond the TCP send ring.
-const writeQueueSize = 32 << 10
-
-// readQueueSize bounds what the core stages for Read beyond the TCP
-// receive ring: what is left in the ring still holds the window shut.
-const readQueueSize = 16 << 10
-
-// bigReadQueueSize is the read queue of a connection whose small one
-// filled: a bulk reader's.
-const bigReadQueueSize = 128 << 10
-
-func newWriteQueue() *writeQueue { return newByteRing(writeQueueSize) }
+// The queues' sizes. Every connection starts with a small write queue and
+// a small read queue, which is all a request/response connection needs
+// (an idle one holds 8 KiB of queues, not 48); the first time one fills,
+// that side goes on in a big one: a bulk writer's or reader's.
+const (
+	// writeQueueSize bounds what Write stages beyond the TCP send ring
+	// at first; bigWriteQueueSize once the small queue has filled.
+	writeQueueSize    = 4 << 10
+	bigWriteQueueSize = 32 << 10
+	// readQueueSize bounds what the core stages for Read beyond the TCP
+	// receive ring at first (what is left in the ring still holds the
+	// window shut); bigReadQueueSize once the small queue has filled.
+	readQueueSize    = 4 << 10
+	bigReadQueueSize = 128 << 10
+)
 
 func newByteRing(size int) *writeQueue { return &writeQueue{buf: make([]byte, size)} }
 

@@ -11,7 +11,7 @@ import (
 )
 
 func TestWriteQueueWrapsAndBounds(t *testing.T) {
-	q := newWriteQueue()
+	q := newByteRing(writeQueueSize)
 	src := make([]byte, 3*writeQueueSize)
 	for i := range src {
 		src[i] = byte(i * 7)
@@ -50,7 +50,7 @@ func TestWriteThenCloseDeliversEverything(t *testing.T) {
 	// More than the peer's window and our send ring hold together (64 KiB
 	// each in these tests), less than that plus the staging queue: Write
 	// returns with bytes still staged, and Close finds them there.
-	msg := make([]byte, 128<<10+writeQueueSize/2)
+	msg := make([]byte, 128<<10+bigWriteQueueSize/2)
 	for i := range msg {
 		msg[i] = byte(i * 13)
 	}
