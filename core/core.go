@@ -579,6 +579,7 @@ func (c *core) publish() {
 		v[TCPRingBytes], v[TCPFinWait2Timeouts], v[TCPZeroWindowAborts] = t.RingBytes, t.FinWait2Timeouts, t.ZeroWindowAborts
 		v[TCPAbortOnData], v[TCPTimeWaitRecycled], v[TCPTxQueueWaits] = t.AbortOnData, t.TimeWaitRecycled, t.TxQueueWaits
 		v[TCPInvalidACKsSkipped], v[TCPChallengeACKsOverBudget], v[TCPCookieACKsNoOverflow] = t.InvalidACKsSkipped, t.ChallengeACKsOverBudget, t.CookieACKsNoOverflow
+		v[TCPMemoryPressure] = t.MemoryPressure
 	}
 	d[stack.DropNoBuffer] += c.forwardNoBuffer
 	c.pub.Publish(&c.counters)

@@ -46,6 +46,7 @@ const (
 	TCPInvalidACKsSkipped
 	TCPChallengeACKsOverBudget
 	TCPCookieACKsNoOverflow
+	TCPMemoryPressure
 	numMetrics
 )
 
@@ -91,6 +92,8 @@ var metricInfos = [numMetrics]metricInfo{
 		"Challenge ACKs not sent because the stack's randomised per-second budget was spent.", false},
 	TCPCookieACKsNoOverflow: {"mkstack_tcp_cookie_acks_no_overflow_total",
 		"ACKs not checked as SYN cookies (answered with a reset) because the listener's SYN queue had not overflowed recently.", false},
+	TCPMemoryPressure: {"mkstack_tcp_memory_pressure_total",
+		"Times the core's TCP ring memory rose above TCPConfig.MemoryPressure (new connections then offer small windows and rings stop growing).", false},
 }
 
 // Counters are one core's metrics, kept as plain fields that only the core

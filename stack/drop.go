@@ -88,6 +88,10 @@ const (
 	// DropTCPSYNCookieRate: a SYN to a full SYN queue beyond
 	// TCPConfig.SYNCookiesPerSecond, dropped without a cookie.
 	DropTCPSYNCookieRate
+	// DropTCPMemory: a segment whose data the receive ring had no memory
+	// for under TCPConfig.MemoryLimit (Linux's SKB_DROP_REASON_PROTO_MEM);
+	// the peer sends it again.
+	DropTCPMemory
 
 	// NumDropReasons is the number of DropReason values.
 	NumDropReasons
@@ -103,7 +107,7 @@ var stackDropNames = [...]string{
 	"tcp_out_of_window", "tcp_paws", "tcp_challenged", "tcp_bad_ack",
 	"tcp_syn_queue_full", "tcp_accept_queue_full", "tcp_out_of_order_full",
 	"tcp_bad_cookie", "tcp_too_many_conns", "tcp_ignored",
-	"tcp_syn_cookie_rate",
+	"tcp_syn_cookie_rate", "tcp_memory",
 }
 
 // String returns the reason in snake case, fit for a metric label value.

@@ -27,7 +27,9 @@ package stack
 // Send and receive rings take memory from per-stack pools only while
 // bytes wait in them, growing by size class up to SendBuffer and
 // ReceiveBuffer, and give it back when they empty (tcp_ring.go): an idle
-// connection, or one in TIME-WAIT, holds none.
+// connection, or one in TIME-WAIT, holds none. What they hold together is
+// bounded per stack (TCPConfig.MemoryLimit, with a pressure threshold
+// below it, as Linux's tcp_mem; tcp_mem.go).
 //
 // ## Listen sockets and SYN cookies
 //
@@ -156,6 +158,27 @@ type TCPConfig struct {
 	// empties (tcp_ring.go), as Linux holds socket memory only while
 	// packets carry bytes (its tcp_rmem and tcp_wmem are bounds too).
 	SendBuffer, ReceiveBuffer int
+	// MemoryLimit bounds the ring memory of all the stack's connections
+	// together, send and receive (TCPStats.RingBytes), as Linux's tcp_mem
+	// bounds TCP's memory (tcp_mem.go): no ring takes memory past it, so
+	// Write takes less and a segment the receive ring has no memory for
+	// is dropped (DropTCPMemory) and sent again by the peer. Default 256
+	// MiB per stack (a core): room for 1024 connections with both rings
+	// full at the 128 KiB default, or some 30000 with a smallest (4 KiB)
+	// ring each way. Linux derives its limit from the machine's memory
+	// (tcp_init_mem: tcp_mem[2] is 3/32 of the free pages); a stack does
+	// not look at the machine, so the default is fixed and the runtime,
+	// which knows the memory and the number of cores, may set it (as
+	// Linux would: 3/32 of memory over the cores). At least 64 KiB.
+	MemoryLimit int
+	// MemoryPressure is the RingBytes above which the stack is under
+	// memory pressure (default 2/3 of MemoryLimit, Linux's ratio of
+	// tcp_mem[1] to tcp_mem[2]): new connections offer a window of the
+	// smallest ring class, rings do not grow, and windows come down to
+	// the memory their rings hold as the application reads (never taking
+	// back a window offered). Pressure ends below 3/4 of it (Linux's
+	// tcp_mem[0]). Counted in TCPStats.MemoryPressure.
+	MemoryPressure int
 	// SYNQueue and AcceptQueue are a listener's defaults (1024 and 4096,
 	// as Linux's tcp_max_syn_backlog and somaxconn).
 	SYNQueue, AcceptQueue int
@@ -260,6 +283,8 @@ func (c *TCPConfig) setDefaults() {
 	def(&c.MaxConns, 65536)
 	def(&c.SendBuffer, 128<<10)
 	def(&c.ReceiveBuffer, 128<<10)
+	def(&c.MemoryLimit, 256<<20)
+	def(&c.MemoryPressure, c.MemoryLimit/3*2)
 	def(&c.SYNQueue, 1024)
 	def(&c.AcceptQueue, 4096)
 	defDur(&c.InitialRTO, time.Second)
@@ -299,6 +324,9 @@ func (c *TCPConfig) validate() error {
 	}
 	if c.ReceiveBuffer > 1<<30 || c.SendBuffer > 1<<30 {
 		return fmt.Errorf("tcp buffers of %d and %d bytes: at most 1 GiB each", c.SendBuffer, c.ReceiveBuffer)
+	}
+	if c.MemoryLimit < 64<<10 || c.MemoryPressure > c.MemoryLimit {
+		return fmt.Errorf("tcp memory limit of %d bytes, pressure at %d: at least 64 KiB, pressure at most the limit", c.MemoryLimit, c.MemoryPressure)
 	}
 	return nil
 }
@@ -382,6 +410,12 @@ type TCPStats struct {
 	// RingBytes is the send and receive ring memory connections hold
 	// now; RingGrowths counts rings moved to a larger class.
 	RingBytes, RingGrowths uint64
+	// MemoryPressure counts the times RingBytes rose past
+	// TCPConfig.MemoryPressure (Linux's TCPMemoryPressures);
+	// RcvMemoryDrops counts segments dropped because the receive ring
+	// could not take memory under TCPConfig.MemoryLimit (Linux's
+	// TCPRcvQDrop; also DropTCPMemory).
+	MemoryPressure, RcvMemoryDrops uint64
 	// Connections the stack ended because the application had closed
 	// them: FIN-WAIT-2 timed out, zero-window probes gave up, data
 	// arrived after Close (answered with a reset); and TIME-WAIT
@@ -413,6 +447,7 @@ type tcpTable struct {
 	// to sndRings and rcvRings.
 	free               []*TCPConn
 	sndRings, rcvRings ringPool
+	mem                tcpMem // what the rings hold, against MemoryLimit
 	// timeWait lists connections as they entered TIME-WAIT, oldest
 	// first from twHead: the first recycled when the table is full. An
 	// entry whose connection has since left the state, or restarted it
@@ -553,8 +588,9 @@ func (t *tcpTable) init(s *Stack, cfg TCPConfig) error {
 	t.listeners = make(map[uint16]*TCPListener)
 	t.pending = make([]*TCPConn, 0, 64)
 	t.nextEphemeral = ephemeralFirst
-	t.sndRings.init(cfg.SendBuffer, &t.stats)
-	t.rcvRings.init(cfg.ReceiveBuffer, &t.stats)
+	t.mem.init(t)
+	t.sndRings.init(cfg.SendBuffer, &t.mem, false)
+	t.rcvRings.init(cfg.ReceiveBuffer, &t.mem, true)
 	return nil
 }
 
@@ -789,6 +825,9 @@ type TCPConn struct {
 	segsUnacked                        int
 	ackNow, rxEvent, wrEvent, finEvent bool
 	queued, writeBlocked, pushed       bool
+	// memWaiting: listed in tcpMem.waiting (Write was cut short by the
+	// memory limit).
+	memWaiting bool
 	// pingpong: the connection answers what it receives (it sent data
 	// within DelayedACK of receiving some, Linux's interactive mode), so
 	// the ACK of a request waits to ride on the reply instead of going
@@ -972,8 +1011,10 @@ func (c *TCPConn) Buffered() int { return c.rcvBuf.len() }
 // returns on a connected socket (tp->mss_cache).
 func (c *TCPConn) MSS() int { return c.dataMSS() }
 
-// WriteSpace returns how many bytes Write would take now.
-func (c *TCPConn) WriteSpace() int { return c.sndBuf.free() }
+// WriteSpace returns how many bytes Write would take now: the send
+// buffer's free space, as far as the stack's memory allows
+// (TCPConfig.MemoryLimit and MemoryPressure).
+func (c *TCPConn) WriteSpace() int { return c.sndBuf.space() }
 
 // Unsent returns the bytes written and not yet acknowledged.
 func (c *TCPConn) Unsent() int { return c.sndBuf.len() }
@@ -1062,14 +1103,18 @@ func (c *TCPConn) Write(p []byte) (int, error) {
 	c.t.s.now = c.t.s.clock.Now()
 	n := c.sndBuf.write(p)
 	c.writeBlocked = n < len(p)
+	if c.writeBlocked && c.sndBuf.free() > 0 {
+		c.waitMemory() // memory, not the buffer's bound, cut it short
+	}
 	c.output()
 	return n, nil
 }
 
 // Read takes up to len(p) received bytes.
 func (c *TCPConn) Read(p []byte) int {
+	was := c.rcvBuf.free()
 	n := c.rcvBuf.read(p)
-	c.consumed(n)
+	c.consumed(n, was)
 	c.releaseRcvBuf()
 	return n
 }
@@ -1083,8 +1128,9 @@ func (c *TCPConn) Peek() (a, b []byte) { return c.rcvBuf.views() }
 // Discard drops the n oldest received bytes (after Peek).
 func (c *TCPConn) Discard(n int) {
 	n = min(n, c.rcvBuf.len())
+	was := c.rcvBuf.free()
 	c.rcvBuf.discard(n)
-	c.consumed(n)
+	c.consumed(n, was)
 	c.releaseRcvBuf()
 }
 
@@ -1101,13 +1147,14 @@ func (c *TCPConn) releaseRcvBuf() {
 // consumed opens the window to the peer when a read freed a significant
 // part of the ring (RFC 9293 3.8.6.2.2, receiver SWS avoidance): a window
 // update when the window grows by a quarter of the ring or from below an
-// MSS, not on every read.
-func (c *TCPConn) consumed(n int) {
+// MSS, not on every read. was is the ring's free space before the read
+// (less than after-n when the bound went back up after memory pressure).
+func (c *TCPConn) consumed(n, was int) {
 	if n == 0 || !c.synchronized() || c.peerFIN {
 		return
 	}
 	after := c.rcvBuf.free() - c.oooBytes()
-	before := after - n
+	before := min(after-n, was-c.oooBytes())
 	if after-before >= c.rcvBuf.bound()/4 && before < c.rcvBuf.bound()/2 || before < c.sndMSS ||
 		c.pushed && !c.pingpong && c.segsUnacked > 0 && c.rcvBuf.len() == 0 {
 		c.t.s.now = c.t.s.clock.Now()

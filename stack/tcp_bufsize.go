@@ -91,11 +91,11 @@ func (r *byteRing) setLimit(n int, now bool) {
 	}
 }
 
-// shrink lowers the bound toward the limit by at most n, the bytes just
-// consumed: the free space, and so the right edge of the window, does
-// not move.
-func (r *byteRing) shrink(n int) {
-	r.size -= int32(min(n, int(r.size-r.limit)))
+// shrink lowers the bound toward t (the limit, or what memory pressure
+// allows: target) by at most n, the bytes just consumed: the free space,
+// and so the right edge of the window, does not move.
+func (r *byteRing) shrink(n int, t int32) {
+	r.size -= int32(min(n, int(r.size-t)))
 }
 
 // limitOr returns the ring's limit, or its bound if it has none.

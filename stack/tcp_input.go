@@ -377,8 +377,14 @@ func (c *TCPConn) input(seg *tcpSegment) DropReason {
 			p := seg.payload
 			zeroCopy := c.onSegment != nil && c.rcvBuf.len() == 0 && c.nOOO == 0
 			if !zeroCopy {
-				c.rcvBuf.writeAt(0, p)
+				if !c.rcvBuf.writeAt(0, p) {
+					return c.memoryDrop()
+				}
 				c.rcvBuf.commit(n)
+			} else if !c.rcvBuf.hold(n) {
+				// The handler may leave bytes for the ring: the memory
+				// for them is set aside before RCV.NXT moves.
+				return c.memoryDrop()
 			}
 			c.rcvNxt += uint32(n)
 			c.segsUnacked++
@@ -400,21 +406,25 @@ func (c *TCPConn) input(seg *tcpSegment) DropReason {
 				// the callback cannot recycle it under this function.
 				c.schedule()
 				k := min(max(c.onSegment(c, p), 0), n)
+				c.rcvBuf.unhold()
 				c.t.stats.ZeroCopyBytes += uint64(k)
 				if c.state == tcpClosed {
 					return DropNone
 				}
-				c.rcvBuf.writeAt(0, p[k:])
+				c.rcvBuf.writeAt(0, p[k:]) // into the memory held for it
 				c.rcvBuf.commit(n - k)
 			} else if c.nOOO > 0 {
 				c.ackNow = true // a filled hole is acknowledged at once
 				c.joinOutOfOrder()
 			}
 		} else {
-			if !c.storeOutOfOrder(seg) {
+			if r := c.storeOutOfOrder(seg); r != DropNone {
+				if r == DropTCPMemory {
+					return c.memoryDrop()
+				}
 				c.ackNow = true
 				c.schedule()
-				return DropTCPOutOfOrderFull
+				return r
 			}
 			c.t.stats.OutOfOrderSegments++
 			c.ackNow = true
@@ -803,6 +813,9 @@ func (c *TCPConn) schedule() {
 // segment, or for each while data starts to flow (quick ACKs, unless
 // interactive), otherwise after DelayedACK.
 func (t *tcpTable) flushPending() {
+	if t.mem.wake {
+		t.wakeWriters() // memory came back for connections waiting to write
+	}
 	for i := 0; i < len(t.pending); i++ {
 		c := t.pending[i]
 		t.pending[i] = nil

@@ -44,8 +44,9 @@ func (c *TCPConn) oooBytes() int {
 }
 
 // storeOutOfOrder keeps a segment that arrived beyond a hole; it reports
-// false when that would need more ranges than allowed.
-func (c *TCPConn) storeOutOfOrder(seg *tcpSegment) bool {
+// DropTCPOutOfOrderFull when that would need more ranges than allowed,
+// DropTCPMemory when the ring has no memory for it.
+func (c *TCPConn) storeOutOfOrder(seg *tcpSegment) DropReason {
 	r := seqRange{seg.seq, seg.seq + uint32(len(seg.payload))}
 	// Find the insertion point and merge with neighbours.
 	i := 0
@@ -64,9 +65,11 @@ func (c *TCPConn) storeOutOfOrder(seg *tcpSegment) bool {
 	}
 	merged := j - i
 	if merged == 0 && c.nOOO == c.t.cfg.MaxOutOfOrder {
-		return false
+		return DropTCPOutOfOrderFull
 	}
-	c.rcvBuf.writeAt(int(seg.seq-c.rcvNxt), seg.payload)
+	if !c.rcvBuf.writeAt(int(seg.seq-c.rcvNxt), seg.payload) {
+		return DropTCPMemory
+	}
 	// Replace ooo[i:j] by r.
 	switch {
 	case merged == 0:
@@ -78,7 +81,7 @@ func (c *TCPConn) storeOutOfOrder(seg *tcpSegment) bool {
 	}
 	c.ooo[i] = r
 	c.oooLatest = r.start
-	return true
+	return DropNone
 }
 
 // joinOutOfOrder moves the ranges that now touch rcvNxt into the in-order

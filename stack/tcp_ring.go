@@ -7,9 +7,12 @@ package stack
 // grown (the held bytes copied once into the next class) as more arrive,
 // so a half-open connection (a SYN flood fills a SYN queue with them)
 // costs none and a connection that exchanges small messages a few KiB.
-// Growing always succeeds, so the window offered against size stays
-// valid (RFC 9293 3.8.6: a window offered is never taken back). The
-// memory goes back to the pool (release) once the ring is empty and the
+// Growing succeeds unless the stack's memory limit refuses it
+// (TCPConfig.MemoryLimit, tcp_mem.go): a send ring then takes fewer bytes
+// (space), a receive ring drops the segment, and under memory pressure the
+// window offered is kept to memory the ring holds, so that this is rare
+// (a window offered is never taken back, RFC 9293 3.8.6). The memory goes
+// back to the pool (release) once the ring is empty and the
 // connection no longer needs it: see TCPConn.releaseRings. Nothing
 // allocates once the pool holds what the connections need.
 type byteRing struct {
@@ -29,6 +32,9 @@ type byteRing struct {
 
 func (r *byteRing) init(size int, pool *ringPool) {
 	r.release()
+	if pool.rcv && pool.mem.under {
+		size = min(size, ringMin) // under memory pressure: a small window
+	}
 	r.size, r.pool, r.want, r.limit = int32(size), pool, 0, 0
 }
 
@@ -36,21 +42,41 @@ func (r *byteRing) init(size int, pool *ringPool) {
 func (r *byteRing) bound() int { return int(r.size) }
 
 // reserve makes the ring's memory hold at least end bytes from the
-// oldest (end <= size), keeping every byte at its offset.
-func (r *byteRing) reserve(end int) {
+// oldest (end <= size), keeping every byte at its offset, and at least
+// hint if the memory limit allows. It reports false, the ring unchanged,
+// when the limit refuses even end.
+func (r *byteRing) reserve(end, hint int) bool {
 	if end <= len(r.buf) {
-		return
+		return true
 	}
-	nb := r.pool.get(max(end, int(min(r.want, r.size))))
+	nb := r.pool.get(max(end, hint))
+	if nb == nil && hint > end {
+		nb = r.pool.get(end)
+	}
+	if nb == nil {
+		return false
+	}
 	if r.buf != nil {
 		// Unwrap the old ring at the front of the new one: offsets from
 		// head (held bytes, and out-of-order bytes beyond them) stay.
 		k := copy(nb, r.buf[r.head:])
 		copy(nb[k:], r.buf[:r.head])
 		r.pool.put(r.buf)
-		r.pool.stats.RingGrowths++
+		r.pool.mem.stats.RingGrowths++
 	}
 	r.buf, r.head, r.want = nb, 0, int32(len(nb))
+	return true
+}
+
+// hint is the capacity the ring takes when it must take memory: what it
+// last held (so bulk data does not grow it class by class each time it
+// empties), but for a send ring under memory pressure only what the
+// bytes need.
+func (r *byteRing) hint() int {
+	if !r.pool.rcv && r.pool.mem.under {
+		return 0
+	}
+	return int(min(r.want, r.size))
 }
 
 // release empties the ring, dropping what it holds and anything stored
@@ -66,13 +92,13 @@ func (r *byteRing) release() {
 func (r *byteRing) len() int  { return r.n }
 func (r *byteRing) free() int { return int(r.size) - r.n }
 
-// write appends as much of p as fits and returns how much did.
+// write appends as much of p as fits (space) and returns how much did.
 func (r *byteRing) write(p []byte) int {
-	p = p[:min(len(p), r.free())]
+	p = p[:min(len(p), r.space())]
 	if len(p) == 0 {
 		return 0
 	}
-	r.reserve(r.n + len(p))
+	r.reserve(r.n+len(p), r.hint()) // space made sure it succeeds
 	tail := (r.head + r.n) % len(r.buf)
 	k := copy(r.buf[tail:], p)
 	copy(r.buf, p[k:])
@@ -97,8 +123,10 @@ func (r *byteRing) peek(off int, p []byte) int {
 func (r *byteRing) discard(n int) {
 	n = min(n, r.n)
 	r.n -= n
-	if r.limit > 0 && r.size > r.limit {
-		r.shrink(n)
+	if t := r.target(); r.size > t {
+		r.shrink(n, t)
+	} else if r.size < t {
+		r.size = t // pressure is over: the bound is back at once
 	}
 	// head moves even when the ring empties: out-of-order bytes may be
 	// stored past the held ones (writeAt) and must stay where they are.
@@ -128,15 +156,19 @@ func (r *byteRing) views() (a, b []byte) {
 
 // writeAt stores p off bytes past the held bytes without taking it (the
 // receive side keeps out-of-order data there until the hole before it
-// fills); off+len(p) must not exceed free().
-func (r *byteRing) writeAt(off int, p []byte) {
+// fills); off+len(p) must not exceed free(). It reports false, storing
+// nothing, when the memory limit refuses the ring the memory.
+func (r *byteRing) writeAt(off int, p []byte) bool {
 	if len(p) == 0 {
-		return
+		return true
 	}
-	r.reserve(r.n + off + len(p))
+	if !r.reserve(r.n+off+len(p), r.hint()) {
+		return false
+	}
 	pos := (r.head + r.n + off) % len(r.buf)
 	k := copy(r.buf[pos:], p)
 	copy(r.buf, p[k:])
+	return true
 }
 
 // commit takes n bytes already stored by writeAt at offset 0.
@@ -151,16 +183,21 @@ const ringMin = 4 << 10
 // what it must; released memory is kept for the next ring, up to limit
 // bytes (beyond that it is left to the garbage collector), so that in
 // steady state no ring allocates.
+//
+// The memory rings hold (TCPStats.RingBytes, both pools together) is
+// bounded by the stack's tcpMem: get refuses what would pass its limit.
+// The idle memory kept here is bounded on its own (limit).
 type ringPool struct {
 	bound int        // the largest class
 	free  [][][]byte // free[k]: idle buffers of class k
 	held  int        // bytes in free
 	limit int
-	stats *TCPStats // RingBytes counts what rings hold
+	mem   *tcpMem // RingBytes counts what rings hold
+	rcv   bool    // receive rings (the window is offered against them)
 }
 
-func (p *ringPool) init(bound int, stats *TCPStats) {
-	p.bound, p.stats = bound, stats
+func (p *ringPool) init(bound int, mem *tcpMem, rcv bool) {
+	p.bound, p.mem, p.rcv = bound, mem, rcv
 	p.free = make([][][]byte, p.class(bound)+1)
 	p.held = 0
 	// Enough for 16 rings of the largest class, and at least 1 MiB.
@@ -179,11 +216,15 @@ func (p *ringPool) class(n int) int {
 // classSize is the capacity of class k.
 func (p *ringPool) classSize(k int) int { return min(ringMin<<k, p.bound) }
 
-// get returns memory for a ring that must hold n bytes.
+// get returns memory for a ring that must hold n bytes, or nil if the
+// stack's memory limit refuses it.
 func (p *ringPool) get(n int) []byte {
 	k := p.class(n)
 	size := p.classSize(k)
-	p.stats.RingBytes += uint64(size)
+	if !p.mem.fits(size) {
+		return nil
+	}
+	p.mem.took(size)
 	if l := p.free[k]; len(l) > 0 {
 		b := l[len(l)-1]
 		l[len(l)-1] = nil
@@ -196,7 +237,7 @@ func (p *ringPool) get(n int) []byte {
 
 // put takes back memory get returned.
 func (p *ringPool) put(b []byte) {
-	p.stats.RingBytes -= uint64(len(b))
+	p.mem.gave(len(b))
 	k := p.class(len(b))
 	if k >= len(p.free) || p.classSize(k) != len(b) || p.held+len(b) > p.limit {
 		return
