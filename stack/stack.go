@@ -62,7 +62,10 @@ type Config struct {
 	// MaxFragments bounds the pieces of one datagram (default 64).
 	MaxFragments int
 
-	// TxQueue bounds the frames waiting for the NIC (default 512).
+	// TxQueue bounds the frames waiting for the NIC (default 2048): what
+	// one turn of the core's loop may produce, such as a response on each
+	// of thousands of busy connections (at 512, 2500 HTTP connections
+	// dropped ACKs here and TCP resent what they acknowledged).
 	TxQueue int
 	// SocketQueue is the default receive queue length of a UDP socket
 	// (default 256 datagrams).
@@ -118,7 +121,7 @@ func (c *Config) setDefaults() {
 	def(&c.ReassemblyMemory, 4<<20)
 	defDur(&c.ReassemblyTimeout, 30*time.Second)
 	def(&c.MaxFragments, 64)
-	def(&c.TxQueue, 512)
+	def(&c.TxQueue, 2048)
 	def(&c.SocketQueue, 256)
 	def(&c.ICMPErrorsPerSecond, 1000)
 }

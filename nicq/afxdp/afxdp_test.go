@@ -50,8 +50,8 @@ func TestAFXDPAgainstKernel(t *testing.T) {
 	drivertest.Exercise(t, drivertest.Setup{NIC: nic, KernelNS: v.KernelNS, KernelIf: v.KernelIf}, 32)
 	for i := 0; i < nic.NumQueues(); i++ {
 		q := nic.Queue(i).(*Queue)
-		if got := q.pool.InUse(); got > 2*1024+64 {
-			t.Errorf("queue %d: %d UMEM frames in use after the test; the fill ring holds at most %d", i, got, 2*1024)
+		if got := q.pool.InUse(); got > 2*defaultRxRing+64 {
+			t.Errorf("queue %d: %d UMEM frames in use after the test; the fill ring holds at most %d", i, got, 2*defaultRxRing)
 		}
 	}
 }
