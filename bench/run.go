@@ -32,6 +32,10 @@ func DefaultSystems() map[string]System {
 	}
 }
 
+// memSettle is the pause before a point of memSettleFrom or more, so its
+// machine memory figure does not take in what the last point freed.
+const memSettle, memSettleFrom = 1500 * time.Millisecond, 2 * time.Second
+
 // RunOptions shape Run.
 type RunOptions struct {
 	// Systems replace or add to DefaultSystems.
@@ -109,6 +113,12 @@ func Run(ctx context.Context, spec Spec, o RunOptions) (*Result, error) {
 			var pt Point
 			err := Supports(name, spec.Workload)
 			if err == nil {
+				if spec.Transactions == 0 && spec.Duration >= memSettleFrom {
+					// Memory the last point gave back reaches MemAvailable
+					// about a second later (the kernel's per-CPU counts):
+					// let it land before this point's watch begins.
+					time.Sleep(memSettle)
+				}
 				mem := watchMemory()
 				pt, err = sys.Run(ctx, p)
 				pt.MachineMemoryBytes = mem.end()
