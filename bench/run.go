@@ -32,9 +32,27 @@ func DefaultSystems() map[string]System {
 	}
 }
 
-// memSettle is the pause before a point of memSettleFrom or more, so its
-// machine memory figure does not take in what the last point freed.
-const memSettle, memSettleFrom = 1500 * time.Millisecond, 2 * time.Second
+// memSettleFrom is the shortest point settleMemory runs before.
+const memSettleFrom = 2 * time.Second
+
+// settleMemory waits until MemAvailable has stopped rising (less than 1
+// MiB in 500 ms), at least 1 s and at most 8 s, so a point's machine
+// memory figure does not take in what the last point freed.
+func settleMemory() {
+	prev, ok := MemAvailable()
+	if !ok {
+		return
+	}
+	start := time.Now()
+	for {
+		time.Sleep(500 * time.Millisecond)
+		cur, _ := MemAvailable()
+		if (cur-prev < 1<<20 && time.Since(start) >= time.Second) || time.Since(start) > 8*time.Second {
+			return
+		}
+		prev = cur
+	}
+}
 
 // RunOptions shape Run.
 type RunOptions struct {
@@ -115,9 +133,10 @@ func Run(ctx context.Context, spec Spec, o RunOptions) (*Result, error) {
 			if err == nil {
 				if spec.Transactions == 0 && spec.Duration >= memSettleFrom {
 					// Memory the last point gave back reaches MemAvailable
-					// about a second later (the kernel's per-CPU counts):
-					// let it land before this point's watch begins.
-					time.Sleep(memSettle)
+					// late (the kernel's per-CPU counts, and a lab's UMEM
+					// and namespaces are released by deferred work): let
+					// it land before this point's watch begins.
+					settleMemory()
 				}
 				mem := watchMemory()
 				pt, err = sys.Run(ctx, p)
