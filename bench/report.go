@@ -313,7 +313,10 @@ func writeConnsSummary(b *bytes.Buffer, rs []*Result) {
 		"(all cores together), every connection with one request in flight. Machine memory is how much the " +
 		"whole machine's memory in use grew while the point ran (MemAvailable, sampled every 50 ms): the " +
 		"server, the load and the kernel's sockets and buffers for both. Per connection is its slope from the " +
-		"run's smallest count.\n\n")
+		"run's smallest count. The memory columns do not compare the two systems: the pair runs in one process, " +
+		"one after the other, and the second reuses what the first left mapped (the load's goroutine stacks, the " +
+		"kernel's socket slabs), so the system measured second (the peer) reads low; read each system's " +
+		"memory against its own at other counts.\n\n")
 	writeTable(b, []string{"workload", "pair (system ÷ peer)", "model", "device", "cores", "conns", "system rate", "peer rate",
 		"rate ratio", "system memory MiB", "peer memory MiB", "system KiB/conn", "peer KiB/conn"}, rows)
 }
