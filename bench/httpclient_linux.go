@@ -96,6 +96,22 @@ func runHTTPClient(ctx context.Context, client string, l *vethLab, t *ConnTarget
 	default:
 		return Point{}, fmt.Errorf("http client %q: want one of %s", client, strings.Join(HTTPClients[:2], ", "))
 	}
+	pt, err := runClient(ctx, client, args, p, func(out string) (Point, error) {
+		if client == "wrk" {
+			return parseWrk(out, p)
+		}
+		return parseH2load(out, logFile, p)
+	})
+	pt.OfferedRate = p.Rate
+	return pt, err
+}
+
+// runClient runs a load generator (ip with args), parses what it printed,
+// and fills in the point's client, this process's CPU and collections,
+// and the whole machine's CPU: the client's run includes its start,
+// warm-up and end, so the machine's busy time is scaled to the measured
+// window.
+func runClient(ctx context.Context, client string, args []string, p Params, parse func(out string) (Point, error)) (Point, error) {
 	m := newMeter(p, 0)
 	before := m.snap()
 	out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput()
@@ -106,21 +122,14 @@ func runHTTPClient(ctx context.Context, client string, l *vethLab, t *ConnTarget
 		return Point{}, fmt.Errorf("%s: %w: %s", client, err, out)
 	}
 	after := m.snap()
-	var pt Point
-	if client == "wrk" {
-		pt, err = parseWrk(string(out), p)
-	} else {
-		pt, err = parseH2load(string(out), logFile, p)
-	}
+	pt, err := parse(string(out))
 	pt.Client = client
 	pt.GCCycles, pt.CPUSeconds = after.gc-before.gc, (after.cpu - before.cpu).Seconds()
 	if before.machineOK && after.machineOK && pt.Seconds > 0 {
-		// The client's run includes its start, warm-up and end: scale the
-		// machine's busy time to the measured window.
 		whole := after.at.Sub(before.at).Seconds()
 		pt.MachineCPUSeconds = (after.machine - before.machine).Seconds() * min(1, pt.Seconds/whole)
 	}
-	pt.OfferedRate, pt.GOMAXPROCS = p.Rate, after.gomaxprocs
+	pt.GOMAXPROCS = after.gomaxprocs
 	return pt, err
 }
 

@@ -48,25 +48,7 @@ func runMemcachedLoad(ctx context.Context, l *vethLab, t *ConnTarget, p Params) 
 	secs := max(1, int((p.Duration+p.Warmup).Round(time.Second)/time.Second))
 	args = append(args, "memcaslap", "-s", net.JoinHostPort(t.Addr, strconv.Itoa(port)),
 		"-T", strconv.Itoa(p.Cores), "-c", strconv.Itoa(p.Cores*p.Flows), "-t", fmt.Sprintf("%ds", secs))
-	m := newMeter(p, 0)
-	before := m.snap()
-	out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput()
-	if ctx.Err() != nil {
-		return Point{}, ctx.Err()
-	}
-	if err != nil {
-		return Point{}, fmt.Errorf("memcaslap: %w: %s", err, out)
-	}
-	after := m.snap()
-	pt, err := parseMemcaslap(string(out), p)
-	pt.Client = "memcaslap"
-	pt.GCCycles, pt.CPUSeconds = after.gc-before.gc, (after.cpu - before.cpu).Seconds()
-	if before.machineOK && after.machineOK && pt.Seconds > 0 {
-		whole := after.at.Sub(before.at).Seconds()
-		pt.MachineCPUSeconds = (after.machine - before.machine).Seconds() * min(1, pt.Seconds/whole)
-	}
-	pt.GOMAXPROCS = after.gomaxprocs
-	return pt, err
+	return runClient(ctx, "memcaslap", args, p, func(out string) (Point, error) { return parseMemcaslap(out, p) })
 }
 
 var memcaslapTotal = regexp.MustCompile(`(?m)^Run time: ([0-9.]+)s Ops: (\d+) TPS: (\d+)`)

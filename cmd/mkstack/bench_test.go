@@ -46,15 +46,7 @@ func TestBenchWritesJSONTableAndPlots(t *testing.T) {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
 	}
 	for _, w := range []string{"tcp-rr", "udp-echo"} {
-		f, err := os.Open(filepath.Join(dir, w+".json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := bench.ReadJSON(f)
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		r := readResult(t, filepath.Join(dir, w+".json"))
 		if string(r.Workload) != w || len(r.Points) != 3 || r.Env.GoVersion == "" || r.Env.GOMAXPROCS < 1 {
 			t.Fatalf("%s.json: %+v", w, r)
 		}
@@ -94,15 +86,7 @@ func TestBenchAtAFixedRate(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
 	}
-	f, err := os.Open(filepath.Join(dir, "tcp-rr-rate.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := bench.ReadJSON(f)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := readResult(t, filepath.Join(dir, "tcp-rr-rate.json"))
 	if len(r.Points) != 4 || fmt.Sprint(r.OfferedRates()) != "[1000 2000]" {
 		t.Fatalf("%+v", r)
 	}
@@ -141,15 +125,7 @@ func TestBenchAlongTheConnectionAxis(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
 	}
-	f, err := os.Open(filepath.Join(dir, "tcp-rr-conns.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := bench.ReadJSON(f)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := readResult(t, filepath.Join(dir, "tcp-rr-conns.json"))
 	if fmt.Sprint(r.FlowCounts()) != "[2 8]" || len(r.Points) != 4 {
 		t.Fatalf("flows %v, %d points: %+v", r.FlowCounts(), len(r.Points), r.Points)
 	}
@@ -206,4 +182,19 @@ func TestBenchRefusesADirtyTree(t *testing.T) {
 	if err := checkCleanTree(t.TempDir(), false); err != nil {
 		t.Errorf("outside a tree: %v", err)
 	}
+}
+
+// readResult reads a result mkstack bench wrote.
+func readResult(t *testing.T, path string) *bench.Result {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := bench.ReadJSON(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

@@ -6,13 +6,10 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/mkstack/mkstack/bench"
 )
 
 // TestMemccapablePassesOnEveryDriver runs libmemcached's protocol tester,
@@ -109,15 +106,7 @@ func TestBenchMemcachedOnVeth(t *testing.T) {
 		if code := run(args, &out, &errOut); code != 0 {
 			t.Fatalf("bench %v: exit %d\n%s\n%s", args, code, out.String(), errOut.String())
 		}
-		f, err := os.Open(filepath.Join(dir, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := bench.ReadJSON(f)
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		r := readResult(t, filepath.Join(dir, name))
 		if len(r.Points) != 2 {
 			t.Fatalf("%d points, want mkstack-afxdp and memcached-veth: %+v", len(r.Points), r.Points)
 		}
