@@ -21,8 +21,12 @@ const (
 	// DefaultPeerRing is the capacity of each core-to-core ring.
 	DefaultPeerRing = 1024
 	// DefaultSharedRing is the capacity of each core's ring for
-	// application goroutines (Do, Broadcast).
-	DefaultSharedRing = 256
+	// application goroutines (Do, Broadcast, and the net.Conn face's
+	// messages: one per Write that stages bytes, one per refill): room
+	// for a message from each of thousands of connections' goroutines at
+	// once. At 256, 4000 net.Conn connections on a core kept it full, and
+	// every drain woke writers parked in DoOrWait.
+	DefaultSharedRing = 4096
 	// DefaultSpinWindow is how long an idle core keeps polling before it
 	// sleeps: long enough to ride out the gaps of a busy flow without a
 	// system call, short enough that an idle core costs nothing.
