@@ -25,9 +25,11 @@ package stack
 // application released go on a free list with their timers, so
 // connection churn does not allocate (TestTCPSteadyStateDoesNotAllocate).
 // Send and receive rings take memory from per-stack pools only while
-// bytes wait in them, growing by size class up to SendBuffer and
-// ReceiveBuffer, and give it back when they empty (tcp_ring.go): an idle
-// connection, or one in TIME-WAIT, holds none. What they hold together is
+// bytes wait in them, growing by size class up to their bounds
+// (SendBuffer and ReceiveBuffer at first, grown by window autotuning up
+// to SendBufferMax and ReceiveBufferMax as the bandwidth-delay product
+// asks: tcp_autotune.go), and give it back when they empty
+// (tcp_ring.go): an idle connection, or one in TIME-WAIT, holds none. What they hold together is
 // bounded per stack (TCPConfig.MemoryLimit, with a pressure threshold
 // below it, as Linux's tcp_mem; tcp_mem.go).
 //
@@ -151,21 +153,40 @@ type TCPConfig struct {
 	// in TCPStats.FinWait2Timeouts). RFC 9293 sets no bound, and a peer
 	// that never closes would otherwise hold the entry forever.
 	FinWait2Timeout time.Duration
-	// SendBuffer and ReceiveBuffer bound each connection's rings (default
-	// 128 KiB each). The receive ring's free space against this bound is
-	// the window (and the window scale is chosen for it); the memory is
-	// taken as bytes arrive, 4 KiB first, and given back when the ring
-	// empties (tcp_ring.go), as Linux holds socket memory only while
-	// packets carry bytes (its tcp_rmem and tcp_wmem are bounds too).
+	// SendBuffer and ReceiveBuffer are each connection's initial ring
+	// bounds (default 128 KiB each, Linux's tcp_wmem[1] and tcp_rmem[1]
+	// play this part) and the most SetSendBuffer and SetReceiveBuffer
+	// take (Linux's wmem_max and rmem_max). The receive ring's free space
+	// against its bound is the window; the memory is taken as bytes
+	// arrive, 4 KiB first, and given back when the ring empties
+	// (tcp_ring.go), as Linux holds socket memory only while packets
+	// carry bytes. From there the bounds grow with the measured
+	// bandwidth-delay product, up to SendBufferMax and ReceiveBufferMax
+	// (tcp_autotune.go).
 	SendBuffer, ReceiveBuffer int
+	// SendBufferMax and ReceiveBufferMax bound what window autotuning
+	// grows a connection's rings to (default 4 MiB each, or SendBuffer and
+	// ReceiveBuffer if larger; Linux's tcp_wmem[2] and tcp_rmem[2], 4 MiB
+	// and 6 MiB there): the receive bound grows, once per round trip, to
+	// about twice what the application consumed in the last one (Linux's
+	// tcp_rcv_space_adjust), the send bound to twice the congestion window
+	// (tcp_sndbuf_expand), neither under memory pressure nor past what
+	// MemoryLimit leaves, nor on a connection whose bound the application
+	// set. The window scale announced is chosen for ReceiveBufferMax (7
+	// for 4 MiB). Setting them to SendBuffer and ReceiveBuffer turns
+	// autotuning off. At a 4 MiB window, one connection fills 1 Gbit/s up
+	// to some 30 ms of round trip (a 2.5 MB bandwidth-delay product at 20
+	// ms).
+	SendBufferMax, ReceiveBufferMax int
 	// MemoryLimit bounds the ring memory of all the stack's connections
 	// together, send and receive (TCPStats.RingBytes), as Linux's tcp_mem
 	// bounds TCP's memory (tcp_mem.go): no ring takes memory past it, so
 	// Write takes less and a segment the receive ring has no memory for
 	// is dropped (DropTCPMemory) and sent again by the peer. Default 256
 	// MiB per stack (a core): room for 1024 connections with both rings
-	// full at the 128 KiB default, or some 30000 with a smallest (4 KiB)
-	// ring each way. Linux derives its limit from the machine's memory
+	// full at the 128 KiB default, 32 bulk connections whose rings
+	// autotuning grew to 4 MiB each way, or some 30000 with a smallest
+	// (4 KiB) ring each way. Linux derives its limit from the machine's memory
 	// (tcp_init_mem: tcp_mem[2] is 3/32 of the free pages); a stack does
 	// not look at the machine, so the default is fixed and the runtime,
 	// which knows the memory and the number of cores, may set it (as
@@ -283,6 +304,8 @@ func (c *TCPConfig) setDefaults() {
 	def(&c.MaxConns, 65536)
 	def(&c.SendBuffer, 128<<10)
 	def(&c.ReceiveBuffer, 128<<10)
+	def(&c.SendBufferMax, max(4<<20, c.SendBuffer))
+	def(&c.ReceiveBufferMax, max(4<<20, c.ReceiveBuffer))
 	def(&c.MemoryLimit, 256<<20)
 	def(&c.MemoryPressure, c.MemoryLimit/3*2)
 	def(&c.SYNQueue, 1024)
@@ -324,6 +347,12 @@ func (c *TCPConfig) validate() error {
 	}
 	if c.ReceiveBuffer > 1<<30 || c.SendBuffer > 1<<30 {
 		return fmt.Errorf("tcp buffers of %d and %d bytes: at most 1 GiB each", c.SendBuffer, c.ReceiveBuffer)
+	}
+	if c.SendBufferMax < c.SendBuffer || c.ReceiveBufferMax < c.ReceiveBuffer {
+		return fmt.Errorf("tcp buffer maxima of %d and %d bytes: at least the buffers (%d and %d)", c.SendBufferMax, c.ReceiveBufferMax, c.SendBuffer, c.ReceiveBuffer)
+	}
+	if c.ReceiveBufferMax > 1<<30 || c.SendBufferMax > 1<<30 {
+		return fmt.Errorf("tcp buffer maxima of %d and %d bytes: at most 1 GiB each", c.SendBufferMax, c.ReceiveBufferMax)
 	}
 	if c.MemoryLimit < 64<<10 || c.MemoryPressure > c.MemoryLimit {
 		return fmt.Errorf("tcp memory limit of %d bytes, pressure at %d: at least 64 KiB, pressure at most the limit", c.MemoryLimit, c.MemoryPressure)
@@ -589,8 +618,8 @@ func (t *tcpTable) init(s *Stack, cfg TCPConfig) error {
 	t.pending = make([]*TCPConn, 0, 64)
 	t.nextEphemeral = ephemeralFirst
 	t.mem.init(t)
-	t.sndRings.init(cfg.SendBuffer, &t.mem, false)
-	t.rcvRings.init(cfg.ReceiveBuffer, &t.mem, true)
+	t.sndRings.init(cfg.SendBuffer, cfg.SendBufferMax, &t.mem, false)
+	t.rcvRings.init(cfg.ReceiveBuffer, cfg.ReceiveBufferMax, &t.mem, true)
 	return nil
 }
 
@@ -814,6 +843,12 @@ type TCPConn struct {
 	peerFINSeq     uint32
 
 	sndBuf, rcvBuf byteRing
+	// Window autotuning (tcp_autotune.go): rcvLocked and sndLocked, the
+	// application set the ring's bound (SetReceiveBuffer,
+	// SetSendBuffer), which then no longer grows; tune, the receive
+	// side's measure of what the application consumes per round trip.
+	rcvLocked, sndLocked bool
+	tune                 rcvTune
 	// ooo are the out-of-order ranges held in rcvBuf beyond rcvNxt,
 	// sorted; oooLatest starts the one that got the latest segment (the
 	// first SACK block, RFC 2018 4).
@@ -896,8 +931,8 @@ func (t *tcpTable) newConn(id tcpTuple, h TCPHandler, alg congestion.Algorithm) 
 		c.keepTimer.Init(c.onKeepAlive)
 	}
 	c.t, c.id, c.handler = t, id, h
-	c.sndBuf.init(t.cfg.SendBuffer, &t.sndRings)
-	c.rcvBuf.init(t.cfg.ReceiveBuffer, &t.rcvRings)
+	c.sndBuf.init(&t.sndRings)
+	c.rcvBuf.init(&t.rcvRings)
 	c.rto = int64(t.cfg.InitialRTO)
 	c.rcvShift = t.rcvShift()
 	c.iss = t.isn(id, t.s.now)
@@ -1153,6 +1188,7 @@ func (c *TCPConn) consumed(n, was int) {
 	if n == 0 || !c.synchronized() || c.peerFIN {
 		return
 	}
+	c.rcvSpaceAdjust() // autotuning: the bound may grow (tcp_autotune.go)
 	after := c.rcvBuf.free() - c.oooBytes()
 	before := min(after-n, was-c.oooBytes())
 	if after-before >= c.rcvBuf.bound()/4 && before < c.rcvBuf.bound()/2 || before < c.sndMSS ||
@@ -1249,6 +1285,9 @@ func (c *TCPConn) setState(s tcpState) {
 	switch s {
 	case tcpEstablished:
 		st.Established++
+		if c.state != tcpEstablished {
+			c.startAutotune()
+		}
 	case tcpTimeWait:
 		st.TimeWait++
 	}

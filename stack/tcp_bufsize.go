@@ -3,10 +3,12 @@ package stack
 // Per-connection buffer bounds: Linux's SO_RCVBUF and SO_SNDBUF, which Go
 // code sets with (*net.TCPConn).SetReadBuffer and SetWriteBuffer.
 //
-// TCPConfig.ReceiveBuffer and SendBuffer bound every connection's rings
-// (and the ring pools' largest class); a connection may ask for less. The
-// request is clamped to [MinTCPBuffer, the stack's bound], as Linux clamps
-// to [SOCK_MIN_RCVBUF, rmem_max], and becomes the ring's limit:
+// TCPConfig.ReceiveBuffer and SendBuffer are every connection's initial
+// bounds, which window autotuning grows (tcp_autotune.go); a connection
+// may set its own instead. The request is clamped to [MinTCPBuffer,
+// TCPConfig.ReceiveBuffer or SendBuffer], as Linux clamps to
+// [SOCK_MIN_RCVBUF, rmem_max], becomes the ring's limit, and, as in Linux
+// (SOCK_RCVBUF_LOCK, SOCK_SNDBUF_LOCK), ends autotuning of that ring:
 //
 //   - the receive ring's bound, so both the window advertised (the
 //     ring's free space) and the memory it grows to. A smaller bound
@@ -36,15 +38,16 @@ func clampBuffer(n, bound int) int {
 // SetReceiveBuffer asks that the connection hold at most n received bytes
 // (Linux's SO_RCVBUF): the receive window it advertises and the receive
 // ring's memory are bounded by it, once the window already offered is
-// used (see above). n is clamped to [MinTCPBuffer,
-// TCPConfig.ReceiveBuffer]; the value applied is returned (0 on a
-// connection the stack has recycled). Raising the bound from a window
-// below one segment sends a window update at once.
+// used (see above), and autotuning no longer grows it. n is clamped to
+// [MinTCPBuffer, TCPConfig.ReceiveBuffer]; the value applied is returned
+// (0 on a connection the stack has recycled). Raising the bound from a
+// window below one segment sends a window update at once.
 func (c *TCPConn) SetReceiveBuffer(n int) int {
 	if c.t == nil {
 		return 0
 	}
 	n = clampBuffer(n, c.t.cfg.ReceiveBuffer)
+	c.rcvLocked = true
 	before := c.rcvBuf.free()
 	c.rcvBuf.setLimit(n, false)
 	if c.synchronized() && c.state != tcpClosed && before < c.sndMSS && c.rcvBuf.free() >= c.sndMSS {
@@ -56,24 +59,27 @@ func (c *TCPConn) SetReceiveBuffer(n int) int {
 
 // SetSendBuffer asks that the connection hold at most n bytes written and
 // not yet acknowledged (Linux's SO_SNDBUF): Write takes no more than that
-// bound leaves room for. n is clamped to [MinTCPBuffer,
-// TCPConfig.SendBuffer]; the value applied is returned (0 on a connection
-// the stack has recycled).
+// bound leaves room for, and autotuning no longer grows it. n is clamped
+// to [MinTCPBuffer, TCPConfig.SendBuffer]; the value applied is returned
+// (0 on a connection the stack has recycled).
 func (c *TCPConn) SetSendBuffer(n int) int {
 	if c.t == nil {
 		return 0
 	}
 	n = clampBuffer(n, c.t.cfg.SendBuffer)
+	c.sndLocked = true
 	c.sndBuf.setLimit(n, true)
 	return n
 }
 
 // ReceiveBuffer returns the connection's receive buffer bound: what
-// SetReceiveBuffer applied, or TCPConfig.ReceiveBuffer.
+// SetReceiveBuffer applied, or TCPConfig.ReceiveBuffer as autotuning has
+// grown it (as Linux's SO_RCVBUF reads back).
 func (c *TCPConn) ReceiveBuffer() int { return c.rcvBuf.limitOr() }
 
 // SendBuffer returns the connection's send buffer bound: what
-// SetSendBuffer applied, or TCPConfig.SendBuffer.
+// SetSendBuffer applied, or TCPConfig.SendBuffer as autotuning has grown
+// it.
 func (c *TCPConn) SendBuffer() int { return c.sndBuf.limitOr() }
 
 // setLimit bounds the ring at n bytes (n <= the pool's largest class).
@@ -104,7 +110,7 @@ func (r *byteRing) limitOr() int {
 		return int(r.limit)
 	}
 	if r.pool != nil {
-		return r.pool.bound
+		return r.pool.initial
 	}
 	return int(r.size)
 }

@@ -157,10 +157,12 @@ func (l *TCPListener) sendCookie(id tcpTuple, seg *tcpSegment) {
 }
 
 // rcvShift is the window scale we announce: the smallest that lets the
-// window cover the receive ring.
+// window cover the largest receive ring autotuning may grow to
+// (TCPConfig.ReceiveBufferMax; RFC 7323 2.2: the scale is fixed at the
+// handshake, so it is chosen for the bound, not the initial window).
 func (t *tcpTable) rcvShift() uint8 {
 	var s uint8
-	for s < 14 && t.cfg.ReceiveBuffer>>s > 0xffff {
+	for s < 14 && t.cfg.ReceiveBufferMax>>s > 0xffff {
 		s++
 	}
 	return s

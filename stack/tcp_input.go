@@ -387,6 +387,7 @@ func (c *TCPConn) input(seg *tcpSegment) DropReason {
 				return c.memoryDrop()
 			}
 			c.rcvNxt += uint32(n)
+			c.measureRcvRTT(seg, n)
 			c.segsUnacked++
 			c.rxEvent = true
 			if c.lastDataIn == 0 || c.t.s.now-c.lastDataIn > c.rto {
@@ -413,6 +414,9 @@ func (c *TCPConn) input(seg *tcpSegment) DropReason {
 				}
 				c.rcvBuf.writeAt(0, p[k:]) // into the memory held for it
 				c.rcvBuf.commit(n - k)
+				if k > 0 {
+					c.rcvSpaceAdjust() // the handler consumed: autotuning
+				}
 			} else if c.nOOO > 0 {
 				c.ackNow = true // a filled hole is acknowledged at once
 				c.joinOutOfOrder()
@@ -692,6 +696,7 @@ func (c *TCPConn) acked(ack uint32) int {
 		c.armRTO() // RFC 6298 5.3
 	}
 	if n > 0 && c.writeBlocked {
+		c.expandSndBuf() // autotuning (tcp_autotune.go)
 		c.writeBlocked = false
 		c.wrEvent = true
 		c.schedule()

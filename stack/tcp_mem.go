@@ -17,7 +17,9 @@ package stack
 //     the peer sends it again.
 //   - Pressure (TCPConfig.MemoryPressure; Linux's tcp_mem[1]): above it,
 //     new connections offer a window of the smallest ring class and their
-//     rings take that class only; send rings do not grow past what they
+//     rings take that class only; no ring's bound grows by autotuning
+//     (tcp_autotune.go), which besides never grows a bound past what the
+//     hard limit leaves; send rings do not grow past what they
 //     hold (at least the smallest class), so Write takes less; and each
 //     receive ring's bound comes down, as the application consumes, to
 //     what the ring holds (at least the smallest class), so the window
@@ -140,7 +142,7 @@ func (r *byteRing) space() int {
 }
 
 // target is the bound the ring heads for as bytes leave it: the
-// connection's limit or the stack's bound; under pressure, for a receive
+// connection's limit (autotuned or set); under pressure, for a receive
 // ring, no more than the memory it holds (at least the smallest class).
 func (r *byteRing) target() int32 {
 	if r.pool == nil {
@@ -148,7 +150,7 @@ func (r *byteRing) target() int32 {
 	}
 	t := r.limit
 	if t <= 0 {
-		t = int32(r.pool.bound)
+		t = int32(r.pool.initial)
 	}
 	if r.pool.rcv && r.pool.mem.under {
 		t = min(t, int32(max(len(r.buf), ringMin)))

@@ -1,8 +1,9 @@
 package stack
 
 // byteRing is a ring of bytes: a connection's send or receive buffer.
-// size bounds what it holds (TCPConfig.SendBuffer or ReceiveBuffer: the
-// receive window is offered against it); its memory is taken from the
+// size bounds what it holds (TCPConfig.SendBuffer or ReceiveBuffer at
+// first, grown by autotuning, tcp_autotune.go: the receive window is
+// offered against it); its memory is taken from the
 // stack's ringPool only as bytes need it, smallest class first, and
 // grown (the held bytes copied once into the next class) as more arrive,
 // so a half-open connection (a SYN flood fills a SYN queue with them)
@@ -24,18 +25,25 @@ type byteRing struct {
 	// want is the capacity the ring last held: taken again at once when
 	// it fills after a release, so a connection that moves bulk data does
 	// not grow its ring class by class each time it empties. (int32
-	// keeps TCPConn in its allocation size class.) limit, when set, is
-	// the connection's own bound (tcp_bufsize.go): size comes down to it
-	// as bytes leave, never by taking back room already offered.
+	// keeps TCPConn in its allocation size class.) limit is the
+	// connection's own bound: the pool's initial one, grown by
+	// autotuning (tcp_autotune.go) or set by the application
+	// (tcp_bufsize.go); size comes down to it as bytes leave, never by
+	// taking back room already offered.
 	size, want, limit int32
 }
 
-func (r *byteRing) init(size int, pool *ringPool) {
+// init readies the ring at the pool's initial bound (TCPConfig.SendBuffer
+// or ReceiveBuffer), which is also its limit until the application sets
+// one (tcp_bufsize.go) or autotuning grows it (tcp_autotune.go).
+func (r *byteRing) init(pool *ringPool) {
 	r.release()
+	size := pool.initial
+	r.limit = int32(size)
 	if pool.rcv && pool.mem.under {
 		size = min(size, ringMin) // under memory pressure: a small window
 	}
-	r.size, r.pool, r.want, r.limit = int32(size), pool, 0, 0
+	r.size, r.pool, r.want = int32(size), pool, 0
 }
 
 // bound is the most the ring holds.
@@ -178,30 +186,33 @@ func (r *byteRing) commit(n int) { r.n += n }
 const ringMin = 4 << 10
 
 // ringPool is a stack's free ring memory for one kind of ring (send or
-// receive), by size class: ringMin, twice that, ... and the configured
-// ring size as the largest. A ring takes the smallest class that holds
-// what it must; released memory is kept for the next ring, up to limit
-// bytes (beyond that it is left to the garbage collector), so that in
-// steady state no ring allocates.
+// receive), by size class: ringMin, twice that, ... and the largest
+// bound autotuning grows a ring to (TCPConfig.SendBufferMax or
+// ReceiveBufferMax) as the largest. A ring takes the smallest class that
+// holds what it must; released memory is kept for the next ring, up to
+// limit bytes (beyond that it is left to the garbage collector), so that
+// in steady state no ring allocates.
 //
 // The memory rings hold (TCPStats.RingBytes, both pools together) is
 // bounded by the stack's tcpMem: get refuses what would pass its limit.
 // The idle memory kept here is bounded on its own (limit).
 type ringPool struct {
-	bound int        // the largest class
-	free  [][][]byte // free[k]: idle buffers of class k
-	held  int        // bytes in free
-	limit int
-	mem   *tcpMem // RingBytes counts what rings hold
-	rcv   bool    // receive rings (the window is offered against them)
+	bound   int        // the largest class
+	initial int        // a new ring's bound (TCPConfig.SendBuffer or ReceiveBuffer)
+	free    [][][]byte // free[k]: idle buffers of class k
+	held    int        // bytes in free
+	limit   int
+	mem     *tcpMem // RingBytes counts what rings hold
+	rcv     bool    // receive rings (the window is offered against them)
 }
 
-func (p *ringPool) init(bound int, mem *tcpMem, rcv bool) {
-	p.bound, p.mem, p.rcv = bound, mem, rcv
+func (p *ringPool) init(initial, bound int, mem *tcpMem, rcv bool) {
+	p.initial, p.bound, p.mem, p.rcv = initial, bound, mem, rcv
 	p.free = make([][][]byte, p.class(bound)+1)
 	p.held = 0
-	// Enough for 16 rings of the largest class, and at least 1 MiB.
-	p.limit = max(16*bound, 1<<20)
+	// Enough for 16 rings of the initial bound or 2 of the largest
+	// class (rings autotuning grew), and at least 1 MiB.
+	p.limit = max(16*initial, 2*bound, 1<<20)
 }
 
 // class returns the smallest class holding n bytes.

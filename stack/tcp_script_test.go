@@ -573,8 +573,8 @@ var noOpts = &header.TCPOptions{}
 
 // passiveOpen is the start of many scripts: the peer's SYN (with opts) at
 // 0, the SYN-ACK, the peer's ACK at 100 ms. The stack's buffers are the
-// default 128 KiB: its SYN-ACK offers window 65535 and, if the SYN had
-// Window Scale, scale 2.
+// default 128 KiB, up to 4 MiB (ReceiveBufferMax): its SYN-ACK offers
+// window 65535 and, if the SYN had Window Scale, scale 7.
 func passiveOpen(opts *header.TCPOptions, synack *header.TCPOptions) []step {
 	return []step{
 		in(0, tseg{f: "S", seq: 0, opts: opts}),

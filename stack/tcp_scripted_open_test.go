@@ -184,20 +184,21 @@ func TestTCPScriptSYNCookieCarriesOptionsInTheTimestamp(t *testing.T) {
 		do(ms(100), as(5001)),
 		do(ms(100), func(h *tcpScript) { h.autoTS = true }),
 		in(ms(100), tseg{f: "S", seq: 0, win: 1000, opts: synOpts(1300, "ws7", "sack")}),
+		// Window Scale 7: for the default ReceiveBufferMax, 4 MiB.
 		out(ms(100), tseg{f: "S.", seq: 0, ack: 1, win: 65535, opts: &header.TCPOptions{HasMSS: true, MSS: 1460,
-			HasWindowScale: true, WindowScale: 2, SACKPermitted: true, HasTimestamps: true, TSEcr: 1000}}),
+			HasWindowScale: true, WindowScale: 7, SACKPermitted: true, HasTimestamps: true, TSEcr: 1000}}),
 		in(ms(200), tseg{f: ".", seq: 1, ack: 1, win: 1000}),
 		do(ms(200), wantState("ESTABLISHED")),
 		do(ms(200), func(h *tcpScript) {
 			c := h.conn
-			if !c.wsOK || c.sndShift != 7 || c.rcvShift != 2 || !c.sackOK || !c.tsOK || c.sndMSS != 1300 || c.sndWnd != 1000<<7 {
+			if !c.wsOK || c.sndShift != 7 || c.rcvShift != 7 || !c.sackOK || !c.tsOK || c.sndMSS != 1300 || c.sndWnd != 1000<<7 {
 				h.t.Fatalf("cookie connection: ws %v %d/%d sack %v ts %v mss %d wnd %d",
 					c.wsOK, c.sndShift, c.rcvShift, c.sackOK, c.tsOK, c.sndMSS, c.sndWnd)
 			}
 		}),
 		// Out-of-order data gets a SACK block.
 		in(ms(300), tseg{f: ".", seq: 101, ack: 1, win: 1000, n: 100}),
-		out(ms(300), tseg{f: ".", seq: 1, ack: 1, win: (131072 - 0) >> 2, sack: [][2]int64{{101, 201}}}),
+		out(ms(300), tseg{f: ".", seq: 1, ack: 1, win: (131072 - 0) >> 7, sack: [][2]int64{{101, 201}}}),
 	})
 }
 
@@ -216,14 +217,16 @@ func TestTCPScriptOptionNegotiationPassive(t *testing.T) {
 		{"no options", &header.TCPOptions{}, false, synOpts(1460), 536, 65535, nil},
 		{"MSS", synOpts(1000), false, synOpts(1460), 1000, 65535, nil},
 		{"tiny MSS is raised to 64", synOpts(10), false, synOpts(1460), 64, 65535, nil},
-		{"window scale", synOpts(1460, "ws7"), false, synOpts(1460, "ws2"), 1460, (131072 - 10) >> 2,
+		// Our scale is 7, for the default ReceiveBufferMax (4 MiB); the
+		// window starts at the default ReceiveBuffer (128 KiB).
+		{"window scale", synOpts(1460, "ws7"), false, synOpts(1460, "ws7"), 1460, (131072 - 10) >> 7,
 			func(c *TCPConn) error {
 				if c.sndWnd != 65535<<7 {
 					return fmt.Errorf("send window %d, want the peer's 65535<<7", c.sndWnd)
 				}
 				return nil
 			}},
-		{"window scale above 14 is 14", synOpts(1460, "ws15"), false, synOpts(1460, "ws2"), 1460, (131072 - 10) >> 2,
+		{"window scale above 14 is 14", synOpts(1460, "ws15"), false, synOpts(1460, "ws7"), 1460, (131072 - 10) >> 7,
 			func(c *TCPConn) error {
 				if c.sndShift != 14 {
 					return fmt.Errorf("shift %d", c.sndShift)
@@ -238,8 +241,8 @@ func TestTCPScriptOptionNegotiationPassive(t *testing.T) {
 				return nil
 			}},
 		{"timestamps", synOpts(1460), true, &header.TCPOptions{HasMSS: true, MSS: 1460, HasTimestamps: true, TSEcr: 1000}, 1448, 65535, nil},
-		{"all", synOpts(1460, "ws7", "sack"), true, &header.TCPOptions{HasMSS: true, MSS: 1460, HasWindowScale: true, WindowScale: 2,
-			SACKPermitted: true, HasTimestamps: true, TSEcr: 1000}, 1448, (131072 - 10) >> 2, nil},
+		{"all", synOpts(1460, "ws7", "sack"), true, &header.TCPOptions{HasMSS: true, MSS: 1460, HasWindowScale: true, WindowScale: 7,
+			SACKPermitted: true, HasTimestamps: true, TSEcr: 1000}, 1448, (131072 - 10) >> 7, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newTCPScript(t, nil)
@@ -274,7 +277,8 @@ func TestTCPScriptOptionNegotiationPassive(t *testing.T) {
 // Option negotiation on an active open: the stack offers everything;
 // what the SYN-ACK leaves out is off.
 func TestTCPScriptOptionNegotiationActive(t *testing.T) {
-	offer := &header.TCPOptions{HasMSS: true, MSS: 1460, HasWindowScale: true, WindowScale: 2, SACKPermitted: true, HasTimestamps: true}
+	// Window Scale 7: for the default ReceiveBufferMax, 4 MiB.
+	offer := &header.TCPOptions{HasMSS: true, MSS: 1460, HasWindowScale: true, WindowScale: 7, SACKPermitted: true, HasTimestamps: true}
 	for _, tc := range []struct {
 		name    string
 		synack  *header.TCPOptions
@@ -285,7 +289,7 @@ func TestTCPScriptOptionNegotiationActive(t *testing.T) {
 	}{
 		{"peer without options", &header.TCPOptions{}, false, 65535, noOpts, 536},
 		{"peer with MSS only", synOpts(1000), false, 65535, noOpts, 1000},
-		{"peer with everything", synOpts(1000, "ws3", "sack"), true, 131072 >> 2, &header.TCPOptions{HasTimestamps: true, TSEcr: 1000}, 988},
+		{"peer with everything", synOpts(1000, "ws3", "sack"), true, 131072 >> 7, &header.TCPOptions{HasTimestamps: true, TSEcr: 1000}, 988},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newTCPScript(t, nil)

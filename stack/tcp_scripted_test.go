@@ -214,7 +214,7 @@ func TestTCPScriptSimultaneousOpen(t *testing.T) {
 	h.run([]step{
 		do(0, func(h *tcpScript) { h.dial(TCPConnOptions{}) }),
 		out(0, tseg{f: "S", seq: 0, win: 65535, opts: &header.TCPOptions{HasMSS: true, MSS: 1460,
-			HasWindowScale: true, WindowScale: 2, SACKPermitted: true, HasTimestamps: true}}),
+			HasWindowScale: true, WindowScale: 7, SACKPermitted: true, HasTimestamps: true}}), // 7: for ReceiveBufferMax
 		in(ms(50), tseg{f: "S", seq: 0, opts: synOpts(1000)}),
 		out(ms(50), tseg{f: "S.", seq: 0, ack: 1, win: 65535, opts: synOpts(1460)}),
 		do(ms(50), wantState("SYN-RECEIVED")),

@@ -173,9 +173,11 @@ func (p *plugin) tcpConfig() stack.TCPConfig {
 		DelayedACK: 40 * time.Millisecond,
 		QuickACKs:  16, // TCP_MAX_QUICKACKS
 		// Linux's tcp_rmem/tcp_wmem defaults before defaults.sh runs.
-		ReceiveBuffer: 6 << 20,
-		SendBuffer:    256 << 10,
-		Ports:         p,
+		ReceiveBuffer:    6 << 20,
+		ReceiveBufferMax: 6 << 20,
+		SendBuffer:       256 << 10,
+		SendBufferMax:    4 << 20,
+		Ports:            p,
 	}
 	p.sysctls = make(map[string]string)
 	get := func(name string) (string, bool) {
@@ -192,19 +194,28 @@ func (p *plugin) tcpConfig() stack.TCPConfig {
 		cfg.DisableSACK = true
 	}
 	// Linux derives its window scale from the largest receive buffer
-	// (tcp_rmem[2]) and the stack from ReceiveBuffer, so the largest one
-	// gives the same scale (8 for defaults.sh's 15 MiB).
+	// (tcp_rmem[2]) and the stack from ReceiveBufferMax, so the largest
+	// one gives the same scale (8 for defaults.sh's 15 MiB). The initial
+	// bound is the largest too: the windows the scripts expect are those
+	// of a receive buffer that autotuning has no need to grow.
 	if v, ok := get("tcp_rmem"); ok {
 		if f := strings.Fields(v); len(f) == 3 {
 			if n, err := strconv.Atoi(f[2]); err == nil && n >= 1024 {
 				cfg.ReceiveBuffer = min(n, 1<<30)
+				cfg.ReceiveBufferMax = cfg.ReceiveBuffer
 			}
 		}
 	}
+	// The send buffer starts at tcp_wmem[1] and grows up to tcp_wmem[2],
+	// as Linux's does.
 	if v, ok := get("tcp_wmem"); ok {
 		if f := strings.Fields(v); len(f) == 3 {
 			if n, err := strconv.Atoi(f[1]); err == nil && n >= 1024 {
 				cfg.SendBuffer = min(n, 1<<30)
+				cfg.SendBufferMax = max(cfg.SendBuffer, cfg.SendBufferMax)
+				if m, err := strconv.Atoi(f[2]); err == nil {
+					cfg.SendBufferMax = max(cfg.SendBuffer, min(m, 1<<30))
+				}
 			}
 		}
 	}

@@ -283,3 +283,19 @@ func TestBlockingOnMainThreadGivesUp(t *testing.T) {
 		t.Fatal("accept on the main thread hung")
 	}
 }
+
+// TestBufferSysctlsMapOntoTheBounds: tcp_rmem[2] is both the initial
+// receive bound and the most (the windows scripts expect are those of a
+// buffer autotuning has no need to grow, and the scale is Linux's), and
+// the send buffer starts at tcp_wmem[1] and may grow to tcp_wmem[2].
+func TestBufferSysctlsMapOntoTheBounds(t *testing.T) {
+	p, _ := newTestPlugin(t, map[string]string{"tcp_rmem": "4096 540000 15728640", "tcp_wmem": "4096 16384 4194304"})
+	cfg := p.tcpConfig()
+	if cfg.ReceiveBuffer != 15728640 || cfg.ReceiveBufferMax != 15728640 || cfg.SendBuffer != 16384 || cfg.SendBufferMax != 4194304 {
+		t.Errorf("receive %d up to %d, send %d up to %d", cfg.ReceiveBuffer, cfg.ReceiveBufferMax, cfg.SendBuffer, cfg.SendBufferMax)
+	}
+	p, _ = newTestPlugin(t, map[string]string{"tcp_rmem": "4096 87380 1048576"})
+	if cfg := p.tcpConfig(); cfg.ReceiveBufferMax != 1<<20 {
+		t.Errorf("tcp_rmem max 1 MiB: ReceiveBufferMax %d", cfg.ReceiveBufferMax)
+	}
+}
