@@ -811,6 +811,12 @@ type TCPConn struct {
 	rcvShift    uint8 // our window scale
 	wsOK        bool  // both SYNs carried Window Scale
 	lastAckSent uint32
+	// rcvAdvEdge is the furthest right edge of the window we advertised
+	// (RCV.NXT + window): a window scaled down rounds the edge back by up
+	// to 2^rcvShift-1 bytes when RCV.NXT moves, and a peer may send up to
+	// what it was offered, so acceptable takes that much in (RFC 9293
+	// 3.8.6: the receiver should not shrink the window).
+	rcvAdvEdge uint32
 
 	// Options both sides agreed on.
 	sackOK, tsOK bool

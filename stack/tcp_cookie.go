@@ -182,7 +182,7 @@ func (l *TCPListener) cookieACK(id tcpTuple, seg *tcpSegment) *TCPConn {
 	c.iss = seg.ack - 1
 	c.sndUna, c.sndNxt, c.sndMax = seg.ack, seg.ack, seg.ack
 	c.tsOffset = l.t.tsOffset(id)
-	c.irs, c.rcvNxt, c.lastAckSent = peerISN, seg.seq, seg.seq
+	c.irs, c.rcvNxt, c.lastAckSent, c.rcvAdvEdge = peerISN, seg.seq, seg.seq, seg.seq
 	c.sndMSS = min(t.localMSS(), int(cookieMSS[idx]))
 	o := &seg.opts
 	c.wsOK, c.sndShift, c.rcvShift = false, 0, 0

@@ -183,7 +183,7 @@ func (l *TCPListener) input(id tcpTuple, seg *tcpSegment) DropReason {
 func (c *TCPConn) takeSYN(seg *tcpSegment) {
 	c.irs = seg.seq
 	c.rcvNxt = seg.seq + 1
-	c.lastAckSent = c.rcvNxt
+	c.lastAckSent, c.rcvAdvEdge = c.rcvNxt, c.rcvNxt
 	o := &seg.opts
 	// RFC 9293 3.7.1: 536 when the peer announces no MSS.
 	mss := 536
@@ -489,6 +489,10 @@ func (c *TCPConn) acceptable(seg *tcpSegment) bool {
 	wnd := uint32(c.rcvWindow())
 	if c.synchronized() && c.wsOK {
 		wnd <<= c.rcvShift
+	}
+	if c.synchronized() && seqGT(c.rcvAdvEdge, c.rcvNxt+wnd) {
+		// The edge offered before the scaled window rounded it back.
+		wnd = c.rcvAdvEdge - c.rcvNxt
 	}
 	n := seg.seqLen()
 	if c.state == tcpTimeWait {

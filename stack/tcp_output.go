@@ -117,7 +117,17 @@ func (c *TCPConn) options(o *header.TCPOptions) *header.TCPOptions {
 // window.
 func (c *TCPConn) emit(seq uint32, flags header.TCPFlags, n int) (*nicq.Buf, []byte) {
 	var o header.TCPOptions
-	return c.t.segment(c.id, seq, c.rcvNxt, flags, c.rcvWindow(), c.options(&o), n, c.sndMSS)
+	wnd := c.rcvWindow()
+	if c.synchronized() {
+		edge := c.rcvNxt + uint32(wnd)
+		if c.wsOK {
+			edge = c.rcvNxt + uint32(wnd)<<c.rcvShift
+		}
+		if seqGT(edge, c.rcvAdvEdge) || seqLT(c.rcvAdvEdge, c.rcvNxt) {
+			c.rcvAdvEdge = edge
+		}
+	}
+	return c.t.segment(c.id, seq, c.rcvNxt, flags, wnd, c.options(&o), n, c.sndMSS)
 }
 
 // transmit sends a segment built by emit; as it carries our ACK, any owed
