@@ -128,6 +128,15 @@ func (s *Stack) deliverIPv4(b *nicq.Buf) {
 // sendIPv4 puts an IPv4 header in front of the transport payload in b and
 // sends it towards dst, fragmenting it if it exceeds the path MTU.
 func (s *Stack) sendIPv4(b *nicq.Buf, protocol uint8, dst [4]byte) error {
+	return s.sendIPv4DF(b, protocol, dst, false)
+}
+
+// sendIPv4DF is sendIPv4 with Don't Fragment set when df is (TCP's path
+// MTU discovery, RFC 1191: a router answers a datagram too big for the
+// next hop with the MTU it takes, instead of fragmenting it). A datagram
+// already larger than the path MTU this stack knows (a segment built
+// before the MTU came down) is still fragmented here, without DF.
+func (s *Stack) sendIPv4DF(b *nicq.Buf, protocol uint8, dst [4]byte, df bool) error {
 	nextHop, ok := s.routes.nextHop(dst)
 	if !ok {
 		s.drop(b, DropNoRoute)
@@ -141,7 +150,11 @@ func (s *Stack) sendIPv4(b *nicq.Buf, protocol uint8, dst [4]byte) error {
 	mtu := s.pmtu.lookup(dst, s.cfg.MTU, s.now)
 	s.ipID++
 	if total <= mtu {
-		s.encodeIPv4(bufPush(b, header.IPv4MinimumSize), total, s.ipID, 0, 0, protocol, dst)
+		var flags uint8
+		if df {
+			flags = header.IPv4FlagDontFragment
+		}
+		s.encodeIPv4(bufPush(b, header.IPv4MinimumSize), total, s.ipID, flags, 0, protocol, dst)
 		s.outputIPv4(b, nextHop)
 		return nil
 	}

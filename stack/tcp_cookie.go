@@ -183,7 +183,7 @@ func (l *TCPListener) cookieACK(id tcpTuple, seg *tcpSegment) *TCPConn {
 	c.sndUna, c.sndNxt, c.sndMax = seg.ack, seg.ack, seg.ack
 	c.tsOffset = l.t.tsOffset(id)
 	c.irs, c.rcvNxt, c.lastAckSent, c.rcvAdvEdge = peerISN, seg.seq, seg.seq, seg.seq
-	c.sndMSS = min(t.localMSS(), int(cookieMSS[idx]))
+	c.sndMSS = min(t.localMSS(), int(cookieMSS[idx]), t.s.PathMTU(id.remoteAddr)-40)
 	o := &seg.opts
 	c.wsOK, c.sndShift, c.rcvShift = false, 0, 0
 	if o.HasTimestamps && o.TSEcr&cookieTSMarker != 0 && !t.cfg.DisableTimestamps {

@@ -55,7 +55,7 @@ func (t *tcpTable) send(id tcpTuple, b *nicq.Buf) {
 	seg := header.TCP(bufData(b))
 	seg.SetChecksum(seg.ComputeChecksum(checksum.PseudoHeaderIPv4(id.localAddr, id.remoteAddr, header.ProtocolTCP, uint16(len(seg)))))
 	t.stats.SegmentsOut++
-	t.s.sendIPv4(b, header.ProtocolTCP, id.remoteAddr)
+	t.s.sendIPv4DF(b, header.ProtocolTCP, id.remoteAddr, true)
 }
 
 // sendReset answers a segment that belongs to no connection (RFC 9293
