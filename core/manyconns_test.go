@@ -2,6 +2,7 @@ package core
 
 import (
 	"flag"
+	"fmt"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -22,24 +23,30 @@ const manyConnsPerClient = 20000
 // manyConnsMsg is each request's and response's size.
 const manyConnsMsg = 32
 
-// manyConnsCore is one client core's connections: every one keeps one
-// request in flight, sending the next as soon as the echo is in.
+// manyConnsCore is one client core's connections. The active ones keep a
+// request in flight, sending the next as soon as the echo is in; the idle
+// ones make one exchange when they open and then stay open without
+// traffic, as the many keep-alive connections of a real server do.
 type manyConnsCore struct {
-	established, done atomic.Int64
-	failed            atomic.Int64
-	msg               [manyConnsMsg]byte
+	established, done, idleDone atomic.Int64
+	failed                      atomic.Int64
+	msg                         [manyConnsMsg]byte
 }
 
-func (mc *manyConnsCore) dial(s *stack.Stack, n int) {
+func (mc *manyConnsCore) dial(s *stack.Stack, n int, idle bool) {
+	handler := mc.onActive
+	if idle {
+		handler = mc.onIdle
+	}
 	for range n {
-		_, err := s.DialTCP(addrA, 7, stack.TCPConnOptions{NoDelay: true, OnEvent: mc.onEvent})
+		_, err := s.DialTCP(addrA, 7, stack.TCPConnOptions{NoDelay: true, OnEvent: handler})
 		if err != nil {
 			mc.failed.Add(1)
 		}
 	}
 }
 
-func (mc *manyConnsCore) onEvent(c *stack.TCPConn, ev stack.TCPEvent) {
+func (mc *manyConnsCore) onActive(c *stack.TCPConn, ev stack.TCPEvent) {
 	switch ev {
 	case stack.TCPEventEstablished:
 		mc.established.Add(1)
@@ -55,14 +62,32 @@ func (mc *manyConnsCore) onEvent(c *stack.TCPConn, ev stack.TCPEvent) {
 	}
 }
 
+func (mc *manyConnsCore) onIdle(c *stack.TCPConn, ev stack.TCPEvent) {
+	switch ev {
+	case stack.TCPEventEstablished:
+		mc.established.Add(1)
+		c.Write(mc.msg[:])
+	case stack.TCPEventReadable:
+		if c.Buffered() >= manyConnsMsg {
+			c.Discard(manyConnsMsg)
+			mc.idleDone.Add(1)
+		}
+	case stack.TCPEventClosed:
+		mc.failed.Add(1)
+	}
+}
+
 // TestManyConnectionsKeepTheirRate opens many connections over the mem
-// wire from several client runtimes to a 2-core echo server, every one
-// with a request in flight, and checks that the server's rate with all of
-// them open stays within a stated share of its rate with the first 500,
-// and that the process's memory per connection (both ends: the client's
-// stack and the server's) stays under a stated bound. The long form
-// (-many-conns 100000) opens 100 000: no file-descriptor limit applies to
-// the mem wire.
+// wire from several client runtimes to a 2-core echo server: 500 active
+// ones, each with a request in flight, and then the rest, each making one
+// exchange and staying open idle. The server's rate on the active ones
+// with all the others open must stay within a stated share of its rate
+// before they opened (an idle connection costs the busy ones nothing: no
+// scan, no timer work per connection), every idle one must have been
+// served, and the process's memory per idle connection (both ends: the
+// client's stack and the server's) must stay under a stated bound. The
+// long form (-many-conns 100000) opens 100 000: no file-descriptor limit
+// applies to the mem wire.
 func TestManyConnectionsKeepTheirRate(t *testing.T) {
 	requireTwoCPUs(t)
 	total := *manyConns
@@ -107,7 +132,7 @@ func TestManyConnectionsKeepTheirRate(t *testing.T) {
 	done := func() int64 { return sum(func(mc *manyConnsCore) int64 { return mc.done.Load() }) }
 	// open brings the connections up to n, a batch per client core at a
 	// time so the server's SYN queue is not what the test measures.
-	open := func(n int) {
+	open := func(n int, idle bool) {
 		t.Helper()
 		const batch = 250
 		deadline := time.Now().Add(time.Duration(n/1000+30) * time.Second)
@@ -122,7 +147,7 @@ func TestManyConnectionsKeepTheirRate(t *testing.T) {
 				for c := range rt.NumCores() {
 					mc := cores[k]
 					k++
-					if err := rt.DoWait(ctxT(t), c, func(s *stack.Stack) { mc.dial(s, per) }); err != nil {
+					if err := rt.DoWait(ctxT(t), c, func(s *stack.Stack) { mc.dial(s, per, idle) }); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -148,18 +173,21 @@ func TestManyConnectionsKeepTheirRate(t *testing.T) {
 		runtime.ReadMemStats(&ms)
 		return ms.HeapInuse + ms.StackInuse
 	}
-	open(base)
+	open(base, false)
 	rate(300 * time.Millisecond) // warm up
 	baseRate := rate(time.Second)
 	heap0 := heap()
-	open(total)
+	open(total, true)
 	if f := sum(func(mc *manyConnsCore) int64 { return mc.failed.Load() }); f != 0 {
 		t.Fatalf("%d connections failed or closed", f)
 	}
 	openAt := established()
-	rate(time.Second) // every connection's first exchanges
+	idle := openAt - base
+	waitFor(t, 30*time.Second, func() string {
+		return fmt.Sprintf("every idle connection's exchange (%d of %d)", sum(func(mc *manyConnsCore) int64 { return mc.idleDone.Load() }), idle)
+	}, func() bool { return sum(func(mc *manyConnsCore) int64 { return mc.idleDone.Load() }) == idle })
 	allRate := rate(2 * time.Second)
-	perConn := float64(heap()-heap0) / float64(openAt-base)
+	perConn := float64(heap()-heap0) / float64(idle)
 	var ring, rexmit uint64
 	for c := range srv.NumCores() {
 		srv.DoWait(ctxT(t), c, func(s *stack.Stack) { ring += s.TCPStats().RingBytes; rexmit += s.TCPStats().Retransmits })
@@ -170,23 +198,23 @@ func TestManyConnectionsKeepTheirRate(t *testing.T) {
 		}
 	}
 	t.Logf("drops: server %s, clients %s; retransmissions %d", nonZeroDrops(srv), nonZeroDrops(rts[0]), rexmit)
-	t.Logf("%d connections from %d client runtimes: %.0f exchanges/s with %d open, %.0f/s with %d (%.2fx); "+
-		"process memory %.1f KiB per connection (both ends), the server's rings %.1f KiB per connection",
-		openAt, clients, baseRate, base, allRate, openAt, allRate/baseRate, perConn/1024, float64(ring)/float64(openAt)/1024)
-	// The bounds. Memory: both ends' stacks, each connection with its
-	// request in flight (the rings are held while bytes are), against the
-	// kernel's 4 KiB + 87 KiB of default socket buffers per end. Rate: on
-	// this wire every exchange runs both ends' TCP in this process on the
-	// same 2 CPUs, and 8 times the connections spill both ends'
-	// connection state out of the caches (measured on 2026-12-07: 0.44 to
-	// 0.55 of the rate at 500 with 4000 open); what the bound catches is
-	// a cost that grows with the connections, such as a scan over them,
-	// which would take the rate far lower.
-	const minShare, maxKiB = 0.3, 24.0
+	t.Logf("%d connections from %d client runtimes: %.0f exchanges/s on %d active ones alone, %.0f/s with %d idle ones open beside them (%.2fx); "+
+		"process memory %.1f KiB per idle connection (both ends), the server's rings %.1f KiB per connection",
+		openAt, clients, baseRate, base, allRate, idle, allRate/baseRate, perConn/1024, float64(ring)/float64(openAt)/1024)
+	// The bounds. Memory: both ends' stacks per idle connection (its
+	// TCPConn and table entry; rings go back to the pools when empty),
+	// against the kernel's few KiB of socket per end before any buffer.
+	// Rate: the active connections' exchanges must not pay for the idle
+	// ones (measured on 2026-12-07: 0.90 with 3500 idle, 1.09 with 19 500,
+	// 1.31 with 99 500, on a machine shared with other work); the bound
+	// leaves room for that noise and catches a cost that grows with the
+	// connections, such as a scan over them or a timer per connection
+	// per tick.
+	const minShare, maxKiB = 0.6, 8.0
 	if allRate < minShare*baseRate {
-		t.Errorf("rate with %d connections is %.2f of the rate with %d; want at least %.2f", openAt, allRate/baseRate, base, minShare)
+		t.Errorf("the %d active connections' rate with %d idle ones open is %.2f of their rate alone; want at least %.2f", base, idle, allRate/baseRate, minShare)
 	}
 	if perConn/1024 > maxKiB {
-		t.Errorf("%.1f KiB of process memory per connection; want at most %.0f", perConn/1024, maxKiB)
+		t.Errorf("%.1f KiB of process memory per idle connection; want at most %.0f", perConn/1024, maxKiB)
 	}
 }
