@@ -34,10 +34,7 @@ type manyConnsCore struct {
 }
 
 func (mc *manyConnsCore) dial(s *stack.Stack, n int, idle bool) {
-	handler := mc.onActive
-	if idle {
-		handler = mc.onIdle
-	}
+	handler := func(c *stack.TCPConn, ev stack.TCPEvent) { mc.onEvent(c, ev, idle) }
 	for range n {
 		_, err := s.DialTCP(addrA, 7, stack.TCPConnOptions{NoDelay: true, OnEvent: handler})
 		if err != nil {
@@ -46,7 +43,7 @@ func (mc *manyConnsCore) dial(s *stack.Stack, n int, idle bool) {
 	}
 }
 
-func (mc *manyConnsCore) onActive(c *stack.TCPConn, ev stack.TCPEvent) {
+func (mc *manyConnsCore) onEvent(c *stack.TCPConn, ev stack.TCPEvent, idle bool) {
 	switch ev {
 	case stack.TCPEventEstablished:
 		mc.established.Add(1)
@@ -54,23 +51,12 @@ func (mc *manyConnsCore) onActive(c *stack.TCPConn, ev stack.TCPEvent) {
 	case stack.TCPEventReadable:
 		for c.Buffered() >= manyConnsMsg {
 			c.Discard(manyConnsMsg)
+			if idle {
+				mc.idleDone.Add(1)
+				return
+			}
 			mc.done.Add(1)
 			c.Write(mc.msg[:])
-		}
-	case stack.TCPEventClosed:
-		mc.failed.Add(1)
-	}
-}
-
-func (mc *manyConnsCore) onIdle(c *stack.TCPConn, ev stack.TCPEvent) {
-	switch ev {
-	case stack.TCPEventEstablished:
-		mc.established.Add(1)
-		c.Write(mc.msg[:])
-	case stack.TCPEventReadable:
-		if c.Buffered() >= manyConnsMsg {
-			c.Discard(manyConnsMsg)
-			mc.idleDone.Add(1)
 		}
 	case stack.TCPEventClosed:
 		mc.failed.Add(1)
