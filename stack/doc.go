@@ -1,7 +1,10 @@
 // Package stack is one TCP/IP stack instance, owned by one core: Ethernet,
 // ARP, IPv4 with fragmentation and reassembly, ICMP, UDP, TCP (tcp*.go; its
 // design notes are at the top of tcp.go), the routing table, the neighbour
-// cache, the per-core timer wheel and the socket tables. It must not share anything with another stack instance.
+// cache, the per-core timer wheel and the socket tables; and a first slice
+// of IPv6 (ipv6.go, icmpv6.go, ndp.go): with Config.Addrs6 it answers echo
+// requests and neighbour solicitations and counts and drops the rest. It
+// must not share anything with another stack instance.
 //
 // A stack is a deterministic state machine. Frames come in through Input,
 // time through Advance (which reads only the Clock in its Config), and

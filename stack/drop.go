@@ -53,7 +53,8 @@ const (
 	DropICMPUnmatched
 	// DropTooBig: a datagram larger than IPv4 allows.
 	DropTooBig
-	// DropNotSupported: IPv6 and other protocols not built yet.
+	// DropNotSupported: IPv6 on a stack without Config.Addrs6, and other
+	// protocols not built yet.
 	DropNotSupported
 
 	// DropTCPOutOfWindow: a segment outside the receive window (answered
@@ -93,6 +94,37 @@ const (
 	// the peer sends it again.
 	DropTCPMemory
 
+	// DropIPv6BadHeader: an IPv6 fixed header that is truncated, of
+	// another version, or whose Payload Length runs past the frame.
+	DropIPv6BadHeader
+	// DropIPv6NotForUs: an IPv6 packet to an address that is not ours (nor
+	// the solicited-node group of one, nor all-nodes), or a neighbour
+	// solicitation for a target that is not ours.
+	DropIPv6NotForUs
+	// DropIPv6BadExtension: an extension header chain RFC 8200 4 refuses
+	// (truncated, too long, an unknown option whose type says discard,
+	// a Routing header with segments left, a bad fragment); answered with
+	// a Parameter Problem where the RFC asks for one.
+	DropIPv6BadExtension
+	// DropIPv6UnknownNextHeader: a Next Header this stack does not know,
+	// or a Hop-by-Hop header not first (Parameter Problem code 1).
+	DropIPv6UnknownNextHeader
+	// DropIPv6FragmentUnsupported: an IPv6 fragment; reassembly is later
+	// work.
+	DropIPv6FragmentUnsupported
+	// DropIPv6UnsupportedProtocol: TCP or UDP over IPv6 (later work), or
+	// a packet with No Next Header.
+	DropIPv6UnsupportedProtocol
+	// DropICMPv6BadChecksum: an ICMPv6 message whose checksum (over the
+	// IPv6 pseudo-header) does not verify.
+	DropICMPv6BadChecksum
+	// DropICMPv6Unhandled: an ICMPv6 message this stack does not act on
+	// yet: echo replies, errors, redirects, router solicitations.
+	DropICMPv6Unhandled
+	// DropNDPInvalid: a neighbour discovery message that fails RFC 4861's
+	// validity checks (header.ValidateNDP).
+	DropNDPInvalid
+
 	// NumDropReasons is the number of DropReason values.
 	NumDropReasons
 )
@@ -108,6 +140,10 @@ var stackDropNames = [...]string{
 	"tcp_syn_queue_full", "tcp_accept_queue_full", "tcp_out_of_order_full",
 	"tcp_bad_cookie", "tcp_too_many_conns", "tcp_ignored",
 	"tcp_syn_cookie_rate", "tcp_memory",
+	"ipv6_bad_header", "ipv6_not_for_us", "ipv6_bad_extension",
+	"ipv6_unknown_next_header", "ipv6_fragment_unsupported",
+	"ipv6_unsupported_protocol", "icmpv6_bad_checksum", "icmpv6_unhandled",
+	"ndp_invalid",
 }
 
 // String returns the reason in snake case, fit for a metric label value.

@@ -32,6 +32,13 @@ type Config struct {
 	Addr netip.Prefix
 	// Gateway, if valid, is the default route's next hop.
 	Gateway netip.Addr
+	// Addrs6 are the interface's IPv6 addresses with their prefixes, e.g.
+	// 2001:db8::1/64. With any, IPv6 is on: the link-local address formed
+	// from MAC (fe80::/64 and its modified EUI-64) is ours too, and the
+	// stack answers echo requests and neighbour solicitations for them
+	// (ipv6.go); MTU must then be at least 1280. Without, IPv6 frames are
+	// dropped as not_supported.
+	Addrs6 []netip.Prefix
 	// MTU is the largest IPv4 datagram on the link (default 1500).
 	MTU int
 	// Clock is the stack's time source (required).
@@ -88,6 +95,11 @@ type Config struct {
 	// from the wire, so the runtime can replicate it to the other cores
 	// (which call LearnNeighbour).
 	OnNeighbour func(ip [4]byte, mac header.MAC)
+	// OnNeighbour6 is OnNeighbour for the IPv6 neighbour cache: called
+	// for each link-layer address learned or confirmed from the wire (a
+	// neighbour solicitation to us, an advertisement that updates an
+	// entry); the other cores call LearnNeighbour6.
+	OnNeighbour6 func(ip [16]byte, mac header.MAC)
 	// OnEchoReply is called for each ICMP echo reply addressed to us.
 	OnEchoReply func(from [4]byte, id, seq uint16, payload []byte)
 	// Warn, if set, receives the first few drops that point at a problem
@@ -147,6 +159,13 @@ type Stats struct {
 	// sum): frames from a peer on this host.
 	PartialChecksums uint64
 
+	// IPv6 (ipv6.go, icmpv6.go, ndp.go): echo replies and errors sent,
+	// neighbour solicitations for our addresses (each answered by an
+	// advertisement sent), neighbour and router advertisements received.
+	ICMPv6EchoRepliesSent, ICMPv6ErrorsSent   uint64
+	NeighbourSolicitsIn, NeighbourAdvertsSent uint64
+	NeighbourAdvertsIn, RouterAdvertsIn       uint64
+
 	Drops [NumDropReasons]uint64
 }
 
@@ -171,6 +190,7 @@ type Stack struct {
 	tcp    tcpTable
 	icmp   icmpLimiter
 	pmtu   pmtuCache
+	ip6    ipv6State
 
 	tx    []*nicq.Buf
 	ipID  uint16
@@ -211,6 +231,9 @@ func New(cfg Config) (*Stack, error) {
 		if err := s.routes.add(netip.MustParsePrefix("0.0.0.0/0"), cfg.Gateway); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 		}
+	}
+	if err := s.initIPv6(); err != nil {
+		return nil, err
 	}
 	s.tx = make([]*nicq.Buf, 0, cfg.TxQueue)
 	s.neigh.init(s)
@@ -359,7 +382,7 @@ func (s *Stack) inputFrame(b *nicq.Buf) {
 		return
 	}
 	dst := eth.Destination()
-	if dst != s.mac && !dst.IsBroadcast() {
+	if dst != s.mac && !dst.IsBroadcast() && !(s.ip6.enabled && s.ip6.acceptsMAC(dst)) {
 		s.drop(b, DropNotForUs)
 		return
 	}
@@ -376,7 +399,7 @@ func (s *Stack) inputFrame(b *nicq.Buf) {
 	case header.EtherTypeIPv4:
 		s.inputIPv4(b, srcMAC, dst.IsBroadcast())
 	case header.EtherTypeIPv6:
-		s.drop(b, DropNotSupported)
+		s.inputIPv6(b, srcMAC, dst.IsMulticast())
 	default:
 		s.drop(b, DropUnknownEtherType)
 	}

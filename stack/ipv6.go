@@ -1,0 +1,298 @@
+// IPv6 (RFC 8200), a first slice: a stack given Config.Addrs6 answers
+// ping6 (icmpv6.go) and neighbour discovery (ndp.go) on those addresses and
+// on the link-local address formed from its MAC, and counts and drops what
+// it does not handle yet. TCP and UDP over IPv6, fragment reassembly,
+// duplicate address detection of our own addresses, router discovery and
+// sending neighbour solicitations are later work.
+
+package stack
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/mkstack/mkstack/nicq"
+	"github.com/mkstack/mkstack/stack/header"
+)
+
+// defaultHopLimit is the Hop Limit of IPv6 packets we originate, other than
+// NDP's (RFC 8200 leaves it to the node; 64 as Linux and as our IPv4 TTL).
+const defaultHopLimit = 64
+
+// ipv6State is a stack's IPv6 configuration and state. Its zero value is
+// IPv6 off: every IPv6 frame is dropped as not_supported, as before IPv6.
+type ipv6State struct {
+	enabled bool
+	// addrs are our unicast addresses, the link-local one first.
+	addrs [][16]byte
+	// macs are the Ethernet groups we listen to: all-nodes and the
+	// solicited-node group of each address (RFC 4861 7.2.1).
+	macs  []header.MAC
+	neigh neighbour6Table
+}
+
+// linkLocal returns our link-local address.
+func (st *ipv6State) linkLocal() [16]byte { return st.addrs[0] }
+
+// isOurs reports whether a is one of our unicast addresses.
+func (st *ipv6State) isOurs(a [16]byte) bool {
+	for i := range st.addrs {
+		if st.addrs[i] == a {
+			return true
+		}
+	}
+	return false
+}
+
+// acceptsDestination reports whether a packet to dst is for us: one of our
+// addresses, the solicited-node group of one, or all-nodes.
+func (st *ipv6State) acceptsDestination(dst [16]byte) bool {
+	if !header.IsIPv6Multicast(dst) {
+		return st.isOurs(dst)
+	}
+	if dst == header.IPv6AllNodesMulticast {
+		return true
+	}
+	for i := range st.addrs {
+		if header.SolicitedNodeMulticast(st.addrs[i]) == dst {
+			return true
+		}
+	}
+	return false
+}
+
+// acceptsMAC reports whether a frame to the multicast Ethernet address m is
+// for one of the groups we listen to.
+func (st *ipv6State) acceptsMAC(m header.MAC) bool {
+	for _, g := range st.macs {
+		if g == m {
+			return true
+		}
+	}
+	return false
+}
+
+// sourceFor returns the address we answer a packet sent to dst from: dst
+// itself when it is one of ours, else (a multicast group) the link-local
+// address.
+func (st *ipv6State) sourceFor(dst [16]byte) [16]byte {
+	if st.isOurs(dst) {
+		return dst
+	}
+	return st.linkLocal()
+}
+
+// initIPv6 checks and installs cfg.Addrs6; with none, IPv6 stays off.
+func (s *Stack) initIPv6() error {
+	if len(s.cfg.Addrs6) == 0 {
+		return nil
+	}
+	if s.cfg.MTU < header.IPv6MinimumMTU {
+		return fmt.Errorf("%w: MTU %d is below IPv6's minimum of %d", ErrInvalidConfig, s.cfg.MTU, header.IPv6MinimumMTU)
+	}
+	st := &s.ip6
+	st.addrs = append(st.addrs, header.LinkLocalFromMAC(s.mac))
+	for _, p := range s.cfg.Addrs6 {
+		a := p.Addr()
+		if !p.IsValid() || !a.Is6() || a.Is4In6() || a.IsMulticast() || a.IsUnspecified() || a.IsLoopback() {
+			return fmt.Errorf("%w: Addrs6 entry %v is not an IPv6 unicast prefix", ErrInvalidConfig, p)
+		}
+		if !st.isOurs(a.As16()) {
+			st.addrs = append(st.addrs, a.As16())
+		}
+	}
+	st.macs = append(st.macs, header.IPv6MulticastMAC(header.IPv6AllNodesMulticast))
+	for _, a := range st.addrs {
+		if m := header.IPv6MulticastMAC(header.SolicitedNodeMulticast(a)); !st.acceptsMAC(m) {
+			st.macs = append(st.macs, m)
+		}
+	}
+	st.neigh.init(s)
+	st.enabled = true
+	return nil
+}
+
+// Addrs6 returns the stack's IPv6 addresses, the link-local one first, or
+// none when IPv6 is not configured.
+func (s *Stack) Addrs6() []netip.Addr {
+	out := make([]netip.Addr, len(s.ip6.addrs))
+	for i, a := range s.ip6.addrs {
+		out[i] = netip.AddrFrom16(a)
+	}
+	return out
+}
+
+func isMartian6(a [16]byte) bool {
+	return header.IsIPv6Multicast(a) || a == [16]byte{15: 1} // multicast, loopback
+}
+
+// inputIPv6 handles a packet whose Ethernet header was pulled. srcMAC is
+// the frame's source; linkMulticast tells whether the frame went to a
+// multicast or broadcast Ethernet address.
+//
+// The fixed header is checked (version, Payload Length within the frame;
+// the Hop Limit matters only to NDP, which wants 255, since a host forwards
+// nothing), then the destination, then the extension headers are walked
+// (header.WalkIPv6Extensions), whose errors are answered with a Parameter
+// Problem as RFC 8200 4 asks. Fragments are dropped and counted as
+// ipv6_fragment_unsupported: reassembly is later work. So are TCP and UDP
+// (ipv6_unsupported_protocol). ICMPv6 goes to inputICMPv6.
+func (s *Stack) inputIPv6(b *nicq.Buf, srcMAC header.MAC, linkMulticast bool) {
+	if !s.ip6.enabled {
+		s.drop(b, DropNotSupported)
+		return
+	}
+	ip, r := header.ParseIPv6(bufData(b))
+	if r != header.DropNone {
+		s.drop(b, DropIPv6BadHeader)
+		return
+	}
+	bufTruncate(b, len(ip)) // drop link padding
+	dst, src := ip.Destination(), ip.Source()
+	if !s.ip6.acceptsDestination(dst) {
+		s.drop(b, DropIPv6NotForUs)
+		return
+	}
+	if isMartian6(src) || s.ip6.isOurs(src) {
+		s.drop(b, DropMartianSource)
+		return
+	}
+	w := ip.WalkExtensions()
+	if w.Err != header.IPv6ExtOK {
+		if code, ptr, send := w.ParameterProblem(header.IsIPv6Multicast(dst)); send {
+			s.sendICMPv6Error(ip, srcMAC, linkMulticast, header.ICMPv6ParameterProblem, code, ptr)
+		}
+		if w.Err == header.IPv6ExtUnknownNextHeader || w.Err == header.IPv6ExtHopByHopNotFirst {
+			s.drop(b, DropIPv6UnknownNextHeader)
+		} else {
+			s.drop(b, DropIPv6BadExtension)
+		}
+		return
+	}
+	switch w.Protocol {
+	case header.ProtocolICMPv6:
+		s.inputICMPv6(b, ip, w.Offset, srcMAC)
+	case header.ProtocolIPv6Fragment:
+		s.drop(b, DropIPv6FragmentUnsupported)
+	default: // TCP, UDP (later work) and No Next Header
+		s.drop(b, DropIPv6UnsupportedProtocol)
+	}
+}
+
+// encodeIPv6 writes a fixed header for an upper-layer packet of length n
+// and protocol next into h.
+func encodeIPv6(h []byte, next uint8, hopLimit uint8, n int, src, dst [16]byte) {
+	header.IPv6(h).Encode(&header.IPv6Fields{
+		PayloadLength: uint16(n),
+		NextHeader:    next,
+		HopLimit:      hopLimit,
+		Source:        src,
+		Destination:   dst,
+	})
+}
+
+// transmitIPv6 sends b, which starts at a finished IPv6 header, to dst on
+// the link: to the group's Ethernet address for a multicast dst, else to
+// dst's neighbour entry, else to fallback, the link-layer source of the
+// packet being answered (as an ARP reply goes to the requester's address).
+func (s *Stack) transmitIPv6(b *nicq.Buf, dst [16]byte, fallback header.MAC) {
+	mac := fallback
+	if header.IsIPv6Multicast(dst) {
+		mac = header.IPv6MulticastMAC(dst)
+	} else if m, ok := s.ip6.neigh.lookup(dst); ok {
+		mac = m
+	}
+	s.pushEthernet(b, mac, header.EtherTypeIPv6)
+	s.transmit(b)
+}
+
+// neighbour6 is an IPv6 neighbour cache entry: the link-layer address
+// learned from a solicitation or an advertisement, trusted until expires.
+type neighbour6 struct {
+	mac     header.MAC
+	expires int64
+}
+
+// neighbour6Table is the IPv6 neighbour cache: bounded by
+// Config.MaxNeighbours, each entry trusted for Config.NeighbourTTL after it
+// was last confirmed, as ARP entries are. It has no timers: an expired
+// entry is not used (replies then go to the link-layer source of what
+// they answer) and its slot is reused when the table is full. Sending
+// solicitations to resolve or probe (RFC 4861 7.2, 7.3) is later work.
+type neighbour6Table struct {
+	s       *Stack
+	entries map[[16]byte]neighbour6
+}
+
+func (t *neighbour6Table) init(s *Stack) {
+	t.s = s
+	t.entries = make(map[[16]byte]neighbour6, s.cfg.MaxNeighbours)
+}
+
+// lookup returns ip's link-layer address if it is known and not expired.
+func (t *neighbour6Table) lookup(ip [16]byte) (header.MAC, bool) {
+	n, ok := t.entries[ip]
+	if !ok || n.expires <= t.s.now {
+		return header.MAC{}, false
+	}
+	return n.mac, true
+}
+
+// update records ip at mac as confirmed now, and reports whether it did.
+// Without create it only refreshes an entry that exists (RFC 4861 7.2.5:
+// an advertisement nobody asked for creates none).
+func (t *neighbour6Table) update(ip [16]byte, mac header.MAC, create bool) bool {
+	if _, ok := t.entries[ip]; !ok {
+		if !create {
+			return false
+		}
+		if len(t.entries) >= t.s.cfg.MaxNeighbours && !t.evictExpired() {
+			t.s.stats.Drops[DropNeighbourTableFull]++
+			return false
+		}
+	}
+	t.entries[ip] = neighbour6{mac: mac, expires: t.s.now + int64(t.s.cfg.NeighbourTTL)}
+	return true
+}
+
+// confirm extends ip's entry, if it has one, without changing its address.
+func (t *neighbour6Table) confirm(ip [16]byte) {
+	if n, ok := t.entries[ip]; ok {
+		n.expires = t.s.now + int64(t.s.cfg.NeighbourTTL)
+		t.entries[ip] = n
+	}
+}
+
+// evictExpired removes one expired entry and reports whether it found one.
+func (t *neighbour6Table) evictExpired() bool {
+	for ip, n := range t.entries {
+		if n.expires <= t.s.now {
+			delete(t.entries, ip)
+			return true
+		}
+	}
+	return false
+}
+
+// LearnNeighbour6 installs an IPv6 neighbour entry another core learned
+// (replication). It does not call OnNeighbour6 again.
+func (s *Stack) LearnNeighbour6(ip [16]byte, mac header.MAC) {
+	if !s.ip6.enabled {
+		return
+	}
+	s.now = s.clock.Now()
+	s.ip6.neigh.update(ip, mac, true)
+}
+
+// Neighbour6 returns the link-layer address cached for the IPv6 address ip,
+// if it is known and not expired.
+func (s *Stack) Neighbour6(ip netip.Addr) (header.MAC, bool) {
+	if !s.ip6.enabled {
+		return header.MAC{}, false
+	}
+	return s.ip6.neigh.lookup(ip.As16())
+}
+
+// Neighbour6Count returns the number of entries in the IPv6 neighbour
+// cache, expired ones not yet reused included.
+func (s *Stack) Neighbour6Count() int { return len(s.ip6.neigh.entries) }
