@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"strconv"
 	"syscall"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,6 +34,7 @@ func init() {
 type serveOptions struct {
 	driver, iface, app, metrics string
 	addr                        netip.Prefix
+	addrs6                      []netip.Prefix
 	gateway                     netip.Addr
 	cores                       int
 	afpacketRing                int
@@ -48,11 +50,12 @@ func parseServe(args []string, stderr io.Writer) (serveOptions, int) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o serveOptions
-	var addr, gw string
+	var addr, gw, addr6 string
 	fs.StringVar(&o.driver, "driver", "afxdp", "NIC driver: "+driverNames())
 	fs.StringVar(&o.iface, "iface", "", "interface to drive (not for mem)")
 	fs.StringVar(&addr, "addr", "", "the stack's IPv4 address and prefix, e.g. 10.77.0.1/24 (required)")
 	fs.StringVar(&gw, "gateway", "", "default gateway (optional)")
+	fs.StringVar(&addr6, "addr6", "", "IPv6 addresses with their prefix lengths, comma-separated, e.g. fd77::1/64 (optional): the stack then also answers ping6 and neighbour discovery on them and on its link-local address (TCP and UDP over IPv6 are not there yet; with --driver afxdp the XDP program passes IPv6 to the kernel, so use tap or afpacket)")
 	fs.IntVar(&o.cores, "cores", 0, "cores, one per NIC queue (default: the NIC's queues, capped by the CPUs)")
 	var cpus string
 	fs.StringVar(&cpus, "cpus", "", "pin the cores to these CPUs, core i to the i-th lowest, e.g. 2,3 or 4-7 (default: CPUs near the NIC; --cores, if given, must match the count)")
@@ -106,6 +109,15 @@ func parseServe(args []string, stderr io.Writer) (serveOptions, int) {
 		return bad("--addr %q: want an IPv4 address with its prefix length, e.g. 10.77.0.1/24", addr)
 	}
 	o.addr = p
+	if addr6 != "" {
+		for f := range strings.SplitSeq(addr6, ",") {
+			p6, err := netip.ParsePrefix(strings.TrimSpace(f))
+			if err != nil || !p6.Addr().Is6() || p6.Addr().Is4In6() || p6.Addr().IsMulticast() || p6.Addr().IsUnspecified() || p6.Addr().IsLoopback() {
+				return bad("--addr6 %q: want IPv6 unicast addresses with their prefix lengths, e.g. fd77::1/64", f)
+			}
+			o.addrs6 = append(o.addrs6, p6)
+		}
+	}
 	if gw != "" {
 		if o.gateway, err = netip.ParseAddr(gw); err != nil || !o.gateway.Is4() || !p.Contains(o.gateway) {
 			return bad("--gateway %q: want an IPv4 address inside %v", gw, p)
@@ -178,7 +190,7 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, stdout io.Writ
 		Pin:        o.pin,
 		SpinWindow: o.spin,
 		StackConfig: func(c int) stack.Config {
-			return stack.Config{Addr: o.addr, Gateway: o.gateway, TCP: stack.TCPConfig{SYNCookiesPerSecond: o.synCookieRate},
+			return stack.Config{Addr: o.addr, Addrs6: o.addrs6, Gateway: o.gateway, TCP: stack.TCPConfig{SYNCookiesPerSecond: o.synCookieRate},
 				Warn: func(msg string) { log.Warn(msg, "core", c, "driver", o.driver) }}
 		},
 	}
@@ -197,7 +209,7 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, stdout io.Writ
 		return err
 	}
 	log.Info("stack up", "driver", o.driver, "nic", nic.Name(), "mac", net.HardwareAddr(macSlice(nic.MAC())).String(),
-		"addr", o.addr, "cores", rt.NumCores(), "cpus", fmt.Sprint(rt.CPUs()), "queues", nic.NumQueues(), "mtu", nic.MTU())
+		"addr", o.addr, "addr6", fmt.Sprint(o.addrs6), "cores", rt.NumCores(), "cpus", fmt.Sprint(rt.CPUs()), "queues", nic.NumQueues(), "mtu", nic.MTU())
 
 	var appClose func()
 	var appMetrics prometheus.Collector
