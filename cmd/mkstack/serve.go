@@ -13,8 +13,8 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-	"syscall"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
