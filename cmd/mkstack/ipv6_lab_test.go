@@ -9,14 +9,14 @@ import (
 	"time"
 )
 
-// TestServeAnswersPing6 serves with --addr6 on the drivers that hand the
-// stack IPv6 (TAP and AF_PACKET; AF_XDP's program passes IPv6 to the
-// kernel) and pings the stack's IPv6 address from the kernel peer: the
-// kernel resolves it with neighbour discovery, which the stack answers,
-// and every echo comes back.
+// TestServeAnswersPing6 serves with --addr6 on every driver (AF_XDP's
+// program redirects the address and its solicited-node group) and pings
+// the stack's IPv6 address from the kernel peer: the kernel resolves it
+// with neighbour discovery, which the stack answers, and every echo comes
+// back.
 func TestServeAnswersPing6(t *testing.T) {
 	need(t, "ip", "ping")
-	for _, driver := range []string{"afpacket", "tap"} {
+	for _, driver := range []string{"afpacket", "tap", "afxdp"} {
 		t.Run(driver, func(t *testing.T) {
 			l := newLab(t, driver)
 			stop := l.serve(t, "echo", "--addr6", "fd77::1/64")

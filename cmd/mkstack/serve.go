@@ -55,7 +55,7 @@ func parseServe(args []string, stderr io.Writer) (serveOptions, int) {
 	fs.StringVar(&o.iface, "iface", "", "interface to drive (not for mem)")
 	fs.StringVar(&addr, "addr", "", "the stack's IPv4 address and prefix, e.g. 10.77.0.1/24 (required)")
 	fs.StringVar(&gw, "gateway", "", "default gateway (optional)")
-	fs.StringVar(&addr6, "addr6", "", "IPv6 addresses with their prefix lengths, comma-separated, e.g. fd77::1/64 (optional): the stack then also answers ping6 and neighbour discovery on them and on its link-local address (TCP and UDP over IPv6 are not there yet; with --driver afxdp the XDP program passes IPv6 to the kernel, so use tap or afpacket)")
+	fs.StringVar(&addr6, "addr6", "", "IPv6 addresses with their prefix lengths, comma-separated, e.g. fd77::1/64 (optional): the stack then also answers ping6 and neighbour discovery on them and on its link-local address (TCP and UDP over IPv6 are not there yet; with --driver afxdp, frames to these addresses and their solicited-node groups go to the stack, link-local and all-nodes traffic to the kernel)")
 	fs.IntVar(&o.cores, "cores", 0, "cores, one per NIC queue (default: the NIC's queues, capped by the CPUs)")
 	var cpus string
 	fs.StringVar(&cpus, "cpus", "", "pin the cores to these CPUs, core i to the i-th lowest, e.g. 2,3 or 4-7 (default: CPUs near the NIC; --cores, if given, must match the count)")
@@ -175,7 +175,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 // cores stop and the NIC closes.
 func serve(ctx context.Context, o serveOptions, log *slog.Logger, stdout io.Writer) error {
 	nic, closeNIC, err := drivers[o.driver](driverOptions{
-		iface: o.iface, queues: o.cores, addrs: []netip.Addr{o.addr.Addr()}, xdpGeneric: o.xdpGeneric, afpacketRing: o.afpacketRing,
+		iface: o.iface, queues: o.cores, addrs: o.driverAddrs(), xdpGeneric: o.xdpGeneric, afpacketRing: o.afpacketRing,
 		warn: func(msg string, args ...any) { log.Warn(msg, args...) },
 		info: func(msg string, args ...any) { log.Info(msg, args...) },
 	})
@@ -335,4 +335,14 @@ func httpApp(rt *core.Runtime) http.Handler {
 		}
 	})
 	return mux
+}
+
+// driverAddrs are the addresses the driver hands the stack frames for
+// (AF_XDP's program): the IPv4 address and the --addr6 ones.
+func (o *serveOptions) driverAddrs() []netip.Addr {
+	addrs := []netip.Addr{o.addr.Addr()}
+	for _, p := range o.addrs6 {
+		addrs = append(addrs, p.Addr())
+	}
+	return addrs
 }

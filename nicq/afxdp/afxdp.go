@@ -60,8 +60,12 @@ type Config struct {
 	// Queues is the number of sockets, bound to receive queues 0 to
 	// Queues-1, one per core.
 	Queues int
-	// Addrs are the stack's IPv4 addresses: frames to them (and ARP for
-	// them) go to the stack, all else to the kernel. At least one.
+	// Addrs are the stack's addresses: frames to its IPv4 ones (and ARP
+	// for them) go to the stack, all else to the kernel. At least one
+	// IPv4 address. IPv6 ones (global or unique local, not link-local:
+	// on a NIC shared with the kernel the link-local address, made from
+	// the same MAC, is the kernel's) take frames to them and to their
+	// solicited-node groups, so the stack answers neighbour discovery.
 	Addrs []netip.Addr
 	// Generic attaches the program in generic (skb) mode, for drivers
 	// without native XDP. It is slower, and on veth it reports wrong
@@ -121,11 +125,16 @@ func Open(c Config) (_ *NIC, err error) {
 		return nil, fmt.Errorf("afxdp: %d queues: want 1 to 64: %w", c.Queues, nicq.ErrInvalidConfig)
 	}
 	var addrs [][4]byte
+	var addrs6 [][16]byte
 	for _, a := range c.Addrs {
-		if !a.Is4() {
-			return nil, fmt.Errorf("afxdp: address %v: only IPv4 addresses are redirected: %w", a, nicq.ErrInvalidConfig)
+		switch {
+		case a.Is4():
+			addrs = append(addrs, a.As4())
+		case a.Is6() && !a.Is4In6() && a.IsGlobalUnicast():
+			addrs6 = append(addrs6, a.As16(), solicitedNode(a.As16()))
+		default:
+			return nil, fmt.Errorf("afxdp: address %v: want IPv4, or IPv6 global or unique-local unicast: %w", a, nicq.ErrInvalidConfig)
 		}
-		addrs = append(addrs, a.As4())
 	}
 	if len(addrs) == 0 {
 		return nil, fmt.Errorf("afxdp: no stack address: the XDP program would redirect nothing: %w", nicq.ErrInvalidConfig)
@@ -174,7 +183,7 @@ func Open(c Config) (_ *NIC, err error) {
 			n.Close()
 		}
 	}()
-	if n.prog, err = newProgram(max(c.Queues, info.RxQueues), addrs); err != nil {
+	if n.prog, err = newProgram(max(c.Queues, info.RxQueues), addrs, addrs6); err != nil {
 		return nil, linkdev.Explain(drv, "XDP program", err)
 	}
 	zeroCopy := !c.CopyOnly
@@ -621,3 +630,11 @@ var (
 	_ nicq.NIC   = (*NIC)(nil)
 	_ nicq.Queue = (*Queue)(nil)
 )
+
+// solicitedNode is the solicited-node multicast group of an IPv6 address
+// (RFC 4291 2.7.1): ff02::1:ff and its last 24 bits.
+func solicitedNode(a [16]byte) [16]byte {
+	g := [16]byte{0: 0xff, 1: 0x02, 11: 0x01, 12: 0xff}
+	g[13], g[14], g[15] = a[13], a[14], a[15]
+	return g
+}

@@ -22,24 +22,28 @@ const (
 )
 
 // program is the XDP program and its maps: addrs holds the stack's IPv4
-// addresses (key: the 4 address bytes as they are on the wire), sockets the
-// AF_XDP socket of each queue.
+// addresses (key: the 4 address bytes as they are on the wire), addrs6 its
+// IPv6 ones and their solicited-node groups (16 bytes), sockets the AF_XDP
+// socket of each queue.
 type program struct {
 	prog    *ebpf.Program
 	addrs   *ebpf.Map
+	addrs6  *ebpf.Map
 	sockets *ebpf.Map
 }
 
 // newProgram loads the program that redirects to the queue's AF_XDP socket
 // the frames the stack owns, and passes every other frame to the kernel:
 //
-//	IPv4 whose destination is one of addrs, and ARP whose target protocol
-//	address is one of addrs, go to sockets[rx_queue_index]; a queue with
-//	no socket passes (bpf_redirect_map's fallback action).
+//	IPv4 whose destination is one of addrs, ARP whose target protocol
+//	address is one of addrs, and IPv6 whose destination is one of addrs6,
+//	go to sockets[rx_queue_index]; a queue with no socket passes
+//	(bpf_redirect_map's fallback action).
 //
-// Everything else (other addresses, IPv6, VLAN-tagged frames, runts) is the
-// kernel's, so a host whose only NIC the stack shares stays reachable.
-func newProgram(queues int, addrs [][4]byte) (_ *program, err error) {
+// Everything else (other addresses, IPv6 link-local and all-nodes traffic,
+// VLAN-tagged frames, runts) is the kernel's, so a host whose only NIC the
+// stack shares stays reachable.
+func newProgram(queues int, addrs [][4]byte, addrs6 [][16]byte) (_ *program, err error) {
 	p := &program{}
 	defer func() {
 		if err != nil {
@@ -55,6 +59,15 @@ func newProgram(queues int, addrs [][4]byte) (_ *program, err error) {
 			return nil, fmt.Errorf("address map: %w", err)
 		}
 	}
+	p.addrs6, err = ebpf.NewMap(&ebpf.MapSpec{Name: "mkstack_addrs6", Type: ebpf.Hash, KeySize: 16, ValueSize: 1, MaxEntries: 64})
+	if err != nil {
+		return nil, fmt.Errorf("IPv6 address map: %w", err)
+	}
+	for _, a := range addrs6 {
+		if err := p.addrs6.Put(a, uint8(1)); err != nil {
+			return nil, fmt.Errorf("IPv6 address map: %w", err)
+		}
+	}
 	p.sockets, err = ebpf.NewMap(&ebpf.MapSpec{Name: "mkstack_xsks", Type: ebpf.XSKMap, KeySize: 4, ValueSize: 4, MaxEntries: uint32(queues)})
 	if err != nil {
 		return nil, fmt.Errorf("socket map: %w", err)
@@ -62,7 +75,7 @@ func newProgram(queues int, addrs [][4]byte) (_ *program, err error) {
 	p.prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{
 		Name:         "mkstack_xdp",
 		Type:         ebpf.XDP,
-		Instructions: instructions(p.addrs, p.sockets),
+		Instructions: instructions(p.addrs, p.addrs6, p.sockets),
 		License:      "GPL", // bpf_redirect_map is GPL-only
 	})
 	if err != nil {
@@ -71,10 +84,11 @@ func newProgram(queues int, addrs [][4]byte) (_ *program, err error) {
 	return p, nil
 }
 
-func instructions(addrs, sockets *ebpf.Map) asm.Instructions {
+func instructions(addrs, addrs6, sockets *ebpf.Map) asm.Instructions {
 	const (
-		regCtx = asm.R6
-		stkKey = -4
+		regCtx  = asm.R6
+		stkKey  = -4
+		stkKey6 = -24 // 16 bytes, 8-aligned
 	)
 	return asm.Instructions{
 		asm.Mov.Reg(regCtx, asm.R1),
@@ -87,6 +101,7 @@ func instructions(addrs, sockets *ebpf.Map) asm.Instructions {
 		asm.LoadMem(asm.R5, asm.R2, 12, asm.Half),
 		asm.JEq.Imm(asm.R5, 0x0008, "ipv4"),
 		asm.JEq.Imm(asm.R5, 0x0608, "arp"),
+		asm.JEq.Imm(asm.R5, 0xdd86, "ipv6"),
 		asm.Ja.Label("pass"),
 
 		// IPv4: the destination address, bytes 16-19 of the header.
@@ -110,11 +125,31 @@ func instructions(addrs, sockets *ebpf.Map) asm.Instructions {
 		asm.FnMapLookupElem.Call(),
 		asm.JEq.Imm(asm.R0, 0, "pass"),
 
-		asm.LoadMem(asm.R2, regCtx, xdpMDRxQueueIndex, asm.Word),
+		asm.LoadMem(asm.R2, regCtx, xdpMDRxQueueIndex, asm.Word).WithSymbol("redirect"),
 		asm.LoadMapPtr(asm.R1, sockets.FD()),
 		asm.Mov.Imm(asm.R3, xdpPass),
 		asm.FnRedirectMap.Call(),
 		asm.Return(),
+
+		// IPv6: the destination address, 16 bytes at 14+24, copied to
+		// the stack as the map's key.
+		asm.Mov.Reg(asm.R4, asm.R2).WithSymbol("ipv6"),
+		asm.Add.Imm(asm.R4, 14+40),
+		asm.JGT.Reg(asm.R4, asm.R3, "pass"),
+		asm.LoadMem(asm.R5, asm.R2, 14+24, asm.Word),
+		asm.StoreMem(asm.RFP, stkKey6, asm.R5, asm.Word),
+		asm.LoadMem(asm.R5, asm.R2, 14+28, asm.Word),
+		asm.StoreMem(asm.RFP, stkKey6+4, asm.R5, asm.Word),
+		asm.LoadMem(asm.R5, asm.R2, 14+32, asm.Word),
+		asm.StoreMem(asm.RFP, stkKey6+8, asm.R5, asm.Word),
+		asm.LoadMem(asm.R5, asm.R2, 14+36, asm.Word),
+		asm.StoreMem(asm.RFP, stkKey6+12, asm.R5, asm.Word),
+		asm.LoadMapPtr(asm.R1, addrs6.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, stkKey6),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "pass"),
+		asm.Ja.Label("redirect"),
 
 		asm.Mov.Imm(asm.R0, xdpPass).WithSymbol("pass"),
 		asm.Return(),
@@ -127,6 +162,9 @@ func (p *program) close() {
 	}
 	if p.addrs != nil {
 		p.addrs.Close()
+	}
+	if p.addrs6 != nil {
+		p.addrs6.Close()
 	}
 	if p.sockets != nil {
 		p.sockets.Close()
