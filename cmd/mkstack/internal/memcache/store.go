@@ -1,9 +1,11 @@
 package memcache
 
+import "bytes"
+
 // ItemOverhead is what an item costs beyond its key and value: the item
-// itself, the map's entry and the key's string header, counted against
-// the store's bound (memcached counts its item header the same way).
-const ItemOverhead = 96
+// itself and its share of the index, counted against the store's bound
+// (memcached counts its item header the same way).
+const ItemOverhead = 136 // the 128-byte item and its share of the index's buckets
 
 // maxRelativeExptime is memcached's bound between a relative expiry (in
 // seconds from now) and an absolute one (a Unix time): 30 days.
@@ -107,7 +109,7 @@ func (s *Stats) Add(o *Stats) {
 // item is one key's value. Items are linked in LRU order, most recent at
 // the head.
 type item struct {
-	key        string
+	key        []byte // the item's own copy, reused with the item
 	value      []byte
 	flags      uint32
 	exp        int64  // Unix seconds; 0: never
@@ -116,14 +118,16 @@ type item struct {
 	cas        uint64
 	size       int64 // counted against the bound
 	prev, next *item
+	hash       uint64 // of key, under the index's seed
+	chain      *item  // the next item in the index's bucket
 }
 
-// Store is one core's items: a map from key to item, an LRU list, a byte
+// Store is one core's items: an index from key to item, an LRU list, a byte
 // bound, lazy expiry and flush. It is not safe for concurrent use: one
 // core owns it.
 type Store struct {
 	cfg      StoreConfig
-	items    map[string]*item
+	items    index
 	head     *item // most recently used
 	tail     *item // least recently used: evicted first
 	seq      uint64
@@ -141,7 +145,7 @@ func NewStore(cfg StoreConfig) *Store {
 	if cfg.Cores < 1 {
 		cfg.Cores = 1
 	}
-	s := &Store{cfg: cfg, items: make(map[string]*item)}
+	s := &Store{cfg: cfg, items: newIndex()}
 	s.stats.MaxBytes = uint64(cfg.MaxBytes)
 	return s
 }
@@ -157,7 +161,7 @@ func (s *Store) ResetStats() {
 
 // Len returns the number of items held, expired or flushed ones included
 // until they are reclaimed.
-func (s *Store) Len() int { return len(s.items) }
+func (s *Store) Len() int { return s.items.len() }
 
 // Value is what a retrieval sees of an item: views of the store's memory,
 // valid until the store is next changed.
@@ -269,7 +273,7 @@ func (s *Store) Store(op Op, key []byte, flags uint32, exptime int64, data []byt
 			return OutOfMemory
 		}
 		it = s.newItem(key, len(data))
-		s.items[it.key] = it
+		s.items.put(it)
 		s.stats.CurrItems++
 	}
 	copy(it.value, data)
@@ -379,7 +383,7 @@ func (s *Store) realtime(exptime int64) int64 {
 // lookup finds key's live item; an expired or flushed one is removed and
 // counted (as a get's when get is set).
 func (s *Store) lookup(key []byte, get bool) *item {
-	it := s.items[string(key)]
+	it := s.items.get(key)
 	if it == nil {
 		return nil
 	}
@@ -461,20 +465,20 @@ func (s *Store) newItem(key []byte, n int) *item {
 		it := s.free[k-1]
 		s.free[k-1] = nil
 		s.free = s.free[:k-1]
-		it.key = string(key)
+		it.key = append(it.key[:0], key...)
 		it.value = fitBuffer(it.value, n)
 		return it
 	}
-	return &item{key: string(key), value: make([]byte, n)}
+	return &item{key: bytes.Clone(key), value: make([]byte, n)}
 }
 
 // remove deletes an item from the map and the LRU and recycles it.
 func (s *Store) remove(it *item) {
-	delete(s.items, it.key)
+	s.items.remove(it)
 	s.unlink(it)
 	s.stats.Bytes -= uint64(it.size)
 	s.stats.CurrItems--
-	it.key, it.size = "", 0
+	it.key, it.size = it.key[:0], 0
 	if len(s.free) < maxFree && cap(it.value) <= 4096 {
 		s.free = append(s.free, it)
 	}
