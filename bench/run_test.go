@@ -79,7 +79,11 @@ func TestTCPCRRWithTheServerClosingFirst(t *testing.T) {
 	CRRServerClosesFirst = true
 	defer func() { CRRServerClosesFirst = false }()
 	for _, sys := range []string{SysMkstack, SysMkstackConn, SysLinux} {
-		spec := Spec{Workload: TCPCRR, Cores: []int{1}, Systems: []string{sys}, Duration: 300 * time.Millisecond, Warmup: 50 * time.Millisecond, Conns: 4}
+		// A second and more: on a loaded machine a flow now and then
+		// waits out a one-second SYN timeout (seen once in CI with the
+		// handler system at 300 ms: no transaction in the window; the
+		// cause is not yet found), which must not empty the window.
+		spec := Spec{Workload: TCPCRR, Cores: []int{1}, Systems: []string{sys}, Duration: 1200 * time.Millisecond, Warmup: 50 * time.Millisecond, Conns: 4}
 		r, err := Run(context.Background(), spec, RunOptions{})
 		if err != nil {
 			t.Fatal(err)
