@@ -486,10 +486,7 @@ func (c *TCPConn) acceptable(seg *tcpSegment) bool {
 	// RCV.WND is the window we advertise, not the ring's free space: a
 	// ring larger than 65535 bytes without Window Scale (or not a
 	// multiple of the scale) holds more than the peer was offered.
-	wnd := uint32(c.rcvWindow())
-	if c.synchronized() && c.wsOK {
-		wnd <<= c.rcvShift
-	}
+	wnd := c.rcvWindowBytes(c.rcvWindow())
 	if c.synchronized() && seqGT(c.rcvAdvEdge, c.rcvNxt+wnd) {
 		// The edge offered before the scaled window rounded it back.
 		wnd = c.rcvAdvEdge - c.rcvNxt

@@ -89,6 +89,15 @@ func (c *TCPConn) rcvWindow() uint16 {
 	return uint16(min(free>>c.rcvShift, 0xffff))
 }
 
+// rcvWindowBytes is a window field we advertise in bytes: scaled once
+// both SYNs agreed on Window Scale.
+func (c *TCPConn) rcvWindowBytes(wnd uint16) uint32 {
+	if c.synchronized() && c.wsOK {
+		return uint32(wnd) << c.rcvShift
+	}
+	return uint32(wnd)
+}
+
 // tsNow is our timestamp clock: milliseconds plus the connection's offset.
 func (c *TCPConn) tsNow() uint32 { return uint32(c.t.s.now/1e6) + c.tsOffset }
 
@@ -119,10 +128,7 @@ func (c *TCPConn) emit(seq uint32, flags header.TCPFlags, n int) (*nicq.Buf, []b
 	var o header.TCPOptions
 	wnd := c.rcvWindow()
 	if c.synchronized() {
-		edge := c.rcvNxt + uint32(wnd)
-		if c.wsOK {
-			edge = c.rcvNxt + uint32(wnd)<<c.rcvShift
-		}
+		edge := c.rcvNxt + c.rcvWindowBytes(wnd)
 		if seqGT(edge, c.rcvAdvEdge) || seqLT(c.rcvAdvEdge, c.rcvNxt) {
 			c.rcvAdvEdge = edge
 		}

@@ -55,8 +55,18 @@ type benchOptions struct {
 }
 
 // memcachedSystems are the memcached workload's systems when --systems is
-// not given: the pair bench.PairsFor(bench.Memcached) compares.
-var memcachedSystems = []string{bench.SysMkstackAFXDP, bench.SysMemcachedVeth}
+// not given: those of the pairs bench.PairsFor(bench.Memcached) compares.
+var memcachedSystems = func() []string {
+	var out []string
+	for _, pr := range bench.PairsFor(bench.Memcached) {
+		for _, s := range []string{pr.System, pr.Peer} {
+			if !slices.Contains(out, s) {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}()
 
 func init() {
 	// The memcached workload's mkstack side is serve --app memcached's

@@ -632,7 +632,8 @@ var (
 )
 
 // solicitedNode is the solicited-node multicast group of an IPv6 address
-// (RFC 4291 2.7.1): ff02::1:ff and its last 24 bits.
+// (RFC 4291 2.7.1): ff02::1:ff and its last 24 bits. (stack/header has
+// it too, but nicq sits below stack and does not import it.)
 func solicitedNode(a [16]byte) [16]byte {
 	g := [16]byte{0: 0xff, 1: 0x02, 11: 0x01, 12: 0xff}
 	g[13], g[14], g[15] = a[13], a[14], a[15]

@@ -106,17 +106,26 @@ func iovecs(iov unsafe.Pointer, n C.int) [][]byte {
 	return bufs
 }
 
+// peerAddr fills recvfrom's and recvmsg's source address with the
+// connection's peer, when the caller asked for it.
+func peerAddr(fd C.int, addr unsafe.Pointer, l *C.uint) {
+	if addr == nil || l == nil {
+		return
+	}
+	pd.mu.Lock()
+	var sa []byte
+	if s := pd.fds[int(fd)]; s != nil && s.conn != nil {
+		sa = sockaddr(s.conn.RemoteAddr(), s.conn.RemotePort())
+	}
+	pd.mu.Unlock()
+	*l = C.uint(copy(bytesAt(addr, int(*l)), sa))
+}
+
 //export pdRecv
 func pdRecv(fd C.int, iov unsafe.Pointer, n C.int, flags C.int, addr unsafe.Pointer, l *C.uint, errp *C.int) C.long {
 	r, e := pd.recv(tid(), int(fd), iovecs(iov, n), int(flags))
-	if e == 0 && addr != nil && l != nil {
-		pd.mu.Lock()
-		var sa []byte
-		if s := pd.fds[int(fd)]; s != nil && s.conn != nil {
-			sa = sockaddr(s.conn.RemoteAddr(), s.conn.RemotePort())
-		}
-		pd.mu.Unlock()
-		*l = C.uint(copy(bytesAt(addr, int(*l)), sa))
+	if e == 0 {
+		peerAddr(fd, addr, l)
 	}
 	*errp = C.int(e)
 	return C.long(r)
@@ -125,14 +134,8 @@ func pdRecv(fd C.int, iov unsafe.Pointer, n C.int, flags C.int, addr unsafe.Poin
 //export pdRecvmsg
 func pdRecvmsg(fd C.int, iov unsafe.Pointer, n C.int, flags C.int, addr unsafe.Pointer, l *C.uint, inq *C.int, errp *C.int) C.long {
 	r, e, hint := pd.recvmsg(tid(), int(fd), iovecs(iov, n), int(flags))
-	if e == 0 && addr != nil && l != nil {
-		pd.mu.Lock()
-		var sa []byte
-		if s := pd.fds[int(fd)]; s != nil && s.conn != nil {
-			sa = sockaddr(s.conn.RemoteAddr(), s.conn.RemotePort())
-		}
-		pd.mu.Unlock()
-		*l = C.uint(copy(bytesAt(addr, int(*l)), sa))
+	if e == 0 {
+		peerAddr(fd, addr, l)
 	}
 	*inq = C.int(hint)
 	*errp = C.int(e)
