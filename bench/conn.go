@@ -38,7 +38,8 @@ type ConnTarget struct {
 
 // RunConn runs one point of p's workload against t: a server goroutine
 // per connection (net/http for http), and Flows client goroutines per
-// core, each with one request in flight.
+// core, each with one request in flight (a stream's writing chunks, in
+// the fixed-rate mode each when it is due).
 func RunConn(ctx context.Context, t *ConnTarget, p Params) (Point, error) {
 	m := newMeter(p, p.Cores*p.Flows)
 	var srv sync.WaitGroup
@@ -266,8 +267,15 @@ func connFlow(ctx context.Context, t *ConnTarget, m *meter, i int, addr string) 
 	defer c.Close()
 	switch w {
 	case TCPStream, TCPStreamMany:
+		// A blocking Write sends the whole chunk before the next is due;
+		// in the fixed-rate mode each chunk waits for its time (a late
+		// flow writes its overdue chunks back to back).
 		chunk := make([]byte, StreamChunk)
+		paced := m.paced()
 		for !m.stopping.Load() {
+			if paced {
+				m.wait(i)
+			}
 			if _, err := c.Write(chunk); err != nil {
 				return
 			}

@@ -52,7 +52,14 @@
 // rate, and a transaction's latency counts from when it was due). Both
 // report the whole machine's CPU time in the window from /proc/stat
 // (Point.MachineCPUSeconds, and Point.CPUPerTxn), which at a fixed rate
-// compares what two stacks spend on the same work.
+// compares what two stacks spend on the same work. For the streams the
+// rate is bytes per second received by the server, all flows together:
+// each flow writes a StreamChunk when it is due (every
+// flows*StreamChunk/Rate seconds), finishing a chunk the socket took
+// only part of before the next begins, and a late flow writes its
+// overdue chunks back to back but never one ahead of its schedule. The
+// CPU per unit of work is µs per transaction, or per MiB received for a
+// stream (CPUUnit, Point.MachineCPUPerUnit).
 //
 // Run confines the whole process to the point's CPUs (Confine) while each
 // point runs, so every system, both sides of its wire and the Go runtime's

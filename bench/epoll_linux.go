@@ -26,8 +26,8 @@ import (
 // listener (or UDP socket), and the client thread keeps Flows
 // connections (or UDP sockets) with one request in flight each, sending
 // the next request from the loop iteration that read the response. In
-// the fixed-rate mode a flow sends when its transaction is due, its
-// thread's wait timed (in nanoseconds) to wake for it.
+// the fixed-rate mode a flow sends when its transaction (a stream's
+// chunk) is due, its thread's wait timed (in nanoseconds) to wake for it.
 func LinuxEpoll() System {
 	return SystemFunc(func(ctx context.Context, p Params) (Point, error) {
 		pt, err := runLinuxEpoll(ctx, p)
@@ -715,8 +715,11 @@ type epollFlow struct {
 	sent  int64 // udp-echo: when the datagram was last sent
 	wake  int64 // flowWaiting: when to go on
 	off   int   // bytes of the request written
-	in    []byte
-	got   int // bytes of the response in in
+	// left is what a stream has still to write of the chunk it began:
+	// the chunk is done, and the next may begin, once it is 0.
+	left int
+	in   []byte
+	got  int // bytes of the response in in
 }
 
 // epollClient is one client thread, owning its flows.
@@ -856,7 +859,7 @@ func (cl *epollClient) connect(f *epollFlow) error {
 		unix.Close(fd)
 		return err
 	}
-	f.fd, f.got, f.off = fd, 0, 0
+	f.fd, f.got, f.off, f.left = fd, 0, 0, 0
 	if cl.w.Stream() {
 		f.state = flowStreaming
 	}
@@ -967,6 +970,12 @@ func (cl *epollClient) next(f *epollFlow) {
 		f.state = flowIdle
 		return
 	}
+	if cl.w.Stream() {
+		// A stream's chunks are paced by stream.
+		f.state = flowStreaming
+		cl.stream(f)
+		return
+	}
 	if m.paced() {
 		if due := m.due(f.slot); m.now() < due {
 			cl.wait(f, due)
@@ -1010,11 +1019,25 @@ func (cl *epollClient) send(f *epollFlow) {
 	f.state = flowAwaiting
 }
 
-// stream writes chunks while the socket takes them, until the meter
-// stops.
+// stream writes chunks while the socket takes them (the EPOLLOUT edge
+// goes on) until the meter stops or, in the fixed-rate mode, until the
+// next chunk is not yet due (f waits for it). A chunk the socket took
+// only part of is finished before the next one begins; a late flow
+// writes its overdue chunks back to back, never one before it is due.
 func (cl *epollClient) stream(f *epollFlow) {
-	for !cl.m.stopping.Load() {
-		_, err := send(f.fd, cl.req)
+	m := cl.m
+	for !m.stopping.Load() {
+		if f.left == 0 {
+			if m.paced() {
+				if due := m.due(f.slot); m.now() < due {
+					cl.wait(f, due)
+					return
+				}
+				m.begin(f.slot)
+			}
+			f.left = len(cl.req)
+		}
+		n, err := send(f.fd, cl.req[len(cl.req)-f.left:])
 		switch {
 		case err == unix.EAGAIN:
 			return
@@ -1022,6 +1045,8 @@ func (cl *epollClient) stream(f *epollFlow) {
 		case err != nil:
 			cl.broken(f)
 			return
+		default:
+			f.left -= n
 		}
 	}
 }

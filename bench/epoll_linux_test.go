@@ -173,6 +173,24 @@ func TestLinuxEpollAllocatesNothingPerTransaction(t *testing.T) {
 	}
 }
 
+// TestLinuxEpollPacedStreamAllocatesNothingPerChunk: a paced stream's
+// client (waits, partial writes) allocates nothing per chunk.
+func TestLinuxEpollPacedStreamAllocatesNothingPerChunk(t *testing.T) {
+	p := Params{Workload: TCPStreamMany, Cores: 1, Flows: StreamFlows, Duration: 200 * time.Millisecond, Warmup: 50 * time.Millisecond, Rate: 500e6}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	pt, err := LinuxEpoll().Run(context.Background(), p)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mallocs, chunks := after.Mallocs-before.Mallocs, pt.Count/StreamChunk
+	t.Logf("%d allocations in a point of %d chunks", mallocs, chunks)
+	if chunks < 300 || mallocs > 300+chunks/10 {
+		t.Errorf("%d allocations in a point of %d chunks", mallocs, chunks)
+	}
+}
+
 // TestSteerByCPUServesEachCPUsOwnListener: connections opened from a
 // thread pinned to the CPU of core i are accepted by core i's listener.
 func TestSteerByCPUServesEachCPUsOwnListener(t *testing.T) {

@@ -26,7 +26,9 @@ type Params struct {
 	// second for the whole point (the fixed-rate mode): each flow's
 	// transactions are due at fixed times, and a transaction's latency
 	// counts from when it was due, not from when it was sent, so a server
-	// that falls behind is seen to (no coordinated omission).
+	// that falls behind is seen to (no coordinated omission). For the
+	// streams it is bytes per second, all flows together: each flow
+	// writes a StreamChunk when it is due.
 	Rate float64
 	// Progress, if set, is called about once a second while the point
 	// is measured with the time measured so far and the rate since the
@@ -77,15 +79,22 @@ type meter struct {
 	total     atomic.Uint64 // every flow's transactions, in transactions mode
 	finished  chan struct{}
 	epoch     time.Time
-	// interval is each flow's time between transactions in the
-	// fixed-rate mode (0: as fast as the flow can go).
+	// interval is each flow's time between transactions (a stream's
+	// between chunks) in the fixed-rate mode (0: as fast as the flow can
+	// go).
 	interval int64
 }
 
 func newMeter(p Params, slots int) *meter {
 	m := &meter{p: p, slots: make([]flowSlot, slots), finished: make(chan struct{}), epoch: time.Now()}
 	if p.Rate > 0 && slots > 0 {
-		m.interval = int64(float64(slots) * 1e9 / p.Rate)
+		// A stream's rate is in bytes: each flow's unit of pacing is a
+		// chunk.
+		per := 1.0
+		if p.Workload.Stream() {
+			per = StreamChunk
+		}
+		m.interval = max(1, int64(float64(slots)*per*1e9/p.Rate))
 		// Spread the flows' schedules over one interval so the load
 		// comes evenly, not in a burst of every flow at once.
 		for i := range m.slots {
@@ -104,10 +113,12 @@ func newMeter(p Params, slots int) *meter {
 // now is the monotonic time in nanoseconds since the meter was made.
 func (m *meter) now() int64 { return int64(time.Since(m.epoch)) }
 
-// begin returns the start of flow i's next transaction: now, or in the
-// fixed-rate mode the time it is due (which may still be ahead: a
-// non-blocking flow sends only once due(i) has passed, a blocking one
-// calls wait). Only the flow's writer calls it.
+// begin returns the start of flow i's next transaction (a stream's next
+// chunk): now, or in the fixed-rate mode the time it is due (which may
+// still be ahead: a non-blocking flow sends only once due(i) has passed,
+// a blocking one calls wait). A flow that is late starts its overdue
+// transactions back to back, each as soon as the one before is done, and
+// never one before it is due. Only the flow's writer calls it.
 func (m *meter) begin(i int) int64 {
 	if m.interval == 0 {
 		return m.now()
@@ -131,15 +142,23 @@ func (m *meter) due(i int) int64 {
 func (m *meter) paced() bool { return m.interval > 0 }
 
 // wait starts flow i's next transaction for a blocking flow: in the
-// fixed-rate mode it sleeps until the transaction is due. It returns the
-// transaction's start for done.
+// fixed-rate mode it sleeps until the transaction is due, or until the
+// meter stops (a stream's chunks at a low rate can be seconds apart). It
+// returns the transaction's start for done.
 func (m *meter) wait(i int) int64 {
 	start := m.begin(i)
-	if d := start - m.now(); d > 0 {
-		time.Sleep(time.Duration(d))
+	for {
+		d := start - m.now()
+		if d <= 0 || m.stopping.Load() {
+			return start
+		}
+		time.Sleep(min(time.Duration(d), waitSlice))
 	}
-	return start
 }
+
+// waitSlice is the longest a blocking flow sleeps without looking at
+// the meter's stop.
+const waitSlice = 50 * time.Millisecond
 
 // done counts one transaction of flow i that started at start (m.now) and
 // reports whether the flow should start another.

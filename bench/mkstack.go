@@ -199,9 +199,11 @@ func mkstackHandlerLoad(ctx context.Context, mp *memPair, m *meter) (Point, erro
 	kickCtx, stopKick := context.WithCancel(ctx)
 	if p.Workload == UDPEcho || p.Workload == TCPCRR || m.paced() {
 		// The cores have no timers for the application: a goroutine
-		// starts the transactions that have come due in the fixed-rate
-		// mode (every 250 µs, so a transaction may start up to that late,
-		// and its latency counts from when it was due), retries a tcp-crr
+		// starts the transactions (a stream's chunks) that have come due
+		// in the fixed-rate mode (every 250 µs, so a transaction may
+		// start up to that late, and its latency counts from when it was
+		// due; a stream's chunks that came due meanwhile go out
+		// together), retries a tcp-crr
 		// connect that found every local port in TIME-WAIT, and resends
 		// a datagram lost to a full queue, which would stall its flow,
 		// once it has waited 100 ms.
@@ -301,9 +303,12 @@ type clientFlow struct {
 	sent int64
 	cur  *stack.TCPConn
 	more bool // tcp-crr: start another once this one is closed
-	// waiting: the flow's next transaction is not due yet (fixed-rate
-	// mode); the pacer starts it.
+	// waiting: the flow's next transaction (a stream's next chunk) is
+	// not due yet (fixed-rate mode); the pacer starts it.
 	waiting bool
+	// left is what a stream has still to write of the chunk it began:
+	// the chunk is done, and the next may begin, once it is 0.
+	left int
 	// sentAt is when the datagram in flight went out (sent is when its
 	// transaction was due).
 	sentAt  int64
@@ -327,6 +332,14 @@ func (f *clientFlow) startNext() {
 	m := f.m
 	if m.stopping.Load() {
 		f.waiting = false
+		return
+	}
+	if m.p.Workload.Stream() {
+		// request paces the chunks itself.
+		f.waiting = false
+		if f.cur != nil {
+			f.request(f.cur)
+		}
 		return
 	}
 	if m.paced() && m.now() < m.due(f.i) {
@@ -356,17 +369,40 @@ func (f *clientFlow) request(c *stack.TCPConn) {
 	case HTTP:
 		c.Write(httpRequest)
 	case TCPStream, TCPStreamMany:
-		for !f.m.stopping.Load() {
-			if n, _ := c.Write(streamChunk[:]); n < len(streamChunk) {
-				return
-			}
-		}
+		f.stream(c)
 	default:
 		c.Write(f.buf[:])
 	}
 }
 
 var streamChunk [StreamChunk]byte
+
+// stream writes chunks on c until the send buffer is full (the Writable
+// event goes on) or, in the fixed-rate mode, until the next chunk is not
+// yet due (the pacer goes on). A chunk the send buffer took only part of
+// is finished before the next one begins; a late flow writes its overdue
+// chunks back to back, never one before it is due.
+func (f *clientFlow) stream(c *stack.TCPConn) {
+	m := f.m
+	f.waiting = false
+	for !m.stopping.Load() {
+		if f.left == 0 {
+			if m.paced() {
+				if m.now() < m.due(f.i) {
+					f.waiting = true
+					return
+				}
+				m.begin(f.i)
+			}
+			f.left = len(streamChunk)
+		}
+		n, _ := c.Write(streamChunk[len(streamChunk)-f.left:])
+		f.left -= n
+		if f.left > 0 {
+			return
+		}
+	}
+}
 
 func (f *clientFlow) event(c *stack.TCPConn, ev stack.TCPEvent) {
 	m := f.m

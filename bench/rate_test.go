@@ -58,14 +58,71 @@ func TestFixedRatePacesTheLoad(t *testing.T) {
 	}
 }
 
-func TestFixedRateRefusesStreams(t *testing.T) {
+// TestFixedRatePacesTheStreams: at a fixed rate a stream's flows write
+// their chunks when due, so the server receives the offered bytes per
+// second, all flows together, not the stream's peak (many times more
+// here), on every stream client: mkstack's handlers and net.Conn face over
+// the mem wire, Go's net and the epoll threads over loopback. The point
+// reports its machine CPU per MiB.
+func TestFixedRatePacesTheStreams(t *testing.T) {
+	const offered = 50e6 // bytes/s: a few percent of any system's peak
+	for _, c := range []struct {
+		sys string
+		w   Workload
+	}{
+		{SysMkstack, TCPStream},
+		{SysMkstackConn, TCPStream},
+		{SysLinux, TCPStream},
+		{SysLinuxEpoll, TCPStreamMany},
+	} {
+		t.Run(fmt.Sprintf("%s/%s", c.sys, c.w), func(t *testing.T) {
+			spec := Spec{Workload: c.w, Cores: []int{1}, Systems: []string{c.sys}, Duration: 600 * time.Millisecond, Warmup: 150 * time.Millisecond, Rate: offered}
+			r, err := Run(context.Background(), spec, RunOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			CheckResult(t, r, c.sys, 1)
+			p := r.Points[0]
+			t.Logf("offered %s bytes/s: received %s bytes/s, machine CPU %.1f %s, process CPU %.2f s", FormatRate(offered), FormatRate(p.Rate), p.MachineCPUPerUnit, p.MachineCPUUnit, p.CPUSeconds)
+			if p.Rate < 0.85*offered || p.Rate > 1.15*offered {
+				t.Errorf("received %.0f bytes/s, offered %.0f: off by more than 15%%", p.Rate, offered)
+			}
+			if p.OfferedRate != offered || p.Unit != "bytes/s" || p.Latency != nil {
+				t.Errorf("offered %v, unit %q, latency %v", p.OfferedRate, p.Unit, p.Latency)
+			}
+			if p.MachineCPUSeconds > 0 && (p.MachineCPUUnit != "µs/MiB" || p.MachineCPUPerUnit != p.CPUPerTxn()*(1<<20)*1e6) {
+				t.Errorf("machine CPU %v s for %d bytes reported as %v %q", p.MachineCPUSeconds, p.Count, p.MachineCPUPerUnit, p.MachineCPUUnit)
+			}
+		})
+	}
+}
+
+// TestMeterPacesStreamsByChunk: a stream's rate is bytes per second for
+// the whole point, so each flow's chunks are slots*StreamChunk/Rate apart.
+func TestMeterPacesStreamsByChunk(t *testing.T) {
+	m := newMeter(Params{Workload: TCPStreamMany, Cores: 2, Flows: StreamFlows, Rate: 16 * StreamChunk * 1000}, 16)
+	if m.interval != int64(time.Millisecond) {
+		t.Errorf("interval %v, want 1ms (16 flows, 1000 chunks a second each)", time.Duration(m.interval))
+	}
+	if m := newMeter(Params{Workload: TCPStream, Cores: 1, Flows: 1, Rate: 1e18}, 1); !m.paced() {
+		t.Error("a rate too high for a whole nanosecond between chunks is not paced")
+	}
+}
+
+func TestFixedRateRefusesTransactionsAndNegativeRates(t *testing.T) {
 	for _, s := range []Spec{
-		{Workload: TCPStream, Cores: []int{1}, Systems: []string{SysLinux}, Duration: time.Second, Rate: 10},
 		{Workload: TCPRR, Cores: []int{1}, Systems: []string{SysLinux}, Transactions: 100, Rate: 10},
 		{Workload: TCPRR, Cores: []int{1}, Systems: []string{SysLinux}, Duration: time.Second, Rate: -1},
+		{Workload: TCPStream, Cores: []int{1}, Systems: []string{SysLinux}, Duration: time.Second, Rate: -1},
 	} {
 		if err := s.Validate(); err == nil {
 			t.Errorf("%+v validated", s)
+		}
+	}
+	for _, w := range []Workload{TCPStream, TCPStreamMany} {
+		s := Spec{Workload: w, Cores: []int{1}, Systems: []string{SysLinux}, Duration: time.Second, Rate: 100e6}
+		if err := s.Validate(); err != nil {
+			t.Errorf("%s at a fixed rate: %v", w, err)
 		}
 	}
 }

@@ -227,6 +227,13 @@ func writeSummary(b *bytes.Buffer, rs []*Result) {
 			m[r.Workload] = r
 		}
 	}
+	// The CPU columns are µs per transaction unless a stream has a
+	// fixed-rate result: then the table mixes units (µs per MiB for the
+	// streams), so every rate and CPU cell names its own.
+	units := false
+	for w, rt := range rate {
+		units = units || (w.Stream() && len(rt.OfferedRates()) > 0)
+	}
 	var rows [][]string
 	for _, pr := range Pairs {
 		for _, w := range workloads {
@@ -265,7 +272,7 @@ func writeSummary(b *bytes.Buffer, rs []*Result) {
 					if i > 0 {
 						r[5] = ""
 					}
-					copy(r[6:10], rateCells(rt, pr, k, o))
+					copy(r[6:10], rateCells(rt, pr, k, o, units))
 					rows = append(rows, r)
 				}
 			}
@@ -273,6 +280,13 @@ func writeSummary(b *bytes.Buffer, rs []*Result) {
 	}
 	if len(rows) == 0 {
 		b.WriteString("No like-for-like pair has figures in these results.\n")
+		return
+	}
+	if units {
+		b.WriteString("For the streams the offered rate is in bytes per second, all flows together, and the CPU " +
+			"is per MiB the server received.\n\n")
+		writeTable(b, []string{"workload", "pair (system ÷ peer)", "model", "device", "cores", "peak ratio",
+			"offered rate", "machine CPU ratio", "system machine CPU", "peer machine CPU", "note"}, rows)
 		return
 	}
 	writeTable(b, []string{"workload", "pair (system ÷ peer)", "model", "device", "cores", "peak ratio",
@@ -351,9 +365,11 @@ func perConnCell(r *Result, p *Point, base int) string {
 }
 
 // rateCells are the offered rate, the machine CPU per transaction ratio
-// and each side's CPU per transaction of pr at k cores in the fixed-rate
-// result rt; blank unless rt measured both sides.
-func rateCells(rt *Result, pr Pair, k int, offered float64) []string {
+// and each side's CPU per transaction (per MiB for a stream: CPUUnit) of
+// pr at k cores in the fixed-rate result rt; blank unless rt measured
+// both sides. With units, the rate and CPU cells name their units, for a
+// table whose rows are not all in the same ones.
+func rateCells(rt *Result, pr Pair, k int, offered float64, units bool) []string {
 	cells := make([]string, 4)
 	a, p := rt.FindAt(pr.System, k, offered), rt.FindAt(pr.Peer, k, offered)
 	if a == nil || p == nil {
@@ -364,11 +380,22 @@ func rateCells(rt *Result, pr Pair, k int, offered float64) []string {
 		if p.OfferedRate != a.OfferedRate {
 			cells[0] += " / " + FormatRate(p.OfferedRate)
 		}
+		if units {
+			cells[0] += " " + rt.Workload.Unit()
+		}
 	}
 	if ratio, ok := findRatio(rt, pr, k, offered); ok && ratio.CPUPerTxn > 0 {
 		cells[1] = fmt.Sprintf("%.2f", ratio.CPUPerTxn)
 	}
-	cells[2], cells[3] = cpuPerTxnCell(rt.Workload, a), cpuPerTxnCell(rt.Workload, p)
+	unit, scale := CPUUnit(rt.Workload)
+	cells[2], cells[3] = cpuPerTxnCell(scale, a), cpuPerTxnCell(scale, p)
+	if units {
+		for i := 2; i < 4; i++ {
+			if cells[i] != "" {
+				cells[i] += " " + unit
+			}
+		}
+	}
 	return cells
 }
 
@@ -386,23 +413,24 @@ func findRatio(r *Result, pr Pair, k int, offered float64) (Ratio, bool) {
 	return Ratio{}, false
 }
 
-// cpuUnit is the unit of the machine CPU column of w and the factor from
-// seconds per count to it: µs per transaction, ns per byte for streams
-// (where µs would print as 0.00).
-func cpuUnit(w Workload) (string, float64) {
-	if w.Stream() {
+// cpuUnit is the unit of the machine CPU column of r's point table and
+// the factor from seconds per count to it: CPUUnit's (µs per
+// transaction; µs per MiB for a stream) for a fixed-rate result, and for
+// a stream's peak result ns per byte, the unit its tables have always
+// had.
+func cpuUnit(r *Result) (string, float64) {
+	if r.Workload.Stream() && !r.isRate() {
 		return "ns/byte", 1e9
 	}
-	return "µs/trans", 1e6
+	return CPUUnit(r.Workload)
 }
 
-// cpuPerTxnCell is p's machine CPU per transaction (per byte for streams),
-// blank without a figure.
-func cpuPerTxnCell(w Workload, p *Point) string {
+// cpuPerTxnCell is p's machine CPU per unit of work in seconds times
+// scale, blank without a figure.
+func cpuPerTxnCell(scale float64, p *Point) string {
 	if p == nil || p.Err != "" || p.CPUPerTxn() <= 0 {
 		return ""
 	}
-	_, scale := cpuUnit(w)
 	return fmt.Sprintf("%.2f", p.CPUPerTxn()*scale)
 }
 
@@ -431,7 +459,7 @@ func writePoints(b *bytes.Buffer, r *Result) {
 		return compareSystems(x.System, y.System)
 	})
 	conns := r.isConns()
-	cpuU, _ := cpuUnit(r.Workload)
+	cpuU, cpuScale := cpuUnit(r)
 	unit := r.Workload.Unit()
 	header := []string{"system", "API", "driver", "peer offloads", "client", "cores", "CPUs", "GOMAXPROCS"}
 	if conns {
@@ -468,7 +496,7 @@ func writePoints(b *bytes.Buffer, r *Result) {
 		if ok && p.Latency != nil {
 			p50, p99 = fmt.Sprintf("%.2f", p.Latency.P50), fmt.Sprintf("%.2f", p.Latency.P99)
 		}
-		row = append(row, p50, p99, cpuPerTxnCell(r.Workload, p), cell(ok, fmt.Sprintf("%.2f", p.CPUSeconds)),
+		row = append(row, p50, p99, cpuPerTxnCell(cpuScale, p), cell(ok, fmt.Sprintf("%.2f", p.CPUSeconds)),
 			cell(ok, strconv.FormatUint(uint64(p.GCCycles), 10)), cell(ok || p.Errors > 0, strconv.FormatUint(p.Errors, 10)))
 		note := p.Note
 		if p.Err != "" {

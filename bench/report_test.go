@@ -253,3 +253,64 @@ func TestReportAlongTheConnectionAxis(t *testing.T) {
 		t.Errorf("the connection axis result is in the peak summary:\n%s", s)
 	}
 }
+
+// TestReportStreamAtAFixedRate: a tcp-stream fixed-rate result, read from
+// its tcp-stream-rate.json beside the stream's peak result and tcp-rr's,
+// renders with its own units: offered bytes per second and the machine's
+// CPU µs per MiB received, in the summary (whose cells then name their
+// units, as the table mixes them) and in its point table; the stream's
+// peak table keeps ns per byte.
+func TestReportStreamAtAFixedRate(t *testing.T) {
+	rs := reportResults()
+	peak := &Result{Env: Env{Commit: "abc"}, Workload: TCPStream, Duration: "3s", Points: []Point{
+		{System: SysMkstack, Workload: TCPStream, Cores: 1, Rate: 2e9, Count: 6e9, Unit: "bytes/s", MachineCPUSeconds: 3},
+		{System: SysLinuxEpoll, Workload: TCPStream, Cores: 1, Rate: 1e9, Count: 3e9, Unit: "bytes/s", MachineCPUSeconds: 3},
+	}}
+	rate := &Result{Env: Env{Commit: "abc"}, Workload: TCPStream, Duration: "3s", Rate: 50e6, Points: []Point{
+		{System: SysMkstack, Workload: TCPStream, Cores: 1, OfferedRate: 50e6, Rate: 50e6, Count: 150e6, Unit: "bytes/s", MachineCPUSeconds: 0.3},
+		{System: SysLinuxEpoll, Workload: TCPStream, Cores: 1, OfferedRate: 50e6, Rate: 49e6, Count: 147e6, Unit: "bytes/s", MachineCPUSeconds: 0.588},
+	}}
+	rate.Finish()
+	if p := rate.Points[0]; p.MachineCPUUnit != "µs/MiB" || p.MachineCPUPerUnit < 2097.15 || p.MachineCPUPerUnit > 2097.16 {
+		t.Errorf("machine CPU per unit %v %q, want 2097.15 µs/MiB", p.MachineCPUPerUnit, p.MachineCPUUnit)
+	}
+	dir := t.TempDir()
+	for name, r := range map[string]*Result{"tcp-stream.json": peak, "tcp-stream-rate.json": rate} {
+		var js bytes.Buffer
+		if err := r.WriteJSON(&js); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), js.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read, err := ReadResults(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := report(t, append(rs, read...))
+	for _, want := range []string{
+		"| offered rate | machine CPU ratio | system machine CPU | peer machine CPU | note |\n",
+		"| tcp-stream | mkstack ÷ linux-epoll | handler | mem wire vs loopback | 1 | 2.00 | 50.00M bytes/s | 0.50 | 2097.15 µs/MiB | 4194.30 µs/MiB |  |\n",
+		"| tcp-rr | mkstack ÷ linux-epoll | handler | mem wire vs loopback | 1 | 3.00 | 10.0K trans/s | 0.40 | 20.00 µs/trans | 50.00 µs/trans |  |\n",
+		"| GOMAXPROCS | bytes/s | p50 µs | p99 µs | machine CPU ns/byte |",
+		"| mkstack |  |  |  |  | 1 |  |  | 2.00G |  |  | 0.50 |",
+		"| GOMAXPROCS | offered bytes/s | achieved bytes/s | p50 µs | p99 µs | machine CPU µs/MiB |",
+		"| mkstack |  |  |  |  | 1 |  |  | 50.00M | 50.00M |  |  | 2097.15 |",
+		"| linux-epoll |  |  |  |  | 1 |  |  | 50.00M | 49.00M |  |  | 4194.30 |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no\n%s\nin\n%s", want, out)
+		}
+	}
+	// The text table has the offered rate and the CPU per MiB too.
+	var table bytes.Buffer
+	if err := rate.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"offered", "machine CPU µs/MiB", "2097.15", "at 50.00M bytes/s offered (handler): 1.02, machine CPU per MiB 0.50"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
+	}
+}

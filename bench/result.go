@@ -97,6 +97,12 @@ type Point struct {
 	// the server, the kernel's work for both and anything else running.
 	// Divided by Count it is the whole machine's CPU per transaction.
 	MachineCPUSeconds float64 `json:"machine_cpu_seconds,omitempty"`
+	// MachineCPUPerUnit is MachineCPUSeconds per unit of the point's
+	// work in MachineCPUUnit (CPUUnit): µs per transaction, or for a
+	// stream µs per MiB the server received; 0 without a machine CPU
+	// reading. Run and Result.Finish fill both in.
+	MachineCPUPerUnit float64 `json:"machine_cpu_per_unit,omitempty"`
+	MachineCPUUnit    string  `json:"machine_cpu_unit,omitempty"`
 	// MachineMemoryBytes is the most the whole machine's memory in use
 	// grew while the point ran, from just before its server started
 	// (MemAvailable's largest drop, sampled every 50 ms): the server, the
@@ -105,7 +111,8 @@ type Point struct {
 	// connection costs.
 	MachineMemoryBytes int64 `json:"machine_memory_bytes,omitempty"`
 	// OfferedRate is the paced load of the fixed-rate mode (transactions
-	// per second for the whole point); 0 for a peak point.
+	// per second for the whole point, bytes per second for a stream); 0
+	// for a peak point.
 	OfferedRate float64 `json:"offered_rate,omitempty"`
 	// GOMAXPROCS is the Go runtime's setting at the end of the window
 	// (core.Start raises it while a runtime runs).
@@ -148,8 +155,11 @@ type Result struct {
 }
 
 // Finish computes each point's efficiency from its system's 1-core point
-// at the same offered rate.
+// at the same offered rate, and its machine CPU per unit of work.
 func (r *Result) Finish() {
+	for i := range r.Points {
+		r.Points[i].setCPUPerUnit()
+	}
 	type key struct {
 		system  string
 		offered float64
@@ -264,11 +274,33 @@ func FormatRate(v float64) string {
 // each other system measured at the same core count.
 func (r *Result) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "system\tcores\tconns\t%s\tper core\tefficiency\tp50 µs\tp99 µs\tp99.9 µs\tCPU s\tGCs\terrors\tmem MiB\t\n", r.Workload.Unit())
+	// A fixed-rate result has the offered rate and the whole machine's
+	// CPU per unit of work (CPUUnit) too.
+	rate := r.isRate()
+	cpuU, cpuScale := CPUUnit(r.Workload)
+	head := "system\tcores\tconns\t"
+	if rate {
+		head += "offered\t"
+	}
+	head += "%s\tper core\tefficiency\tp50 µs\tp99 µs\tp99.9 µs\tCPU s\t"
+	if rate {
+		head += "machine CPU " + cpuU + "\t"
+	}
+	fmt.Fprintf(tw, head+"GCs\terrors\tmem MiB\t\n", r.Workload.Unit())
 	for _, p := range r.Points {
 		if p.Err != "" {
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t\t\t\t\t\t\t\t\t\t\n", p.System, p.Cores, p.Cores*p.Flows, p.Err)
 			continue
+		}
+		offered, machine := "", ""
+		if rate {
+			offered, machine = "-\t", "-\t"
+			if p.OfferedRate > 0 {
+				offered = FormatRate(p.OfferedRate) + "\t"
+			}
+			if c := p.CPUPerTxn(); c > 0 {
+				machine = fmt.Sprintf("%.2f\t", c*cpuScale)
+			}
 		}
 		eff, p50, p99, p999 := "-", "-", "-", "-"
 		if p.Efficiency > 0 {
@@ -284,8 +316,8 @@ func (r *Result) WriteTable(w io.Writer) error {
 		if p.MachineMemoryBytes > 0 {
 			mem = fmt.Sprintf("%.1f", float64(p.MachineMemoryBytes)/(1<<20))
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%d\t%d\t%s\t\n", p.System, p.Cores, p.Cores*p.Flows, FormatRate(p.Rate), FormatRate(p.PerCore),
-			eff, p50, p99, p999, p.CPUSeconds, p.GCCycles, p.Errors, mem)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%s%d\t%d\t%s\t\n", p.System, p.Cores, p.Cores*p.Flows, offered, FormatRate(p.Rate), FormatRate(p.PerCore),
+			eff, p50, p99, p999, p.CPUSeconds, machine, p.GCCycles, p.Errors, mem)
 	}
 	axis := len(r.FlowCounts()) > 1
 	if err := tw.Flush(); err != nil {
@@ -295,13 +327,16 @@ func (r *Result) WriteTable(w io.Writer) error {
 		at := ""
 		if ratio.OfferedRate > 0 {
 			at = " at " + FormatRate(ratio.OfferedRate) + " offered"
+			if r.Workload.Stream() {
+				at = " at " + FormatRate(ratio.OfferedRate) + " bytes/s offered"
+			}
 		}
 		if axis {
 			at += fmt.Sprintf(" with %d conns", ratio.Cores*ratio.Flows)
 		}
 		fmt.Fprintf(w, "%s ÷ %s at %d cores%s (%s): %.2f", ratio.System, ratio.Peer, ratio.Cores, at, ratio.Model, ratio.Value)
 		if ratio.CPUPerTxn > 0 {
-			fmt.Fprintf(w, ", machine CPU per transaction %.2f", ratio.CPUPerTxn)
+			fmt.Fprintf(w, ", machine CPU per %s %.2f", CPUPerUnitText(r.Workload), ratio.CPUPerTxn)
 		}
 		if axis && ratio.Memory > 0 {
 			fmt.Fprintf(w, ", machine memory %.2f", ratio.Memory)
@@ -366,4 +401,34 @@ func (p *Point) CPUPerTxn() float64 {
 		return 0
 	}
 	return p.MachineCPUSeconds / float64(p.Count)
+}
+
+// CPUUnit is the unit of the whole machine's CPU per unit of w's work
+// (Point.MachineCPUPerUnit, the fixed-rate tables and plots) and the
+// factor from CPUPerTxn's seconds per count to it: µs per transaction,
+// and for the streams, whose count is bytes, µs per MiB received.
+func CPUUnit(w Workload) (unit string, scale float64) {
+	if w.Stream() {
+		return "µs/MiB", 1e6 * (1 << 20)
+	}
+	return "µs/trans", 1e6
+}
+
+// CPUPerUnitText is CPUUnit's unit in words, for prose: "transaction"
+// or "MiB".
+func CPUPerUnitText(w Workload) string {
+	if w.Stream() {
+		return "MiB"
+	}
+	return "transaction"
+}
+
+// setCPUPerUnit fills in MachineCPUPerUnit and MachineCPUUnit from the
+// point's machine CPU and count.
+func (p *Point) setCPUPerUnit() {
+	p.MachineCPUPerUnit, p.MachineCPUUnit = 0, ""
+	if c := p.CPUPerTxn(); c > 0 && p.Err == "" {
+		unit, scale := CPUUnit(p.Workload)
+		p.MachineCPUPerUnit, p.MachineCPUUnit = c*scale, unit
+	}
 }

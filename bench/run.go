@@ -163,6 +163,7 @@ func Run(ctx context.Context, spec Spec, o RunOptions) (*Result, error) {
 					pt = Point{System: name, Workload: spec.Workload, Cores: k, Flows: p.Flows, Unit: pt.Unit, Err: err.Error()}
 				}
 			}
+			pt.setCPUPerUnit()
 			r.Points = append(r.Points, pt)
 			if o.Done != nil {
 				o.Done(pt)

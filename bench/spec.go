@@ -161,7 +161,8 @@ type Spec struct {
 	// not for the streams).
 	Transactions uint64
 	// Rate, if positive, is the fixed-rate mode: the load is paced at
-	// Rate transactions per second per point (Params.Rate).
+	// Rate transactions per second per point (Params.Rate), for the
+	// streams Rate bytes per second per point, all flows together.
 	Rate float64
 }
 
@@ -242,8 +243,8 @@ func (s *Spec) Validate() error {
 	if s.Rate < 0 {
 		return fmt.Errorf("rate %v: want zero (peak) or a positive rate", s.Rate)
 	}
-	if s.Rate > 0 && (s.Workload.Stream() || s.Transactions > 0) {
-		return fmt.Errorf("a fixed rate applies to the transaction workloads over a duration, not to %s or --transactions", s.Workload)
+	if s.Rate > 0 && s.Transactions > 0 {
+		return errors.New("a fixed rate applies over a duration, not to a fixed number of transactions")
 	}
 	if s.Warmup < 0 {
 		return fmt.Errorf("warmup %v: want zero or more", s.Warmup)

@@ -1,6 +1,7 @@
 // Package plot draws a bench.Result: throughput against cores per system,
 // per-core efficiency, and latency percentiles (Write), or for a
-// fixed-rate result the machine CPU per transaction (WriteRate), each as
+// fixed-rate result the machine CPU per transaction, per MiB for the
+// streams (WriteRate), each as
 // SVG and PNG (with gonum.org/v1/plot). It is for the command only: bench
 // itself draws nothing, so importing it pulls in no plotting code.
 package plot
@@ -57,8 +58,9 @@ func Write(r *bench.Result, dir string) ([]string, error) {
 
 // WriteRate draws a fixed-rate result (mkstack bench --rate, the
 // WORKLOAD-rate.json files) into dir as WORKLOAD-cpu-per-txn.svg and .png:
-// the whole machine's CPU per transaction of each system at each core
-// count, the figure that compares systems at the same offered load. It
+// the whole machine's CPU per transaction (per MiB received for a stream)
+// of each system at each core count, the figure that compares systems at
+// the same offered load. It
 // returns the paths written, none if no point has a machine CPU figure,
 // and an error for a peak result, whose figures would be misread.
 func WriteRate(r *bench.Result, dir string) ([]string, error) {
@@ -87,8 +89,9 @@ func WriteRate(r *bench.Result, dir string) ([]string, error) {
 	return paths, nil
 }
 
-// cpuPerTxn draws the machine CPU µs per transaction of each system as
-// bars grouped by core count (nil if no point has the figure).
+// cpuPerTxn draws the machine CPU µs per transaction (per MiB for a
+// stream) of each system as bars grouped by core count (nil if no point
+// has the figure).
 func cpuPerTxn(r *bench.Result) (*plot.Plot, error) {
 	var cores []int
 	var syss []string
@@ -114,13 +117,14 @@ func cpuPerTxn(r *bench.Result) (*plot.Plot, error) {
 			break
 		}
 	}
-	p := newPlot(fmt.Sprintf("%s%s: machine CPU per transaction", r.Workload, offered), "", "µs of CPU per transaction")
+	per, scale := cpuAxis(r.Workload)
+	p := newPlot(fmt.Sprintf("%s%s: machine CPU per %s", r.Workload, offered, per), "", "µs of CPU per "+per)
 	w := vg.Points(60 / float64(len(syss)))
 	for i, s := range syss {
 		v := make(plotter.Values, len(cores))
 		for j, k := range cores {
 			if pt := r.Find(s, k); pt != nil && pt.Err == "" {
-				v[j] = pt.CPUPerTxn() * 1e6
+				v[j] = pt.CPUPerTxn() * scale
 			}
 		}
 		b, err := plotter.NewBarChart(v, w)
@@ -146,13 +150,27 @@ func cpuPerTxn(r *bench.Result) (*plot.Plot, error) {
 	return p, nil
 }
 
+// cpuAxis is what the CPU figures of w are per, in words, and the factor
+// from bench.Point.CPUPerTxn to µs per it (bench.CPUUnit): a
+// transaction, or for a stream a MiB received.
+func cpuAxis(w bench.Workload) (string, float64) {
+	_, scale := bench.CPUUnit(w)
+	return bench.CPUPerUnitText(w), scale
+}
+
 // cpuPerTxnByRate draws, for each system at each core count, the machine
-// CPU µs per transaction against the offered rate (a result of several
-// rates: mkstack bench --rate 4000,8000,16000), so each pair's curves can
-// be read side by side (nil if no point has the figure).
+// CPU µs per transaction (per MiB for a stream) against the offered rate
+// (a result of several rates: mkstack bench --rate 4000,8000,16000), so
+// each pair's curves can be read side by side (nil if no point has the
+// figure).
 func cpuPerTxnByRate(r *bench.Result) (*plot.Plot, error) {
-	p := newPlot(fmt.Sprintf("%s: machine CPU per transaction against offered rate", r.Workload),
-		"offered rate, thousand "+r.Workload.Unit(), "µs of CPU per transaction")
+	per, scale := cpuAxis(r.Workload)
+	xScale, xLabel := 1e3, "offered rate, thousand "+r.Workload.Unit()
+	if r.Workload.Stream() {
+		xScale, xLabel = 1e6, "offered rate, MB/s"
+	}
+	p := newPlot(fmt.Sprintf("%s: machine CPU per %s against offered rate", r.Workload, per),
+		xLabel, "µs of CPU per "+per)
 	var lines []any
 	type series struct {
 		system string
@@ -168,7 +186,7 @@ func cpuPerTxnByRate(r *bench.Result) (*plot.Plot, error) {
 		var xy plotter.XYs
 		for _, q := range r.Points {
 			if q.System == s.system && q.Cores == s.cores && q.Err == "" && q.CPUPerTxn() > 0 {
-				xy = append(xy, plotter.XY{X: q.OfferedRate / 1e3, Y: q.CPUPerTxn() * 1e6})
+				xy = append(xy, plotter.XY{X: q.OfferedRate / xScale, Y: q.CPUPerTxn() * scale})
 			}
 		}
 		slices.SortFunc(xy, func(a, b plotter.XY) int { return cmpFloat(a.X, b.X) })

@@ -117,3 +117,35 @@ func TestWriteRateDrawsCPUAgainstOfferedRate(t *testing.T) {
 		t.Errorf("svg: %v, %d bytes", err, len(svg))
 	}
 }
+
+// TestWriteRateDrawsStreamsPerMiB: a stream's fixed-rate figures are CPU
+// per MiB received, not per transaction (nor per byte, which would draw
+// as nothing), against MB/s offered for several rates.
+func TestWriteRateDrawsStreamsPerMiB(t *testing.T) {
+	r := &bench.Result{Workload: bench.TCPStream}
+	for i, s := range []string{"mkstack", "linux-epoll"} {
+		for _, offered := range []float64{50e6, 100e6} {
+			r.Points = append(r.Points, bench.Point{System: s, Workload: bench.TCPStream, Cores: 1, OfferedRate: offered, Rate: offered,
+				Count: uint64(3 * offered), MachineCPUSeconds: float64(i+1) * 0.3})
+		}
+	}
+	for _, rates := range []int{1, 2} {
+		rr := &bench.Result{Workload: r.Workload}
+		for _, p := range r.Points {
+			if rates == 2 || p.OfferedRate == 50e6 {
+				rr.Points = append(rr.Points, p)
+			}
+		}
+		dir := t.TempDir()
+		if _, err := WriteRate(rr, dir); err != nil {
+			t.Fatal(err)
+		}
+		svg, err := os.ReadFile(filepath.Join(dir, "tcp-stream-cpu-per-txn.svg"))
+		if err != nil || !bytes.Contains(svg, []byte("µs of CPU per MiB")) || bytes.Contains(svg, []byte("per transaction")) {
+			t.Errorf("%d rates: svg: %v, %d bytes", rates, err, len(svg))
+		}
+		if rates == 2 && !bytes.Contains(svg, []byte("MB/s")) {
+			t.Errorf("%d rates: the offered axis is not in MB/s", rates)
+		}
+	}
+}

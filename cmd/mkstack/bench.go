@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -94,16 +95,17 @@ func parseCounts(s string) ([]int, error) {
 }
 
 // parseRates parses "16000" or "4000,8000,16000" into ascending distinct
-// positive rates.
+// positive rates. A rate may end in a multiplier (rateSuffixes): 16k,
+// 100M (bytes per second for a stream), 1.5G, 64Mi.
 func parseRates(s string) ([]float64, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, nil
 	}
 	var out []float64
 	for f := range strings.SplitSeq(s, ",") {
-		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
-		if err != nil || v <= 0 {
-			return nil, fmt.Errorf("%q: want positive transactions per second", f)
+		v, err := parseRate(strings.TrimSpace(f))
+		if err != nil || !(v > 0) || math.IsInf(v, 0) {
+			return nil, fmt.Errorf("%q: want a positive rate (transactions per second; bytes per second for a stream), with k, M, G, Ki, Mi or Gi if you like", f)
 		}
 		if !slices.Contains(out, v) {
 			out = append(out, v)
@@ -111,6 +113,33 @@ func parseRates(s string) ([]float64, error) {
 	}
 	slices.Sort(out)
 	return out, nil
+}
+
+// rateSuffixes are the multipliers a rate may end in: decimal k (or K),
+// M and G, and binary Ki, Mi and Gi.
+var rateSuffixes = []struct {
+	suffix string
+	mult   float64
+}{
+	{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30},
+	{"k", 1e3}, {"K", 1e3}, {"M", 1e6}, {"G", 1e9},
+}
+
+// parseRate parses one rate: a number with an optional rateSuffixes
+// multiplier.
+func parseRate(f string) (float64, error) {
+	mult := 1.0
+	for _, s := range rateSuffixes {
+		if num, ok := strings.CutSuffix(f, s.suffix); ok {
+			f, mult = num, s.mult
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(f, 64)
+	if err != nil {
+		return 0, err
+	}
+	return v * mult, nil
 }
 
 func runBench(args []string, stdout, stderr io.Writer) int {
@@ -138,7 +167,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&warmup, "warmup", time.Second, "load before each point is measured")
 	fs.StringVar(&conns, "conns", strconv.Itoa(bench.DefaultConns), "connections (or UDP flows) per core, one request in flight each; a list (100,1000,5000) measures each and writes WORKLOAD-conns.json with rate and machine memory against connections")
 	fs.Uint64Var(&transactions, "transactions", 0, "run each point until N transactions are done instead of for --duration (for instruction counts under callgrind)")
-	fs.StringVar(&rates, "rate", "", "the fixed-rate mode: pace the load at N transactions per second per point (open loop; http on the veth systems: h2load --rps) and report the whole machine's CPU per transaction; a list (4000,16000) measures each rate; empty: peak")
+	fs.StringVar(&rates, "rate", "", "the fixed-rate mode: pace the load at N transactions per second per point (open loop; http on the veth systems: h2load --rps) and report the whole machine's CPU per transaction; for tcp-stream and tcp-stream-many N bytes per second for all flows together, each flow writing 64 KiB chunks when due, and the CPU per MiB received; a list (4000,16000) measures each rate; a rate may end in k, M, G (10^3, 10^6, 10^9) or Ki, Mi, Gi (2^10, 2^20, 2^30): 16k, 100M; empty: peak")
 	fs.BoolVar(&o.allowDirty, "allow-dirty", false, "with --out inside this source tree, write the figures even though the tree has uncommitted changes (recorded in the JSON)")
 	fs.StringVar(&bench.HTTPClient, "http-client", "wrk", "the load generator of http at peak on the veth systems: wrk, h2load or go (a fixed rate always uses h2load)")
 	fs.StringVar(&o.out, "out", "", "write DIR/WORKLOAD.json, DIR/WORKLOAD.txt and the plots (SVG and PNG) there")
@@ -262,6 +291,15 @@ func benchMain(ctx context.Context, o benchOptions, stdout, stderr io.Writer) er
 				}
 				if p.Err != "" {
 					fmt.Fprintf(stdout, "%s %s, %d cores: %s\n", w, p.System, p.Cores, p.Err)
+					return
+				}
+				if p.OfferedRate > 0 {
+					machine := ""
+					if p.MachineCPUUnit != "" {
+						machine = fmt.Sprintf(", machine CPU %.2f %s", p.MachineCPUPerUnit, p.MachineCPUUnit)
+					}
+					fmt.Fprintf(stdout, "%s %s, %d cores: %s %s (%s offered)%s\n", w, p.System, p.Cores, bench.FormatRate(p.Rate), p.Unit,
+						bench.FormatRate(p.OfferedRate), machine)
 					return
 				}
 				fmt.Fprintf(stdout, "%s %s, %d cores: %s %s\n", w, p.System, p.Cores, bench.FormatRate(p.Rate), p.Unit)

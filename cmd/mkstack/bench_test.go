@@ -23,6 +23,11 @@ func TestBenchBadFlagsAreUsageErrors(t *testing.T) {
 		{"--conns", "10,x"},
 		{"--conns", "10,20", "--rate", "100"},
 		{"--workload", "tcp-stream", "--transactions", "100"},
+		{"--rate", "100", "--transactions", "100"},
+		{"--rate", "10x"},
+		{"--rate", "-5k"},
+		{"--rate", "NaN"},
+		{"--workload", "tcp-stream", "--rate", "0"},
 		{"--nosuchflag"},
 		{"extra"},
 	} {
@@ -109,8 +114,65 @@ func TestBenchAtAFixedRate(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "tcp-rr-cpu-per-txn.svg")); err != nil {
 		t.Error(err)
 	}
-	if code := run([]string{"bench", "--workload", "tcp-stream", "--rate", "10"}, &out, &errOut); code != 2 {
-		t.Errorf("a fixed rate for a stream: exit %d, want 2", code)
+}
+
+func TestParseRatesTakesMultipliers(t *testing.T) {
+	for in, want := range map[string]string{
+		"16000":        "[16000]",
+		"16k,4000,16K": "[4000 16000]",
+		"100M":         "[1e+08]",
+		"1.5G":         "[1.5e+09]",
+		"64Mi, 2Ki":    "[2048 6.7108864e+07]",
+		"1Gi":          "[1.073741824e+09]",
+		"":             "[]",
+	} {
+		got, err := parseRates(in)
+		if err != nil || fmt.Sprint(got) != want {
+			t.Errorf("parseRates(%q) = %v, %v; want %s", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"x", "10m", "M", "0k", "-1M", "Inf", "1e400"} {
+		if got, err := parseRates(in); err == nil {
+			t.Errorf("parseRates(%q) = %v, want an error", in, got)
+		}
+	}
+}
+
+// TestBenchStreamAtAFixedRate: --rate for tcp-stream is bytes per second
+// (here with a multiplier): the point receives about that, and the run
+// writes tcp-stream-rate.json, whose report renders the CPU per MiB.
+func TestBenchStreamAtAFixedRate(t *testing.T) {
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	code := run([]string{"bench", "--workload", "tcp-stream", "--cores", "1", "--systems", "linux",
+		"--duration", "400ms", "--warmup", "100ms", "--rate", "40M", "--out", dir}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
+	}
+	r := readResult(t, filepath.Join(dir, "tcp-stream-rate.json"))
+	if len(r.Points) != 1 || r.Rate != 40e6 {
+		t.Fatalf("%+v", r)
+	}
+	p := r.Points[0]
+	if p.Err != "" || p.OfferedRate != 40e6 || p.Rate < 0.8*40e6 || p.Rate > 1.2*40e6 || p.Unit != "bytes/s" {
+		t.Errorf("point %+v", p)
+	}
+	if !strings.Contains(out.String(), "(40.00M offered)") || !strings.Contains(out.String(), "offered") {
+		t.Errorf("output:\n%s", out.String())
+	}
+	// /proc/stat counts in 10 ms ticks: a light point may see none.
+	if p.MachineCPUSeconds > 0 {
+		if p.MachineCPUUnit != "µs/MiB" || !strings.Contains(out.String(), "machine CPU µs/MiB") {
+			t.Errorf("machine CPU %v %q; output:\n%s", p.MachineCPUPerUnit, p.MachineCPUUnit, out.String())
+		}
+		if _, err := os.Stat(filepath.Join(dir, "tcp-stream-cpu-per-txn.svg")); err != nil {
+			t.Error(err)
+		}
+	}
+	out.Reset()
+	if code := run([]string{"bench", "report", "--in", dir, "--doc", "-"}, &out, &errOut); code != 0 ||
+		!strings.Contains(out.String(), "| offered bytes/s | achieved bytes/s |") || !strings.Contains(out.String(), "machine CPU µs/MiB") {
+		t.Errorf("report: exit %d\n%s%s", code, out.String(), errOut.String())
 	}
 }
 

@@ -39,7 +39,7 @@ func run(args []string) int {
 	fs.DurationVar(&p.Duration, "duration", 3*time.Second, "measured time")
 	fs.DurationVar(&p.Warmup, "warmup", time.Second, "load before measuring")
 	fs.Uint64Var(&p.Transactions, "transactions", 0, "run until N transactions instead of for -duration")
-	fs.Float64Var(&p.Rate, "rate", 0, "pace the load at N transactions per second (0: peak)")
+	fs.Float64Var(&p.Rate, "rate", 0, "pace the load at N transactions per second, bytes per second for a stream (0: peak)")
 	fs.StringVar(&cpus, "cpus", "", "the CPUs the parent confined the point to, for the record")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
