@@ -580,6 +580,8 @@ func (c *core) publish() {
 		v[TCPAbortOnData], v[TCPTimeWaitRecycled], v[TCPTxQueueWaits] = t.AbortOnData, t.TimeWaitRecycled, t.TxQueueWaits
 		v[TCPInvalidACKsSkipped], v[TCPChallengeACKsOverBudget], v[TCPCookieACKsNoOverflow] = t.InvalidACKsSkipped, t.ChallengeACKsOverBudget, t.CookieACKsNoOverflow
 		v[TCPMemoryPressure] = t.MemoryPressure
+		v[TCPDSACKsSent], v[TCPDSACKsReceived] = t.DSACKsSent, t.DSACKsReceived
+		v[TCPDSACKUndos], v[TCPEifelUndos], v[TCPFRTOUndos] = t.DSACKUndos, t.EifelUndos, t.FRTOUndos
 	}
 	d[stack.DropNoBuffer] += c.forwardNoBuffer
 	c.pub.Publish(&c.counters)

@@ -47,6 +47,11 @@ const (
 	TCPChallengeACKsOverBudget
 	TCPCookieACKsNoOverflow
 	TCPMemoryPressure
+	TCPDSACKsSent
+	TCPDSACKsReceived
+	TCPDSACKUndos
+	TCPEifelUndos
+	TCPFRTOUndos
 	numMetrics
 )
 
@@ -94,6 +99,16 @@ var metricInfos = [numMetrics]metricInfo{
 		"ACKs not checked as SYN cookies (answered with a reset) because the listener's SYN queue had not overflowed recently.", false},
 	TCPMemoryPressure: {"mkstack_tcp_memory_pressure_total",
 		"Times the core's TCP ring memory rose above TCPConfig.MemoryPressure (new connections then offer small windows and rings stop growing).", false},
+	TCPDSACKsSent: {"mkstack_tcp_dsacks_sent_total",
+		"TCP segments sent reporting a duplicate segment received (D-SACK, RFC 2883).", false},
+	TCPDSACKsReceived: {"mkstack_tcp_dsacks_received_total",
+		"D-SACK blocks received (RFC 2883).", false},
+	TCPDSACKUndos: {"mkstack_tcp_dsack_undos_total",
+		"Congestion window reductions undone because D-SACKs reported every retransmission unneeded (RFC 3708).", false},
+	TCPEifelUndos: {"mkstack_tcp_eifel_undos_total",
+		"Congestion window reductions undone because the first ACK after a retransmission echoed the original's timestamp (Eifel, RFC 3522).", false},
+	TCPFRTOUndos: {"mkstack_tcp_frto_undos_total",
+		"Retransmission timeouts undone because data sent once was acknowledged after new data went in place of retransmissions (F-RTO, RFC 5682).", false},
 }
 
 // Counters are one core's metrics, kept as plain fields that only the core

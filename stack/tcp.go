@@ -433,9 +433,20 @@ type TCPStats struct {
 	PersistProbes           uint64
 	KeepAliveProbes         uint64
 	OutOfOrderSegments      uint64
-	ZeroCopyBytes           uint64 // in-order bytes an OnSegment handler consumed from packet buffers
-	Established             uint64 // connections now in ESTABLISHED
-	TimeWait                uint64 // connections now in TIME-WAIT
+	// D-SACK (RFC 2883): segments sent reporting a duplicate received,
+	// and D-SACK blocks received.
+	DSACKsSent, DSACKsReceived uint64
+	// Congestion reductions undone as spurious (OnSpuriousCongestion),
+	// by detector: every retransmission of the episode reported by
+	// D-SACK (RFC 3708), or the first ACK after the first
+	// retransmission echoing an older timestamp (Eifel, RFC 3522).
+	DSACKUndos, EifelUndos uint64
+	// FRTOUndos counts timeouts found spurious by F-RTO (RFC 5682): after
+	// the retransmission, two ACKs of data not retransmitted.
+	FRTOUndos     uint64
+	ZeroCopyBytes uint64 // in-order bytes an OnSegment handler consumed from packet buffers
+	Established   uint64 // connections now in ESTABLISHED
+	TimeWait      uint64 // connections now in TIME-WAIT
 	// RingBytes is the send and receive ring memory connections hold
 	// now; RingGrowths counts rings moved to a larger class.
 	RingBytes, RingGrowths uint64
@@ -861,6 +872,10 @@ type TCPConn struct {
 	ooo       [maxOutOfOrder]seqRange
 	nOOO      int
 	oooLatest uint32
+	// dsack is a duplicate range received, reported as the first SACK
+	// block of the next segment while dsackOn (RFC 2883; tcp_undo.go).
+	dsack   seqRange
+	dsackOn bool
 
 	// Delayed ACK and burst work (see flushPending).
 	segsUnacked                        int
@@ -909,6 +924,24 @@ type TCPConn struct {
 	// dupCredit is the data duplicate ACKs reported delivered, without
 	// SACK, that no cumulative ACK has covered yet (see delivered).
 	dupCredit int
+
+	// Undo of a spurious reduction (tcp_undo.go): undoOn while the last
+	// reduction (undoRTO: by the timer) may still be undone. undoRexmit
+	// are the ranges retransmitted since that no D-SACK has reported yet
+	// (undoAny: some were; undoNoDSACK: D-SACK cannot tell, a range went
+	// twice or there were too many); eifelTS is the TSval of the first
+	// retransmission, whose first ACK Eifel checks while eifelArmed.
+	// frto is F-RTO's step after a timeout (RFC 5682 2.1): 1 waits for
+	// the first ACK after the retransmission, 2 (new data sent, frtoSend
+	// the bytes of it still allowed beyond cwnd) for the second;
+	// frtoRecover is SND.MAX at the timeout ("recover").
+	frto                                              uint8
+	frtoRecover                                       uint32
+	frtoSend                                          int
+	undoOn, undoRTO, undoAny, undoNoDSACK, eifelArmed bool
+	eifelTS                                           uint32
+	nUndo                                             int
+	undoRexmit                                        [maxUndoRanges]seqRange
 
 	// RFC 6298 state, in nanoseconds. rttSeq is the sequence number whose
 	// ACK completes the running measurement (rttTiming).

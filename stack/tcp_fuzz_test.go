@@ -212,6 +212,14 @@ func checkTCPInvariants(t *testing.T, s *Stack) {
 			}
 			prev = r.end
 		}
+		if c.nUndo < 0 || c.nUndo > maxUndoRanges || c.frto > 2 || c.frtoSend < 0 || c.dsackOn && (!c.sackOK || !seqLT(c.dsack.start, c.dsack.end)) {
+			t.Fatalf("%s: %d undo ranges, F-RTO step %d (%d to send), D-SACK %v %v", where, c.nUndo, c.frto, c.frtoSend, c.dsackOn, c.dsack)
+		}
+		for i, r := range c.undoRexmit[:c.nUndo] {
+			if !seqLT(r.start, r.end) || i > 0 && !seqLT(c.undoRexmit[i-1].end, r.start) {
+				t.Fatalf("%s: retransmitted ranges %v", where, c.undoRexmit[:c.nUndo])
+			}
+		}
 		if c.oooBytes() > c.rcvBuf.free() {
 			t.Fatalf("%s: out-of-order data reaches %d bytes past the %d free", where, c.oooBytes(), c.rcvBuf.free())
 		}

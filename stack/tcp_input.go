@@ -278,6 +278,7 @@ func (c *TCPConn) input(seg *tcpSegment) DropReason {
 	// from the back (a FIN beyond the window is not yet seen).
 	if seqLT(seg.seq, c.rcvNxt) {
 		d := min(c.rcvNxt-seg.seq, uint32(len(seg.payload)))
+		c.noteDuplicate(seg.seq, seg.seq+d) // D-SACK (RFC 2883)
 		seg.payload = seg.payload[d:]
 		seg.seq += d
 		if seqLT(seg.seq, c.rcvNxt) {
@@ -375,6 +376,9 @@ func (c *TCPConn) input(seg *tcpSegment) DropReason {
 		if seg.seq == c.rcvNxt {
 			n := len(seg.payload)
 			p := seg.payload
+			if c.nOOO > 0 {
+				c.noteHeldDuplicate(seg.seq, seg.seq+uint32(n))
+			}
 			zeroCopy := c.onSegment != nil && c.rcvBuf.len() == 0 && c.nOOO == 0
 			if !zeroCopy {
 				if !c.rcvBuf.writeAt(0, p) {
@@ -591,20 +595,32 @@ func (c *TCPConn) processACK(seg *tcpSegment) {
 		sackedBefore, highBefore = c.sackedBytes(), c.highSACKed()
 	}
 	newSACK := c.sackOK && seg.opts.NumSACKBlocks > 0 && c.takeSACK(seg)
+	dsack := c.sackOK && isDSACK(seg)
 	wnd := uint32(seg.wnd) << c.sndShift
 	// A duplicate ACK: RFC 5681's (no data, no SYN or FIN, the same
 	// window) or RFC 6675's DupAck, one that SACKs octets not SACKed
 	// before, even if it carries data or changes the window (RFC 6675 2
 	// and 5): on a connection with data both ways, every ACK carries
 	// data, and SACK tells a loss apart regardless.
+	// An ACK whose only news is a D-SACK is no duplicate ACK: it reports
+	// a segment that arrived twice, not one that left the network after
+	// a loss (RFC 6675 2: a DupAck SACKs new data).
 	dup := seg.ack == c.sndUna && c.sndMax != c.sndUna &&
-		(newSACK || len(seg.payload) == 0 && !seg.has(header.TCPFlagFIN) && wnd == c.sndWnd)
+		(newSACK || !dsack && len(seg.payload) == 0 && !seg.has(header.TCPFlagFIN) && wnd == c.sndWnd)
 	switch {
 	case seqLT(c.sndUna, seg.ack):
 		c.rttAfterProbe(seg)
+		rexmitEnd := c.sndNxt // after a timeout, what went again ends here
 		acked := c.acked(seg.ack)
 		delivered := c.delivered(acked, sackedBefore)
 		c.dupAcks = 0
+		eifel := c.eifelArmed
+		if eifel {
+			c.checkEifel(seg) // may undo the reduction and end recovery
+		}
+		if c.frto != 0 {
+			c.frtoACK(seg.ack, rexmitEnd, eifel)
+		}
 		if c.inRecovery {
 			if seqGEQ(seg.ack, c.recoverSeq) {
 				c.inRecovery = false
@@ -622,6 +638,9 @@ func (c *TCPConn) processACK(seg *tcpSegment) {
 		}
 	case dup:
 		c.dupAcks++
+		if c.frto != 0 {
+			c.frtoDupACK()
+		}
 		delivered := c.delivered(0, sackedBefore)
 		// After a timeout, RFC 6582 4.1 keeps duplicate ACKs of the
 		// data resent from starting a recovery until the ACK passes
@@ -645,6 +664,9 @@ func (c *TCPConn) processACK(seg *tcpSegment) {
 		// An ACK below sndUna (reordered behind a later one) may still
 		// SACK new data: PRR counts it, as Linux does for an old ACK.
 		c.prrACK(c.delivered(0, sackedBefore), false)
+	}
+	if dsack {
+		c.takeDSACK(seg) // after the cumulative ACK: may undo the reduction
 	}
 	// Window update, only from a newer segment (SND.WL1, SND.WL2).
 	if seqLT(c.sndWl1, seg.seq) || (c.sndWl1 == seg.seq && seqLEQ(c.sndWl2, seg.ack)) {
@@ -794,6 +816,7 @@ func (c *TCPConn) invalidACKLimited() bool {
 // such as a retransmission the peer sent because our ACK was lost, is
 // not part of an ACK loop and is always answered).
 func (c *TCPConn) dupACKInvalid(seg *tcpSegment) {
+	c.noteOldDuplicate(seg)
 	if (seg.seqLen() == 0 || seg.has(header.TCPFlagSYN)) && c.invalidACKLimited() {
 		return
 	}

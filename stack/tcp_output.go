@@ -102,21 +102,28 @@ func (c *TCPConn) rcvWindowBytes(wnd uint16) uint32 {
 func (c *TCPConn) tsNow() uint32 { return uint32(c.t.s.now/1e6) + c.tsOffset }
 
 // options returns the options of a non-SYN segment: timestamps, and SACK
-// blocks while out-of-order data is held.
+// blocks while out-of-order data is held, after a D-SACK block when a
+// duplicate is to be reported (RFC 2883 4: the duplicate range first).
 func (c *TCPConn) options(o *header.TCPOptions) *header.TCPOptions {
-	if !c.tsOK && (!c.sackOK || c.nOOO == 0) {
+	sack := c.sackOK && (c.nOOO > 0 || c.dsackOn)
+	if !c.tsOK && !sack {
 		return nil
 	}
 	*o = header.TCPOptions{}
 	if c.tsOK {
 		o.HasTimestamps, o.TSVal, o.TSEcr = true, c.tsNow(), c.tsRecent
 	}
-	if c.sackOK && c.nOOO > 0 {
+	if sack {
 		limit := header.MaxSACKBlocks
 		if c.tsOK {
 			limit = 3
 		}
-		c.sackBlocks(o, limit)
+		n := 0
+		if c.dsackOn {
+			o.SACKBlocks[0] = header.SACKBlock{Left: c.dsack.start, Right: c.dsack.end}
+			n = 1
+		}
+		c.sackBlocks(o, n, limit)
 	}
 	return o
 }
@@ -145,6 +152,10 @@ func (c *TCPConn) transmit(b *nicq.Buf) {
 	c.lastAckSent = c.rcvNxt
 	c.segsUnacked = 0
 	c.ackNow, c.pushed = false, false
+	if c.dsackOn {
+		c.dsackOn = false // reported once (emit put it first)
+		c.t.stats.DSACKsSent++
+	}
 	if c.delackTimer.Pending() {
 		c.t.s.wheel.Cancel(&c.delackTimer)
 	}
@@ -275,6 +286,9 @@ func (c *TCPConn) sendData(seq uint32, n int, fin, push bool) (sent int, finSent
 	}
 	c.sndBuf.peek(off, p)
 	c.transmit(b)
+	if seqLT(seq, c.sndMax) {
+		c.noteRetransmit(seq, len(p)) // for the undo of a spurious reduction
+	}
 	return len(p), fin, true
 }
 
@@ -358,6 +372,9 @@ func (c *TCPConn) sendNew() {
 			c.pingpong = true
 		}
 		c.sndNxt += uint32(sent)
+		if c.frtoSend > 0 {
+			c.frtoSend = max(c.frtoSend-sent, 0)
+		}
 		if finOut {
 			c.finSent, c.finSeq = true, c.sndNxt
 			c.finBare = sent == 0
@@ -380,6 +397,9 @@ func (c *TCPConn) nextSegment(mss int) (n int, fin, stop, persist bool) {
 	avail := c.sndBuf.len() - off
 	wndRoom := int(int32(c.sndUna + c.sndWnd - c.sndNxt))
 	cwndRoom := c.cwndRoom() // in recovery, what PRR allows
+	if c.frtoSend > 0 {
+		cwndRoom = c.frtoSend // F-RTO's new segments (RFC 5682 2.1 step 2b)
+	}
 	if !c.inRecovery && c.dupAcks > 0 {
 		cwndRoom += min(c.dupAcks, 2) * mss // limited transmit (RFC 3042)
 	}
@@ -604,6 +624,10 @@ func (c *TCPConn) onRTO(*timerT) {
 		return
 	}
 	c.cc.OnRTO(int(c.sndMax - c.sndUna))
+	if c.retries == 1 || !c.undoOn || !c.undoRTO {
+		c.startUndo(true) // a timeout again without progress: the same episode
+	}
+	c.startFRTO()
 	c.inRecovery = false
 	c.dupAcks = 0
 	c.nSacked = 0

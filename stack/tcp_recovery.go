@@ -48,6 +48,7 @@ func (c *TCPConn) oooBytes() int {
 // DropTCPMemory when the ring has no memory for it.
 func (c *TCPConn) storeOutOfOrder(seg *tcpSegment) DropReason {
 	r := seqRange{seg.seq, seg.seq + uint32(len(seg.payload))}
+	c.noteHeldDuplicate(r.start, r.end)
 	// Find the insertion point and merge with neighbours.
 	i := 0
 	for i < c.nOOO && seqLT(c.ooo[i].end, r.start) {
@@ -102,10 +103,10 @@ func (c *TCPConn) joinOutOfOrder() {
 	}
 }
 
-// sackBlocks puts up to limit SACK blocks in o: the range holding the
-// latest segment first, then the others in order (RFC 2018 4).
-func (c *TCPConn) sackBlocks(o *header.TCPOptions, limit int) {
-	n := 0
+// sackBlocks puts up to limit SACK blocks in o after the first n (a
+// D-SACK block): the range holding the latest segment first, then the
+// others in order (RFC 2018 4).
+func (c *TCPConn) sackBlocks(o *header.TCPOptions, n, limit int) {
 	for i := 0; i < c.nOOO && n < limit; i++ {
 		if c.ooo[i].start == c.oooLatest {
 			o.SACKBlocks[n] = header.SACKBlock{Left: c.ooo[i].start, Right: c.ooo[i].end}
@@ -227,6 +228,8 @@ func (c *TCPConn) enterRecovery(delivered, sackedBefore int) {
 	// FlightSize without what limited transmit sent (RFC 5681 3.2 step
 	// 2): outside recovery only limited transmit sends beyond cwnd.
 	c.cc.OnCongestion(min(int(c.sndMax-c.sndUna), c.cc.Cwnd()))
+	c.startUndo(false)
+	c.frto, c.frtoSend = 0, 0
 	c.rexmitNxt = c.sndUna
 	c.rttTiming = false // Karn: the sample would be ambiguous
 	t.stats.FastRetransmits++

@@ -35,7 +35,7 @@
 //	OnRecoveryExit()          a full ACK ends that recovery: cwnd = ssthresh
 //	OnRTO(inFlight)           the retransmission timer expired: cwnd = 1 MSS
 //	OnSpuriousCongestion()    the last reduction was spurious: undo it
-//	                          (a hook only: see "Undo" below)
+//	                          (see "Undo" below for who finds that out)
 //	SetMSS(mss)               the segment size changed (path MTU)
 //
 // inFlight is FlightSize (RFC 5681): the bytes outstanding when the event
@@ -106,12 +106,35 @@
 //
 // OnSpuriousCongestion restores the variables saved before the last
 // reduction (section 4.9) if cwnd is still below what it was then; NewReno
-// restores its cwnd and ssthresh the same way. This package's tests check
-// the arithmetic. Nothing calls it yet: the stack's TCP does not detect
-// spurious retransmissions (no D-SACK, RFC 2883 and RFC 3708; no Eifel
-// detection with timestamps, RFC 3522; no F-RTO, RFC 5682), so a reduction
-// made for a loss that did not happen stands, as it would under plain
-// RFC 5681. The hook is here for when that detection is written.
+// restores its cwnd and ssthresh the same way. Either way the algorithm's
+// recovery is over. This package's tests check the arithmetic.
+//
+// The stack's TCP calls it (stack/tcp_undo.go) when one of three
+// detectors finds that the last reduction, by fast recovery or by the
+// retransmission timer, was made for a loss that did not happen:
+//
+//   - D-SACK (RFC 2883, RFC 3708): the peer reported by D-SACK every
+//     range retransmitted since the reduction, so it had received each
+//     one already (Linux's undo_retrans). Counted as
+//     TCPStats.DSACKUndos, mkstack_tcp_dsack_undos_total.
+//   - Eifel (RFC 3522), with timestamps: the first ACK of new data after
+//     the first retransmission echoes a TSval older than that
+//     retransmission's, so it answers the original (Linux's
+//     tcp_packet_delayed). Counted as TCPStats.EifelUndos,
+//     mkstack_tcp_eifel_undos_total.
+//   - F-RTO (RFC 5682 2.1, the basic algorithm), after a timeout only:
+//     the first ACK covers the retransmission and not all that was
+//     outstanding, two new segments go instead of retransmissions, and
+//     the next ACK covers data sent only once. Counted as
+//     TCPStats.FRTOUndos, mkstack_tcp_frto_undos_total.
+//
+// The connection then leaves fast recovery (and PRR) itself; after a
+// timeout it does not resend the rest of its go-back-N. Nothing else calls
+// OnSpuriousCongestion. Not done: RFC 5682's SACK-enhanced F-RTO (section
+// 3; the basic algorithm runs with SACK too), Linux's undo on a partial
+// ACK that still leaves retransmissions out (the connection leaves
+// recovery at once), and the adaptation of the reordering degree after an
+// undo.
 //
 // # Repeated timeouts
 //
