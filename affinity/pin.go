@@ -49,10 +49,11 @@ func AllowedCPUs() (unix.CPUSet, error) {
 // to one CPU, handing the thread back to the Go scheduler would let any
 // other goroutine run on it, silently confined to that CPU, and the
 // runtime has no hook to restore the mask when it does. A pinned goroutine
-// keeps its thread until it exits; the runtime then ends the thread
-// instead of reusing it, so the narrowed mask dies with it. (The main
-// thread cannot end; a pinned goroutine exiting on it leaves it idle.) The
-// only unlock is on failure, when the mask was never changed.
+// keeps its thread until it exits (the runtime then ends the thread
+// instead of reusing it, so the narrowed mask dies with it) or until it
+// calls Unpin, which widens the mask first. (The main thread cannot end; a
+// pinned goroutine exiting on it leaves it idle.) The only unlock is on
+// failure, when the mask was never changed.
 //
 // Before asking the kernel, Pin checks cpu against this machine's present
 // and online CPUs (read from /sys/devices/system/cpu on every call, as CPUs
@@ -88,5 +89,19 @@ func Pin(cpu int) error {
 		}
 		return &CPUError{Op: "pin", CPU: cpu, Err: fmt.Errorf("sched_setaffinity: %w", err)}
 	}
+	return nil
+}
+
+// Unpin undoes Pin for the calling goroutine: its thread gets set as its
+// CPU mask (the mask it had before Pin, read with unix.SchedGetaffinity),
+// and then Pin's runtime.LockOSThread is undone, so the thread goes back
+// to the Go scheduler able to run where any other may. If the kernel
+// refuses the mask the goroutine stays pinned and locked, and the error
+// says so.
+func Unpin(set *unix.CPUSet) error {
+	if err := unix.SchedSetaffinity(0, set); err != nil {
+		return fmt.Errorf("unpin: sched_setaffinity to CPUs %s: %w", formatSet(ListCPUs(*set)), err)
+	}
+	runtime.UnlockOSThread()
 	return nil
 }

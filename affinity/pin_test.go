@@ -324,3 +324,42 @@ func TestPinnedThreadEndsWithItsGoroutine(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestUnpinHandsTheThreadBack: after Unpin the thread has the mask it had
+// before Pin and is no longer locked, so it outlives its goroutine (a
+// thread still locked would end with it, as the test above shows).
+func TestUnpinHandsTheThreadBack(t *testing.T) {
+	_, b := twoAllowedCPUs(t)
+	type result struct {
+		tid        int
+		before, in unix.CPUSet
+		after      unix.CPUSet
+		err        error
+	}
+	done := make(chan result, 1)
+	go func() {
+		var r result
+		r.tid = unix.Gettid()
+		unix.SchedGetaffinity(0, &r.before)
+		if r.err = affinity.Pin(b); r.err == nil {
+			unix.SchedGetaffinity(0, &r.in)
+			r.err = affinity.Unpin(&r.before)
+			unix.SchedGetaffinity(0, &r.after)
+		}
+		done <- r
+	}()
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r.in.Count() != 1 || !r.in.IsSet(b) {
+		t.Fatalf("pinned thread ran on %v, want only CPU %d", affinity.ListCPUs(r.in), b)
+	}
+	if r.after != r.before {
+		t.Fatalf("after Unpin the thread runs on %v, want %v as before Pin", affinity.ListCPUs(r.after), affinity.ListCPUs(r.before))
+	}
+	time.Sleep(50 * time.Millisecond)
+	if _, err := os.Stat(fmt.Sprintf("/proc/self/task/%d", r.tid)); os.IsNotExist(err) {
+		t.Fatalf("thread %d ended with its goroutine: Unpin left it locked", r.tid)
+	}
+}

@@ -65,6 +65,11 @@ func TestFixedRatePacesTheLoad(t *testing.T) {
 // the mem wire, Go's net and the epoll threads over loopback. The point
 // reports its machine CPU per MiB.
 func TestFixedRatePacesTheStreams(t *testing.T) {
+	if raceEnabled {
+		// Under the race detector mkstack's streams peak near the offered
+		// rate (20-25 MB/s measured), so pacing would not be what is seen.
+		t.Skip("rates under the race detector say nothing")
+	}
 	const offered = 50e6 // bytes/s: a few percent of any system's peak
 	for _, c := range []struct {
 		sys string

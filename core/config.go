@@ -109,6 +109,13 @@ type Config struct {
 	// back-pressure.
 	MaxCallsInFlight int
 
+	// Threads chooses how the cores get their CPU time: ThreadsAuto (the
+	// zero value) starts them on threads of their own and moves them onto
+	// the Go scheduler's threads once the application serves from
+	// goroutines (sockets' Listen, Dial and ListenPacket call
+	// ShareThreads). See Threads for the trade-off.
+	Threads Threads
+
 	// KeepGOMAXPROCS leaves GOMAXPROCS alone. By default Start raises it
 	// by the number of cores, and Stop lowers it again: a busy core holds
 	// its P (the Go scheduler's right to run Go code) for as long as
@@ -120,6 +127,66 @@ type Config struct {
 	// CPU limit as it changes; runtime.SetDefaultGOMAXPROCS after Stop
 	// brings that back.
 	KeepGOMAXPROCS bool
+}
+
+// Threads is how a runtime's cores get CPU time.
+//
+// A core on a thread of its own (ThreadsPinned) is a goroutine locked to an
+// OS thread, pinned to its CPU when the runtime pins: nothing else runs on
+// that thread, the core polls for its spin window and then sleeps in
+// poll(2). That suits run-to-completion handlers, whose work never leaves
+// the core. It costs an application that serves from goroutines (net.Conn,
+// net/http) a thread wake-up each way per request: the core wakes a parked
+// M to run the reader, and the reader's reply wakes the core from poll(2),
+// each a context switch, and on a CPU shared by the core and the
+// application each with the scheduler's delays.
+//
+// A core on the Go scheduler's threads (ThreadsShared) is an ordinary
+// goroutine that waits for its queues and doorbell through Go's network
+// poller (one epoll set per core, registered with it). When it wakes a
+// reader and goes back to wait, the same thread runs the reader next: a
+// goroutine switch, not a thread wake-up; the reader's reply makes the
+// core's epoll set ready, which the scheduler finds while it looks for
+// work. The cores are not pinned and do not spin, and GOMAXPROCS is not
+// raised: Go shares the CPUs between cores and goroutines. A core waiting
+// in a run queue behind busy goroutines is the price; Go preempts a
+// goroutine that runs for 10 ms.
+type Threads int
+
+const (
+	// ThreadsAuto starts pinned and moves to shared threads when
+	// ShareThreads is called (sockets' goroutine-facing API does).
+	ThreadsAuto Threads = iota
+	// ThreadsPinned keeps each core on its own thread; ShareThreads
+	// does nothing.
+	ThreadsPinned
+	// ThreadsShared runs the cores on the Go scheduler's threads from
+	// the start; they are not pinned (Pin is ignored, and CPUs counts
+	// the cores only).
+	ThreadsShared
+)
+
+// String names the mode as the serve command's --threads flag takes it.
+func (t Threads) String() string {
+	switch t {
+	case ThreadsAuto:
+		return "auto"
+	case ThreadsPinned:
+		return "pinned"
+	case ThreadsShared:
+		return "shared"
+	}
+	return fmt.Sprintf("Threads(%d)", int(t))
+}
+
+// ParseThreads parses a Threads name ("auto", "pinned", "shared").
+func ParseThreads(s string) (Threads, error) {
+	for _, t := range []Threads{ThreadsAuto, ThreadsPinned, ThreadsShared} {
+		if s == t.String() {
+			return t, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: threads %q: want auto, pinned or shared", ErrInvalidConfig, s)
 }
 
 // Errors of Start and of the control plane. Match them with errors.Is.
@@ -174,6 +241,8 @@ func (c Config) plan() (*plan, error) {
 			ErrInvalidConfig, c.Budget, c.MailboxBudget, c.PeerRing, c.SharedRing, c.MaxForwardsInFlight)
 	case c.MaxCallsInFlight < 1:
 		return nil, fmt.Errorf("%w: MaxCallsInFlight %d must be positive", ErrInvalidConfig, c.MaxCallsInFlight)
+	case c.Threads < ThreadsAuto || c.Threads > ThreadsShared:
+		return nil, fmt.Errorf("%w: %v is not a thread mode", ErrInvalidConfig, c.Threads)
 	case c.Cores < 0:
 		return nil, fmt.Errorf("%w: %d cores", ErrInvalidConfig, c.Cores)
 	case c.CPUs != nil && c.Cores != 0 && c.Cores != len(c.CPUs):
@@ -198,7 +267,7 @@ func (c Config) plan() (*plan, error) {
 	if c.Cores > nq {
 		return nil, fmt.Errorf("%w: %d cores for the %d queues of NIC %s: a core needs a queue", ErrInvalidConfig, c.Cores, nq, c.NIC.Name())
 	}
-	if p.cpus == nil && c.Pin {
+	if p.cpus == nil && c.Pin && c.Threads != ThreadsShared {
 		cpus, err := planCPUs(c.Cores, c.Interface, c.NIC.Name())
 		if err != nil {
 			return nil, fmt.Errorf("core: pin %d cores: %w", c.Cores, err)
@@ -217,6 +286,13 @@ func (c Config) plan() (*plan, error) {
 				return nil, fmt.Errorf("%w: core %d on CPU %d: CPUs must be distinct and non-negative", ErrInvalidConfig, i, cpu)
 			}
 			seen[cpu] = true
+		}
+	}
+	if c.Threads == ThreadsShared {
+		// Cores on shared threads are not pinned: CPUs said only how
+		// many there are.
+		for i := range p.cpus {
+			p.cpus[i] = -1
 		}
 	}
 	p.queues = make([][]int, c.Cores)

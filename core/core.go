@@ -14,6 +14,7 @@ import (
 	"github.com/mkstack/mkstack/rss"
 	"github.com/mkstack/mkstack/stack"
 	"github.com/mkstack/mkstack/stack/header"
+	"golang.org/x/sys/unix"
 )
 
 // bigFrameSize holds the largest IPv4 datagram behind the default headroom:
@@ -81,7 +82,14 @@ type core struct {
 	idleSince int64 // monotonic ns when the current idle stretch began
 
 	err error // first failure of a system call, reported by Stop
-	tid int   // the core's thread, for tests
+	tid int   // the core's thread (while on its own), for tests
+	// shared says the core runs on the Go scheduler's threads (Threads);
+	// shareFailed that it tried to move there and could not (it stays on
+	// its own thread). origCPUs is its thread's CPU set before pinning,
+	// given back when it leaves the thread.
+	shared, shareFailed bool
+	pinned              bool
+	origCPUs            unix.CPUSet
 
 	// Bound once, so the loop passes them without allocating.
 	send        func([]*nicq.Buf) int
@@ -141,9 +149,14 @@ const replicationBacklog = 64
 // main is the core's goroutine.
 func (c *core) main(ready chan<- error) {
 	defer c.rt.exit()
-	// The thread is never unlocked: a pinned thread must die with the
-	// goroutine (see affinity.Pin), and an unpinned one costs nothing more.
-	runtime.LockOSThread()
+	defer c.polls.close()
+	// A core on its own thread keeps it until it moves to shared threads
+	// (moveToSharedThreads gives a pinned thread its CPU set back first)
+	// or the goroutine ends: a pinned thread must die with the goroutine
+	// (see affinity.Pin), and an unpinned one costs nothing more.
+	if c.rt.plan.Threads != ThreadsShared {
+		runtime.LockOSThread()
+	}
 	if err := c.setup(); err != nil {
 		ready <- err
 		return
@@ -155,6 +168,9 @@ func (c *core) main(ready chan<- error) {
 		return
 	}
 	for !c.rt.stop.Load() {
+		if c.shareDue() {
+			c.moveToSharedThreads()
+		}
 		c.iterate()
 	}
 	c.settle()
@@ -163,10 +179,19 @@ func (c *core) main(ready chan<- error) {
 // setup pins the core and builds its stack, on the core's own thread, so
 // the stack's memory is first touched where it will be used.
 func (c *core) setup() error {
-	if c.cpu >= 0 {
+	if c.rt.plan.Threads == ThreadsShared {
+		if err := c.polls.share(); err != nil {
+			return fmt.Errorf("core %d: wait through Go's network poller: %w", c.id, err)
+		}
+		c.shared, c.spin = true, -1
+	} else if c.cpu >= 0 {
+		if err := unix.SchedGetaffinity(0, &c.origCPUs); err != nil {
+			return fmt.Errorf("core %d: read the thread's CPU set: %w", c.id, err)
+		}
 		if err := affinity.Pin(c.cpu); err != nil {
 			return fmt.Errorf("core %d: %w", c.id, err)
 		}
+		c.pinned = true
 	}
 	c.tid = threadID()
 	for _, q := range c.queues {
@@ -280,23 +305,29 @@ func (c *core) idle() {
 		}
 	}
 	c.spinning = false
-	c.sleep()
+	if !c.sleep() && c.shared {
+		// Work is due but not here yet (a frame the wire delays, a
+		// timer at this very moment): a core on shared threads yields
+		// rather than hold a P the application's goroutines need.
+		runtime.Gosched()
+	}
 }
 
 // sleep blocks until a queue or the doorbell has work or the stack's next
-// timer is due. It announces the sleep on every queue and the doorbell
+// timer is due, and reports whether it blocked (false: its re-check found
+// work or a timer due). It announces the sleep on every queue and the doorbell
 // first and then looks again, so a frame or message that arrives in
 // between either is seen by the look or finds the core announced and
 // wakes it.
-func (c *core) sleep() {
+func (c *core) sleep() (blocked bool) {
 	c.publish()
 	for _, q := range c.queues {
 		q.PrepareWait()
 	}
 	c.bell.PrepareSleep()
-	if c.rt.stop.Load() || c.mbox.Pending() || c.queuesPending() {
+	if c.rt.stop.Load() || c.mbox.Pending() || c.queuesPending() || c.shareDue() {
 		c.cancelSleep()
-		return
+		return false
 	}
 	timeout := time.Duration(-1)
 	at, ok := c.st.NextTimer()
@@ -307,7 +338,7 @@ func (c *core) sleep() {
 		d := time.Duration(at - c.clock.Now())
 		if d <= 0 {
 			c.cancelSleep()
-			return
+			return false
 		}
 		timeout = d
 	}
@@ -334,11 +365,47 @@ func (c *core) sleep() {
 			c.err = fmt.Errorf("core %d: wait for work: %w", c.id, err)
 		}
 		time.Sleep(sleepRetry)
-		return
+		return true
 	}
 	if n > 0 {
 		c.counters.Values[Wakeups]++
 	}
+	return true
+}
+
+// shareDue reports whether ShareThreads asked the cores to move to shared
+// threads and this one has not (nor failed to).
+func (c *core) shareDue() bool {
+	return !c.shared && !c.shareFailed && c.rt.shareAsked.Load()
+}
+
+// moveToSharedThreads moves the core from its own thread onto the Go
+// scheduler's (Threads): it waits through Go's network poller from now
+// on, gives a pinned thread back the CPU set it had, unlocks it, and stops
+// spinning (a spinning goroutine would hold a P the application's
+// goroutines need). If the poller cannot take its descriptors the core
+// stays where it is and ShareThreads reports why.
+func (c *core) moveToSharedThreads() {
+	if err := c.polls.share(); err != nil {
+		c.shareFailed = true
+		c.rt.moveDone(fmt.Errorf("core %d: wait through Go's network poller: %w", c.id, err))
+		return
+	}
+	if c.pinned {
+		if err := affinity.Unpin(&c.origCPUs); err != nil {
+			// The thread would go back to Go's pool bound to one CPU:
+			// keep it, and the goroutine, to the end.
+			c.polls.close()
+			c.shareFailed = true
+			c.rt.moveDone(fmt.Errorf("core %d: %w", c.id, err))
+			return
+		}
+		c.pinned = false
+	}
+	runtime.UnlockOSThread() // main's lock
+	c.shared, c.spin = true, -1
+	c.counters.Values[ThreadMoves]++
+	c.rt.moveDone(nil)
 }
 
 func (c *core) cancelSleep() {

@@ -1,7 +1,9 @@
 // Package core is the per-core runtime of mkstack. Start starts N cores; a
-// core is one goroutine locked to one OS thread (pinned to one CPU when
-// asked), and it owns one or more NIC queues, one stack instance built on
-// its own thread, one mailbox with its doorbell, and its counters. Cores
+// core is one goroutine, locked to one OS thread (pinned to one CPU when
+// asked) or, for applications that serve from goroutines, on the Go
+// scheduler's shared threads (Threads, ShareThreads), and it owns one or
+// more NIC queues, one stack instance, one mailbox with its doorbell, and
+// its counters. Cores
 // share no mutable state: what one core needs from another arrives as a
 // message. The package owns the poll loop, idling, cross-core forwarding,
 // the replication of neighbour entries, the control plane (Do, Broadcast,

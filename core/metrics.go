@@ -20,6 +20,7 @@ const (
 	Polls
 	IdleSleeps
 	Wakeups
+	ThreadMoves
 	ForwardedPackets
 	ForwardDrops
 	ForwardsReceived
@@ -68,6 +69,7 @@ var metricInfos = [numMetrics]metricInfo{
 	Polls:               {"mkstack_polls_total", "Iterations of the core's poll loop.", false},
 	IdleSleeps:          {"mkstack_idle_sleeps_total", "Times the core found no work and blocked.", false},
 	Wakeups:             {"mkstack_wakeups_total", "Times a blocked core was woken by its queue or doorbell.", false},
+	ThreadMoves:         {"mkstack_thread_moves_total", "Times the core moved from its own thread onto the Go scheduler's threads (Threads).", false},
 	ForwardedPackets:    {"mkstack_forwarded_packets_total", "Packets this core forwarded to the core that owns their flow.", false},
 	ForwardDrops:        {"mkstack_forward_drops_total", "Packets not forwarded because the core had too many forwards in flight or the owner's mailbox ring was full.", false},
 	ForwardsReceived:    {"mkstack_forwards_received_total", "Packets other cores forwarded to this core.", false},

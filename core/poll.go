@@ -2,19 +2,35 @@ package core
 
 import (
 	"errors"
+	"fmt"
+	"os"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// The runtime's only system call of its own: blocking on the descriptors of
-// a core's queues and doorbell. Everything else it does goes through
-// msgring, nicq and affinity.
+// The runtime's only system calls of its own: blocking on the descriptors
+// of a core's queues and doorbell, either in poll(2) on the core's own
+// thread or, for a core on shared threads, through an epoll set that Go's
+// network poller watches. Everything else it does goes through msgring,
+// nicq and affinity.
 
 // pollSet is the descriptors an idle core blocks on, kept in the core so
 // that sleeping does not allocate.
 type pollSet struct {
 	fds []unix.PollFd
+
+	// For a core on shared threads (Threads): an epoll set holding fds,
+	// registered with Go's network poller through ep; look is rc.Read's
+	// callback, bound once so a wait does not allocate, and n and err
+	// its results.
+	ep          *os.File
+	rc          syscall.RawConn
+	look        func(uintptr) bool
+	n           int
+	err         error
+	hasDeadline bool
 }
 
 func newPollSet(fds []int) pollSet {
@@ -25,22 +41,107 @@ func newPollSet(fds []int) pollSet {
 	return p
 }
 
+// share makes the set wait through Go's network poller: an epoll set of
+// the descriptors (level-triggered, so a descriptor still readable when
+// the core waits again counts), itself non-blocking and handed to os.File,
+// which registers it with the poller. An event on any descriptor makes
+// the epoll set readable, and the poller wakes the waiting core.
+func (p *pollSet) share() error {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("epoll_create1: %w", err)
+	}
+	for _, f := range p.fds {
+		if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, int(f.Fd), &unix.EpollEvent{Events: unix.EPOLLIN, Fd: f.Fd}); err != nil {
+			unix.Close(epfd)
+			return fmt.Errorf("epoll_ctl add fd %d: %w", f.Fd, err)
+		}
+	}
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		return fmt.Errorf("epoll set non-blocking: %w", err)
+	}
+	ep := os.NewFile(uintptr(epfd), "core-epoll")
+	// NewFile falls back to a blocking file when the poller will not take
+	// the descriptor; deadlines then fail, which says so.
+	if err := ep.SetReadDeadline(time.Time{}); err != nil {
+		ep.Close()
+		return fmt.Errorf("register the epoll set with Go's network poller: %w", err)
+	}
+	rc, err := ep.SyscallConn()
+	if err != nil {
+		ep.Close()
+		return err
+	}
+	p.ep, p.rc = ep, rc
+	p.look = p.lookNow
+	return nil
+}
+
+// close lets go of the epoll set of a core on shared threads.
+func (p *pollSet) close() {
+	if p.ep != nil {
+		p.ep.Close()
+		p.ep, p.rc = nil, nil
+	}
+}
+
+// lookNow polls the descriptors without blocking; it is done when one is
+// readable or the poll failed.
+func (p *pollSet) lookNow(uintptr) bool {
+	p.n, p.err = unix.Poll(p.fds, 0)
+	if p.err == unix.EINTR {
+		p.n, p.err = 0, nil
+		return true // look again with a fresh timeout
+	}
+	return p.n > 0 || p.err != nil
+}
+
 // wait blocks until one of the descriptors is readable or timeout passes
-// (negative: no timeout; rounded up to whole milliseconds) and returns how
-// many are readable. A wait a signal interrupts returns 0 like a timeout:
-// the core looks again and computes a fresh timeout.
+// (negative: no timeout; on the core's own thread rounded up to whole
+// milliseconds) and returns how many are readable. A wait a signal
+// interrupts returns 0 like a timeout: the core looks again and computes
+// a fresh timeout.
 func (p *pollSet) wait(timeout time.Duration) (int, error) {
+	for i := range p.fds {
+		p.fds[i].Revents = 0
+	}
+	if p.rc != nil {
+		return p.waitShared(timeout)
+	}
 	ms := -1
 	if timeout >= 0 {
 		ms = int((timeout + time.Millisecond - 1) / time.Millisecond)
-	}
-	for i := range p.fds {
-		p.fds[i].Revents = 0
 	}
 	n, err := unix.Poll(p.fds, ms)
 	if err == unix.EINTR {
 		return 0, nil
 	}
+	return p.result(n, err)
+}
+
+// waitShared is wait for a core on shared threads: the goroutine parks in
+// Go's network poller until the epoll set is readable or the deadline
+// passes, and its thread runs other goroutines meanwhile.
+func (p *pollSet) waitShared(timeout time.Duration) (int, error) {
+	if timeout >= 0 {
+		p.ep.SetReadDeadline(time.Now().Add(timeout))
+		p.hasDeadline = true
+	} else if p.hasDeadline {
+		p.ep.SetReadDeadline(time.Time{})
+		p.hasDeadline = false
+	}
+	p.n, p.err = 0, nil
+	if err := p.rc.Read(p.look); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return 0, nil
+		}
+		return 0, err
+	}
+	return p.result(p.n, p.err)
+}
+
+func (p *pollSet) result(n int, err error) (int, error) {
 	if err != nil {
 		return 0, err
 	}

@@ -28,14 +28,27 @@ type Runtime struct {
 	// Read by every core on every iteration, written once by Stop: on a
 	// cache line of their own, away from what application goroutines
 	// write on each call.
-	_         [cacheLine]byte
-	stop      atomic.Bool // cores leave their loops and settle
-	cores     []*core
-	flowOwner stack.FlowOwnerFunc
-	epoch     time.Time
-	_         [cacheLine]byte
+	_    [cacheLine]byte
+	stop atomic.Bool // cores leave their loops and settle
+	// shareAsked tells the cores to move to shared threads
+	// (ShareThreads); read by every loop turn of a core on its own
+	// thread, so it lives on this read-mostly line.
+	shareAsked atomic.Bool
+	cores      []*core
+	flowOwner  stack.FlowOwnerFunc
+	epoch      time.Time
+	_          [cacheLine]byte
 
-	addedProcs int // by Start to GOMAXPROCS, taken back when the cores are done
+	addedProcs atomic.Int32 // by Start to GOMAXPROCS, taken back when the cores are done or share threads
+
+	// A core reports its move to shared threads (or why it could not)
+	// with moveDone; the last to report closes allMoved.
+	movesMu   sync.Mutex
+	moved     int
+	moveErrs  []error
+	allMoved  chan struct{}
+	shareMu   sync.Mutex  // serialises ShareThreads
+	sharedNow atomic.Bool // every core has moved
 
 	closing atomic.Bool  // Do refuses new calls
 	doers   atomic.Int64 // Do calls between their check of closing and their enqueue
@@ -76,9 +89,9 @@ func Start(cfg Config) (*Runtime, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !cfg.KeepGOMAXPROCS {
-		rt.addedProcs = len(rt.cores)
-		addProcs(rt.addedProcs)
+	if !cfg.KeepGOMAXPROCS && p.Threads != ThreadsShared {
+		rt.addedProcs.Store(int32(len(rt.cores)))
+		addProcs(len(rt.cores))
 	}
 	ready := make(chan error, len(rt.cores))
 	rt.running.Store(int32(len(rt.cores)))
@@ -104,11 +117,12 @@ func Start(cfg Config) (*Runtime, error) {
 // starting them.
 func newRuntime(p *plan) (*Runtime, error) {
 	rt := &Runtime{
-		plan:  p,
-		epoch: time.Now(),
-		begin: make(chan struct{}),
-		abort: make(chan struct{}),
-		done:  make(chan struct{}),
+		plan:     p,
+		epoch:    time.Now(),
+		begin:    make(chan struct{}),
+		abort:    make(chan struct{}),
+		done:     make(chan struct{}),
+		allMoved: make(chan struct{}),
 	}
 	rt.reasons = dropReasonNames()
 	if cfg := p.NIC.RSS(); cfg != nil {
@@ -187,7 +201,7 @@ func addProcs(n int) {
 func (rt *Runtime) exit() {
 	if rt.running.Add(-1) == 0 {
 		rt.closeDoorbells()
-		addProcs(-rt.addedProcs)
+		addProcs(-int(rt.addedProcs.Swap(0)))
 		close(rt.done)
 	}
 }
@@ -202,8 +216,16 @@ func (rt *Runtime) closeDoorbells() {
 func (rt *Runtime) NumCores() int { return len(rt.cores) }
 
 // CPUs returns the CPU each core is pinned to, -1 for a core that is not
-// pinned.
-func (rt *Runtime) CPUs() []int { return append([]int(nil), rt.plan.cpus...) }
+// pinned (every core, once they run on shared threads).
+func (rt *Runtime) CPUs() []int {
+	cpus := append([]int(nil), rt.plan.cpus...)
+	if rt.sharedNow.Load() {
+		for i := range cpus {
+			cpus[i] = -1
+		}
+	}
+	return cpus
+}
 
 // Queues returns the indexes of the NIC queues core polls; it transmits on
 // the first.
@@ -401,6 +423,81 @@ func (rt *Runtime) Register(reg prometheus.Registerer) error {
 		return fmt.Errorf("core: register metrics: %w", err)
 	}
 	return nil
+}
+
+// ShareThreads moves every core from its own thread onto the Go
+// scheduler's threads (see Threads) and returns once each has moved, or
+// the errors of those that could not (they stay on their own threads and
+// go on working). Once every core has moved, GOMAXPROCS goes back down by
+// what Start added, as the cores no longer hold Ps of their own. It does
+// nothing for a runtime started with ThreadsPinned or ThreadsShared;
+// later calls return the first one's result. sockets' Listen, Dial and
+// ListenPacket call it: an application that serves from goroutines wants
+// its hand-offs to the cores to be goroutine switches. Like DoWait, it
+// must not be called from a core's goroutine (a handler, or a function
+// given to Do), which would wait for its own core.
+func (rt *Runtime) ShareThreads() error {
+	if rt.plan.Threads != ThreadsAuto {
+		return nil
+	}
+	rt.shareMu.Lock()
+	defer rt.shareMu.Unlock()
+	if !rt.shareAsked.Load() {
+		// As a call does: a Stop that has begun may close the doorbells
+		// once the cores leave, so ring only while it has not.
+		rt.doers.Add(1)
+		if rt.closing.Load() {
+			rt.doers.Add(-1)
+			return ErrStopped
+		}
+		rt.shareAsked.Store(true)
+		for _, c := range rt.cores {
+			c.bell.Ring() // a sleeping core moves now, not at its next packet
+		}
+		rt.doers.Add(-1)
+	}
+	select {
+	case <-rt.allMoved:
+	case <-rt.done:
+	}
+	rt.movesMu.Lock()
+	defer rt.movesMu.Unlock()
+	if rt.moved < len(rt.cores) {
+		return ErrStopped
+	}
+	if rt.moveErrs != nil {
+		return fmt.Errorf("core: share threads: %w", errors.Join(rt.moveErrs...))
+	}
+	return nil
+}
+
+// moveDone records core's move to shared threads (err nil) or why it could
+// not move. The last core to report lowers GOMAXPROCS if every core moved
+// and lets ShareThreads return, so ShareThreads need not be waiting.
+func (rt *Runtime) moveDone(err error) {
+	rt.movesMu.Lock()
+	defer rt.movesMu.Unlock()
+	if err != nil {
+		rt.moveErrs = append(rt.moveErrs, err)
+	}
+	rt.moved++
+	if rt.moved < len(rt.cores) {
+		return
+	}
+	if rt.moveErrs == nil {
+		addProcs(-int(rt.addedProcs.Swap(0)))
+		rt.sharedNow.Store(true)
+	}
+	close(rt.allMoved)
+}
+
+// ThreadMode reports where the cores run now: ThreadsShared once they run
+// on the Go scheduler's threads, ThreadsPinned while each has its own.
+func (rt *Runtime) ThreadMode() Threads {
+	if rt.plan.Threads == ThreadsShared || rt.sharedNow.Load() {
+		return ThreadsShared
+	}
+	return ThreadsPinned
 }
 
 // Done is closed when every core has stopped.

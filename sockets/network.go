@@ -29,6 +29,9 @@ type Network struct {
 	gateway  bool
 	nextCore atomic.Uint32
 	stats    Stats
+	// shared is set once the goroutine-facing API (Listen, Dial,
+	// ListenPacket) has asked the cores onto shared threads.
+	shared atomic.Bool
 	// conns are the net.Conn connections each core holds a stack
 	// connection for, by core; each list is touched only by its core.
 	conns []connList
@@ -113,6 +116,22 @@ func New(rt *core.Runtime) (*Network, error) {
 		return nil, fmt.Errorf("sockets: %w", err)
 	}
 	return n, nil
+}
+
+// shareThreads moves the cores onto the Go scheduler's threads
+// (core.Threads) the first time the application reaches for the
+// goroutine-facing API: its goroutines hand every request to a core and
+// get every reply from one, and with the cores on shared threads each
+// hand-off is a goroutine switch rather than a thread wake-up. Per-core
+// handlers (ServeTCP, DialHandler) never leave their core, so a Network
+// used only through them keeps the cores on their own threads. A runtime
+// started with core.ThreadsPinned keeps its threads. A core that cannot
+// move stays on its thread and works, only with the slower hand-offs:
+// Runtime.ThreadMode says so, and Runtime.ShareThreads says why.
+func (n *Network) shareThreads() {
+	if !n.shared.Load() && n.shared.CompareAndSwap(false, true) {
+		_ = n.rt.ShareThreads()
+	}
 }
 
 // routable reports whether the stacks have a route to dst.

@@ -416,3 +416,54 @@ func TestShutdownClosesLiveConnectionsWithFIN(t *testing.T) {
 		t.Fatal("accept after shutdown")
 	}
 }
+
+// TestGoroutineAPIMovesTheCoresOntoSharedThreads: per-core handlers leave
+// the cores on their own threads; the first Listen (the goroutine-facing
+// API) moves them onto the Go scheduler's threads, and a net.Conn round
+// trip works there.
+func TestGoroutineAPIMovesTheCoresOntoSharedThreads(t *testing.T) {
+	srv, cli := pair(t, 2)
+	if _, err := srv.ServeTCP(9, Handler{Data: func(c *stack.TCPConn, a, b []byte) int { return len(a) + len(b) }}); err != nil {
+		t.Fatal(err)
+	}
+	if m := srv.Runtime().ThreadMode(); m != core.ThreadsPinned {
+		t.Fatalf("after ServeTCP the cores are %v, want pinned", m)
+	}
+	l, err := srv.Listen("tcp", ":7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if m := srv.Runtime().ThreadMode(); m != core.ThreadsShared {
+		t.Fatalf("after Listen the cores are %v, want shared", m)
+	}
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		io.Copy(c, c)
+	}()
+	c, err := cli.Dial("tcp", "10.0.0.1:7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if m := cli.Runtime().ThreadMode(); m != core.ThreadsShared {
+		t.Fatalf("after Dial the client's cores are %v, want shared", m)
+	}
+	msg := []byte("over shared threads")
+	for range 100 {
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(c, got); err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(msg) {
+			t.Fatalf("echo %q, want %q", got, msg)
+		}
+	}
+}

@@ -926,6 +926,7 @@ func (n *Network) Dial(network, address string) (net.Conn, error) {
 
 // DialContext connects to address until ctx is done.
 func (n *Network) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	n.shareThreads()
 	ap, err := parseAddr(network, address)
 	if err == nil && (network == "udp" || network == "udp4") {
 		return n.dialUDP(ap)
@@ -986,6 +987,7 @@ const DefaultAcceptBacklog = 4096
 // Listen listens on address ("tcp" or "tcp4"; ":port" or the stacks'
 // address and a port) on every core.
 func (n *Network) Listen(network, address string) (net.Listener, error) {
+	n.shareThreads()
 	ap, err := parseAddr(network, address)
 	if err == nil && network != "tcp" && network != "tcp4" {
 		err = net.UnknownNetworkError(network)

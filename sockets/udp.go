@@ -90,6 +90,7 @@ type packetConn struct {
 
 // ListenPacket opens a UDP socket ("udp" or "udp4", ":port") on every core.
 func (n *Network) ListenPacket(network, address string) (net.PacketConn, error) {
+	n.shareThreads()
 	ap, err := parseAddr(network, address)
 	if err == nil && network != "udp" && network != "udp4" {
 		err = net.UnknownNetworkError(network)

@@ -44,6 +44,7 @@ type serveOptions struct {
 	memoryMB, maxItem           int // --app memcached
 	pin, xdpGeneric             bool
 	shutdown, spin              time.Duration
+	threads                     core.Threads
 }
 
 func parseServe(args []string, stderr io.Writer) (serveOptions, int) {
@@ -70,6 +71,8 @@ func parseServe(args []string, stderr io.Writer) (serveOptions, int) {
 	fs.StringVar(&xdpMode, "xdp-mode", "native", "afxdp: native, or generic (slower; for drivers without native XDP; wrong queue indexes on veth)")
 	var ring string
 	fs.StringVar(&ring, "afpacket-ring", "v2", "afpacket: the receive ring, v2 (TPACKET_V2: each frame handed over at once, for request-response latency) or v3 (TPACKET_V3: frames in blocks, fewer wake-ups under load, but a lone frame waits up to 1 ms)")
+	var threads string
+	fs.StringVar(&threads, "threads", "auto", "where the cores run: pinned (each on its own thread, pinned with --pin; best for the per-core handler apps), shared (on the Go scheduler's threads, so that a hand-off to an application goroutine is a goroutine switch; best for net.Conn and net/http), or auto (pinned until the application uses net.Conn, as --app http does)")
 	fs.DurationVar(&o.spin, "spin-window", 0, "how long an idle core polls before it sleeps (0: the runtime's default, 50µs; negative: sleep at once, for cores that share CPUs with other work)")
 	fs.DurationVar(&o.shutdown, "shutdown-timeout", 5*time.Second, "on SIGINT/SIGTERM, how long connections get to close with FIN before they are reset")
 	if err := fs.Parse(args); err != nil {
@@ -83,6 +86,11 @@ func parseServe(args []string, stderr io.Writer) (serveOptions, int) {
 	if fs.NArg() != 0 {
 		return bad("unexpected argument %q", fs.Arg(0))
 	}
+	t, err := core.ParseThreads(threads)
+	if err != nil {
+		return bad("--threads %q: want auto, pinned or shared", threads)
+	}
+	o.threads = t
 	switch xdpMode {
 	case "native":
 	case "generic":
@@ -189,6 +197,7 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, stdout io.Writ
 		CPUs:       o.cpus,
 		Pin:        o.pin,
 		SpinWindow: o.spin,
+		Threads:    o.threads,
 		StackConfig: func(c int) stack.Config {
 			return stack.Config{Addr: o.addr, Addrs6: o.addrs6, Gateway: o.gateway, TCP: stack.TCPConfig{SYNCookiesPerSecond: o.synCookieRate},
 				Warn: func(msg string) { log.Warn(msg, "core", c, "driver", o.driver) }}
@@ -263,7 +272,7 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, stdout io.Writ
 		go hs.Serve(l)
 		appClose = func() { hs.Close() }
 	}
-	log.Info("serving", "app", o.app, "addr", netip.AddrPortFrom(o.addr.Addr(), uint16(o.port)))
+	log.Info("serving", "app", o.app, "addr", netip.AddrPortFrom(o.addr.Addr(), uint16(o.port)), "threads", rt.ThreadMode().String())
 	fmt.Fprintf(stdout, "serving %s on %v:%d (%s driver, %d cores); SIGINT or SIGTERM to stop\n", o.app, o.addr.Addr(), o.port, o.driver, rt.NumCores())
 
 	if o.metrics != "" {

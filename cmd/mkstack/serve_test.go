@@ -166,3 +166,19 @@ func TestServeTakesTheAFPacketRingVersion(t *testing.T) {
 		}
 	}
 }
+
+func TestServeTakesTheThreadMode(t *testing.T) {
+	for flag, want := range map[string]core.Threads{"": core.ThreadsAuto, "auto": core.ThreadsAuto, "pinned": core.ThreadsPinned, "shared": core.ThreadsShared} {
+		args := []string{"--driver", "mem", "--addr", "10.0.0.1/24"}
+		if flag != "" {
+			args = append(args, "--threads", flag)
+		}
+		if o, code := parseServe(args, io.Discard); code != 0 || o.threads != want {
+			t.Errorf("--threads %q: %v (exit %d), want %v", flag, o.threads, code, want)
+		}
+	}
+	var errOut bytes.Buffer
+	if _, code := parseServe([]string{"--driver", "mem", "--addr", "10.0.0.1/24", "--threads", "spin"}, &errOut); code != 2 || !strings.Contains(errOut.String(), "--threads") {
+		t.Errorf("--threads spin: exit %d, stderr %q; want 2 and a message naming --threads", code, errOut.String())
+	}
+}

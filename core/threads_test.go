@@ -1,0 +1,243 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/mkstack/mkstack/affinity"
+	"github.com/mkstack/mkstack/stack"
+	"golang.org/x/sys/unix"
+)
+
+// echoRound sends one datagram from each of ports client ports of b to a's
+// echo server and waits for every reply.
+func echoRound(t *testing.T, cl *client, a *Runtime, ports int) {
+	t.Helper()
+	before := cl.replies.Load()
+	for i := range ports {
+		cl.send(t, i, 1, 64)
+	}
+	cl.waitReplies(t, before+int64(ports), a)
+}
+
+// TestSharedThreadsServe runs both ends of the wire with their cores on
+// the Go scheduler's threads from the start: the cores wait through Go's
+// network poller, answer on the core RSS picks, wake for their timers
+// (ARP's resolution and retries run on them), and leave GOMAXPROCS alone.
+func TestSharedThreadsServe(t *testing.T) {
+	before := runtime.GOMAXPROCS(0)
+	w := newWire(t, 2)
+	shared := func(c *Config) { c.Threads = ThreadsShared }
+	a := start(t, w.NIC(0), addrA, shared)
+	b := start(t, w.NIC(1), addrB, shared)
+	if got := runtime.GOMAXPROCS(0); got != before {
+		t.Errorf("GOMAXPROCS %d with shared threads, want %d as before Start", got, before)
+	}
+	for _, rt := range []*Runtime{a, b} {
+		if m := rt.ThreadMode(); m != ThreadsShared {
+			t.Fatalf("ThreadMode %v, want shared", m)
+		}
+	}
+	srv := serveEcho(t, a)
+	cl := newClient(t, b, 16)
+	echoRound(t, cl, a, 16)
+	// Idle long enough that every core sleeps in the poller, then again:
+	// a sleeping core must wake for its queue.
+	time.Sleep(20 * time.Millisecond)
+	echoRound(t, cl, a, 16)
+	for c := range a.NumCores() {
+		if srv.served[c].Load() == 0 {
+			t.Errorf("core %d served nothing; RSS spreads 16 ports over both", c)
+		}
+		cc := a.CoreCounters(c)
+		if cc.Get(IdleSleeps) == 0 || cc.Get(Wakeups) == 0 {
+			t.Errorf("core %d: %d sleeps, %d wake-ups; a core on shared threads sleeps in the poller and wakes from it",
+				c, cc.Get(IdleSleeps), cc.Get(Wakeups))
+		}
+	}
+	if bad := cl.bad.Load(); bad != 0 {
+		t.Fatalf("%d replies carried another port's payload", bad)
+	}
+}
+
+// TestShareThreadsMovesPinnedCores starts pinned cores (ThreadsAuto) and
+// moves them with ShareThreads: they go on serving, count the move, give
+// back the Ps Start added, and their threads are unpinned and unlocked.
+// A thread still locked to a goroutine dies with it, so a core thread that
+// outlives the stopped runtime was handed back to the Go scheduler.
+func TestShareThreadsMovesPinnedCores(t *testing.T) {
+	requireTwoCPUs(t)
+	before := runtime.GOMAXPROCS(0)
+	var orig unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &orig); err != nil {
+		t.Fatal(err)
+	}
+	w := newWire(t, 2)
+	a := start(t, w.NIC(0), addrA, func(c *Config) { c.Pin = true })
+	b := start(t, w.NIC(1), addrB, nil)
+	if m := a.ThreadMode(); m != ThreadsPinned {
+		t.Fatalf("ThreadMode %v before ShareThreads, want pinned", m)
+	}
+	if got := runtime.GOMAXPROCS(0); got != before+4 {
+		t.Fatalf("GOMAXPROCS %d with two pinned runtimes of two cores, want %d", got, before+4)
+	}
+	srv := serveEcho(t, a)
+	cl := newClient(t, b, 16)
+	echoRound(t, cl, a, 16)
+	var tids []int
+	for _, c := range a.cores {
+		var set unix.CPUSet
+		if err := unix.SchedGetaffinity(c.tid, &set); err != nil {
+			t.Fatal(err)
+		}
+		if set.Count() != 1 || !set.IsSet(c.cpu) {
+			t.Fatalf("core %d's thread runs on %v, want only its CPU %d", c.id, affinity.ListCPUs(set), c.cpu)
+		}
+		tids = append(tids, c.tid)
+	}
+
+	time.Sleep(20 * time.Millisecond) // the cores sleep: ShareThreads must wake them
+	if err := a.ShareThreads(); err != nil {
+		t.Fatal(err)
+	}
+	if m := a.ThreadMode(); m != ThreadsShared {
+		t.Fatalf("ThreadMode %v after ShareThreads, want shared", m)
+	}
+	if got := runtime.GOMAXPROCS(0); got != before+2 {
+		t.Errorf("GOMAXPROCS %d after one runtime shared its threads, want %d", got, before+2)
+	}
+	for _, tid := range tids {
+		var set unix.CPUSet
+		if err := unix.SchedGetaffinity(tid, &set); err != nil {
+			t.Fatal(err)
+		}
+		if set != orig {
+			t.Errorf("thread %d runs on %v after ShareThreads, want the set it had before pinning, %v",
+				tid, affinity.ListCPUs(set), affinity.ListCPUs(orig))
+		}
+	}
+	waitFor(t, 2*time.Second, func() string { return "every core to count its move" }, func() bool {
+		for c := range a.NumCores() {
+			if a.CoreCounters(c).Get(ThreadMoves) != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	echoRound(t, cl, a, 16)
+	time.Sleep(20 * time.Millisecond)
+	echoRound(t, cl, a, 16)
+	for c := range a.NumCores() {
+		if srv.served[c].Load() == 0 {
+			t.Errorf("core %d served nothing", c)
+		}
+	}
+	if err := a.ShareThreads(); err != nil {
+		t.Errorf("a second ShareThreads: %v", err)
+	}
+	if got := runtime.GOMAXPROCS(0); got != before+2 {
+		t.Errorf("GOMAXPROCS %d after a second ShareThreads, want %d", got, before+2)
+	}
+
+	stop(t, a)
+	time.Sleep(10 * time.Millisecond)
+	for _, tid := range tids {
+		if _, err := os.Stat(fmt.Sprintf("/proc/self/task/%d", tid)); errors.Is(err, os.ErrNotExist) {
+			t.Errorf("core thread %d ended with its goroutine: it was still locked to it", tid)
+		}
+	}
+	if got := runtime.GOMAXPROCS(0); got != before+2 {
+		t.Errorf("GOMAXPROCS %d after the shared runtime stopped, want %d (the pinned one's two remain)", got, before+2)
+	}
+}
+
+// TestThreadsPinnedStayPinned: ShareThreads does nothing to a runtime
+// started with ThreadsPinned.
+func TestThreadsPinnedStayPinned(t *testing.T) {
+	before := runtime.GOMAXPROCS(0)
+	w := newWire(t, 1)
+	a := start(t, w.NIC(0), addrA, func(c *Config) { c.Threads = ThreadsPinned })
+	if err := a.ShareThreads(); err != nil {
+		t.Fatal(err)
+	}
+	if m := a.ThreadMode(); m != ThreadsPinned {
+		t.Errorf("ThreadMode %v, want pinned", m)
+	}
+	if got := runtime.GOMAXPROCS(0); got != before+1 {
+		t.Errorf("GOMAXPROCS %d, want %d: a pinned core keeps the P Start added", got, before+1)
+	}
+	if n := a.CoreCounters(0).Get(ThreadMoves); n != 0 {
+		t.Errorf("%d thread moves, want 0", n)
+	}
+}
+
+func TestParseThreads(t *testing.T) {
+	for _, m := range []Threads{ThreadsAuto, ThreadsPinned, ThreadsShared} {
+		got, err := ParseThreads(m.String())
+		if err != nil || got != m {
+			t.Errorf("ParseThreads(%q) = %v, %v", m.String(), got, err)
+		}
+	}
+	if _, err := ParseThreads("spinning"); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("ParseThreads(spinning): %v, want ErrInvalidConfig", err)
+	}
+	w := newWire(t, 1)
+	_, err := Start(Config{NIC: w.NIC(0), Threads: Threads(7), StackConfig: func(int) stack.Config {
+		return stack.Config{Addr: prefixA}
+	}})
+	if !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("Start with Threads(7): %v, want ErrInvalidConfig", err)
+	}
+}
+
+// TestSharedThreadsSleepAndWakeWithoutAllocating: cores on shared threads
+// that sleep in Go's network poller between requests and wake for each
+// (a doorbell, then the queue) allocate nothing per round.
+func TestSharedThreadsSleepAndWakeWithoutAllocating(t *testing.T) {
+	if raceEnabled || debugBuild {
+		t.Skip("the race detector and the mkstackdebug buffer checks allocate")
+	}
+	w := newWire(t, 1)
+	shared := func(c *Config) { c.Threads = ThreadsShared }
+	a := start(t, w.NIC(0), addrA, shared)
+	b := start(t, w.NIC(1), addrB, shared)
+	serveEcho(t, a)
+	cl := newClient(t, b, 1)
+	echoRound(t, cl, a, 1) // ARP
+	payload := make([]byte, 64)
+	port := clientBase
+	payload[0], payload[1] = byte(port>>8), byte(port)
+	send := func(*stack.Stack) { cl.eps[0][0].SendTo(payload, addrA, echoPort) }
+	round := func() {
+		want := cl.replies.Load() + 1
+		if err := b.Do(0, send); err != nil {
+			t.Fatal(err)
+		}
+		for cl.replies.Load() < want {
+			time.Sleep(50 * time.Microsecond)
+		}
+	}
+	for range 200 {
+		round()
+	}
+	sleeps0 := a.CoreCounters(0).Get(IdleSleeps)
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	const rounds = 2000
+	for range rounds {
+		round()
+	}
+	runtime.ReadMemStats(&m1)
+	mallocs := m1.Mallocs - m0.Mallocs
+	t.Logf("%d mallocs over %d rounds", mallocs, rounds)
+	if mallocs > 20 {
+		t.Fatalf("%d heap allocations over %d rounds of sleep and wake-up", mallocs, rounds)
+	}
+	waitFor(t, time.Second, func() string { return "the server core's sleeps to be published" }, func() bool {
+		return a.CoreCounters(0).Get(IdleSleeps)-sleeps0 >= rounds/2
+	})
+}
