@@ -39,7 +39,7 @@ type Runtime struct {
 	epoch      time.Time
 	_          [cacheLine]byte
 
-	addedProcs atomic.Int32 // by Start to GOMAXPROCS, taken back when the cores are done or share threads
+	addedProcs atomic.Int32 // by Start to GOMAXPROCS, taken back when the cores are done
 
 	// A core reports its move to shared threads (or why it could not)
 	// with moveDone; the last to report closes allMoved.
@@ -89,7 +89,7 @@ func Start(cfg Config) (*Runtime, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !cfg.KeepGOMAXPROCS && p.Threads != ThreadsShared {
+	if !cfg.KeepGOMAXPROCS {
 		rt.addedProcs.Store(int32(len(rt.cores)))
 		addProcs(len(rt.cores))
 	}
@@ -428,8 +428,8 @@ func (rt *Runtime) Register(reg prometheus.Registerer) error {
 // ShareThreads moves every core from its own thread onto the Go
 // scheduler's threads (see Threads) and returns once each has moved, or
 // the errors of those that could not (they stay on their own threads and
-// go on working). Once every core has moved, GOMAXPROCS goes back down by
-// what Start added, as the cores no longer hold Ps of their own. It does
+// go on working). GOMAXPROCS keeps the P per core Start added (see
+// Threads). It does
 // nothing for a runtime started with ThreadsPinned or ThreadsShared;
 // later calls return the first one's result. sockets' Listen, Dial and
 // ListenPacket call it: an application that serves from goroutines wants
@@ -472,8 +472,8 @@ func (rt *Runtime) ShareThreads() error {
 }
 
 // moveDone records core's move to shared threads (err nil) or why it could
-// not move. The last core to report lowers GOMAXPROCS if every core moved
-// and lets ShareThreads return, so ShareThreads need not be waiting.
+// not move. The last core to report lets ShareThreads return, so
+// ShareThreads need not be waiting.
 func (rt *Runtime) moveDone(err error) {
 	rt.movesMu.Lock()
 	defer rt.movesMu.Unlock()
@@ -485,7 +485,6 @@ func (rt *Runtime) moveDone(err error) {
 		return
 	}
 	if rt.moveErrs == nil {
-		addProcs(-int(rt.addedProcs.Swap(0)))
 		rt.sharedNow.Store(true)
 	}
 	close(rt.allMoved)

@@ -26,16 +26,16 @@ func echoRound(t *testing.T, cl *client, a *Runtime, ports int) {
 
 // TestSharedThreadsServe runs both ends of the wire with their cores on
 // the Go scheduler's threads from the start: the cores wait through Go's
-// network poller, answer on the core RSS picks, wake for their timers
-// (ARP's resolution and retries run on them), and leave GOMAXPROCS alone.
+// network poller, answer on the core RSS picks, and wake for their timers
+// (ARP's resolution and retries run on them); GOMAXPROCS has a P per core.
 func TestSharedThreadsServe(t *testing.T) {
 	before := runtime.GOMAXPROCS(0)
 	w := newWire(t, 2)
 	shared := func(c *Config) { c.Threads = ThreadsShared }
 	a := start(t, w.NIC(0), addrA, shared)
 	b := start(t, w.NIC(1), addrB, shared)
-	if got := runtime.GOMAXPROCS(0); got != before {
-		t.Errorf("GOMAXPROCS %d with shared threads, want %d as before Start", got, before)
+	if got := runtime.GOMAXPROCS(0); got != before+4 {
+		t.Errorf("GOMAXPROCS %d with two runtimes of two cores on shared threads, want %d", got, before+4)
 	}
 	for _, rt := range []*Runtime{a, b} {
 		if m := rt.ThreadMode(); m != ThreadsShared {
@@ -65,8 +65,8 @@ func TestSharedThreadsServe(t *testing.T) {
 }
 
 // TestShareThreadsMovesPinnedCores starts pinned cores (ThreadsAuto) and
-// moves them with ShareThreads: they go on serving, count the move, give
-// back the Ps Start added, and their threads are unpinned and unlocked.
+// moves them with ShareThreads: they go on serving, count the move, keep
+// the Ps Start added, and their threads are unpinned and unlocked.
 // A thread still locked to a goroutine dies with it, so a core thread that
 // outlives the stopped runtime was handed back to the Go scheduler.
 func TestShareThreadsMovesPinnedCores(t *testing.T) {
@@ -107,8 +107,8 @@ func TestShareThreadsMovesPinnedCores(t *testing.T) {
 	if m := a.ThreadMode(); m != ThreadsShared {
 		t.Fatalf("ThreadMode %v after ShareThreads, want shared", m)
 	}
-	if got := runtime.GOMAXPROCS(0); got != before+2 {
-		t.Errorf("GOMAXPROCS %d after one runtime shared its threads, want %d", got, before+2)
+	if got := runtime.GOMAXPROCS(0); got != before+4 {
+		t.Errorf("GOMAXPROCS %d after one runtime shared its threads, want %d (a P per core still)", got, before+4)
 	}
 	for _, tid := range tids {
 		var set unix.CPUSet
@@ -139,8 +139,8 @@ func TestShareThreadsMovesPinnedCores(t *testing.T) {
 	if err := a.ShareThreads(); err != nil {
 		t.Errorf("a second ShareThreads: %v", err)
 	}
-	if got := runtime.GOMAXPROCS(0); got != before+2 {
-		t.Errorf("GOMAXPROCS %d after a second ShareThreads, want %d", got, before+2)
+	if got := runtime.GOMAXPROCS(0); got != before+4 {
+		t.Errorf("GOMAXPROCS %d after a second ShareThreads, want %d", got, before+4)
 	}
 
 	stop(t, a)

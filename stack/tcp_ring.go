@@ -246,11 +246,27 @@ func (p *ringPool) get(n int) []byte {
 	return make([]byte, size)
 }
 
-// put takes back memory get returned.
+// put takes back memory get returned. When keeping it would pass the
+// pool's limit, idle buffers of smaller classes make room: a bulk
+// connection whose ring empties between bursts gives back its largest
+// class and takes it again at the next segment, and leftovers of the
+// classes it grew through must not push that buffer out (each such miss
+// is a fresh allocation of the largest class, several MiB, and a bulk
+// receiver can empty its ring thousands of times a second).
 func (p *ringPool) put(b []byte) {
 	p.mem.gave(len(b))
 	k := p.class(len(b))
-	if k >= len(p.free) || p.classSize(k) != len(b) || p.held+len(b) > p.limit {
+	if k >= len(p.free) || p.classSize(k) != len(b) || len(b) > p.limit {
+		return
+	}
+	for j := 0; j < k && p.held+len(b) > p.limit; j++ {
+		for l := p.free[j]; len(l) > 0 && p.held+len(b) > p.limit; l = p.free[j] {
+			p.held -= len(l[len(l)-1])
+			l[len(l)-1] = nil
+			p.free[j] = l[:len(l)-1]
+		}
+	}
+	if p.held+len(b) > p.limit {
 		return
 	}
 	p.free[k] = append(p.free[k], b)
