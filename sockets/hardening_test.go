@@ -320,3 +320,82 @@ func TestKeepAlivePeriodFindsAVanishedPeer(t *testing.T) {
 		}
 	}
 }
+
+// TestShutdownResetsWhatIsLeftWhenTheContextEnds: when Shutdown's context
+// runs out before a connection could close gracefully (its peer never
+// reads, so the bytes a Write staged can never go), what is left is reset
+// (docs/RELIABILITY.md, Network.Shutdown): Shutdown returns soon after
+// the context's end, with the runtime stopped, the blocked Write returns
+// net.ErrClosed, and the peer's Read and Write report ECONNRESET.
+func TestShutdownResetsWhatIsLeftWhenTheContextEnds(t *testing.T) {
+	srv, cli := pair(t, 1)
+	server, client := acceptedPair(t, srv, cli, "4200")
+	// A small receive buffer (no autotuning) so the peer's window shuts
+	// long before the 1 MiB has gone.
+	if err := client.(*conn).SetReadBuffer(4 << 10); err != nil {
+		t.Fatal(err)
+	}
+	src := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB: more than the rings and queues hold
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := server.Write(src)
+		wrote <- err
+	}()
+	// Wait until nothing more can move: the peer's receive ring is full
+	// (its window shut), and this end has bytes in its full send ring and
+	// more staged behind them.
+	sc, cc := server.(*conn), client.(*conn)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var staged, ringFull, peerFull bool
+		onCore(t, cli, cc.core, func(*stack.Stack) {
+			peerFull = cc.c != nil && cc.c.Buffered() >= cc.c.ReceiveBuffer()
+		})
+		onCore(t, srv, sc.core, func(*stack.Stack) {
+			staged = sc.staged()
+			ringFull = sc.c != nil && sc.c.WriteSpace() == 0
+		})
+		if staged && ringFull && peerFull {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the transfer never stalled (staged %v, send ring full %v, peer's receive ring full %v)", staged, ringFull, peerFull)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	const grace = 150 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	begin := time.Now()
+	shut := make(chan error, 1)
+	go func() { shut <- srv.Shutdown(ctx) }()
+	select {
+	case err := <-shut:
+		took := time.Since(begin)
+		if err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+		if took < grace {
+			t.Fatalf("Shutdown returned after %v, before its context ran out: the peer reads nothing, so it cannot have closed gracefully", took)
+		}
+		t.Logf("Shutdown with a %v context returned after %v", grace, took)
+	case <-time.After(grace + 5*time.Second):
+		t.Fatalf("Shutdown with a %v context has not returned after %v", grace, time.Since(begin))
+	}
+	select {
+	case <-srv.Runtime().Done():
+	default:
+		t.Fatal("Shutdown returned with the runtime still running")
+	}
+	if err := <-wrote; !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("the Write blocked during Shutdown returned %v, want net.ErrClosed", err)
+	}
+	client.SetDeadline(time.Now().Add(5 * time.Second))
+	n, err := io.Copy(io.Discard, client)
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("the peer read %d bytes, then %v; want a reset (ECONNRESET)", n, err)
+	}
+	if _, err := client.Write([]byte("x")); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("the peer's Write after the reset: %v, want ECONNRESET", err)
+	}
+}

@@ -1,10 +1,13 @@
 package sockets
 
 import (
+	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"runtime"
 	"testing"
+	"time"
 )
 
 // TestRequestResponseConnectionsHoldSmallQueues opens connections that
@@ -78,4 +81,65 @@ func TestRequestResponseConnectionsHoldSmallQueues(t *testing.T) {
 	for _, c := range conns {
 		c.Close()
 	}
+}
+
+// TestBulkTransferMovesToBigQueues: as docs/ARCHITECTURE.md says, a
+// connection's write queue moves on to a 32 KiB one the first time a
+// Write fills it, and its read queue to a 128 KiB one the first time it
+// fills. A 1 MiB transfer one way does both: the writer's conn takes its
+// big write queue, the reader's its big read queue, and neither takes the
+// other side's.
+func TestBulkTransferMovesToBigQueues(t *testing.T) {
+	srv, cli := pair(t, 1)
+	reader, writer := acceptedPair(t, srv, cli, "4100")
+	rc, wc := reader.(*conn), writer.(*conn)
+	src := make([]byte, 1<<20)
+	for i := range src {
+		src[i] = byte(i * 31)
+	}
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := writer.Write(src)
+		wrote <- err
+	}()
+	// Read only once the core has filled the small read queue, so that it
+	// fills however fast this reader would have been.
+	deadline := time.Now().Add(5 * time.Second)
+	for rc.rqSmall.free() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the small read queue never filled")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	reader.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got := make([]byte, len(src))
+	if _, err := io.ReadFull(reader, got); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, src) {
+		t.Fatal("the reader read other bytes than the writer wrote")
+	}
+	// The sizes the documentation gives.
+	const bigWrite, bigRead = 32 << 10, 128 << 10
+	if big := wc.wqBig.Load(); big == nil || len(big.buf) != bigWrite {
+		t.Errorf("the writer's conn has big write queue %v, want one of %d bytes", queueSize(big), bigWrite)
+	}
+	if big := rc.rqBig.Load(); big == nil || len(big.buf) != bigRead {
+		t.Errorf("the reader's conn has big read queue %v, want one of %d bytes", queueSize(big), bigRead)
+	}
+	if wc.rqBig.Load() != nil || rc.wqBig.Load() != nil {
+		t.Errorf("a side that only carried ACKs moved to a big queue (writer's read queue %v, reader's write queue %v)",
+			queueSize(wc.rqBig.Load()), queueSize(rc.wqBig.Load()))
+	}
+}
+
+// queueSize describes a big queue for a failure message.
+func queueSize(q *writeQueue) string {
+	if q == nil {
+		return "none"
+	}
+	return fmt.Sprintf("of %d bytes", len(q.buf))
 }

@@ -467,3 +467,58 @@ func TestGoroutineAPIMovesTheCoresOntoSharedThreads(t *testing.T) {
 		}
 	}
 }
+
+// TestListenPacketMovesTheCoresOntoSharedThreads: ListenPacket, the first
+// call of a fresh Network, is the goroutine-facing API too: it moves the
+// cores onto the Go scheduler's threads as Listen and Dial do, and a UDP
+// round trip between two packet sockets works there.
+func TestListenPacketMovesTheCoresOntoSharedThreads(t *testing.T) {
+	srv, cli := pair(t, 2)
+	for _, n := range []*Network{srv, cli} {
+		if m := n.Runtime().ThreadMode(); m != core.ThreadsPinned {
+			t.Fatalf("a fresh runtime's cores are %v, want pinned", m)
+		}
+	}
+	in, err := srv.ListenPacket("udp", ":5400")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	if m := srv.Runtime().ThreadMode(); m != core.ThreadsShared {
+		t.Fatalf("after ListenPacket the server's cores are %v, want shared", m)
+	}
+	out, err := cli.ListenPacket("udp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	if m := cli.Runtime().ThreadMode(); m != core.ThreadsShared {
+		t.Fatalf("after ListenPacket the client's cores are %v, want shared", m)
+	}
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := in.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			in.WriteTo(buf[:n], from)
+		}
+	}()
+	dst := &net.UDPAddr{IP: net.IP(serverAddr.AsSlice()), Port: 5400}
+	buf := make([]byte, 2048)
+	for i := range 20 {
+		msg := fmt.Appendf(nil, "datagram %d over shared threads", i)
+		if _, err := out.WriteTo(msg, dst); err != nil {
+			t.Fatal(err)
+		}
+		out.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, from, err := out.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("echo of datagram %d: %v", i, err)
+		}
+		if string(buf[:n]) != string(msg) || from.String() != dst.String() {
+			t.Fatalf("echo %q from %v, want %q from %v", buf[:n], from, msg, dst)
+		}
+	}
+}
