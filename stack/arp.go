@@ -162,7 +162,9 @@ func (s *Stack) inputARP(b *nicq.Buf) {
 	}
 	spa, sha := a.SenderProtocolAddress(), a.SenderHardwareAddress()
 	tpa := a.TargetProtocolAddress()
-	if sha.IsMulticast() || spa == s.addr || spa == s.bcast || spa[0] == 0 && spa != [4]byte{} {
+	// 0.0.0.0 only in a request: an address probe (RFC 5227); a reply
+	// from it would teach nothing.
+	if sha.IsMulticast() || spa == s.addr || spa == s.bcast || spa[0] == 0 && (spa != [4]byte{} || a.Op() != header.ARPRequest) {
 		s.drop(b, DropMartianSource)
 		return
 	}

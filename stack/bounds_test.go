@@ -296,3 +296,52 @@ func TestSYNCookiesAreRateBounded(t *testing.T) {
 		t.Fatalf("%d connections: cookies keep no state", s.TCPConnCount())
 	}
 }
+
+// TestSYNCookiesPerSecondNegativeIsUnboundedAndZeroTheDefault: with
+// TCPConfig.SYNCookiesPerSecond negative, every SYN beyond a full SYN
+// queue gets a cookie, however many come at once; zero is the documented
+// default of 25000 a second, whose 10 ms burst (251 cookies) a burst of
+// 400 SYNs overruns.
+func TestSYNCookiesPerSecondNegativeIsUnboundedAndZeroTheDefault(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		rate, effective int
+		cookies         int // of 400 SYNs at once beyond the queue
+	}{
+		{"negative", -1, -1, 400},
+		{"zero", 0, 25000, 251},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newTestNet(t)
+			s := n.add("10.0.0.2/24", func(c *Config) { c.TCP.SYNQueue = 2; c.TCP.SYNCookiesPerSecond = tc.rate })
+			if got := s.Config().TCP.SYNCookiesPerSecond; got != tc.effective {
+				t.Fatalf("SYNCookiesPerSecond %d in effect, want %d", got, tc.effective)
+			}
+			s.LearnNeighbour(ip4("10.0.0.9"), header.MAC{2, 0, 0, 0, 0, 9})
+			s.ListenTCP(80, TCPListenOptions{})
+			port := uint16(1000)
+			synACKs := 0
+			flood := func(k int) {
+				for range k {
+					injectTCP(t, n, s, n.pools[0], scriptSeg{sport: port, dport: 80, seq: 1, flags: header.TCPFlagSYN, wnd: 1000})
+					port++
+				}
+				for _, r := range replies(s) {
+					if r.Flags&(header.TCPFlagSYN|header.TCPFlagACK) == header.TCPFlagSYN|header.TCPFlagACK {
+						synACKs++
+					}
+				}
+			}
+			flood(2) // the queue is full
+			for range 4 {
+				flood(100) // at the same instant
+			}
+			if sent := s.TCPStats().SYNCookiesSent; synACKs != 2+tc.cookies || sent != uint64(tc.cookies) {
+				t.Fatalf("%d SYN-ACKs, %d cookies; want 2 from the queue and %d cookies", synACKs, sent, tc.cookies)
+			}
+			if d := drops(s, DropTCPSYNCookieRate); d != uint64(400-tc.cookies) {
+				t.Fatalf("tcp_syn_cookie_rate %d, want %d: %v", d, 400-tc.cookies, nonZero(s))
+			}
+		})
+	}
+}

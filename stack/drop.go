@@ -125,6 +125,13 @@ const (
 	// validity checks (header.ValidateNDP).
 	DropNDPInvalid
 
+	// DropICMPUnhandled: an ICMP message this stack does not act on: an
+	// echo request to a broadcast address (RFC 1122 3.2.2.6 allows
+	// silence), an echo reply without Config.OnEchoReply, and types
+	// other than echo and the errors (timestamp, information, router
+	// discovery, address mask).
+	DropICMPUnhandled
+
 	// NumDropReasons is the number of DropReason values.
 	NumDropReasons
 )
@@ -144,6 +151,7 @@ var stackDropNames = [...]string{
 	"ipv6_unknown_next_header", "ipv6_fragment_unsupported",
 	"ipv6_unsupported_protocol", "icmpv6_bad_checksum", "icmpv6_unhandled",
 	"ndp_invalid",
+	"icmp_unhandled",
 }
 
 // String returns the reason in snake case, fit for a metric label value.

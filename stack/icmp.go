@@ -34,19 +34,23 @@ func (s *Stack) inputICMP(b *nicq.Buf, ip header.IPv4) {
 	switch t := msg.Type(); {
 	case t == header.ICMPv4Echo:
 		if ip.Destination() != s.addr {
-			bufFree(b) // no replies to broadcast pings (RFC 1122 3.2.2.6 allows silence)
+			// No replies to broadcast pings (RFC 1122 3.2.2.6 allows
+			// silence).
+			s.drop(b, DropICMPUnhandled)
 			return
 		}
 		s.replyEcho(b, ip, msg)
 	case t == header.ICMPv4EchoReply:
-		if s.cfg.OnEchoReply != nil {
-			s.cfg.OnEchoReply(ip.Source(), msg.Identifier(), msg.Sequence(), msg.Payload())
+		if s.cfg.OnEchoReply == nil {
+			s.drop(b, DropICMPUnhandled)
+			return
 		}
+		s.cfg.OnEchoReply(ip.Source(), msg.Identifier(), msg.Sequence(), msg.Payload())
 		bufFree(b)
 	case t.IsError():
 		s.inputICMPError(b, msg)
 	default:
-		bufFree(b)
+		s.drop(b, DropICMPUnhandled)
 	}
 }
 

@@ -239,7 +239,10 @@ func New(cfg Config) (*Stack, error) {
 	s.neigh.init(s)
 	s.reasm.init(s)
 	s.udp.init(s)
-	s.tcp.init(s, cfg.TCP)
+	if err := s.tcp.init(s, cfg.TCP); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	s.cfg.TCP = s.tcp.cfg // with its defaults too, for Config
 	s.icmp.init(cfg.ICMPErrorsPerSecond, s.now)
 	s.ipID = uint16(s.now) ^ uint16(cfg.Core)<<12
 	return s, nil

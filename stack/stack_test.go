@@ -3,6 +3,7 @@ package stack
 import (
 	"bytes"
 	"errors"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -538,4 +539,59 @@ func TestARPConfirmationsAddressedToUsAreReported(t *testing.T) {
 		t.Fatalf("OnNeighbour called %d times, want 2 (news, then the confirmation to us)", reported)
 	}
 	replies(a)
+}
+
+// TestUnansweredICMPIsCountedAsADrop: ICMP the stack does not act on is
+// dropped and counted (icmp_unhandled), not freed unseen: an echo request
+// to the subnet broadcast (RFC 1122 3.2.2.6 allows silence), an echo
+// reply with no OnEchoReply to take it, a timestamp request.
+func TestUnansweredICMPIsCountedAsADrop(t *testing.T) {
+	n := newTestNet(t)
+	s := n.add("10.0.0.2/24", nil)
+	s.LearnNeighbour(ip4("10.0.0.9"), header.MAC{2, 0, 0, 0, 0, 9})
+	for _, m := range []struct {
+		dst [4]byte
+		typ header.ICMPv4Type
+	}{
+		{ip4("10.0.0.255"), header.ICMPv4Echo},
+		{ip4("10.0.0.2"), header.ICMPv4EchoReply},
+		{ip4("10.0.0.2"), header.ICMPv4Timestamp},
+	} {
+		inject(n, s, 20+8, func(p []byte) {
+			ip := header.IPv4(p)
+			ip.Encode(&header.IPv4Fields{TotalLength: 28, TTL: 64, Protocol: header.ProtocolICMPv4, Source: ip4("10.0.0.9"), Destination: m.dst})
+			ip.SetChecksum(ip.ComputeChecksum())
+			msg := header.ICMPv4(p[20:])
+			msg.Encode(&header.ICMPv4Fields{Type: m.typ, RestOfHeader: header.EchoRestOfHeader(1, 1)})
+			msg.SetChecksum(msg.ComputeChecksum())
+		})
+	}
+	if d := drops(s, DropICMPUnhandled); d != 3 {
+		t.Fatalf("icmp_unhandled %d, want 3: %v", d, nonZero(s))
+	}
+	if out := sent(s); len(out) != 0 {
+		t.Fatalf("%d frames sent, want none", len(out))
+	}
+	n.checkNoLeaks()
+}
+
+// TestNewRejectsAnInvalidTCPConfig: New reports a TCPConfig that
+// TCPConfig's own checks refuse, rather than return a stack whose TCP was
+// never set up.
+func TestNewRejectsAnInvalidTCPConfig(t *testing.T) {
+	for name, tweak := range map[string]func(*TCPConfig){
+		"congestion":   func(c *TCPConfig) { c.Congestion = "no-such-algorithm" },
+		"memory limit": func(c *TCPConfig) { c.MemoryLimit = 1000 },
+		"buffer":       func(c *TCPConfig) { c.SendBuffer = 100 },
+	} {
+		pool, err := nicq.NewPool(nicq.PoolConfig{Name: name, Buffers: 8})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := Config{MAC: header.MAC{2, 0, 0, 0, 0, 1}, Addr: netip.MustParsePrefix("10.0.0.1/24"), Clock: nicq.NewVirtualClock(1), Pool: pool}
+		tweak(&cfg.TCP)
+		if _, err := New(cfg); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%s: New = %v, want ErrInvalidConfig", name, err)
+		}
+	}
 }

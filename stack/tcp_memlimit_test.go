@@ -283,3 +283,53 @@ func TestTCPWriteIsShortAtTheMemoryLimitAndResumesWhenMemoryFrees(t *testing.T) 
 		t.Fatalf("Write took %d after memory came back, want %d", k, 32<<10)
 	}
 }
+
+// TestTCPMemoryPressureEndsBelowThreeQuarters: pressure has hysteresis
+// (docs/RELIABILITY.md, Linux's tcp_mem[0]): it begins when RingBytes
+// rises past MemoryPressure, holds while RingBytes is back just under
+// it, and ends only below 3/4 of it. While it holds, a new connection
+// offers a window of the smallest ring class; once it ends, the full
+// 65535.
+func TestTCPMemoryPressureEndsBelowThreeQuarters(t *testing.T) {
+	const pressure = 140 << 10 // 3/4: 105 KiB
+	h := newTCPScript(t, func(c *Config) {
+		c.TCP.MemoryLimit, c.TCP.MemoryPressure = 256<<10, pressure
+	})
+	h.listen()
+	port := uint16(20000)
+	// synAckWindow is the window a new connection's SYN-ACK offers.
+	synAckWindow := func() uint16 {
+		t.Helper()
+		h.sent = h.sent[:0]
+		port++
+		h.injectRaw(port, scriptPeerISN, 0, header.TCPFlagSYN, 65535, nil, nil)
+		if len(h.sent) != 1 || h.sent[0].f.Flags != header.TCPFlagSYN|header.TCPFlagACK {
+			t.Fatalf("sent %d segments, want a SYN-ACK", len(h.sent))
+		}
+		return h.sent[0].f.Window
+	}
+	st := h.s.TCPStats()
+	check := func(when string, ringBytes uint64, under bool) {
+		t.Helper()
+		if st.RingBytes != ringBytes || h.s.tcp.mem.under != under || st.MemoryPressure != 1 && under {
+			t.Fatalf("%s: %d ring bytes, under pressure %v (%d events); want %d, %v", when, st.RingBytes, h.s.tcp.mem.under, st.MemoryPressure, ringBytes, under)
+		}
+		if w := synAckWindow(); under && w > ringMin || !under && w != 0xffff {
+			t.Fatalf("%s: a new connection offers %d (under pressure %v)", when, w, under)
+		}
+	}
+	a, b, c, d := memOpen(h, 10001), memOpen(h, 10002), memOpen(h, 10003), memOpen(h, 10004)
+	memSend(h, a, 40000) // a 64 KiB ring
+	memSend(h, b, 20000) // 32 KiB
+	memSend(h, c, 10000) // 16 KiB
+	check("below the mark", 112<<10, false)
+	memSend(h, d, 20000) // 32 KiB more: past the mark
+	check("past the mark", 144<<10, true)
+	d.Discard(d.Buffered())
+	check("back just under the mark", 112<<10, true)
+	c.Discard(c.Buffered())
+	check("below 3/4 of the mark", 96<<10, false)
+	if st.MemoryPressure != 1 {
+		t.Fatalf("%d pressure events, want 1", st.MemoryPressure)
+	}
+}

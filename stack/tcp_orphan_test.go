@@ -109,8 +109,9 @@ func zeroWindowProbe(at int) step { return out(ms(at), tseg{f: ".", seq: 0, ack:
 // icsk_probes_out against tcp_retries2); probes it answers keep the
 // connection open however long its window stays shut (RFC 9293 3.8.6.1,
 // RFC 1122 MUST-67), unless the application has closed it: then the
-// probing ends once its interval has backed off to MaxRTO (Linux's
-// tcp_orphan_retries, RFC 6429).
+// probing ends once its interval has backed off to MaxRTO, or after 8
+// unanswered probes, whichever comes first (Linux's tcp_orphan_retries,
+// RFC 6429).
 func TestTCPScriptZeroWindowProbesAreBounded(t *testing.T) {
 	t.Run("unanswered", func(t *testing.T) {
 		h := newTCPScript(t, func(c *Config) { c.TCP.MaxRetries = 3 })
@@ -152,6 +153,29 @@ func TestTCPScriptZeroWindowProbesAreBounded(t *testing.T) {
 			do(ms(at), wantClosed(ErrConnectionTimeout)),
 			do(ms(at), wantStat("zero-window aborts", zeroWindowAborts, 1)),
 			none(ms(100000)),
+		}))
+	})
+	// Unanswered after Close: with MaxRTO far above the probe interval
+	// (and no user timeout, MaxRetries left at 15), the end comes at the
+	// probe due after the 8th unanswered one (orphanProbes), with no 9th
+	// probe sent.
+	t.Run("unanswered after Close", func(t *testing.T) {
+		h := newTCPScript(t, func(c *Config) { c.TCP.MaxRTO = time.Hour })
+		h.listen()
+		s := zeroWindowOpen()
+		s = append(s, do(ms(200), closeConn))
+		at := 500
+		for i := range 8 { // the documented 8, not orphanProbes
+			s = append(s, zeroWindowProbe(at))
+			at += 300 << (i + 1)
+		}
+		// at is when the 9th probe would be due: 153.5 s, its interval
+		// (76.8 s) still far below MaxRTO.
+		h.run(steps(s, []step{
+			do(ms(at-1), wantState("FIN-WAIT-1")),
+			do(ms(at), wantClosed(ErrConnectionTimeout)),
+			do(ms(at), wantStat("zero-window aborts", zeroWindowAborts, 1)),
+			none(ms(at + 1000000)),
 		}))
 	})
 }

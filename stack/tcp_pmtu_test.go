@@ -68,3 +68,54 @@ func TestTCPPathMTUDiscovery(t *testing.T) {
 		t.Fatalf("a new connection over a path of 1200 bytes starts at MSS %d, want 1160", c2.sndMSS)
 	}
 }
+
+// TestTCPPathMTUExpires: a path MTU learned from a fragmentation-needed
+// error bounds new connections to that destination for ten minutes
+// (pmtuLifetime, docs/ARCHITECTURE.md), then the path is the link's
+// again and a new connection starts at MSS 1460.
+func TestTCPPathMTUExpires(t *testing.T) {
+	n, a, b, _ := tcpPair(t)
+	dst := ip4("10.0.0.2")
+	c, err := a.DialTCP(dst, 80, TCPConnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.run()
+	jump := func(d time.Duration) {
+		n.clock.Advance(d)
+		a.Advance()
+		b.Advance()
+		n.run()
+	}
+	dialMSS := func() int {
+		t.Helper()
+		c, err := a.DialTCP(dst, 80, TCPConnOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.run()
+		if c.State() != "ESTABLISHED" {
+			t.Fatalf("new connection %s", c.State())
+		}
+		return c.sndMSS
+	}
+	// A router says the path to 10.0.0.2 takes 1200 bytes.
+	icmpAboutTCP(n, a, header.ICMPv4DestinationUnreachable, header.ICMPv4FragmentationNeeded, 1200, c.LocalPort(), 80, c.sndUna)
+	if got := a.PathMTU(dst); got != 1200 {
+		t.Fatalf("path MTU %d after the error, want 1200", got)
+	}
+	jump(10*time.Minute - time.Second)
+	if got := a.PathMTU(dst); got != 1200 {
+		t.Fatalf("path MTU %d a second before ten minutes, want 1200", got)
+	}
+	if mss := dialMSS(); mss != 1160 {
+		t.Fatalf("a new connection a second before ten minutes starts at MSS %d, want 1160", mss)
+	}
+	jump(2 * time.Second)
+	if got := a.PathMTU(dst); got != 1500 {
+		t.Fatalf("path MTU %d past ten minutes, want the link's 1500", got)
+	}
+	if mss := dialMSS(); mss != 1460 {
+		t.Fatalf("a new connection past ten minutes starts at MSS %d, want 1460", mss)
+	}
+}

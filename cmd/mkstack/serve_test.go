@@ -167,6 +167,21 @@ func TestServeTakesTheAFPacketRingVersion(t *testing.T) {
 	}
 }
 
+// TestServeTakesTheSYNCookieRate: --syn-cookies-per-second reaches
+// serveOptions as given: 0 (the stack's default) when absent, a negative
+// bound (none) and a positive one.
+func TestServeTakesTheSYNCookieRate(t *testing.T) {
+	for flag, want := range map[string]int{"": 0, "-1": -1, "5000": 5000} {
+		args := []string{"--driver", "mem", "--addr", "10.0.0.1/24"}
+		if flag != "" {
+			args = append(args, "--syn-cookies-per-second", flag)
+		}
+		if o, code := parseServe(args, io.Discard); code != 0 || o.synCookieRate != want {
+			t.Errorf("--syn-cookies-per-second %q: %d (exit %d), want %d", flag, o.synCookieRate, code, want)
+		}
+	}
+}
+
 func TestServeTakesTheThreadMode(t *testing.T) {
 	for flag, want := range map[string]core.Threads{"": core.ThreadsAuto, "auto": core.ThreadsAuto, "pinned": core.ThreadsPinned, "shared": core.ThreadsShared} {
 		args := []string{"--driver", "mem", "--addr", "10.0.0.1/24"}
