@@ -19,17 +19,31 @@ import (
 
 // TestProgramLeavesLinkLocalAndAllNodesToTheKernel: with an IPv6 address
 // of the stack's configured, the XDP program takes only frames to it and
-// its solicited-node group; the kernel on the same interface keeps its
-// link-local address (made from the same MAC) and all-nodes traffic. The
-// kernel peer pings the stack side's kernel at its link-local address
+// neighbour solicitations for it; the kernel on the same interface keeps
+// its link-local address (made from the same MAC) and all-nodes traffic.
+// The kernel peer pings the stack side's kernel at its link-local address
 // (neighbour discovery to that address's solicited-node group included)
 // and at ff02::1, and gets answers; the socket gets none of those frames.
+// It does so twice: with an address unlike the link-local one, and with a
+// SLAAC-style address (the same interface identifier, so the same
+// solicited-node group as the kernel's link-local address).
 func TestProgramLeavesLinkLocalAndAllNodesToTheKernel(t *testing.T) {
 	if _, err := exec.LookPath("ping"); err != nil {
 		t.Skip("needs ping")
 	}
+	for _, slaac := range []bool{false, true} {
+		t.Run(fmt.Sprintf("slaac=%v", slaac), func(t *testing.T) { testLinkLocalToTheKernel(t, slaac) })
+	}
+}
+
+func testLinkLocalToTheKernel(t *testing.T, slaac bool) {
 	v := drivertest.NewVeth(t, 1)
 	global := netip.MustParseAddr("fd77::1")
+	if slaac {
+		id := header.LinkLocalFromMAC(header.MAC(drivertest.LinkMAC(t, v.StackNS, v.StackIf)))
+		id[0], id[1] = 0xfd, 0x77
+		global = netip.AddrFrom16(id)
+	}
 	nic, _ := openOnVeth(t, v, Config{Interface: v.StackIf, Queues: 1, Addrs: append(stackAddr(), global)})
 	drivertest.ConfigureKernel(t, v.KernelNS, v.KernelIf, nic.MAC())
 	// IPv6 on for the kernel at both ends, without duplicate address

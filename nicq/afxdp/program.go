@@ -36,8 +36,10 @@ type program struct {
 // the frames the stack owns, and passes every other frame to the kernel:
 //
 //	IPv4 whose destination is one of addrs, ARP whose target protocol
-//	address is one of addrs, and IPv6 whose destination is one of addrs6,
-//	go to sockets[rx_queue_index]; a queue with no socket passes
+//	address is one of addrs, IPv6 whose destination is one of the stack's
+//	addresses in addrs6, and neighbour solicitations to one of their
+//	solicited-node groups whose target is one of them, go to
+//	sockets[rx_queue_index]; a queue with no socket passes
 //	(bpf_redirect_map's fallback action).
 //
 // Everything else (other addresses, IPv6 link-local and all-nodes traffic,
@@ -64,7 +66,15 @@ func newProgram(queues int, addrs [][4]byte, addrs6 [][16]byte) (_ *program, err
 		return nil, fmt.Errorf("IPv6 address map: %w", err)
 	}
 	for _, a := range addrs6 {
-		if err := p.addrs6.Put(a, uint8(1)); err != nil {
+		// 1: an address of the stack's; 2: a solicited-node group, which
+		// the kernel's link-local address may share (a SLAAC address has
+		// the same low 24 bits), so only solicitations for the stack's
+		// addresses go to it.
+		kind := uint8(1)
+		if a[0] == 0xff && a[1] == 0x02 && a[11] == 0x01 && a[12] == 0xff {
+			kind = 2
+		}
+		if err := p.addrs6.Put(a, kind); err != nil {
 			return nil, fmt.Errorf("IPv6 address map: %w", err)
 		}
 	}
@@ -149,7 +159,38 @@ func instructions(addrs, addrs6, sockets *ebpf.Map) asm.Instructions {
 		asm.Add.Imm(asm.R2, stkKey6),
 		asm.FnMapLookupElem.Call(),
 		asm.JEq.Imm(asm.R0, 0, "pass"),
-		asm.Ja.Label("redirect"),
+		asm.LoadMem(asm.R5, asm.R0, 0, asm.Byte),
+		asm.JEq.Imm(asm.R5, 1, "redirect"),
+
+		// A solicited-node group: a neighbour solicitation (next header
+		// 58, ICMPv6 type 135, no extension header) goes to the stack
+		// only if its target, 16 bytes at 14+40+8, is one of the stack's
+		// addresses; everything else sent to the group is the kernel's.
+		asm.LoadMem(asm.R2, regCtx, xdpMDData, asm.Word),
+		asm.LoadMem(asm.R3, regCtx, xdpMDDataEnd, asm.Word),
+		asm.Mov.Reg(asm.R4, asm.R2),
+		asm.Add.Imm(asm.R4, 14+40+8+16),
+		asm.JGT.Reg(asm.R4, asm.R3, "pass"),
+		asm.LoadMem(asm.R5, asm.R2, 14+6, asm.Byte),
+		asm.JNE.Imm(asm.R5, 58, "pass"),
+		asm.LoadMem(asm.R5, asm.R2, 14+40, asm.Byte),
+		asm.JNE.Imm(asm.R5, 135, "pass"),
+		asm.LoadMem(asm.R5, asm.R2, 14+48, asm.Word),
+		asm.StoreMem(asm.RFP, stkKey6, asm.R5, asm.Word),
+		asm.LoadMem(asm.R5, asm.R2, 14+52, asm.Word),
+		asm.StoreMem(asm.RFP, stkKey6+4, asm.R5, asm.Word),
+		asm.LoadMem(asm.R5, asm.R2, 14+56, asm.Word),
+		asm.StoreMem(asm.RFP, stkKey6+8, asm.R5, asm.Word),
+		asm.LoadMem(asm.R5, asm.R2, 14+60, asm.Word),
+		asm.StoreMem(asm.RFP, stkKey6+12, asm.R5, asm.Word),
+		asm.LoadMapPtr(asm.R1, addrs6.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, stkKey6),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "pass"),
+		asm.LoadMem(asm.R5, asm.R0, 0, asm.Byte),
+		asm.JEq.Imm(asm.R5, 1, "redirect"),
+		asm.Ja.Label("pass"),
 
 		asm.Mov.Imm(asm.R0, xdpPass).WithSymbol("pass"),
 		asm.Return(),
