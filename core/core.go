@@ -370,6 +370,7 @@ func (c *core) sleep() (blocked bool) {
 	if n > 0 {
 		c.counters.Values[Wakeups]++
 	}
+	c.counters.Values[SharedWaitMisses] = c.polls.misses
 	return true
 }
 

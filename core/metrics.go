@@ -21,6 +21,7 @@ const (
 	IdleSleeps
 	Wakeups
 	ThreadMoves
+	SharedWaitMisses
 	ForwardedPackets
 	ForwardDrops
 	ForwardsReceived
@@ -62,14 +63,16 @@ type metricInfo struct {
 }
 
 var metricInfos = [numMetrics]metricInfo{
-	RxPackets:           {"mkstack_rx_packets_total", "Frames received from the core's NIC queue.", false},
-	RxBytes:             {"mkstack_rx_bytes_total", "Bytes received from the core's NIC queue.", false},
-	TxPackets:           {"mkstack_tx_packets_total", "Frames handed to the core's NIC queue.", false},
-	TxBytes:             {"mkstack_tx_bytes_total", "Bytes handed to the core's NIC queue.", false},
-	Polls:               {"mkstack_polls_total", "Iterations of the core's poll loop.", false},
-	IdleSleeps:          {"mkstack_idle_sleeps_total", "Times the core found no work and blocked.", false},
-	Wakeups:             {"mkstack_wakeups_total", "Times a blocked core was woken by its queue or doorbell.", false},
-	ThreadMoves:         {"mkstack_thread_moves_total", "Times the core moved from its own thread onto the Go scheduler's threads (Threads).", false},
+	RxPackets:   {"mkstack_rx_packets_total", "Frames received from the core's NIC queue.", false},
+	RxBytes:     {"mkstack_rx_bytes_total", "Bytes received from the core's NIC queue.", false},
+	TxPackets:   {"mkstack_tx_packets_total", "Frames handed to the core's NIC queue.", false},
+	TxBytes:     {"mkstack_tx_bytes_total", "Bytes handed to the core's NIC queue.", false},
+	Polls:       {"mkstack_polls_total", "Iterations of the core's poll loop.", false},
+	IdleSleeps:  {"mkstack_idle_sleeps_total", "Times the core found no work and blocked.", false},
+	Wakeups:     {"mkstack_wakeups_total", "Times a blocked core was woken by its queue or doorbell.", false},
+	ThreadMoves: {"mkstack_thread_moves_total", "Times the core moved from its own thread onto the Go scheduler's threads (Threads).", false},
+	SharedWaitMisses: {"mkstack_shared_wait_misses_total",
+		"Times a core on shared threads found a descriptor ready when its wait ran out, with no wake-up from Go's network poller (each cost the core up to sharedWaitCap).", false},
 	ForwardedPackets:    {"mkstack_forwarded_packets_total", "Packets this core forwarded to the core that owns their flow.", false},
 	ForwardDrops:        {"mkstack_forward_drops_total", "Packets not forwarded because the core had too many forwards in flight or the owner's mailbox ring was full.", false},
 	ForwardsReceived:    {"mkstack_forwards_received_total", "Packets other cores forwarded to this core.", false},

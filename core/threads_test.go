@@ -241,3 +241,37 @@ func TestSharedThreadsSleepAndWakeWithoutAllocating(t *testing.T) {
 		return a.CoreCounters(0).Get(IdleSleeps)-sleeps0 >= rounds/2
 	})
 }
+
+// TestSharedWaitIsCapped: a core on shared threads never waits longer
+// than sharedWaitCap, even with no timer (a wake-up the poller never
+// delivers then costs at most the cap), and a descriptor that becomes
+// ready wakes it at once.
+func TestSharedWaitIsCapped(t *testing.T) {
+	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(efd)
+	p := newPollSet([]int{efd})
+	if err := p.share(); err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	start := time.Now()
+	n, err := p.wait(-1)
+	if took := time.Since(start); err != nil || n != 0 || took < sharedWaitCap/2 || took > sharedWaitCap+time.Second {
+		t.Fatalf("an idle wait with no timeout: %d ready, %v, after %v; want 0 after about %v", n, err, took, sharedWaitCap)
+	}
+	go func() {
+		time.Sleep(10 * time.Millisecond)
+		unix.Write(efd, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+	}()
+	start = time.Now()
+	n, err = p.wait(-1)
+	if took := time.Since(start); err != nil || n != 1 || !p.ready(0) || took > sharedWaitCap/2 {
+		t.Fatalf("a wait the descriptor ends: %d ready, %v, after %v; want 1 at once", n, err, took)
+	}
+	if p.misses != 0 {
+		t.Errorf("%d misses counted where the poller woke the wait", p.misses)
+	}
+}
