@@ -32,20 +32,34 @@ func Confine(cpus []int) (restore func(), err error) {
 }
 
 // setAllThreads sets the affinity of every thread of the process. A
-// thread that ends meanwhile is skipped.
+// thread that ends meanwhile is skipped. A thread the Go runtime starts
+// while the list is walked inherits the mask of the thread that starts it,
+// which may not have been set yet, so the walk repeats until a pass finds
+// every thread already set (a few passes at most).
 func setAllThreads(set *unix.CPUSet) error {
-	ents, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		return err
-	}
-	for _, e := range ents {
-		tid, err := strconv.Atoi(e.Name())
+	for pass := 0; pass < 10; pass++ {
+		ents, err := os.ReadDir("/proc/self/task")
 		if err != nil {
-			continue
+			return err
 		}
-		if err := unix.SchedSetaffinity(tid, set); err != nil && err != unix.ESRCH {
-			return fmt.Errorf("thread %d: %w", tid, err)
+		changed := false
+		for _, e := range ents {
+			tid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			var cur unix.CPUSet
+			if err := unix.SchedGetaffinity(tid, &cur); err == nil && cur == *set {
+				continue
+			}
+			if err := unix.SchedSetaffinity(tid, set); err != nil && err != unix.ESRCH {
+				return fmt.Errorf("thread %d: %w", tid, err)
+			}
+			changed = true
+		}
+		if !changed {
+			return nil
 		}
 	}
-	return nil
+	return fmt.Errorf("threads kept appearing with another CPU set")
 }

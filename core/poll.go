@@ -25,12 +25,11 @@ type pollSet struct {
 	// registered with Go's network poller through ep; look is rc.Read's
 	// callback, bound once so a wait does not allocate, and n and err
 	// its results.
-	ep          *os.File
-	rc          syscall.RawConn
-	look        func(uintptr) bool
-	n           int
-	err         error
-	hasDeadline bool
+	ep   *os.File
+	rc   syscall.RawConn
+	look func(uintptr) bool
+	n    int
+	err  error
 	// misses counts waits that ran out with a descriptor ready (see
 	// sharedWaitCap); the core publishes it as SharedWaitMisses.
 	misses uint64
@@ -137,19 +136,10 @@ func (p *pollSet) waitShared(timeout time.Duration) (int, error) {
 	if timeout < 0 || timeout > sharedWaitCap {
 		timeout = sharedWaitCap
 	}
-	if timeout >= 0 {
-		p.ep.SetReadDeadline(time.Now().Add(timeout))
-		p.hasDeadline = true
-	} else if p.hasDeadline {
-		p.ep.SetReadDeadline(time.Time{})
-		p.hasDeadline = false
-	}
+	p.ep.SetReadDeadline(time.Now().Add(timeout))
 	p.n, p.err = 0, nil
 	if err := p.rc.Read(p.look); err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			for i := range p.fds {
-				p.fds[i].Revents = 0
-			}
 			if p.lookNow(0) && p.n > 0 {
 				p.misses++
 				return p.result(p.n, p.err)

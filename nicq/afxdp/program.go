@@ -94,13 +94,16 @@ func newProgram(queues int, addrs [][4]byte, addrs6 [][16]byte) (_ *program, err
 	return p, nil
 }
 
+// stkKey6 is where on the program's stack an IPv6 map key is built: 16
+// bytes, 8-aligned.
+const stkKey6 = -24
+
 func instructions(addrs, addrs6, sockets *ebpf.Map) asm.Instructions {
 	const (
-		regCtx  = asm.R6
-		stkKey  = -4
-		stkKey6 = -24 // 16 bytes, 8-aligned
+		regCtx = asm.R6
+		stkKey = -4
 	)
-	return asm.Instructions{
+	ins := asm.Instructions{
 		asm.Mov.Reg(regCtx, asm.R1),
 		asm.LoadMem(asm.R2, asm.R1, xdpMDData, asm.Word),
 		asm.LoadMem(asm.R3, asm.R1, xdpMDDataEnd, asm.Word),
@@ -146,20 +149,9 @@ func instructions(addrs, addrs6, sockets *ebpf.Map) asm.Instructions {
 		asm.Mov.Reg(asm.R4, asm.R2).WithSymbol("ipv6"),
 		asm.Add.Imm(asm.R4, 14+40),
 		asm.JGT.Reg(asm.R4, asm.R3, "pass"),
-		asm.LoadMem(asm.R5, asm.R2, 14+24, asm.Word),
-		asm.StoreMem(asm.RFP, stkKey6, asm.R5, asm.Word),
-		asm.LoadMem(asm.R5, asm.R2, 14+28, asm.Word),
-		asm.StoreMem(asm.RFP, stkKey6+4, asm.R5, asm.Word),
-		asm.LoadMem(asm.R5, asm.R2, 14+32, asm.Word),
-		asm.StoreMem(asm.RFP, stkKey6+8, asm.R5, asm.Word),
-		asm.LoadMem(asm.R5, asm.R2, 14+36, asm.Word),
-		asm.StoreMem(asm.RFP, stkKey6+12, asm.R5, asm.Word),
-		asm.LoadMapPtr(asm.R1, addrs6.FD()),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, stkKey6),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "pass"),
-		asm.LoadMem(asm.R5, asm.R0, 0, asm.Byte),
+	}
+	ins = append(ins, lookupAddr6(addrs6, 14+24)...)
+	ins = append(ins,
 		asm.JEq.Imm(asm.R5, 1, "redirect"),
 
 		// A solicited-node group: a neighbour solicitation (next header
@@ -175,26 +167,36 @@ func instructions(addrs, addrs6, sockets *ebpf.Map) asm.Instructions {
 		asm.JNE.Imm(asm.R5, 58, "pass"),
 		asm.LoadMem(asm.R5, asm.R2, 14+40, asm.Byte),
 		asm.JNE.Imm(asm.R5, 135, "pass"),
-		asm.LoadMem(asm.R5, asm.R2, 14+48, asm.Word),
-		asm.StoreMem(asm.RFP, stkKey6, asm.R5, asm.Word),
-		asm.LoadMem(asm.R5, asm.R2, 14+52, asm.Word),
-		asm.StoreMem(asm.RFP, stkKey6+4, asm.R5, asm.Word),
-		asm.LoadMem(asm.R5, asm.R2, 14+56, asm.Word),
-		asm.StoreMem(asm.RFP, stkKey6+8, asm.R5, asm.Word),
-		asm.LoadMem(asm.R5, asm.R2, 14+60, asm.Word),
-		asm.StoreMem(asm.RFP, stkKey6+12, asm.R5, asm.Word),
+	)
+	ins = append(ins, lookupAddr6(addrs6, 14+48)...)
+	return append(ins,
+		asm.JEq.Imm(asm.R5, 1, "redirect"),
+		asm.Ja.Label("pass"),
+
+		asm.Mov.Imm(asm.R0, xdpPass).WithSymbol("pass"),
+		asm.Return(),
+	)
+}
+
+// lookupAddr6 looks up in addrs6 the 16 bytes at off in the frame (R2, its
+// bounds checked by the caller), copied to the stack as the key: on to
+// "pass" if they are not there, else R5 holds the entry's kind (1 an
+// address of the stack's, 2 a solicited-node group).
+func lookupAddr6(addrs6 *ebpf.Map, off int16) asm.Instructions {
+	var ins asm.Instructions
+	for i := int16(0); i < 16; i += 4 {
+		ins = append(ins,
+			asm.LoadMem(asm.R5, asm.R2, off+i, asm.Word),
+			asm.StoreMem(asm.RFP, stkKey6+i, asm.R5, asm.Word))
+	}
+	return append(ins,
 		asm.LoadMapPtr(asm.R1, addrs6.FD()),
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, stkKey6),
 		asm.FnMapLookupElem.Call(),
 		asm.JEq.Imm(asm.R0, 0, "pass"),
 		asm.LoadMem(asm.R5, asm.R0, 0, asm.Byte),
-		asm.JEq.Imm(asm.R5, 1, "redirect"),
-		asm.Ja.Label("pass"),
-
-		asm.Mov.Imm(asm.R0, xdpPass).WithSymbol("pass"),
-		asm.Return(),
-	}
+	)
 }
 
 func (p *program) close() {
