@@ -145,7 +145,7 @@ func connInfo(t testing.TB, n *Network, c net.Conn) (info stack.TCPConnInfo, ok 
 	ra := c.RemoteAddr().(*net.TCPAddr)
 	onCore(t, n, sc.core, func(s *stack.Stack) {
 		for _, i := range s.TCPConnections(nil) {
-			if int(i.LocalPort) == la.Port && int(i.RemotePort) == ra.Port && net.IP(i.Remote[:]).Equal(ra.IP) {
+			if int(i.LocalPort) == la.Port && int(i.RemotePort) == ra.Port && net.IP(i.Remote.AsSlice()).Equal(ra.IP) {
 				info, ok = i, true
 			}
 		}

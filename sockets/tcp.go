@@ -248,8 +248,8 @@ func (sc *conn) attach(c *stack.TCPConn) {
 	sc.n.conns[sc.core].push(sc)
 	c.SetKeepAlive(DefaultKeepAlive)
 	l, r := c.LocalAddr(), c.RemoteAddr()
-	sc.laddr = &net.TCPAddr{IP: net.IP(l[:]).To16(), Port: int(c.LocalPort())}
-	sc.raddr = &net.TCPAddr{IP: net.IP(r[:]).To16(), Port: int(c.RemotePort())}
+	sc.laddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(l, c.LocalPort()))
+	sc.raddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(r, c.RemotePort()))
 }
 
 // onEvent runs on the core for each event of the connection.

@@ -112,7 +112,7 @@ func (s *Stack) inputICMPError(b *nicq.Buf, msg header.ICMPv4) {
 	case header.ProtocolUDP:
 		delivered = s.udp.deliverError(localPort, remote, remotePort, err)
 	case header.ProtocolTCP:
-		id := tcpTuple{localAddr: s.addr, remoteAddr: remote, localPort: localPort, remotePort: remotePort}
+		id := tcpTuple{localAddr: mapped4(s.addr), remoteAddr: mapped4(remote), localPort: localPort, remotePort: remotePort}
 		seq := uint32(l4[4])<<24 | uint32(l4[5])<<16 | uint32(l4[6])<<8 | uint32(l4[7])
 		delivered = s.tcp.deliverError(id, seq, err, s.PathMTU(remote))
 	}
@@ -234,9 +234,9 @@ func (l *icmpLimiter) allow(now int64) bool {
 
 // pmtuCache remembers path MTUs learned from fragmentation-needed errors
 // (RFC 1191) for a few destinations, for ten minutes each.
-type pmtuCache struct {
+type pmtuCache[A comparable] struct {
 	entries [16]struct {
-		dst     [4]byte
+		dst     A
 		mtu     int
 		expires int64
 	}
@@ -245,7 +245,7 @@ type pmtuCache struct {
 
 const pmtuLifetime = int64(10 * time.Minute)
 
-func (c *pmtuCache) update(dst [4]byte, mtu int, now int64) {
+func (c *pmtuCache[A]) update(dst A, mtu int, now int64) {
 	if mtu < 68 {
 		mtu = 576 // an old router that sent no MTU: RFC 1191's plateau
 	}
@@ -261,7 +261,7 @@ func (c *pmtuCache) update(dst [4]byte, mtu int, now int64) {
 	e.dst, e.mtu, e.expires = dst, mtu, now+pmtuLifetime
 }
 
-func (c *pmtuCache) lookup(dst [4]byte, linkMTU int, now int64) int {
+func (c *pmtuCache[A]) lookup(dst A, linkMTU int, now int64) int {
 	for i := range c.entries {
 		if e := &c.entries[i]; e.dst == dst && e.expires > now {
 			return min(e.mtu, linkMTU)

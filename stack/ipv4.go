@@ -45,9 +45,17 @@ func (s *Stack) inputIPv4(b *nicq.Buf, srcMAC header.MAC, linkBroadcast bool) {
 }
 
 // InputForwarded processes a datagram another core forwarded to this one
-// (it starts at the IPv4 header, already validated and reassembled there).
+// (it starts at the IPv4 or IPv6 header, already validated and reassembled
+// there).
 func (s *Stack) InputForwarded(b *nicq.Buf) {
 	s.now = s.clock.Now()
+	if d := bufData(b); len(d) > 0 && d[0]>>4 == 6 {
+		s.inputForwarded6(b)
+		if len(s.tcp.pending) > 0 {
+			s.tcp.flushPending()
+		}
+		return
+	}
 	ip, r := header.ParseIPv4(bufData(b))
 	if r != header.DropNone {
 		s.drop(b, DropReason(r))

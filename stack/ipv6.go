@@ -23,12 +23,15 @@ const defaultHopLimit = 64
 // IPv6 off: every IPv6 frame is dropped as not_supported, as before IPv6.
 type ipv6State struct {
 	enabled bool
-	// addrs are our unicast addresses, the link-local one first.
-	addrs [][16]byte
+	// addrs are our unicast addresses, the link-local one first;
+	// prefixes[i] is the configured prefix of addrs[i+1].
+	addrs    [][16]byte
+	prefixes []netip.Prefix
 	// macs are the Ethernet groups we listen to: all-nodes and the
 	// solicited-node group of each address (RFC 4861 7.2.1).
-	macs  []header.MAC
-	neigh neighbour6Table
+	macs     []header.MAC
+	neigh    neighbour6Table
+	resolver resolver6
 }
 
 // linkLocal returns our link-local address.
@@ -99,6 +102,7 @@ func (s *Stack) initIPv6() error {
 		}
 		if !st.isOurs(a.As16()) {
 			st.addrs = append(st.addrs, a.As16())
+			st.prefixes = append(st.prefixes, p.Masked())
 		}
 	}
 	st.macs = append(st.macs, header.IPv6MulticastMAC(header.IPv6AllNodesMulticast))
@@ -107,7 +111,11 @@ func (s *Stack) initIPv6() error {
 			st.macs = append(st.macs, m)
 		}
 	}
+	if g := s.cfg.Gateway6; g.IsValid() && (!g.Is6() || g.Is4In6() || g.IsMulticast() || g.IsUnspecified() || !st.onLink(g.As16())) {
+		return fmt.Errorf("%w: Gateway6 %v is not an on-link IPv6 unicast address", ErrInvalidConfig, g)
+	}
 	st.neigh.init(s)
+	st.resolver.init(s)
 	st.enabled = true
 	return nil
 }
@@ -169,15 +177,43 @@ func (s *Stack) inputIPv6(b *nicq.Buf, srcMAC header.MAC, linkMulticast bool) {
 		}
 		return
 	}
-	switch w.Protocol {
+	s.deliverIPv6(b, ip, w.Protocol, w.Offset, srcMAC)
+}
+
+// deliverIPv6 dispatches the upper-layer packet ip[off:] of protocol next.
+func (s *Stack) deliverIPv6(b *nicq.Buf, ip header.IPv6, next uint8, off int, srcMAC header.MAC) {
+	switch next {
+	case header.ProtocolTCP:
+		s.tcpInput6(b, ip, off)
+	case header.ProtocolUDP:
+		s.inputUDP6(b, ip, off)
 	case header.ProtocolICMPv6:
-		s.inputICMPv6(b, ip, w.Offset, srcMAC)
+		s.inputICMPv6(b, ip, off, srcMAC)
 	case header.ProtocolIPv6Fragment:
 		s.drop(b, DropIPv6FragmentUnsupported)
-	default: // TCP, UDP (later work) and No Next Header
+	default: // No Next Header
 		s.drop(b, DropIPv6UnsupportedProtocol)
 	}
 }
+
+// inputForwarded6 is InputForwarded for an IPv6 packet: its headers were
+// checked by the core that forwarded it.
+func (s *Stack) inputForwarded6(b *nicq.Buf) {
+	ip, r := header.ParseIPv6(bufData(b))
+	if r != header.DropNone || !s.ip6.enabled {
+		s.drop(b, DropIPv6BadHeader)
+		return
+	}
+	bufTruncate(b, len(ip))
+	w := ip.WalkExtensions()
+	if w.Err != header.IPv6ExtOK {
+		s.drop(b, DropIPv6BadExtension)
+		return
+	}
+	s.deliverIPv6(b, ip, w.Protocol, w.Offset, header.MAC{})
+}
+
+func addrFrom16(a [16]byte) netip.Addr { return netip.AddrFrom16(a) }
 
 // encodeIPv6 writes a fixed header for an upper-layer packet of length n
 // and protocol next into h.
@@ -201,6 +237,9 @@ func (s *Stack) transmitIPv6(b *nicq.Buf, dst [16]byte, fallback header.MAC) {
 		mac = header.IPv6MulticastMAC(dst)
 	} else if m, ok := s.ip6.neigh.lookup(dst); ok {
 		mac = m
+	} else if mac == (header.MAC{}) {
+		s.ip6.resolver.enqueue(b, dst) // no link-layer source to answer to
+		return
 	}
 	s.pushEthernet(b, mac, header.EtherTypeIPv6)
 	s.transmit(b)
@@ -281,7 +320,9 @@ func (s *Stack) LearnNeighbour6(ip [16]byte, mac header.MAC) {
 		return
 	}
 	s.now = s.clock.Now()
-	s.ip6.neigh.update(ip, mac, true)
+	if s.ip6.neigh.update(ip, mac, true) {
+		s.ip6.resolver.resolved(ip, mac)
+	}
 }
 
 // Neighbour6 returns the link-layer address cached for the IPv6 address ip,

@@ -396,7 +396,7 @@ func TestICMPv6ErrorsShareTheICMPRateLimit(t *testing.T) {
 	n.checkNoLeaks()
 }
 
-func TestIPv6WhatIsNotHandledYetIsDroppedAndCounted(t *testing.T) {
+func TestIPv6WhatIsNotHandledIsDroppedAndCounted(t *testing.T) {
 	n, s := newIPv6Stack(t, nil)
 	frag := make([]byte, 8+16)
 	header.IPv6Fragment(frag).Encode(&header.IPv6FragmentFields{NextHeader: header.ProtocolICMPv6, MoreFragments: true, Identification: 7})
@@ -413,8 +413,9 @@ func TestIPv6WhatIsNotHandledYetIsDroppedAndCounted(t *testing.T) {
 		want DropReason
 	}{
 		{"fragment", packet6(peer6, ours6, 64, header.ProtocolIPv6Fragment, nil, frag), DropIPv6FragmentUnsupported},
-		{"UDP", packet6(peer6, ours6, 64, header.ProtocolUDP, nil, udp), DropIPv6UnsupportedProtocol},
-		{"TCP", packet6(peer6, ours6, 64, header.ProtocolTCP, nil, make([]byte, 20)), DropIPv6UnsupportedProtocol},
+		{"UDP without a checksum", packet6(peer6, ours6, 64, header.ProtocolUDP, nil, udp), DropReason(header.DropBadChecksum)},
+		{"TCP with data offset 0", packet6(peer6, ours6, 64, header.ProtocolTCP, nil, make([]byte, 20)), DropReason(header.DropBadDataOffset)},
+		{"no next header", packet6(peer6, ours6, 64, header.ProtocolIPv6NoNextHeader, nil, nil), DropIPv6UnsupportedProtocol},
 		{"payload length past the frame", short, DropIPv6BadHeader},
 		{"version 4", append([]byte{0x45}, packet6(peer6, ours6, 64, header.ProtocolICMPv6, nil, nil)[1:]...), DropIPv6BadHeader},
 		{"multicast source", packet6(ip6("ff02::9"), ours6, 64, header.ProtocolICMPv6, nil, echo6(ip6("ff02::9"), ours6, 1, 1, nil)), DropMartianSource},

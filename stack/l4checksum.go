@@ -2,6 +2,7 @@ package stack
 
 import (
 	"fmt"
+	"net/netip"
 
 	"github.com/mkstack/mkstack/nicq"
 	"github.com/mkstack/mkstack/stack/checksum"
@@ -89,4 +90,23 @@ func badChecksumMessage(ip header.IPv4, proto uint8, dstPort uint16, last bool) 
 		msg += fmt.Sprintf(" (further ones are only counted: %s drops)", DropReason(header.DropBadChecksum))
 	}
 	return msg
+}
+
+// dropBadL4Checksum6 is dropBadL4Checksum for IPv6: field is the segment's
+// or datagram's checksum field, src its source.
+func (s *Stack) dropBadL4Checksum6(b *nicq.Buf, src [16]byte, proto uint8, dstPort, field uint16) {
+	if s.cfg.Warn != nil && s.badChecksumWarned < badChecksumWarnings {
+		s.badChecksumWarned++
+		what := "TCP segment"
+		if proto == header.ProtocolUDP {
+			what = "UDP datagram"
+		}
+		msg := fmt.Sprintf("mkstack: dropped an IPv6 %s from %v to port %d with a bad checksum (field %#04x); "+
+			"a veth or TAP peer with transmit checksum offload on sends partial checksums this driver may not report", what, netip.AddrFrom16(src), dstPort, field)
+		if s.badChecksumWarned == badChecksumWarnings {
+			msg += fmt.Sprintf(" (further ones are only counted: %s drops)", DropReason(header.DropBadChecksum))
+		}
+		s.cfg.Warn(msg)
+	}
+	s.drop(b, DropReason(header.DropBadChecksum))
 }

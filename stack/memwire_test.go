@@ -23,6 +23,11 @@ type memNet struct {
 }
 
 func newMemNet(t testing.TB, faults mem.Faults, seed uint64, addrs ...string) *memNet {
+	return newMemNetWith(t, faults, seed, nil, addrs...)
+}
+
+// newMemNetWith is newMemNet with a tweak of stack i's config.
+func newMemNetWith(t testing.TB, faults mem.Faults, seed uint64, tweak func(i int, c *Config), addrs ...string) *memNet {
 	t.Helper()
 	clock := nicq.NewVirtualClock(1_000_000_000)
 	var nics []mem.NICConfig
@@ -37,7 +42,11 @@ func newMemNet(t testing.TB, faults mem.Faults, seed uint64, addrs ...string) *m
 	m := &memNet{t: t, clock: clock, wire: w, burst: make([]*nicq.Buf, 32)}
 	for i, a := range addrs {
 		nic := w.NIC(i)
-		s, err := New(Config{MAC: header.MAC(nic.MAC()), Addr: netip.MustParsePrefix(a), Clock: clock, Pool: nic.Queue(0).Pool()})
+		cfg := Config{MAC: header.MAC(nic.MAC()), Addr: netip.MustParsePrefix(a), Clock: clock, Pool: nic.Queue(0).Pool()}
+		if tweak != nil {
+			tweak(i, &cfg)
+		}
+		s, err := New(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

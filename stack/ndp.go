@@ -84,7 +84,9 @@ func (s *Stack) inputNeighbourAdvertisement(b *nicq.Buf, na header.NDPNeighborAd
 	if !s.ip6.isOurs(target) {
 		t := &s.ip6.neigh
 		mac, ok := ndpLinkLayerAddress(na.Options(), header.NDPOptionTargetLinkLayerAddress)
-		if cur, have := t.entries[target]; have && ok && (na.Override() || cur.mac == mac) {
+		if ok && s.ip6.resolver.resolving(target) {
+			s.learned6(target, mac, true) // the answer to our solicitation
+		} else if cur, have := t.entries[target]; have && ok && (na.Override() || cur.mac == mac) {
 			s.learned6(target, mac, false)
 		} else if have && na.Solicited() && (!ok || cur.mac == mac) {
 			t.confirm(target)
@@ -96,7 +98,11 @@ func (s *Stack) inputNeighbourAdvertisement(b *nicq.Buf, na header.NDPNeighborAd
 // learned6 records ip at mac from the wire and tells the runtime, so the
 // other cores' caches learn it too.
 func (s *Stack) learned6(ip [16]byte, mac header.MAC, create bool) {
-	if s.ip6.neigh.update(ip, mac, create) && s.cfg.OnNeighbour6 != nil {
+	if !s.ip6.neigh.update(ip, mac, create) {
+		return
+	}
+	s.ip6.resolver.resolved(ip, mac)
+	if s.cfg.OnNeighbour6 != nil {
 		s.cfg.OnNeighbour6(ip, mac)
 	}
 }

@@ -63,7 +63,7 @@ func (n *testNet) step() int {
 				if n.filter == nil || n.filter(i, frame) {
 					dst := header.MAC(frame[:6])
 					for j, r := range n.stacks {
-						if j == i || (dst != r.mac && !dst.IsBroadcast()) {
+						if j == i || (dst != r.mac && !dst.IsMulticast()) { // broadcast and multicast reach all
 							continue
 						}
 						c := n.pools[j].Get()

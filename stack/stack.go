@@ -20,6 +20,9 @@ type Clock = nicq.Clock
 // from the RSS configuration.
 type FlowOwnerFunc func(protocol uint8, src, dst [4]byte, srcPort, dstPort uint16) int
 
+// FlowOwner6Func is FlowOwnerFunc for IPv6 flows.
+type FlowOwner6Func func(protocol uint8, src, dst [16]byte, srcPort, dstPort uint16) int
+
 // Config describes one stack instance. Zero durations and sizes take the
 // defaults documented on each field.
 type Config struct {
@@ -36,9 +39,14 @@ type Config struct {
 	// 2001:db8::1/64. With any, IPv6 is on: the link-local address formed
 	// from MAC (fe80::/64 and its modified EUI-64) is ours too, and the
 	// stack answers echo requests and neighbour solicitations for them
-	// (ipv6.go); MTU must then be at least 1280. Without, IPv6 frames are
-	// dropped as not_supported.
+	// (ipv6.go), and carries TCP and UDP over IPv6 from and to them; MTU
+	// must then be at least 1280. Without, IPv6 frames are dropped as
+	// not_supported. The prefixes are on-link.
 	Addrs6 []netip.Prefix
+	// Gateway6, if valid, is the IPv6 default route's next hop: a
+	// neighbour (usually a router's link-local address). Without it only
+	// on-link IPv6 destinations are reachable.
+	Gateway6 netip.Addr
 	// MTU is the largest IPv4 datagram on the link (default 1500).
 	MTU int
 	// Clock is the stack's time source (required).
@@ -87,6 +95,8 @@ type Config struct {
 	// FlowOwner, if set, says which core owns a flow; a reassembled
 	// datagram or an ICMP error for a flow owned elsewhere goes to Forward.
 	FlowOwner FlowOwnerFunc
+	// FlowOwner6 is FlowOwner for IPv6 flows.
+	FlowOwner6 FlowOwner6Func
 	// Forward hands b (starting at its IPv4 header) to core, which feeds it
 	// to its stack's InputForwarded. It reports false if it could not, and
 	// then the stack frees b. The runtime wires it to the mailboxes.
@@ -165,6 +175,9 @@ type Stats struct {
 	ICMPv6EchoRepliesSent, ICMPv6ErrorsSent   uint64
 	NeighbourSolicitsIn, NeighbourAdvertsSent uint64
 	NeighbourAdvertsIn, RouterAdvertsIn       uint64
+	// IPv6 packets TCP and UDP sent, and neighbour solicitations sent to
+	// resolve a next hop (ipv6_output.go).
+	IPv6PacketsOut, NeighbourSolicitsSent uint64
 
 	Drops [NumDropReasons]uint64
 }
@@ -189,7 +202,8 @@ type Stack struct {
 	udp    udpTable
 	tcp    tcpTable
 	icmp   icmpLimiter
-	pmtu   pmtuCache
+	pmtu   pmtuCache[[4]byte]
+	pmtu6  pmtuCache[[16]byte] // learned from Packet Too Big (RFC 8201)
 	ip6    ipv6State
 
 	tx    []*nicq.Buf

@@ -107,9 +107,11 @@ package stack
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/mkstack/mkstack/stack/congestion"
+	"github.com/mkstack/mkstack/stack/header"
 	"github.com/mkstack/mkstack/stack/timer"
 )
 
@@ -406,10 +408,22 @@ func (e TCPEvent) String() string {
 // must not block.
 type TCPHandler func(c *TCPConn, ev TCPEvent)
 
-// tcpTuple identifies a connection; it is the table's map key.
+// tcpTuple identifies a connection; it is the table's map key. Its
+// addresses are IPv6 or mapped IPv4 (addr.go), both ends of one family.
 type tcpTuple struct {
-	localAddr, remoteAddr [4]byte
+	localAddr, remoteAddr [16]byte
 	localPort, remotePort uint16
+}
+
+// v6 reports whether the connection runs over IPv6.
+func (id *tcpTuple) v6() bool { return !is4(&id.remoteAddr) }
+
+// ipHeaderLen is the size of the IP header of the connection's segments.
+func (id *tcpTuple) ipHeaderLen() int {
+	if id.v6() {
+		return header.IPv6FixedHeaderSize
+	}
+	return header.IPv4MinimumSize
 }
 
 // TCPStats are a stack's TCP counters.
@@ -663,6 +677,10 @@ type TCPListenOptions struct {
 	// OnSegment, if set, receives accepted connections' in-order data
 	// zero-copy (see TCPSegmentHandler).
 	OnSegment TCPSegmentHandler
+	// Family limits the listener to IPv4 (4) or IPv6 (6) connections, as
+	// Go's "tcp4" and "tcp6" networks do; 0, the default, takes both.
+	// A SYN of another family is answered as if no one listened.
+	Family int
 }
 
 // TCPListener is a listen socket on one stack.
@@ -690,6 +708,9 @@ func (s *Stack) ListenTCP(port uint16, opts TCPListenOptions) (*TCPListener, err
 	}
 	if t.listeners[port] != nil {
 		return nil, fmt.Errorf("listen tcp port %d: %w", port, ErrPortInUse)
+	}
+	if opts.Family != 0 && opts.Family != 4 && opts.Family != 6 {
+		return nil, fmt.Errorf("listen tcp port %d: family %d is not 4, 6 or 0 for both: %w", port, opts.Family, ErrInvalidConfig)
 	}
 	if opts.SYNQueue <= 0 {
 		opts.SYNQueue = t.cfg.SYNQueue
@@ -977,7 +998,7 @@ func (t *tcpTable) newConn(id tcpTuple, h TCPHandler, alg congestion.Algorithm) 
 	c.iss = t.isn(id, t.s.now)
 	c.sndUna, c.sndNxt, c.sndMax = c.iss, c.iss, c.iss
 	c.tsOffset = t.tsOffset(id)
-	c.sndMSS = min(t.localMSS(), t.s.PathMTU(id.remoteAddr)-40)
+	c.sndMSS = min(t.localMSS(id.v6()), t.pathMTU(&id)-id.ipHeaderLen()-header.TCPMinimumSize)
 	c.cc = c.algs.Select(alg)
 	c.cc.Init(c.sndMSS)
 	c.lastRecv = t.s.now
@@ -993,18 +1014,47 @@ func (c *TCPConn) reset() {
 	c.rtoTimer, c.waitTimer, c.delackTimer, c.persistTimer, c.keepTimer = timers[0], timers[1], timers[2], timers[3], timers[4]
 }
 
-// localMSS is the MSS we announce and the most we send: the link MTU and
-// the pool's buffers both bound it.
-func (t *tcpTable) localMSS() int {
+// localMSS is the MSS we announce and the most we send over IPv4 or IPv6:
+// the link MTU and the pool's buffers both bound it.
+func (t *tcpTable) localMSS(v6 bool) int {
 	s := t.s
-	room := s.pool.FrameSize() - s.pool.Headroom() - 14 - 20 - 20
-	return min(s.cfg.MTU-40, room)
+	ipHeader := header.IPv4MinimumSize
+	if v6 {
+		ipHeader = header.IPv6FixedHeaderSize
+	}
+	room := s.pool.FrameSize() - s.pool.Headroom() - header.EthernetMinimumSize - ipHeader - header.TCPMinimumSize
+	return min(s.cfg.MTU-ipHeader-header.TCPMinimumSize, room)
 }
 
-// DialTCP starts an active open to remote:port.
+// pathMTU is the MTU towards the connection's peer: what path MTU
+// discovery learned (IPv4), else the link's.
+func (t *tcpTable) pathMTU(id *tcpTuple) int {
+	if id.v6() {
+		return t.s.pathMTU6(id.remoteAddr)
+	}
+	return t.s.PathMTU(unmap4(id.remoteAddr))
+}
+
+// PortPicker6 is a PortPicker that also picks ports for IPv6 active opens
+// (*rss.PortAllocator is one). Without it, an IPv6 dial takes the next
+// free ephemeral port.
+type PortPicker6 interface {
+	PickIPv6(local, remote [16]byte, remotePort uint16) (uint16, error)
+}
+
+// DialTCP starts an active open to the IPv4 address remote, port port.
 func (s *Stack) DialTCP(remote [4]byte, port uint16, opts TCPConnOptions) (*TCPConn, error) {
+	return s.DialTCPAddr(netip.AddrFrom4(remote), port, opts)
+}
+
+// DialTCPAddr starts an active open to remote:port, over IPv4 or IPv6 by
+// remote's family (an IPv4-mapped IPv6 address counts as IPv4). An IPv6
+// connection leaves from our link-local address to a link-local remote,
+// else from our first other address.
+func (s *Stack) DialTCPAddr(remote netip.Addr, port uint16, opts TCPConnOptions) (*TCPConn, error) {
 	t := tcpOf(s)
 	s.now = s.clock.Now()
+	remote = remote.Unmap()
 	alg := t.cc
 	if opts.Congestion != "" {
 		a, err := congestion.ByName(opts.Congestion)
@@ -1016,9 +1066,28 @@ func (s *Stack) DialTCP(remote [4]byte, port uint16, opts TCPConnOptions) (*TCPC
 	if !t.room() {
 		return nil, fmt.Errorf("dial tcp %v:%d: %w", remote, port, ErrTooManyConns)
 	}
-	id := tcpTuple{localAddr: s.addr, remoteAddr: remote, remotePort: port}
-	if t.cfg.Ports != nil {
-		p, err := t.cfg.Ports.PickIPv4(s.addr, remote, port)
+	id := tcpTuple{remotePort: port}
+	picker := t.cfg.Ports
+	if remote.Is4() {
+		id.localAddr, id.remoteAddr = mapped4(s.addr), mapped4(remote.As4())
+	} else {
+		local, err := s.ip6.sourceTo(remote.As16())
+		if err != nil {
+			return nil, fmt.Errorf("dial tcp [%v]:%d: %w", remote, port, err)
+		}
+		id.localAddr, id.remoteAddr = local, remote.As16()
+		if _, ok := picker.(PortPicker6); !ok {
+			picker = nil
+		}
+	}
+	if picker != nil {
+		var p uint16
+		var err error
+		if id.v6() {
+			p, err = picker.(PortPicker6).PickIPv6(id.localAddr, id.remoteAddr, port)
+		} else {
+			p, err = picker.PickIPv4(unmap4(id.localAddr), unmap4(id.remoteAddr), port)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("dial tcp %v:%d: %w", remote, port, err)
 		}
@@ -1031,7 +1100,7 @@ func (s *Stack) DialTCP(remote [4]byte, port uint16, opts TCPConnOptions) (*TCPC
 		return nil, fmt.Errorf("dial tcp %v:%d: %w", remote, port, ErrNoEphemeralPort)
 	}
 	c := t.newConn(id, opts.OnEvent, alg)
-	c.portPicked = t.cfg.Ports != nil
+	c.portPicked = picker != nil
 	c.noDelay, c.keepAlive, c.onSegment = opts.NoDelay, opts.KeepAlive, opts.OnSegment
 	c.userTimeout = max(int64(opts.UserTimeout), 0)
 	c.state = tcpSynSent
@@ -1059,9 +1128,13 @@ func (t *tcpTable) pickEphemeral(id *tcpTuple) bool {
 func (c *TCPConn) LocalPort() uint16  { return c.id.localPort }
 func (c *TCPConn) RemotePort() uint16 { return c.id.remotePort }
 
-// LocalAddr and RemoteAddr return the connection's addresses.
-func (c *TCPConn) LocalAddr() [4]byte  { return c.id.localAddr }
-func (c *TCPConn) RemoteAddr() [4]byte { return c.id.remoteAddr }
+// LocalAddr and RemoteAddr return the connection's addresses: 4-byte
+// addresses for IPv4, 16-byte ones for IPv6.
+func (c *TCPConn) LocalAddr() netip.Addr  { return tupleAddr(c.id.localAddr) }
+func (c *TCPConn) RemoteAddr() netip.Addr { return tupleAddr(c.id.remoteAddr) }
+
+// IPv6 reports whether the connection runs over IPv6.
+func (c *TCPConn) IPv6() bool { return c.id.v6() }
 
 // State returns the connection's RFC 9293 state name.
 func (c *TCPConn) State() string { return c.state.String() }
@@ -1422,7 +1495,7 @@ func (s *Stack) ShutdownTCP(abort bool) (remaining int) {
 
 // TCPConnInfo describes one connection for the control plane.
 type TCPConnInfo struct {
-	Local, Remote [4]byte
+	Local, Remote netip.Addr
 	LocalPort     uint16
 	RemotePort    uint16
 	State         string
@@ -1446,7 +1519,7 @@ type TCPConnInfo struct {
 func (s *Stack) TCPConnections(dst []TCPConnInfo) []TCPConnInfo {
 	for _, c := range s.tcp.conns {
 		dst = append(dst, TCPConnInfo{
-			Local: c.id.localAddr, Remote: c.id.remoteAddr,
+			Local: tupleAddr(c.id.localAddr), Remote: tupleAddr(c.id.remoteAddr),
 			LocalPort: c.id.localPort, RemotePort: c.id.remotePort,
 			State: c.state.String(), SRTT: time.Duration(c.srtt), RTO: time.Duration(c.rto), Retries: c.retries,
 			Cwnd: c.cc.Cwnd(), SndWnd: int(c.sndWnd), RcvWnd: c.rcvBuf.free(),

@@ -80,7 +80,7 @@ func (c *TCPConn) copiedSeq() uint32 { return c.rcvNxt - uint32(c.rcvBuf.len()) 
 // is never 0 once begun).
 func (c *TCPConn) startAutotune() {
 	c.tune = rcvTune{
-		space: max(min(c.rcvBuf.limitOr(), 10*c.t.localMSS()), 1),
+		space: max(min(c.rcvBuf.limitOr(), 10*c.t.localMSS(c.id.v6())), 1),
 		seq:   c.copiedSeq(),
 		time:  c.t.s.now,
 	}
@@ -145,7 +145,7 @@ func (c *TCPConn) rcvSpaceAdjust() {
 		if !c.rcvLocked {
 			// Twice what was consumed, and 16 segments of cushion; and as
 			// much again in proportion to the growth (slow start).
-			win := 2*int64(copied) + 16*int64(c.t.localMSS())
+			win := 2*int64(copied) + 16*int64(c.t.localMSS(c.id.v6()))
 			grow := win * int64(copied-a.space) / int64(a.space)
 			win += 2 * grow
 			// At most twice the bound per step (see above).

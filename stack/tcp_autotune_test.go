@@ -214,7 +214,7 @@ func TestTCPReceiveBufferGrowsWithConsumptionPerRoundTrip(t *testing.T) {
 	const initial, most = 64 << 10, 1 << 20
 	h, p := tuneScript(t, func(c *TCPConfig) { c.ReceiveBuffer, c.ReceiveBufferMax = initial, most }, 5)
 	c := h.conn
-	mss := int64(h.s.tcp.localMSS())
+	mss := int64(h.s.tcp.localMSS(false))
 	if c.tune.space != 10*int(mss) {
 		t.Fatalf("initial measure %d, want ten segments", c.tune.space)
 	}
@@ -304,7 +304,7 @@ func TestTCPReceiveBufferDoesNotGrowUnderMemoryPressure(t *testing.T) {
 	// put the stack past the pressure threshold.
 	const port = 5000
 	h.injectRaw(port, scriptPeerISN, 0, header.TCPFlagSYN, 65535, nil, nil)
-	other := h.s.tcp.conns[tcpTuple{localAddr: h.s.addr, remoteAddr: scriptPeer, localPort: scriptPort, remotePort: port}]
+	other := h.s.tcp.conns[tcpTuple{localAddr: mapped4(h.s.addr), remoteAddr: mapped4(scriptPeer), localPort: scriptPort, remotePort: port}]
 	if other == nil {
 		t.Fatal("no second connection")
 	}

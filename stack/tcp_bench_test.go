@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 
@@ -177,6 +178,11 @@ func BenchmarkTCPCRR(b *testing.B) {
 // BenchmarkTCPStream is bulk transfer from a to b in 64 KiB writes; one op
 // is one write's worth delivered, bytes/s is the goodput.
 func BenchmarkTCPStream(b *testing.B) {
+	benchStream(b, func(tb testing.TB, srv TCPHandler) *memNet { return tcpBenchPair(tb, nil, srv) }, netip.MustParseAddr("10.0.0.2"))
+}
+
+// benchStream is BenchmarkTCPStream on the pair pair makes, to dst.
+func benchStream(b *testing.B, pair func(testing.TB, TCPHandler) *memNet, dst netip.Addr) {
 	var got int64
 	sink := func(c *TCPConn, ev TCPEvent) {
 		if ev == TCPEventReadable {
@@ -185,7 +191,7 @@ func BenchmarkTCPStream(b *testing.B) {
 			c.Discard(len(x) + len(y))
 		}
 	}
-	m := tcpBenchPair(b, nil, sink)
+	m := pair(b, sink)
 	chunk := make([]byte, 64<<10)
 	var want, written int64
 	pump := func(c *TCPConn) {
@@ -197,7 +203,7 @@ func BenchmarkTCPStream(b *testing.B) {
 			}
 		}
 	}
-	c, err := m.stacks[0].DialTCP(ip4("10.0.0.2"), 5001, TCPConnOptions{OnEvent: func(c *TCPConn, ev TCPEvent) {
+	c, err := m.stacks[0].DialTCPAddr(dst, 5001, TCPConnOptions{OnEvent: func(c *TCPConn, ev TCPEvent) {
 		if ev == TCPEventEstablished || ev == TCPEventWritable {
 			pump(c)
 		}

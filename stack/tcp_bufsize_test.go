@@ -19,7 +19,7 @@ func bufsizeConn(t *testing.T, read *bool) (*tcpScript, *TCPConn, uint16, uint32
 	const port = 10000
 	isn := uint32(scriptPeerISN)
 	h.injectRaw(port, isn, 0, header.TCPFlagSYN, 65535, nil, nil)
-	c := h.s.tcp.conns[tcpTuple{localAddr: h.s.addr, remoteAddr: scriptPeer, localPort: scriptPort, remotePort: port}]
+	c := h.s.tcp.conns[tcpTuple{localAddr: mapped4(h.s.addr), remoteAddr: mapped4(scriptPeer), localPort: scriptPort, remotePort: port}]
 	if c == nil {
 		t.Fatal("no connection")
 	}

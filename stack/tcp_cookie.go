@@ -41,17 +41,16 @@ const synCookieValid = 2 * 60 * int64(time.Second)
 var cookieMSS = [8]uint16{536, 1200, 1300, 1360, 1400, 1440, 1452, 1460}
 
 func (t *tcpTable) cookieHash(id tcpTuple, peerISN, count uint32, mssIndex int) uint32 {
-	var m [21]byte
-	copy(m[0:4], id.localAddr[:])
-	copy(m[4:8], id.remoteAddr[:])
-	binary.BigEndian.PutUint16(m[8:], id.localPort)
-	binary.BigEndian.PutUint16(m[10:], id.remotePort)
-	binary.BigEndian.PutUint32(m[12:], peerISN)
-	binary.BigEndian.PutUint32(m[16:], count)
-	m[20] = byte(mssIndex)
+	var buf [45]byte
+	m := id.appendAddrs(buf[:0])
+	m = binary.BigEndian.AppendUint16(m, id.localPort)
+	m = binary.BigEndian.AppendUint16(m, id.remotePort)
+	m = binary.BigEndian.AppendUint32(m, peerISN)
+	m = binary.BigEndian.AppendUint32(m, count)
+	m = append(m, byte(mssIndex))
 	k0 := binary.LittleEndian.Uint64(t.cfg.ISNKey[0:8])
 	k1 := binary.LittleEndian.Uint64(t.cfg.ISNKey[8:16]) ^ 0x636f6f6b6965 // a different function from the ISN's
-	return uint32(sipHash24(k0, k1, m[:]))
+	return uint32(sipHash24(k0, k1, m))
 }
 
 func (t *tcpTable) makeCookie(id tcpTuple, peerISN uint32, mssIndex int) uint32 {
@@ -130,7 +129,7 @@ func (l *TCPListener) sendCookie(id tcpTuple, seg *tcpSegment) {
 		}
 	}
 	iss := t.makeCookie(id, seg.seq, idx)
-	out := header.TCPOptions{HasMSS: true, MSS: uint16(t.localMSS())}
+	out := header.TCPOptions{HasMSS: true, MSS: uint16(t.localMSS(id.v6()))}
 	if o.HasTimestamps && !t.cfg.DisableTimestamps {
 		bits := uint32(cookieTSMarker | cookieTSNoWS)
 		if o.HasWindowScale {
@@ -183,7 +182,7 @@ func (l *TCPListener) cookieACK(id tcpTuple, seg *tcpSegment) *TCPConn {
 	c.sndUna, c.sndNxt, c.sndMax = seg.ack, seg.ack, seg.ack
 	c.tsOffset = l.t.tsOffset(id)
 	c.irs, c.rcvNxt, c.lastAckSent, c.rcvAdvEdge = peerISN, seg.seq, seg.seq, seg.seq
-	c.sndMSS = min(t.localMSS(), int(cookieMSS[idx]), t.s.PathMTU(id.remoteAddr)-40)
+	c.sndMSS = min(t.localMSS(id.v6()), int(cookieMSS[idx]), t.pathMTU(&id)-id.ipHeaderLen()-header.TCPMinimumSize)
 	o := &seg.opts
 	c.wsOK, c.sndShift, c.rcvShift = false, 0, 0
 	if o.HasTimestamps && o.TSEcr&cookieTSMarker != 0 && !t.cfg.DisableTimestamps {

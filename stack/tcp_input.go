@@ -62,6 +62,51 @@ func (s *Stack) tcpInput(b *nicq.Buf, ip header.IPv4) {
 		return
 	}
 	b.Flags |= nicq.FlagL4ChecksumVerified // a core it is forwarded to need not check again
+	id := tcpTuple{localAddr: mapped4(s.addr), remoteAddr: mapped4(ip.Source()), localPort: raw.DestinationPort(), remotePort: raw.SourcePort()}
+	c := t.conns[id]
+	if c == nil && s.forwardToOwner(b, ip, id.remotePort, id.localPort) {
+		return
+	}
+	s.tcpSegmentIn(b, raw, id, c)
+}
+
+// tcpInput6 is tcpInput for IPv6: the segment is ip[off:], after any
+// extension headers.
+func (s *Stack) tcpInput6(b *nicq.Buf, ip header.IPv6, off int) {
+	t := &s.tcp
+	raw, r := header.ParseTCP(ip[off:])
+	if r != header.DropNone {
+		t.stats.BadSegments++
+		s.drop(b, DropReason(r))
+		return
+	}
+	dst, src := ip.Destination(), ip.Source()
+	if !s.ip6.isOurs(dst) {
+		s.drop(b, DropIPv6NotForUs) // TCP is unicast only
+		return
+	}
+	if header.IsIPv6Unspecified(src) || is4(&src) {
+		s.drop(b, DropMartianSource)
+		return
+	}
+	if b.Flags&nicq.FlagL4ChecksumVerified == 0 && !s.l4ChecksumOK(b, raw, raw.Checksum(), checksum.PseudoHeaderIPv6(src, dst, header.ProtocolTCP, uint32(len(raw)))) {
+		t.stats.BadSegments++
+		s.dropBadL4Checksum6(b, src, header.ProtocolTCP, raw.DestinationPort(), raw.Checksum())
+		return
+	}
+	b.Flags |= nicq.FlagL4ChecksumVerified
+	id := tcpTuple{localAddr: dst, remoteAddr: src, localPort: raw.DestinationPort(), remotePort: raw.SourcePort()}
+	c := t.conns[id]
+	if c == nil && s.forwardToOwner6(b, header.ProtocolTCP, src, dst, id.remotePort, id.localPort) {
+		return
+	}
+	s.tcpSegmentIn(b, raw, id, c)
+}
+
+// tcpSegmentIn takes a checked segment raw of connection id, whose table
+// entry is c (nil for none), b holding it.
+func (s *Stack) tcpSegmentIn(b *nicq.Buf, raw header.TCP, id tcpTuple, c *TCPConn) {
+	t := &s.tcp
 	var seg tcpSegment
 	if r := header.ParseTCPOptions(raw.Options(), &seg.opts); r != header.DropNone {
 		t.stats.BadSegments++
@@ -70,12 +115,10 @@ func (s *Stack) tcpInput(b *nicq.Buf, ip header.IPv4) {
 	}
 	t.stats.SegmentsIn++
 	seg.seq, seg.ack, seg.flags, seg.wnd, seg.payload = raw.SequenceNumber(), raw.AckNumber(), raw.Flags(), raw.Window(), raw.Payload()
-	id := tcpTuple{localAddr: s.addr, remoteAddr: ip.Source(), localPort: raw.DestinationPort(), remotePort: raw.SourcePort()}
 	reason := DropNone
 	l := t.listeners[id.localPort]
-	c := t.conns[id]
-	if c == nil && s.forwardToOwner(b, ip, id.remotePort, id.localPort) {
-		return
+	if l != nil && !l.takes(&id) {
+		l = nil
 	}
 	if c != nil && c.state == tcpTimeWait && l != nil && c.reopens(&seg) {
 		c.free(nil) // TIME-WAIT gives way to a new incarnation
@@ -95,6 +138,17 @@ func (s *Stack) tcpInput(b *nicq.Buf, ip header.IPv4) {
 		return
 	}
 	bufFree(b)
+}
+
+// takes reports whether the listener accepts connections of id's family.
+func (l *TCPListener) takes(id *tcpTuple) bool {
+	switch l.opts.Family {
+	case 4:
+		return !id.v6()
+	case 6:
+		return id.v6()
+	}
+	return true
 }
 
 // DropNone is the zero DropReason: the packet was taken.

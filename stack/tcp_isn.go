@@ -12,14 +12,22 @@ import (
 // moving forward through sequence space; the keyed hash keeps an off-path
 // attacker from guessing the ISN of a tuple it cannot see.
 func (t *tcpTable) isn(id tcpTuple, now int64) uint32 {
-	var m [12]byte
-	copy(m[0:4], id.localAddr[:])
-	copy(m[4:8], id.remoteAddr[:])
-	binary.BigEndian.PutUint16(m[8:], id.localPort)
-	binary.BigEndian.PutUint16(m[10:], id.remotePort)
+	var buf [36]byte
+	m := id.appendAddrs(buf[:0])
+	m = binary.BigEndian.AppendUint16(m, id.localPort)
+	m = binary.BigEndian.AppendUint16(m, id.remotePort)
 	k0 := binary.LittleEndian.Uint64(t.cfg.ISNKey[0:8])
 	k1 := binary.LittleEndian.Uint64(t.cfg.ISNKey[8:16])
-	return uint32(now/4000) + uint32(sipHash24(k0, k1, m[:]))
+	return uint32(now/4000) + uint32(sipHash24(k0, k1, m))
+}
+
+// appendAddrs appends the tuple's local then remote address to m, 4 bytes
+// each for IPv4 and 16 for IPv6: the input of the keyed hashes.
+func (id *tcpTuple) appendAddrs(m []byte) []byte {
+	if id.v6() {
+		return append(append(m, id.localAddr[:]...), id.remoteAddr[:]...)
+	}
+	return append(append(m, id.localAddr[12:]...), id.remoteAddr[12:]...)
 }
 
 // tsOffset is what a connection adds to the millisecond clock for its
@@ -28,13 +36,11 @@ func (t *tcpTable) isn(id tcpTuple, now int64) uint32 {
 // timestamps and a SYN reopening a tuple in TIME-WAIT passes the RFC 6191
 // check, while an off-path observer learns nothing of the clock.
 func (t *tcpTable) tsOffset(id tcpTuple) uint32 {
-	var m [9]byte
-	copy(m[0:4], id.localAddr[:])
-	copy(m[4:8], id.remoteAddr[:])
-	m[8] = 'T' // a different message from any ISN input
+	var buf [33]byte
+	m := append(id.appendAddrs(buf[:0]), 'T') // a different message from any ISN input
 	k0 := binary.LittleEndian.Uint64(t.cfg.ISNKey[0:8])
 	k1 := binary.LittleEndian.Uint64(t.cfg.ISNKey[8:16])
-	return uint32(sipHash24(k0, k1, m[:]))
+	return uint32(sipHash24(k0, k1, m))
 }
 
 // sipHash24 is SipHash-2-4 (Aumasson and Bernstein) of m under the key

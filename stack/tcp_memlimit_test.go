@@ -113,7 +113,7 @@ func memOpen(h *tcpScript, port uint16) *TCPConn {
 	isn := uint32(scriptPeerISN) + uint32(port)<<16
 	h.sent = h.sent[:0]
 	h.injectRaw(port, isn, 0, header.TCPFlagSYN, 65535, nil, nil)
-	c := h.s.tcp.conns[tcpTuple{localAddr: h.s.addr, remoteAddr: scriptPeer, localPort: scriptPort, remotePort: port}]
+	c := h.s.tcp.conns[tcpTuple{localAddr: mapped4(h.s.addr), remoteAddr: mapped4(scriptPeer), localPort: scriptPort, remotePort: port}]
 	if c == nil {
 		h.t.Fatalf("no connection for port %d", port)
 	}
@@ -183,7 +183,7 @@ func TestTCPMemoryPressureShrinksWindowsWithoutTakingThemBack(t *testing.T) {
 	if w := h.sent[0].f.Window; w > ringMin {
 		t.Fatalf("new connection under pressure offers %d, want at most %d", w, ringMin)
 	}
-	fresh := h.s.tcp.conns[tcpTuple{localAddr: h.s.addr, remoteAddr: scriptPeer, localPort: scriptPort, remotePort: 10004}]
+	fresh := h.s.tcp.conns[tcpTuple{localAddr: mapped4(h.s.addr), remoteAddr: mapped4(scriptPeer), localPort: scriptPort, remotePort: 10004}]
 	h.injectRaw(10004, isn+1, fresh.iss+1, header.TCPFlagACK, 65535, nil, nil)
 	if w := fresh.WriteSpace(); w > ringMin {
 		t.Fatalf("new connection under pressure: WriteSpace %d, want at most %d", w, ringMin)

@@ -21,7 +21,7 @@ func memConns(h *tcpScript, n int) []*TCPConn {
 		port := uint16(10000 + i)
 		isn := uint32(scriptPeerISN + i*1000)
 		h.injectRaw(port, isn, 0, header.TCPFlagSYN, 65535, nil, nil)
-		c := h.s.tcp.conns[tcpTuple{localAddr: h.s.addr, remoteAddr: scriptPeer, localPort: scriptPort, remotePort: port}]
+		c := h.s.tcp.conns[tcpTuple{localAddr: mapped4(h.s.addr), remoteAddr: mapped4(scriptPeer), localPort: scriptPort, remotePort: port}]
 		if c == nil {
 			h.t.Fatalf("no connection for port %d", port)
 		}

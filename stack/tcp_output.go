@@ -50,12 +50,17 @@ func (t *tcpTable) segment(id tcpTuple, seq, ack uint32, flags header.TCPFlags, 
 	return b, seg[hl:]
 }
 
-// send checksums the segment in b and hands it to IPv4.
+// send checksums the segment in b and hands it to IPv4 or IPv6.
 func (t *tcpTable) send(id tcpTuple, b *nicq.Buf) {
 	seg := header.TCP(bufData(b))
-	seg.SetChecksum(seg.ComputeChecksum(checksum.PseudoHeaderIPv4(id.localAddr, id.remoteAddr, header.ProtocolTCP, uint16(len(seg)))))
 	t.stats.SegmentsOut++
-	t.s.sendIPv4DF(b, header.ProtocolTCP, id.remoteAddr, true)
+	if id.v6() {
+		seg.SetChecksum(seg.ComputeChecksum(checksum.PseudoHeaderIPv6(id.localAddr, id.remoteAddr, header.ProtocolTCP, uint32(len(seg)))))
+		t.s.sendIPv6(b, header.ProtocolTCP, id.localAddr, id.remoteAddr)
+		return
+	}
+	seg.SetChecksum(seg.ComputeChecksum(checksum.PseudoHeaderIPv4(unmap4(id.localAddr), unmap4(id.remoteAddr), header.ProtocolTCP, uint16(len(seg)))))
+	t.s.sendIPv4DF(b, header.ProtocolTCP, unmap4(id.remoteAddr), true)
 }
 
 // sendReset answers a segment that belongs to no connection (RFC 9293
@@ -223,7 +228,7 @@ func (c *TCPConn) sendReset() {
 // 7323 2.2, RFC 2018); a SYN-ACK carries only what the SYN offered.
 func (c *TCPConn) sendSYN() {
 	cfg := &c.t.cfg
-	opts := header.TCPOptions{HasMSS: true, MSS: uint16(c.t.localMSS())}
+	opts := header.TCPOptions{HasMSS: true, MSS: uint16(c.t.localMSS(c.id.v6()))}
 	flags, ack := tcpFlagsSYN, uint32(0)
 	if c.state == tcpSynReceived {
 		flags |= tcpFlagsACK

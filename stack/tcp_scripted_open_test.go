@@ -131,7 +131,7 @@ func TestTCPScriptSYNFloodFallsBackToSYNCookies(t *testing.T) {
 		do(ms(100), conns(4)), // no state kept
 		do(ms(100), func(h *tcpScript) {
 			cookie = h.iss
-			if mss, ok := h.s.tcp.checkCookie(tcpTuple{h.s.addr, scriptPeer, scriptPort, 5004}, scriptPeerISN, cookie); !ok || cookieMSS[mss] != 1400 {
+			if mss, ok := h.s.tcp.checkCookie(tcpTuple{mapped4(h.s.addr), mapped4(scriptPeer), scriptPort, 5004}, scriptPeerISN, cookie); !ok || cookieMSS[mss] != 1400 {
 				h.t.Fatalf("cookie %#x: valid %v, MSS %d", cookie, ok, cookieMSS[mss])
 			}
 		}),

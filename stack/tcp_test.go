@@ -244,7 +244,7 @@ func TestSipHash24ReferenceVector(t *testing.T) {
 func TestISNDiffersByTupleAndAdvancesWithTime(t *testing.T) {
 	tb := &tcpTable{}
 	tb.cfg.ISNKey = [16]byte{1, 2, 3}
-	id := tcpTuple{localAddr: ip4("10.0.0.1"), remoteAddr: ip4("10.0.0.2"), localPort: 1000, remotePort: 80}
+	id := tcpTuple{localAddr: mapped4(ip4("10.0.0.1")), remoteAddr: mapped4(ip4("10.0.0.2")), localPort: 1000, remotePort: 80}
 	other := id
 	other.localPort++
 	if tb.isn(id, 0) == tb.isn(other, 0) {

@@ -3,6 +3,7 @@ package stack
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 
 	"github.com/mkstack/mkstack/nicq"
 	"github.com/mkstack/mkstack/stack/checksum"
@@ -28,8 +29,18 @@ const maxUDPPayload = header.IPv4MaximumTotalLength - header.IPv4MinimumSize - h
 // belongs to whoever holds the Datagram, until Release.
 type Datagram struct {
 	Buf      *nicq.Buf
-	From     [4]byte
+	From     [4]byte  // the IPv4 source
+	From6    [16]byte // the IPv6 source, when IPv6 is set
+	IPv6     bool
 	FromPort uint16
+}
+
+// Source returns the datagram's source address and port.
+func (d Datagram) Source() netip.AddrPort {
+	if d.IPv6 {
+		return netip.AddrPortFrom(netip.AddrFrom16(d.From6), d.FromPort)
+	}
+	return netip.AddrPortFrom(netip.AddrFrom4(d.From), d.FromPort)
 }
 
 // Payload returns the datagram's data, a view into its buffer.
@@ -50,21 +61,29 @@ type UDPError struct {
 // view valid only during the call (run to completion: it must not block).
 type UDPHandler func(ep *UDPEndpoint, payload []byte, from [4]byte, fromPort uint16)
 
+// UDPHandler6 is UDPHandler for datagrams that arrive over IPv6.
+type UDPHandler6 func(ep *UDPEndpoint, payload []byte, from [16]byte, fromPort uint16)
+
 // UDPOptions configure a UDP socket.
 type UDPOptions struct {
 	// Handler, if set, receives datagrams as they arrive instead of the
 	// queue.
 	Handler UDPHandler
+	// Handler6 is Handler for IPv6 datagrams. A socket with a Handler
+	// and no Handler6 takes no IPv6 datagrams (they are dropped as
+	// no_socket); one with neither queues both families.
+	Handler6 UDPHandler6
 	// QueueLength bounds the receive queue (default Config.SocketQueue).
 	QueueLength int
 }
 
 // UDPEndpoint is a UDP socket bound to a port of one stack.
 type UDPEndpoint struct {
-	s       *Stack
-	port    uint16
-	handler UDPHandler
-	closed  bool
+	s        *Stack
+	port     uint16
+	handler  UDPHandler
+	handler6 UDPHandler6
+	closed   bool
 
 	queue      []Datagram // ring
 	head, size int
@@ -104,7 +123,7 @@ func (s *Stack) BindUDP(port uint16, opts UDPOptions) (*UDPEndpoint, error) {
 	if opts.QueueLength <= 0 {
 		opts.QueueLength = s.cfg.SocketQueue
 	}
-	ep := &UDPEndpoint{s: s, port: port, handler: opts.Handler, queue: make([]Datagram, opts.QueueLength)}
+	ep := &UDPEndpoint{s: s, port: port, handler: opts.Handler, handler6: opts.Handler6, queue: make([]Datagram, opts.QueueLength)}
 	s.udp.ports[port] = ep
 	return ep, nil
 }
@@ -284,4 +303,103 @@ func (t *udpTable) deliverLocalError(ip []byte, err error) {
 	if ok {
 		t.deliverError(sport, h.Destination(), dport, err)
 	}
+}
+
+// SendTo6 sends payload to the IPv6 address dst, port port, from our
+// address that talks to dst. IPv6 datagrams are not fragmented here: a
+// payload that does not fit the path MTU is refused with
+// ErrMessageTooLong.
+func (ep *UDPEndpoint) SendTo6(payload []byte, dst [16]byte, port uint16) error {
+	if ep.closed {
+		return fmt.Errorf("udp send from closed port %d", ep.port)
+	}
+	s := ep.s
+	s.now = s.clock.Now()
+	src, err := s.ip6.sourceTo(dst)
+	if err != nil {
+		return err
+	}
+	total := header.UDPSize + len(payload)
+	if header.IPv6FixedHeaderSize+total > s.pathMTU6(dst) {
+		return ErrMessageTooLong
+	}
+	b := s.getBuf()
+	if b == nil {
+		return ErrNoBuffers
+	}
+	if total > bufTailroom(b) {
+		bufFree(b)
+		return ErrMessageTooLong
+	}
+	u := header.UDP(bufAppend(b, total))
+	header.UDP(u).Encode(&header.UDPFields{SourcePort: ep.port, DestinationPort: port, Length: uint16(total)})
+	copy(u[header.UDPSize:], payload)
+	u.SetChecksum(u.ComputeChecksum(checksum.PseudoHeaderIPv6(src, dst, header.ProtocolUDP, uint32(total))))
+	if u.Checksum() == 0 {
+		u.SetChecksum(0xffff) // RFC 8200 8.1: zero means none, which IPv6 forbids
+	}
+	s.stats.UDPDatagramsOut++
+	return s.sendIPv6(b, header.ProtocolUDP, src, dst)
+}
+
+// SendToAddr sends payload to dst over IPv4 or IPv6 by its family (an
+// IPv4-mapped address counts as IPv4).
+func (ep *UDPEndpoint) SendToAddr(payload []byte, dst netip.AddrPort) error {
+	a := dst.Addr().Unmap()
+	if a.Is4() {
+		return ep.SendTo(payload, a.As4(), dst.Port())
+	}
+	return ep.SendTo6(payload, a.As16(), dst.Port())
+}
+
+// inputUDP6 is inputUDP for IPv6: the datagram is ip[off:]. Its checksum
+// is mandatory (RFC 8200 8.1).
+func (s *Stack) inputUDP6(b *nicq.Buf, ip header.IPv6, off int) {
+	u, r := header.ParseUDP(ip[off:])
+	if r != header.DropNone {
+		s.drop(b, DropReason(r))
+		return
+	}
+	u = u[:u.Length()]
+	dst, src := ip.Destination(), ip.Source()
+	if !s.ip6.isOurs(dst) {
+		s.drop(b, DropIPv6NotForUs) // no IPv6 multicast sockets
+		return
+	}
+	if header.IsIPv6Unspecified(src) || is4(&src) {
+		s.drop(b, DropMartianSource)
+		return
+	}
+	if b.Flags&nicq.FlagL4ChecksumVerified == 0 && (u.Checksum() == 0 || !s.l4ChecksumOK(b, u, u.Checksum(), checksum.PseudoHeaderIPv6(src, dst, header.ProtocolUDP, uint32(u.Length())))) {
+		s.dropBadL4Checksum6(b, src, header.ProtocolUDP, u.DestinationPort(), u.Checksum())
+		return
+	}
+	b.Flags |= nicq.FlagL4ChecksumVerified
+	s.stats.UDPDatagramsIn++
+	ep := s.udp.ports[u.DestinationPort()]
+	if ep == nil || (ep.handler != nil && ep.handler6 == nil) {
+		if ep == nil && s.forwardToOwner6(b, header.ProtocolUDP, src, dst, u.SourcePort(), u.DestinationPort()) {
+			return
+		}
+		s.sendICMPv6Error(ip, header.MAC{}, false, header.ICMPv6DestinationUnreachable, header.ICMPv6PortUnreachable, 0)
+		s.drop(b, DropNoSocket)
+		return
+	}
+	fromPort := u.SourcePort()
+	bufPull(b, off+header.UDPSize)
+	bufTruncate(b, int(u.Length())-header.UDPSize)
+	if ep.handler6 != nil {
+		ep.Received++
+		ep.handler6(ep, bufData(b), src, fromPort)
+		bufFree(b)
+		return
+	}
+	if ep.size == len(ep.queue) {
+		ep.Dropped++
+		s.drop(b, DropSocketQueueFull)
+		return
+	}
+	ep.queue[(ep.head+ep.size)%len(ep.queue)] = Datagram{Buf: b, From6: src, IPv6: true, FromPort: fromPort}
+	ep.size++
+	ep.Received++
 }

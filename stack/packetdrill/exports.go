@@ -115,7 +115,7 @@ func peerAddr(fd C.int, addr unsafe.Pointer, l *C.uint) {
 	pd.mu.Lock()
 	var sa []byte
 	if s := pd.fds[int(fd)]; s != nil && s.conn != nil {
-		sa = sockaddr(s.conn.RemoteAddr(), s.conn.RemotePort())
+		sa = sockaddr(s.conn.RemoteAddr().As4(), s.conn.RemotePort())
 	}
 	pd.mu.Unlock()
 	*l = C.uint(copy(bytesAt(addr, int(*l)), sa))

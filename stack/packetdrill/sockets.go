@@ -340,7 +340,7 @@ func (p *plugin) accept(tid, fd int, sa *[]byte) (int, syscall.Errno) {
 		}
 		c.SetUserTimeout(time.Duration(s.userTimeout) * time.Millisecond)
 		if sa != nil {
-			*sa = sockaddr(c.RemoteAddr(), c.RemotePort())
+			*sa = sockaddr(c.RemoteAddr().As4(), c.RemotePort())
 		}
 		return nfd, 0
 	})

@@ -1,0 +1,302 @@
+package stack
+
+import (
+	"bytes"
+	"errors"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/mkstack/mkstack/nicq/mem"
+	"github.com/mkstack/mkstack/stack/header"
+)
+
+// tcpPair6 is tcpPair with IPv6 on both stacks: a at 2001:db8::1 and b at
+// 2001:db8::2 (and 10.0.0.1, 10.0.0.2), with a dual-stack listener on
+// b:80. Neither knows the other's link-layer address: the first packet
+// resolves it.
+func tcpPair6(t *testing.T, opts TCPListenOptions) (n *testNet, a, b *Stack, l *TCPListener) {
+	t.Helper()
+	n = newTestNet(t)
+	a = n.add("10.0.0.1/24", func(c *Config) { c.Addrs6 = []netip.Prefix{netip.MustParsePrefix("2001:db8::1/64")} })
+	b = n.add("10.0.0.2/24", func(c *Config) { c.Addrs6 = []netip.Prefix{netip.MustParsePrefix("2001:db8::2/64")} })
+	l, err := b.ListenTCP(80, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, a, b, l
+}
+
+func TestTCPOverIPv6HandshakeTransferAndClose(t *testing.T) {
+	n, a, b, l := tcpPair6(t, TCPListenOptions{})
+	var ethTypes = map[uint16]int{}
+	n.filter = func(_ int, frame []byte) bool {
+		ethTypes[header.Ethernet(frame).PayloadType()]++
+		return true
+	}
+	c, err := a.DialTCPAddr(netip.MustParseAddr("2001:db8::2"), 80, TCPConnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.run()
+	sc, ok := l.Accept()
+	if !ok || c.State() != "ESTABLISHED" || sc.State() != "ESTABLISHED" {
+		t.Fatalf("client %s, accepted %v", c.State(), ok)
+	}
+	if !c.IPv6() || !sc.IPv6() || sc.RemoteAddr() != netip.MustParseAddr("2001:db8::1") || sc.LocalAddr() != netip.MustParseAddr("2001:db8::2") ||
+		c.LocalAddr() != netip.MustParseAddr("2001:db8::1") || sc.RemotePort() != c.LocalPort() {
+		t.Fatalf("client %v:%d, server sees %v:%d -> %v", c.LocalAddr(), c.LocalPort(), sc.RemoteAddr(), sc.RemotePort(), sc.LocalAddr())
+	}
+	if a.Stats().NeighbourSolicitsSent == 0 {
+		t.Errorf("a resolved b without a neighbour solicitation")
+	}
+	// The MSS leaves room for the larger header: 1500 - 40 - 20.
+	if c.sndMSS != 1440 || sc.sndMSS != 1440 {
+		t.Errorf("MSS %d and %d, want 1440", c.sndMSS, sc.sndMSS)
+	}
+	msg := pattern(200 << 10)
+	var got, back []byte
+	for sent := 0; sent < len(msg) || len(got) < len(msg); {
+		k, err := c.Write(msg[sent:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent += k
+		n.run()
+		readAll(sc, &got)
+		n.run()
+	}
+	if !bytes.Equal(got, msg) {
+		t.Fatalf("server got %d bytes, not what was sent", len(got))
+	}
+	if _, err := sc.Write([]byte("and back")); err != nil {
+		t.Fatal(err)
+	}
+	n.run()
+	readAll(c, &back)
+	if string(back) != "and back" {
+		t.Fatalf("client got %q", back)
+	}
+	c.Close()
+	n.run()
+	sc.Close()
+	n.run()
+	n.advance(2 * time.Minute)
+	if a.TCPConnCount() != 0 || b.TCPConnCount() != 0 {
+		t.Fatalf("%d and %d connections left", a.TCPConnCount(), b.TCPConnCount())
+	}
+	if ethTypes[header.EtherTypeIPv4] != 0 || ethTypes[header.EtherTypeIPv6] == 0 {
+		t.Fatalf("frames by EtherType %v; want IPv6 only", ethTypes)
+	}
+	if b.Stats().IPv6PacketsOut == 0 {
+		t.Fatalf("IPv6PacketsOut not counted")
+	}
+	n.checkNoLeaks()
+}
+
+func TestListenerFamilies(t *testing.T) {
+	for _, tc := range []struct {
+		family       int
+		take4, take6 bool
+	}{{0, true, true}, {4, true, false}, {6, false, true}} {
+		n, a, _, l := tcpPair6(t, TCPListenOptions{Family: tc.family})
+		for _, to := range []struct {
+			addr string
+			want bool
+		}{{"10.0.0.2", tc.take4}, {"2001:db8::2", tc.take6}} {
+			var refused bool
+			c, err := a.DialTCPAddr(netip.MustParseAddr(to.addr), 80, TCPConnOptions{OnEvent: func(c *TCPConn, ev TCPEvent) {
+				if ev == TCPEventClosed && errors.Is(c.Err(), ErrConnectionRefused) {
+					refused = true
+				}
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n.run()
+			sc, ok := l.Accept()
+			if ok != to.want || refused == to.want {
+				t.Errorf("family %d, dial %s: accepted %v, refused %v (client %s); want accepted %v", tc.family, to.addr, ok, refused, c.State(), to.want)
+			}
+			if ok && sc.RemoteAddr().Is6() != (to.addr != "10.0.0.2") {
+				t.Errorf("family %d: accepted a connection from %v for a dial to %s", tc.family, sc.RemoteAddr(), to.addr)
+			}
+		}
+	}
+	_, _, b, _ := tcpPair6(t, TCPListenOptions{})
+	if _, err := b.ListenTCP(81, TCPListenOptions{Family: 5}); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("family 5: %v, want ErrInvalidConfig", err)
+	}
+}
+
+func TestTCPOverIPv6ISNAndCookiesCoverTheWholeAddress(t *testing.T) {
+	_, _, b, _ := tcpPair6(t, TCPListenOptions{})
+	tt := &b.tcp
+	x := tcpTuple{localAddr: ip6("2001:db8::2"), remoteAddr: ip6("2001:db8::1"), localPort: 80, remotePort: 40000}
+	y := x
+	y.remoteAddr = ip6("2001:db8:1::1") // differs only outside the low 4 bytes
+	if tt.isn(x, 0) == tt.isn(y, 0) || tt.tsOffset(x) == tt.tsOffset(y) || tt.cookieHash(x, 1, 1, 1) == tt.cookieHash(y, 1, 1, 1) {
+		t.Fatal("ISN, timestamp offset or cookie ignore the high bytes of an IPv6 address")
+	}
+}
+
+func TestDialOverIPv6WithoutAnIPv6AddressFails(t *testing.T) {
+	n := newTestNet(t)
+	a := n.add("10.0.0.1/24", nil)
+	if _, err := a.DialTCPAddr(netip.MustParseAddr("2001:db8::2"), 80, TCPConnOptions{}); !errors.Is(err, errNoIPv6) {
+		t.Fatalf("dial: %v, want errNoIPv6", err)
+	}
+}
+
+func TestIPv6ResolutionThatNobodyAnswersDropsWhatWaited(t *testing.T) {
+	n, a, _, _ := tcpPair6(t, TCPListenOptions{})
+	c, err := a.DialTCPAddr(netip.MustParseAddr("2001:db8::77"), 80, TCPConnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.advance(5 * time.Second)
+	st := a.Stats()
+	if st.NeighbourSolicitsSent != uint64(a.cfg.ARPAttempts) || st.Drops[DropNeighbourTimeout] == 0 {
+		t.Fatalf("%d solicitations, drops %v; want %d solicitations and neighbour_timeout", st.NeighbourSolicitsSent, nonZero(a), a.cfg.ARPAttempts)
+	}
+	c.Abort()
+	n.advance(time.Minute)
+	n.checkNoLeaks()
+}
+
+func TestIPv6OffLinkNeedsAGateway(t *testing.T) {
+	n, a, _, _ := tcpPair6(t, TCPListenOptions{})
+	if _, err := a.DialTCPAddr(netip.MustParseAddr("2001:db8:5::1"), 80, TCPConnOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	n.run()
+	if a.Stats().Drops[DropNoRoute] == 0 {
+		t.Fatalf("drops %v; want no_route for an off-link destination without Gateway6", nonZero(a))
+	}
+	// With a gateway the SYN goes to the gateway's link-layer address.
+	n2 := newTestNet(t)
+	g := n2.add("10.0.0.9/24", func(c *Config) { c.Addrs6 = []netip.Prefix{netip.MustParsePrefix("2001:db8::9/64")} })
+	a2 := n2.add("10.0.0.1/24", func(c *Config) {
+		c.Addrs6 = []netip.Prefix{netip.MustParsePrefix("2001:db8::1/64")}
+		c.Gateway6 = netip.MustParseAddr("fe80::ff:fe00:1") // g's link-local address
+	})
+	var toGateway int
+	n2.filter = func(from int, frame []byte) bool {
+		eth := header.Ethernet(frame)
+		if from == 1 && eth.Destination() == g.mac && eth.PayloadType() == header.EtherTypeIPv6 && header.IPv6(eth.Payload()).NextHeader() == header.ProtocolTCP {
+			toGateway++
+		}
+		return true
+	}
+	if _, err := a2.DialTCPAddr(netip.MustParseAddr("2001:db8:5::1"), 80, TCPConnOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	n2.run()
+	if toGateway != 1 {
+		t.Fatalf("%d SYNs to the gateway's MAC, want 1", toGateway)
+	}
+	if _, err := New(Config{MAC: header.MAC{2, 0, 0, 0, 0, 1}, Addr: netip.MustParsePrefix("10.0.0.1/24"), Clock: n.clock, Pool: a.pool,
+		Addrs6: []netip.Prefix{netip.MustParsePrefix("2001:db8::1/64")}, Gateway6: netip.MustParseAddr("2001:db9::1")}); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("off-link Gateway6: %v, want ErrInvalidConfig", err)
+	}
+}
+
+func TestUDPOverIPv6(t *testing.T) {
+	n, a, b, _ := tcpPair6(t, TCPListenOptions{})
+	srv, err := b.BindUDP(53, UDPOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gotFrom [16]byte
+	var gotPayload string
+	cli, err := a.BindUDP(0, UDPOptions{
+		Handler:  func(*UDPEndpoint, []byte, [4]byte, uint16) { t.Error("an IPv6 reply reached the IPv4 handler") },
+		Handler6: func(_ *UDPEndpoint, p []byte, from [16]byte, _ uint16) { gotFrom, gotPayload = from, string(p) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.SendToAddr([]byte("query"), netip.MustParseAddrPort("[2001:db8::2]:53")); err != nil {
+		t.Fatal(err)
+	}
+	n.run()
+	d, ok := srv.Recv()
+	if !ok || string(d.Payload()) != "query" || d.Source() != netip.AddrPortFrom(netip.MustParseAddr("2001:db8::1"), cli.Port()) {
+		t.Fatalf("server got %v from %v", ok, d.Source())
+	}
+	if err := srv.SendToAddr([]byte("answer"), d.Source()); err != nil {
+		t.Fatal(err)
+	}
+	d.Release()
+	n.run()
+	if gotPayload != "answer" || gotFrom != ip6("2001:db8::2") {
+		t.Fatalf("client got %q from %v", gotPayload, netip.AddrFrom16(gotFrom))
+	}
+	// A datagram to a closed port is answered with a port unreachable.
+	before := a.Stats().Drops
+	if err := cli.SendTo6([]byte("x"), ip6("2001:db8::2"), 54); err != nil {
+		t.Fatal(err)
+	}
+	n.run()
+	if b.Stats().ICMPv6ErrorsSent != 1 || b.Stats().Drops[DropNoSocket] != 1 {
+		t.Fatalf("closed port: %d ICMPv6 errors, drops %v", b.Stats().ICMPv6ErrorsSent, nonZero(b))
+	}
+	if after := a.Stats().Drops; after[DropICMPv6Unhandled] != before[DropICMPv6Unhandled]+1 {
+		t.Errorf("the port unreachable was not counted at the client: %v", nonZero(a))
+	}
+	if err := cli.SendTo6(make([]byte, 1500), ip6("2001:db8::2"), 53); !errors.Is(err, ErrMessageTooLong) {
+		t.Fatalf("datagram over the MTU: %v, want ErrMessageTooLong", err)
+	}
+	n.checkNoLeaks()
+}
+
+// tcpBenchPair6 is tcpBenchPair over IPv6: a at fd00::1, b at fd00::2.
+func tcpBenchPair6(tb testing.TB, srv TCPHandler) *memNet {
+	m := newMemNetWith(tb, mem.Faults{}, 1, func(i int, c *Config) {
+		c.Addrs6 = []netip.Prefix{netip.MustParsePrefix([]string{"fd00::1/64", "fd00::2/64"}[i])}
+	}, "10.0.0.1/24", "10.0.0.2/24")
+	a, b := m.stacks[0], m.stacks[1]
+	a.LearnNeighbour6(ip6("fd00::2"), b.mac)
+	b.LearnNeighbour6(ip6("fd00::1"), a.mac)
+	if _, err := b.ListenTCP(5001, TCPListenOptions{OnEvent: srv, NoDelay: true}); err != nil {
+		tb.Fatal(err)
+	}
+	return m
+}
+
+// BenchmarkTCPRR64IPv6 is BenchmarkTCPRR64 over IPv6.
+func BenchmarkTCPRR64IPv6(b *testing.B) {
+	m := tcpBenchPair6(b, echoServer)
+	r := &rrClient{limit: 1 << 62}
+	c, err := m.stacks[0].DialTCPAddr(netip.MustParseAddr("fd00::2"), 5001, TCPConnOptions{OnEvent: r.handle, NoDelay: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	measureRR(b, m, r, c)
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "trans/s")
+}
+
+// BenchmarkTCPStreamIPv6 is BenchmarkTCPStream over IPv6.
+func BenchmarkTCPStreamIPv6(b *testing.B) {
+	benchStream(b, tcpBenchPair6, netip.MustParseAddr("fd00::2"))
+}
+
+func TestTCPOverIPv6SteadyStateDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	m := tcpBenchPair6(t, echoServer)
+	r := &rrClient{limit: 1 << 62}
+	if _, err := m.stacks[0].DialTCPAddr(netip.MustParseAddr("fd00::2"), 5001, TCPConnOptions{OnEvent: r.handle, NoDelay: true}); err != nil {
+		t.Fatal(err)
+	}
+	if !runUntil(m, func() bool { return r.done >= 50 }, 100) {
+		t.Fatalf("stalled at %d transactions", r.done)
+	}
+	if allocs := testing.AllocsPerRun(200, func() {
+		want := r.done + 1
+		runUntil(m, func() bool { return r.done >= want }, 100)
+	}); allocs != 0 {
+		t.Errorf("request/response over IPv6: %v allocations per transaction", allocs)
+	}
+}
