@@ -92,10 +92,11 @@ type core struct {
 	origCPUs            unix.CPUSet
 
 	// Bound once, so the loop passes them without allocating.
-	send        func([]*nicq.Buf) int
-	onMsg       func(int, message)
-	userNeighbr func(ip [4]byte, mac header.MAC)
-	_           [cacheLine]byte
+	send         func([]*nicq.Buf) int
+	onMsg        func(int, message)
+	userNeighbr  func(ip [4]byte, mac header.MAC)
+	userNeighbr6 func(ip [16]byte, mac header.MAC)
+	_            [cacheLine]byte
 }
 
 func newCore(rt *Runtime, id int, mboxes []*mailbox, bell *msgring.Doorbell, reasons int) *core {
@@ -211,6 +212,8 @@ func (c *core) setup() error {
 	}
 	c.userNeighbr = sc.OnNeighbour
 	sc.OnNeighbour = c.onNeighbour
+	c.userNeighbr6 = sc.OnNeighbour6
+	sc.OnNeighbour6 = c.onNeighbour6
 	if sc.TCP.ISNKey == ([16]byte{}) {
 		// RFC 6528: a secret per boot. Every core may share one key (the
 		// tuples differ); each core draws its own, which is as good.
@@ -231,6 +234,7 @@ func (c *core) setup() error {
 		}
 	}
 	sc.FlowOwner = c.rt.flowOwner
+	sc.FlowOwner6 = c.rt.flowOwner6
 	if sc.FlowOwner != nil && c.n > 1 {
 		sc.Forward = c.forward
 	} else {
@@ -480,7 +484,9 @@ func (c *core) onMessage(from int, m message) {
 		m.buf.Free()
 		c.inFlight--
 	case msgNeighbour:
-		c.st.LearnNeighbour(m.ip, m.mac)
+		c.st.LearnNeighbour([4]byte(m.ip[:4]), m.mac)
+	case msgNeighbour6:
+		c.st.LearnNeighbour6(m.ip, m.mac)
 	case msgCall:
 		m.fn(c.st)
 		if m.done != nil {
@@ -557,8 +563,21 @@ func (c *core) onNeighbour(ip [4]byte, mac header.MAC) {
 	if c.settling || c.n == 1 {
 		return
 	}
-	c.neigh.learn(ip, mac)
-	c.replicate(ip, mac)
+	c.neigh.learn(neighbourAddr{v4: ip}, mac)
+	c.replicate(neighbourAddr{v4: ip}, mac)
+}
+
+// onNeighbour6 is onNeighbour for the stack's IPv6 neighbour cache
+// (OnNeighbour6).
+func (c *core) onNeighbour6(ip [16]byte, mac header.MAC) {
+	if c.userNeighbr6 != nil {
+		c.userNeighbr6(ip, mac)
+	}
+	if c.settling || c.n == 1 {
+		return
+	}
+	c.neigh.learn(neighbourAddr{v6: ip, is6: true}, mac)
+	c.replicate(neighbourAddr{v6: ip, is6: true}, mac)
 }
 
 // sendTo puts m on peer's ring from this core, or in the backlog behind
@@ -571,7 +590,7 @@ func (c *core) sendTo(peer int, m message) bool {
 		c.markNotify(peer)
 		return true
 	}
-	if m.kind == msgNeighbour && len(bl) >= cap(bl)-c.maxInFlight-2*c.calls.limit {
+	if m.replication() && len(bl) >= cap(bl)-c.maxInFlight-2*c.calls.limit {
 		return false
 	}
 	if len(bl) == cap(bl) {
@@ -708,7 +727,7 @@ func (c *core) dropReplicationBacklog() {
 	for peer, bl := range c.backlog {
 		kept := bl[:0]
 		for _, m := range bl {
-			if m.kind != msgNeighbour {
+			if !m.replication() {
 				kept = append(kept, m)
 			}
 		}

@@ -18,8 +18,11 @@ const (
 	// msgReturn: buf, a buffer of the receiver's pool that it forwarded,
 	// coming home to be freed.
 	msgReturn
-	// msgNeighbour: ip is at mac, learned from the wire by the sender.
+	// msgNeighbour: ip (IPv4, its first 4 bytes) is at mac, learned from
+	// the wire by the sender.
 	msgNeighbour
+	// msgNeighbour6: ip (IPv6) is at mac, as msgNeighbour.
+	msgNeighbour6
 	// msgCall: run fn on the receiver's stack, then close done if set.
 	msgCall
 	// msgCallRequest: call, a cross-core call from the sender (a slot of
@@ -35,12 +38,16 @@ const (
 type message struct {
 	kind msgKind
 	mac  header.MAC
-	ip   [4]byte
+	ip   [16]byte
 	buf  *nicq.Buf
 	fn   func(*stack.Stack)
 	done chan struct{}
 	call *callSlot
 }
+
+// replication reports whether m replicates a neighbour entry (dropped
+// first when room runs short).
+func (m *message) replication() bool { return m.kind == msgNeighbour || m.kind == msgNeighbour6 }
 
 // mailbox is a core's mailbox.
 type mailbox = msgring.Mailbox[message]

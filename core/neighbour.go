@@ -1,6 +1,7 @@
 package core
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/mkstack/mkstack/stack/header"
@@ -20,9 +21,16 @@ import (
 // its stack has dropped are forgotten, so the other copies then expire as
 // they should.
 
+// neighbourAddr is an ARP (v4) or IPv6 neighbour cache (v6, is6) key.
+type neighbourAddr struct {
+	v4  [4]byte
+	v6  [16]byte
+	is6 bool
+}
+
 // learnedNeighbour is an entry a core learned from the wire.
 type learnedNeighbour struct {
-	ip  [4]byte
+	ip  neighbourAddr
 	mac header.MAC
 }
 
@@ -51,7 +59,7 @@ func (nc *neighbourCache) init(capacity int, ttl time.Duration, now int64, cores
 
 // learn records ip at mac; a full table (as full as the stack's) keeps
 // what it has.
-func (nc *neighbourCache) learn(ip [4]byte, mac header.MAC) {
+func (nc *neighbourCache) learn(ip neighbourAddr, mac header.MAC) {
 	for i := range nc.entries {
 		if nc.entries[i].ip == ip {
 			nc.entries[i].mac = mac
@@ -76,7 +84,13 @@ func (c *core) refreshNeighbours(now int64) {
 	}
 	for k := 0; k < refreshBatch && nc.cursor < len(nc.entries); k++ {
 		e := nc.entries[nc.cursor]
-		mac, ok := c.st.Neighbour(e.ip)
+		var mac header.MAC
+		var ok bool
+		if e.ip.is6 {
+			mac, ok = c.st.Neighbour6(netip.AddrFrom16(e.ip.v6))
+		} else {
+			mac, ok = c.st.Neighbour(e.ip.v4)
+		}
 		if !ok {
 			// The stack dropped it: forget it, and let the others' copies
 			// expire.
@@ -96,9 +110,15 @@ func (c *core) refreshNeighbours(now int64) {
 }
 
 // replicate sends ip at mac to every other core.
-func (c *core) replicate(ip [4]byte, mac header.MAC) {
+func (c *core) replicate(ip neighbourAddr, mac header.MAC) {
+	m := message{kind: msgNeighbour, mac: mac}
+	if ip.is6 {
+		m.kind, m.ip = msgNeighbour6, ip.v6
+	} else {
+		copy(m.ip[:], ip.v4[:])
+	}
 	for peer := range c.n {
-		if peer != c.id && !c.sendTo(peer, message{kind: msgNeighbour, ip: ip, mac: mac}) {
+		if peer != c.id && !c.sendTo(peer, m) {
 			c.counters.Values[ReplicationDrops]++
 		}
 	}

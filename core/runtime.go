@@ -36,6 +36,7 @@ type Runtime struct {
 	shareAsked atomic.Bool
 	cores      []*core
 	flowOwner  stack.FlowOwnerFunc
+	flowOwner6 stack.FlowOwner6Func
 	epoch      time.Time
 	_          [cacheLine]byte
 
@@ -129,6 +130,9 @@ func newRuntime(p *plan) (*Runtime, error) {
 		n := p.Cores
 		rt.flowOwner = func(protocol uint8, src, dst [4]byte, srcPort, dstPort uint16) int {
 			return cfg.QueueIPv4Flow(rss.Proto(protocol), src, dst, srcPort, dstPort) % n
+		}
+		rt.flowOwner6 = func(protocol uint8, src, dst [16]byte, srcPort, dstPort uint16) int {
+			return cfg.QueueIPv6Flow(rss.Proto(protocol), src, dst, srcPort, dstPort) % n
 		}
 	}
 	pubs := make([]*Published, p.Cores)
@@ -239,6 +243,14 @@ func (rt *Runtime) FlowOwner(protocol uint8, src, dst [4]byte, srcPort, dstPort 
 		return 0
 	}
 	return rt.flowOwner(protocol, src, dst, srcPort, dstPort)
+}
+
+// FlowOwner6 is FlowOwner for IPv6 flows.
+func (rt *Runtime) FlowOwner6(protocol uint8, src, dst [16]byte, srcPort, dstPort uint16) int {
+	if rt.flowOwner6 == nil {
+		return 0
+	}
+	return rt.flowOwner6(protocol, src, dst, srcPort, dstPort)
 }
 
 // Do runs fn on core's goroutine with its stack, between two loop

@@ -147,13 +147,10 @@ func (srv *Server) Close() error {
 // (its local port is chosen so the replies land there). It returns once
 // the SYN is queued; h.Open reports the handshake, h.Closed a failure.
 func (n *Network) DialHandler(core int, dst netip.AddrPort, h Handler) error {
-	if !dst.Addr().Is4() {
-		return fmt.Errorf("sockets: dial %v: not an IPv4 address", dst)
-	}
 	ev := n.event(&h)
 	var err error
 	werr := n.rt.DoWait(context.Background(), core, func(s *stack.Stack) {
-		_, err = s.DialTCP(dst.Addr().As4(), dst.Port(), stack.TCPConnOptions{OnEvent: ev, OnSegment: n.segment(&h), NoDelay: true})
+		_, err = s.DialTCPAddr(dst.Addr(), dst.Port(), stack.TCPConnOptions{OnEvent: ev, OnSegment: n.segment(&h), NoDelay: true})
 	})
 	if werr != nil {
 		return fmt.Errorf("sockets: dial %v: %w", dst, werr)

@@ -7,7 +7,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -25,10 +27,16 @@ type Network struct {
 	// onLink and gateway are the stacks' routes (fixed by their Config),
 	// so that a datagram with no route fails its write at once although
 	// the core sends it later.
-	onLink   netip.Prefix
-	gateway  bool
-	nextCore atomic.Uint32
-	stats    Stats
+	onLink  netip.Prefix
+	gateway bool
+	// addrs6 are the stacks' IPv6 addresses, the link-local one first
+	// (none without IPv6); prefixes6[i] is the on-link prefix of
+	// addrs6[i+1]; gateway6 is whether an IPv6 default route exists.
+	addrs6    []netip.Addr
+	prefixes6 []netip.Prefix
+	gateway6  bool
+	nextCore  atomic.Uint32
+	stats     Stats
 	// shared is set once the goroutine-facing API (Listen, Dial,
 	// ListenPacket) has asked the cores onto shared threads.
 	shared atomic.Bool
@@ -111,6 +119,16 @@ func New(rt *core.Runtime) (*Network, error) {
 		n.addr = s.Addr()
 		cfg := s.Config()
 		n.onLink, n.gateway = cfg.Addr.Masked(), cfg.Gateway.IsValid()
+		n.addrs6 = s.Addrs6()
+		for _, a := range n.addrs6[min(1, len(n.addrs6)):] {
+			for _, p := range cfg.Addrs6 {
+				if p.Addr() == a {
+					n.prefixes6 = append(n.prefixes6, p.Masked())
+					break
+				}
+			}
+		}
+		n.gateway6 = cfg.Gateway6.IsValid()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sockets: %w", err)
@@ -136,7 +154,81 @@ func (n *Network) shareThreads() {
 
 // routable reports whether the stacks have a route to dst.
 func (n *Network) routable(dst netip.Addr) bool {
+	if dst.Is6() {
+		if len(n.addrs6) == 0 {
+			return false
+		}
+		return n.gateway6 || dst.IsLinkLocalUnicast() || slices.ContainsFunc(n.prefixes6, func(p netip.Prefix) bool { return p.Contains(dst) })
+	}
 	return n.gateway || n.onLink.Contains(dst)
+}
+
+// source6 is the address the stacks send to the IPv6 address dst from
+// (the stack's source selection, stack.DialTCPAddr): link-local to a
+// link-local address, else the address whose prefix holds dst, else the
+// first global one.
+func (n *Network) source6(dst netip.Addr) netip.Addr {
+	if len(n.addrs6) == 0 {
+		return netip.Addr{}
+	}
+	if dst.IsLinkLocalUnicast() || len(n.addrs6) == 1 {
+		return n.addrs6[0]
+	}
+	for i, p := range n.prefixes6 {
+		if p.Contains(dst) {
+			return n.addrs6[i+1]
+		}
+	}
+	return n.addrs6[1]
+}
+
+// Addrs6 returns the stacks' IPv6 addresses, the link-local one first, or
+// none without IPv6.
+func (n *Network) Addrs6() []netip.Addr { return slices.Clone(n.addrs6) }
+
+// isOurs reports whether a is the stacks' IPv4 address or one of their
+// IPv6 addresses.
+func (n *Network) isOurs(a netip.Addr) bool {
+	return a == n.addr || slices.Contains(n.addrs6, a)
+}
+
+// bindFamily checks the local address ap of a listener or packet socket
+// on network and returns the family it takes (4, 6, or 0 for both, as Go's
+// net listens on both for "tcp" and "udp" with a wildcard address and only
+// on IPv6 for "tcp6" and "udp6").
+func (n *Network) bindFamily(network string, ap netip.AddrPort) (int, error) {
+	a := ap.Addr()
+	switch {
+	case a.IsUnspecified():
+	case !n.isOurs(a):
+		return 0, &net.AddrError{Err: "not an address of this stack (" + n.addr.String() + fmt.Sprint(n.addrs6) + ")", Addr: a.String()}
+	case a.Is4():
+		return 4, nil
+	default:
+		return 6, nil
+	}
+	switch {
+	case strings.HasSuffix(network, "4"):
+		return 4, nil
+	case strings.HasSuffix(network, "6"):
+		if len(n.addrs6) == 0 {
+			return 0, &net.AddrError{Err: "the stacks have no IPv6 address (core.Config's stack Addrs6, serve --addr6)", Addr: a.String()}
+		}
+		return 6, nil
+	}
+	return 0, nil
+}
+
+// wildcard returns the address a socket of family bound to the wildcard
+// address reports: the stacks' IPv4 address for IPv4 only, else [::].
+func (n *Network) wildcard(family int, ap netip.AddrPort) netip.AddrPort {
+	if !ap.Addr().IsUnspecified() {
+		return ap
+	}
+	if family == 4 {
+		return netip.AddrPortFrom(n.addr, ap.Port())
+	}
+	return netip.AddrPortFrom(netip.IPv6Unspecified(), ap.Port())
 }
 
 // Runtime returns the runtime under the network.
@@ -194,12 +286,13 @@ func signal(ch chan struct{}) {
 	}
 }
 
-// parseAddr parses "host:port" for network ("tcp", "tcp4", "udp",
-// "udp4"): host must be empty, an unspecified address, or an IPv4
-// literal ("localhost" is refused: this is not the kernel's stack).
+// parseAddr parses "host:port" for network ("tcp", "tcp4", "tcp6", "udp",
+// "udp4", "udp6"): host must be empty, an unspecified address, or an IP
+// literal of the network's family ("localhost" is refused: this is not
+// the kernel's stack). An IPv4-mapped IPv6 address counts as IPv4.
 func parseAddr(network, address string) (netip.AddrPort, error) {
 	switch network {
-	case "tcp", "tcp4", "udp", "udp4":
+	case "tcp", "tcp4", "tcp6", "udp", "udp4", "udp6":
 	default:
 		return netip.AddrPort{}, net.UnknownNetworkError(network)
 	}
@@ -212,16 +305,26 @@ func parseAddr(network, address string) (netip.AddrPort, error) {
 		return netip.AddrPort{}, &net.AddrError{Err: "invalid port", Addr: address}
 	}
 	var ip netip.Addr
-	if host == "" {
+	v6only := strings.HasSuffix(network, "6")
+	switch {
+	case host == "" && v6only:
+		ip = netip.IPv6Unspecified()
+	case host == "":
 		ip = netip.IPv4Unspecified()
-	} else if ip, err = netip.ParseAddr(host); err != nil {
-		return netip.AddrPort{}, &net.AddrError{Err: "mkstack takes IPv4 literals only (no name resolution)", Addr: host}
+	default:
+		if ip, err = netip.ParseAddr(host); err != nil {
+			return netip.AddrPort{}, &net.AddrError{Err: "mkstack takes IP literals only (no name resolution)", Addr: host}
+		}
 	}
-	if ip.Is4In6() {
-		ip = ip.Unmap()
+	if ip.Zone() != "" {
+		return netip.AddrPort{}, &net.AddrError{Err: "zones are not taken (the stacks have one interface)", Addr: host}
 	}
-	if !ip.Is4() {
-		return netip.AddrPort{}, &net.AddrError{Err: "not an IPv4 address (IPv6 is not built yet)", Addr: host}
+	ip = ip.Unmap()
+	switch {
+	case ip.Is4() && v6only:
+		return netip.AddrPort{}, &net.AddrError{Err: "not an IPv6 address", Addr: host}
+	case ip.Is6() && strings.HasSuffix(network, "4"):
+		return netip.AddrPort{}, &net.AddrError{Err: "not an IPv4 address", Addr: host}
 	}
 	return netip.AddrPortFrom(ip, uint16(p)), nil
 }

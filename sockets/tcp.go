@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -482,8 +483,7 @@ func (sc *conn) doCtl(s *stack.Stack) {
 	c := sc.c
 	switch sc.ctlOp {
 	case opDial:
-		a := sc.dialTo.Addr().As4()
-		nc, err := s.DialTCP(a, sc.dialTo.Port(), stack.TCPConnOptions{OnEvent: sc.onEventFn, NoDelay: true})
+		nc, err := s.DialTCPAddr(sc.dialTo.Addr(), sc.dialTo.Port(), stack.TCPConnOptions{OnEvent: sc.onEventFn, NoDelay: true})
 		if err != nil {
 			sc.ctlErr = mapError(err)
 			break
@@ -919,7 +919,8 @@ func (sc *conn) SetWriteDeadline(t time.Time) error {
 	return nil
 }
 
-// Dial connects to address ("tcp" or "tcp4", an IPv4 literal and a port).
+// Dial connects to address ("tcp", "tcp4" or "tcp6"; an IP literal and a
+// port, e.g. "10.0.0.2:80" or "[fd00::2]:80"; or the same for "udp").
 func (n *Network) Dial(network, address string) (net.Conn, error) {
 	return n.DialContext(context.Background(), network, address)
 }
@@ -928,7 +929,7 @@ func (n *Network) Dial(network, address string) (net.Conn, error) {
 func (n *Network) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
 	n.shareThreads()
 	ap, err := parseAddr(network, address)
-	if err == nil && (network == "udp" || network == "udp4") {
+	if err == nil && strings.HasPrefix(network, "udp") {
 		return n.dialUDP(ap)
 	}
 	if err != nil {
@@ -984,16 +985,18 @@ type listener struct {
 // all cores.
 const DefaultAcceptBacklog = 4096
 
-// Listen listens on address ("tcp" or "tcp4"; ":port" or the stacks'
-// address and a port) on every core.
+// Listen listens on address on every core. As with Go's net, "tcp" with
+// ":port", "0.0.0.0:port" or "[::]:port" takes IPv4 and IPv6, "tcp4" IPv4
+// only and "tcp6" IPv6 only; one of the stacks' addresses takes its family.
 func (n *Network) Listen(network, address string) (net.Listener, error) {
 	n.shareThreads()
 	ap, err := parseAddr(network, address)
-	if err == nil && network != "tcp" && network != "tcp4" {
+	if err == nil && !strings.HasPrefix(network, "tcp") {
 		err = net.UnknownNetworkError(network)
 	}
-	if err == nil && ap.Addr() != netip.IPv4Unspecified() && ap.Addr() != n.addr {
-		err = &net.AddrError{Err: "not the address of this stack (" + n.addr.String() + ")", Addr: ap.Addr().String()}
+	family := 0
+	if err == nil {
+		family, err = n.bindFamily(network, ap)
 	}
 	if err == nil && ap.Port() == 0 {
 		err = &net.AddrError{Err: "port 0: name a port", Addr: address}
@@ -1003,7 +1006,7 @@ func (n *Network) Listen(network, address string) (net.Listener, error) {
 	}
 	l := &listener{
 		n: n, port: ap.Port(),
-		addr:   net.TCPAddrFromAddrPort(netip.AddrPortFrom(n.addr, ap.Port())),
+		addr:   net.TCPAddrFromAddrPort(n.wildcard(family, ap)),
 		queue:  msgring.NewMPSC[*conn](DefaultAcceptBacklog),
 		wake:   make(chan struct{}, 1),
 		closed: make(chan struct{}),
@@ -1013,7 +1016,7 @@ func (n *Network) Listen(network, address string) (net.Listener, error) {
 	err = n.rt.BroadcastWait(context.Background(), func(s *stack.Stack) {
 		core := s.Config().Core
 		handler := l.handler(core)
-		l.per[core], errs[core] = s.ListenTCP(l.port, stack.TCPListenOptions{OnEvent: handler, NoDelay: true})
+		l.per[core], errs[core] = s.ListenTCP(l.port, stack.TCPListenOptions{OnEvent: handler, NoDelay: true, Family: family})
 	})
 	if err = errors.Join(append(errs, err)...); err != nil {
 		l.closeCores()

@@ -3,8 +3,10 @@ package sockets
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -66,6 +68,7 @@ type packetConn struct {
 	port     uint16
 	laddr    *net.UDPAddr
 	raddr    netip.AddrPort // set for a connected (dialled) socket
+	family   int            // 4 or 6 for one family, 0 for both
 	per      []*udpCore
 	wake     chan struct{}
 	closed   chan struct{}
@@ -88,30 +91,36 @@ type packetConn struct {
 	sendErr atomic.Pointer[error]
 }
 
-// ListenPacket opens a UDP socket ("udp" or "udp4", ":port") on every core.
+// ListenPacket opens a UDP socket on every core: "udp" with ":port",
+// "0.0.0.0:port" or "[::]:port" takes IPv4 and IPv6, "udp4" IPv4 only,
+// "udp6" IPv6 only, as Go's net does.
 func (n *Network) ListenPacket(network, address string) (net.PacketConn, error) {
 	n.shareThreads()
 	ap, err := parseAddr(network, address)
-	if err == nil && network != "udp" && network != "udp4" {
+	if err == nil && !strings.HasPrefix(network, "udp") {
 		err = net.UnknownNetworkError(network)
 	}
-	if err == nil && ap.Addr() != netip.IPv4Unspecified() && ap.Addr() != n.addr {
-		err = &net.AddrError{Err: "not the address of this stack (" + n.addr.String() + ")", Addr: ap.Addr().String()}
+	family := 0
+	if err == nil {
+		family, err = n.bindFamily(network, ap)
 	}
 	if err != nil {
 		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
 	}
-	pc, err := n.openUDP(ap.Port(), netip.AddrPort{})
+	pc, err := n.openUDP(ap.Port(), netip.AddrPort{}, family, ap)
 	if err != nil {
 		return nil, &net.OpError{Op: "listen", Net: network, Addr: net.UDPAddrFromAddrPort(ap), Err: mapError(err)}
 	}
 	return pc, nil
 }
 
-func (n *Network) openUDP(port uint16, raddr netip.AddrPort) (*packetConn, error) {
+// openUDP binds port (0: a free one) on every core for datagrams of family
+// (4, 6 or 0 for both), connected to raddr if it is valid; local is the
+// address asked for.
+func (n *Network) openUDP(port uint16, raddr netip.AddrPort, family int, local netip.AddrPort) (*packetConn, error) {
 	cores := n.rt.NumCores()
 	pc := &packetConn{
-		n: n, per: make([]*udpCore, cores), raddr: raddr,
+		n: n, per: make([]*udpCore, cores), raddr: raddr, family: family,
 		wake: make(chan struct{}, 1), closed: make(chan struct{}), wrDone: make(chan struct{}, 1),
 	}
 	pc.writeFn = pc.doWrite
@@ -137,7 +146,7 @@ func (n *Network) openUDP(port uint16, raddr netip.AddrPort) (*packetConn, error
 		var err error
 		n.rt.DoWait(context.Background(), 0, func(s *stack.Stack) {
 			var ep *stack.UDPEndpoint
-			if ep, err = s.BindUDP(0, stack.UDPOptions{Handler: pc.handler(0)}); err == nil {
+			if ep, err = s.BindUDP(0, pc.options(0)); err == nil {
 				pc.per[0].ep = ep
 				port = ep.Port()
 			}
@@ -147,14 +156,14 @@ func (n *Network) openUDP(port uint16, raddr netip.AddrPort) (*packetConn, error
 		}
 	}
 	pc.port = port
-	pc.laddr = net.UDPAddrFromAddrPort(netip.AddrPortFrom(n.addr, port))
+	pc.laddr = net.UDPAddrFromAddrPort(n.wildcard(family, netip.AddrPortFrom(local.Addr(), port)))
 	errs := make([]error, cores)
 	err := n.rt.BroadcastWait(context.Background(), func(s *stack.Stack) {
 		core := s.Config().Core
 		if pc.per[core].ep != nil {
 			return
 		}
-		pc.per[core].ep, errs[core] = s.BindUDP(port, stack.UDPOptions{Handler: pc.handler(core)})
+		pc.per[core].ep, errs[core] = s.BindUDP(port, pc.options(core))
 	})
 	if err = errors.Join(append(errs, err)...); err != nil {
 		pc.closeCores()
@@ -163,40 +172,56 @@ func (n *Network) openUDP(port uint16, raddr netip.AddrPort) (*packetConn, error
 	return pc, nil
 }
 
-// handler returns core's datagram handler for the socket.
-func (pc *packetConn) handler(core int) stack.UDPHandler {
+// options returns the stack socket options of core's endpoint: handlers
+// for the socket's families.
+func (pc *packetConn) options(core int) stack.UDPOptions {
+	var o stack.UDPOptions
+	if pc.family != 6 {
+		o.Handler = func(_ *stack.UDPEndpoint, payload []byte, from [4]byte, fromPort uint16) {
+			pc.deliver(core, payload, netip.AddrPortFrom(netip.AddrFrom4(from), fromPort))
+		}
+	} else {
+		o.Handler = func(*stack.UDPEndpoint, []byte, [4]byte, uint16) {} // IPv6 only: IPv4 is not for it
+	}
+	if pc.family != 4 {
+		o.Handler6 = func(_ *stack.UDPEndpoint, payload []byte, from [16]byte, fromPort uint16) {
+			pc.deliver(core, payload, netip.AddrPortFrom(netip.AddrFrom16(from), fromPort))
+		}
+	}
+	return o
+}
+
+// deliver queues a datagram from src for the application; on core.
+func (pc *packetConn) deliver(core int, payload []byte, src netip.AddrPort) {
 	u := pc.per[core]
-	return func(_ *stack.UDPEndpoint, payload []byte, from [4]byte, fromPort uint16) {
-		src := netip.AddrPortFrom(netip.AddrFrom4(from), fromPort)
-		if pc.raddr.IsValid() && src != pc.raddr {
-			return // a connected socket takes only its peer's datagrams
-		}
-		d := datagram{n: len(payload), from: src}
-		if len(payload) <= udpSlotSize {
-			slot := u.spare
-			u.spare = nil
-			if slot == nil {
-				var ok bool
-				if slot, ok = u.slots.Dequeue(); !ok {
-					pc.n.stats.UDPDrops.Add(1)
-					return
-				}
+	if pc.raddr.IsValid() && src != pc.raddr {
+		return // a connected socket takes only its peer's datagrams
+	}
+	d := datagram{n: len(payload), from: src}
+	if len(payload) <= udpSlotSize {
+		slot := u.spare
+		u.spare = nil
+		if slot == nil {
+			var ok bool
+			if slot, ok = u.slots.Dequeue(); !ok {
+				pc.n.stats.UDPDrops.Add(1)
+				return
 			}
-			d.buf, d.slot = slot, true
-		} else {
-			d.buf = make([]byte, len(payload))
 		}
-		copy(d.buf, payload)
-		if !u.in.Enqueue(d) {
-			if d.slot {
-				u.spare = d.buf // only the application may put slots back
-			}
-			pc.n.stats.UDPDrops.Add(1)
-			return
+		d.buf, d.slot = slot, true
+	} else {
+		d.buf = make([]byte, len(payload))
+	}
+	copy(d.buf, payload)
+	if !u.in.Enqueue(d) {
+		if d.slot {
+			u.spare = d.buf // only the application may put slots back
 		}
-		if pc.waiting.Load() {
-			signal(pc.wake)
-		}
+		pc.n.stats.UDPDrops.Add(1)
+		return
+	}
+	if pc.waiting.Load() {
+		signal(pc.wake)
 	}
 }
 
@@ -261,7 +286,7 @@ func (pc *packetConn) doWrite(s *stack.Stack) {
 	// Staged datagrams go first: their drain was queued on the same
 	// mailbox before this call.
 	u := pc.per[s.Config().Core]
-	pc.werr = mapError(u.ep.SendTo(pc.wbuf, pc.wdst.Addr().As4(), pc.wdst.Port()))
+	pc.werr = mapError(u.ep.SendToAddr(pc.wbuf, pc.wdst))
 	signal(pc.wrDone)
 }
 
@@ -275,7 +300,7 @@ func (pc *packetConn) drainOut(u *udpCore) {
 		}
 		if u.ep == nil {
 			pc.setSendErr(net.ErrClosed)
-		} else if err := u.ep.SendTo(d.buf[:d.n], d.from.Addr().As4(), d.from.Port()); err != nil {
+		} else if err := u.ep.SendToAddr(d.buf[:d.n], d.from); err != nil {
 			pc.setSendErr(mapError(err))
 		}
 		u.outFree.Enqueue(d.buf)
@@ -316,10 +341,10 @@ func (pc *packetConn) stage(core int, p []byte, dst netip.AddrPort) (bool, error
 // sending a staged datagram (no buffer, say) is reported by the next
 // write.
 func (pc *packetConn) WriteToUDPAddrPort(p []byte, dst netip.AddrPort) (int, error) {
-	if !dst.Addr().Is4() && !dst.Addr().Is4In6() {
-		return 0, pc.opError("write", net.UDPAddrFromAddrPort(dst), &net.AddrError{Err: "not an IPv4 address", Addr: dst.Addr().String()})
-	}
 	dst = netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())
+	if fam := pc.family; fam == 4 && !dst.Addr().Is4() || fam == 6 && !dst.Addr().Is6() {
+		return 0, pc.opError("write", net.UDPAddrFromAddrPort(dst), &net.AddrError{Err: fmt.Sprintf("not an IPv%d address", fam), Addr: dst.Addr().String()})
+	}
 	pc.wrMu.Lock()
 	defer pc.wrMu.Unlock()
 	if pc.isClosed.Load() {
@@ -334,8 +359,12 @@ func (pc *packetConn) WriteToUDPAddrPort(p []byte, dst netip.AddrPort) (int, err
 	if !pc.n.routable(dst.Addr()) {
 		return 0, pc.opError("write", net.UDPAddrFromAddrPort(dst), syscall.ENETUNREACH)
 	}
-	local := pc.n.addr.As4()
-	core := pc.n.rt.FlowOwner(header.ProtocolUDP, dst.Addr().As4(), local, dst.Port(), pc.port)
+	var core int
+	if dst.Addr().Is4() {
+		core = pc.n.rt.FlowOwner(header.ProtocolUDP, dst.Addr().As4(), pc.n.addr.As4(), dst.Port(), pc.port)
+	} else {
+		core = pc.n.rt.FlowOwner6(header.ProtocolUDP, dst.Addr().As16(), pc.n.source6(dst.Addr()).As16(), dst.Port(), pc.port)
+	}
 	if staged, err := pc.stage(core, p, dst); staged || err != nil {
 		if err != nil {
 			return 0, pc.opError("write", net.UDPAddrFromAddrPort(dst), err)
@@ -405,7 +434,15 @@ func (pc *packetConn) SetWriteDeadline(t time.Time) error {
 type udpConn struct{ *packetConn }
 
 func (n *Network) dialUDP(raddr netip.AddrPort) (net.Conn, error) {
-	pc, err := n.openUDP(0, raddr)
+	fam := 4
+	if raddr.Addr().Is6() {
+		fam = 6
+	}
+	local := n.addr
+	if fam == 6 {
+		local = n.source6(raddr.Addr())
+	}
+	pc, err := n.openUDP(0, raddr, fam, netip.AddrPortFrom(local, 0))
 	if err != nil {
 		return nil, &net.OpError{Op: "dial", Net: "udp", Addr: net.UDPAddrFromAddrPort(raddr), Err: mapError(err)}
 	}

@@ -84,8 +84,11 @@ func (s *Stack) inputNeighbourAdvertisement(b *nicq.Buf, na header.NDPNeighborAd
 	if !s.ip6.isOurs(target) {
 		t := &s.ip6.neigh
 		mac, ok := ndpLinkLayerAddress(na.Options(), header.NDPOptionTargetLinkLayerAddress)
-		if ok && s.ip6.resolver.resolving(target) {
-			s.learned6(target, mac, true) // the answer to our solicitation
+		if ok && (na.Solicited() || s.ip6.resolver.resolving(target)) {
+			// The answer to a solicitation: ours, or another core's
+			// (RSS may steer the answer to any core; the entry is
+			// replicated to the one resolving).
+			s.learned6(target, mac, true)
 		} else if cur, have := t.entries[target]; have && ok && (na.Override() || cur.mac == mac) {
 			s.learned6(target, mac, false)
 		} else if have && na.Solicited() && (!ok || cur.mac == mac) {
