@@ -141,7 +141,7 @@ func (l *lab) exec(t *testing.T, timeout time.Duration, args ...string) (string,
 func (l *lab) dial(t *testing.T, addr string) net.Conn {
 	var c net.Conn
 	err := inNS(l.ns(t, l.clientNS), func() (err error) {
-		c, err = net.DialTimeout("tcp4", addr, 5*time.Second)
+		c, err = net.DialTimeout("tcp", addr, 5*time.Second)
 		return err
 	})
 	if err != nil {

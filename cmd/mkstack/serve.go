@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -35,7 +36,7 @@ type serveOptions struct {
 	driver, iface, app, metrics string
 	addr                        netip.Prefix
 	addrs6                      []netip.Prefix
-	gateway                     netip.Addr
+	gateway, gateway6           netip.Addr
 	cores                       int
 	afpacketRing                int
 	cpus                        []int
@@ -51,12 +52,19 @@ func parseServe(args []string, stderr io.Writer) (serveOptions, int) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o serveOptions
-	var addr, gw, addr6 string
+	var addrs, gws []string
+	var addr6 string
 	fs.StringVar(&o.driver, "driver", "afxdp", "NIC driver: "+driverNames())
 	fs.StringVar(&o.iface, "iface", "", "interface to drive (not for mem)")
-	fs.StringVar(&addr, "addr", "", "the stack's IPv4 address and prefix, e.g. 10.77.0.1/24 (required)")
-	fs.StringVar(&gw, "gateway", "", "default gateway (optional)")
-	fs.StringVar(&addr6, "addr6", "", "IPv6 addresses with their prefix lengths, comma-separated, e.g. fd77::1/64 (optional): the stack then also answers ping6 and neighbour discovery on them and on its link-local address (TCP and UDP over IPv6 are not there yet; with --driver afxdp, frames to these addresses and their solicited-node groups go to the stack, link-local and all-nodes traffic to the kernel)")
+	fs.Func("addr", "the stack's address and prefix, repeatable: one IPv4 (required), e.g. 10.77.0.1/24, and any number of IPv6, e.g. fd77::1/64; with IPv6 the stack also has a link-local address, answers ping6 and neighbour discovery, and serves its app over IPv6 too (with --driver afxdp, frames to these addresses and their solicited-node groups go to the stack, link-local and all-nodes traffic to the kernel)", func(v string) error {
+		addrs = append(addrs, v)
+		return nil
+	})
+	fs.Func("gateway", "default gateway, repeatable: an IPv4 address inside the IPv4 prefix, and an IPv6 one (link-local, or inside an IPv6 prefix) (optional)", func(v string) error {
+		gws = append(gws, v)
+		return nil
+	})
+	fs.StringVar(&addr6, "addr6", "", "IPv6 addresses with their prefix lengths, comma-separated, e.g. fd77::1/64: the same as giving each to --addr")
 	fs.IntVar(&o.cores, "cores", 0, "cores, one per NIC queue (default: the NIC's queues, capped by the CPUs)")
 	var cpus string
 	fs.StringVar(&cpus, "cpus", "", "pin the cores to these CPUs, core i to the i-th lowest, e.g. 2,3 or 4-7 (default: CPUs near the NIC; --cores, if given, must match the count)")
@@ -112,23 +120,35 @@ func parseServe(args []string, stderr io.Writer) (serveOptions, int) {
 	if o.driver != "mem" && o.iface == "" {
 		return bad("--iface is required with --driver %s", o.driver)
 	}
-	p, err := netip.ParsePrefix(addr)
-	if err != nil || !p.Addr().Is4() {
-		return bad("--addr %q: want an IPv4 address with its prefix length, e.g. 10.77.0.1/24", addr)
-	}
-	o.addr = p
 	if addr6 != "" {
-		for f := range strings.SplitSeq(addr6, ",") {
-			p6, err := netip.ParsePrefix(strings.TrimSpace(f))
-			if err != nil || !p6.Addr().Is6() || p6.Addr().Is4In6() || p6.Addr().IsMulticast() || p6.Addr().IsUnspecified() || p6.Addr().IsLoopback() {
-				return bad("--addr6 %q: want IPv6 unicast addresses with their prefix lengths, e.g. fd77::1/64", f)
+		addrs = append(addrs, strings.Split(addr6, ",")...)
+	}
+	for _, f := range addrs {
+		p, err := netip.ParsePrefix(strings.TrimSpace(f))
+		switch {
+		case err == nil && p.Addr().Is4():
+			if o.addr.IsValid() {
+				return bad("--addr %q: one IPv4 address only (%v already)", f, o.addr)
 			}
-			o.addrs6 = append(o.addrs6, p6)
+			o.addr = p
+		case err == nil && p.Addr().Is6() && !p.Addr().Is4In6() && !p.Addr().IsMulticast() && !p.Addr().IsUnspecified() && !p.Addr().IsLoopback() && p.Addr().Zone() == "":
+			o.addrs6 = append(o.addrs6, p)
+		default:
+			return bad("--addr %q: want a unicast address with its prefix length, e.g. 10.77.0.1/24 or fd77::1/64", f)
 		}
 	}
-	if gw != "" {
-		if o.gateway, err = netip.ParseAddr(gw); err != nil || !o.gateway.Is4() || !p.Contains(o.gateway) {
-			return bad("--gateway %q: want an IPv4 address inside %v", gw, p)
+	if !o.addr.IsValid() {
+		return bad("--addr: an IPv4 address with its prefix length is required, e.g. --addr 10.77.0.1/24")
+	}
+	for _, gw := range gws {
+		g, err := netip.ParseAddr(gw)
+		switch {
+		case err == nil && g.Is4() && o.addr.Contains(g) && !o.gateway.IsValid():
+			o.gateway = g
+		case err == nil && g.Is6() && !g.Is4In6() && g.Zone() == "" && !o.gateway6.IsValid() && (g.IsLinkLocalUnicast() || slices.ContainsFunc(o.addrs6, func(p netip.Prefix) bool { return p.Contains(g) })):
+			o.gateway6 = g
+		default:
+			return bad("--gateway %q: want one IPv4 address inside %v and one IPv6 address that is link-local or inside an --addr IPv6 prefix", gw, o.addr)
 		}
 	}
 	switch o.app {
@@ -199,7 +219,7 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, stdout io.Writ
 		SpinWindow: o.spin,
 		Threads:    o.threads,
 		StackConfig: func(c int) stack.Config {
-			return stack.Config{Addr: o.addr, Addrs6: o.addrs6, Gateway: o.gateway, TCP: stack.TCPConfig{SYNCookiesPerSecond: o.synCookieRate},
+			return stack.Config{Addr: o.addr, Addrs6: o.addrs6, Gateway: o.gateway, Gateway6: o.gateway6, TCP: stack.TCPConfig{SYNCookiesPerSecond: o.synCookieRate},
 				Warn: func(msg string) { log.Warn(msg, "core", c, "driver", o.driver) }}
 		},
 	}
@@ -246,7 +266,8 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, stdout io.Writ
 				return k
 			},
 			Writable: func(c *stack.TCPConn) {
-				// Data refused for want of room is offered again.
+				// Data refused for want of room is offered again; a peer
+				// that closed its side is closed once all is echoed.
 				if a, b := c.Peek(); len(a)+len(b) > 0 && echo {
 					k, _ := c.Write(a)
 					if k == len(a) && len(b) > 0 {
@@ -254,6 +275,18 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, stdout io.Writ
 						k += m
 					}
 					c.Discard(k)
+				}
+				if c.Buffered() == 0 && c.State() == "CLOSE-WAIT" {
+					c.Close()
+				}
+			},
+			PeerClosed: func(c *stack.TCPConn) {
+				// Close now only if everything received was echoed: what
+				// waits for room in the send ring goes first (Writable
+				// closes after it). Closing here dropped the tail of a
+				// bulk echo whose peer had finished sending.
+				if c.Buffered() == 0 {
+					c.Close()
 				}
 			},
 		})
@@ -273,7 +306,11 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, stdout io.Writ
 		appClose = func() { hs.Close() }
 	}
 	log.Info("serving", "app", o.app, "addr", netip.AddrPortFrom(o.addr.Addr(), uint16(o.port)), "threads", rt.ThreadMode().String())
-	fmt.Fprintf(stdout, "serving %s on %v:%d (%s driver, %d cores); SIGINT or SIGTERM to stop\n", o.app, o.addr.Addr(), o.port, o.driver, rt.NumCores())
+	where := netip.AddrPortFrom(o.addr.Addr(), uint16(o.port)).String()
+	for _, p := range o.addrs6 {
+		where += ", " + netip.AddrPortFrom(p.Addr(), uint16(o.port)).String()
+	}
+	fmt.Fprintf(stdout, "serving %s on %s (%s driver, %d cores); SIGINT or SIGTERM to stop\n", o.app, where, o.driver, rt.NumCores())
 
 	if o.metrics != "" {
 		reg := prometheus.NewRegistry()

@@ -93,6 +93,8 @@ var Zero [HdrLen]byte
 const (
 	ethLen       = 14
 	etherTypeIP4 = 0x0800
+	etherTypeIP6 = 0x86dd
+	ip6HdrLen    = 40
 	protoTCP     = 6
 	protoUDP     = 17
 	tcpFlagFIN   = 0x01
@@ -100,10 +102,11 @@ const (
 	tcpFlagCWR   = 0x80
 )
 
-// Segmenter splits one large IPv4 TCP (GSOTCPv4) or UDP (GSOUDPL4) frame
-// into frames of at most GSOSize bytes of payload each, with the headers
-// copied and rewritten per segment: IPv4 total length, ID (consecutive,
-// as Linux's GSO does) and header checksum; TCP sequence number, FIN and
+// Segmenter splits one large TCP (GSOTCPv4 over IPv4, GSOTCPv6 over IPv6)
+// or UDP (GSOUDPL4) frame into frames of at most GSOSize bytes of payload
+// each, with the headers copied and rewritten per segment: IPv4 total
+// length, ID (consecutive, as Linux's GSO does) and header checksum, or
+// IPv6 payload length; TCP sequence number, FIN and
 // PSH on the last segment only, CWR on the first only; UDP length. Each
 // segment's TCP or UDP checksum is left partial, the pseudo-header sum
 // for its length (what the sender left for the device), so the driver
@@ -114,8 +117,9 @@ const (
 // idle; Init starts a frame and Next yields its segments.
 type Segmenter struct {
 	frame    []byte
-	hdrLen   int // Ethernet + IPv4 + TCP/UDP headers
+	hdrLen   int // Ethernet + IP + TCP/UDP headers
 	l4       int // offset of the TCP or UDP header
+	v6       bool
 	mss      int
 	off      int // next payload byte, from hdrLen
 	n        int // segments yielded
@@ -128,28 +132,41 @@ type Segmenter struct {
 
 // Init starts segmenting frame (an Ethernet frame, without the virtio-net
 // header) as h describes. It reports false, leaving the segmenter idle,
-// for what it cannot segment: another GSO type (IPv6: the stack speaks
-// IPv4 only), a VLAN tag, a segment size of 0, headers that are not what
-// h says or do not fit in the frame. The caller drops such a frame and
+// for what it cannot segment: another GSO type, a VLAN tag, IPv6
+// extension headers, a segment size of 0, headers that are not what h
+// says or do not fit in the frame. The caller drops such a frame and
 // counts it.
 func (s *Segmenter) Init(frame []byte, h Hdr) bool {
 	*s = Segmenter{}
 	typ := h.GSOType &^ GSOECN
-	if typ != GSOTCPv4 && typ != GSOUDPL4 || h.GSOSize == 0 || len(frame) < ethLen+20 {
+	if typ != GSOTCPv4 && typ != GSOTCPv6 && typ != GSOUDPL4 || h.GSOSize == 0 || len(frame) < ethLen+20 {
 		return false
 	}
-	if binary.BigEndian.Uint16(frame[12:]) != etherTypeIP4 || frame[ethLen]>>4 != 4 {
+	var l4 int
+	var proto uint8
+	switch et := binary.BigEndian.Uint16(frame[12:]); {
+	case et == etherTypeIP4 && frame[ethLen]>>4 == 4 && typ != GSOTCPv6:
+		ihl := int(frame[ethLen]&0xf) * 4
+		l4 = ethLen + ihl
+		if ihl < 20 || len(frame) < l4+8 {
+			return false
+		}
+		proto = frame[ethLen+9]
+		s.pseudo = sum16(frame[ethLen+12:ethLen+20], uint32(proto))
+	case et == etherTypeIP6 && frame[ethLen]>>4 == 6 && typ != GSOTCPv4:
+		l4 = ethLen + ip6HdrLen
+		if len(frame) < l4+8 {
+			return false
+		}
+		proto = frame[ethLen+6] // no extension headers: Linux's TSO6 frames from TCP carry none
+		s.pseudo = sum16(frame[ethLen+8:ethLen+40], uint32(proto))
+		s.v6 = true
+	default:
 		return false
 	}
-	ihl := int(frame[ethLen]&0xf) * 4
-	l4 := ethLen + ihl
-	if ihl < 20 || len(frame) < l4+8 {
-		return false
-	}
-	proto := frame[ethLen+9]
 	var hl int
 	switch {
-	case typ == GSOTCPv4 && proto == protoTCP:
+	case typ != GSOUDPL4 && proto == protoTCP:
 		if len(frame) < l4+20 {
 			return false
 		}
@@ -164,14 +181,17 @@ func (s *Segmenter) Init(frame []byte, h Hdr) bool {
 	case typ == GSOUDPL4 && proto == protoUDP:
 		hl = l4 + 8
 	default:
+		s.pseudo, s.v6 = 0, false
 		return false
 	}
 	if hl >= len(frame) {
+		*s = Segmenter{}
 		return false
 	}
 	s.frame, s.hdrLen, s.l4, s.mss = frame, hl, l4, int(h.GSOSize)
-	s.id = binary.BigEndian.Uint16(frame[ethLen+4:])
-	s.pseudo = sum16(frame[ethLen+12:ethLen+20], uint32(proto))
+	if !s.v6 {
+		s.id = binary.BigEndian.Uint16(frame[ethLen+4:])
+	}
 	return true
 }
 
@@ -196,10 +216,14 @@ func (s *Segmenter) Next(dst []byte) int {
 	seg := dst[:n]
 
 	ip := seg[ethLen:s.l4]
-	binary.BigEndian.PutUint16(ip[2:], uint16(n-ethLen))
-	binary.BigEndian.PutUint16(ip[4:], s.id+uint16(s.n))
-	ip[10], ip[11] = 0, 0
-	binary.BigEndian.PutUint16(ip[10:], ^fold(sum16(ip, 0)))
+	if s.v6 {
+		binary.BigEndian.PutUint16(ip[4:], uint16(n-s.l4))
+	} else {
+		binary.BigEndian.PutUint16(ip[2:], uint16(n-ethLen))
+		binary.BigEndian.PutUint16(ip[4:], s.id+uint16(s.n))
+		ip[10], ip[11] = 0, 0
+		binary.BigEndian.PutUint16(ip[10:], ^fold(sum16(ip, 0)))
+	}
 
 	l4len := n - s.l4
 	l4 := seg[s.l4:]

@@ -133,13 +133,14 @@ func TestInitRefusesWhatItCannotSegment(t *testing.T) {
 		frame []byte
 		h     Hdr
 	}{
-		"IPv6 TCP":              {tcp, Hdr{GSOType: GSOTCPv6, GSOSize: 1448}},
-		"UFO":                   {udp, Hdr{GSOType: GSOUDP, GSOSize: 1448}},
-		"no segment size":       {tcp, Hdr{GSOType: GSOTCPv4}},
-		"TCP type, UDP frame":   {udp, Hdr{GSOType: GSOTCPv4, GSOSize: 1448}},
-		"VLAN tag":              {vlan, Hdr{GSOType: GSOTCPv4, GSOSize: 1448}},
-		"headers only":          {tcp[:66], Hdr{GSOType: GSOTCPv4, GSOSize: 1448}},
-		"cut in the TCP header": {tcp[:40], Hdr{GSOType: GSOTCPv4, GSOSize: 1448}},
+		"TCPv6 type, IPv4 frame": {tcp, Hdr{GSOType: GSOTCPv6, GSOSize: 1448}},
+		"TCPv4 type, IPv6 frame": {tcp6Frame(3000), Hdr{GSOType: GSOTCPv4, GSOSize: 1448}},
+		"UFO":                    {udp, Hdr{GSOType: GSOUDP, GSOSize: 1448}},
+		"no segment size":        {tcp, Hdr{GSOType: GSOTCPv4}},
+		"TCP type, UDP frame":    {udp, Hdr{GSOType: GSOTCPv4, GSOSize: 1448}},
+		"VLAN tag":               {vlan, Hdr{GSOType: GSOTCPv4, GSOSize: 1448}},
+		"headers only":           {tcp[:66], Hdr{GSOType: GSOTCPv4, GSOSize: 1448}},
+		"cut in the TCP header":  {tcp[:40], Hdr{GSOType: GSOTCPv4, GSOSize: 1448}},
 	} {
 		var s Segmenter
 		if s.Init(c.frame, c.h) || s.Active() {
@@ -241,4 +242,55 @@ func FuzzSegment(f *testing.F) {
 			t.Fatal("the frame was written to")
 		}
 	})
+}
+
+var (
+	src6 = [16]byte{0: 0xfd, 1: 0x77, 15: 2}
+	dst6 = [16]byte{0: 0xfd, 1: 0x77, 15: 1}
+)
+
+// tcp6Frame is tcpFrame over IPv6: a 40-byte header with no extension
+// headers, its payload length for the whole.
+func tcp6Frame(payload int) []byte {
+	v4 := tcpFrame(payload, 0x10|0x08)
+	f := append([]byte(nil), v4[:14]...)
+	binary.BigEndian.PutUint16(f[12:], etherTypeIP6)
+	ip := make([]byte, 40)
+	ip[0] = 6 << 4
+	ip[6], ip[7] = protoTCP, 64
+	copy(ip[8:], src6[:])
+	copy(ip[24:], dst6[:])
+	f = append(append(f, ip...), v4[34:]...)
+	binary.BigEndian.PutUint16(f[14+4:], uint16(len(f)-54))
+	return f
+}
+
+func TestSegmentTCPv6(t *testing.T) {
+	const mss = 1428
+	frame := tcp6Frame(2*mss + 7)
+	segs := segmentAll(t, frame, Hdr{Flags: FlagNeedsCsum, GSOType: GSOTCPv6, GSOSize: mss, HdrLen: 86, CsumStart: 54, CsumOffset: 16})
+	if len(segs) != 3 {
+		t.Fatalf("%d segments, want 3", len(segs))
+	}
+	var data []byte
+	for i, s := range segs {
+		ip, tcp := s[14:54], s[54:]
+		if pl := int(binary.BigEndian.Uint16(ip[4:])); pl != len(tcp) {
+			t.Errorf("segment %d: payload length %d for %d bytes", i, pl, len(tcp))
+		}
+		if seq := binary.BigEndian.Uint32(tcp[4:]); seq != 0xfffff000+uint32(i*mss) {
+			t.Errorf("segment %d: seq %#x", i, seq)
+		}
+		if psh := tcp[13]&0x08 != 0; psh != (i == 2) {
+			t.Errorf("segment %d: PSH %v", i, psh)
+		}
+		pseudo := fold(sum16(append(src6[:], dst6[:]...), protoTCP+uint32(len(tcp))))
+		if f := binary.BigEndian.Uint16(tcp[16:]); f != pseudo {
+			t.Errorf("segment %d: checksum field %#x, want the partial %#x", i, f, pseudo)
+		}
+		data = append(data, s[86:]...)
+	}
+	if !bytes.Equal(data, frame[86:]) {
+		t.Error("the segments' payloads are not the frame's")
+	}
 }
