@@ -1,7 +1,8 @@
 // ICMPv6 (RFC 4443): echo requests are answered in place, Parameter
 // Problems are sent about packets whose extension headers RFC 8200 4 says
-// to refuse, and the neighbour discovery messages go to ndp.go. Echo
-// replies, errors (there are no IPv6 flows yet to deliver them to),
+// to refuse, errors are delivered to the TCP connection or UDP socket
+// whose packet they quote (a Packet Too Big also lowers the path MTU, RFC
+// 8201), and the neighbour discovery messages go to ndp.go. Echo replies,
 // redirects and other types are counted as icmpv6_unhandled and dropped.
 
 package stack
@@ -31,6 +32,8 @@ func (s *Stack) inputICMPv6(b *nicq.Buf, ip header.IPv6, off int, srcMAC header.
 			return
 		}
 		s.replyEcho6(b, ip, off, srcMAC)
+	case header.ICMPv6DestinationUnreachable, header.ICMPv6PacketTooBig, header.ICMPv6TimeExceeded, header.ICMPv6ParameterProblem:
+		s.inputICMPv6Error(b, m)
 	case header.ICMPv6NeighborSolicitation, header.ICMPv6NeighborAdvertisement,
 		header.ICMPv6RouterSolicitation, header.ICMPv6RouterAdvertisement:
 		s.inputNDP(b, ip, m, srcMAC)
@@ -84,4 +87,72 @@ func (s *Stack) sendICMPv6Error(orig header.IPv6, srcMAC header.MAC, linkMultica
 	encodeIPv6(bufPush(b, header.IPv6FixedHeaderSize), header.ProtocolICMPv6, defaultHopLimit, n, from, to)
 	s.stats.ICMPv6ErrorsSent++
 	s.transmitIPv6(b, to, srcMAC)
+}
+
+// inputICMPv6Error delivers an error to the flow whose packet it quotes
+// (RFC 4443 2.4 (b)): a TCP connection or UDP socket of ours, found by the
+// quoted header's addresses and ports. The quote must hold the IPv6 header
+// and the first 8 bytes of a TCP or UDP header right after it (a quote
+// with extension headers is counted as unmatched). A Packet Too Big lowers
+// the path MTU to what it says, but not below 1280 (RFC 8201 4).
+func (s *Stack) inputICMPv6Error(b *nicq.Buf, m header.ICMPv6) {
+	quoted := m.Payload()
+	if len(quoted) < header.IPv6FixedHeaderSize+8 {
+		s.drop(b, DropReason(header.DropTruncated))
+		return
+	}
+	inner := header.IPv6(quoted)
+	local, remote := inner.Source(), inner.Destination()
+	proto := inner.NextHeader()
+	if inner[0]>>4 != 6 || !s.ip6.isOurs(local) || (proto != header.ProtocolTCP && proto != header.ProtocolUDP) {
+		s.drop(b, DropICMPUnmatched)
+		return
+	}
+	l4 := quoted[header.IPv6FixedHeaderSize:]
+	localPort := uint16(l4[0])<<8 | uint16(l4[1])
+	remotePort := uint16(l4[2])<<8 | uint16(l4[3])
+	if m.Type() == header.ICMPv6PacketTooBig {
+		s.pmtu6.update(remote, max(int(m.MTU()), header.IPv6MinimumMTU), s.now)
+	}
+	if s.forwardToOwner6(b, proto, remote, local, remotePort, localPort) {
+		return
+	}
+	err := icmpv6Error(m.Type(), m.Code())
+	delivered := false
+	switch proto {
+	case header.ProtocolUDP:
+		delivered = s.udp.deliverError6(localPort, remote, remotePort, err)
+	case header.ProtocolTCP:
+		id := tcpTuple{localAddr: local, remoteAddr: remote, localPort: localPort, remotePort: remotePort}
+		seq := uint32(l4[4])<<24 | uint32(l4[5])<<16 | uint32(l4[6])<<8 | uint32(l4[7])
+		delivered = s.tcp.deliverError(id, seq, err, s.pathMTU6(remote))
+	}
+	if !delivered {
+		s.drop(b, DropICMPUnmatched)
+		return
+	}
+	s.stats.ICMPErrorsDelivered++
+	bufFree(b)
+}
+
+// icmpv6Error maps an ICMPv6 error to the error its flow sees, as Linux's
+// icmpv6_err_convert does.
+func icmpv6Error(t header.ICMPv6Type, c header.ICMPv6Code) error {
+	switch t {
+	case header.ICMPv6DestinationUnreachable:
+		switch c {
+		case header.ICMPv6PortUnreachable:
+			return ErrPortUnreachable
+		case header.ICMPv6NoRoute, header.ICMPv6RejectRoute:
+			return ErrNetUnreachable
+		}
+		return ErrHostUnreachable
+	case header.ICMPv6PacketTooBig:
+		return ErrMessageTooLong
+	case header.ICMPv6TimeExceeded:
+		return ErrTimeExceeded
+	case header.ICMPv6ParameterProblem:
+		return ErrProtoUnreachable
+	}
+	return ErrHostUnreachable
 }

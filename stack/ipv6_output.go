@@ -75,7 +75,7 @@ func (s *Stack) pathMTU6(dst [16]byte) int {
 // sendIPv6 puts an IPv6 header from src to dst in front of the upper-layer
 // packet of protocol next in b and sends it. It does not fragment: TCP's
 // segments fit the path MTU and UDP refuses what does not (SendTo6).
-func (s *Stack) sendIPv6(b *nicq.Buf, next uint8, src, dst [16]byte) error {
+func (s *Stack) sendIPv6(b *nicq.Buf, next uint8, src, dst [16]byte, flowLabel uint32) error {
 	if !s.ip6.enabled {
 		s.drop(b, DropNoRoute)
 		return errNoIPv6
@@ -90,7 +90,9 @@ func (s *Stack) sendIPv6(b *nicq.Buf, next uint8, src, dst [16]byte) error {
 		s.drop(b, DropTooBig)
 		return ErrMessageTooLong
 	}
-	encodeIPv6(bufPush(b, header.IPv6FixedHeaderSize), next, defaultHopLimit, n, src, dst)
+	header.IPv6(bufPush(b, header.IPv6FixedHeaderSize)).Encode(&header.IPv6Fields{
+		PayloadLength: uint16(n), NextHeader: next, HopLimit: defaultHopLimit, FlowLabel: flowLabel, Source: src, Destination: dst,
+	})
 	s.stats.IPv6PacketsOut++
 	s.outputIPv6(b, nextHop)
 	return nil
@@ -196,6 +198,7 @@ func (res *resolution6) onTimer() {
 	s := res.s
 	if res.attempts >= s.cfg.ARPAttempts {
 		for i, b := range res.pending {
+			s.udp.deliverLocalError6(bufData(b), ErrHostUnreachable)
 			s.drop(b, DropNeighbourTimeout)
 			res.pending[i] = nil
 		}

@@ -857,6 +857,7 @@ type TCPConn struct {
 	tsOffset     uint32 // added to our millisecond clock for TSval
 
 	noDelay, keepAlive, released, portPicked bool
+	flowLabel                                uint32 // IPv6 (RFC 6437), 0 for IPv4
 	// kaIdle, kaInterval and kaCount override TCPConfig's keepalive
 	// timing when set (SetKeepAlive).
 	kaIdle, kaInterval int64
@@ -998,6 +999,7 @@ func (t *tcpTable) newConn(id tcpTuple, h TCPHandler, alg congestion.Algorithm) 
 	c.iss = t.isn(id, t.s.now)
 	c.sndUna, c.sndNxt, c.sndMax = c.iss, c.iss, c.iss
 	c.tsOffset = t.tsOffset(id)
+	c.flowLabel = t.flowLabel(&id)
 	c.sndMSS = min(t.localMSS(id.v6()), t.pathMTU(&id)-id.ipHeaderLen()-header.TCPMinimumSize)
 	c.cc = c.algs.Select(alg)
 	c.cc.Init(c.sndMSS)

@@ -241,8 +241,11 @@ func TestUDPOverIPv6(t *testing.T) {
 	if b.Stats().ICMPv6ErrorsSent != 1 || b.Stats().Drops[DropNoSocket] != 1 {
 		t.Fatalf("closed port: %d ICMPv6 errors, drops %v", b.Stats().ICMPv6ErrorsSent, nonZero(b))
 	}
-	if after := a.Stats().Drops; after[DropICMPv6Unhandled] != before[DropICMPv6Unhandled]+1 {
-		t.Errorf("the port unreachable was not counted at the client: %v", nonZero(a))
+	if e, ok := cli.Err(); !ok || !errors.Is(e.Err, ErrPortUnreachable) || !e.IPv6 || e.Remote6 != ip6("2001:db8::2") || e.RemotePort != 54 {
+		t.Errorf("client socket error %+v, %v; want port unreachable from [2001:db8::2]:54", e, ok)
+	}
+	if after := a.Stats().Drops; after != before || a.Stats().ICMPErrorsDelivered != 1 {
+		t.Errorf("port unreachable: drops %v, %d errors delivered", nonZero(a), a.Stats().ICMPErrorsDelivered)
 	}
 	if err := cli.SendTo6(make([]byte, 1500), ip6("2001:db8::2"), 53); !errors.Is(err, ErrMessageTooLong) {
 		t.Fatalf("datagram over the MTU: %v, want ErrMessageTooLong", err)
@@ -298,5 +301,106 @@ func TestTCPOverIPv6SteadyStateDoesNotAllocate(t *testing.T) {
 		runUntil(m, func() bool { return r.done >= want }, 100)
 	}); allocs != 0 {
 		t.Errorf("request/response over IPv6: %v allocations per transaction", allocs)
+	}
+}
+
+// ptb6 is a Packet Too Big from router (any address) quoting pkt, an IPv6
+// packet we sent.
+func ptb6(router, to [16]byte, mtu uint32, pkt []byte) []byte {
+	m := make([]byte, header.ICMPv6MinimumSize+min(len(pkt), header.ICMPv6ErrorQuoteMax))
+	n := header.EncodeICMPv6PacketTooBig(m, mtu, pkt)
+	return packet6(router, to, 64, header.ProtocolICMPv6, nil, icmp6(router, to, m[:n]))
+}
+
+func TestPacketTooBigLowersTheMSSAndIsRetransmittedSmaller(t *testing.T) {
+	n, a, b, l := tcpPair6(t, TCPListenOptions{})
+	c, err := a.DialTCPAddr(netip.MustParseAddr("2001:db8::2"), 80, TCPConnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.run()
+	sc, ok := l.Accept()
+	if !ok {
+		t.Fatal("not accepted")
+	}
+	// Hold back b's segments to a, write a full segment, and answer it
+	// with a Packet Too Big of 1400 from a router.
+	var big []byte
+	n.filter = func(from int, frame []byte) bool {
+		eth := header.Ethernet(frame)
+		if from == 1 && eth.PayloadType() == header.EtherTypeIPv6 && len(frame) > 1400 {
+			big = append([]byte(nil), eth.Payload()...)
+			return false
+		}
+		return true
+	}
+	if _, err := sc.Write(pattern(3000)); err != nil {
+		t.Fatal(err)
+	}
+	n.run()
+	if big == nil {
+		t.Fatal("no full-sized segment went out")
+	}
+	if fl := header.IPv6(big).FlowLabel(); fl == 0 || fl != sc.flowLabel {
+		t.Errorf("flow label %#x, connection's %#x; want the same, not 0", fl, sc.flowLabel)
+	}
+	inject6(n, b, a.mac, b.mac, ptb6(ip6("2001:db8::99"), ip6("2001:db8::2"), 1400, big))
+	if b.Stats().ICMPErrorsDelivered != 1 || sc.sndMSS != 1400-60 {
+		t.Fatalf("after PTB 1400: %d errors delivered, MSS %d; want 1, %d (drops %v)", b.Stats().ICMPErrorsDelivered, sc.sndMSS, 1400-60, nonZero(b))
+	}
+	if mtu := b.pathMTU6(ip6("2001:db8::1")); mtu != 1400 {
+		t.Fatalf("path MTU %d, want 1400", mtu)
+	}
+	n.filter = nil
+	n.run()
+	var got []byte
+	readAll(c, &got)
+	if !bytes.Equal(got, pattern(3000)) {
+		t.Fatalf("client read %d bytes after the PTB, want 3000 intact", len(got))
+	}
+	// A PTB below IPv6's minimum MTU only brings it to 1280 (RFC 8201 4).
+	inject6(n, b, a.mac, b.mac, ptb6(ip6("2001:db8::99"), ip6("2001:db8::2"), 600, big))
+	if mtu := b.pathMTU6(ip6("2001:db8::1")); mtu != header.IPv6MinimumMTU {
+		t.Fatalf("path MTU %d after a PTB of 600, want 1280", mtu)
+	}
+	// Connections get different labels.
+	c2, err := a.DialTCPAddr(netip.MustParseAddr("2001:db8::2"), 80, TCPConnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c2.flowLabel == c.flowLabel || c2.flowLabel == 0 {
+		t.Errorf("labels %#x and %#x", c.flowLabel, c2.flowLabel)
+	}
+}
+
+func TestDestinationUnreachableRefusesAnIPv6Dial(t *testing.T) {
+	n, a, b, _ := tcpPair6(t, TCPListenOptions{})
+	var syn []byte
+	n.filter = func(from int, frame []byte) bool {
+		eth := header.Ethernet(frame)
+		if from == 0 && eth.PayloadType() == header.EtherTypeIPv6 && header.IPv6(eth.Payload()).NextHeader() == header.ProtocolTCP {
+			syn = append([]byte(nil), eth.Payload()...)
+			return false
+		}
+		return true
+	}
+	c, err := a.DialTCPAddr(netip.MustParseAddr("2001:db8::2"), 81, TCPConnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.run()
+	if syn == nil {
+		t.Fatal("no SYN")
+	}
+	m := make([]byte, header.ICMPv6MinimumSize+len(syn))
+	k := header.EncodeICMPv6DestinationUnreachable(m, header.ICMPv6PortUnreachable, syn)
+	inject6(n, a, b.mac, a.mac, packet6(ip6("2001:db8::2"), ip6("2001:db8::1"), 64, header.ProtocolICMPv6, nil, icmp6(ip6("2001:db8::2"), ip6("2001:db8::1"), m[:k])))
+	if !c.Closed() || !errors.Is(c.Err(), ErrConnectionRefused) {
+		t.Fatalf("after port unreachable: %s, %v; want closed, refused", c.State(), c.Err())
+	}
+	// An error quoting a flow we do not have is counted, not delivered.
+	inject6(n, a, b.mac, a.mac, packet6(ip6("2001:db8::2"), ip6("2001:db8::1"), 64, header.ProtocolICMPv6, nil, icmp6(ip6("2001:db8::2"), ip6("2001:db8::1"), m[:k])))
+	if a.Stats().Drops[DropICMPUnmatched] != 1 {
+		t.Fatalf("drops %v; want one icmp_unmatched", nonZero(a))
 	}
 }

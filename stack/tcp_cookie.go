@@ -152,7 +152,7 @@ func (l *TCPListener) sendCookie(id tcpTuple, seg *tcpSegment) {
 		return
 	}
 	t.stats.SYNCookiesSent++
-	t.send(id, b)
+	t.send(id, b, t.flowLabel(&id))
 }
 
 // rcvShift is the window scale we announce: the smallest that lets the

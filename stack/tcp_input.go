@@ -966,7 +966,7 @@ func (t *tcpTable) deliverError(id tcpTuple, seq uint32, err error, pathMTU int)
 	}
 	switch {
 	case errors.Is(err, ErrMessageTooLong):
-		if mss := pathMTU - 40; mss >= 88 && mss < c.sndMSS {
+		if mss := pathMTU - id.ipHeaderLen() - header.TCPMinimumSize; mss >= 88 && mss < c.sndMSS {
 			c.sndMSS = mss
 			c.cc.SetMSS(c.dataMSS())
 			if c.synchronized() && c.sndUna != c.sndMax {

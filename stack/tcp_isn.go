@@ -43,6 +43,22 @@ func (t *tcpTable) tsOffset(id tcpTuple) uint32 {
 	return uint32(sipHash24(k0, k1, m))
 }
 
+// flowLabel is the IPv6 Flow Label of a connection's packets (RFC 6437
+// 3): a keyed hash of its tuple, 20 bits, never 0 (0 means no label); 0
+// for IPv4.
+func (t *tcpTable) flowLabel(id *tcpTuple) uint32 {
+	if !id.v6() {
+		return 0
+	}
+	var buf [36]byte
+	m := id.appendAddrs(buf[:0])
+	m = binary.BigEndian.AppendUint16(m, id.localPort)
+	m = binary.BigEndian.AppendUint16(m, id.remotePort)
+	k0 := binary.LittleEndian.Uint64(t.cfg.ISNKey[0:8]) ^ 0x666c6f77 // a different function from the ISN's
+	k1 := binary.LittleEndian.Uint64(t.cfg.ISNKey[8:16])
+	return max(uint32(sipHash24(k0, k1, m))&0xfffff, 1)
+}
+
 // sipHash24 is SipHash-2-4 (Aumasson and Bernstein) of m under the key
 // (k0, k1), both read little-endian as the reference does.
 func sipHash24(k0, k1 uint64, m []byte) uint64 {

@@ -50,13 +50,14 @@ func (t *tcpTable) segment(id tcpTuple, seq, ack uint32, flags header.TCPFlags, 
 	return b, seg[hl:]
 }
 
-// send checksums the segment in b and hands it to IPv4 or IPv6.
-func (t *tcpTable) send(id tcpTuple, b *nicq.Buf) {
+// send checksums the segment in b and hands it to IPv4 or IPv6 (with
+// flowLabel, the connection's).
+func (t *tcpTable) send(id tcpTuple, b *nicq.Buf, flowLabel uint32) {
 	seg := header.TCP(bufData(b))
 	t.stats.SegmentsOut++
 	if id.v6() {
 		seg.SetChecksum(seg.ComputeChecksum(checksum.PseudoHeaderIPv6(id.localAddr, id.remoteAddr, header.ProtocolTCP, uint32(len(seg)))))
-		t.s.sendIPv6(b, header.ProtocolTCP, id.localAddr, id.remoteAddr)
+		t.s.sendIPv6(b, header.ProtocolTCP, id.localAddr, id.remoteAddr, flowLabel)
 		return
 	}
 	seg.SetChecksum(seg.ComputeChecksum(checksum.PseudoHeaderIPv4(unmap4(id.localAddr), unmap4(id.remoteAddr), header.ProtocolTCP, uint16(len(seg)))))
@@ -81,7 +82,7 @@ func (t *tcpTable) sendReset(id tcpTuple, in *tcpSegment) {
 		return
 	}
 	t.stats.ResetsSent++
-	t.send(id, b)
+	t.send(id, b, t.flowLabel(&id))
 }
 
 // rcvWindow returns the window field to advertise: the receive ring's free
@@ -164,7 +165,7 @@ func (c *TCPConn) transmit(b *nicq.Buf) {
 	if c.delackTimer.Pending() {
 		c.t.s.wheel.Cancel(&c.delackTimer)
 	}
-	c.t.send(c.id, b)
+	c.t.send(c.id, b, c.flowLabel)
 }
 
 // sendACK acknowledges everything received so far, numbered by
@@ -220,7 +221,7 @@ func (c *TCPConn) sendReset() {
 		return
 	}
 	c.t.stats.ResetsSent++
-	c.t.send(c.id, b)
+	c.t.send(c.id, b, c.flowLabel)
 }
 
 // sendSYN sends (or resends) our SYN, or SYN-ACK in SYN-RECEIVED, with
@@ -258,7 +259,7 @@ func (c *TCPConn) sendSYN() {
 		c.rexmitStart = c.t.s.now // the user timeout of an active open counts from the first SYN
 	}
 	c.lastAckSent = c.rcvNxt
-	c.t.send(c.id, b)
+	c.t.send(c.id, b, c.flowLabel)
 	if c.retries > 0 {
 		c.rearmRTO()
 	} else {

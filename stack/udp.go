@@ -53,7 +53,9 @@ func (d Datagram) Release() { bufFree(d.Buf) }
 // socket sent.
 type UDPError struct {
 	Err        error
-	Remote     [4]byte
+	Remote     [4]byte  // the IPv4 destination
+	Remote6    [16]byte // the IPv6 destination, when IPv6 is set
+	IPv6       bool
 	RemotePort uint16
 }
 
@@ -292,6 +294,16 @@ func (t *udpTable) deliverError(localPort uint16, remote [4]byte, remotePort uin
 	return true
 }
 
+// deliverError6 is deliverError for an ICMPv6 error.
+func (t *udpTable) deliverError6(localPort uint16, remote [16]byte, remotePort uint16, err error) bool {
+	ep := t.ports[localPort]
+	if ep == nil {
+		return false
+	}
+	ep.pushError(UDPError{Err: err, Remote6: remote, IPv6: true, RemotePort: remotePort})
+	return true
+}
+
 // deliverLocalError tells the sender of datagram ip (one of ours, IPv4
 // header first) that it could not be sent.
 func (t *udpTable) deliverLocalError(ip []byte, err error) {
@@ -339,7 +351,7 @@ func (ep *UDPEndpoint) SendTo6(payload []byte, dst [16]byte, port uint16) error 
 		u.SetChecksum(0xffff) // RFC 8200 8.1: zero means none, which IPv6 forbids
 	}
 	s.stats.UDPDatagramsOut++
-	return s.sendIPv6(b, header.ProtocolUDP, src, dst)
+	return s.sendIPv6(b, header.ProtocolUDP, src, dst, 0)
 }
 
 // SendToAddr sends payload to dst over IPv4 or IPv6 by its family (an
@@ -402,4 +414,14 @@ func (s *Stack) inputUDP6(b *nicq.Buf, ip header.IPv6, off int) {
 	ep.queue[(ep.head+ep.size)%len(ep.queue)] = Datagram{Buf: b, From6: src, IPv6: true, FromPort: fromPort}
 	ep.size++
 	ep.Received++
+}
+
+// deliverLocalError6 is deliverLocalError for an IPv6 packet of ours (a
+// UDP datagram right after the fixed header).
+func (t *udpTable) deliverLocalError6(ip []byte, err error) {
+	if len(ip) < header.IPv6FixedHeaderSize+header.UDPSize || header.IPv6(ip).NextHeader() != header.ProtocolUDP {
+		return
+	}
+	u := header.UDP(ip[header.IPv6FixedHeaderSize:])
+	t.deliverError6(u.SourcePort(), header.IPv6(ip).Destination(), u.DestinationPort(), err)
 }
