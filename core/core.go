@@ -656,7 +656,10 @@ func (c *core) publish() {
 	}
 	v[RxPackets], v[RxBytes], v[TxPackets], v[TxBytes] = rxp, rxb, txp, txb
 	if c.st != nil {
-		copy(d, c.st.Stats().Drops[:])
+		st := c.st.Stats()
+		copy(d, st.Drops[:])
+		v[IPv6PacketsOut], v[NeighbourSolicitsSent], v[NeighbourAdvertsSent] = st.IPv6PacketsOut, st.NeighbourSolicitsSent, st.NeighbourAdvertsSent
+		v[ICMPErrorsDelivered] = st.ICMPErrorsDelivered
 		t := c.st.TCPStats()
 		v[TCPActiveOpens], v[TCPPassiveOpens], v[TCPRetransmits] = t.ActiveOpens, t.PassiveOpens, t.Retransmits
 		v[TCPEstablished], v[TCPTimeWait] = t.Established, t.TimeWait

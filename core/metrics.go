@@ -54,6 +54,10 @@ const (
 	TCPDSACKUndos
 	TCPEifelUndos
 	TCPFRTOUndos
+	IPv6PacketsOut
+	NeighbourSolicitsSent
+	NeighbourAdvertsSent
+	ICMPErrorsDelivered
 	numMetrics
 )
 
@@ -114,6 +118,12 @@ var metricInfos = [numMetrics]metricInfo{
 		"Congestion window reductions undone because the first ACK after a retransmission echoed the original's timestamp (Eifel, RFC 3522).", false},
 	TCPFRTOUndos: {"mkstack_tcp_frto_undos_total",
 		"Retransmission timeouts undone because data sent once was acknowledged after new data went in place of retransmissions (F-RTO, RFC 5682).", false},
+	IPv6PacketsOut: {"mkstack_ipv6_packets_out_total", "IPv6 packets TCP and UDP sent.", false},
+	NeighbourSolicitsSent: {"mkstack_ndp_solicitations_sent_total",
+		"IPv6 neighbour solicitations sent to resolve a next hop (RFC 4861 7.2.2).", false},
+	NeighbourAdvertsSent: {"mkstack_ndp_advertisements_sent_total", "IPv6 neighbour advertisements sent in answer to solicitations for our addresses.", false},
+	ICMPErrorsDelivered: {"mkstack_icmp_errors_delivered_total",
+		"ICMP and ICMPv6 errors delivered to the TCP connection or UDP socket whose packet they quote.", false},
 }
 
 // Counters are one core's metrics, kept as plain fields that only the core

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mkstack/mkstack/core"
 	"github.com/mkstack/mkstack/nicq/mem"
 	"github.com/mkstack/mkstack/stack"
 )
@@ -80,6 +81,20 @@ func TestIPv6EchoOverEveryCore(t *testing.T) {
 			t.Fatalf("echo %d: %v", i, err)
 		}
 		c.Close()
+	}
+	// Counters are published at the end of a loop iteration: wait for
+	// the last ones.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		sc, cc := srv.Runtime().Counters(), cli.Runtime().Counters()
+		ok := sc.Values[core.IPv6PacketsOut] > 0 && cc.Values[core.IPv6PacketsOut] > 0 && cc.Values[core.NeighbourSolicitsSent] > 0 && sc.Values[core.NeighbourAdvertsSent] > 0
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("IPv6 metrics: server out %d, adverts %d; client out %d, solicitations %d", sc.Values[core.IPv6PacketsOut], sc.Values[core.NeighbourAdvertsSent], cc.Values[core.IPv6PacketsOut], cc.Values[core.NeighbourSolicitsSent])
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
