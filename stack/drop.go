@@ -109,11 +109,7 @@ const (
 	// DropIPv6UnknownNextHeader: a Next Header this stack does not know,
 	// or a Hop-by-Hop header not first (Parameter Problem code 1).
 	DropIPv6UnknownNextHeader
-	// DropIPv6FragmentUnsupported: an IPv6 fragment; reassembly is later
-	// work.
-	DropIPv6FragmentUnsupported
-	// DropIPv6UnsupportedProtocol: TCP or UDP over IPv6 (later work), or
-	// a packet with No Next Header.
+	// DropIPv6UnsupportedProtocol: a packet with No Next Header.
 	DropIPv6UnsupportedProtocol
 	// DropICMPv6BadChecksum: an ICMPv6 message whose checksum (over the
 	// IPv6 pseudo-header) does not verify.
@@ -148,7 +144,7 @@ var stackDropNames = [...]string{
 	"tcp_bad_cookie", "tcp_too_many_conns", "tcp_ignored",
 	"tcp_syn_cookie_rate", "tcp_memory",
 	"ipv6_bad_header", "ipv6_not_for_us", "ipv6_bad_extension",
-	"ipv6_unknown_next_header", "ipv6_fragment_unsupported",
+	"ipv6_unknown_next_header",
 	"ipv6_unsupported_protocol", "icmpv6_bad_checksum", "icmpv6_unhandled",
 	"ndp_invalid",
 	"icmp_unhandled",

@@ -92,8 +92,9 @@ func (s *Stack) sendICMPv6Error(orig header.IPv6, srcMAC header.MAC, linkMultica
 // inputICMPv6Error delivers an error to the flow whose packet it quotes
 // (RFC 4443 2.4 (b)): a TCP connection or UDP socket of ours, found by the
 // quoted header's addresses and ports. The quote must hold the IPv6 header
-// and the first 8 bytes of a TCP or UDP header right after it (a quote
-// with extension headers is counted as unmatched). A Packet Too Big lowers
+// and the first 8 bytes of a TCP or UDP header right after it, or after
+// the Fragment header of a first fragment (a quote with other extension
+// headers is counted as unmatched: we send none). A Packet Too Big lowers
 // the path MTU to what it says, but not below 1280 (RFC 8201 4).
 func (s *Stack) inputICMPv6Error(b *nicq.Buf, m header.ICMPv6) {
 	quoted := m.Payload()
@@ -103,12 +104,18 @@ func (s *Stack) inputICMPv6Error(b *nicq.Buf, m header.ICMPv6) {
 	}
 	inner := header.IPv6(quoted)
 	local, remote := inner.Source(), inner.Destination()
-	proto := inner.NextHeader()
+	proto, l4 := inner.NextHeader(), quoted[header.IPv6FixedHeaderSize:]
+	if proto == header.ProtocolIPv6Fragment && len(l4) >= header.IPv6FragmentSize+8 {
+		// A first fragment of ours (a reassembly that timed out): its
+		// upper-layer header follows the Fragment header.
+		if f := header.IPv6Fragment(l4); f.FragmentOffset() == 0 {
+			proto, l4 = f.NextHeader(), l4[header.IPv6FragmentSize:]
+		}
+	}
 	if inner[0]>>4 != 6 || !s.ip6.isOurs(local) || (proto != header.ProtocolTCP && proto != header.ProtocolUDP) {
 		s.drop(b, DropICMPUnmatched)
 		return
 	}
-	l4 := quoted[header.IPv6FixedHeaderSize:]
 	localPort := uint16(l4[0])<<8 | uint16(l4[1])
 	remotePort := uint16(l4[2])<<8 | uint16(l4[3])
 	if m.Type() == header.ICMPv6PacketTooBig {

@@ -188,8 +188,22 @@ func (s *Stack) encodeIPv4(h []byte, total int, id uint16, flags uint8, offset u
 // that fit mtu (RFC 791): every fragment but the last carries a multiple of
 // 8 payload bytes. The payload is copied, so it may be larger than a buffer.
 func (s *Stack) fragment(head, body []byte, protocol uint8, dst, nextHop [4]byte, mtu int) error {
+	return s.cutFragments(head, body, (mtu-header.IPv4MinimumSize)&^7, func(f *nicq.Buf, off, end int, last bool) {
+		flags := uint8(0)
+		if !last {
+			flags = header.IPv4FlagMoreFragments
+		}
+		s.encodeIPv4(bufPush(f, header.IPv4MinimumSize), header.IPv4MinimumSize+end-off, s.ipID, flags, uint16(off), protocol, dst)
+		s.stats.FragmentsOut++
+		s.outputIPv4(f, nextHop)
+	})
+}
+
+// cutFragments copies head+body into buffers of per bytes (the last may
+// be shorter) and hands each to send with its range [off, end) and
+// whether it is the last, for send to put its headers in front.
+func (s *Stack) cutFragments(head, body []byte, per int, send func(f *nicq.Buf, off, end int, last bool)) error {
 	size := len(head) + len(body)
-	per := (mtu - header.IPv4MinimumSize) &^ 7
 	for off := 0; off < size; off += per {
 		end := min(off+per, size)
 		f := s.getBuf()
@@ -205,13 +219,7 @@ func (s *Stack) fragment(head, body []byte, protocol uint8, dst, nextHop [4]byte
 		if end > len(head) {
 			copy(out[n:], body[max(off-len(head), 0):end-len(head)])
 		}
-		flags := uint8(0)
-		if end < size {
-			flags = header.IPv4FlagMoreFragments
-		}
-		s.encodeIPv4(bufPush(f, header.IPv4MinimumSize), header.IPv4MinimumSize+end-off, s.ipID, flags, uint16(off), protocol, dst)
-		s.stats.FragmentsOut++
-		s.outputIPv4(f, nextHop)
+		send(f, off, end, end == size)
 	}
 	return nil
 }

@@ -1,9 +1,9 @@
-// IPv6 (RFC 8200), a first slice: a stack given Config.Addrs6 answers
-// ping6 (icmpv6.go) and neighbour discovery (ndp.go) on those addresses and
-// on the link-local address formed from its MAC, and counts and drops what
-// it does not handle yet. TCP and UDP over IPv6, fragment reassembly,
-// duplicate address detection of our own addresses, router discovery and
-// sending neighbour solicitations are later work.
+// IPv6 (RFC 8200): a stack given Config.Addrs6 carries TCP and UDP over
+// IPv6 on those addresses and on the link-local address formed from its
+// MAC, answers ping6 and ICMPv6 errors (icmpv6.go), resolves and answers
+// neighbour discovery (ndp.go, ipv6_output.go), reassembles fragments
+// (reasm.go), and counts and drops the rest. Duplicate address detection
+// of our own addresses and router discovery are later work.
 
 package stack
 
@@ -32,6 +32,9 @@ type ipv6State struct {
 	macs     []header.MAC
 	neigh    neighbour6Table
 	resolver resolver6
+	// fragmentID is the Identification of the last packet we fragmented
+	// (RFC 7739: from a random start, so it is not predictable).
+	fragmentID uint32
 }
 
 // linkLocal returns our link-local address.
@@ -116,6 +119,7 @@ func (s *Stack) initIPv6() error {
 	}
 	st.neigh.init(s)
 	st.resolver.init(s)
+	st.fragmentID = uint32(s.cfg.TCP.ISNKey[0]) | uint32(s.cfg.TCP.ISNKey[1])<<8 | uint32(s.cfg.TCP.ISNKey[2])<<16 | uint32(s.cfg.TCP.ISNKey[3])<<24
 	st.enabled = true
 	return nil
 }
@@ -142,9 +146,11 @@ func isMartian6(a [16]byte) bool {
 // the Hop Limit matters only to NDP, which wants 255, since a host forwards
 // nothing), then the destination, then the extension headers are walked
 // (header.WalkIPv6Extensions), whose errors are answered with a Parameter
-// Problem as RFC 8200 4 asks. Fragments are dropped and counted as
-// ipv6_fragment_unsupported: reassembly is later work. So are TCP and UDP
-// (ipv6_unsupported_protocol). ICMPv6 goes to inputICMPv6.
+// Problem as RFC 8200 4 asks. Fragments are reassembled (inputFragment6,
+// within the IPv4 reassembler's bounds: Config.ReassemblyMemory,
+// ReassemblyTimeout, MaxFragments; an atomic fragment, RFC 6946, is taken
+// as the whole packet it is). TCP, UDP and ICMPv6 go to their inputs; No
+// Next Header is counted as ipv6_unsupported_protocol.
 func (s *Stack) inputIPv6(b *nicq.Buf, srcMAC header.MAC, linkMulticast bool) {
 	if !s.ip6.enabled {
 		s.drop(b, DropNotSupported)
@@ -177,7 +183,43 @@ func (s *Stack) inputIPv6(b *nicq.Buf, srcMAC header.MAC, linkMulticast bool) {
 		}
 		return
 	}
+	if w.Protocol == header.ProtocolIPv6Fragment {
+		s.inputFragment6(b, ip, &w, srcMAC, linkMulticast)
+		return
+	}
 	s.deliverIPv6(b, ip, w.Protocol, w.Offset, srcMAC)
+}
+
+// inputFragment6 reassembles (RFC 8200 4.5) and delivers what completes.
+// A first fragment must hold the whole header chain up to the upper-layer
+// header (RFC 7112): one that does not is answered with a Parameter
+// Problem, code 3, and dropped.
+func (s *Stack) inputFragment6(b *nicq.Buf, ip header.IPv6, w *header.IPv6ExtensionWalk, srcMAC header.MAC, linkMulticast bool) {
+	if header.IsIPv6Multicast(ip.Destination()) {
+		s.drop(b, DropIPv6NotForUs) // no multicast upper layers to reassemble for
+		return
+	}
+	s.stats.FragmentsIn++
+	f := header.IPv6Fragment(ip[w.Offset:])
+	if f.FragmentOffset() == 0 {
+		if chain := header.WalkIPv6Extensions(ip, w.Offset, w.Offset+header.IPv6FragmentSize); chain.Err == header.IPv6ExtTruncated {
+			s.sendICMPv6Error(ip, srcMAC, linkMulticast, header.ICMPv6ParameterProblem, header.ICMPv6IncompleteFirstFragment, 0)
+			s.drop(b, DropReason(header.DropBadFragment))
+			return
+		}
+	}
+	b = s.reasm.add6(b, ip, w)
+	if b == nil {
+		return // kept until the rest arrives, or dropped and counted
+	}
+	s.stats.Reassembled++
+	whole := header.IPv6(bufData(b))
+	ww := whole.WalkExtensions()
+	if ww.Err != header.IPv6ExtOK || ww.Protocol == header.ProtocolIPv6Fragment {
+		s.drop(b, DropIPv6BadExtension) // a fragment of a fragment, or a chain that broke
+		return
+	}
+	s.deliverIPv6(b, whole, ww.Protocol, ww.Offset, srcMAC)
 }
 
 // deliverIPv6 dispatches the upper-layer packet ip[off:] of protocol next.
@@ -189,8 +231,6 @@ func (s *Stack) deliverIPv6(b *nicq.Buf, ip header.IPv6, next uint8, off int, sr
 		s.inputUDP6(b, ip, off)
 	case header.ProtocolICMPv6:
 		s.inputICMPv6(b, ip, off, srcMAC)
-	case header.ProtocolIPv6Fragment:
-		s.drop(b, DropIPv6FragmentUnsupported)
 	default: // No Next Header
 		s.drop(b, DropIPv6UnsupportedProtocol)
 	}

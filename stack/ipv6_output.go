@@ -248,3 +248,26 @@ func (s *Stack) forwardToOwner6(b *nicq.Buf, protocol uint8, src, dst [16]byte, 
 	s.stats.Forwarded++
 	return true
 }
+
+// fragment6 sends head+body, an upper-layer packet of protocol next, from
+// src to dst in fragments that fit mtu (RFC 8200 4.5), each behind a
+// Fragment header with one Identification.
+func (s *Stack) fragment6(head, body []byte, next uint8, src, dst [16]byte, mtu int) error {
+	s.ip6.fragmentID++
+	id := s.ip6.fragmentID
+	per := (mtu - header.IPv6FixedHeaderSize - header.IPv6FragmentSize) &^ 7
+	var sendErr error
+	err := s.cutFragments(head, body, per, func(f *nicq.Buf, off, end int, last bool) {
+		header.IPv6Fragment(bufPush(f, header.IPv6FragmentSize)).Encode(&header.IPv6FragmentFields{
+			NextHeader: next, FragmentOffset: uint16(off), MoreFragments: !last, Identification: id,
+		})
+		s.stats.FragmentsOut++
+		if err := s.sendIPv6(f, header.ProtocolIPv6Fragment, src, dst, 0); err != nil && sendErr == nil {
+			sendErr = err
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return sendErr
+}

@@ -412,7 +412,7 @@ func TestIPv6WhatIsNotHandledIsDroppedAndCounted(t *testing.T) {
 		pkt  []byte
 		want DropReason
 	}{
-		{"fragment", packet6(peer6, ours6, 64, header.ProtocolIPv6Fragment, nil, frag), DropIPv6FragmentUnsupported},
+		{"fragment to a group", packet6(peer6, header.IPv6AllNodesMulticast, 64, header.ProtocolIPv6Fragment, nil, frag), DropIPv6NotForUs},
 		{"UDP without a checksum", packet6(peer6, ours6, 64, header.ProtocolUDP, nil, udp), DropReason(header.DropBadChecksum)},
 		{"TCP with data offset 0", packet6(peer6, ours6, 64, header.ProtocolTCP, nil, make([]byte, 20)), DropReason(header.DropBadDataOffset)},
 		{"no next header", packet6(peer6, ours6, 64, header.ProtocolIPv6NoNextHeader, nil, nil), DropIPv6UnsupportedProtocol},

@@ -9,15 +9,20 @@ import (
 // maxReassemblies bounds the datagrams being reassembled at once per stack.
 const maxReassemblies = 64
 
+// reasmKey identifies a datagram being reassembled: IPv4's source,
+// destination, ID and protocol (RFC 791), or IPv6's source, destination
+// and Identification (RFC 8200 4.5; protocol 0), addresses in the
+// tuple's form (addr.go).
 type reasmKey struct {
-	src, dst [4]byte
-	id       uint16
+	src, dst [16]byte
+	id       uint32
 	protocol uint8
 }
 
 type fragment struct {
-	b        *nicq.Buf // the fragment, from its IPv4 header
+	b        *nicq.Buf // the fragment, from its IP header
 	off, end int       // payload bytes [off, end) of the datagram
+	data     int       // where those bytes start in b
 }
 
 // reassembly is one datagram being put back together.
@@ -29,6 +34,11 @@ type reassembly struct {
 	total  int        // payload length, known once the last fragment came; -1 before
 	bytes  int        // buffer bytes held, charged to the memory budget
 	expiry timer.Timer
+	// IPv6: the first fragment's Fragment header is at fragHeader and
+	// the Next Header field naming it at nextHeaderField (both zero for
+	// IPv4, and before the first fragment came).
+	v6                          bool
+	fragHeader, nextHeaderField int
 }
 
 // reassembler puts fragmented datagrams back together (RFC 791, RFC 815)
@@ -57,11 +67,27 @@ func (s *Stack) ReassemblyBytes() int { return s.reasm.bytes }
 // add files fragment b (ip is its validated header view). It returns the
 // whole datagram when b completes one, else nil: b is kept or dropped.
 func (r *reassembler) add(b *nicq.Buf, ip header.IPv4) *nicq.Buf {
-	s := r.s
-	key := reasmKey{src: ip.Source(), dst: ip.Destination(), id: ip.ID(), protocol: ip.Protocol()}
+	key := reasmKey{src: mapped4(ip.Source()), dst: mapped4(ip.Destination()), id: uint32(ip.ID()), protocol: ip.Protocol()}
 	off := int(ip.FragmentOffset())
-	end := off + ip.PayloadLength()
-	more := ip.MoreFragments()
+	return r.addFragment(b, key, fragment{off: off, end: off + ip.PayloadLength(), data: ip.HeaderLength()}, ip.MoreFragments(), nil)
+}
+
+// add6 files the IPv6 fragment b, whose Fragment header the walk w
+// stopped at (RFC 8200 4.5). It returns the whole packet when b completes
+// one, else nil.
+func (r *reassembler) add6(b *nicq.Buf, ip header.IPv6, w *header.IPv6ExtensionWalk) *nicq.Buf {
+	f := header.IPv6Fragment(ip[w.Offset : w.Offset+header.IPv6FragmentSize])
+	key := reasmKey{src: ip.Source(), dst: ip.Destination(), id: f.Identification()}
+	off := int(f.FragmentOffset())
+	data := w.Offset + header.IPv6FragmentSize
+	return r.addFragment(b, key, fragment{off: off, end: off + len(ip) - data, data: data}, f.MoreFragments(), w)
+}
+
+// addFragment files fragment fr of the datagram key, whose bytes are in b;
+// w is the IPv6 walk, nil for IPv4.
+func (r *reassembler) addFragment(b *nicq.Buf, key reasmKey, fr fragment, more bool, w *header.IPv6ExtensionWalk) *nicq.Buf {
+	s := r.s
+	off, end := fr.off, fr.end
 	if end == off || (more && (end-off)%8 != 0) {
 		s.drop(b, DropReason(header.DropBadFragment))
 		return nil
@@ -112,7 +138,14 @@ func (r *reassembler) add(b *nicq.Buf, ip header.IPv4) *nicq.Buf {
 	}
 	d.frags = append(d.frags, fragment{})
 	copy(d.frags[i+1:], d.frags[i:])
-	d.frags[i] = fragment{b: b, off: off, end: end}
+	fr.b = b
+	d.frags[i] = fr
+	if w != nil {
+		d.v6 = true
+		if off == 0 {
+			d.fragHeader, d.nextHeaderField = w.Offset, w.NextHeaderField
+		}
+	}
 	d.bytes += size
 	r.bytes += size
 	if d.total < 0 || !d.complete() {
@@ -148,6 +181,7 @@ func (r *reassembler) alloc(key reasmKey) *reassembly {
 			d.key = key
 			d.total = -1
 			d.bytes = 0
+			d.v6, d.fragHeader, d.nextHeaderField = false, 0, 0
 			r.s.wheel.Schedule(&d.expiry, r.s.now+int64(r.s.cfg.ReassemblyTimeout))
 			return d
 		}
@@ -178,20 +212,30 @@ func (r *reassembler) discard(d *reassembly, b *nicq.Buf, reason DropReason) {
 func (d *reassembly) timeout() {
 	r := d.r
 	s := r.s
-	// RFC 792/1122: tell the sender, if we have the first fragment.
+	// RFC 792/1122, RFC 8200 4.5: tell the sender, if we have the first
+	// fragment.
 	if len(d.frags) > 0 && d.frags[0].off == 0 {
-		s.sendICMPError(header.IPv4(bufData(d.frags[0].b)), header.ICMPv4TimeExceeded, header.ICMPv4ReassemblyExceeded, 0)
+		if d.v6 {
+			s.sendICMPv6Error(header.IPv6(bufData(d.frags[0].b)), header.MAC{}, false, header.ICMPv6TimeExceeded, header.ICMPv6ReassemblyExceeded, 0)
+		} else {
+			s.sendICMPError(header.IPv4(bufData(d.frags[0].b)), header.ICMPv4TimeExceeded, header.ICMPv4ReassemblyExceeded, 0)
+		}
 	}
 	s.stats.Drops[DropReassemblyTimeout] += uint64(len(d.frags))
 	r.release(d)
 }
 
 // assemble copies the fragments into one buffer behind the first one's
-// header and frees them.
+// header and frees them. An IPv6 packet loses its Fragment header: the
+// header that named it names what it named, and the Payload Length is the
+// whole packet's.
 func (r *reassembler) assemble(d *reassembly) *nicq.Buf {
 	s := r.s
-	first := header.IPv4(bufData(d.frags[0].b))
-	hl := first.HeaderLength()
+	first := bufData(d.frags[0].b)
+	hl := d.frags[0].data
+	if d.v6 {
+		hl = d.fragHeader
+	}
 	out := s.getBufSize(hl + d.total)
 	if out == nil {
 		r.s.stats.Drops[DropNoBuffer] += uint64(len(d.frags)) - 1
@@ -201,14 +245,18 @@ func (r *reassembler) assemble(d *reassembly) *nicq.Buf {
 	dst := bufAppend(out, hl+d.total)
 	copy(dst, first[:hl])
 	for _, f := range d.frags {
-		fip := header.IPv4(bufData(f.b))
-		copy(dst[hl+f.off:], fip.Payload())
+		copy(dst[hl+f.off:], bufData(f.b)[f.data:])
 	}
-	ip := header.IPv4(dst)
-	ip.SetTotalLength(uint16(hl + d.total))
-	ip.SetFlagsFragmentOffset(0, 0)
-	ip.SetChecksum(0)
-	ip.SetChecksum(ip.ComputeChecksum())
+	if d.v6 {
+		dst[d.nextHeaderField] = header.IPv6Fragment(first[d.fragHeader:]).NextHeader()
+		header.IPv6(dst).SetPayloadLength(uint16(hl + d.total - header.IPv6FixedHeaderSize))
+	} else {
+		ip := header.IPv4(dst)
+		ip.SetTotalLength(uint16(hl + d.total))
+		ip.SetFlagsFragmentOffset(0, 0)
+		ip.SetChecksum(0)
+		ip.SetChecksum(ip.ComputeChecksum())
+	}
 	r.release(d)
 	return out
 }

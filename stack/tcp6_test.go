@@ -247,8 +247,8 @@ func TestUDPOverIPv6(t *testing.T) {
 	if after := a.Stats().Drops; after != before || a.Stats().ICMPErrorsDelivered != 1 {
 		t.Errorf("port unreachable: drops %v, %d errors delivered", nonZero(a), a.Stats().ICMPErrorsDelivered)
 	}
-	if err := cli.SendTo6(make([]byte, 1500), ip6("2001:db8::2"), 53); !errors.Is(err, ErrMessageTooLong) {
-		t.Fatalf("datagram over the MTU: %v, want ErrMessageTooLong", err)
+	if err := cli.SendTo6(make([]byte, 0xffff-7), ip6("2001:db8::2"), 53); !errors.Is(err, ErrMessageTooLong) {
+		t.Fatalf("datagram over UDP's length field: %v, want ErrMessageTooLong", err)
 	}
 	n.checkNoLeaks()
 }
@@ -403,4 +403,94 @@ func TestDestinationUnreachableRefusesAnIPv6Dial(t *testing.T) {
 	if a.Stats().Drops[DropICMPUnmatched] != 1 {
 		t.Fatalf("drops %v; want one icmp_unmatched", nonZero(a))
 	}
+}
+
+func TestIPv6FragmentsAreSentAndReassembled(t *testing.T) {
+	n, a, b, _ := tcpPair6(t, TCPListenOptions{})
+	srv, err := b.BindUDP(53, UDPOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := a.BindUDP(0, UDPOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frags [][]byte
+	n.filter = func(from int, frame []byte) bool {
+		eth := header.Ethernet(frame)
+		if eth.PayloadType() == header.EtherTypeIPv6 && header.IPv6(eth.Payload()).NextHeader() == header.ProtocolIPv6Fragment {
+			frags = append(frags, append([]byte(nil), eth.Payload()...))
+			if len(frame) > 1514 {
+				t.Errorf("a %d-byte fragment over an MTU of 1500", len(frame)-14)
+			}
+		}
+		return true
+	}
+	msg := pattern(4000)
+	if err := cli.SendTo6(msg, ip6("2001:db8::2"), 53); err != nil {
+		t.Fatal(err)
+	}
+	n.run()
+	d, ok := srv.Recv()
+	if !ok || !bytes.Equal(d.Payload(), msg) {
+		t.Fatalf("server got %v: %d bytes; want the 4000 sent", ok, len(d.Payload()))
+	}
+	d.Release()
+	if len(frags) != 3 || a.Stats().FragmentsOut != 3 || b.Stats().FragmentsIn != 3 || b.Stats().Reassembled != 1 {
+		t.Fatalf("%d fragments on the wire, %d out, %d in, %d reassembled; want 3, 3, 3, 1", len(frags), a.Stats().FragmentsOut, b.Stats().FragmentsIn, b.Stats().Reassembled)
+	}
+	id := header.IPv6Fragment(frags[0][header.IPv6FixedHeaderSize:]).Identification()
+	for _, f := range frags[1:] {
+		if header.IPv6Fragment(f[header.IPv6FixedHeaderSize:]).Identification() != id {
+			t.Fatal("fragments of one datagram with different Identifications")
+		}
+	}
+
+	// Only the first fragment arrives: after the reassembly timeout the
+	// stack drops it and tells the sender (RFC 8200 4.5).
+	n.filter = func(from int, frame []byte) bool {
+		eth := header.Ethernet(frame)
+		if from == 0 && eth.PayloadType() == header.EtherTypeIPv6 && header.IPv6(eth.Payload()).NextHeader() == header.ProtocolIPv6Fragment {
+			return header.IPv6Fragment(eth.Payload()[header.IPv6FixedHeaderSize:]).FragmentOffset() == 0
+		}
+		return true
+	}
+	if err := cli.SendTo6(msg, ip6("2001:db8::2"), 53); err != nil {
+		t.Fatal(err)
+	}
+	n.run()
+	if b.ReassemblyBytes() == 0 {
+		t.Fatal("the first fragment is not held")
+	}
+	errsBefore := b.Stats().ICMPv6ErrorsSent
+	n.advance(31 * time.Second)
+	if b.ReassemblyBytes() != 0 || b.Stats().Drops[DropReassemblyTimeout] != 1 || b.Stats().ICMPv6ErrorsSent != errsBefore+1 {
+		t.Fatalf("after the timeout: %d bytes held, drops %v, %d ICMPv6 errors sent", b.ReassemblyBytes(), nonZero(b), b.Stats().ICMPv6ErrorsSent-errsBefore)
+	}
+	if e, ok := cli.Err(); !ok || !errors.Is(e.Err, ErrTimeExceeded) {
+		t.Fatalf("client socket error %+v, %v; want time exceeded", e, ok)
+	}
+	n.checkNoLeaks()
+}
+
+func TestIPv6FirstFragmentWithoutTheWholeHeaderChainIsRefused(t *testing.T) {
+	n, s := newIPv6Stack(t, nil)
+	// The fragmentable part starts with a Destination Options header
+	// of 16 bytes, of which the first fragment carries 8 (RFC 7112).
+	frag := make([]byte, header.IPv6FragmentSize+8)
+	header.IPv6Fragment(frag).Encode(&header.IPv6FragmentFields{NextHeader: header.ProtocolIPv6DestinationOptions, MoreFragments: true, Identification: 9})
+	frag[header.IPv6FragmentSize] = header.ProtocolUDP
+	frag[header.IPv6FragmentSize+1] = 1 // 16 bytes
+	inject6(n, s, peerMAC, s.mac, packet6(peer6, ours6, 64, header.ProtocolIPv6Fragment, nil, frag))
+	if s.Stats().Drops[DropReason(header.DropBadFragment)] != 1 || s.ReassemblyBytes() != 0 {
+		t.Fatalf("drops %v, %d bytes held; want one bad_fragment and nothing held", nonZero(s), s.ReassemblyBytes())
+	}
+	frames := sent(s)
+	if len(frames) != 1 {
+		t.Fatalf("%d frames sent, want the parameter problem", len(frames))
+	}
+	if m := header.ICMPv6(header.IPv6(header.Ethernet(frames[0]).Payload()).Payload()); m.Type() != header.ICMPv6ParameterProblem || m.Code() != header.ICMPv6IncompleteFirstFragment {
+		t.Fatalf("type %d code %d; want parameter problem 3", m.Type(), m.Code())
+	}
+	n.checkNoLeaks()
 }

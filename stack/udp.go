@@ -318,9 +318,8 @@ func (t *udpTable) deliverLocalError(ip []byte, err error) {
 }
 
 // SendTo6 sends payload to the IPv6 address dst, port port, from our
-// address that talks to dst. IPv6 datagrams are not fragmented here: a
-// payload that does not fit the path MTU is refused with
-// ErrMessageTooLong.
+// address that talks to dst. A datagram larger than the path MTU is sent
+// in fragments (RFC 8200 4.5).
 func (ep *UDPEndpoint) SendTo6(payload []byte, dst [16]byte, port uint16) error {
 	if ep.closed {
 		return fmt.Errorf("udp send from closed port %d", ep.port)
@@ -332,8 +331,22 @@ func (ep *UDPEndpoint) SendTo6(payload []byte, dst [16]byte, port uint16) error 
 		return err
 	}
 	total := header.UDPSize + len(payload)
-	if header.IPv6FixedHeaderSize+total > s.pathMTU6(dst) {
+	if total > 0xffff {
 		return ErrMessageTooLong
+	}
+	pseudo := checksum.PseudoHeaderIPv6(src, dst, header.ProtocolUDP, uint32(total))
+	if mtu := s.pathMTU6(dst); header.IPv6FixedHeaderSize+total > mtu {
+		// Source fragmentation (RFC 8200 4.5): the checksum covers the
+		// whole datagram, computed before it is cut.
+		var hdr [header.UDPSize]byte
+		header.UDP(hdr[:]).Encode(&header.UDPFields{SourcePort: ep.port, DestinationPort: port, Length: uint16(total)})
+		c := checksum.Checksum(payload, checksum.Sum(hdr[:], pseudo))
+		if c == 0 {
+			c = 0xffff
+		}
+		header.UDP(hdr[:]).SetChecksum(c)
+		s.stats.UDPDatagramsOut++
+		return s.fragment6(hdr[:], payload, header.ProtocolUDP, src, dst, mtu)
 	}
 	b := s.getBuf()
 	if b == nil {
@@ -346,7 +359,7 @@ func (ep *UDPEndpoint) SendTo6(payload []byte, dst [16]byte, port uint16) error 
 	u := header.UDP(bufAppend(b, total))
 	header.UDP(u).Encode(&header.UDPFields{SourcePort: ep.port, DestinationPort: port, Length: uint16(total)})
 	copy(u[header.UDPSize:], payload)
-	u.SetChecksum(u.ComputeChecksum(checksum.PseudoHeaderIPv6(src, dst, header.ProtocolUDP, uint32(total))))
+	u.SetChecksum(u.ComputeChecksum(pseudo))
 	if u.Checksum() == 0 {
 		u.SetChecksum(0xffff) // RFC 8200 8.1: zero means none, which IPv6 forbids
 	}
