@@ -275,7 +275,7 @@ func (s *Stack) transmitIPv6(b *nicq.Buf, dst [16]byte, fallback header.MAC) {
 	mac := fallback
 	if header.IsIPv6Multicast(dst) {
 		mac = header.IPv6MulticastMAC(dst)
-	} else if m, ok := s.ip6.neigh.lookup(dst); ok {
+	} else if m, ok := s.ip6.neigh.lookupToSend(dst); ok {
 		mac = m
 	} else if mac == (header.MAC{}) {
 		s.ip6.resolver.enqueue(b, dst) // no link-layer source to answer to
@@ -286,10 +286,17 @@ func (s *Stack) transmitIPv6(b *nicq.Buf, dst [16]byte, fallback header.MAC) {
 }
 
 // neighbour6 is an IPv6 neighbour cache entry: the link-layer address
-// learned from a solicitation or an advertisement, trusted until expires.
+// learned from a solicitation or an advertisement, trusted until expires
+// (REACHABLE, RFC 4861 7.3.2). After that the entry is STALE: packets
+// still go to mac while unicast solicitations, one per ARPRetry (the
+// DELAY and PROBE states folded into one), ask the neighbour to confirm
+// it; after ARPAttempts of them unanswered the entry is no longer used and
+// the next packet resolves the address again from scratch.
 type neighbour6 struct {
-	mac     header.MAC
-	expires int64
+	mac       header.MAC
+	expires   int64
+	lastProbe int64 // when the last unicast probe went
+	probes    int   // unicast probes sent since the entry went stale
 }
 
 // neighbour6Table is the IPv6 neighbour cache: bounded by
@@ -317,6 +324,33 @@ func (t *neighbour6Table) lookup(ip [16]byte) (header.MAC, bool) {
 	return n.mac, true
 }
 
+// lookupToSend is lookup for a packet to send: a STALE entry still
+// answers while its probes run, and sends a unicast probe when one is due
+// (the first when the entry is first used stale, as DELAY ends in PROBE).
+func (t *neighbour6Table) lookupToSend(ip [16]byte) (header.MAC, bool) {
+	n, ok := t.entries[ip]
+	if !ok {
+		return header.MAC{}, false
+	}
+	now := t.s.now
+	if n.expires > now {
+		return n.mac, true
+	}
+	retry := int64(t.s.cfg.ARPRetry)
+	if n.probes > 0 && now-n.lastProbe < retry {
+		return n.mac, true
+	}
+	if n.probes >= t.s.cfg.ARPAttempts {
+		delete(t.entries, ip) // the probes went unanswered
+		return header.MAC{}, false
+	}
+	n.probes++
+	n.lastProbe = now
+	t.entries[ip] = n
+	t.s.sendNeighbourSolicitTo(ip, n.mac)
+	return n.mac, true
+}
+
 // update records ip at mac as confirmed now, and reports whether it did.
 // Without create it only refreshes an entry that exists (RFC 4861 7.2.5:
 // an advertisement nobody asked for creates none).
@@ -338,6 +372,7 @@ func (t *neighbour6Table) update(ip [16]byte, mac header.MAC, create bool) bool 
 func (t *neighbour6Table) confirm(ip [16]byte) {
 	if n, ok := t.entries[ip]; ok {
 		n.expires = t.s.now + int64(t.s.cfg.NeighbourTTL)
+		n.probes = 0
 		t.entries[ip] = n
 	}
 }

@@ -106,7 +106,7 @@ func (s *Stack) outputIPv6(b *nicq.Buf, nextHop [16]byte) {
 		s.transmit(b)
 		return
 	}
-	if mac, ok := s.ip6.neigh.lookup(nextHop); ok {
+	if mac, ok := s.ip6.neigh.lookupToSend(nextHop); ok {
 		s.pushEthernet(b, mac, header.EtherTypeIPv6)
 		s.transmit(b)
 		return
@@ -214,12 +214,23 @@ func (res *resolution6) onTimer() {
 // link-layer address, from our address that would talk to it, with ours
 // as the source link-layer address option (RFC 4861 7.2.2).
 func (s *Stack) sendNeighbourSolicit(target [16]byte) {
+	dst := header.SolicitedNodeMulticast(target)
+	s.sendNeighbourSolicitTo(target, header.IPv6MulticastMAC(dst))
+}
+
+// sendNeighbourSolicitTo sends a solicitation for target to the Ethernet
+// address mac: its solicited-node group's to resolve it, its own to probe
+// a stale entry (RFC 4861 7.3.3, sent to the cached address).
+func (s *Stack) sendNeighbourSolicitTo(target [16]byte, mac header.MAC) {
 	b := s.getBuf()
 	if b == nil {
 		return
 	}
 	src, _ := s.ip6.sourceTo(target)
 	dst := header.SolicitedNodeMulticast(target)
+	if !mac.IsMulticast() {
+		dst = target
+	}
 	msg := bufAppend(b, header.NDPNeighborMessageSize+header.NDPLinkLayerAddressOptionSize)
 	n := header.EncodeNDPNeighborSolicitation(msg, target)
 	header.EncodeNDPLinkLayerAddressOption(msg[n:], header.NDPOptionSourceLinkLayerAddress, s.mac)
@@ -227,7 +238,7 @@ func (s *Stack) sendNeighbourSolicit(target [16]byte) {
 	m.SetChecksum(m.ComputeChecksum(checksum.PseudoHeaderIPv6(src, dst, header.ProtocolICMPv6, uint32(len(msg)))))
 	encodeIPv6(bufPush(b, header.IPv6FixedHeaderSize), header.ProtocolICMPv6, header.NDPHopLimit, len(msg), src, dst)
 	s.stats.NeighbourSolicitsSent++
-	s.pushEthernet(b, header.IPv6MulticastMAC(dst), header.EtherTypeIPv6)
+	s.pushEthernet(b, mac, header.EtherTypeIPv6)
 	s.transmit(b)
 }
 

@@ -494,3 +494,77 @@ func TestIPv6FirstFragmentWithoutTheWholeHeaderChainIsRefused(t *testing.T) {
 	}
 	n.checkNoLeaks()
 }
+
+func TestStaleIPv6NeighbourIsProbedByUnicastWhileInUse(t *testing.T) {
+	n, a, b, l := tcpPair6(t, TCPListenOptions{})
+	c, err := a.DialTCPAddr(netip.MustParseAddr("2001:db8::2"), 80, TCPConnOptions{KeepAlive: false})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.run()
+	sc, ok := l.Accept()
+	if !ok {
+		t.Fatal("not accepted")
+	}
+	var unicastNS, multicastNS, heldBack int
+	n.filter = func(from int, frame []byte) bool {
+		eth := header.Ethernet(frame)
+		if from != 0 || eth.PayloadType() != header.EtherTypeIPv6 {
+			return true
+		}
+		ip := header.IPv6(eth.Payload())
+		if ip.NextHeader() == header.ProtocolICMPv6 && header.ICMPv6(ip.Payload()).Type() == header.ICMPv6NeighborSolicitation {
+			if eth.Destination().IsMulticast() {
+				multicastNS++
+			} else {
+				unicastNS++
+			}
+		}
+		return true
+	}
+	n.advance(61 * time.Second) // a's entry for b is stale now
+	var got []byte
+	if _, err := c.Write([]byte("after the TTL")); err != nil {
+		t.Fatal(err)
+	}
+	n.run()
+	readAll(sc, &got)
+	if string(got) != "after the TTL" || unicastNS != 1 || multicastNS != 0 {
+		t.Fatalf("got %q with %d unicast and %d multicast solicitations; want the data at once and one unicast probe", got, unicastNS, multicastNS)
+	}
+	if mac, ok := a.Neighbour6(netip.MustParseAddr("2001:db8::2")); !ok || mac != b.mac {
+		t.Fatalf("entry not confirmed by the probe's answer: %v %v", mac, ok)
+	}
+	// A neighbour that stops answering: the stale entry serves through
+	// the probes, then resolution starts over by multicast.
+	n.filter = func(from int, frame []byte) bool {
+		eth := header.Ethernet(frame)
+		if from == 1 && eth.PayloadType() == header.EtherTypeIPv6 {
+			ip := header.IPv6(eth.Payload())
+			if ip.NextHeader() == header.ProtocolICMPv6 && header.ICMPv6(ip.Payload()).Type() == header.ICMPv6NeighborAdvertisement {
+				heldBack++
+				return false
+			}
+		}
+		if from == 0 && eth.PayloadType() == header.EtherTypeIPv6 {
+			ip := header.IPv6(eth.Payload())
+			if ip.NextHeader() == header.ProtocolICMPv6 && header.ICMPv6(ip.Payload()).Type() == header.ICMPv6NeighborSolicitation {
+				if eth.Destination().IsMulticast() {
+					multicastNS++
+				} else {
+					unicastNS++
+				}
+			}
+		}
+		return true
+	}
+	unicastNS, multicastNS = 0, 0
+	n.advance(61 * time.Second)
+	for range 5 {
+		c.Write([]byte("x"))
+		n.advance(time.Second)
+	}
+	if unicastNS != a.cfg.ARPAttempts || multicastNS == 0 || heldBack == 0 {
+		t.Fatalf("%d unicast probes, %d multicast solicitations, %d advertisements held back; want %d probes, then multicast", unicastNS, multicastNS, heldBack, a.cfg.ARPAttempts)
+	}
+}
