@@ -214,6 +214,12 @@ func (c *core) setup() error {
 	sc.OnNeighbour = c.onNeighbour
 	c.userNeighbr6 = sc.OnNeighbour6
 	sc.OnNeighbour6 = c.onNeighbour6
+	sc.OnDuplicateAddress6 = chainHook(sc.OnDuplicateAddress6, func(a [16]byte) {
+		c.toOthers(func(s *stack.Stack) { s.WithdrawAddress6(a) })
+	})
+	sc.OnRouter6 = chainHook2(sc.OnRouter6, func(r [16]byte, life time.Duration) {
+		c.toOthers(func(s *stack.Stack) { s.LearnRouter6(r, life) })
+	})
 	if sc.TCP.ISNKey == ([16]byte{}) {
 		// RFC 6528: a secret per boot. Every core may share one key (the
 		// tuples differ); each core draws its own, which is as good.
@@ -567,6 +573,37 @@ func (c *core) onNeighbour(ip [4]byte, mac header.MAC) {
 	c.replicate(neighbourAddr{v4: ip}, mac)
 }
 
+// toOthers runs fn on every other core's stack: for what a stack learns
+// rarely (a duplicate address, a router) and the others must know too.
+// It allocates, which these rare events may.
+func (c *core) toOthers(fn func(*stack.Stack)) {
+	if c.settling {
+		return
+	}
+	for peer := range c.n {
+		if peer != c.id && c.rt.Do(peer, fn) != nil {
+			c.counters.Values[ReplicationDrops]++
+		}
+	}
+}
+
+// chainHook returns a hook that calls the application's hook, if any, then
+// the runtime's.
+func chainHook[A any](user, rt func(A)) func(A) {
+	if user == nil {
+		return rt
+	}
+	return func(a A) { user(a); rt(a) }
+}
+
+// chainHook2 is chainHook for hooks of two arguments.
+func chainHook2[A, B any](user, rt func(A, B)) func(A, B) {
+	if user == nil {
+		return rt
+	}
+	return func(a A, b B) { user(a, b); rt(a, b) }
+}
+
 // onNeighbour6 is onNeighbour for the stack's IPv6 neighbour cache
 // (OnNeighbour6).
 func (c *core) onNeighbour6(ip [16]byte, mac header.MAC) {
@@ -659,7 +696,7 @@ func (c *core) publish() {
 		st := c.st.Stats()
 		copy(d, st.Drops[:])
 		v[IPv6PacketsOut], v[NeighbourSolicitsSent], v[NeighbourAdvertsSent] = st.IPv6PacketsOut, st.NeighbourSolicitsSent, st.NeighbourAdvertsSent
-		v[ICMPErrorsDelivered] = st.ICMPErrorsDelivered
+		v[ICMPErrorsDelivered], v[DuplicateAddresses6] = st.ICMPErrorsDelivered, st.DuplicateAddresses6
 		t := c.st.TCPStats()
 		v[TCPActiveOpens], v[TCPPassiveOpens], v[TCPRetransmits] = t.ActiveOpens, t.PassiveOpens, t.Retransmits
 		v[TCPEstablished], v[TCPTimeWait] = t.Established, t.TimeWait

@@ -58,6 +58,7 @@ const (
 	NeighbourSolicitsSent
 	NeighbourAdvertsSent
 	ICMPErrorsDelivered
+	DuplicateAddresses6
 	numMetrics
 )
 
@@ -124,6 +125,8 @@ var metricInfos = [numMetrics]metricInfo{
 	NeighbourAdvertsSent: {"mkstack_ndp_advertisements_sent_total", "IPv6 neighbour advertisements sent in answer to solicitations for our addresses.", false},
 	ICMPErrorsDelivered: {"mkstack_icmp_errors_delivered_total",
 		"ICMP and ICMPv6 errors delivered to the TCP connection or UDP socket whose packet they quote.", false},
+	DuplicateAddresses6: {"mkstack_ipv6_duplicate_addresses_total",
+		"IPv6 addresses of the stack withdrawn because duplicate address detection found another node using them.", false},
 }
 
 // Counters are one core's metrics, kept as plain fields that only the core

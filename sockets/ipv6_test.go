@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,6 +24,12 @@ import (
 // fd00::2 (and their IPv4 addresses).
 func pair6(t testing.TB, queues int) (srv, cli *Network) {
 	t.Helper()
+	return pair6With(t, queues, nil)
+}
+
+// pair6With is pair6 with a tweak of both networks' stack configs.
+func pair6With(t testing.TB, queues int, tweak func(*stack.Config)) (srv, cli *Network) {
+	t.Helper()
 	w, err := mem.NewWire(mem.WireConfig{NICs: []mem.NICConfig{
 		{MAC: [6]byte{2, 0, 0, 0, 0, 1}, Queues: queues, PoolBuffers: 8192},
 		{MAC: [6]byte{2, 0, 0, 0, 0, 2}, Queues: queues, PoolBuffers: 8192},
@@ -32,7 +39,12 @@ func pair6(t testing.TB, queues int) (srv, cli *Network) {
 	}
 	t.Cleanup(func() { w.Close() })
 	with6 := func(a string) func(*stack.Config) {
-		return func(c *stack.Config) { c.Addrs6 = []netip.Prefix{netip.MustParsePrefix(a)} }
+		return func(c *stack.Config) {
+			c.Addrs6 = []netip.Prefix{netip.MustParsePrefix(a)}
+			if tweak != nil {
+				tweak(c)
+			}
+		}
 	}
 	srv = startNetwork(t, w, 0, serverAddr, with6("fd00::1/64"))
 	cli = startNetwork(t, w, 1, clientAddr, with6("fd00::2/64"))
@@ -242,7 +254,9 @@ func TestUDPOverIPv6(t *testing.T) {
 	if _, err := p4.WriteTo([]byte("x"), &net.UDPAddr{IP: net.ParseIP("fd00::1"), Port: 53}); err == nil {
 		t.Fatal("udp4 socket wrote to an IPv6 address")
 	}
-	// No route off the prefix without a gateway.
+	// No route off the prefix without a gateway, when router
+	// advertisements are not taken either.
+	_, cli = pair6With(t, 1, func(c *stack.Config) { c.IgnoreRouterAdvertisements = true })
 	p6, err := cli.ListenPacket("udp6", ":0")
 	if err != nil {
 		t.Fatal(err)
@@ -250,5 +264,52 @@ func TestUDPOverIPv6(t *testing.T) {
 	defer p6.Close()
 	if _, err := p6.WriteTo([]byte("x"), &net.UDPAddr{IP: net.ParseIP("2001:db8::1"), Port: 53}); !errors.Is(err, syscall.ENETUNREACH) {
 		t.Fatalf("off-link IPv6 without a gateway: %v, want ENETUNREACH", err)
+	}
+}
+
+// TestDuplicateAddressIsWithdrawnOnEveryCore gives two networks on one
+// wire the same IPv6 address: duplicate address detection finds it on one
+// of them, whose every core then stops using it.
+func TestDuplicateAddressIsWithdrawnOnEveryCore(t *testing.T) {
+	w, err := mem.NewWire(mem.WireConfig{NICs: []mem.NICConfig{
+		{MAC: [6]byte{2, 0, 0, 0, 0, 1}, Queues: 2, PoolBuffers: 8192},
+		{MAC: [6]byte{2, 0, 0, 0, 0, 2}, Queues: 2, PoolBuffers: 8192},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	same := func(c *stack.Config) { c.Addrs6 = []netip.Prefix{netip.MustParsePrefix("fd00::1/64")} }
+	a := startNetwork(t, w, 0, serverAddr, same)
+	b := startNetwork(t, w, 1, clientAddr, same)
+	deadline := time.Now().Add(10 * time.Second)
+	var found *Network
+	for found == nil {
+		for _, n := range []*Network{a, b} {
+			if n.Runtime().Counters().Values[core.DuplicateAddresses6] > 0 {
+				found = n
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no duplicate found in 10 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	dup := netip.MustParseAddr("fd00::1")
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		left := 0
+		for c := range found.Runtime().NumCores() {
+			found.Runtime().DoWait(context.Background(), c, func(s *stack.Stack) {
+				if slices.Contains(s.Addrs6(), dup) {
+					left++
+				}
+			})
+		}
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d cores still use the duplicate address", left)
+		}
 	}
 }

@@ -34,7 +34,7 @@ type Network struct {
 	// addrs6[i+1]; gateway6 is whether an IPv6 default route exists.
 	addrs6    []netip.Addr
 	prefixes6 []netip.Prefix
-	gateway6  bool
+	gateway6  bool // a configured IPv6 gateway, or router advertisements taken
 	nextCore  atomic.Uint32
 	stats     Stats
 	// shared is set once the goroutine-facing API (Listen, Dial,
@@ -128,7 +128,10 @@ func New(rt *core.Runtime) (*Network, error) {
 				}
 			}
 		}
-		n.gateway6 = cfg.Gateway6.IsValid()
+		// A router an advertisement gives is known to the cores only:
+		// with advertisements taken, an off-link IPv6 destination is
+		// left to the stack (no route there is a counted no_route drop).
+		n.gateway6 = cfg.Gateway6.IsValid() || !cfg.IgnoreRouterAdvertisements
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sockets: %w", err)

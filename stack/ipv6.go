@@ -10,6 +10,7 @@ package stack
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/mkstack/mkstack/nicq"
 	"github.com/mkstack/mkstack/stack/header"
@@ -32,6 +33,14 @@ type ipv6State struct {
 	macs     []header.MAC
 	neigh    neighbour6Table
 	resolver resolver6
+	// duplicate[i] is set when addrs[i] was found duplicate and
+	// withdrawn; tentativeUntil ends duplicate address detection.
+	duplicate      []bool
+	tentativeUntil int64
+	// router is the default router a router advertisement gave, until
+	// routerUntil (RFC 4861 6.3.4).
+	router      [16]byte
+	routerUntil int64
 	// fragmentID is the Identification of the last packet we fragmented
 	// (RFC 7739: from a random start, so it is not predictable).
 	fragmentID uint32
@@ -40,11 +49,12 @@ type ipv6State struct {
 // linkLocal returns our link-local address.
 func (st *ipv6State) linkLocal() [16]byte { return st.addrs[0] }
 
-// isOurs reports whether a is one of our unicast addresses.
+// isOurs reports whether a is one of our unicast addresses (and not
+// withdrawn as a duplicate).
 func (st *ipv6State) isOurs(a [16]byte) bool {
 	for i := range st.addrs {
 		if st.addrs[i] == a {
-			return true
+			return !st.duplicate[i]
 		}
 	}
 	return false
@@ -98,12 +108,13 @@ func (s *Stack) initIPv6() error {
 	}
 	st := &s.ip6
 	st.addrs = append(st.addrs, header.LinkLocalFromMAC(s.mac))
+	st.duplicate = make([]bool, 1+len(s.cfg.Addrs6))
 	for _, p := range s.cfg.Addrs6 {
 		a := p.Addr()
 		if !p.IsValid() || !a.Is6() || a.Is4In6() || a.IsMulticast() || a.IsUnspecified() || a.IsLoopback() {
 			return fmt.Errorf("%w: Addrs6 entry %v is not an IPv6 unicast prefix", ErrInvalidConfig, p)
 		}
-		if !st.isOurs(a.As16()) {
+		if !slices.Contains(st.addrs, a.As16()) {
 			st.addrs = append(st.addrs, a.As16())
 			st.prefixes = append(st.prefixes, p.Masked())
 		}
@@ -125,11 +136,14 @@ func (s *Stack) initIPv6() error {
 }
 
 // Addrs6 returns the stack's IPv6 addresses, the link-local one first, or
-// none when IPv6 is not configured.
+// none when IPv6 is not configured. Addresses withdrawn as duplicates are
+// left out.
 func (s *Stack) Addrs6() []netip.Addr {
-	out := make([]netip.Addr, len(s.ip6.addrs))
+	out := make([]netip.Addr, 0, len(s.ip6.addrs))
 	for i, a := range s.ip6.addrs {
-		out[i] = netip.AddrFrom16(a)
+		if !s.ip6.duplicate[i] {
+			out = append(out, netip.AddrFrom16(a))
+		}
 	}
 	return out
 }
@@ -167,7 +181,9 @@ func (s *Stack) inputIPv6(b *nicq.Buf, srcMAC header.MAC, linkMulticast bool) {
 		s.drop(b, DropIPv6NotForUs)
 		return
 	}
-	if isMartian6(src) || s.ip6.isOurs(src) {
+	// Our own address as source is martian, but while it is tentative a
+	// node defending it answers from it (RFC 4862 5.4.4).
+	if isMartian6(src) || s.ip6.isOurs(src) && s.now >= s.ip6.tentativeUntil {
 		s.drop(b, DropMartianSource)
 		return
 	}

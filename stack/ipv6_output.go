@@ -29,15 +29,22 @@ func (st *ipv6State) sourceTo(dst [16]byte) ([16]byte, error) {
 	if !st.enabled {
 		return [16]byte{}, errNoIPv6
 	}
-	if header.IsIPv6LinkLocalUnicast(dst) || len(st.addrs) == 1 {
-		return st.linkLocal(), nil
-	}
-	for i, p := range st.prefixes {
-		if p.Contains(addrFrom16(dst)) {
-			return st.addrs[i+1], nil
+	if !header.IsIPv6LinkLocalUnicast(dst) {
+		for i, p := range st.prefixes {
+			if p.Contains(addrFrom16(dst)) && !st.duplicate[i+1] {
+				return st.addrs[i+1], nil
+			}
+		}
+		for i := 1; i < len(st.addrs); i++ {
+			if !st.duplicate[i] {
+				return st.addrs[i], nil
+			}
 		}
 	}
-	return st.addrs[1], nil
+	if st.duplicate[0] {
+		return [16]byte{}, errNoIPv6
+	}
+	return st.linkLocal(), nil
 }
 
 // onLink reports whether dst is a neighbour: link-local, or in the prefix
@@ -62,6 +69,9 @@ func (s *Stack) nextHop6(dst [16]byte) ([16]byte, bool) {
 	}
 	if s.cfg.Gateway6.IsValid() {
 		return s.cfg.Gateway6.As16(), true
+	}
+	if s.ip6.routerUntil > s.now {
+		return s.ip6.router, true
 	}
 	return [16]byte{}, false
 }

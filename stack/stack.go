@@ -44,9 +44,21 @@ type Config struct {
 	// not_supported. The prefixes are on-link.
 	Addrs6 []netip.Prefix
 	// Gateway6, if valid, is the IPv6 default route's next hop: a
-	// neighbour (usually a router's link-local address). Without it only
-	// on-link IPv6 destinations are reachable.
-	Gateway6 netip.Addr
+	// neighbour (usually a router's link-local address). Without it, the
+	// sender of a router advertisement with a lifetime is the default
+	// router (ndp.go), unless IgnoreRouterAdvertisements.
+	Gateway6                   netip.Addr
+	IgnoreRouterAdvertisements bool
+	// DisableDAD turns duplicate address detection of the IPv6 addresses
+	// off (ndp.go; it runs on core 0's stack only).
+	DisableDAD bool
+	// OnDuplicateAddress6, if set, is told of our IPv6 address a found
+	// duplicate and withdrawn, so the other cores withdraw it too
+	// (WithdrawAddress6). OnRouter6 is told of a default router a router
+	// advertisement gave, for life (0: no longer), so the other cores
+	// learn it too (LearnRouter6).
+	OnDuplicateAddress6 func(a [16]byte)
+	OnRouter6           func(router [16]byte, life time.Duration)
 	// MTU is the largest IPv4 datagram on the link (default 1500).
 	MTU int
 	// Clock is the stack's time source (required).
@@ -178,6 +190,9 @@ type Stats struct {
 	// IPv6 packets TCP and UDP sent, and neighbour solicitations sent to
 	// resolve a next hop (ipv6_output.go).
 	IPv6PacketsOut, NeighbourSolicitsSent uint64
+	// DuplicateAddresses6 counts our IPv6 addresses withdrawn as
+	// duplicates.
+	DuplicateAddresses6 uint64
 
 	Drops [NumDropReasons]uint64
 }
@@ -286,6 +301,14 @@ func (s *Stack) Stats() *Stats { return &s.stats }
 func (s *Stack) Start() {
 	s.now = s.clock.Now()
 	s.sendARP(header.ARPRequest, header.BroadcastMAC, s.addr, header.MAC{}, s.addr)
+	if s.ip6.enabled && !s.cfg.DisableDAD {
+		// Every core watches for a duplicate (RSS may steer the answer to
+		// any of them); one solicits.
+		s.ip6.tentativeUntil = s.now + int64(s.cfg.ARPRetry)
+		if s.cfg.Core == 0 {
+			s.startDAD()
+		}
+	}
 }
 
 // Advance runs the timers that are due by the clock's current time.
