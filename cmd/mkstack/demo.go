@@ -53,6 +53,7 @@ type demoOptions struct {
 	pcapDir  string
 	metrics  string
 	pin      bool
+	ipv6     bool
 }
 
 func runDemo(args []string, stdout, stderr io.Writer) int {
@@ -65,6 +66,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.pcapDir, "pcap", "", "write the server NIC's frames to DIR/server.pcap (first 128 bytes of each)")
 	fs.StringVar(&o.metrics, "metrics-addr", "", "serve Prometheus metrics of both stacks at ADDR/metrics while running (e.g. 127.0.0.1:9100)")
 	fs.BoolVar(&o.pin, "pin", false, "pin each core to a CPU (the server's and the client's core i share CPU i)")
+	fs.BoolVar(&o.ipv6, "ipv6", false, "run the load over IPv6 (server fd00::1, client fd00::2) instead of IPv4")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -152,12 +154,12 @@ func demo(o demoOptions, allowed int, stdout, stderr io.Writer) error {
 	if 2*o.cores > allowed {
 		spin = -1
 	}
-	server, err := demoStack(wire, 0, "10.0.0.1", o.cores, cpus, spin)
+	server, err := demoStack(wire, 0, "10.0.0.1", "fd00::1", o.cores, cpus, spin)
 	if err != nil {
 		return fmt.Errorf("server stack: %w", err)
 	}
 	defer shutdownWithin(server, demoShutdownWait)
-	client, err := demoStack(wire, 1, "10.0.0.2", o.cores, cpus, spin)
+	client, err := demoStack(wire, 1, "10.0.0.2", "fd00::2", o.cores, cpus, spin)
 	if err != nil {
 		return fmt.Errorf("client stack: %w", err)
 	}
@@ -192,16 +194,20 @@ func demo(o demoOptions, allowed int, stdout, stderr io.Writer) error {
 	if spin < 0 {
 		pin += fmt.Sprintf("; %d cores share %d CPUs, so idle cores sleep at once", 2*o.cores, allowed)
 	}
-	fmt.Fprintf(stdout, "mkstack demo: server 10.0.0.1 and client 10.0.0.2 on an in-memory wire, %d cores each (%s), workload %s, %v\n",
+	srvAddr, cliAddr := "10.0.0.1", "10.0.0.2"
+	if o.ipv6 {
+		srvAddr, cliAddr = "fd00::1", "fd00::2"
+	}
+	fmt.Fprintf(stdout, "mkstack demo: server %s and client %s on an in-memory wire, %d cores each (%s), workload %s, %v\n", srvAddr, cliAddr,
 		o.cores, pin, o.workload, o.duration)
 
 	if o.workload != "udp" {
-		if err := demoTCP(server, client, counts, stop); err != nil {
+		if err := demoTCP(server, client, counts, stop, o.ipv6); err != nil {
 			return err
 		}
 	}
 	if o.workload != "tcp" {
-		if err := demoUDP(server, client, counts, stop); err != nil {
+		if err := demoUDP(server, client, counts, stop, o.ipv6); err != nil {
 			return err
 		}
 	}
@@ -237,7 +243,8 @@ func demo(o demoOptions, allowed int, stdout, stderr io.Writer) error {
 }
 
 // demoStack starts a runtime of `cores` cores on NIC i at addr/24.
-func demoStack(wire *mem.Wire, i int, addr string, cores int, cpus []int, spin time.Duration) (*sockets.Network, error) {
+// demoStack starts a runtime on NIC i of wire at addr and addr6.
+func demoStack(wire *mem.Wire, i int, addr, addr6 string, cores int, cpus []int, spin time.Duration) (*sockets.Network, error) {
 	nic := wire.NIC(i)
 	rt, err := core.Start(core.Config{
 		NIC:        nic,
@@ -246,7 +253,7 @@ func demoStack(wire *mem.Wire, i int, addr string, cores int, cpus []int, spin t
 		SpinWindow: spin,
 		StackConfig: func(int) stack.Config {
 			// The runtime gives each core an RSS-aware port allocator.
-			cfg := stack.Config{Addr: netip.MustParsePrefix(addr + "/24")}
+			cfg := stack.Config{Addr: netip.MustParsePrefix(addr + "/24"), Addrs6: []netip.Prefix{netip.MustParsePrefix(addr6 + "/64")}}
 			cfg.TCP.SendBuffer, cfg.TCP.ReceiveBuffer = 16<<10, 16<<10
 			return cfg
 		},
@@ -260,7 +267,7 @@ func demoStack(wire *mem.Wire, i int, addr string, cores int, cpus []int, spin t
 // demoTCP serves an echo on the server's cores and opens demoTCPConns
 // connections on each client core, each keeping one 64-byte request in
 // flight: all of it in per-core handlers, no goroutine per connection.
-func demoTCP(server, client *sockets.Network, counts []demoCounts, stop *atomic.Bool) error {
+func demoTCP(server, client *sockets.Network, counts []demoCounts, stop *atomic.Bool, ipv6 bool) error {
 	_, err := server.ServeTCP(demoTCPPort, sockets.Handler{
 		Data: func(c *stack.TCPConn, a, b []byte) int {
 			n, _ := c.Write(a)
@@ -276,6 +283,9 @@ func demoTCP(server, client *sockets.Network, counts []demoCounts, stop *atomic.
 	}
 	var req [demoMsgSize]byte
 	dst := netip.AddrPortFrom(server.Addr(), demoTCPPort)
+	if ipv6 {
+		dst = netip.AddrPortFrom(server.Addrs6()[1], demoTCPPort) // the global address, after the link-local one
+	}
 	for c := range client.Runtime().NumCores() {
 		cnt := &counts[c]
 		h := sockets.Handler{
@@ -303,41 +313,59 @@ func demoTCP(server, client *sockets.Network, counts []demoCounts, stop *atomic.
 // demoUDP binds an echo on every server core and, on each client core,
 // demoUDPFlows ports (chosen so the replies land on that core) that each
 // keep one 64-byte datagram in flight.
-func demoUDP(server, client *sockets.Network, counts []demoCounts, stop *atomic.Bool) error {
+func demoUDP(server, client *sockets.Network, counts []demoCounts, stop *atomic.Bool, ipv6 bool) error {
 	ctx := context.Background()
 	errs := make([]error, server.Runtime().NumCores())
 	err := server.Runtime().BroadcastWait(ctx, func(s *stack.Stack) {
-		_, errs[s.Config().Core] = s.BindUDP(demoUDPPort, stack.UDPOptions{Handler: func(ep *stack.UDPEndpoint, p []byte, from [4]byte, port uint16) {
-			ep.SendTo(p, from, port)
-		}})
+		_, errs[s.Config().Core] = s.BindUDP(demoUDPPort, stack.UDPOptions{
+			Handler:  func(ep *stack.UDPEndpoint, p []byte, from [4]byte, port uint16) { ep.SendTo(p, from, port) },
+			Handler6: func(ep *stack.UDPEndpoint, p []byte, from [16]byte, port uint16) { ep.SendTo6(p, from, port) },
+		})
 	})
 	if err := errors.Join(append(errs, err)...); err != nil {
 		return err
 	}
-	dst := server.Addr().As4()
+	dst := netip.AddrPortFrom(server.Addr(), demoUDPPort)
+	if ipv6 {
+		dst = netip.AddrPortFrom(server.Addrs6()[1], demoUDPPort)
+	}
 	var payload [demoMsgSize]byte
 	errs = make([]error, client.Runtime().NumCores())
 	err = client.Runtime().BroadcastWait(ctx, func(s *stack.Stack) {
 		c := s.Config().Core
 		cnt := &counts[c]
-		handler := func(ep *stack.UDPEndpoint, p []byte, from [4]byte, port uint16) {
-			cnt.udp.Add(1)
-			if !stop.Load() {
-				ep.SendTo(p, from, port)
-			}
+		opts := stack.UDPOptions{
+			Handler: func(ep *stack.UDPEndpoint, p []byte, from [4]byte, port uint16) {
+				cnt.udp.Add(1)
+				if !stop.Load() {
+					ep.SendTo(p, from, port)
+				}
+			},
+			Handler6: func(ep *stack.UDPEndpoint, p []byte, from [16]byte, port uint16) {
+				cnt.udp.Add(1)
+				if !stop.Load() {
+					ep.SendTo6(p, from, port)
+				}
+			},
 		}
 		bound := 0
 		for port := uint16(20000); bound < demoUDPFlows && port < 30000; port++ {
 			// Keep the ports whose replies hash to this core.
-			if client.Runtime().FlowOwner(17, dst, s.Addr().As4(), demoUDPPort, port) != c {
+			var owner int
+			if ipv6 {
+				owner = client.Runtime().FlowOwner6(17, dst.Addr().As16(), client.Addrs6()[1].As16(), demoUDPPort, port)
+			} else {
+				owner = client.Runtime().FlowOwner(17, dst.Addr().As4(), s.Addr().As4(), demoUDPPort, port)
+			}
+			if owner != c {
 				continue
 			}
-			ep, err := s.BindUDP(port, stack.UDPOptions{Handler: handler})
+			ep, err := s.BindUDP(port, opts)
 			if err != nil {
 				errs[c] = err
 				return
 			}
-			ep.SendTo(payload[:], dst, demoUDPPort)
+			ep.SendToAddr(payload[:], dst)
 			bound++
 		}
 	})

@@ -15,8 +15,13 @@ import (
 )
 
 func TestDemoRunsTCPAndUDPOnEveryCoreAndReports(t *testing.T) {
+	t.Run("IPv4", func(t *testing.T) { testDemo(t) })
+	t.Run("IPv6", func(t *testing.T) { testDemo(t, "--ipv6") })
+}
+
+func testDemo(t *testing.T, extra ...string) {
 	var out, errOut bytes.Buffer
-	code := run([]string{"demo", "--duration", "1500ms", "--cores", "2"}, &out, &errOut)
+	code := run(append([]string{"demo", "--duration", "1500ms", "--cores", "2"}, extra...), &out, &errOut)
 	if code != 0 {
 		t.Fatalf("demo exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
 	}
@@ -39,6 +44,9 @@ func TestDemoRunsTCPAndUDPOnEveryCoreAndReports(t *testing.T) {
 	}
 	if !strings.Contains(s, "total") {
 		t.Fatalf("no total row:\n%s", s)
+	}
+	if want := map[bool]string{false: "server 10.0.0.1", true: "server fd00::1"}[len(extra) > 0]; !strings.Contains(s, want) {
+		t.Fatalf("no %q in:\n%s", want, s)
 	}
 }
 
