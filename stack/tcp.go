@@ -418,6 +418,16 @@ type tcpTuple struct {
 // v6 reports whether the connection runs over IPv6.
 func (id *tcpTuple) v6() bool { return !is4(&id.remoteAddr) }
 
+// defaultMSS is the send MSS for a peer that announces none (RFC 9293
+// 3.7.1, MUST-15): 536 over IPv4, 1220 over IPv6 (its minimum MTU less
+// the headers).
+func (id *tcpTuple) defaultMSS() int {
+	if id.v6() {
+		return header.IPv6MinimumMTU - header.IPv6FixedHeaderSize - header.TCPMinimumSize
+	}
+	return 536
+}
+
 // ipHeaderLen is the size of the IP header of the connection's segments.
 func (id *tcpTuple) ipHeaderLen() int {
 	if id.v6() {

@@ -118,7 +118,7 @@ func (l *TCPListener) recentOverflow() bool {
 func (l *TCPListener) sendCookie(id tcpTuple, seg *tcpSegment) {
 	t := l.t
 	o := &seg.opts
-	peerMSS := 536
+	peerMSS := id.defaultMSS()
 	if o.HasMSS {
 		peerMSS = int(o.MSS)
 	}

@@ -134,7 +134,7 @@ func TestTCPScriptOneConnectionCannotSpendAnothersChallengeACKs(t *testing.T) {
 
 // cookieTuple is the tuple of a connection from the script's peer port.
 func (h *tcpScript) cookieTuple(port uint16) tcpTuple {
-	return tcpTuple{localAddr: mapped4(h.s.addr), remoteAddr: mapped4(scriptPeer), localPort: scriptPort, remotePort: port}
+	return h.tuple(port)
 }
 
 // An ACK is taken as a SYN cookie only within 2 minutes of the listener's

@@ -239,8 +239,9 @@ func (c *TCPConn) takeSYN(seg *tcpSegment) {
 	c.rcvNxt = seg.seq + 1
 	c.lastAckSent, c.rcvAdvEdge = c.rcvNxt, c.rcvNxt
 	o := &seg.opts
-	// RFC 9293 3.7.1: 536 when the peer announces no MSS.
-	mss := 536
+	// RFC 9293 3.7.1: 536 when the peer announces no MSS (1220 over
+	// IPv6).
+	mss := c.id.defaultMSS()
 	if o.HasMSS && o.MSS > 0 {
 		mss = max(int(o.MSS), 64)
 	}

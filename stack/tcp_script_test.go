@@ -2,6 +2,7 @@ package stack
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +32,21 @@ import (
 var (
 	scriptPeer    = [4]byte{10, 0, 0, 9}
 	scriptPeerMAC = header.MAC{2, 0, 0, 0, 0, 9}
+	// Over IPv6 (tcpScript.v6) the peer and the stack share 2001:db8::/64.
+	scriptPeer6 = netip.MustParseAddr("2001:db8::9").As16()
+	scriptOurs6 = netip.MustParseAddr("2001:db8::2").As16()
+)
+
+// Scripts are written for IPv4. The same script runs over IPv6 when the
+// harness is made with v6 (newTCPScriptFamily), and newTCPScript makes it
+// so for every test under TestTCPScriptOverIPv6 (tcp_script6_test.go),
+// which re-runs a set of the scripted tests that way. Over IPv6 the
+// stack's MSS at MTU 1500 is 1440, 20 less for the larger header: an
+// expected MSS option of scriptMSS4 (what the stack announces over IPv4)
+// is compared with h.ourMSS instead.
+const (
+	scriptMSS4       = 1460
+	scriptIPv6Prefix = "TestTCPScriptOverIPv6/"
 )
 
 const (
@@ -79,14 +95,23 @@ type sentSeg struct {
 }
 
 type tcpScript struct {
-	t     *testing.T
-	n     *testNet
-	s     *Stack
-	pool  *nicq.Pool
-	base  int64
-	sent  []sentSeg
-	l     *TCPListener
-	lopts TCPListenOptions
+	t    *testing.T
+	v6   bool     // the script runs over IPv6
+	peer [16]byte // the peer's address (IPv4 mapped unless v6)
+	ours [16]byte // the stack's address
+	// ourMSS is the MSS the stack announces: scriptMSS4, 20 less over
+	// IPv6.
+	ourMSS uint16
+	// frames counts the frames the stack sent to the peer, by
+	// EtherType: all of them of the script's family.
+	frames map[uint16]int
+	n      *testNet
+	s      *Stack
+	pool   *nicq.Pool
+	base   int64
+	sent   []sentSeg
+	l      *TCPListener
+	lopts  TCPListenOptions
 
 	// iss is the stack's ISS, learned from its first SYN (issKnown).
 	iss      uint32
@@ -107,21 +132,55 @@ type tcpScript struct {
 	onEvent TCPHandler // an extra handler, if a test needs one
 }
 
+// newTCPScript makes the harness for t: over IPv4, or over IPv6 for the
+// tests TestTCPScriptOverIPv6 runs.
 func newTCPScript(t *testing.T, tweak func(*Config)) *tcpScript {
+	t.Helper()
+	return newTCPScriptFamily(t, strings.HasPrefix(t.Name(), scriptIPv6Prefix), tweak)
+}
+
+// newTCPScriptFamily makes the harness over IPv6 if v6, else over IPv4.
+// The stack is at 10.0.0.2/24, and over IPv6 at 2001:db8::2/64 too; the
+// peer's neighbour entry is installed for the script's family, so no ARP
+// request or neighbour solicitation goes.
+func newTCPScriptFamily(t *testing.T, v6 bool, tweak func(*Config)) *tcpScript {
 	t.Helper()
 	n := newTestNet(t)
 	s := n.add("10.0.0.2/24", func(c *Config) {
 		c.NeighbourTTL = 1000 * time.Hour // no ARP refresh in a script
+		if v6 {
+			c.Addrs6 = []netip.Prefix{netip.PrefixFrom(netip.AddrFrom16(scriptOurs6), 64)}
+		}
 		if tweak != nil {
 			tweak(c)
 		}
 	})
-	s.LearnNeighbour(scriptPeer, scriptPeerMAC)
-	h := &tcpScript{t: t, n: n, s: s, pool: n.pools[0], peerISN: scriptPeerISN,
-		peerPort: scriptPeerPort, local: scriptPort, peerWin: 65535, peerTS: 1000}
+	h := &tcpScript{t: t, n: n, s: s, pool: n.pools[0], peerISN: scriptPeerISN, v6: v6,
+		peerPort: scriptPeerPort, local: scriptPort, peerWin: 65535, peerTS: 1000, frames: map[uint16]int{}}
+	if v6 {
+		s.LearnNeighbour6(scriptPeer6, scriptPeerMAC)
+		h.peer, h.ours, h.ourMSS = scriptPeer6, scriptOurs6, scriptMSS4-20
+		t.Cleanup(func() {
+			// A script that ran without failing sent IPv6 and only IPv6.
+			if !t.Failed() && !t.Skipped() && (h.frames[header.EtherTypeIPv6] == 0 || len(h.frames) != 1) {
+				t.Errorf("over IPv6 the stack sent frames by EtherType %v; want IPv6 only", h.frames)
+			}
+		})
+	} else {
+		s.LearnNeighbour(scriptPeer, scriptPeerMAC)
+		h.peer, h.ours, h.ourMSS = mapped4(scriptPeer), mapped4(s.addr), scriptMSS4
+	}
 	h.base = n.clock.Now()
 	return h
 }
+
+// tuple is the stack's tuple for the connection from the peer's port.
+func (h *tcpScript) tuple(peerPort uint16) tcpTuple {
+	return tcpTuple{h.ours, h.peer, scriptPort, peerPort}
+}
+
+// peerAddr is the peer's address for the API.
+func (h *tcpScript) peerAddr() netip.Addr { return tupleAddr(h.peer) }
 
 // handler records the events of the script's connection.
 func (h *tcpScript) handler(c *TCPConn, ev TCPEvent) {
@@ -153,7 +212,7 @@ func (h *tcpScript) listen() {
 func (h *tcpScript) dial(opts TCPConnOptions) {
 	h.t.Helper()
 	opts.OnEvent = h.handler
-	c, err := h.s.DialTCP(scriptPeer, scriptDialPort, opts)
+	c, err := h.s.DialTCPAddr(h.peerAddr(), scriptDialPort, opts)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -220,20 +279,48 @@ func (h *tcpScript) capture() {
 func (h *tcpScript) take(frame []byte) {
 	h.t.Helper()
 	eth, r := header.ParseEthernet(frame)
-	if r != header.DropNone || eth.Destination() != scriptPeerMAC || eth.PayloadType() != header.EtherTypeIPv4 {
-		h.t.Fatalf("%s: the stack sent a frame that is not IPv4 to the peer: % x", h.rel(h.now()), frame)
+	if r == header.DropNone {
+		h.frames[eth.PayloadType()]++
 	}
-	ip, r := header.ParseIPv4(eth.Payload())
-	if r != header.DropNone || !ip.IsChecksumValid() || ip.Protocol() != header.ProtocolTCP ||
-		ip.Source() != h.s.addr || ip.Destination() != scriptPeer {
-		h.t.Fatalf("%s: the stack sent a bad or non-TCP datagram: % x", h.rel(h.now()), eth.Payload())
-	}
-	seg, r := header.ParseTCP(ip.Payload())
-	if r != header.DropNone {
-		h.t.Fatalf("%s: the stack sent a malformed TCP header (%v)", h.rel(h.now()), r)
-	}
-	if !seg.IsChecksumValid(checksum.PseudoHeaderIPv4(ip.Source(), ip.Destination(), header.ProtocolTCP, uint16(len(seg)))) {
-		h.t.Fatalf("%s: the stack sent a TCP segment with a bad checksum", h.rel(h.now()))
+	var seg header.TCP
+	if h.v6 {
+		if r != header.DropNone || eth.Destination() != scriptPeerMAC || eth.PayloadType() != header.EtherTypeIPv6 {
+			h.t.Fatalf("%s: the stack sent a frame that is not IPv6 to the peer: % x", h.rel(h.now()), frame)
+		}
+		ip, r := header.ParseIPv6(eth.Payload())
+		if r != header.DropNone || len(ip) != len(eth.Payload()) || ip.NextHeader() != header.ProtocolTCP ||
+			ip.Source() != h.ours || ip.Destination() != h.peer || ip.HopLimit() != defaultHopLimit {
+			h.t.Fatalf("%s: the stack sent a bad or non-TCP IPv6 packet: % x", h.rel(h.now()), eth.Payload())
+		}
+		seg, r = header.ParseTCP(ip.Payload())
+		if r != header.DropNone {
+			h.t.Fatalf("%s: the stack sent a malformed TCP header (%v)", h.rel(h.now()), r)
+		}
+		if !seg.IsChecksumValid(checksum.PseudoHeaderIPv6(ip.Source(), ip.Destination(), header.ProtocolTCP, uint32(len(seg)))) {
+			h.t.Fatalf("%s: the stack sent a TCP segment with a bad checksum", h.rel(h.now()))
+		}
+		// One Flow Label for every packet of a connection (RFC 6437 3),
+		// never 0: the tuple's hash.
+		id := tcpTuple{h.ours, h.peer, seg.SourcePort(), seg.DestinationPort()}
+		if fl := ip.FlowLabel(); fl == 0 || fl != h.s.tcp.flowLabel(&id) {
+			h.t.Fatalf("%s: the stack sent flow label %#x, want the connection's %#x", h.rel(h.now()), fl, h.s.tcp.flowLabel(&id))
+		}
+	} else {
+		if r != header.DropNone || eth.Destination() != scriptPeerMAC || eth.PayloadType() != header.EtherTypeIPv4 {
+			h.t.Fatalf("%s: the stack sent a frame that is not IPv4 to the peer: % x", h.rel(h.now()), frame)
+		}
+		ip, r := header.ParseIPv4(eth.Payload())
+		if r != header.DropNone || !ip.IsChecksumValid() || ip.Protocol() != header.ProtocolTCP ||
+			ip.Source() != h.s.addr || ip.Destination() != scriptPeer {
+			h.t.Fatalf("%s: the stack sent a bad or non-TCP datagram: % x", h.rel(h.now()), eth.Payload())
+		}
+		seg, r = header.ParseTCP(ip.Payload())
+		if r != header.DropNone {
+			h.t.Fatalf("%s: the stack sent a malformed TCP header (%v)", h.rel(h.now()), r)
+		}
+		if !seg.IsChecksumValid(checksum.PseudoHeaderIPv4(ip.Source(), ip.Destination(), header.ProtocolTCP, uint16(len(seg)))) {
+			h.t.Fatalf("%s: the stack sent a TCP segment with a bad checksum", h.rel(h.now()))
+		}
 	}
 	g := sentSeg{at: h.now(), f: seg.Fields(), payload: append([]byte(nil), seg.Payload()...)}
 	if r := header.ParseTCPOptions(seg.Options(), &g.opts); r != header.DropNone {
@@ -367,8 +454,8 @@ func (h *tcpScript) inject(g *tseg) {
 }
 
 // injectRaw delivers one TCP segment from the peer through the stack's
-// Input, wrapped in valid Ethernet and IPv4 headers with correct checksums.
-// opts must be a multiple of 4 bytes long, at most 40.
+// Input, wrapped in valid Ethernet and IPv4 (or IPv6) headers with correct
+// checksums. opts must be a multiple of 4 bytes long, at most 40.
 func (h *tcpScript) injectRaw(port uint16, seq, ack uint32, flags header.TCPFlags, win uint16, opts, payload []byte) {
 	h.t.Helper()
 	b := h.pool.Get()
@@ -376,18 +463,30 @@ func (h *tcpScript) injectRaw(port uint16, seq, ack uint32, flags header.TCPFlag
 		h.t.Fatal("pool empty")
 	}
 	hl := header.TCPMinimumSize + len(opts)
-	total := header.IPv4MinimumSize + hl + len(payload)
-	f := b.Append(14 + total)
-	header.Ethernet(f).Encode(&header.EthernetFields{Destination: h.s.mac, Source: scriptPeerMAC, Type: header.EtherTypeIPv4})
-	ip := header.IPv4(f[14:])
-	ip.Encode(&header.IPv4Fields{TotalLength: uint16(total), TTL: 64, Protocol: header.ProtocolTCP, Source: scriptPeer, Destination: h.s.addr})
-	ip.SetChecksum(ip.ComputeChecksum())
-	seg := header.TCP(ip[header.IPv4MinimumSize:])
+	var seg header.TCP
+	if h.v6 {
+		f := b.Append(header.EthernetMinimumSize + header.IPv6FixedHeaderSize + hl + len(payload))
+		header.Ethernet(f).Encode(&header.EthernetFields{Destination: h.s.mac, Source: scriptPeerMAC, Type: header.EtherTypeIPv6})
+		encodeIPv6(f[header.EthernetMinimumSize:], header.ProtocolTCP, 64, hl+len(payload), h.peer, h.ours)
+		seg = header.TCP(f[header.EthernetMinimumSize+header.IPv6FixedHeaderSize:])
+	} else {
+		total := header.IPv4MinimumSize + hl + len(payload)
+		f := b.Append(header.EthernetMinimumSize + total)
+		header.Ethernet(f).Encode(&header.EthernetFields{Destination: h.s.mac, Source: scriptPeerMAC, Type: header.EtherTypeIPv4})
+		ip := header.IPv4(f[header.EthernetMinimumSize:])
+		ip.Encode(&header.IPv4Fields{TotalLength: uint16(total), TTL: 64, Protocol: header.ProtocolTCP, Source: scriptPeer, Destination: h.s.addr})
+		ip.SetChecksum(ip.ComputeChecksum())
+		seg = header.TCP(ip[header.IPv4MinimumSize:])
+	}
 	seg.Encode(&header.TCPFields{SourcePort: port, DestinationPort: h.local, SequenceNumber: seq, AckNumber: ack,
 		DataOffset: hl, Flags: flags, Window: win})
 	copy(seg[header.TCPMinimumSize:], opts)
 	copy(seg[hl:], payload)
-	seg.SetChecksum(seg.ComputeChecksum(checksum.PseudoHeaderIPv4(scriptPeer, h.s.addr, header.ProtocolTCP, uint16(len(seg)))))
+	if h.v6 {
+		seg.SetChecksum(seg.ComputeChecksum(checksum.PseudoHeaderIPv6(h.peer, h.ours, header.ProtocolTCP, uint32(len(seg)))))
+	} else {
+		seg.SetChecksum(seg.ComputeChecksum(checksum.PseudoHeaderIPv4(scriptPeer, h.s.addr, header.ProtocolTCP, uint16(len(seg)))))
+	}
 	h.s.Input([]*nicq.Buf{b})
 	h.capture()
 }
@@ -430,7 +529,11 @@ func (h *tcpScript) expect(at int64, want *tseg) {
 	}
 	if w := want.opts; w != nil {
 		o := g.opts
-		if o.HasMSS != w.HasMSS || o.MSS != w.MSS || o.HasWindowScale != w.HasWindowScale || o.WindowScale != w.WindowScale ||
+		mss := w.MSS
+		if w.HasMSS && mss == scriptMSS4 {
+			mss = h.ourMSS // the announcement at MTU 1500, in the script's family
+		}
+		if o.HasMSS != w.HasMSS || o.MSS != mss || o.HasWindowScale != w.HasWindowScale || o.WindowScale != w.WindowScale ||
 			o.SACKPermitted != w.SACKPermitted || o.HasTimestamps != w.HasTimestamps || w.HasTimestamps && o.TSEcr != w.TSEcr {
 			errs = append(errs, "options")
 		}

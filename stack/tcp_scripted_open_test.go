@@ -131,7 +131,7 @@ func TestTCPScriptSYNFloodFallsBackToSYNCookies(t *testing.T) {
 		do(ms(100), conns(4)), // no state kept
 		do(ms(100), func(h *tcpScript) {
 			cookie = h.iss
-			if mss, ok := h.s.tcp.checkCookie(tcpTuple{mapped4(h.s.addr), mapped4(scriptPeer), scriptPort, 5004}, scriptPeerISN, cookie); !ok || cookieMSS[mss] != 1400 {
+			if mss, ok := h.s.tcp.checkCookie(h.tuple(5004), scriptPeerISN, cookie); !ok || cookieMSS[mss] != 1400 {
 				h.t.Fatalf("cookie %#x: valid %v, MSS %d", cookie, ok, cookieMSS[mss])
 			}
 		}),
@@ -211,41 +211,48 @@ func TestTCPScriptOptionNegotiationPassive(t *testing.T) {
 		ts     bool
 		synack *header.TCPOptions
 		mss    int // payload of a full segment the stack sends
+		mss6   int // the same over IPv6, if not mss
 		win    int // the stack's window field once established
 		check  func(c *TCPConn) error
 	}{
-		{"no options", &header.TCPOptions{}, false, synOpts(1460), 536, 65535, nil},
-		{"MSS", synOpts(1000), false, synOpts(1460), 1000, 65535, nil},
-		{"tiny MSS is raised to 64", synOpts(10), false, synOpts(1460), 64, 65535, nil},
+		// Without an MSS option the send MSS is 536 over IPv4, 1220 over
+		// IPv6 (RFC 9293 3.7.1, MUST-15).
+		{"no options", &header.TCPOptions{}, false, synOpts(1460), 536, 1220, 65535, nil},
+		{"MSS", synOpts(1000), false, synOpts(1460), 1000, 0, 65535, nil},
+		{"tiny MSS is raised to 64", synOpts(10), false, synOpts(1460), 64, 0, 65535, nil},
 		// Our scale is 7, for the default ReceiveBufferMax (4 MiB); the
-		// window starts at the default ReceiveBuffer (128 KiB).
-		{"window scale", synOpts(1460, "ws7"), false, synOpts(1460, "ws7"), 1460, (131072 - 10) >> 7,
+		// window starts at the default ReceiveBuffer (128 KiB). Over IPv6
+		// the peer's 1460 is more than our 1440.
+		{"window scale", synOpts(1460, "ws7"), false, synOpts(1460, "ws7"), 1460, 1440, (131072 - 10) >> 7,
 			func(c *TCPConn) error {
 				if c.sndWnd != 65535<<7 {
 					return fmt.Errorf("send window %d, want the peer's 65535<<7", c.sndWnd)
 				}
 				return nil
 			}},
-		{"window scale above 14 is 14", synOpts(1460, "ws15"), false, synOpts(1460, "ws7"), 1460, (131072 - 10) >> 7,
+		{"window scale above 14 is 14", synOpts(1460, "ws15"), false, synOpts(1460, "ws7"), 1460, 1440, (131072 - 10) >> 7,
 			func(c *TCPConn) error {
 				if c.sndShift != 14 {
 					return fmt.Errorf("shift %d", c.sndShift)
 				}
 				return nil
 			}},
-		{"SACK", synOpts(1460, "sack"), false, synOpts(1460, "sack"), 1460, 65535,
+		{"SACK", synOpts(1460, "sack"), false, synOpts(1460, "sack"), 1460, 1440, 65535,
 			func(c *TCPConn) error {
 				if !c.sackOK {
 					return fmt.Errorf("no SACK")
 				}
 				return nil
 			}},
-		{"timestamps", synOpts(1460), true, &header.TCPOptions{HasMSS: true, MSS: 1460, HasTimestamps: true, TSEcr: 1000}, 1448, 65535, nil},
+		{"timestamps", synOpts(1460), true, &header.TCPOptions{HasMSS: true, MSS: 1460, HasTimestamps: true, TSEcr: 1000}, 1448, 1428, 65535, nil},
 		{"all", synOpts(1460, "ws7", "sack"), true, &header.TCPOptions{HasMSS: true, MSS: 1460, HasWindowScale: true, WindowScale: 7,
-			SACKPermitted: true, HasTimestamps: true, TSEcr: 1000}, 1448, (131072 - 10) >> 7, nil},
+			SACKPermitted: true, HasTimestamps: true, TSEcr: 1000}, 1448, 1428, (131072 - 10) >> 7, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newTCPScript(t, nil)
+			if h.v6 && tc.mss6 != 0 {
+				tc.mss = tc.mss6
+			}
 			h.lopts.NoDelay = true
 			h.autoTS = tc.ts
 			h.listen()
@@ -286,13 +293,19 @@ func TestTCPScriptOptionNegotiationActive(t *testing.T) {
 		win     int
 		ackOpts *header.TCPOptions
 		mss     int
+		mss6    int // over IPv6, if not mss
 	}{
-		{"peer without options", &header.TCPOptions{}, false, 65535, noOpts, 536},
-		{"peer with MSS only", synOpts(1000), false, 65535, noOpts, 1000},
-		{"peer with everything", synOpts(1000, "ws3", "sack"), true, 131072 >> 7, &header.TCPOptions{HasTimestamps: true, TSEcr: 1000}, 988},
+		// Without an MSS option: 536 over IPv4, 1220 over IPv6 (RFC 9293
+		// 3.7.1, MUST-15).
+		{"peer without options", &header.TCPOptions{}, false, 65535, noOpts, 536, 1220},
+		{"peer with MSS only", synOpts(1000), false, 65535, noOpts, 1000, 0},
+		{"peer with everything", synOpts(1000, "ws3", "sack"), true, 131072 >> 7, &header.TCPOptions{HasTimestamps: true, TSEcr: 1000}, 988, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newTCPScript(t, nil)
+			if h.v6 && tc.mss6 != 0 {
+				tc.mss = tc.mss6
+			}
 			h.run([]step{
 				do(0, func(h *tcpScript) { h.dial(TCPConnOptions{NoDelay: true}) }),
 				out(0, tseg{f: "S", seq: 0, win: 65535, opts: offer}),
