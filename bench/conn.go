@@ -85,7 +85,7 @@ func RunConn(ctx context.Context, t *ConnTarget, p Params) (Point, error) {
 		return pt, errors.Join(err, errors.New("client goroutines did not stop"))
 	}
 	srv.Wait()
-	pt.Latency = m.latency()
+	pt.Latency, pt.Family = m.latency(), familyOf(t.Addr)
 	if startErr != nil {
 		err = errors.Join(err, startErr)
 	}

@@ -47,6 +47,16 @@
 // (nicq/netlab, named from the pid) and removes them when it ends, also
 // when it fails or its context is cancelled.
 //
+// Two address families: IPv4 (the default) and IPv6 (Spec.IPv6, mkstack
+// bench --ipv6), on every system but gVisor (TakesIPv6): the veth systems
+// between the lab's fd77::1 and fd77::2 (mkstack with the address in
+// its Addrs6 and its AF_XDP program's addresses, the kernel with it on
+// the device; the peer's added without duplicate address detection), the
+// mem-wire systems between fd00::1 and fd00::2, the loopback ones on ::1.
+// Each point records its family (Point.Family; missing in older results:
+// IPv4), ratios pair points of one family only, and the report compares
+// each system's IPv6 rate with its IPv4 one.
+//
 // Two modes: peak (the default: every flow keeps one request in flight)
 // and fixed rate (Spec.Rate: the load is paced, open loop, at a given
 // rate, and a transaction's latency counts from when it was due). Both

@@ -38,11 +38,12 @@ func LinuxEpoll() System {
 
 func runLinuxEpoll(ctx context.Context, p Params) (Point, error) {
 	m := newMeter(p, p.Cores*p.Flows)
-	stopServer, port, err := epollServe(ctx, p, "127.0.0.1", func(fn func() error) error { return fn() })(m)
+	addr := loopbackAddr(p)
+	stopServer, port, err := epollServe(ctx, p, addr, func(fn func() error) error { return fn() })(m)
 	if err != nil {
 		return Point{}, fmt.Errorf("serve: %w", err)
 	}
-	stopClients, err := startEpollClients(m, [4]byte{127, 0, 0, 1}, port)
+	stopClients, err := startEpollClients(m, netip.MustParseAddr(addr), port)
 	if err != nil {
 		stopServer()
 		return Point{}, fmt.Errorf("load: %w", err)
@@ -52,8 +53,29 @@ func runLinuxEpoll(ctx context.Context, p Params) (Point, error) {
 	// sees its server go away in the middle of a transaction.
 	stopClients()
 	stopServer()
-	pt.Latency = m.latency()
+	pt.Latency, pt.Family = m.latency(), familyOf(addr)
 	return pt, err
+}
+
+// sockaddr is ip:port as a socket address of ip's family (AF_INET for an
+// IPv4 or IPv4-mapped address, else AF_INET6), and that family.
+func sockaddr(ip netip.Addr, port int) (unix.Sockaddr, int) {
+	ip = ip.Unmap()
+	if ip.Is4() {
+		return &unix.SockaddrInet4{Addr: ip.As4(), Port: port}, unix.AF_INET
+	}
+	return &unix.SockaddrInet6{Addr: ip.As16(), Port: port}, unix.AF_INET6
+}
+
+// sockaddrPort is the port of an AF_INET or AF_INET6 socket address.
+func sockaddrPort(sa unix.Sockaddr) int {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return a.Port
+	case *unix.SockaddrInet6:
+		return a.Port
+	}
+	return 0
 }
 
 // Limits of the epoll loops.
@@ -238,8 +260,8 @@ func lockThread(p Params, core int) error {
 	return affinity.Pin(p.CPUs[core])
 }
 
-// epollServe serves p's workload from the kernel at addr (IPv4), the way
-// ConnTarget.serve wants: one locked thread per core, pinned to CPUs[i]
+// epollServe serves p's workload from the kernel at addr (IPv4 or IPv6),
+// the way ConnTarget.serve wants: one locked thread per core, pinned to CPUs[i]
 // when the point is pinned, with its own SO_REUSEPORT listener (or UDP
 // socket) on one shared port and an epoll loop over it and the
 // connections it accepts. The sockets are made by functions run through
@@ -251,8 +273,8 @@ func lockThread(p Params, core int) error {
 func epollServe(ctx context.Context, p Params, addr string, in func(func() error) error) func(m *meter) (stop func(), port int, err error) {
 	return func(m *meter) (func(), int, error) {
 		ip, err := netip.ParseAddr(addr)
-		if err != nil || !ip.Is4() {
-			return nil, 0, fmt.Errorf("epoll server: address %q: want an IPv4 address", addr)
+		if err != nil || ip.Zone() != "" {
+			return nil, 0, fmt.Errorf("epoll server: address %q: want an IPv4 or IPv6 address", addr)
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, 0, fmt.Errorf("epoll server: %w", err)
@@ -267,7 +289,7 @@ func epollServe(ctx context.Context, p Params, addr string, in func(func() error
 		for i := range p.Cores {
 			var fd int
 			err := in(func() (err error) {
-				fd, port, err = epollListen(p.Workload, ip.As4(), port)
+				fd, port, err = epollListen(p.Workload, ip, port)
 				return err
 			})
 			if err != nil {
@@ -303,13 +325,14 @@ func epollServe(ctx context.Context, p Params, addr string, in func(func() error
 // epollListen makes one non-blocking SO_REUSEPORT socket of the group on
 // ip:port (port 0: a free port) and returns it and its port: a listener,
 // or a UDP socket for udp-echo.
-func epollListen(w Workload, ip [4]byte, port int) (fd, bound int, err error) {
+func epollListen(w Workload, ip netip.Addr, port int) (fd, bound int, err error) {
 	typ, what := unix.SOCK_STREAM, "listen"
 	if w == UDPEcho {
 		typ, what = unix.SOCK_DGRAM, "bind udp"
 	}
-	where := fmt.Sprintf("%s %s:%d", what, netip.AddrFrom4(ip), port)
-	fd, err = unix.Socket(unix.AF_INET, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	where := fmt.Sprintf("%s %s", what, netip.AddrPortFrom(ip, uint16(port)))
+	sa, family := sockaddr(ip, port)
+	fd, err = unix.Socket(family, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return -1, 0, fmt.Errorf("%s: socket: %w", where, err)
 	}
@@ -323,7 +346,13 @@ func epollListen(w Workload, ip [4]byte, port int) (fd, bound int, err error) {
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
 		return fail("SO_REUSEADDR", err)
 	}
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: ip, Port: port}); err != nil {
+	if family == unix.AF_INET6 {
+		// This address alone, never IPv4-mapped ones.
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1); err != nil {
+			return fail("IPV6_V6ONLY", err)
+		}
+	}
+	if err := unix.Bind(fd, sa); err != nil {
 		return fail("bind", err)
 	}
 	if w != UDPEcho {
@@ -332,11 +361,11 @@ func epollListen(w Workload, ip [4]byte, port int) (fd, bound int, err error) {
 			return fail("listen", err)
 		}
 	}
-	sa, err := unix.Getsockname(fd)
+	bsa, err := unix.Getsockname(fd)
 	if err != nil {
 		return fail("getsockname", err)
 	}
-	return fd, sa.(*unix.SockaddrInet4).Port, nil
+	return fd, sockaddrPort(bsa), nil
 }
 
 // steerByCPU attaches to the reuseport group of fd a classic BPF program
@@ -645,7 +674,7 @@ func (c *epollServerCore) flush(sc *serverConn) bool {
 type udpBatch struct {
 	hdrs  []unix.Mmsghdr
 	iovs  []unix.Iovec
-	names []unix.RawSockaddrInet4
+	names []unix.RawSockaddrInet6 // room for either family's
 	bufs  []byte
 }
 
@@ -655,7 +684,7 @@ func newUDPBatch() *udpBatch {
 	b := &udpBatch{
 		hdrs:  make([]unix.Mmsghdr, udpBatchSize),
 		iovs:  make([]unix.Iovec, udpBatchSize),
-		names: make([]unix.RawSockaddrInet4, udpBatchSize),
+		names: make([]unix.RawSockaddrInet6, udpBatchSize),
 		bufs:  make([]byte, udpBatchSize*udpBufSize),
 	}
 	for i := range b.hdrs {
@@ -674,7 +703,7 @@ func (c *epollServerCore) echoUDP() {
 	b := c.udp
 	for i := range b.hdrs {
 		b.iovs[i].SetLen(udpBufSize)
-		b.hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet4
+		b.hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
 	}
 	n, err := recvmmsg(c.lfd, b.hdrs)
 	if err != nil || n == 0 {
@@ -729,16 +758,17 @@ type epollClient struct {
 	loop       *epollLoop
 	flows      []epollFlow
 	dst        unix.Sockaddr
+	family     int // dst's: AF_INET or AF_INET6
 	req        []byte
 	waiting    int   // flows in flowWaiting
 	nextResend int64 // udp-echo: the next look for lost datagrams
 }
 
 // startEpollClients starts one locked (and pinned) client thread per core
-// of m's point, each with its Flows flows to ip:port, and returns once they
-// all run. stop, to call once the meter has stopped, wakes the threads and
+// of m's point, each with its Flows flows to ip:port (IPv4 or IPv6), and
+// returns once they all run. stop, to call once the meter has stopped, wakes the threads and
 // waits for them to end.
-func startEpollClients(m *meter, ip [4]byte, port int) (stop func(), err error) {
+func startEpollClients(m *meter, ip netip.Addr, port int) (stop func(), err error) {
 	p := m.p
 	var wg sync.WaitGroup
 	loops := make([]*epollLoop, p.Cores)
@@ -784,7 +814,7 @@ func startEpollClients(m *meter, ip [4]byte, port int) (stop func(), err error) 
 
 // newEpollClient sets up client thread c on the calling goroutine: locks
 // and pins it, and opens its flows.
-func newEpollClient(m *meter, c int, ip [4]byte, port int) (*epollClient, error) {
+func newEpollClient(m *meter, c int, ip netip.Addr, port int) (*epollClient, error) {
 	p := m.p
 	if err := lockThread(p, c); err != nil {
 		return nil, err
@@ -793,8 +823,9 @@ func newEpollClient(m *meter, c int, ip [4]byte, port int) (*epollClient, error)
 	if err != nil {
 		return nil, err
 	}
+	dst, family := sockaddr(ip, port)
 	cl := &epollClient{m: m, w: p.Workload, loop: l, flows: make([]epollFlow, p.Flows),
-		dst: &unix.SockaddrInet4{Addr: ip, Port: port}, req: make([]byte, MsgSize)}
+		dst: dst, family: family, req: make([]byte, MsgSize)}
 	switch cl.w {
 	case HTTP:
 		cl.req = httpRequest
@@ -826,7 +857,7 @@ func newEpollClient(m *meter, c int, ip [4]byte, port int) (*epollClient, error)
 }
 
 func (cl *epollClient) openUDP(f *epollFlow, tag int) error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fd, err := unix.Socket(cl.family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("udp socket: %w", err)
 	}
@@ -843,7 +874,7 @@ func (cl *epollClient) openUDP(f *epollFlow, tag int) error {
 // written at once may meet EAGAIN until the handshake ends, and the
 // EPOLLOUT edge of the established connection sends it.
 func (cl *epollClient) connect(f *epollFlow) error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fd, err := unix.Socket(cl.family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("socket: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"runtime"
 	"strconv"
@@ -203,7 +204,7 @@ func TestSteerByCPUServesEachCPUsOwnListener(t *testing.T) {
 	port := 0
 	for range cpus {
 		var fd int
-		if fd, port, err = epollListen(TCPRR, [4]byte{127, 0, 0, 1}, port); err != nil {
+		if fd, port, err = epollListen(TCPRR, netip.MustParseAddr("127.0.0.1"), port); err != nil {
 			t.Fatal(err)
 		}
 		defer unix.Close(fd)

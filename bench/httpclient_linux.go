@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,7 +70,7 @@ func runHTTPClient(ctx context.Context, client string, l *vethLab, t *ConnTarget
 		}
 		args = append(args, "taskset", "-c", strings.Join(cpus, ","))
 	}
-	url := fmt.Sprintf("http://%s:%d/", t.Addr, port)
+	url := "http://" + net.JoinHostPort(t.Addr, strconv.Itoa(port)) + "/" // [fd77::1]:80 over IPv6
 	conns := p.Cores * p.Flows
 	var logFile string
 	switch client {
@@ -102,7 +103,7 @@ func runHTTPClient(ctx context.Context, client string, l *vethLab, t *ConnTarget
 		}
 		return parseH2load(out, logFile, p)
 	})
-	pt.OfferedRate = p.Rate
+	pt.OfferedRate, pt.Family = p.Rate, familyOf(t.Addr)
 	return pt, err
 }
 

@@ -19,7 +19,7 @@ import (
 func Linux() System {
 	return SystemFunc(func(ctx context.Context, p Params) (Point, error) {
 		var d net.Dialer
-		t := kernelTarget(ctx, p, "127.0.0.1", func(fn func() error) error { return fn() })
+		t := kernelTarget(ctx, p, loopbackAddr(p), func(fn func() error) error { return fn() })
 		t.Dial = d.DialContext
 		if p.CPUs != nil && PinLinuxGoroutines {
 			t.Pin = func(core int) error { return affinity.Pin(p.CPUs[core]) }
@@ -30,10 +30,24 @@ func Linux() System {
 	})
 }
 
-// kernelTarget is the kernel's stack serving at addr with one SO_REUSEPORT
-// listener (and UDP socket) per core, each made by a function run by in
-// (which may enter a network namespace first). Dial is the caller's.
+// loopbackAddr is the loopback address of p's family: 127.0.0.1, or ::1
+// with p.IPv6.
+func loopbackAddr(p Params) string {
+	if p.IPv6 {
+		return "::1"
+	}
+	return "127.0.0.1"
+}
+
+// kernelTarget is the kernel's stack serving at addr (IPv4 or IPv6) with
+// one SO_REUSEPORT listener (and UDP socket) per core, each made by a
+// function run by in (which may enter a network namespace first). Dial is
+// the caller's.
 func kernelTarget(ctx context.Context, p Params, addr string, in func(func() error) error) *ConnTarget {
+	tcp, udp := "tcp4", "udp4"
+	if familyOf(addr) == FamilyIPv6 {
+		tcp, udp = "tcp6", "udp6"
+	}
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		err := c.Control(func(fd uintptr) {
@@ -51,7 +65,7 @@ func kernelTarget(ctx context.Context, p Params, addr string, in func(func() err
 			for range p.Cores {
 				var l net.Listener
 				err := in(func() (err error) {
-					l, err = lc.Listen(ctx, "tcp4", net.JoinHostPort(addr, strconv.Itoa(port)))
+					l, err = lc.Listen(ctx, tcp, net.JoinHostPort(addr, strconv.Itoa(port)))
 					return err
 				})
 				if err != nil {
@@ -68,7 +82,7 @@ func kernelTarget(ctx context.Context, p Params, addr string, in func(func() err
 			for range p.Cores {
 				var c net.PacketConn
 				err := in(func() (err error) {
-					c, err = lc.ListenPacket(ctx, "udp4", net.JoinHostPort(addr, strconv.Itoa(port)))
+					c, err = lc.ListenPacket(ctx, udp, net.JoinHostPort(addr, strconv.Itoa(port)))
 					return err
 				})
 				if err != nil {

@@ -30,6 +30,9 @@ type Params struct {
 	// streams it is bytes per second, all flows together: each flow
 	// writes a StreamChunk when it is due.
 	Rate float64
+	// IPv6 runs the point over IPv6 (Spec.IPv6; only for systems that
+	// TakesIPv6).
+	IPv6 bool
 	// Progress, if set, is called about once a second while the point
 	// is measured with the time measured so far and the rate since the
 	// last call.

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -46,9 +48,43 @@ func runMemcachedLoad(ctx context.Context, l *vethLab, t *ConnTarget, p Params) 
 	// memcaslap has no warm-up: it runs for both, and the machine's CPU
 	// is scaled to the measured share below.
 	secs := max(1, int((p.Duration+p.Warmup).Round(time.Second)/time.Second))
-	args = append(args, "memcaslap", "-s", net.JoinHostPort(t.Addr, strconv.Itoa(port)),
+	server := t.Addr
+	if familyOf(t.Addr) == FamilyIPv6 {
+		// memcaslap takes no IPv6 literal (it splits host and port at
+		// the first colon), but resolves a name to an IPv6 address: the
+		// name comes from a hosts file bind-mounted over /etc/hosts in
+		// the mount namespace ip netns exec makes for it alone.
+		hosts, err := memcaslapHosts(t.Addr)
+		if err != nil {
+			return Point{}, err
+		}
+		defer os.RemoveAll(filepath.Dir(hosts))
+		server = memcaslapHost6
+		args = append(args, "sh", "-c", `mount --bind "$0" /etc/hosts && exec "$@"`, hosts)
+	}
+	args = append(args, "memcaslap", "-s", net.JoinHostPort(server, strconv.Itoa(port)),
 		"-T", strconv.Itoa(p.Cores), "-c", strconv.Itoa(p.Cores*p.Flows), "-t", fmt.Sprintf("%ds", secs))
-	return runClient(ctx, "memcaslap", args, p, func(out string) (Point, error) { return parseMemcaslap(out, p) })
+	pt, err := runClient(ctx, "memcaslap", args, p, func(out string) (Point, error) { return parseMemcaslap(out, p) })
+	pt.Family = familyOf(t.Addr)
+	return pt, err
+}
+
+// memcaslapHost6 is the name memcaslap dials an IPv6 server by.
+const memcaslapHost6 = "mkstack-server6"
+
+// memcaslapHosts writes a hosts file that names addr memcaslapHost6 into
+// a directory of its own and returns its path.
+func memcaslapHosts(addr string) (string, error) {
+	dir, err := os.MkdirTemp("", "mkstack-memcaslap-")
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "hosts")
+	if err := os.WriteFile(path, []byte("127.0.0.1 localhost\n"+addr+" "+memcaslapHost6+"\n"), 0o644); err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	return path, nil
 }
 
 var memcaslapTotal = regexp.MustCompile(`(?m)^Run time: ([0-9.]+)s Ops: (\d+) TPS: (\d+)`)
@@ -84,17 +120,21 @@ func runMemcachedVeth(ctx context.Context, l *vethLab, p Params) (Point, error) 
 	if err != nil {
 		return Point{}, fmt.Errorf("%w: memcached is not installed (apt-get install memcached)", ErrNotAvailable)
 	}
-	if err := netlab.KernelAddr(l.stack, l.stackIf, netlab.StackAddr+"/24", false); err != nil {
+	if err := netlab.KernelAddr(l.stack, l.stackIf, l.serverCIDR(), false); err != nil {
 		return Point{}, err
 	}
-	t := &ConnTarget{Addr: netlab.StackAddr, Dial: l.dial}
+	t := &ConnTarget{Addr: l.serverAddr(), Dial: l.dial}
+	listen := l.serverAddr()
+	if l.ipv6 {
+		listen = "[" + listen + "]" // memcached -l takes an IPv6 address in brackets
+	}
 	t.serve = func(*meter) (func(), int, error) {
 		args := []string{"netns", "exec", l.names.StackNS(l.driver)}
 		if cpus := cpuList(p.CPUs); cpus != "" {
 			args = append(args, "taskset", "-c", cpus)
 		}
 		// UDP off, as serve --app memcached has none.
-		args = append(args, path, "-u", "root", "-U", "0", "-l", netlab.StackAddr,
+		args = append(args, path, "-u", "root", "-U", "0", "-l", listen,
 			"-p", strconv.Itoa(MemcachedPort), "-t", strconv.Itoa(p.Cores), "-m", strconv.Itoa(MemcachedMemoryMB))
 		cmd := exec.Command("ip", args...)
 		var out strings.Builder

@@ -15,13 +15,25 @@ import (
 	"github.com/mkstack/mkstack/stack"
 )
 
-// The mem wire's two ends and the workloads' ports.
+// The mem wire's two ends (with their IPv6 addresses, /64) and the
+// workloads' ports.
 const (
-	serverAddr = "10.0.0.1"
-	clientAddr = "10.0.0.2"
-	tcpPort    = 7
-	udpPort    = 9
+	serverAddr  = "10.0.0.1"
+	clientAddr  = "10.0.0.2"
+	serverAddr6 = "fd00::1"
+	clientAddr6 = "fd00::2"
+	tcpPort     = 7
+	udpPort     = 9
 )
+
+// memServerAddr is the address the load dials on the mem wire: the
+// server's IPv4 one, or with p.IPv6 its IPv6 one.
+func memServerAddr(p Params) string {
+	if p.IPv6 {
+		return serverAddr6
+	}
+	return serverAddr
+}
 
 // memPair is a server runtime and a client runtime of k cores each over
 // one mem wire with k queues per NIC: core i owns server queue i and
@@ -40,11 +52,11 @@ func startMemPair(p Params) (*memPair, error) {
 		return nil, err
 	}
 	mp := &memPair{wire: wire}
-	if mp.server, err = startMemStack(wire, 0, serverAddr, p); err != nil {
+	if mp.server, err = startMemStack(wire, 0, serverAddr, serverAddr6+"/64", p); err != nil {
 		wire.Close()
 		return nil, fmt.Errorf("server stack: %w", err)
 	}
-	if mp.client, err = startMemStack(wire, 1, clientAddr, p); err != nil {
+	if mp.client, err = startMemStack(wire, 1, clientAddr, clientAddr6+"/64", p); err != nil {
 		mp.server.Shutdown(context.Background())
 		wire.Close()
 		return nil, fmt.Errorf("client stack: %w", err)
@@ -52,7 +64,7 @@ func startMemPair(p Params) (*memPair, error) {
 	return mp, nil
 }
 
-func startMemStack(wire *mem.Wire, nic int, addr string, p Params) (*sockets.Network, error) {
+func startMemStack(wire *mem.Wire, nic int, addr, addr6 string, p Params) (*sockets.Network, error) {
 	rt, err := core.Start(core.Config{
 		NIC:   wire.NIC(nic),
 		Cores: p.Cores,
@@ -61,7 +73,7 @@ func startMemStack(wire *mem.Wire, nic int, addr string, p Params) (*sockets.Net
 		// four cores share two CPUs): a core that busy-polls would steal
 		// the CPU its peer needs, so an idle core sleeps at once.
 		SpinWindow:  -1,
-		StackConfig: func(int) stack.Config { return stackConfig(p, addr) },
+		StackConfig: func(int) stack.Config { return stackConfig(p, addr, addr6) },
 	})
 	if err != nil {
 		return nil, err
@@ -70,9 +82,13 @@ func startMemStack(wire *mem.Wire, nic int, addr string, p Params) (*sockets.Net
 }
 
 // stackConfig is the configuration of every mkstack stack of a point of
-// p, at addr (a /24).
-func stackConfig(p Params, addr string) stack.Config {
+// p, at addr (a /24), and with p.IPv6 at addr6 (an address with its
+// prefix length) too.
+func stackConfig(p Params, addr, addr6 string) stack.Config {
 	cfg := stack.Config{Addr: netip.MustParsePrefix(addr + "/24")}
+	if p.IPv6 {
+		cfg.Addrs6 = []netip.Prefix{netip.MustParsePrefix(addr6)}
+	}
 	if !p.Workload.Stream() {
 		// Small rings: a transaction is 64 bytes, and tcp-crr
 		// keeps thousands of connections in TIME-WAIT.
@@ -95,9 +111,14 @@ func serveHandlers(ctx context.Context, rt *core.Runtime, m *meter) error {
 	serve := func(s *stack.Stack) {
 		c := s.Config().Core
 		if m.p.Workload == UDPEcho {
-			_, errs[c] = s.BindUDP(udpPort, stack.UDPOptions{Handler: func(ep *stack.UDPEndpoint, b []byte, from [4]byte, port uint16) {
-				ep.SendTo(b, from, port)
-			}})
+			_, errs[c] = s.BindUDP(udpPort, stack.UDPOptions{
+				Handler: func(ep *stack.UDPEndpoint, b []byte, from [4]byte, port uint16) {
+					ep.SendTo(b, from, port)
+				},
+				Handler6: func(ep *stack.UDPEndpoint, b []byte, from [16]byte, port uint16) {
+					ep.SendTo6(b, from, port)
+				},
+			})
 			return
 		}
 		_, errs[c] = s.ListenTCP(tcpPort, stack.TCPListenOptions{OnEvent: serverHandler(m, c), NoDelay: true})
@@ -144,7 +165,7 @@ func runMkstackHandlers(ctx context.Context, p Params) (Point, error) {
 	if cerr := mp.close(); err == nil && cerr != nil {
 		err = fmt.Errorf("shut down: %w", cerr)
 	}
-	pt.System = SysMkstack
+	pt.System, pt.Family = SysMkstack, familyOf(memServerAddr(p))
 	return pt, err
 }
 
@@ -158,12 +179,21 @@ func mkstackHandlerLoad(ctx context.Context, mp *memPair, m *meter) (Point, erro
 		return Point{}, err
 	}
 	errs := make([]error, p.Cores)
-	dst := mp.server.Addr().As4()
+	dst := netip.MustParseAddr(memServerAddr(p))
 	flows := make([]*clientFlow, 0, p.Cores*p.Flows)
 	for c := range p.Cores {
 		for j := range p.Flows {
 			flows = append(flows, &clientFlow{m: m, i: c*p.Flows + j, s: cli[c], dst: dst})
 		}
+	}
+	// The core a reply to local port port lands on: over IPv6 the
+	// client's source is its fd00::2 (the stack picks its first address
+	// that is not link-local for a global destination).
+	owner := func(s *stack.Stack, port uint16) int {
+		if dst.Is6() {
+			return mp.client.Runtime().FlowOwner6(17, dst.As16(), netip.MustParseAddr(clientAddr6).As16(), udpPort, port)
+		}
+		return mp.client.Runtime().FlowOwner(17, dst.As4(), s.Addr().As4(), udpPort, port)
 	}
 	start := func(s *stack.Stack) {
 		c := s.Config().Core
@@ -171,7 +201,7 @@ func mkstackHandlerLoad(ctx context.Context, mp *memPair, m *meter) (Point, erro
 		for _, f := range flows[c*p.Flows : (c+1)*p.Flows] {
 			if p.Workload == UDPEcho {
 				// A local port whose replies hash to this core.
-				for ; port < 60000 && mp.client.Runtime().FlowOwner(17, dst, s.Addr().As4(), udpPort, port) != c; port++ {
+				for ; port < 60000 && owner(s, port) != c; port++ {
 				}
 				if errs[c] = f.startUDP(port); errs[c] != nil {
 					return
@@ -299,7 +329,7 @@ type clientFlow struct {
 	m    *meter
 	i    int
 	s    *stack.Stack
-	dst  [4]byte
+	dst  netip.Addr // the server: IPv4 or IPv6
 	sent int64
 	cur  *stack.TCPConn
 	more bool // tcp-crr: start another once this one is closed
@@ -318,7 +348,7 @@ type clientFlow struct {
 }
 
 func (f *clientFlow) dial() error {
-	c, err := f.s.DialTCP(f.dst, tcpPort, stack.TCPConnOptions{OnEvent: f.event, NoDelay: true})
+	c, err := f.s.DialTCPAddr(f.dst, tcpPort, stack.TCPConnOptions{OnEvent: f.event, NoDelay: true})
 	if err != nil {
 		return err
 	}
@@ -351,7 +381,7 @@ func (f *clientFlow) startNext() {
 	switch {
 	case m.p.Workload == UDPEcho:
 		f.sentAt = m.now()
-		f.ep.SendTo(f.buf[:], f.dst, udpPort)
+		f.sendUDP()
 	case m.p.Workload == TCPCRR:
 		if err := f.dial(); err != nil {
 			// Every local port may be in TIME-WAIT (2*MSL at this
@@ -475,14 +505,27 @@ func (f *clientFlow) next(c *stack.TCPConn) {
 	}
 }
 
+// sendUDP sends the flow's request datagram to the server.
+func (f *clientFlow) sendUDP() {
+	if f.dst.Is6() {
+		f.ep.SendTo6(f.buf[:], f.dst.As16(), udpPort)
+		return
+	}
+	f.ep.SendTo(f.buf[:], f.dst.As4(), udpPort)
+}
+
 func (f *clientFlow) startUDP(port uint16) error {
-	ep, err := f.s.BindUDP(port, stack.UDPOptions{Handler: func(ep *stack.UDPEndpoint, b []byte, from [4]byte, fport uint16) {
+	reply := func() {
 		if f.m.done(f.i, f.sent) {
 			f.startNext()
 		} else {
 			f.sent = 0
 		}
-	}})
+	}
+	ep, err := f.s.BindUDP(port, stack.UDPOptions{
+		Handler:  func(*stack.UDPEndpoint, []byte, [4]byte, uint16) { reply() },
+		Handler6: func(*stack.UDPEndpoint, []byte, [16]byte, uint16) { reply() },
+	})
 	if err != nil {
 		return err
 	}
@@ -498,7 +541,7 @@ func (f *clientFlow) resendLost() {
 	}
 	f.m.fail(f.i)
 	f.sentAt = f.m.now()
-	f.ep.SendTo(f.buf[:], f.dst, udpPort)
+	f.sendUDP()
 }
 
 // MkstackConn is mkstack over the mem wire through its net.Conn face:
@@ -510,7 +553,7 @@ func MkstackConn() System {
 			return Point{}, err
 		}
 		t := &ConnTarget{
-			Addr: serverAddr,
+			Addr: memServerAddr(p),
 			Listen: func(int) ([]net.Listener, error) {
 				l, err := mp.server.Listen("tcp", fmt.Sprintf(":%d", tcpPort))
 				return []net.Listener{l}, err

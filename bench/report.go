@@ -129,6 +129,7 @@ func Report(w io.Writer, results []*Result) error {
 	var b bytes.Buffer
 	writeSummary(&b, rs)
 	writeConnsSummary(&b, rs)
+	writeFamilySummary(&b, rs)
 	for i, r := range rs {
 		if i == 0 || r.Workload != rs[i-1].Workload {
 			fmt.Fprintf(&b, "\n### %s: every point\n", r.Workload)
@@ -218,6 +219,9 @@ func writeSummary(b *bytes.Buffer, rs []*Result) {
 		// The first result of each kind for a workload speaks for it.
 		if r.isConns() {
 			continue // writeConnsSummary's
+		}
+		if r.HasIPv6() {
+			continue // writeFamilySummary's (mkstack bench --ipv6)
 		}
 		m := peak
 		if r.isRate() {
@@ -312,7 +316,14 @@ func writeConnsSummary(b *bytes.Buffer, rs []*Result) {
 					if a == nil || p == nil || a.Err != "" || p.Err != "" || p.Rate == 0 {
 						continue
 					}
-					row := []string{string(r.Workload), pr.System + " ÷ " + pr.Peer, pr.Model, pr.Device, strconv.Itoa(k),
+					if a.IsIPv6() != p.IsIPv6() {
+						continue
+					}
+					w := string(r.Workload)
+					if a.IsIPv6() {
+						w += " over IPv6"
+					}
+					row := []string{w, pr.System + " ÷ " + pr.Peer, pr.Model, pr.Device, strconv.Itoa(k),
 						strconv.Itoa(k * f), FormatRate(a.Rate), FormatRate(p.Rate), fmt.Sprintf("%.2f", a.Rate/p.Rate),
 						memCell(a), memCell(p), perConnCell(r, a, flows[0]), perConnCell(r, p, flows[0])}
 					rows = append(rows, row)
@@ -333,6 +344,93 @@ func writeConnsSummary(b *bytes.Buffer, rs []*Result) {
 		"memory against its own at other counts.\n\n")
 	writeTable(b, []string{"workload", "pair (system ÷ peer)", "model", "device", "cores", "conns", "system rate", "peer rate",
 		"rate ratio", "system memory MiB", "peer memory MiB", "system KiB/conn", "peer KiB/conn"}, rows)
+}
+
+// writeFamilySummary compares the peak results run over IPv6 (mkstack
+// bench --ipv6) with the IPv4 ones: for each workload with both, the
+// first of each family speaking for it, each system's rate over IPv6
+// divided by its rate over IPv4 at the same core count and flows, and
+// the IPv6 result's like-for-like ratios. Nothing without an IPv6
+// result.
+func writeFamilySummary(b *bytes.Buffer, rs []*Result) {
+	var workloads []Workload
+	v4, v6 := map[Workload]*Result{}, map[Workload]*Result{}
+	for _, r := range rs {
+		if r.isConns() || r.isRate() {
+			continue
+		}
+		m := v4
+		if r.HasIPv6() {
+			m = v6
+		}
+		if m[r.Workload] == nil {
+			m[r.Workload] = r
+			if !slices.Contains(workloads, r.Workload) {
+				workloads = append(workloads, r.Workload)
+			}
+		}
+	}
+	var rows, pairs [][]string
+	for _, w := range workloads {
+		r6 := v6[w]
+		if r6 == nil {
+			continue
+		}
+		pts := slices.Clone(r6.Points)
+		slices.SortStableFunc(pts, func(x, y Point) int {
+			if x.Cores != y.Cores {
+				return x.Cores - y.Cores
+			}
+			return compareSystems(x.System, y.System)
+		})
+		for i := range pts {
+			a := &pts[i]
+			if a.Err != "" || !a.IsIPv6() || v4[w] == nil {
+				continue
+			}
+			p := v4[w].FindFlows(a.System, a.Cores, 0, a.Flows)
+			if p == nil || p.Err != "" || p.IsIPv6() || p.Rate == 0 {
+				continue
+			}
+			unit, scale := CPUUnit(w)
+			cpu := func(p *Point) string {
+				if c := cpuPerTxnCell(scale, p); c != "" {
+					return c + " " + unit
+				}
+				return ""
+			}
+			rows = append(rows, []string{string(w), a.System, strconv.Itoa(a.Cores), FormatRate(p.Rate), FormatRate(a.Rate),
+				fmt.Sprintf("%.2f", a.Rate/p.Rate), cpu(p), cpu(a)})
+		}
+		for _, ratio := range r6.Ratios() {
+			if ratio.Family != FamilyIPv6 {
+				continue
+			}
+			var dev string
+			for _, pr := range PairsFor(w) {
+				if pr.System == ratio.System && pr.Peer == ratio.Peer && pr.Model == ratio.Model {
+					dev = pr.Device
+				}
+			}
+			pairs = append(pairs, []string{string(w), ratio.System + " ÷ " + ratio.Peer, ratio.Model, dev, strconv.Itoa(ratio.Cores),
+				fmt.Sprintf("%.2f", ratio.Value)})
+		}
+	}
+	if len(rows) == 0 && len(pairs) == 0 {
+		return
+	}
+	b.WriteString("\n### IPv6\n\nThe peak results run over IPv6 (`mkstack bench --ipv6`: the veth and TAP systems " +
+		"between fd77::1 and fd77::2, the mem wire ones between fd00::1 and fd00::2, the loopback ones on ::1). " +
+		"Each system's rate over IPv6 is divided by its own over IPv4 at the same cores and connections, " +
+		"from the IPv4 peak result of the workload; the machine CPU is the whole machine's per unit of work. Runs of the two families are separate runs: read small differences as noise.\n\n")
+	if len(rows) > 0 {
+		writeTable(b, []string{"workload", "system", "cores", "IPv4 rate", "IPv6 rate", "IPv6 ÷ IPv4",
+			"IPv4 machine CPU", "IPv6 machine CPU"}, rows)
+	}
+	if len(pairs) > 0 {
+		b.WriteString("\nThe like-for-like ratios (`bench.Pairs`) over IPv6:\n\n")
+		writeTable(b, []string{"workload", "pair (system ÷ peer)", "model", "device", "cores", "peak ratio"}, pairs)
+	}
 }
 
 // coresOf lists r's core counts, ascending.
@@ -438,14 +536,19 @@ func cpuPerTxnCell(scale float64, p *Point) string {
 // by core count, then system.
 func writePoints(b *bytes.Buffer, r *Result) {
 	b.WriteString("\n")
+	kind := "Peak"
 	switch {
 	case r.isRate():
-		b.WriteString("At a fixed offered rate: ")
+		kind = "At a fixed offered rate"
 	case r.isConns():
-		b.WriteString("Along the connection axis: ")
-	default:
-		b.WriteString("Peak: ")
+		kind = "Along the connection axis"
 	}
+	b.WriteString(kind)
+	ipv6 := r.HasIPv6()
+	if ipv6 {
+		b.WriteString(", over IPv6")
+	}
+	b.WriteString(": ")
 	b.WriteString(provenance(r))
 	b.WriteString("\n\n")
 	pts := slices.Clone(r.Points)
@@ -499,6 +602,10 @@ func writePoints(b *bytes.Buffer, r *Result) {
 		row = append(row, p50, p99, cpuPerTxnCell(cpuScale, p), cell(ok, fmt.Sprintf("%.2f", p.CPUSeconds)),
 			cell(ok, strconv.FormatUint(uint64(p.GCCycles), 10)), cell(ok || p.Errors > 0, strconv.FormatUint(p.Errors, 10)))
 		note := p.Note
+		if ipv6 && !p.IsIPv6() && p.Err == "" {
+			// A system that cannot run over IPv6 ran over IPv4.
+			note = strings.TrimPrefix(note+"; over IPv4", "; ")
+		}
 		if p.Err != "" {
 			if note != "" {
 				note += "; "

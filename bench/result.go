@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"runtime"
@@ -129,6 +130,10 @@ type Point struct {
 	// the kernel-side device the load goes out on (veth systems):
 	// "defaults" or "off".
 	PeerOffloads string `json:"peer_offloads,omitempty"`
+	// Family is the address family the load went over: FamilyIPv4 or
+	// FamilyIPv6 (mkstack bench --ipv6). Results from before it was
+	// recorded lack it: they are IPv4 (IsIPv6).
+	Family string `json:"family,omitempty"`
 	// Client is the load generator: "handlers" (mkstack's per-core
 	// handlers), "epoll" (a kernel thread per core), "go" (goroutines on
 	// Go's net), "wrk" or "h2load".
@@ -139,6 +144,28 @@ type Point struct {
 	Note string `json:"note,omitempty"`
 	// Err is why the point has no figures.
 	Err string `json:"error,omitempty"`
+}
+
+// IsIPv6 reports whether the point ran over IPv6; a point without a
+// Family (an older result) ran over IPv4.
+func (p *Point) IsIPv6() bool { return p.Family == FamilyIPv6 }
+
+// FamilyText is the point's family as prose: "IPv4" or "IPv6".
+func (p *Point) FamilyText() string {
+	if p.IsIPv6() {
+		return "IPv6"
+	}
+	return "IPv4"
+}
+
+// familyOf is the family of the address addr (a host, not host:port):
+// FamilyIPv6 for an IPv6 address (not an IPv4-mapped one), else
+// FamilyIPv4.
+func familyOf(addr string) string {
+	if a, err := netip.ParseAddr(addr); err == nil && a.Unmap().Is6() {
+		return FamilyIPv6
+	}
+	return FamilyIPv4
 }
 
 // Result is a whole run.
@@ -211,6 +238,28 @@ func (r *Result) FindFlows(system string, cores int, offered float64, flows int)
 	return nil
 }
 
+// findLike returns the point of system measured as a was: at its core
+// count, offered rate, flows per core and address family; or nil.
+func (r *Result) findLike(system string, a *Point) *Point {
+	for i := range r.Points {
+		if p := &r.Points[i]; p.System == system && p.Cores == a.Cores && p.OfferedRate == a.OfferedRate && p.Flows == a.Flows && p.IsIPv6() == a.IsIPv6() {
+			return p
+		}
+	}
+	return nil
+}
+
+// HasIPv6 reports whether any of r's points ran over IPv6 (mkstack bench
+// --ipv6).
+func (r *Result) HasIPv6() bool {
+	for i := range r.Points {
+		if r.Points[i].IsIPv6() {
+			return true
+		}
+	}
+	return false
+}
+
 // FlowCounts lists the distinct flows per core of r's points with
 // figures, ascending:
 // more than one for a result along the connection axis (mkstack bench
@@ -278,7 +327,14 @@ func (r *Result) WriteTable(w io.Writer) error {
 	// CPU per unit of work (CPUUnit) too.
 	rate := r.isRate()
 	cpuU, cpuScale := CPUUnit(r.Workload)
-	head := "system\tcores\tconns\t"
+	// A result with IPv6 points names each point's family (a run with
+	// --ipv6 may hold systems that ran over IPv4: TakesIPv6).
+	family := r.HasIPv6()
+	head := "system\t"
+	if family {
+		head += "family\t"
+	}
+	head += "cores\tconns\t"
 	if rate {
 		head += "offered\t"
 	}
@@ -288,8 +344,12 @@ func (r *Result) WriteTable(w io.Writer) error {
 	}
 	fmt.Fprintf(tw, head+"GCs\terrors\tmem MiB\t\n", r.Workload.Unit())
 	for _, p := range r.Points {
+		sys := p.System
+		if family {
+			sys += "\t" + p.FamilyText()
+		}
 		if p.Err != "" {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t\t\t\t\t\t\t\t\t\t\n", p.System, p.Cores, p.Cores*p.Flows, p.Err)
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t\t\t\t\t\t\t\t\t\t\n", sys, p.Cores, p.Cores*p.Flows, p.Err)
 			continue
 		}
 		offered, machine := "", ""
@@ -316,7 +376,7 @@ func (r *Result) WriteTable(w io.Writer) error {
 		if p.MachineMemoryBytes > 0 {
 			mem = fmt.Sprintf("%.1f", float64(p.MachineMemoryBytes)/(1<<20))
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%s%d\t%d\t%s\t\n", p.System, p.Cores, p.Cores*p.Flows, offered, FormatRate(p.Rate), FormatRate(p.PerCore),
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%s%d\t%d\t%s\t\n", sys, p.Cores, p.Cores*p.Flows, offered, FormatRate(p.Rate), FormatRate(p.PerCore),
 			eff, p50, p99, p999, p.CPUSeconds, machine, p.GCCycles, p.Errors, mem)
 	}
 	axis := len(r.FlowCounts()) > 1
@@ -333,6 +393,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 		}
 		if axis {
 			at += fmt.Sprintf(" with %d conns", ratio.Cores*ratio.Flows)
+		}
+		if ratio.Family == FamilyIPv6 {
+			at += " over IPv6"
 		}
 		fmt.Fprintf(w, "%s ÷ %s at %d cores%s (%s): %.2f", ratio.System, ratio.Peer, ratio.Cores, at, ratio.Model, ratio.Value)
 		if ratio.CPUPerTxn > 0 {
@@ -358,6 +421,9 @@ type Ratio struct {
 	OfferedRate float64 `json:"offered_rate,omitempty"`
 	// Flows is both points' flows (connections) per core.
 	Flows int `json:"flows_per_core,omitempty"`
+	// Family is both points' address family (Point.Family: empty for
+	// IPv4 in results from before it was recorded).
+	Family string `json:"family,omitempty"`
 	// Value is the system's rate divided by the peer's.
 	Value float64 `json:"value"`
 	// CPUPerTxn is the system's whole-machine CPU per transaction divided
@@ -369,7 +435,8 @@ type Ratio struct {
 }
 
 // Ratios compares each system with its like-for-like peers (Pairs) at
-// each core count both have a figure for; no other ratio is given.
+// each core count both have a figure for, over the same address family;
+// no other ratio is given.
 func (r *Result) Ratios() []Ratio {
 	var out []Ratio
 	for _, pr := range PairsFor(r.Workload) {
@@ -377,11 +444,11 @@ func (r *Result) Ratios() []Ratio {
 			if a.System != pr.System || a.Err != "" {
 				continue
 			}
-			b := r.FindFlows(pr.Peer, a.Cores, a.OfferedRate, a.Flows)
+			b := r.findLike(pr.Peer, &a)
 			if b == nil || b.Err != "" || b.Rate == 0 {
 				continue
 			}
-			ratio := Ratio{System: a.System, Peer: b.System, Cores: a.Cores, Model: pr.Model, OfferedRate: a.OfferedRate, Flows: a.Flows, Value: a.Rate / b.Rate}
+			ratio := Ratio{System: a.System, Peer: b.System, Cores: a.Cores, Model: pr.Model, OfferedRate: a.OfferedRate, Flows: a.Flows, Family: a.Family, Value: a.Rate / b.Rate}
 			if ca, cb := a.CPUPerTxn(), b.CPUPerTxn(); ca > 0 && cb > 0 {
 				ratio.CPUPerTxn = ca / cb
 			}

@@ -106,7 +106,7 @@ func Run(ctx context.Context, spec Spec, o RunOptions) (*Result, error) {
 			p := Params{
 				Workload: spec.Workload, Cores: k, CPUs: cpus, Flows: flows(spec.Workload, spec.Conns),
 				Duration: spec.Duration, Warmup: spec.Warmup, Transactions: spec.Transactions,
-				Rate: spec.Rate,
+				Rate: spec.Rate, IPv6: spec.IPv6 && TakesIPv6(name),
 			}
 			if o.Progress != nil {
 				p.Progress = func(elapsed time.Duration, rate float64) { o.Progress(name, k, elapsed, rate) }
@@ -161,6 +161,14 @@ func Run(ctx context.Context, spec Spec, o RunOptions) (*Result, error) {
 				pt.Err = err.Error()
 				if errors.Is(err, ErrNotAvailable) {
 					pt = Point{System: name, Workload: spec.Workload, Cores: k, Flows: p.Flows, Unit: pt.Unit, Err: err.Error()}
+				}
+			}
+			if pt.Family == "" {
+				// A system says which family its load went over (the
+				// address it dialled); one that did not ran as asked.
+				pt.Family = FamilyIPv4
+				if p.IPv6 {
+					pt.Family = FamilyIPv6
 				}
 			}
 			pt.setCPUPerUnit()

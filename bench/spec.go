@@ -164,7 +164,26 @@ type Spec struct {
 	// Rate transactions per second per point (Params.Rate), for the
 	// streams Rate bytes per second per point, all flows together.
 	Rate float64
+	// IPv6 runs the load over IPv6 on every system that can
+	// (TakesIPv6): the veth systems between the lab's fd77::1 (the
+	// server: mkstack with it in Addrs6, or the kernel) and fd77::2
+	// (the kernel peer), the mem wire systems between fd00::1 and
+	// fd00::2, the loopback ones on ::1. Each point records the family
+	// it ran (Point.Family). Off: IPv4, as always.
+	IPv6 bool
 }
+
+// The address families a point may record (Point.Family).
+const (
+	FamilyIPv4 = "ipv4"
+	FamilyIPv6 = "ipv6"
+)
+
+// TakesIPv6 reports whether system runs over IPv6 when a spec asks
+// (Spec.IPv6): every system but gVisor, whose child process runs over
+// IPv4 alone (its points record ipv4, and no ratio pairs them with an
+// IPv6 point).
+func TakesIPv6(system string) bool { return system != SysGVisor }
 
 // ParseWorkload checks a workload name.
 func ParseWorkload(s string) (Workload, error) {

@@ -59,8 +59,11 @@ var vethSystems = map[string]vethSystem{
 // SO_REUSEPORT listener per core, as SysLinux) or with SysLinuxEpoll's
 // epoll threads. The load is the goroutine load generator (RunConn) on
 // kernel sockets made in the peer namespace (for TAP, the same namespace
-// on the device's kernel side), or wrk and h2load for http. Without root
-// the system is not available.
+// on the device's kernel side), or wrk and h2load for http. With
+// Params.IPv6 the server is at netlab.StackAddr6 (mkstack with it in
+// Addrs6, the kernel with netlab.StackPrefix6 on the device) and the load
+// dials it from the peer's netlab.PeerAddr6. Without root the system is
+// not available.
 func Veth(name string) System {
 	vs, ok := vethSystems[name]
 	if !ok {
@@ -70,7 +73,7 @@ func Veth(name string) System {
 		if os.Geteuid() != 0 {
 			return Point{}, fmt.Errorf("%s: %w: needs root (network namespaces, veth, TAP, XDP)", name, ErrNotAvailable)
 		}
-		lab, err := upVethLab(vs.driver, p.Cores, vs.peerOffloadsOff)
+		lab, err := upVethLab(vs.driver, p.Cores, vs.peerOffloadsOff, p.IPv6)
 		if err != nil {
 			return Point{}, fmt.Errorf("%s: %w", name, err)
 		}
@@ -91,8 +94,11 @@ func Veth(name string) System {
 
 // vethLab is one point's namespaces and devices.
 type vethLab struct {
-	names        netlab.Names
-	driver       string
+	names  netlab.Names
+	driver string
+	// ipv6: the point runs over IPv6 (Params.IPv6), the server at
+	// netlab.StackAddr6 and the peer at netlab.PeerAddr6.
+	ipv6         bool
 	host         netns.NsHandle // this process's own namespace
 	stack, peer  netns.NsHandle
 	stackIf      string
@@ -102,16 +108,16 @@ type vethLab struct {
 
 var labSeq atomic.Uint32
 
-func upVethLab(driver string, queues int, offloadsOff bool) (*vethLab, error) {
+func upVethLab(driver string, queues int, offloadsOff, ipv6 bool) (*vethLab, error) {
 	// b, the pid's last 5 digits, the driver, a sequence digit: at most
 	// 8 bytes, as netlab.NamesFor wants.
 	prefix := fmt.Sprintf("b%d%c%d", os.Getpid()%100000, driver[0], labSeq.Add(1)%10)
 	names := netlab.NamesFor(prefix)
-	if err := netlab.UpWith(names, driver, queues, netlab.Options{PeerOffloadsOff: offloadsOff}); err != nil {
+	if err := netlab.UpWith(names, driver, queues, netlab.Options{PeerOffloadsOff: offloadsOff, IPv6: ipv6}); err != nil {
 		netlab.Down(names)
 		return nil, fmt.Errorf("lab %s: %w", prefix, err)
 	}
-	l := &vethLab{names: names, driver: driver, stackIf: names.StackIface(driver), offloadsOff: offloadsOff}
+	l := &vethLab{names: names, driver: driver, ipv6: ipv6, stackIf: names.StackIface(driver), offloadsOff: offloadsOff}
 	var hs []netns.NsHandle
 	l.closeHandles = func() {
 		for _, h := range hs {
@@ -163,6 +169,24 @@ func tuneClientSysctls() error {
 	return nil
 }
 
+// serverAddr is the address the point's server has and its load dials:
+// the lab's stack address of the point's family.
+func (l *vethLab) serverAddr() string {
+	if l.ipv6 {
+		return netlab.StackAddr6
+	}
+	return netlab.StackAddr
+}
+
+// serverCIDR is serverAddr with the lab's prefix length: what the kernel
+// servers put on the device.
+func (l *vethLab) serverCIDR() string {
+	if l.ipv6 {
+		return netlab.StackPrefix6
+	}
+	return netlab.StackAddr + "/24"
+}
+
 func (l *vethLab) down() error {
 	l.closeHandles()
 	if _, err := netlab.Down(l.names); err != nil {
@@ -198,10 +222,10 @@ func (l *vethLab) dial(ctx context.Context, network, address string) (net.Conn, 
 // http); with offloadsOff the veth's offloads are off as the peer's are.
 func runKernelVeth(offloadsOff bool) func(ctx context.Context, l *vethLab, p Params) (Point, error) {
 	return func(ctx context.Context, l *vethLab, p Params) (Point, error) {
-		if err := netlab.KernelAddr(l.stack, l.stackIf, netlab.StackAddr+"/24", offloadsOff); err != nil {
+		if err := netlab.KernelAddr(l.stack, l.stackIf, l.serverCIDR(), offloadsOff); err != nil {
 			return Point{}, err
 		}
-		t := kernelTarget(ctx, p, netlab.StackAddr, func(fn func() error) error { return netlab.InNS(l.stack, fn) })
+		t := kernelTarget(ctx, p, l.serverAddr(), func(fn func() error) error { return netlab.InNS(l.stack, fn) })
 		t.Dial = l.dial
 		pt, err := runVethLoad(ctx, l, t, p)
 		pt.Driver = "veth"
@@ -212,13 +236,13 @@ func runKernelVeth(offloadsOff bool) func(ctx context.Context, l *vethLab, p Par
 // runEpollVeth serves from the kernel on the lab's veth with
 // SysLinuxEpoll's epoll threads, the device at its default offloads.
 func runEpollVeth(ctx context.Context, l *vethLab, p Params) (Point, error) {
-	if err := netlab.KernelAddr(l.stack, l.stackIf, netlab.StackAddr+"/24", false); err != nil {
+	if err := netlab.KernelAddr(l.stack, l.stackIf, l.serverCIDR(), false); err != nil {
 		return Point{}, err
 	}
 	t := &ConnTarget{
-		Addr:  netlab.StackAddr,
+		Addr:  l.serverAddr(),
 		Dial:  l.dial,
-		serve: epollServe(ctx, p, netlab.StackAddr, func(fn func() error) error { return netlab.InNS(l.stack, fn) }),
+		serve: epollServe(ctx, p, l.serverAddr(), func(fn func() error) error { return netlab.InNS(l.stack, fn) }),
 	}
 	pt, err := runVethLoad(ctx, l, t, p)
 	pt.Driver, pt.API = "veth", "epoll"
@@ -257,7 +281,13 @@ func runMkstackVeth(conn bool) func(ctx context.Context, l *vethLab, p Params) (
 				}
 				nic, closeNIC = n, n.Close
 			default:
-				n, err := afxdp.Open(afxdp.Config{Interface: l.stackIf, Queues: p.Cores, Addrs: []netip.Addr{netip.MustParseAddr(netlab.StackAddr)}})
+				// The program hands the stack frames for its addresses
+				// (and an IPv6 one's solicited-node group).
+				addrs := []netip.Addr{netip.MustParseAddr(netlab.StackAddr)}
+				if l.ipv6 {
+					addrs = append(addrs, netip.MustParseAddr(netlab.StackAddr6))
+				}
+				n, err := afxdp.Open(afxdp.Config{Interface: l.stackIf, Queues: p.Cores, Addrs: addrs})
 				if err != nil {
 					return err
 				}
@@ -274,13 +304,13 @@ func runMkstackVeth(conn bool) func(ctx context.Context, l *vethLab, p Params) (
 			// The kernel client shares the point's CPUs: an idle core sleeps
 			// at once rather than take the CPU the client needs.
 			SpinWindow:  -1,
-			StackConfig: func(int) stack.Config { return stackConfig(p, netlab.StackAddr) },
+			StackConfig: func(int) stack.Config { return stackConfig(p, netlab.StackAddr, netlab.StackPrefix6) },
 		})
 		if err != nil {
 			closeNIC()
 			return Point{}, err
 		}
-		t := &ConnTarget{Addr: netlab.StackAddr, Dial: l.dial}
+		t := &ConnTarget{Addr: l.serverAddr(), Dial: l.dial}
 		if p.Workload == Memcached {
 			n, nerr := sockets.New(rt)
 			if nerr != nil {

@@ -26,6 +26,25 @@ const (
 	height = 4 * vg.Inch
 )
 
+// stem begins the names of r's figures: the workload, and -ipv6 for a
+// result with IPv6 points (mkstack bench --ipv6), so they sit beside the
+// IPv4 run's.
+func stem(r *bench.Result) string {
+	if r.HasIPv6() {
+		return string(r.Workload) + "-ipv6"
+	}
+	return string(r.Workload)
+}
+
+// title names r in a figure's title: the workload, "over IPv6" for a
+// result with IPv6 points.
+func title(r *bench.Result) string {
+	if r.HasIPv6() {
+		return string(r.Workload) + " over IPv6"
+	}
+	return string(r.Workload)
+}
+
 // Write draws r's figures into dir as WORKLOAD-throughput, -efficiency and
 // -latency, each .svg and .png, and returns the paths written.
 func Write(r *bench.Result, dir string) ([]string, error) {
@@ -46,7 +65,7 @@ func Write(r *bench.Result, dir string) ([]string, error) {
 			continue
 		}
 		for _, ext := range []string{".svg", ".png"} {
-			path := filepath.Join(dir, string(r.Workload)+"-"+f.name+ext)
+			path := filepath.Join(dir, stem(r)+"-"+f.name+ext)
 			if err := p.Save(width, height, path); err != nil {
 				return paths, fmt.Errorf("plot %s: %w", path, err)
 			}
@@ -80,7 +99,7 @@ func WriteRate(r *bench.Result, dir string) ([]string, error) {
 	}
 	var paths []string
 	for _, ext := range []string{".svg", ".png"} {
-		path := filepath.Join(dir, string(r.Workload)+"-cpu-per-txn"+ext)
+		path := filepath.Join(dir, stem(r)+"-cpu-per-txn"+ext)
 		if err := p.Save(width, height, path); err != nil {
 			return paths, fmt.Errorf("plot %s: %w", path, err)
 		}
@@ -118,7 +137,7 @@ func cpuPerTxn(r *bench.Result) (*plot.Plot, error) {
 		}
 	}
 	per, scale := cpuAxis(r.Workload)
-	p := newPlot(fmt.Sprintf("%s%s: machine CPU per %s", r.Workload, offered, per), "", "µs of CPU per "+per)
+	p := newPlot(fmt.Sprintf("%s%s: machine CPU per %s", title(r), offered, per), "", "µs of CPU per "+per)
 	w := vg.Points(60 / float64(len(syss)))
 	for i, s := range syss {
 		v := make(plotter.Values, len(cores))
@@ -169,7 +188,7 @@ func cpuPerTxnByRate(r *bench.Result) (*plot.Plot, error) {
 	if r.Workload.Stream() {
 		xScale, xLabel = 1e6, "offered rate, MB/s"
 	}
-	p := newPlot(fmt.Sprintf("%s: machine CPU per %s against offered rate", r.Workload, per),
+	p := newPlot(fmt.Sprintf("%s: machine CPU per %s against offered rate", title(r), per),
 		xLabel, "µs of CPU per "+per)
 	var lines []any
 	type series struct {
@@ -276,11 +295,11 @@ func throughput(r *bench.Result) (*plot.Plot, error) {
 	if r.Workload.Stream() {
 		scale, label = 1e9/8, "Gbit/s"
 	}
-	return byCores(r, fmt.Sprintf("%s: throughput", r.Workload), label, func(p bench.Point) float64 { return p.Rate / scale })
+	return byCores(r, fmt.Sprintf("%s: throughput", title(r)), label, func(p bench.Point) float64 { return p.Rate / scale })
 }
 
 func efficiency(r *bench.Result) (*plot.Plot, error) {
-	return byCores(r, fmt.Sprintf("%s: per-core efficiency, rate(k) / (k * rate(1))", r.Workload), "efficiency",
+	return byCores(r, fmt.Sprintf("%s: per-core efficiency, rate(k) / (k * rate(1))", title(r)), "efficiency",
 		func(p bench.Point) float64 { return p.Efficiency })
 }
 
@@ -290,7 +309,7 @@ func latency(r *bench.Result) (*plot.Plot, error) {
 	if r.Workload.Stream() {
 		return nil, nil
 	}
-	p := newPlot(fmt.Sprintf("%s: latency percentiles", r.Workload), "", "µs")
+	p := newPlot(fmt.Sprintf("%s: latency percentiles", title(r)), "", "µs")
 	names := []string{"p50", "p90", "p99", "p99.9"}
 	type series struct {
 		label string
@@ -349,12 +368,12 @@ func WriteConns(r *bench.Result, dir string) ([]string, error) {
 			return float64(p.MachineMemoryBytes) / (1 << 20)
 		}},
 	} {
-		p, err := byConns(r, fmt.Sprintf("%s: %s", r.Workload, f.title), f.y, f.value)
+		p, err := byConns(r, fmt.Sprintf("%s: %s", title(r), f.title), f.y, f.value)
 		if err != nil {
 			return paths, fmt.Errorf("plot %s conns-%s: %w", r.Workload, f.name, err)
 		}
 		for _, ext := range []string{".svg", ".png"} {
-			path := filepath.Join(dir, string(r.Workload)+"-conns-"+f.name+ext)
+			path := filepath.Join(dir, stem(r)+"-conns-"+f.name+ext)
 			if err := p.Save(width, height, path); err != nil {
 				return paths, fmt.Errorf("plot %s: %w", path, err)
 			}

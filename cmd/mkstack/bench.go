@@ -174,6 +174,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.gvisorPeer, "gvisor-peer", "", "the gvisorpeer binary for --systems gvisor (default: build bench/gvisorpeer from this source tree with go build)")
 	fs.BoolVar(&o.plots, "plots", true, "with --out, draw the plots")
 	fs.BoolVar(&bench.CRRServerClosesFirst, "crr-server-closes-first", false, "tcp-crr: the server closes first and holds the TIME-WAITs (not for gvisor)")
+	fs.BoolVar(&o.spec.IPv6, "ipv6", false, "run the load over IPv6: the veth and TAP systems between the lab's fd77::1 (mkstack with it in Addrs6, or the kernel) and fd77::2, the mem wire systems between fd00::1 and fd00::2, the loopback ones on ::1 (gvisor ignores it and runs over IPv4); each point records its family, and with --out the files are WORKLOAD-ipv6.json and so on, beside the IPv4 ones")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -289,8 +290,14 @@ func benchMain(ctx context.Context, o benchOptions, stdout, stderr io.Writer) er
 					fmt.Fprint(stdout, lead)
 					cur = ""
 				}
+				// The family is named on every line of an IPv6 run (an
+				// IPv4 run's lines stay as they were).
+				fam := ""
+				if o.spec.IPv6 {
+					fam = ", " + p.FamilyText()
+				}
 				if p.Err != "" {
-					fmt.Fprintf(stdout, "%s %s, %d cores: %s\n", w, p.System, p.Cores, p.Err)
+					fmt.Fprintf(stdout, "%s %s, %d cores%s: %s\n", w, p.System, p.Cores, fam, p.Err)
 					return
 				}
 				if p.OfferedRate > 0 {
@@ -298,11 +305,11 @@ func benchMain(ctx context.Context, o benchOptions, stdout, stderr io.Writer) er
 					if p.MachineCPUUnit != "" {
 						machine = fmt.Sprintf(", machine CPU %.2f %s", p.MachineCPUPerUnit, p.MachineCPUUnit)
 					}
-					fmt.Fprintf(stdout, "%s %s, %d cores: %s %s (%s offered)%s\n", w, p.System, p.Cores, bench.FormatRate(p.Rate), p.Unit,
+					fmt.Fprintf(stdout, "%s %s, %d cores%s: %s %s (%s offered)%s\n", w, p.System, p.Cores, fam, bench.FormatRate(p.Rate), p.Unit,
 						bench.FormatRate(p.OfferedRate), machine)
 					return
 				}
-				fmt.Fprintf(stdout, "%s %s, %d cores: %s %s\n", w, p.System, p.Cores, bench.FormatRate(p.Rate), p.Unit)
+				fmt.Fprintf(stdout, "%s %s, %d cores%s: %s %s\n", w, p.System, p.Cores, fam, bench.FormatRate(p.Rate), p.Unit)
 			},
 		}
 		// Each offered rate or connection count is a run of its own;
@@ -337,7 +344,11 @@ func benchMain(ctx context.Context, o benchOptions, stdout, stderr io.Writer) er
 		r.Env.AllowDirty = o.allowDirty && strings.HasSuffix(r.Env.Commit, "+dirty")
 		var table bytes.Buffer
 		r.WriteTable(&table)
-		fmt.Fprintf(stdout, "\n%s (%s, %s, %s)\n%s\n", w, r.Env.CPUModel, r.Env.Kernel, r.Env.GoVersion, table.String())
+		over := ""
+		if o.spec.IPv6 {
+			over = " over IPv6"
+		}
+		fmt.Fprintf(stdout, "\n%s%s (%s, %s, %s)\n%s\n", w, over, r.Env.CPUModel, r.Env.Kernel, r.Env.GoVersion, table.String())
 		if o.out == "" {
 			continue
 		}
@@ -347,6 +358,9 @@ func benchMain(ctx context.Context, o benchOptions, stdout, stderr io.Writer) er
 		}
 		if len(o.conns) > 1 {
 			base += "-conns"
+		}
+		if o.spec.IPv6 {
+			base += "-ipv6" // beside the IPv4 run's files
 		}
 		var js bytes.Buffer
 		if err := r.WriteJSON(&js); err != nil {

@@ -15,10 +15,13 @@ func init() {
 	register(command{name: "lab", summary: "create (up) or remove (down) network namespaces joined by a veth or a TAP to try serve against Linux", run: runLab})
 }
 
-// The lab's fixed plan: the stack is 10.77.0.1, the kernel peer 10.77.0.2.
+// The lab's fixed plan: the stack is 10.77.0.1, the kernel peer 10.77.0.2;
+// over IPv6 the stack is fd77::1, the kernel peer fd77::2.
 const (
-	labStackAddr = netlab.StackAddr
-	labPeerAddr  = netlab.PeerAddr
+	labStackAddr    = netlab.StackAddr
+	labPeerAddr     = netlab.PeerAddr
+	labStackPrefix6 = netlab.StackPrefix6
+	labPeerAddr6    = netlab.PeerAddr6
 )
 
 type labNames = netlab.Names
@@ -66,7 +69,8 @@ func runLab(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	if err := labUp(names, *driver, *queues); err != nil {
+	// The command's lab is dual stack: the peer has its IPv6 address too.
+	if err := labUpWith(names, *driver, *queues, netlab.Options{IPv6: true}); err != nil {
 		fmt.Fprintln(stderr, "mkstack lab up:", err)
 		if errors.Is(err, os.ErrPermission) {
 			fmt.Fprintln(stderr, "mkstack lab up: creating namespaces needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN): run it with sudo")
@@ -87,22 +91,26 @@ func labPrintUsage(w io.Writer, n labNames, driver string, queues int) {
 		down += " --prefix " + n.Prefix
 	}
 	if driver == "tap" {
-		fmt.Fprintf(w, `lab up: namespace %[1]s holds the multi-queue TAP %[2]s (%[3]d queues), the kernel at %[4]s.
+		fmt.Fprintf(w, `lab up: namespace %[1]s holds the multi-queue TAP %[2]s (%[3]d queues), the kernel at %[4]s and %[8]s.
 
-  ip netns exec %[1]s %[5]s serve --driver tap --iface %[2]s --addr %[6]s/24 --cores %[3]d --app http --port 80
+  ip netns exec %[1]s %[5]s serve --driver tap --iface %[2]s --addr %[6]s/24 --addr %[9]s --cores %[3]d --app http --port 80
   ip netns exec %[1]s curl http://%[6]s/
+  ip netns exec %[1]s curl -g 'http://[%[10]s]/'
   ip netns exec %[1]s ping -c 3 %[6]s
+  ip netns exec %[1]s ping -6 -c 3 %[10]s
 
 remove it all with: %[7]s
-`, n.TapNS, n.TapIf, queues, labPeerAddr, self, labStackAddr, down)
+`, n.TapNS, n.TapIf, queues, labPeerAddr, self, labStackAddr, down, labPeerAddr6, labStackPrefix6, netlab.StackAddr6)
 		return
 	}
 	fmt.Fprintf(w, `lab up: namespaces %[1]s and %[2]s joined by the veth %[3]s <-> %[4]s (%[5]d queues each way).
-The stack will be %[6]s on %[3]s (the kernel there has no address); the kernel peer is %[7]s on %[4]s.
+The stack will be %[6]s and %[11]s on %[3]s (the kernel there has no address); the kernel peer is %[7]s and %[12]s on %[4]s.
 
-  ip netns exec %[1]s %[8]s serve --driver %[9]s --iface %[3]s --addr %[6]s/24 --cores %[5]d --app http --port 80
+  ip netns exec %[1]s %[8]s serve --driver %[9]s --iface %[3]s --addr %[6]s/24 --addr %[11]s --cores %[5]d --app http --port 80
   ip netns exec %[2]s curl http://%[6]s/
+  ip netns exec %[2]s curl -g 'http://[%[13]s]/'
   ip netns exec %[2]s ping -c 3 %[6]s
+  ip netns exec %[2]s ping -6 -c 3 %[13]s
   ip netns exec %[2]s wrk -d 5s http://%[6]s/
 
 A veth's receive queue follows the sender's transmit queue; the lab steers %[4]s's
@@ -112,14 +120,15 @@ what lands elsewhere the runtime forwards to its core). To pin the veth's NAPI w
 then move each "napi/%[3]s-N" kernel thread with taskset -pc CPU PID.
 
 remove it all with: %[10]s
-`, n.Server, n.Client, n.StackIf, n.PeerIf, queues, labStackAddr, labPeerAddr, self, driver, down)
+`, n.Server, n.Client, n.StackIf, n.PeerIf, queues, labStackAddr, labPeerAddr, self, driver, down, labStackPrefix6, labPeerAddr6, netlab.StackAddr6)
 }
 
 // The lab itself lives in nicq/netlab, which the bench harness's veth
 // systems share.
 var (
 	labNamesFor = netlab.NamesFor
-	labUp       = netlab.Up
+	labUp       = netlab.Up // a lab without the peer's IPv6 address, as the tests that add it want
+	labUpWith   = netlab.UpWith
 	labDown     = netlab.Down
 	namedNS     = netlab.NamedNS
 	inNS        = netlab.InNS

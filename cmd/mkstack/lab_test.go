@@ -32,11 +32,20 @@ func TestLabUpMakesAVethLabAndDownRemovesIt(t *testing.T) {
 	if !strings.Contains(out.String(), "serve --driver afxdp --iface "+n.StackIf) {
 		t.Fatalf("no serve command in:\n%s", out.String())
 	}
-	// The kernel peer has its address; the stack's side has queues and
-	// no address.
+	// The usage serves the stack on both families.
+	if !strings.Contains(out.String(), "--addr 10.77.0.1/24 --addr fd77::1/64") {
+		t.Errorf("the serve command does not give the stack fd77::1/64:\n%s", out.String())
+	}
+	// The kernel peer has its addresses, the IPv6 one usable at once; the
+	// stack's side has queues and no address.
 	got, err := exec.Command("ip", "netns", "exec", n.Client, "ip", "-br", "-4", "addr", "show", n.PeerIf).CombinedOutput()
 	if err != nil || !strings.Contains(string(got), "10.77.0.2/24") {
 		t.Fatalf("peer address: %s %v", got, err)
+	}
+	checkPeerIPv6(t, n.Client, n.PeerIf)
+	got, err = exec.Command("ip", "netns", "exec", n.Server, "ip", "-6", "addr", "show", "scope", "global", "dev", n.StackIf).CombinedOutput()
+	if err != nil || strings.Contains(string(got), "inet6") {
+		t.Errorf("the stack's side has a global IPv6 address: %s %v", got, err)
 	}
 	q, err := exec.Command("ip", "netns", "exec", n.Server, "ls", "/sys/class/net/"+n.StackIf+"/queues").CombinedOutput()
 	if err != nil || strings.Count(string(q), "rx-") != 3 {
@@ -76,8 +85,34 @@ func TestLabUpWithTapMakesAPersistentMultiQueueTap(t *testing.T) {
 	if err != nil || !strings.Contains(string(got), "multi_queue") || !strings.Contains(string(got), "tun type tap") {
 		t.Fatalf("tap: %s %v", got, err)
 	}
+	checkPeerIPv6(t, n.TapNS, n.TapIf)
+	if !strings.Contains(out.String(), "serve --driver tap --iface "+n.TapIf+" --addr 10.77.0.1/24 --addr fd77::1/64") {
+		t.Errorf("the serve command does not give the stack fd77::1/64:\n%s", out.String())
+	}
 	if code := run([]string{"lab", "down", "--prefix", p}, &out, &errOut); code != 0 || nsExists(n.TapNS) {
 		t.Fatalf("down: %d %s", code, errOut.String())
+	}
+}
+
+// checkPeerIPv6 fails t unless ifname in namespace ns has fd77::2/64, not
+// tentative (added without duplicate address detection).
+func checkPeerIPv6(t *testing.T, ns, ifname string) {
+	t.Helper()
+	got, err := exec.Command("ip", "netns", "exec", ns, "ip", "-6", "addr", "show", "dev", ifname).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ip -6 addr show %s: %v\n%s", ifname, err, got)
+	}
+	var line string
+	for l := range strings.Lines(string(got)) {
+		if strings.Contains(l, "inet6 fd77::2/64") {
+			line = l
+		}
+	}
+	if line == "" {
+		t.Fatalf("%s has no fd77::2/64:\n%s", ifname, got)
+	}
+	if strings.Contains(line, "tentative") || !strings.Contains(line, "nodad") {
+		t.Errorf("fd77::2/64 on %s is not nodad or is tentative: %s", ifname, line)
 	}
 }
 

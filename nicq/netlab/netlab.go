@@ -31,10 +31,16 @@ import (
 )
 
 // The fixed plan of a lab: the stack is StackAddr, the kernel peer
-// PeerAddr (with its prefix).
+// PeerAddr (with its prefix); over IPv6 the stack is StackAddr6 (with
+// the prefix StackPrefix6, serve --addr fd77::1/64) and the kernel peer
+// PeerAddr6.
 const (
 	StackAddr = "10.77.0.1"
 	PeerAddr  = "10.77.0.2/24"
+
+	StackAddr6   = "fd77::1"
+	StackPrefix6 = StackAddr6 + "/64"
+	PeerAddr6    = "fd77::2/64"
 )
 
 // Names are a lab's namespaces and devices, all derived from one prefix.
@@ -89,6 +95,12 @@ type Options struct {
 	// It is for comparisons (bench's linux-veth-offloads-off), not for
 	// the stack's sake.
 	PeerOffloadsOff bool
+	// IPv6 gives the kernel peer PeerAddr6 too (on the veth's peer end,
+	// or the TAP's kernel side), without duplicate address detection, so
+	// it is usable at once; the stack's own StackAddr6 is the stack's to
+	// take (serve --addr). Without it the peer has no IPv6 address but
+	// its link-local one.
+	IPv6 bool
 }
 
 // Up creates the namespaces and devices of n for driver ("afxdp" and
@@ -153,7 +165,7 @@ func UpWith(n Names, driver string, queues int, o Options) (err error) {
 		if err != nil {
 			return err
 		}
-		return addrUp(nl, n.TapIf, PeerAddr)
+		return peerAddrsUp(nl, n.TapIf, o.IPv6)
 	}
 	sh, err := newNS(n.Server)
 	if err != nil {
@@ -212,7 +224,18 @@ func UpWith(n Names, driver string, queues int, o Options) (err error) {
 	if err := steerPeer(ch, n.PeerIf, queues); err != nil {
 		return fmt.Errorf("RSS steering on %s: %w", n.PeerIf, err)
 	}
-	return addrUp(cnl, n.PeerIf, PeerAddr)
+	return peerAddrsUp(cnl, n.PeerIf, o.IPv6)
+}
+
+// peerAddrsUp gives the kernel peer's device its address (and with ipv6
+// its IPv6 one) and sets it up.
+func peerAddrsUp(nl *netlink.Handle, ifname string, ipv6 bool) error {
+	if ipv6 {
+		if err := addrAdd(nl, ifname, PeerAddr6); err != nil {
+			return err
+		}
+	}
+	return addrUp(nl, ifname, PeerAddr)
 }
 
 func upLoopback(nl *netlink.Handle) error {
@@ -223,7 +246,22 @@ func upLoopback(nl *netlink.Handle) error {
 	return nl.LinkSetUp(lo)
 }
 
+// addrUp adds cidr to ifname (addrAdd) and sets the device up.
 func addrUp(nl *netlink.Handle, ifname, cidr string) error {
+	if err := addrAdd(nl, ifname, cidr); err != nil {
+		return err
+	}
+	l, err := nl.LinkByName(ifname)
+	if err != nil {
+		return err
+	}
+	return nl.LinkSetUp(l)
+}
+
+// addrAdd adds cidr to ifname; an IPv6 address skips duplicate address
+// detection (ip addr add ... nodad), so it is usable at once rather than
+// tentative for a second or more: the lab's addresses are its own.
+func addrAdd(nl *netlink.Handle, ifname, cidr string) error {
 	l, err := nl.LinkByName(ifname)
 	if err != nil {
 		return err
@@ -232,10 +270,13 @@ func addrUp(nl *netlink.Handle, ifname, cidr string) error {
 	if err != nil {
 		return err
 	}
+	if a.IP.To4() == nil {
+		a.Flags |= unix.IFA_F_NODAD
+	}
 	if err := nl.AddrAdd(l, a); err != nil {
 		return fmt.Errorf("address %s on %s: %w", cidr, ifname, err)
 	}
-	return nl.LinkSetUp(l)
+	return nil
 }
 
 // Down removes the lab's namespaces (their devices go with them) and
@@ -274,7 +315,8 @@ func InNamedNS(name string, fn func() error) error {
 }
 
 // KernelAddr gives the kernel in namespace ns the address cidr on ifname
-// and sets the device up: the kernel then serves on the device the stack
+// (an IPv6 one without duplicate address detection) and sets the device
+// up: the kernel then serves on the device the stack
 // would drive (bench's linux-veth baselines). With offloadsOff the
 // device's transmit offloads are switched off as the peer's are by UpWith
 // with PeerOffloadsOff (see linkdev.DisableOffloads); otherwise they stay

@@ -88,3 +88,37 @@ func TestUpLeavesPeerOffloadsAtDefaults(t *testing.T) {
 		}
 	}
 }
+
+// TestUpWithIPv6GivesThePeerItsAddress: with Options.IPv6 the kernel
+// peer (the veth's peer end, the TAP's kernel side) has PeerAddr6 at once
+// (no duplicate address detection: not tentative); without, it has no
+// global IPv6 address, as the tests that add their own expect.
+func TestUpWithIPv6GivesThePeerItsAddress(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	for i, c := range []struct {
+		driver string
+		ipv6   bool
+	}{{"afxdp", true}, {"tap", true}, {"afxdp", false}} {
+		n := netlab.NamesFor(fmt.Sprintf("s%d%d", os.Getpid()%100000, i))
+		if err := netlab.UpWith(n, c.driver, 1, netlab.Options{IPv6: c.ipv6}); err != nil {
+			t.Fatal(err)
+		}
+		ns, ifname := n.PeerNS(c.driver), n.PeerIf
+		if c.driver == "tap" {
+			ifname = n.TapIf
+		}
+		out, err := exec.Command("ip", "netns", "exec", ns, "ip", "-6", "addr", "show", "dev", ifname, "scope", "global").CombinedOutput()
+		if _, derr := netlab.Down(n); derr != nil {
+			t.Error(derr)
+		}
+		if err != nil {
+			t.Fatalf("%s: ip -6 addr: %v: %s", c.driver, err, out)
+		}
+		has := strings.Contains(string(out), "inet6 "+netlab.PeerAddr6)
+		if has != c.ipv6 || strings.Contains(string(out), "tentative") {
+			t.Errorf("%s, IPv6 %v: peer's global IPv6 addresses:\n%s", c.driver, c.ipv6, out)
+		}
+	}
+}
