@@ -1306,8 +1306,14 @@ func (c *TCPConn) releaseRcvBuf() {
 // consumed opens the window to the peer when a read freed a significant
 // part of the ring (RFC 9293 3.8.6.2.2, receiver SWS avoidance): a window
 // update when the window grows by a quarter of the ring or from below an
-// MSS, not on every read. was is the ring's free space before the read
-// (less than after-n when the bound went back up after memory pressure).
+// MSS, or, when what the peer may still send is below a quarter of the
+// ring, to twice that (Linux's __tcp_cleanup_rbuf), not on every read. The last matters once
+// autotuning has grown the ring: a quarter of 4 MiB is more than one read
+// frees, and a sender whose window ran down waited for the window to
+// close altogether (a TAP peer sending 64 KiB TSO frames to a net.Conn
+// reader ran at a quarter of its rate). was is the ring's free space
+// before the read (less than after-n when the bound went back up after
+// memory pressure).
 func (c *TCPConn) consumed(n, was int) {
 	if n == 0 || !c.synchronized() || c.peerFIN {
 		return
@@ -1315,7 +1321,9 @@ func (c *TCPConn) consumed(n, was int) {
 	c.rcvSpaceAdjust() // autotuning: the bound may grow (tcp_autotune.go)
 	after := c.rcvBuf.free() - c.oooBytes()
 	before := min(after-n, was-c.oooBytes())
+	advertised := int(c.rcvAdvEdge - c.rcvNxt) // what the peer may still send
 	if after-before >= c.rcvBuf.bound()/4 && before < c.rcvBuf.bound()/2 || before < c.sndMSS ||
+		advertised < c.rcvBuf.bound()/4 && after >= 2*advertised && after-advertised >= 2*c.sndMSS ||
 		c.pushed && !c.pingpong && c.segsUnacked > 0 && c.rcvBuf.len() == 0 {
 		c.t.s.now = c.t.s.clock.Now()
 		c.sendACK()

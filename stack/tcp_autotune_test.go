@@ -429,3 +429,53 @@ func TestTCPSendBufferGrowsWithTheCongestionWindow(t *testing.T) {
 		})
 	}
 }
+
+// TestWindowUpdateOnceTheWindowLeftIsSmall: with a large receive ring
+// (grown by autotuning, or set), a read that frees less than a quarter of
+// it still opens the window when the peer has little of it left, to twice
+// what it had (Linux's __tcp_cleanup_rbuf). Before, the update waited for
+// the window to close altogether, and a sender that defers a TSO frame
+// until the window takes it waited with it.
+func TestWindowUpdateOnceTheWindowLeftIsSmall(t *testing.T) {
+	n := newTestNet(t)
+	a := n.add("10.0.0.1/24", func(c *Config) { c.TCP.SendBuffer = 2 << 20 })
+	b := n.add("10.0.0.2/24", func(c *Config) { c.TCP.ReceiveBuffer = 1 << 20 })
+	l, err := b.ListenTCP(80, TCPListenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := a.DialTCP(ip4("10.0.0.2"), 80, TCPConnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.run()
+	sc, ok := l.Accept()
+	if !ok {
+		t.Fatal("not accepted")
+	}
+	const left = 40 << 10
+	total := sc.rcvBuf.free() - left
+	for sent := 0; sent < total; {
+		k, err := c.Write(pattern(min(64<<10, total-sent)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent += k
+		n.run()
+	}
+	if adv := int(sc.rcvAdvEdge - sc.rcvNxt); adv > left+1500 || adv < left-1500 {
+		t.Fatalf("the peer may still send %d bytes, want about %d", adv, left)
+	}
+	framesBefore := n.frames
+	var buf [128 << 10]byte
+	if k := sc.Read(buf[:]); k != len(buf) {
+		t.Fatalf("read %d", k)
+	}
+	n.run()
+	if n.frames == framesBefore {
+		t.Fatal("no window update after a 128 KiB read left the peer 40 KiB of window in a 1 MiB ring")
+	}
+	if adv := int(sc.rcvAdvEdge - sc.rcvNxt); adv < left+len(buf)-1500 {
+		t.Fatalf("the peer may now send %d bytes, want at least %d", adv, left+len(buf))
+	}
+}

@@ -761,6 +761,9 @@ func (q *Queue) Pending() bool {
 	if q.pendings++; q.pendings&63 == 0 {
 		q.readStats()
 	}
+	if q.seg.Active() {
+		return true // segments of a large frame wait here, not in the ring
+	}
 	if q.version == RingV2 {
 		h := (*unix.Tpacket2Hdr)(unsafe.Pointer(&q.v2Slot(q.slot)[0]))
 		return atomic.LoadUint32(&h.Status)&unix.TP_STATUS_USER != 0
