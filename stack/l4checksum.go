@@ -27,21 +27,21 @@ const badChecksumWarnings = 3
 //     taken as partial: see docs/ARCHITECTURE.md, "Checksums from local
 //     peers", for why and for the false-accept rate.
 //
-// Software verification comes before the pseudo-header comparison, so a
-// correct full checksum that happens to equal the pseudo-header sum is
-// not counted as partial.
+// The pseudo-header comparison comes first: from a local peer nearly
+// every frame is partial, and summing it first cost a pass over every
+// byte received (4.6% of a core's CPU in an AF_XDP bulk receive). A full
+// checksum that happens to equal the pseudo-header sum (one in 65536)
+// is then counted as partial; the frames accepted are the same.
 func (s *Stack) l4ChecksumOK(b *nicq.Buf, seg []byte, field, pseudo uint16) bool {
 	switch {
 	case b.Flags&nicq.FlagL4ChecksumPartial != 0:
 		s.stats.PartialChecksums++
 		return true
-	case checksum.Sum(seg, pseudo) == 0xffff:
-		return true
 	case b.Flags&nicq.FlagL4ChecksumMaybePartial != 0 && onesComplementEqual(field, pseudo):
 		s.stats.PartialChecksums++
 		return true
 	}
-	return false
+	return checksum.Sum(seg, pseudo) == 0xffff
 }
 
 // onesComplementEqual compares two 16-bit one's complement values, in

@@ -125,10 +125,10 @@ func TestPartialChecksumsAcceptedOnlyWhenTheDriverSaysSo(t *testing.T) {
 	n.checkNoLeaks()
 }
 
-// TestFullChecksumEqualToThePseudoHeaderSumIsNotCountedPartial: software
-// verification comes first, so only frames that fail it are taken as
-// partial.
-func TestFullChecksumEqualToThePseudoHeaderSumIsNotCountedPartial(t *testing.T) {
+// TestFullChecksumIsNotCountedPartial: a frame from a driver that cannot
+// say which frames are partial, carrying a correct full checksum (not
+// the pseudo-header sum), is accepted and not counted as partial.
+func TestFullChecksumIsNotCountedPartial(t *testing.T) {
 	n := newTestNet(t)
 	s := n.add("10.0.0.2/24", nil)
 	s.LearnNeighbour(ip4("10.0.0.9"), header.MAC{2, 0, 0, 0, 0, 9})
