@@ -212,6 +212,9 @@ func (n *Network) bindFamily(network string, ap netip.AddrPort) (int, error) {
 	}
 	switch {
 	case strings.HasSuffix(network, "4"):
+		if !n.addr.IsValid() {
+			return 0, &net.AddrError{Err: "the stacks have no IPv4 address (IPv6 only)", Addr: a.String()}
+		}
 		return 4, nil
 	case strings.HasSuffix(network, "6"):
 		if len(n.addrs6) == 0 {

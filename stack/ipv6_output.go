@@ -19,7 +19,10 @@ import (
 
 // errNoIPv6 is returned for an IPv6 destination when the stack has no IPv6
 // address (Config.Addrs6).
-var errNoIPv6 = errors.New("no IPv6 address configured (Config.Addrs6, serve --addr6)")
+var errNoIPv6 = errors.New("no IPv6 address configured (Config.Addrs6, serve --addr fd00::1/64)")
+
+// errNoIPv4 is returned for an IPv4 destination by an IPv6-only stack.
+var errNoIPv4 = errors.New("no IPv4 address configured (an IPv6-only stack: Config.Addr, serve --addr 10.0.0.1/24)")
 
 // sourceTo picks our address for a connection to dst (RFC 6724, the part a
 // host with one interface needs): the link-local address for a link-local

@@ -31,7 +31,9 @@ type Config struct {
 	// MAC is the interface's Ethernet address.
 	MAC header.MAC
 	// Addr is the interface's IPv4 address with its subnet, e.g.
-	// 10.0.0.1/24. The subnet is a connected route.
+	// 10.0.0.1/24. The subnet is a connected route. Left zero with
+	// Addrs6 set, the stack is IPv6-only: IPv4 and ARP frames are
+	// dropped as not_supported.
 	Addr netip.Prefix
 	// Gateway, if valid, is the default route's next hop.
 	Gateway netip.Addr
@@ -202,6 +204,7 @@ type Stats struct {
 type Stack struct {
 	cfg   Config
 	mac   header.MAC
+	ip4   bool // an IPv4 address is configured (else IPv6-only)
 	addr  [4]byte
 	bcast [4]byte // subnet broadcast
 	clock Clock
@@ -237,8 +240,12 @@ func New(cfg Config) (*Stack, error) {
 	if cfg.Clock == nil || cfg.Pool == nil {
 		return nil, fmt.Errorf("%w: Clock and Pool are required", ErrInvalidConfig)
 	}
-	if !cfg.Addr.IsValid() || !cfg.Addr.Addr().Is4() {
-		return nil, fmt.Errorf("%w: Addr %v is not an IPv4 prefix", ErrInvalidConfig, cfg.Addr)
+	v4 := cfg.Addr.IsValid()
+	if v4 && !cfg.Addr.Addr().Is4() || !v4 && len(cfg.Addrs6) == 0 {
+		return nil, fmt.Errorf("%w: Addr %v is not an IPv4 prefix (and no Addrs6 makes an IPv6-only stack)", ErrInvalidConfig, cfg.Addr)
+	}
+	if !v4 && cfg.Gateway.IsValid() {
+		return nil, fmt.Errorf("%w: Gateway %v without an IPv4 Addr", ErrInvalidConfig, cfg.Gateway)
 	}
 	if cfg.MTU < 68 || cfg.MTU > 65535 {
 		return nil, fmt.Errorf("%w: MTU %d outside 68..65535", ErrInvalidConfig, cfg.MTU)
@@ -246,12 +253,15 @@ func New(cfg Config) (*Stack, error) {
 	if cfg.MAC.IsMulticast() || cfg.MAC == (header.MAC{}) {
 		return nil, fmt.Errorf("%w: MAC %v is not a unicast address", ErrInvalidConfig, cfg.MAC)
 	}
-	s := &Stack{cfg: cfg, mac: cfg.MAC, addr: cfg.Addr.Addr().As4(), clock: cfg.Clock, pool: cfg.Pool}
+	s := &Stack{cfg: cfg, mac: cfg.MAC, clock: cfg.Clock, pool: cfg.Pool, ip4: v4}
 	s.now = s.clock.Now()
-	s.bcast = broadcastOf(cfg.Addr)
 	s.wheel.Init(s.now, time.Millisecond)
-	if err := s.routes.add(cfg.Addr, netip.Addr{}); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	if v4 {
+		s.addr = cfg.Addr.Addr().As4()
+		s.bcast = broadcastOf(cfg.Addr)
+		if err := s.routes.add(cfg.Addr, netip.Addr{}); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+		}
 	}
 	if cfg.Gateway.IsValid() {
 		if !cfg.Addr.Contains(cfg.Gateway) {
@@ -290,8 +300,14 @@ func broadcastOf(p netip.Prefix) [4]byte {
 // Config returns the stack's configuration with defaults filled in.
 func (s *Stack) Config() Config { return s.cfg }
 
-// Addr returns the stack's IPv4 address.
-func (s *Stack) Addr() netip.Addr { return netip.AddrFrom4(s.addr) }
+// Addr returns the stack's IPv4 address: the zero Addr for an IPv6-only
+// stack.
+func (s *Stack) Addr() netip.Addr {
+	if !s.ip4 {
+		return netip.Addr{}
+	}
+	return netip.AddrFrom4(s.addr)
+}
 
 // Stats returns the stack's counters.
 func (s *Stack) Stats() *Stats { return &s.stats }
@@ -300,7 +316,9 @@ func (s *Stack) Stats() *Stats { return &s.stats }
 // neighbours that cached an old address for our IP update it.
 func (s *Stack) Start() {
 	s.now = s.clock.Now()
-	s.sendARP(header.ARPRequest, header.BroadcastMAC, s.addr, header.MAC{}, s.addr)
+	if s.ip4 {
+		s.sendARP(header.ARPRequest, header.BroadcastMAC, s.addr, header.MAC{}, s.addr)
+	}
 	if s.ip6.enabled && !s.cfg.DisableDAD {
 		// Every core watches for a duplicate (RSS may steer the answer to
 		// any of them); one solicits.
@@ -434,10 +452,14 @@ func (s *Stack) inputFrame(b *nicq.Buf) {
 	srcMAC := eth.Source()
 	bufPull(b, eth.HeaderLength())
 	switch typ {
-	case header.EtherTypeARP:
-		s.inputARP(b)
-	case header.EtherTypeIPv4:
-		s.inputIPv4(b, srcMAC, dst.IsBroadcast())
+	case header.EtherTypeARP, header.EtherTypeIPv4:
+		if !s.ip4 {
+			s.drop(b, DropNotSupported) // an IPv6-only stack
+		} else if typ == header.EtherTypeARP {
+			s.inputARP(b)
+		} else {
+			s.inputIPv4(b, srcMAC, dst.IsBroadcast())
+		}
 	case header.EtherTypeIPv6:
 		s.inputIPv6(b, srcMAC, dst.IsMulticast())
 	default:

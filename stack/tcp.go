@@ -1081,6 +1081,9 @@ func (s *Stack) DialTCPAddr(remote netip.Addr, port uint16, opts TCPConnOptions)
 	id := tcpTuple{remotePort: port}
 	picker := t.cfg.Ports
 	if remote.Is4() {
+		if !s.ip4 {
+			return nil, fmt.Errorf("dial tcp %v:%d: %w", remote, port, errNoIPv4)
+		}
 		id.localAddr, id.remoteAddr = mapped4(s.addr), mapped4(remote.As4())
 	} else {
 		local, err := s.ip6.sourceTo(remote.As16())
@@ -1321,9 +1324,10 @@ func (c *TCPConn) consumed(n, was int) {
 	c.rcvSpaceAdjust() // autotuning: the bound may grow (tcp_autotune.go)
 	after := c.rcvBuf.free() - c.oooBytes()
 	before := min(after-n, was-c.oooBytes())
-	advertised := int(c.rcvAdvEdge - c.rcvNxt) // what the peer may still send
+	advertised := int(c.rcvAdvEdge - c.rcvNxt)         // what the peer may still send
+	offer := min(after, int(c.rcvWindowBytes(0xffff))) // what a window field can say
 	if after-before >= c.rcvBuf.bound()/4 && before < c.rcvBuf.bound()/2 || before < c.sndMSS ||
-		advertised < c.rcvBuf.bound()/4 && after >= 2*advertised && after-advertised >= 2*c.sndMSS ||
+		advertised < c.rcvBuf.bound()/4 && offer >= 2*advertised && offer-advertised >= 2*c.sndMSS ||
 		c.pushed && !c.pingpong && c.segsUnacked > 0 && c.rcvBuf.len() == 0 {
 		c.t.s.now = c.t.s.clock.Now()
 		c.sendACK()

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mkstack/mkstack/nicq"
 	"github.com/mkstack/mkstack/nicq/mem"
 	"github.com/mkstack/mkstack/stack/header"
 )
@@ -567,4 +568,61 @@ func TestStaleIPv6NeighbourIsProbedByUnicastWhileInUse(t *testing.T) {
 	if unicastNS != a.cfg.ARPAttempts || multicastNS == 0 || heldBack == 0 {
 		t.Fatalf("%d unicast probes, %d multicast solicitations, %d advertisements held back; want %d probes, then multicast", unicastNS, multicastNS, heldBack, a.cfg.ARPAttempts)
 	}
+}
+
+func TestIPv6OnlyStack(t *testing.T) {
+	n := newTestNet(t)
+	v6only := func(a string) *Stack {
+		s, err := New(Config{MAC: header.MAC{2, 0, 0, 0, 0, byte(len(n.stacks) + 1)}, Clock: n.clock, Pool: mustPool(t, a),
+			Addrs6: []netip.Prefix{netip.MustParsePrefix(a)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.stacks = append(n.stacks, s)
+		n.pools = append(n.pools, s.pool)
+		return s
+	}
+	a, b := v6only("2001:db8::1/64"), v6only("2001:db8::2/64")
+	if a.Addr().IsValid() {
+		t.Fatalf("an IPv6-only stack has IPv4 address %v", a.Addr())
+	}
+	l, err := b.ListenTCP(80, TCPListenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := a.DialTCPAddr(netip.MustParseAddr("2001:db8::2"), 80, TCPConnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.run()
+	if _, ok := l.Accept(); !ok || c.State() != "ESTABLISHED" {
+		t.Fatalf("IPv6-only handshake: accepted %v, client %s", ok, c.State())
+	}
+	if _, err := a.DialTCP(ip4("10.0.0.2"), 80, TCPConnOptions{}); !errors.Is(err, errNoIPv4) {
+		t.Fatalf("IPv4 dial from an IPv6-only stack: %v, want errNoIPv4", err)
+	}
+	u, _ := a.BindUDP(0, UDPOptions{})
+	if err := u.SendTo([]byte("x"), ip4("10.0.0.2"), 9); !errors.Is(err, errNoIPv4) {
+		t.Fatalf("IPv4 datagram from an IPv6-only stack: %v, want errNoIPv4", err)
+	}
+	// IPv4 and ARP frames are not for it.
+	before := b.Stats().Drops[DropNotSupported]
+	inject(n, b, 28, func(p []byte) {
+		header.IPv4(p).Encode(&header.IPv4Fields{TotalLength: 28, TTL: 64, Protocol: header.ProtocolICMPv4, Source: ip4("10.0.0.9"), Destination: ip4("10.0.0.2")})
+	})
+	if b.Stats().Drops[DropNotSupported] != before+1 {
+		t.Fatalf("an IPv4 frame to an IPv6-only stack: drops %v", nonZero(b))
+	}
+	if _, err := New(Config{MAC: header.MAC{2, 0, 0, 0, 0, 7}, Clock: n.clock, Pool: mustPool(t, "x")}); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("a stack with no address at all: %v, want ErrInvalidConfig", err)
+	}
+}
+
+func mustPool(t *testing.T, name string) *nicq.Pool {
+	t.Helper()
+	p, err := nicq.NewPool(nicq.PoolConfig{Name: name, Buffers: 512})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -206,6 +206,9 @@ func (ep *UDPEndpoint) SendTo(payload []byte, dst [4]byte, port uint16) error {
 		return fmt.Errorf("udp send from closed port %d", ep.port)
 	}
 	s := ep.s
+	if !s.ip4 {
+		return errNoIPv4
+	}
 	if len(payload) > maxUDPPayload {
 		return ErrMessageTooLong
 	}

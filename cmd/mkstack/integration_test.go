@@ -90,7 +90,14 @@ func (l *lab) openInStackNS(t *testing.T) openDriver {
 // serve runs mkstack serve with the driver until the returned stop.
 func (l *lab) serve(t *testing.T, app string, extra ...string) (stop func()) {
 	t.Helper()
-	o, code := parseServe(append([]string{"--driver", l.driver, "--iface", l.iface, "--addr", labStackAddr + "/24", "--cores", "2", "--app", app}, extra...), io.Discard)
+	return l.serveWith(t, app, append([]string{"--addr", labStackAddr + "/24"}, extra...)...)
+}
+
+// serveWith is serve without the lab's IPv4 address: extra gives the
+// addresses.
+func (l *lab) serveWith(t *testing.T, app string, extra ...string) (stop func()) {
+	t.Helper()
+	o, code := parseServe(append([]string{"--driver", l.driver, "--iface", l.iface, "--cores", "2", "--app", app}, extra...), io.Discard)
 	if code != 0 {
 		t.Fatalf("parse: %d", code)
 	}

@@ -220,3 +220,31 @@ func stackAsClient6(t *testing.T, l *lab) {
 	}
 	t.Logf("the stack downloaded %d MiB from a kernel server over IPv6", size>>20)
 }
+
+// TestServeIPv6Only serves with an IPv6 --addr alone on every driver: the
+// stack is IPv6-only, curl -6 reaches its http app from the kernel peer,
+// and IPv4 to the lab's stack address finds no one.
+func TestServeIPv6Only(t *testing.T) {
+	need(t, "ip", "ping")
+	for _, driver := range []string{"afpacket", "tap", "afxdp"} {
+		t.Run(driver, func(t *testing.T) {
+			l := newLab(t, driver)
+			if out, err := l.exec(t, 10*time.Second, "ip", "-6", "addr", "add", "fd77::2/64", "dev", l.peerIf, "nodad"); err != nil {
+				t.Fatalf("ip -6 addr add: %v\n%s", err, out)
+			}
+			stop := l.serveWith(t, "http", "--addr", "fd77::1/64")
+			defer stop()
+			c := l.dial(t, "[fd77::1]:80")
+			fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			out, err := io.ReadAll(c)
+			c.Close()
+			if !strings.HasPrefix(string(out), "HTTP/1.1 200") {
+				t.Fatalf("GET over IPv6 from an IPv6-only stack: %v: %q\nserve's log:\n%s", err, out, l.logs.String())
+			}
+			if out, err := l.exec(t, 10*time.Second, "ping", "-c", "2", "-i", "0.2", "-W", "1", labStackAddr); err == nil {
+				t.Fatalf("an IPv6-only stack answered ping to %s:\n%s", labStackAddr, out)
+			}
+		})
+	}
+}

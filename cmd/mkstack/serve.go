@@ -56,7 +56,7 @@ func parseServe(args []string, stderr io.Writer) (serveOptions, int) {
 	var addr6 string
 	fs.StringVar(&o.driver, "driver", "afxdp", "NIC driver: "+driverNames())
 	fs.StringVar(&o.iface, "iface", "", "interface to drive (not for mem)")
-	fs.Func("addr", "the stack's address and prefix, repeatable: one IPv4 (required), e.g. 10.77.0.1/24, and any number of IPv6, e.g. fd77::1/64; with IPv6 the stack also has a link-local address, answers ping6 and neighbour discovery, and serves its app over IPv6 too (with --driver afxdp, frames to these addresses and their solicited-node groups go to the stack, link-local and all-nodes traffic to the kernel)", func(v string) error {
+	fs.Func("addr", "the stack's address and prefix, repeatable: at most one IPv4, e.g. 10.77.0.1/24, and any number of IPv6, e.g. fd77::1/64 (at least one of either; IPv6 alone makes an IPv6-only stack); with IPv6 the stack also has a link-local address, answers ping6 and neighbour discovery, and serves its app over IPv6 too (with --driver afxdp, frames to these addresses and their solicited-node groups go to the stack, link-local and all-nodes traffic to the kernel)", func(v string) error {
 		addrs = append(addrs, v)
 		return nil
 	})
@@ -137,8 +137,8 @@ func parseServe(args []string, stderr io.Writer) (serveOptions, int) {
 			return bad("--addr %q: want a unicast address with its prefix length, e.g. 10.77.0.1/24 or fd77::1/64", f)
 		}
 	}
-	if !o.addr.IsValid() {
-		return bad("--addr: an IPv4 address with its prefix length is required, e.g. --addr 10.77.0.1/24")
+	if !o.addr.IsValid() && len(o.addrs6) == 0 {
+		return bad("--addr: an address with its prefix length is required, e.g. --addr 10.77.0.1/24 (IPv4), --addr fd77::1/64 (IPv6), or both")
 	}
 	for _, gw := range gws {
 		g, err := netip.ParseAddr(gw)
@@ -305,11 +305,15 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, stdout io.Writ
 		go hs.Serve(l)
 		appClose = func() { hs.Close() }
 	}
-	log.Info("serving", "app", o.app, "addr", netip.AddrPortFrom(o.addr.Addr(), uint16(o.port)), "threads", rt.ThreadMode().String())
-	where := netip.AddrPortFrom(o.addr.Addr(), uint16(o.port)).String()
-	for _, p := range o.addrs6 {
-		where += ", " + netip.AddrPortFrom(p.Addr(), uint16(o.port)).String()
+	var on []string
+	if o.addr.IsValid() {
+		on = append(on, netip.AddrPortFrom(o.addr.Addr(), uint16(o.port)).String())
 	}
+	for _, p := range o.addrs6 {
+		on = append(on, netip.AddrPortFrom(p.Addr(), uint16(o.port)).String())
+	}
+	where := strings.Join(on, ", ")
+	log.Info("serving", "app", o.app, "addr", where, "threads", rt.ThreadMode().String())
 	fmt.Fprintf(stdout, "serving %s on %s (%s driver, %d cores); SIGINT or SIGTERM to stop\n", o.app, where, o.driver, rt.NumCores())
 
 	if o.metrics != "" {
@@ -386,7 +390,10 @@ func httpApp(rt *core.Runtime) http.Handler {
 // driverAddrs are the addresses the driver hands the stack frames for
 // (AF_XDP's program): the IPv4 address and the --addr6 ones.
 func (o *serveOptions) driverAddrs() []netip.Addr {
-	addrs := []netip.Addr{o.addr.Addr()}
+	var addrs []netip.Addr
+	if o.addr.IsValid() {
+		addrs = append(addrs, o.addr.Addr())
+	}
 	for _, p := range o.addrs6 {
 		addrs = append(addrs, p.Addr())
 	}

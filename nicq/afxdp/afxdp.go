@@ -136,7 +136,7 @@ func Open(c Config) (_ *NIC, err error) {
 			return nil, fmt.Errorf("afxdp: address %v: want IPv4, or IPv6 global or unique-local unicast: %w", a, nicq.ErrInvalidConfig)
 		}
 	}
-	if len(addrs) == 0 {
+	if len(addrs) == 0 && len(addrs6) == 0 {
 		return nil, fmt.Errorf("afxdp: no stack address: the XDP program would redirect nothing: %w", nicq.ErrInvalidConfig)
 	}
 	if c.Frames == 0 {
