@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"runtime"
 
 	"github.com/mkstack/mkstack/nicq"
@@ -45,7 +46,8 @@ func openAFXDP(o driverOptions) (nicq.NIC, func(), error) {
 }
 
 func openAFPacket(o driverOptions) (nicq.NIC, func(), error) {
-	nic, err := afpacket.Open(afpacket.Config{Interface: o.iface, Queues: defaultQueues(o), Ring: afpacket.RingVersion(o.afpacketRing), Warn: func(m string) { o.warn(m) }})
+	nic, err := afpacket.Open(afpacket.Config{Interface: o.iface, Queues: defaultQueues(o), Ring: afpacket.RingVersion(o.afpacketRing),
+		Multicast: solicitedNodeMACs(o.addrs), Warn: func(m string) { o.warn(m) }})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -67,4 +69,18 @@ func openTAP(o driverOptions) (nicq.NIC, func(), error) {
 	}
 	o.info("TAP", "steering", map[bool]string{true: "toeplitz eBPF", false: "kernel flow hash"}[nic.Steered()])
 	return nic, func() { nic.Close() }, nil
+}
+
+// solicitedNodeMACs are the Ethernet groups of the solicited-node groups
+// of the IPv6 addresses among addrs (RFC 4291 2.7.1, RFC 2464 7):
+// 33:33:ff and the address's last 24 bits.
+func solicitedNodeMACs(addrs []netip.Addr) [][6]byte {
+	var out [][6]byte
+	for _, a := range addrs {
+		if a.Is6() && !a.Is4In6() {
+			b := a.As16()
+			out = append(out, [6]byte{0x33, 0x33, 0xff, b[13], b[14], b[15]})
+		}
+	}
+	return out
 }

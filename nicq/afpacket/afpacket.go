@@ -84,6 +84,11 @@ type Config struct {
 	// program. Open falls back to it, with Warn, when the program cannot
 	// be loaded.
 	NoSteering bool
+	// Multicast are Ethernet groups the stack listens to (the
+	// solicited-node groups of its IPv6 addresses): queue 0's socket
+	// joins them (PACKET_MR_MULTICAST), so a NIC that filters multicast
+	// passes them; the membership ends with the socket.
+	Multicast [][6]byte
 	// Warn, if set, receives what the driver degrades and why.
 	Warn func(msg string)
 }
@@ -208,6 +213,14 @@ func Open(c Config) (_ *NIC, err error) {
 			if err := unix.SetsockoptInt(q.fd, unix.SOL_PACKET, unix.PACKET_FANOUT, int(fanoutID)|(fanoutType|unix.PACKET_FANOUT_FLAG_DEFRAG)<<16); err != nil {
 				return nil, linkdev.Explain("afpacket", fmt.Sprintf("join fanout group %d on %s", fanoutID, c.Interface), err)
 			}
+		}
+	}
+	for _, g := range c.Multicast {
+		mreq := unix.PacketMreq{Ifindex: int32(n.info.Index), Type: unix.PACKET_MR_MULTICAST, Alen: 6}
+		copy(mreq.Address[:], g[:])
+		if err := unix.SetsockoptPacketMreq(n.queues[0].fd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP, &mreq); err != nil {
+			n.Close()
+			return nil, linkdev.Explain("afpacket", fmt.Sprintf("join Ethernet group %x on %s (PACKET_ADD_MEMBERSHIP)", g, c.Interface), err)
 		}
 	}
 	if c.Queues > 1 && !c.NoSteering {

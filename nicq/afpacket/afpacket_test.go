@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -453,4 +454,40 @@ func frametestIPv4ChecksumOK(h []byte) bool {
 		s = s>>16 + s&0xffff
 	}
 	return s == 0xffff
+}
+
+// TestOpenJoinsTheMulticastGroups: the interface's multicast filter holds
+// Config.Multicast's groups while the NIC is open, and not after.
+func TestOpenJoinsTheMulticastGroups(t *testing.T) {
+	v := drivertest.NewVeth(t, 1)
+	group := [6]byte{0x33, 0x33, 0xff, 0x01, 0x23, 0x45}
+	mcast := func() string {
+		var out []byte
+		if err := nettest.DoIn(v.StackNS, func() (err error) {
+			out, err = os.ReadFile("/proc/thread-self/net/dev_mcast")
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return string(out)
+	}
+	want := fmt.Sprintf("%x", group[:])
+	if strings.Contains(mcast(), want) {
+		t.Fatalf("group %s joined before Open", want)
+	}
+	var nic *NIC
+	if err := nettest.DoIn(v.StackNS, func() (err error) {
+		nic, err = Open(Config{Interface: v.StackIf, Queues: 1, Multicast: [][6]byte{group}})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if m := mcast(); !strings.Contains(m, want) {
+		nic.Close()
+		t.Fatalf("group %s not joined while open:\n%s", want, m)
+	}
+	nic.Close()
+	if m := mcast(); strings.Contains(m, want) {
+		t.Fatalf("group %s still joined after Close:\n%s", want, m)
+	}
 }

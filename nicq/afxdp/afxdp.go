@@ -109,6 +109,7 @@ type NIC struct {
 	// on a local pair (LocalPairDriver).
 	rxFlags nicq.Flags
 	driver  string
+	groups  multicastFilter // the stack's solicited-node groups, joined
 }
 
 // Open attaches the XDP program to Interface and opens Queues sockets.
@@ -183,6 +184,13 @@ func Open(c Config) (_ *NIC, err error) {
 			n.Close()
 		}
 	}()
+	var groups [][6]byte
+	for i := 1; i < len(addrs6); i += 2 { // address, its solicited-node group
+		groups = append(groups, ipv6GroupMAC(addrs6[i]))
+	}
+	if err := n.groups.join(c.Interface, groups); err != nil {
+		return nil, linkdev.Explain(drv, "multicast filter", err)
+	}
 	if n.prog, err = newProgram(max(c.Queues, info.RxQueues), addrs, addrs6); err != nil {
 		return nil, linkdev.Explain(drv, "XDP program", err)
 	}
@@ -393,6 +401,7 @@ func (n *NIC) Close() error {
 		n.prog.close()
 		n.prog = nil
 	}
+	n.groups.leave()
 	return err
 }
 

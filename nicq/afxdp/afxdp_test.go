@@ -5,6 +5,7 @@ package afxdp
 import (
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -265,4 +266,35 @@ func openTAP(name string) (int, error) {
 		return -1, e
 	}
 	return fd, nil
+}
+
+// TestOpenJoinsTheSolicitedNodeGroups: the interface's multicast filter
+// holds the Ethernet group of each IPv6 address's solicited-node group
+// while the NIC is open (a NIC that filters in hardware would drop the
+// neighbour solicitations for the stack otherwise), and not after.
+func TestOpenJoinsTheSolicitedNodeGroups(t *testing.T) {
+	v := drivertest.NewVeth(t, 1)
+	addr6 := netip.MustParseAddr("fd77::1:2345")
+	group := "3333ff012345" // 33:33:ff and the address's last 24 bits
+	mcast := func() string {
+		var out []byte
+		if err := nettest.DoIn(v.StackNS, func() (err error) {
+			out, err = os.ReadFile("/proc/thread-self/net/dev_mcast")
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return string(out)
+	}
+	if strings.Contains(mcast(), group) {
+		t.Fatalf("group %s joined before Open:\n%s", group, mcast())
+	}
+	nic, _ := openOnVeth(t, v, Config{Interface: v.StackIf, Queues: 1, Addrs: append(stackAddr(), addr6)})
+	if m := mcast(); !strings.Contains(m, v.StackIf) || !strings.Contains(m, group) {
+		t.Fatalf("group %s not joined on %s while open:\n%s", group, v.StackIf, m)
+	}
+	nic.Close()
+	if m := mcast(); strings.Contains(m, group) {
+		t.Fatalf("group %s still joined after Close:\n%s", group, m)
+	}
 }
