@@ -197,6 +197,18 @@ func (m *meter) fail(i int) { m.slots[i].errs.Add(1) }
 // stop tells the flows to start nothing new.
 func (m *meter) stop() { m.stopping.Store(true) }
 
+// moveWait bounds the wait for a point's first transaction.
+const moveWait = 3 * time.Second
+
+// moved returns the transactions (or chunks) the flows have done.
+func (m *meter) moved() uint64 {
+	var n uint64
+	for i := range m.slots {
+		n += m.slots[i].n.Load()
+	}
+	return n
+}
+
 type snapshot struct {
 	n, errs uint64
 	at      time.Time
@@ -233,6 +245,20 @@ func (m *meter) snap() snapshot {
 // once the flows are quiet).
 func (m *meter) window(ctx context.Context) (Point, error) {
 	p := m.p
+	if p.Transactions == 0 {
+		// The window opens once the load moves, within moveWait: a
+		// flow whose first SYN or ARP a device lost retries after a
+		// second, and a short window opened before that measured
+		// nothing (a test's 300 ms window saw 0 transactions on TAP).
+		for deadline := time.Now().Add(moveWait); m.moved() == 0 && time.Now().Before(deadline); {
+			select {
+			case <-time.After(2 * time.Millisecond):
+			case <-ctx.Done():
+				m.stop()
+				return Point{}, ctx.Err()
+			}
+		}
+	}
 	if p.Transactions == 0 && p.Warmup > 0 {
 		select {
 		case <-time.After(p.Warmup):
