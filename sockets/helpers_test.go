@@ -62,6 +62,22 @@ func startNetwork(t testing.TB, w *mem.Wire, i int, addr netip.Addr, tweak func(
 // each with `queues` cores, over one mem wire.
 func pair(t testing.TB, queues int) (srv, cli *Network) {
 	t.Helper()
+	return pairWith(t, queues, nil, nil)
+}
+
+// pairWith is pair with a tweak of each side's stack config.
+func pairWith(t testing.TB, queues int, tweakSrv, tweakCli func(*stack.Config)) (srv, cli *Network) {
+	t.Helper()
+	w := twoNICWire(t, queues)
+	srv = startNetwork(t, w, 0, serverAddr, tweakSrv)
+	cli = startNetwork(t, w, 1, clientAddr, tweakCli)
+	return srv, cli
+}
+
+// twoNICWire is a mem wire of two NICs with `queues` queues each, closed
+// when the test ends.
+func twoNICWire(t testing.TB, queues int) *mem.Wire {
+	t.Helper()
 	w, err := mem.NewWire(mem.WireConfig{NICs: []mem.NICConfig{
 		{MAC: [6]byte{2, 0, 0, 0, 0, 1}, Queues: queues, PoolBuffers: 8192},
 		{MAC: [6]byte{2, 0, 0, 0, 0, 2}, Queues: queues, PoolBuffers: 8192},
@@ -70,7 +86,5 @@ func pair(t testing.TB, queues int) (srv, cli *Network) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { w.Close() })
-	srv = startNetwork(t, w, 0, serverAddr, nil)
-	cli = startNetwork(t, w, 1, clientAddr, nil)
-	return srv, cli
+	return w
 }

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/mkstack/mkstack/core"
-	"github.com/mkstack/mkstack/nicq/mem"
 	"github.com/mkstack/mkstack/stack"
 )
 
@@ -30,14 +29,6 @@ func pair6(t testing.TB, queues int) (srv, cli *Network) {
 // pair6With is pair6 with a tweak of both networks' stack configs.
 func pair6With(t testing.TB, queues int, tweak func(*stack.Config)) (srv, cli *Network) {
 	t.Helper()
-	w, err := mem.NewWire(mem.WireConfig{NICs: []mem.NICConfig{
-		{MAC: [6]byte{2, 0, 0, 0, 0, 1}, Queues: queues, PoolBuffers: 8192},
-		{MAC: [6]byte{2, 0, 0, 0, 0, 2}, Queues: queues, PoolBuffers: 8192},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.Close() })
 	with6 := func(a string) func(*stack.Config) {
 		return func(c *stack.Config) {
 			c.Addrs6 = []netip.Prefix{netip.MustParsePrefix(a)}
@@ -46,9 +37,7 @@ func pair6With(t testing.TB, queues int, tweak func(*stack.Config)) (srv, cli *N
 			}
 		}
 	}
-	srv = startNetwork(t, w, 0, serverAddr, with6("fd00::1/64"))
-	cli = startNetwork(t, w, 1, clientAddr, with6("fd00::2/64"))
-	return srv, cli
+	return pairWith(t, queues, with6("fd00::1/64"), with6("fd00::2/64"))
 }
 
 // TestIPv6EchoOverEveryCore dials the server over IPv6 from many ports, so
@@ -271,14 +260,7 @@ func TestUDPOverIPv6(t *testing.T) {
 // wire the same IPv6 address: duplicate address detection finds it on one
 // of them, whose every core then stops using it.
 func TestDuplicateAddressIsWithdrawnOnEveryCore(t *testing.T) {
-	w, err := mem.NewWire(mem.WireConfig{NICs: []mem.NICConfig{
-		{MAC: [6]byte{2, 0, 0, 0, 0, 1}, Queues: 2, PoolBuffers: 8192},
-		{MAC: [6]byte{2, 0, 0, 0, 0, 2}, Queues: 2, PoolBuffers: 8192},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.Close() })
+	w := twoNICWire(t, 2)
 	same := func(c *stack.Config) { c.Addrs6 = []netip.Prefix{netip.MustParsePrefix("fd00::1/64")} }
 	a := startNetwork(t, w, 0, serverAddr, same)
 	b := startNetwork(t, w, 1, clientAddr, same)

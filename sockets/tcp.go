@@ -978,6 +978,7 @@ type listener struct {
 	// only then (a sequentially consistent pair with the queue check).
 	waiting  atomic.Bool
 	isClosed atomic.Bool
+	takeMu   sync.Mutex           // serialises the queue's consumers (take)
 	per      []*stack.TCPListener // by core, each touched only by its core
 }
 
@@ -1056,11 +1057,11 @@ func (l *listener) Accept() (net.Conn, error) {
 		if l.isClosed.Load() {
 			return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.addr, Err: net.ErrClosed}
 		}
-		if sc, ok := l.queue.Dequeue(); ok {
+		if sc, ok := l.take(); ok {
 			return sc, nil
 		}
 		l.waiting.Store(true)
-		if sc, ok := l.queue.Dequeue(); ok {
+		if sc, ok := l.take(); ok {
 			l.waiting.Store(false)
 			return sc, nil
 		}
@@ -1075,6 +1076,15 @@ func (l *listener) Accept() (net.Conn, error) {
 	}
 }
 
+// take dequeues the next connection. The queue has one consumer at a time:
+// Accepts on several goroutines, and Close draining what none accepted,
+// take turns (the race detector caught Close draining under an Accept).
+func (l *listener) take() (*conn, bool) {
+	l.takeMu.Lock()
+	defer l.takeMu.Unlock()
+	return l.queue.Dequeue()
+}
+
 // Close stops listening on every core; connections not yet accepted are
 // reset, accepted ones go on.
 func (l *listener) Close() error {
@@ -1084,7 +1094,7 @@ func (l *listener) Close() error {
 	close(l.closed)
 	l.closeCores()
 	for {
-		sc, ok := l.queue.Dequeue()
+		sc, ok := l.take()
 		if !ok {
 			break
 		}

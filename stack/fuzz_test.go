@@ -196,16 +196,7 @@ func FuzzStackInput(f *testing.F) {
 		}
 		// Timer to timer for two minutes: reassembly times out, and
 		// answers waiting for ARP go once its attempts fail.
-		end := n.clock.Now() + int64(2*time.Minute)
-		for {
-			next, ok := s.NextTimer()
-			if !ok || next > end {
-				break
-			}
-			n.clock.Set(max(next, n.clock.Now()+int64(time.Millisecond)))
-			s.Advance()
-			n.run()
-		}
+		runTimers(n, s, 2*time.Minute, n.run)
 		ep.Close()
 		n.run()
 		if pool.InUse() != 0 {

@@ -96,21 +96,14 @@ func (s *Stack) inputICMPError(b *nicq.Buf, msg header.ICMPv4) {
 		s.pmtu.update(remote, int(msg.NextHopMTU()), s.now)
 	}
 	// The flow's own packets arrive with the remote end as source.
-	if s.cfg.FlowOwner != nil && s.cfg.Forward != nil {
-		if owner := s.cfg.FlowOwner(inner.Protocol(), remote, s.addr, remotePort, localPort); owner != s.cfg.Core {
-			if !s.cfg.Forward(owner, b) {
-				s.drop(b, DropForwardFailed)
-			} else {
-				s.stats.Forwarded++
-			}
-			return
-		}
+	if s.forwardFlow(b, inner.Protocol(), remote, s.addr, remotePort, localPort) {
+		return
 	}
 	err := icmpError(msg.Type(), msg.Code())
 	delivered := false
 	switch inner.Protocol() {
 	case header.ProtocolUDP:
-		delivered = s.udp.deliverError(localPort, remote, remotePort, err)
+		delivered = s.udp.deliverError(localPort, UDPError{Err: err, Remote: remote, RemotePort: remotePort})
 	case header.ProtocolTCP:
 		id := tcpTuple{localAddr: mapped4(s.addr), remoteAddr: mapped4(remote), localPort: localPort, remotePort: remotePort}
 		seq := uint32(l4[4])<<24 | uint32(l4[5])<<16 | uint32(l4[6])<<8 | uint32(l4[7])

@@ -128,7 +128,7 @@ func (s *Stack) inputICMPv6Error(b *nicq.Buf, m header.ICMPv6) {
 	delivered := false
 	switch proto {
 	case header.ProtocolUDP:
-		delivered = s.udp.deliverError6(localPort, remote, remotePort, err)
+		delivered = s.udp.deliverError(localPort, UDPError{Err: err, Remote6: remote, IPv6: true, RemotePort: remotePort})
 	case header.ProtocolTCP:
 		id := tcpTuple{localAddr: local, remoteAddr: remote, localPort: localPort, remotePort: remotePort}
 		seq := uint32(l4[4])<<24 | uint32(l4[5])<<16 | uint32(l4[6])<<8 | uint32(l4[7])

@@ -90,10 +90,21 @@ func (s *Stack) forwardIfNotOurs(b *nicq.Buf) bool {
 // opens chose their ports. Traffic that lands right pays nothing: the
 // check runs only when the local lookup failed.
 func (s *Stack) forwardToOwner(b *nicq.Buf, ip header.IPv4, sport, dport uint16) bool {
+	return s.forwardFlow(b, ip.Protocol(), ip.Source(), ip.Destination(), sport, dport)
+}
+
+// forwardFlow is forwardToOwner for the flow (protocol, src, dst, sport,
+// dport) as its packets arrive.
+func (s *Stack) forwardFlow(b *nicq.Buf, protocol uint8, src, dst [4]byte, sport, dport uint16) bool {
 	if s.cfg.FlowOwner == nil || s.cfg.Forward == nil {
 		return false
 	}
-	owner := s.cfg.FlowOwner(ip.Protocol(), ip.Source(), ip.Destination(), sport, dport)
+	return s.forwardTo(s.cfg.FlowOwner(protocol, src, dst, sport, dport), b)
+}
+
+// forwardTo hands b to core owner, if that is another core, and reports
+// whether it did (a failed forward drops and counts b).
+func (s *Stack) forwardTo(owner int, b *nicq.Buf) bool {
 	if owner == s.cfg.Core {
 		return false
 	}

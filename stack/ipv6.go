@@ -252,6 +252,23 @@ func (s *Stack) deliverIPv6(b *nicq.Buf, ip header.IPv6, next uint8, off int, sr
 	}
 }
 
+// flowAddrs6 returns the addresses of a TCP segment or UDP datagram over
+// IPv6 if they are a flow's: to one of our unicast addresses (there are no
+// multicast sockets), from one a reply can go to (not the unspecified
+// address, not IPv4-mapped); else it drops and counts b.
+func (s *Stack) flowAddrs6(b *nicq.Buf, ip header.IPv6) (src, dst [16]byte, ok bool) {
+	src, dst = ip.Source(), ip.Destination()
+	switch {
+	case !s.ip6.isOurs(dst):
+		s.drop(b, DropIPv6NotForUs)
+	case header.IsIPv6Unspecified(src) || is4(&src):
+		s.drop(b, DropMartianSource)
+	default:
+		return src, dst, true
+	}
+	return src, dst, false
+}
+
 // inputForwarded6 is InputForwarded for an IPv6 packet: its headers were
 // checked by the core that forwarded it.
 func (s *Stack) inputForwarded6(b *nicq.Buf) {
@@ -269,8 +286,6 @@ func (s *Stack) inputForwarded6(b *nicq.Buf) {
 	s.deliverIPv6(b, ip, w.Protocol, w.Offset, header.MAC{})
 }
 
-func addrFrom16(a [16]byte) netip.Addr { return netip.AddrFrom16(a) }
-
 // encodeIPv6 writes a fixed header for an upper-layer packet of length n
 // and protocol next into h.
 func encodeIPv6(h []byte, next uint8, hopLimit uint8, n int, src, dst [16]byte) {
@@ -286,7 +301,8 @@ func encodeIPv6(h []byte, next uint8, hopLimit uint8, n int, src, dst [16]byte) 
 // transmitIPv6 sends b, which starts at a finished IPv6 header, to dst on
 // the link: to the group's Ethernet address for a multicast dst, else to
 // dst's neighbour entry, else to fallback, the link-layer source of the
-// packet being answered (as an ARP reply goes to the requester's address).
+// packet being answered (as an ARP reply goes to the requester's
+// address); with no fallback (the zero MAC) b waits for dst to resolve.
 func (s *Stack) transmitIPv6(b *nicq.Buf, dst [16]byte, fallback header.MAC) {
 	mac := fallback
 	if header.IsIPv6Multicast(dst) {

@@ -281,18 +281,11 @@ func FuzzStackInputIPv6(f *testing.F) {
 		for _, fr := range sent(s) {
 			checkIPv6Answer(t, s, fr)
 		}
-		end := n.clock.Now() + int64(2*time.Minute)
-		for {
-			next, ok := s.NextTimer()
-			if !ok || next > end {
-				break
-			}
-			n.clock.Set(max(next, n.clock.Now()+int64(time.Millisecond)))
-			s.Advance()
+		runTimers(n, s, 2*time.Minute, func() {
 			for _, fr := range sent(s) {
 				checkIPv6Answer(t, s, fr)
 			}
-		}
+		})
 		if pool.InUse() != 0 {
 			t.Fatalf("%d buffers leaked; drops %v", pool.InUse(), nonZero(s))
 		}

@@ -10,6 +10,7 @@ package stack
 
 import (
 	"errors"
+	"net/netip"
 
 	"github.com/mkstack/mkstack/nicq"
 	"github.com/mkstack/mkstack/stack/checksum"
@@ -34,7 +35,7 @@ func (st *ipv6State) sourceTo(dst [16]byte) ([16]byte, error) {
 	}
 	if !header.IsIPv6LinkLocalUnicast(dst) {
 		for i, p := range st.prefixes {
-			if p.Contains(addrFrom16(dst)) && !st.duplicate[i+1] {
+			if p.Contains(netip.AddrFrom16(dst)) && !st.duplicate[i+1] {
 				return st.addrs[i+1], nil
 			}
 		}
@@ -56,7 +57,7 @@ func (st *ipv6State) onLink(dst [16]byte) bool {
 	if header.IsIPv6LinkLocalUnicast(dst) {
 		return true
 	}
-	a := addrFrom16(dst)
+	a := netip.AddrFrom16(dst)
 	for _, p := range st.prefixes {
 		if p.Contains(a) {
 			return true
@@ -107,24 +108,8 @@ func (s *Stack) sendIPv6(b *nicq.Buf, next uint8, src, dst [16]byte, flowLabel u
 		PayloadLength: uint16(n), NextHeader: next, HopLimit: defaultHopLimit, FlowLabel: flowLabel, Source: src, Destination: dst,
 	})
 	s.stats.IPv6PacketsOut++
-	s.outputIPv6(b, nextHop)
+	s.transmitIPv6(b, nextHop, header.MAC{})
 	return nil
-}
-
-// outputIPv6 sends b, a finished IPv6 packet, to the neighbour nextHop: at
-// once if the cache knows it, else after resolution.
-func (s *Stack) outputIPv6(b *nicq.Buf, nextHop [16]byte) {
-	if header.IsIPv6Multicast(nextHop) {
-		s.pushEthernet(b, header.IPv6MulticastMAC(nextHop), header.EtherTypeIPv6)
-		s.transmit(b)
-		return
-	}
-	if mac, ok := s.ip6.neigh.lookupToSend(nextHop); ok {
-		s.pushEthernet(b, mac, header.EtherTypeIPv6)
-		s.transmit(b)
-		return
-	}
-	s.ip6.resolver.enqueue(b, nextHop)
 }
 
 // resolution6 is one neighbour being resolved: what waits for it, and the
@@ -235,18 +220,32 @@ func (s *Stack) sendNeighbourSolicit(target [16]byte) {
 // address mac: its solicited-node group's to resolve it, its own to probe
 // a stale entry (RFC 4861 7.3.3, sent to the cached address).
 func (s *Stack) sendNeighbourSolicitTo(target [16]byte, mac header.MAC) {
-	b := s.getBuf()
-	if b == nil {
-		return
-	}
 	src, _ := s.ip6.sourceTo(target)
 	dst := header.SolicitedNodeMulticast(target)
 	if !mac.IsMulticast() {
 		dst = target
 	}
-	msg := bufAppend(b, header.NDPNeighborMessageSize+header.NDPLinkLayerAddressOptionSize)
+	s.sendSolicit(src, dst, target, mac)
+}
+
+// sendSolicit sends a neighbour solicitation for target from src to dst
+// (at the Ethernet address mac), with our link-layer address as its
+// option unless src is the unspecified address (duplicate address
+// detection, RFC 4862 5.4.2, which must not carry one).
+func (s *Stack) sendSolicit(src, dst, target [16]byte, mac header.MAC) {
+	b := s.getBuf()
+	if b == nil {
+		return
+	}
+	size := header.NDPNeighborMessageSize
+	if src != ([16]byte{}) {
+		size += header.NDPLinkLayerAddressOptionSize
+	}
+	msg := bufAppend(b, size)
 	n := header.EncodeNDPNeighborSolicitation(msg, target)
-	header.EncodeNDPLinkLayerAddressOption(msg[n:], header.NDPOptionSourceLinkLayerAddress, s.mac)
+	if n < size {
+		header.EncodeNDPLinkLayerAddressOption(msg[n:], header.NDPOptionSourceLinkLayerAddress, s.mac)
+	}
 	m := header.ICMPv6(msg)
 	m.SetChecksum(m.ComputeChecksum(checksum.PseudoHeaderIPv6(src, dst, header.ProtocolICMPv6, uint32(len(msg)))))
 	encodeIPv6(bufPush(b, header.IPv6FixedHeaderSize), header.ProtocolICMPv6, header.NDPHopLimit, len(msg), src, dst)
@@ -261,16 +260,7 @@ func (s *Stack) forwardToOwner6(b *nicq.Buf, protocol uint8, src, dst [16]byte, 
 	if s.cfg.FlowOwner6 == nil || s.cfg.Forward == nil {
 		return false
 	}
-	owner := s.cfg.FlowOwner6(protocol, src, dst, sport, dport)
-	if owner == s.cfg.Core {
-		return false
-	}
-	if !s.cfg.Forward(owner, b) {
-		s.drop(b, DropForwardFailed)
-		return true
-	}
-	s.stats.Forwarded++
-	return true
+	return s.forwardTo(s.cfg.FlowOwner6(protocol, src, dst, sport, dport), b)
 }
 
 // fragment6 sends head+body, an upper-layer packet of protocol next, from

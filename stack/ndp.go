@@ -157,19 +157,8 @@ func (s *Stack) sendNeighbourAdvert(target, dst [16]byte, flags uint8, fallback 
 // window in which an answer or a rival's solicitation shows one duplicate.
 func (s *Stack) startDAD() {
 	for _, a := range s.ip6.addrs {
-		b := s.getBuf()
-		if b == nil {
-			return
-		}
-		dst := header.SolicitedNodeMulticast(a)
-		msg := bufAppend(b, header.NDPNeighborMessageSize)
-		header.EncodeNDPNeighborSolicitation(msg, a)
-		m := header.ICMPv6(msg)
-		m.SetChecksum(m.ComputeChecksum(checksum.PseudoHeaderIPv6([16]byte{}, dst, header.ProtocolICMPv6, uint32(len(msg)))))
-		encodeIPv6(bufPush(b, header.IPv6FixedHeaderSize), header.ProtocolICMPv6, header.NDPHopLimit, len(msg), [16]byte{}, dst)
-		s.stats.NeighbourSolicitsSent++
-		s.pushEthernet(b, header.IPv6MulticastMAC(dst), header.EtherTypeIPv6)
-		s.transmit(b)
+		g := header.SolicitedNodeMulticast(a)
+		s.sendSolicit([16]byte{}, g, a, header.IPv6MulticastMAC(g))
 	}
 }
 

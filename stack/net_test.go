@@ -121,3 +121,18 @@ func (n *testNet) checkNoLeaks() {
 func ip4(s string) [4]byte { return netip.MustParseAddr(s).As4() }
 
 func netipAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// runTimers steps the clock from one of s's timers to the next (at least
+// 1 ms on) for d, running s's timers and then after each step.
+func runTimers(n *testNet, s *Stack, d time.Duration, then func()) {
+	end := n.clock.Now() + int64(d)
+	for {
+		next, ok := s.NextTimer()
+		if !ok || next > end {
+			return
+		}
+		n.clock.Set(max(next, n.clock.Now()+int64(time.Millisecond)))
+		s.Advance()
+		then()
+	}
+}

@@ -56,18 +56,8 @@ func TestTCPOverIPv6HandshakeTransferAndClose(t *testing.T) {
 		t.Errorf("MSS %d and %d, want 1440", c.sndMSS, sc.sndMSS)
 	}
 	msg := pattern(200 << 10)
-	var got, back []byte
-	for sent := 0; sent < len(msg) || len(got) < len(msg); {
-		k, err := c.Write(msg[sent:])
-		if err != nil {
-			t.Fatal(err)
-		}
-		sent += k
-		n.run()
-		readAll(sc, &got)
-		n.run()
-	}
-	if !bytes.Equal(got, msg) {
+	var back []byte
+	if got := transfer(t, n, c, sc, msg); !bytes.Equal(got, msg) {
 		t.Fatalf("server got %d bytes, not what was sent", len(got))
 	}
 	if _, err := sc.Write([]byte("and back")); err != nil {
@@ -315,15 +305,7 @@ func ptb6(router, to [16]byte, mtu uint32, pkt []byte) []byte {
 
 func TestPacketTooBigLowersTheMSSAndIsRetransmittedSmaller(t *testing.T) {
 	n, a, b, l := tcpPair6(t, TCPListenOptions{})
-	c, err := a.DialTCPAddr(netip.MustParseAddr("2001:db8::2"), 80, TCPConnOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.run()
-	sc, ok := l.Accept()
-	if !ok {
-		t.Fatal("not accepted")
-	}
+	c, sc := connect(t, n, a, l, "2001:db8::2", TCPConnOptions{})
 	// Hold back b's segments to a, write a full segment, and answer it
 	// with a Packet Too Big of 1400 from a router.
 	var big []byte
@@ -498,29 +480,22 @@ func TestIPv6FirstFragmentWithoutTheWholeHeaderChainIsRefused(t *testing.T) {
 
 func TestStaleIPv6NeighbourIsProbedByUnicastWhileInUse(t *testing.T) {
 	n, a, b, l := tcpPair6(t, TCPListenOptions{})
-	c, err := a.DialTCPAddr(netip.MustParseAddr("2001:db8::2"), 80, TCPConnOptions{KeepAlive: false})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.run()
-	sc, ok := l.Accept()
-	if !ok {
-		t.Fatal("not accepted")
-	}
+	c, sc := connect(t, n, a, l, "2001:db8::2", TCPConnOptions{})
 	var unicastNS, multicastNS, heldBack int
-	n.filter = func(from int, frame []byte) bool {
+	// countSolicits counts a's solicitations by their Ethernet
+	// destination.
+	countSolicits := func(from int, frame []byte) {
 		eth := header.Ethernet(frame)
-		if from != 0 || eth.PayloadType() != header.EtherTypeIPv6 {
-			return true
-		}
-		ip := header.IPv6(eth.Payload())
-		if ip.NextHeader() == header.ProtocolICMPv6 && header.ICMPv6(ip.Payload()).Type() == header.ICMPv6NeighborSolicitation {
+		if from == 0 && icmp6Type(frame) == header.ICMPv6NeighborSolicitation {
 			if eth.Destination().IsMulticast() {
 				multicastNS++
 			} else {
 				unicastNS++
 			}
 		}
+	}
+	n.filter = func(from int, frame []byte) bool {
+		countSolicits(from, frame)
 		return true
 	}
 	n.advance(61 * time.Second) // a's entry for b is stale now
@@ -539,24 +514,11 @@ func TestStaleIPv6NeighbourIsProbedByUnicastWhileInUse(t *testing.T) {
 	// A neighbour that stops answering: the stale entry serves through
 	// the probes, then resolution starts over by multicast.
 	n.filter = func(from int, frame []byte) bool {
-		eth := header.Ethernet(frame)
-		if from == 1 && eth.PayloadType() == header.EtherTypeIPv6 {
-			ip := header.IPv6(eth.Payload())
-			if ip.NextHeader() == header.ProtocolICMPv6 && header.ICMPv6(ip.Payload()).Type() == header.ICMPv6NeighborAdvertisement {
-				heldBack++
-				return false
-			}
+		if from == 1 && icmp6Type(frame) == header.ICMPv6NeighborAdvertisement {
+			heldBack++
+			return false
 		}
-		if from == 0 && eth.PayloadType() == header.EtherTypeIPv6 {
-			ip := header.IPv6(eth.Payload())
-			if ip.NextHeader() == header.ProtocolICMPv6 && header.ICMPv6(ip.Payload()).Type() == header.ICMPv6NeighborSolicitation {
-				if eth.Destination().IsMulticast() {
-					multicastNS++
-				} else {
-					unicastNS++
-				}
-			}
-		}
+		countSolicits(from, frame)
 		return true
 	}
 	unicastNS, multicastNS = 0, 0
@@ -625,4 +587,18 @@ func mustPool(t *testing.T, name string) *nicq.Pool {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// icmp6Type returns the type of the ICMPv6 message an Ethernet frame
+// carries right after its IPv6 header, or 0 for any other frame.
+func icmp6Type(frame []byte) header.ICMPv6Type {
+	eth := header.Ethernet(frame)
+	if eth.PayloadType() != header.EtherTypeIPv6 {
+		return 0
+	}
+	ip := header.IPv6(eth.Payload())
+	if ip.NextHeader() != header.ProtocolICMPv6 || len(ip.Payload()) == 0 {
+		return 0
+	}
+	return header.ICMPv6(ip.Payload()).Type()
 }

@@ -444,15 +444,7 @@ func TestWindowUpdateOnceTheWindowLeftIsSmall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := a.DialTCP(ip4("10.0.0.2"), 80, TCPConnOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.run()
-	sc, ok := l.Accept()
-	if !ok {
-		t.Fatal("not accepted")
-	}
+	c, sc := connect(t, n, a, l, "10.0.0.2", TCPConnOptions{})
 	const left = 40 << 10
 	total := sc.rcvBuf.free() - left
 	for sent := 0; sent < total; {

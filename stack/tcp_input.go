@@ -80,13 +80,8 @@ func (s *Stack) tcpInput6(b *nicq.Buf, ip header.IPv6, off int) {
 		s.drop(b, DropReason(r))
 		return
 	}
-	dst, src := ip.Destination(), ip.Source()
-	if !s.ip6.isOurs(dst) {
-		s.drop(b, DropIPv6NotForUs) // TCP is unicast only
-		return
-	}
-	if header.IsIPv6Unspecified(src) || is4(&src) {
-		s.drop(b, DropMartianSource)
+	src, dst, ok := s.flowAddrs6(b, ip)
+	if !ok {
 		return
 	}
 	if b.Flags&nicq.FlagL4ChecksumVerified == 0 && !s.l4ChecksumOK(b, raw, raw.Checksum(), checksum.PseudoHeaderIPv6(src, dst, header.ProtocolTCP, uint32(len(raw)))) {

@@ -3,6 +3,7 @@ package stack
 import (
 	"bytes"
 	"errors"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -36,6 +37,40 @@ func tcpPairWith(t *testing.T, tweakA func(*Config)) (n *testNet, a, b *Stack, l
 	return n, a, b, l
 }
 
+// connect dials l's port at to from a and returns both ends once the
+// listener accepted.
+func connect(t *testing.T, n *testNet, a *Stack, l *TCPListener, to string, opts TCPConnOptions) (c, sc *TCPConn) {
+	t.Helper()
+	c, err := a.DialTCPAddr(netip.MustParseAddr(to), l.port, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.run()
+	sc, ok := l.Accept()
+	if !ok {
+		t.Fatal("not accepted")
+	}
+	return c, sc
+}
+
+// transfer writes msg on c as its ring allows, running the wire, and
+// returns what sc read meanwhile, once it has read as much as was sent.
+func transfer(t *testing.T, n *testNet, c, sc *TCPConn, msg []byte) []byte {
+	t.Helper()
+	var got []byte
+	for sent := 0; sent < len(msg) || len(got) < len(msg); {
+		k, err := c.Write(msg[sent:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent += k
+		n.run()
+		readAll(sc, &got)
+		n.run()
+	}
+	return got
+}
+
 func readAll(c *TCPConn, into *[]byte) {
 	var buf [4096]byte
 	for {
@@ -67,17 +102,7 @@ func TestTCPHandshakeThenTransferByteForByteBothWays(t *testing.T) {
 	}
 	// 100 KiB from a to b, written as the ring allows and read as it comes.
 	msg := pattern(100 << 10)
-	var got []byte
-	for sent := 0; sent < len(msg) || len(got) < len(msg); {
-		k, err := c.Write(msg[sent:])
-		if err != nil {
-			t.Fatal(err)
-		}
-		sent += k
-		n.run()
-		readAll(sc, &got)
-		n.run()
-	}
+	got := transfer(t, n, c, sc, msg)
 	if !bytes.Equal(got, msg) {
 		t.Fatalf("received %d bytes, differ from the %d sent", len(got), len(msg))
 	}

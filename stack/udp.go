@@ -277,33 +277,30 @@ func (s *Stack) inputUDP(b *nicq.Buf, ip header.IPv4) {
 		bufFree(b)
 		return
 	}
+	ep.enqueue(Datagram{Buf: b, From: from, FromPort: fromPort})
+}
+
+// enqueue queues d, whose buffer starts at the payload, for Recv, or drops
+// and counts it when the queue is full.
+func (ep *UDPEndpoint) enqueue(d Datagram) {
 	if ep.size == len(ep.queue) {
 		ep.Dropped++
-		s.drop(b, DropSocketQueueFull)
+		ep.s.drop(d.Buf, DropSocketQueueFull)
 		return
 	}
-	ep.queue[(ep.head+ep.size)%len(ep.queue)] = Datagram{Buf: b, From: from, FromPort: fromPort}
+	ep.queue[(ep.head+ep.size)%len(ep.queue)] = d
 	ep.size++
 	ep.Received++
 }
 
-// deliverError gives an ICMP error to the socket bound to localPort.
-func (t *udpTable) deliverError(localPort uint16, remote [4]byte, remotePort uint16, err error) bool {
+// deliverError gives e, an ICMP or ICMPv6 error, to the socket bound to
+// localPort.
+func (t *udpTable) deliverError(localPort uint16, e UDPError) bool {
 	ep := t.ports[localPort]
 	if ep == nil {
 		return false
 	}
-	ep.pushError(UDPError{Err: err, Remote: remote, RemotePort: remotePort})
-	return true
-}
-
-// deliverError6 is deliverError for an ICMPv6 error.
-func (t *udpTable) deliverError6(localPort uint16, remote [16]byte, remotePort uint16, err error) bool {
-	ep := t.ports[localPort]
-	if ep == nil {
-		return false
-	}
-	ep.pushError(UDPError{Err: err, Remote6: remote, IPv6: true, RemotePort: remotePort})
+	ep.pushError(e)
 	return true
 }
 
@@ -316,7 +313,7 @@ func (t *udpTable) deliverLocalError(ip []byte, err error) {
 	}
 	sport, dport, ok := transportPorts(h)
 	if ok {
-		t.deliverError(sport, h.Destination(), dport, err)
+		t.deliverError(sport, UDPError{Err: err, Remote: h.Destination(), RemotePort: dport})
 	}
 }
 
@@ -389,13 +386,8 @@ func (s *Stack) inputUDP6(b *nicq.Buf, ip header.IPv6, off int) {
 		return
 	}
 	u = u[:u.Length()]
-	dst, src := ip.Destination(), ip.Source()
-	if !s.ip6.isOurs(dst) {
-		s.drop(b, DropIPv6NotForUs) // no IPv6 multicast sockets
-		return
-	}
-	if header.IsIPv6Unspecified(src) || is4(&src) {
-		s.drop(b, DropMartianSource)
+	src, dst, ok := s.flowAddrs6(b, ip)
+	if !ok {
 		return
 	}
 	if b.Flags&nicq.FlagL4ChecksumVerified == 0 && (u.Checksum() == 0 || !s.l4ChecksumOK(b, u, u.Checksum(), checksum.PseudoHeaderIPv6(src, dst, header.ProtocolUDP, uint32(u.Length())))) {
@@ -422,14 +414,7 @@ func (s *Stack) inputUDP6(b *nicq.Buf, ip header.IPv6, off int) {
 		bufFree(b)
 		return
 	}
-	if ep.size == len(ep.queue) {
-		ep.Dropped++
-		s.drop(b, DropSocketQueueFull)
-		return
-	}
-	ep.queue[(ep.head+ep.size)%len(ep.queue)] = Datagram{Buf: b, From6: src, IPv6: true, FromPort: fromPort}
-	ep.size++
-	ep.Received++
+	ep.enqueue(Datagram{Buf: b, From6: src, IPv6: true, FromPort: fromPort})
 }
 
 // deliverLocalError6 is deliverLocalError for an IPv6 packet of ours (a
@@ -439,5 +424,5 @@ func (t *udpTable) deliverLocalError6(ip []byte, err error) {
 		return
 	}
 	u := header.UDP(ip[header.IPv6FixedHeaderSize:])
-	t.deliverError6(u.SourcePort(), header.IPv6(ip).Destination(), u.DestinationPort(), err)
+	t.deliverError(u.SourcePort(), UDPError{Err: err, Remote6: header.IPv6(ip).Destination(), IPv6: true, RemotePort: u.DestinationPort()})
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/mkstack/mkstack/nicq/afxdp"
 	"github.com/mkstack/mkstack/nicq/linkdev"
 	"github.com/mkstack/mkstack/nicq/tap"
+	"github.com/mkstack/mkstack/stack/header"
 )
 
 func init() {
@@ -72,14 +73,12 @@ func openTAP(o driverOptions) (nicq.NIC, func(), error) {
 }
 
 // solicitedNodeMACs are the Ethernet groups of the solicited-node groups
-// of the IPv6 addresses among addrs (RFC 4291 2.7.1, RFC 2464 7):
-// 33:33:ff and the address's last 24 bits.
+// of the IPv6 addresses among addrs.
 func solicitedNodeMACs(addrs []netip.Addr) [][6]byte {
 	var out [][6]byte
 	for _, a := range addrs {
 		if a.Is6() && !a.Is4In6() {
-			b := a.As16()
-			out = append(out, [6]byte{0x33, 0x33, 0xff, b[13], b[14], b[15]})
+			out = append(out, header.IPv6MulticastMAC(header.SolicitedNodeMulticast(a.As16())))
 		}
 	}
 	return out

@@ -186,24 +186,8 @@ func testDriver(t *testing.T, driver string) {
 	url := "http://" + labStackAddr + "/"
 
 	// Capture on the kernel peer's device from the first frame.
-	capFile := filepath.Join(t.TempDir(), driver+".pcap")
-	dump := exec.Command("ip", "netns", "exec", l.clientNS, "tcpdump", "-i", l.peerIf, "-U", "-w", capFile, "-s", "0", "host", labStackAddr)
-	var dumpErr bytes.Buffer
-	dump.Stderr = &dumpErr
-	if err := dump.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopDump := func() {
-		if dump.Process != nil {
-			dump.Process.Signal(os.Interrupt)
-			dump.Wait()
-			dump.Process = nil
-		}
-	}
+	capFile, stopDump := l.capture(t, "host", labStackAddr)
 	defer stopDump()
-	for i := 0; i < 100 && !strings.Contains(dumpErr.String(), "listening"); i++ {
-		time.Sleep(20 * time.Millisecond)
-	}
 
 	phase := time.Now()
 	lap := func(what string) {
@@ -245,6 +229,41 @@ func testDriver(t *testing.T, driver string) {
 	stop()
 
 	stackAsClient(t, l)
+}
+
+// capture runs tcpdump with filter on the kernel peer's device, writing
+// to a file in the test's temporary directory, until stop (which the
+// test must call before reading the file; a second call does nothing).
+func (l *lab) capture(t *testing.T, filter ...string) (file string, stop func()) {
+	t.Helper()
+	file = filepath.Join(t.TempDir(), l.driver+".pcap")
+	dump := exec.Command("ip", append([]string{"netns", "exec", l.clientNS, "tcpdump", "-i", l.peerIf, "-U", "-w", file, "-s", "0"}, filter...)...)
+	var dumpErr bytes.Buffer
+	dump.Stderr = &dumpErr
+	if err := dump.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stop = func() {
+		if dump.Process != nil {
+			dump.Process.Signal(os.Interrupt)
+			dump.Wait()
+			dump.Process = nil
+		}
+	}
+	for i := 0; i < 100 && !strings.Contains(dumpErr.String(), "listening"); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	return file, stop
+}
+
+// httpGet sends a GET for / on c, a connection to the http app, and
+// returns what came back until the server closed it.
+func httpGet(c net.Conn) (string, error) {
+	defer c.Close()
+	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	out, err := io.ReadAll(c)
+	return string(out), err
 }
 
 // httpBytes is what the http app's /bytes/N sends.
@@ -325,12 +344,16 @@ func echoThrough(t *testing.T, l *lab) {
 }
 
 // stackAsClient runs a stack with the driver (no serve) and downloads a
-// file from a kernel server in the client's namespace.
-func stackAsClient(t *testing.T, l *lab) {
+// file from a kernel server in the client's namespace, over IPv4.
+func stackAsClient(t *testing.T, l *lab) { stackAsClientOver(t, l, "tcp4", "10.77.0.2:8080", nil) }
+
+// stackAsClientOver is stackAsClient on network to the kernel server at
+// server, the stack also having the IPv6 prefixes addrs6.
+func stackAsClientOver(t *testing.T, l *lab, network, server string, addrs6 []netip.Prefix) {
 	const size = 16 << 20
 	var ln net.Listener
 	err := inNS(l.ns(t, l.clientNS), func() (err error) {
-		ln, err = net.Listen("tcp4", "10.77.0.2:8080")
+		ln, err = net.Listen(network, server)
 		return err
 	})
 	if err != nil {
@@ -350,14 +373,18 @@ func stackAsClient(t *testing.T, l *lab) {
 		c.Write(file)
 		c.Close()
 	}()
-	nic, closeNIC, err := l.openInStackNS(t)(driverOptions{iface: l.iface, queues: 2, addrs: []netip.Addr{netip.MustParseAddr(labStackAddr)},
+	addrs := []netip.Addr{netip.MustParseAddr(labStackAddr)}
+	for _, p := range addrs6 {
+		addrs = append(addrs, p.Addr())
+	}
+	nic, closeNIC, err := l.openInStackNS(t)(driverOptions{iface: l.iface, queues: 2, addrs: addrs,
 		warn: func(string, ...any) {}, info: func(string, ...any) {}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer closeNIC()
 	rt, err := core.Start(core.Config{NIC: nic, Cores: 2, StackConfig: func(int) stack.Config {
-		return stack.Config{Addr: netip.MustParsePrefix(labStackAddr + "/24")}
+		return stack.Config{Addr: netip.MustParsePrefix(labStackAddr + "/24"), Addrs6: addrs6}
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -367,18 +394,18 @@ func stackAsClient(t *testing.T, l *lab) {
 		t.Fatal(err)
 	}
 	defer n.Shutdown(context.Background())
-	c, err := n.Dial("tcp", "10.77.0.2:8080")
+	c, err := n.Dial(network, server)
 	if err != nil {
-		t.Fatalf("the stack dials the kernel: %v", err)
+		t.Fatalf("the stack dials the kernel at %s: %v", server, err)
 	}
 	c.SetDeadline(time.Now().Add(60 * time.Second))
 	h := sha256.New()
 	got, err := io.Copy(h, c)
 	c.Close()
 	if err != nil || got != size || !bytes.Equal(h.Sum(nil), sha256Of(file)) {
-		t.Fatalf("download from the kernel: %d of %d bytes, err %v, intact %v", got, size, err, bytes.Equal(h.Sum(nil), sha256Of(file)))
+		t.Fatalf("download from the kernel at %s: %d of %d bytes, err %v, intact %v", server, got, size, err, bytes.Equal(h.Sum(nil), sha256Of(file)))
 	}
-	t.Logf("stack as client: %d MiB from the kernel intact", size>>20)
+	t.Logf("stack as client: %d MiB from the kernel at %s intact", size>>20, server)
 }
 
 func sha256Of(b []byte) []byte { s := sha256.Sum256(b); return s[:] }

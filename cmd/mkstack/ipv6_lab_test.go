@@ -3,25 +3,14 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"crypto/sha256"
 	"fmt"
-	"io"
-	"math/rand/v2"
-	"net"
 	"net/netip"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/mkstack/mkstack/core"
-	"github.com/mkstack/mkstack/sockets"
-	"github.com/mkstack/mkstack/stack"
 )
 
 // TestServeAnswersPing6 serves with --addr6 on every driver (AF_XDP's
@@ -36,9 +25,7 @@ func TestServeAnswersPing6(t *testing.T) {
 			l := newLab(t, driver)
 			stop := l.serve(t, "echo", "--addr6", "fd77::1/64")
 			defer stop()
-			if out, err := l.exec(t, 10*time.Second, "ip", "-6", "addr", "add", "fd77::2/64", "dev", l.peerIf, "nodad"); err != nil {
-				t.Fatalf("ip -6 addr add: %v\n%s", err, out)
-			}
+			l.addPeer6(t)
 			out, err := l.exec(t, 30*time.Second, "ping", "-6", "-c", "5", "-i", "0.2", "-W", "2", "fd77::1")
 			t.Logf("%s", out)
 			m := regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`).FindStringSubmatch(out)
@@ -68,31 +55,12 @@ func TestDriversAgainstLinuxIPv6(t *testing.T) {
 	for _, driver := range []string{"afpacket", "tap", "afxdp"} {
 		t.Run(driver, func(t *testing.T) {
 			l := newLab(t, driver)
-			if out, err := l.exec(t, 10*time.Second, "ip", "-6", "addr", "add", "fd77::2/64", "dev", l.peerIf, "nodad"); err != nil {
-				t.Fatalf("ip -6 addr add: %v\n%s", err, out)
-			}
-			capture := ""
-			stopDump := func() {}
+			l.addPeer6(t)
+			capture, stopDump := "", func() {}
 			if _, err := exec.LookPath("tcpdump"); err == nil {
 				if _, err := exec.LookPath("tshark"); err == nil {
-					capture = filepath.Join(t.TempDir(), driver+".pcap")
-					dump := exec.Command("ip", "netns", "exec", l.clientNS, "tcpdump", "-i", l.peerIf, "-U", "-w", capture, "-s", "0", "ip6 host fd77::1")
-					var dumpErr bytes.Buffer
-					dump.Stderr = &dumpErr
-					if err := dump.Start(); err != nil {
-						t.Fatal(err)
-					}
-					stopDump = func() {
-						if dump.Process != nil {
-							dump.Process.Signal(os.Interrupt)
-							dump.Wait()
-							dump.Process = nil
-						}
-					}
+					capture, stopDump = l.capture(t, "ip6 host fd77::1")
 					defer stopDump()
-					for i := 0; i < 100 && !strings.Contains(dumpErr.String(), "listening"); i++ {
-						time.Sleep(20 * time.Millisecond)
-					}
 				}
 			}
 			stop := l.serve(t, "http", "--addr", "fd77::1/64")
@@ -111,12 +79,7 @@ func TestDriversAgainstLinuxIPv6(t *testing.T) {
 					t.Errorf("download of %d bytes over IPv6: %v: sha256 %q, want %s", dl, err, sum, want)
 				}
 			} else {
-				c := l.dial(t, "[fd77::1]:80")
-				fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-				c.SetReadDeadline(time.Now().Add(10 * time.Second))
-				out, err := io.ReadAll(c)
-				c.Close()
-				if !strings.HasPrefix(string(out), "HTTP/1.1 200") {
+				if out, err := httpGet(l.dial(t, "[fd77::1]:80")); !strings.HasPrefix(out, "HTTP/1.1 200") {
 					t.Errorf("GET over IPv6: %v: %q", err, out)
 				}
 			}
@@ -136,7 +99,7 @@ func TestDriversAgainstLinuxIPv6(t *testing.T) {
 			stop = l.serve(t, "echo", "--addr", "fd77::1/64")
 			echoBytes(t, l.dial(t, "[fd77::1]:7"), 4<<20)
 			stop()
-			stackAsClient6(t, l)
+			stackAsClientOver(t, l, "tcp6", "[fd77::2]:8080", []netip.Prefix{netip.MustParsePrefix("fd77::1/64")})
 		})
 	}
 }
@@ -163,64 +126,6 @@ func checkCapture6(t *testing.T, file string) {
 	t.Logf("capture: %d IPv6 frames from the stack, none malformed, no bad checksum", frames)
 }
 
-// stackAsClient6 is stackAsClient over IPv6: a runtime with the driver
-// downloads 16 MiB from a kernel server at [fd77::2]:8080.
-func stackAsClient6(t *testing.T, l *lab) {
-	const size = 16 << 20
-	var ln net.Listener
-	err := inNS(l.ns(t, l.clientNS), func() (err error) {
-		ln, err = net.Listen("tcp6", "[fd77::2]:8080")
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	file := make([]byte, size)
-	rng := rand.New(rand.NewPCG(3, 4))
-	for i := range file {
-		file[i] = byte(rng.Uint32())
-	}
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		c.Write(file)
-		c.Close()
-	}()
-	stackAddr6 := netip.MustParsePrefix("fd77::1/64")
-	nic, closeNIC, err := l.openInStackNS(t)(driverOptions{iface: l.iface, queues: 2, addrs: []netip.Addr{netip.MustParseAddr(labStackAddr), stackAddr6.Addr()},
-		warn: func(string, ...any) {}, info: func(string, ...any) {}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeNIC()
-	rt, err := core.Start(core.Config{NIC: nic, Cores: 2, StackConfig: func(int) stack.Config {
-		return stack.Config{Addr: netip.MustParsePrefix(labStackAddr + "/24"), Addrs6: []netip.Prefix{stackAddr6}}
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := sockets.New(rt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Shutdown(context.Background())
-	c, err := n.Dial("tcp6", "[fd77::2]:8080")
-	if err != nil {
-		t.Fatalf("the stack dials the kernel over IPv6: %v", err)
-	}
-	c.SetDeadline(time.Now().Add(60 * time.Second))
-	h := sha256.New()
-	got, err := io.Copy(h, c)
-	c.Close()
-	if err != nil || got != size || !bytes.Equal(h.Sum(nil), sha256Of(file)) {
-		t.Fatalf("download from the kernel over IPv6: %d of %d bytes, err %v, intact %v", got, size, err, bytes.Equal(h.Sum(nil), sha256Of(file)))
-	}
-	t.Logf("the stack downloaded %d MiB from a kernel server over IPv6", size>>20)
-}
-
 // TestServeIPv6Only serves with an IPv6 --addr alone on every driver: the
 // stack is IPv6-only, curl -6 reaches its http app from the kernel peer,
 // and IPv4 to the lab's stack address finds no one.
@@ -229,22 +134,24 @@ func TestServeIPv6Only(t *testing.T) {
 	for _, driver := range []string{"afpacket", "tap", "afxdp"} {
 		t.Run(driver, func(t *testing.T) {
 			l := newLab(t, driver)
-			if out, err := l.exec(t, 10*time.Second, "ip", "-6", "addr", "add", "fd77::2/64", "dev", l.peerIf, "nodad"); err != nil {
-				t.Fatalf("ip -6 addr add: %v\n%s", err, out)
-			}
+			l.addPeer6(t)
 			stop := l.serveWith(t, "http", "--addr", "fd77::1/64")
 			defer stop()
-			c := l.dial(t, "[fd77::1]:80")
-			fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-			c.SetReadDeadline(time.Now().Add(10 * time.Second))
-			out, err := io.ReadAll(c)
-			c.Close()
-			if !strings.HasPrefix(string(out), "HTTP/1.1 200") {
+			if out, err := httpGet(l.dial(t, "[fd77::1]:80")); !strings.HasPrefix(out, "HTTP/1.1 200") {
 				t.Fatalf("GET over IPv6 from an IPv6-only stack: %v: %q\nserve's log:\n%s", err, out, l.logs.String())
 			}
 			if out, err := l.exec(t, 10*time.Second, "ping", "-c", "2", "-i", "0.2", "-W", "1", labStackAddr); err == nil {
 				t.Fatalf("an IPv6-only stack answered ping to %s:\n%s", labStackAddr, out)
 			}
 		})
+	}
+}
+
+// addPeer6 gives the kernel peer fd77::2/64, without duplicate address
+// detection so it is usable at once (the integration labs are IPv4 only).
+func (l *lab) addPeer6(t *testing.T) {
+	t.Helper()
+	if out, err := l.exec(t, 10*time.Second, "ip", "-6", "addr", "add", "fd77::2/64", "dev", l.peerIf, "nodad"); err != nil {
+		t.Fatalf("ip -6 addr add: %v\n%s", err, out)
 	}
 }

@@ -34,9 +34,9 @@
 // would (package vnet), partial checksums and all. A V3 block holds a large
 // frame whole; a V2 slot holds one MTU, so the kernel truncates it there
 // and queues a full copy on the socket (PACKET_COPY_THRESH), which the
-// driver reads with one recvfrom. What cannot be segmented (IPv6, a frame
-// beyond 64 KiB with BIG TCP, a frame larger than the MTU with no GSO
-// type) is dropped and counted as oversize.
+// driver reads with one recvfrom. What cannot be segmented (IPv6 with
+// extension headers, a frame beyond 64 KiB with BIG TCP, a frame larger
+// than the MTU with no GSO type) is dropped and counted as oversize.
 //
 // The driver owns the sockets, their rings, the steering program and the
 // per-queue packet pools. It needs CAP_NET_RAW (and CAP_BPF for steering).
@@ -505,7 +505,7 @@ func (q *Queue) recvV3(bufs []*nicq.Buf) int {
 	got := 0
 	for got < len(bufs) {
 		if q.seg.Active() {
-			got = q.segments(bufs, got)
+			got = q.seg.Fill(bufs, got, q.pool, q.index, &q.counters)
 			continue
 		}
 		blk := q.ring[q.block*q.blockSize : (q.block+1)*q.blockSize]
@@ -544,7 +544,7 @@ func (q *Queue) recvV2(bufs []*nicq.Buf) int {
 	got := 0
 	for got < len(bufs) {
 		if q.seg.Active() {
-			got = q.segments(bufs, got)
+			got = q.seg.Fill(bufs, got, q.pool, q.index, &q.counters)
 			continue
 		}
 		slot := q.v2Slot(q.slot)
@@ -639,49 +639,14 @@ func (q *Queue) readCopy() int {
 	return int(n)
 }
 
-// startLarge starts segmenting the large frame in bigBuf()[:n] (behind its
+// startLarge starts cutting the large frame in q.big[:n] (behind its
 // virtio-net header), or counts it as oversize when it cannot be.
 func (q *Queue) startLarge(n int) {
-	if n > vnet.HdrLen {
-		// Only a frame whose checksum the kernel vouches for (partial
-		// from a local sender, or verified by the NIC before GRO): the
-		// segments' checksums are left partial.
-		h, _ := vnet.Parse(q.big)
-		if h.GSO() && h.Flags&(vnet.FlagNeedsCsum|vnet.FlagDataValid) != 0 && q.seg.Init(q.big[vnet.HdrLen:n], h) && q.seg.MaxSegment() <= q.maxFrame {
-			q.segmented++
-			return
-		}
+	if q.seg.Start(q.big[:n], q.maxFrame) {
+		q.segmented++
+		return
 	}
-	q.seg = vnet.Segmenter{}
 	q.counters.Drops[nicq.DropOversize]++
-}
-
-// segments moves segments of the large frame into bufs from bufs[got] on,
-// until the frame or bufs ends, and returns the new got.
-func (q *Queue) segments(bufs []*nicq.Buf, got int) int {
-	for got < len(bufs) && q.seg.Active() {
-		b := q.pool.Get()
-		if b == nil {
-			q.counters.Drops[nicq.DropNoBuffer]++
-			q.seg = vnet.Segmenter{} // the rest of the frame is lost
-			break
-		}
-		n := q.seg.Next(b.Append(b.Tailroom()))
-		if n == 0 {
-			b.Free()
-			q.seg = vnet.Segmenter{}
-			q.counters.Drops[nicq.DropOversize]++
-			break
-		}
-		b.Truncate(n)
-		b.RxQueue = uint16(q.index)
-		b.Flags = nicq.FlagL4ChecksumPartial // what the sender left, rewritten per segment
-		bufs[got] = b
-		got++
-		q.counters.RxPackets++
-		q.counters.RxBytes += uint64(n)
-	}
-	return got
 }
 
 // readStats adds the kernel's count of frames the full ring dropped.

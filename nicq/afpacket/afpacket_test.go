@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -461,16 +460,7 @@ func frametestIPv4ChecksumOK(h []byte) bool {
 func TestOpenJoinsTheMulticastGroups(t *testing.T) {
 	v := drivertest.NewVeth(t, 1)
 	group := [6]byte{0x33, 0x33, 0xff, 0x01, 0x23, 0x45}
-	mcast := func() string {
-		var out []byte
-		if err := nettest.DoIn(v.StackNS, func() (err error) {
-			out, err = os.ReadFile("/proc/thread-self/net/dev_mcast")
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		return string(out)
-	}
+	mcast := func() string { return v.StackMulticast(t) }
 	want := fmt.Sprintf("%x", group[:])
 	if strings.Contains(mcast(), want) {
 		t.Fatalf("group %s joined before Open", want)

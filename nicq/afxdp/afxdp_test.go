@@ -5,7 +5,6 @@ package afxdp
 import (
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -276,16 +275,7 @@ func TestOpenJoinsTheSolicitedNodeGroups(t *testing.T) {
 	v := drivertest.NewVeth(t, 1)
 	addr6 := netip.MustParseAddr("fd77::1:2345")
 	group := "3333ff012345" // 33:33:ff and the address's last 24 bits
-	mcast := func() string {
-		var out []byte
-		if err := nettest.DoIn(v.StackNS, func() (err error) {
-			out, err = os.ReadFile("/proc/thread-self/net/dev_mcast")
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		return string(out)
-	}
+	mcast := func() string { return v.StackMulticast(t) }
 	if strings.Contains(mcast(), group) {
 		t.Fatalf("group %s joined before Open:\n%s", group, mcast())
 	}

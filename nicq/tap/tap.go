@@ -299,7 +299,7 @@ func (q *Queue) Recv(bufs []*nicq.Buf) int {
 	got := 0
 	for got < len(bufs) {
 		if q.seg.Active() {
-			got = q.segments(bufs, got)
+			got = q.seg.Fill(bufs, got, q.pool, q.index, &q.counters)
 			continue
 		}
 		b := q.pool.Get()
@@ -361,46 +361,14 @@ func (q *Queue) read(room []byte) (int, error) {
 	return int(n), nil
 }
 
-// startLarge starts cutting the large frame in big[:n] (behind its
+// startLarge starts cutting the large frame in q.big[:n] (behind its
 // virtio-net header), or counts it as oversize when it cannot be.
 func (q *Queue) startLarge(n int) {
-	// Only a frame whose checksum the kernel vouches for (partial from a
-	// local sender): the segments' checksums are left partial.
-	h, _ := vnet.Parse(q.big)
-	if h.GSO() && h.Flags&(vnet.FlagNeedsCsum|vnet.FlagDataValid) != 0 && q.seg.Init(q.big[vnet.HdrLen:n], h) && q.seg.MaxSegment() <= q.maxFrame {
+	if q.seg.Start(q.big[:n], q.maxFrame) {
 		q.segmented++
 		return
 	}
-	q.seg = vnet.Segmenter{}
 	q.counters.Drops[nicq.DropOversize]++
-}
-
-// segments moves segments of the large frame into bufs from bufs[got] on,
-// until the frame or bufs ends, and returns the new got.
-func (q *Queue) segments(bufs []*nicq.Buf, got int) int {
-	for got < len(bufs) && q.seg.Active() {
-		b := q.pool.Get()
-		if b == nil {
-			q.counters.Drops[nicq.DropNoBuffer]++
-			q.seg = vnet.Segmenter{} // the rest of the frame is lost
-			break
-		}
-		n := q.seg.Next(b.Append(b.Tailroom()))
-		if n == 0 {
-			b.Free()
-			q.seg = vnet.Segmenter{}
-			q.counters.Drops[nicq.DropOversize]++
-			break
-		}
-		b.Truncate(n)
-		b.RxQueue = uint16(q.index)
-		b.Flags = nicq.FlagL4ChecksumPartial // what the sender left, rewritten per segment
-		bufs[got] = b
-		got++
-		q.counters.RxPackets++
-		q.counters.RxBytes += uint64(n)
-	}
-	return got
 }
 
 // Segmented returns how many large frames (a local sender's TSO/GSO) the

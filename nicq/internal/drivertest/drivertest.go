@@ -345,3 +345,17 @@ func NewVeth(t testing.TB, queues int) Veth {
 	}
 	return v
 }
+
+// StackMulticast returns the Ethernet groups the interfaces in the stack's
+// namespace have joined (/proc/net/dev_mcast, read from a thread in it).
+func (v Veth) StackMulticast(t testing.TB) string {
+	t.Helper()
+	var out []byte
+	if err := nettest.DoIn(v.StackNS, func() (err error) {
+		out, err = os.ReadFile("/proc/thread-self/net/dev_mcast")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}

@@ -195,6 +195,52 @@ func (s *Segmenter) Init(frame []byte, h Hdr) bool {
 	return true
 }
 
+// Start begins cutting the large frame in frame (its virtio-net header
+// first, as a device read it) into segments of at most maxFrame bytes, and
+// reports whether it could. Only a frame whose checksum the kernel vouches
+// for (partial from a local sender, or verified by a NIC before GRO) is
+// cut: the segments' checksums are left partial. A frame it cannot cut
+// leaves the segmenter idle, for the driver to drop and count as
+// oversize.
+func (s *Segmenter) Start(frame []byte, maxFrame int) bool {
+	h, ok := Parse(frame)
+	if ok && h.GSO() && h.Flags&(FlagNeedsCsum|FlagDataValid) != 0 && s.Init(frame[HdrLen:], h) && s.MaxSegment() <= maxFrame {
+		return true
+	}
+	*s = Segmenter{}
+	return false
+}
+
+// Fill moves segments of the frame being cut into buffers of pool, at
+// bufs[got:] until the frame or bufs ends, and returns the new got. The
+// buffers are marked as from queue and their checksums partial; c counts
+// them, and the rest of the frame as lost when the pool runs dry.
+func (s *Segmenter) Fill(bufs []*nicq.Buf, got int, pool *nicq.Pool, queue int, c *nicq.Counters) int {
+	for got < len(bufs) && s.Active() {
+		b := pool.Get()
+		if b == nil {
+			c.Drops[nicq.DropNoBuffer]++
+			*s = Segmenter{} // the rest of the frame is lost
+			break
+		}
+		n := s.Next(b.Append(b.Tailroom()))
+		if n == 0 {
+			b.Free()
+			*s = Segmenter{}
+			c.Drops[nicq.DropOversize]++
+			break
+		}
+		b.Truncate(n)
+		b.RxQueue = uint16(queue)
+		b.Flags = nicq.FlagL4ChecksumPartial // what the sender left, rewritten per segment
+		bufs[got] = b
+		got++
+		c.RxPackets++
+		c.RxBytes += uint64(n)
+	}
+	return got
+}
+
 // Active reports whether segments remain.
 func (s *Segmenter) Active() bool { return s.frame != nil }
 

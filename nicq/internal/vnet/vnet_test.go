@@ -294,3 +294,48 @@ func TestSegmentTCPv6(t *testing.T) {
 		t.Error("the segments' payloads are not the frame's")
 	}
 }
+
+// TestStartAndFillCutIntoPoolBuffers: a large frame behind its
+// virtio-net header is cut into a pool's buffers, marked partial and
+// counted; when the pool runs dry the rest of the frame is dropped and
+// counted, and the segmenter goes idle.
+func TestStartAndFillCutIntoPoolBuffers(t *testing.T) {
+	const mss = 1448
+	frame := tcpFrame(2*mss+10, 0x10)
+	hdr := make([]byte, HdrLen)
+	hdr[0], hdr[1] = FlagNeedsCsum, GSOTCPv4
+	binary.NativeEndian.PutUint16(hdr[4:], mss)
+	big := append(hdr, frame...)
+	for _, c := range []struct {
+		buffers, want int
+		drops         uint64
+	}{{8, 3, 0}, {1, 1, 1}} {
+		pool, err := nicq.NewPool(nicq.PoolConfig{Name: "fill", Buffers: c.buffers})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s Segmenter
+		if !s.Start(big, 1514) {
+			t.Fatal("Start refused a TSO frame")
+		}
+		var cnt nicq.Counters
+		bufs := make([]*nicq.Buf, 4)
+		got := s.Fill(bufs, 0, pool, 3, &cnt)
+		if got != c.want || cnt.RxPackets != uint64(c.want) || cnt.Drops[nicq.DropNoBuffer] != c.drops || s.Active() {
+			t.Fatalf("%d buffers: got %d, counted %d, no-buffer drops %d, active %v; want %d, %d, %d, idle", c.buffers, got, cnt.RxPackets, cnt.Drops[nicq.DropNoBuffer], s.Active(), c.want, c.want, c.drops)
+		}
+		for _, b := range bufs[:got] {
+			if b.RxQueue != 3 || b.Flags != nicq.FlagL4ChecksumPartial {
+				t.Fatalf("segment queue %d flags %v", b.RxQueue, b.Flags)
+			}
+			b.Free()
+		}
+	}
+	var s Segmenter
+	if s.Start(big[:HdrLen+60], 1514) || s.Active() {
+		t.Fatal("Start took a frame cut in its headers")
+	}
+	if s.Start(big, 1000) || s.Active() {
+		t.Fatal("Start took a frame whose segments exceed maxFrame")
+	}
+}
