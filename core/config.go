@@ -117,7 +117,9 @@ type Config struct {
 	Threads Threads
 
 	// KeepGOMAXPROCS leaves GOMAXPROCS alone. By default Start raises it
-	// by the number of cores, and Stop lowers it again: a busy core holds
+	// by the number of cores on threads of their own (none for
+	// ThreadsShared; a core that moves there gives its P back), and Stop
+	// lowers it again: a busy core on its own thread holds
 	// its P (the Go scheduler's right to run Go code) for as long as
 	// traffic flows, so with one core per CPU and GOMAXPROCS at the CPU
 	// count the application's goroutines (net.Conn users, net/http) would
@@ -147,13 +149,19 @@ type Config struct {
 // reader and goes back to wait, the same thread runs the reader next: a
 // goroutine switch, not a thread wake-up; the reader's reply makes the
 // core's epoll set ready, which the scheduler finds while it looks for
-// work. The cores are not pinned and do not spin. GOMAXPROCS stays raised
-// by one P per core (KeepGOMAXPROCS): a core the poller readies then finds
-// a P even while the application's goroutines hold the others, instead of
-// waiting for one to block or for Go to preempt it (10 ms). Without that
-// P, one core on one CPU beside a busy goroutine dropped a bulk stream
-// over AF_XDP from 480 to 25 MB/s. Go still shares the CPUs between the
-// cores and the goroutines: a core may run on any CPU the process has.
+// work. The cores are not pinned and do not spin, and they take no P of
+// their own: GOMAXPROCS is the CPU count, as for any Go program. More Ps
+// than CPUs cost more than they gave: the collector's dedicated mark
+// worker takes a whole P for each mark phase, and with a P beyond the
+// CPUs the kernel time-slices that worker against the goroutine serving a
+// request. One net/http connection over AF_XDP on one CPU had a p99 of
+// 1.2-1.9 ms with the extra P and 0.3-0.4 ms without it, and served 1.4x
+// the requests; net.Conn echo 1.2x, a bulk upload 1.17x. (The P was
+// added when a bulk upload without it fell from 480 to 25 MB/s; that
+// measurement was taken while the ring pool still reallocated a 4 MiB
+// ring per segment, fixed in the same change, and does not reproduce.)
+// A handler that computes for longer than Go's preemption interval
+// (10 ms) on every P delays the cores as it delays every other goroutine.
 type Threads int
 
 const (

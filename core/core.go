@@ -80,6 +80,7 @@ type core struct {
 
 	spinning  bool
 	idleSince int64 // monotonic ns when the current idle stretch began
+	busySince int64 // core clock ns when the current busy stretch began (shared threads), 0 when idle
 
 	err error // first failure of a system call, reported by Stop
 	tid int   // the core's thread (while on its own), for tests
@@ -266,6 +267,10 @@ func (c *core) setup() error {
 // publish the counters, or go idle if there was nothing to do.
 func (c *core) iterate() {
 	c.iclock.now = c.clock.Now()
+	if c.busySince != 0 && c.iclock.now-c.busySince >= int64(sharedBusyYield) {
+		c.yieldBusy()
+	}
+	began := c.iclock.now
 	work := 0
 	for _, q := range c.queues {
 		if n := q.Recv(c.rx); n > 0 {
@@ -297,9 +302,30 @@ func (c *core) iterate() {
 	if work > 0 {
 		c.spinning = false
 		c.publish()
+		if c.shared && c.busySince == 0 {
+			c.busySince = began
+		}
 		return
 	}
+	c.busySince = 0
 	c.idle()
+}
+
+// sharedBusyYield is how long a core on shared threads runs bursts back to
+// back before it lets the application's goroutines run. A core that always
+// finds work (a flood, a bulk stream) never blocks, and Go preempts a
+// running goroutine only after 10 ms, so without the yield the goroutines
+// behind it on the same P (net/http's, on a one-CPU server) would wait that
+// long; Linux bounds its receive softirq the same way (2 ms, then
+// ksoftirqd). The yield comes between bursts, so a burst's work is the
+// finest grain, and costs one scheduler round per 100 µs of work.
+const sharedBusyYield = 100 * time.Microsecond
+
+func (c *core) yieldBusy() {
+	c.counters.Values[BusyYields]++
+	c.busySince = 0
+	runtime.Gosched()
+	c.iclock.now = c.clock.Now()
 }
 
 // idle keeps polling for the spin window, then sleeps.

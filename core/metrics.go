@@ -22,6 +22,7 @@ const (
 	Wakeups
 	ThreadMoves
 	SharedWaitMisses
+	BusyYields
 	ForwardedPackets
 	ForwardDrops
 	ForwardsReceived
@@ -78,6 +79,8 @@ var metricInfos = [numMetrics]metricInfo{
 	ThreadMoves: {"mkstack_thread_moves_total", "Times the core moved from its own thread onto the Go scheduler's threads (Threads).", false},
 	SharedWaitMisses: {"mkstack_shared_wait_misses_total",
 		"Times a core on shared threads found a descriptor ready when its wait ran out, with no wake-up from Go's network poller (each cost the core up to sharedWaitCap).", false},
+	BusyYields: {"mkstack_busy_yields_total",
+		"Times a core on shared threads, busy without a pause for sharedBusyYield, let the application's goroutines run before its next burst.", false},
 	ForwardedPackets:    {"mkstack_forwarded_packets_total", "Packets this core forwarded to the core that owns their flow.", false},
 	ForwardDrops:        {"mkstack_forward_drops_total", "Packets not forwarded because the core had too many forwards in flight or the owner's mailbox ring was full.", false},
 	ForwardsReceived:    {"mkstack_forwards_received_total", "Packets other cores forwarded to this core.", false},

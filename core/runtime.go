@@ -90,7 +90,7 @@ func Start(cfg Config) (*Runtime, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !cfg.KeepGOMAXPROCS {
+	if !cfg.KeepGOMAXPROCS && p.Threads != ThreadsShared {
 		rt.addedProcs.Store(int32(len(rt.cores)))
 		addProcs(len(rt.cores))
 	}
@@ -197,6 +197,22 @@ func addProcs(n int) {
 	procsMu.Lock()
 	defer procsMu.Unlock()
 	runtime.GOMAXPROCS(max(1, runtime.GOMAXPROCS(0)+n))
+}
+
+// giveBackProc takes back one of the Ps Start added, for a core that left
+// its own thread: a core on the Go scheduler's threads is one goroutine
+// among the application's and needs no P of its own (see Threads).
+func (rt *Runtime) giveBackProc() {
+	for {
+		n := rt.addedProcs.Load()
+		if n == 0 {
+			return
+		}
+		if rt.addedProcs.CompareAndSwap(n, n-1) {
+			addProcs(-1)
+			return
+		}
+	}
 }
 
 // exit is the last thing a core goroutine (or Stop, which counts itself
@@ -440,9 +456,8 @@ func (rt *Runtime) Register(reg prometheus.Registerer) error {
 // ShareThreads moves every core from its own thread onto the Go
 // scheduler's threads (see Threads) and returns once each has moved, or
 // the errors of those that could not (they stay on their own threads and
-// go on working). GOMAXPROCS keeps the P per core Start added (see
-// Threads). It does
-// nothing for a runtime started with ThreadsPinned or ThreadsShared;
+// go on working). Each core that moved gives back the P Start added for
+// it (see Threads). It does nothing for a runtime started with ThreadsPinned or ThreadsShared;
 // later calls return the first one's result. sockets' Listen, Dial and
 // ListenPacket call it: an application that serves from goroutines wants
 // its hand-offs to the cores to be goroutine switches. Like DoWait, it
@@ -491,6 +506,9 @@ func (rt *Runtime) moveDone(err error) {
 	defer rt.movesMu.Unlock()
 	if err != nil {
 		rt.moveErrs = append(rt.moveErrs, err)
+	}
+	if err == nil {
+		rt.giveBackProc()
 	}
 	rt.moved++
 	if rt.moved < len(rt.cores) {

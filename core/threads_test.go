@@ -5,10 +5,14 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/mkstack/mkstack/affinity"
+	"github.com/mkstack/mkstack/nicq"
+	"github.com/mkstack/mkstack/nicq/frametest"
+	"github.com/mkstack/mkstack/nicq/mem"
 	"github.com/mkstack/mkstack/stack"
 	"golang.org/x/sys/unix"
 )
@@ -27,15 +31,15 @@ func echoRound(t *testing.T, cl *client, a *Runtime, ports int) {
 // TestSharedThreadsServe runs both ends of the wire with their cores on
 // the Go scheduler's threads from the start: the cores wait through Go's
 // network poller, answer on the core RSS picks, and wake for their timers
-// (ARP's resolution and retries run on them); GOMAXPROCS has a P per core.
+// (ARP's resolution and retries run on them); they add no P to GOMAXPROCS.
 func TestSharedThreadsServe(t *testing.T) {
 	before := runtime.GOMAXPROCS(0)
 	w := newWire(t, 2)
 	shared := func(c *Config) { c.Threads = ThreadsShared }
 	a := start(t, w.NIC(0), addrA, shared)
 	b := start(t, w.NIC(1), addrB, shared)
-	if got := runtime.GOMAXPROCS(0); got != before+4 {
-		t.Errorf("GOMAXPROCS %d with two runtimes of two cores on shared threads, want %d", got, before+4)
+	if got := runtime.GOMAXPROCS(0); got != before {
+		t.Errorf("GOMAXPROCS %d with two runtimes of two cores on shared threads, want %d", got, before)
 	}
 	for _, rt := range []*Runtime{a, b} {
 		if m := rt.ThreadMode(); m != ThreadsShared {
@@ -65,8 +69,8 @@ func TestSharedThreadsServe(t *testing.T) {
 }
 
 // TestShareThreadsMovesPinnedCores starts pinned cores (ThreadsAuto) and
-// moves them with ShareThreads: they go on serving, count the move, keep
-// the Ps Start added, and their threads are unpinned and unlocked.
+// moves them with ShareThreads: they go on serving, count the move, give
+// back the Ps Start added, and their threads are unpinned and unlocked.
 // A thread still locked to a goroutine dies with it, so a core thread that
 // outlives the stopped runtime was handed back to the Go scheduler.
 func TestShareThreadsMovesPinnedCores(t *testing.T) {
@@ -107,8 +111,8 @@ func TestShareThreadsMovesPinnedCores(t *testing.T) {
 	if m := a.ThreadMode(); m != ThreadsShared {
 		t.Fatalf("ThreadMode %v after ShareThreads, want shared", m)
 	}
-	if got := runtime.GOMAXPROCS(0); got != before+4 {
-		t.Errorf("GOMAXPROCS %d after one runtime shared its threads, want %d (a P per core still)", got, before+4)
+	if got := runtime.GOMAXPROCS(0); got != before+2 {
+		t.Errorf("GOMAXPROCS %d after one runtime shared its threads, want %d (the pinned one's two)", got, before+2)
 	}
 	for _, tid := range tids {
 		var set unix.CPUSet
@@ -139,8 +143,8 @@ func TestShareThreadsMovesPinnedCores(t *testing.T) {
 	if err := a.ShareThreads(); err != nil {
 		t.Errorf("a second ShareThreads: %v", err)
 	}
-	if got := runtime.GOMAXPROCS(0); got != before+4 {
-		t.Errorf("GOMAXPROCS %d after a second ShareThreads, want %d", got, before+4)
+	if got := runtime.GOMAXPROCS(0); got != before+2 {
+		t.Errorf("GOMAXPROCS %d after a second ShareThreads, want %d", got, before+2)
 	}
 
 	stop(t, a)
@@ -274,4 +278,66 @@ func TestSharedWaitIsCapped(t *testing.T) {
 	if p.misses != 0 {
 		t.Errorf("%d misses counted where the poller woke the wait", p.misses)
 	}
+}
+
+// TestSharedCoreYieldsWhenBusy: a core on shared threads that always finds
+// work lets the application's goroutines run every sharedBusyYield. With
+// one P, a goroutine whose timer falls due while the core works through
+// 10 ms of datagrams runs after the burst at hand (64 datagrams, 1.3 ms),
+// not at Go's 10 ms preemption or after the backlog.
+func TestSharedCoreYieldsWhenBusy(t *testing.T) {
+	if raceEnabled {
+		t.Skip("timing under the race detector says nothing")
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	const perDatagram = 20 * time.Microsecond
+	w := newWire(t, 1)
+	var handled atomic.Int64
+	a := start(t, w.NIC(0), addrA, func(c *Config) {
+		c.Threads = ThreadsShared
+		c.OnStart = func(s *stack.Stack) {
+			s.BindUDP(9, stack.UDPOptions{Handler: func(*stack.UDPEndpoint, []byte, [4]byte, uint16) {
+				for start := time.Now(); time.Since(start) < perDatagram; {
+				}
+				handled.Add(1)
+			}})
+		}
+	})
+	frame := frametest.UDP4{SrcMAC: [6]byte{2, 0, 0, 0, 0, 2}, DstMAC: [6]byte{2, 0, 0, 0, 0, 1}, Src: addrB, Dst: addrA, SrcPort: 4000, DstPort: 9, Payload: make([]byte, 22)}.Frame()
+	q := w.NIC(1).Queue(0)
+	bufs := make([]*nicq.Buf, 64)
+	queued := 0
+	for queued < mem.DefaultRingSize {
+		k := q.Pool().GetBatch(bufs[:min(len(bufs), mem.DefaultRingSize-queued)])
+		for _, b := range bufs[:k] {
+			copy(b.Append(len(frame)), frame)
+		}
+		took := q.Send(bufs[:k])
+		nicq.FreeAll(bufs[took:k])
+		queued += took
+		if took < k {
+			break // the core's receive ring is full
+		}
+	}
+	if queued < mem.DefaultRingSize {
+		t.Fatalf("the wire took %d datagrams, want %d (%v of work)", queued, mem.DefaultRingSize, mem.DefaultRingSize*perDatagram)
+	}
+	// This goroutine blocks now, and the core starts on the backlog.
+	const nap = time.Millisecond
+	due := time.Now().Add(nap)
+	late := make(chan time.Duration)
+	go func() {
+		time.Sleep(nap)
+		late <- time.Since(due)
+	}()
+	got := <-late
+	left := int64(queued) - handled.Load()
+	if got > 4*time.Millisecond {
+		t.Errorf("a goroutine due 1 ms into the core's %d-datagram backlog ran %v late (%d datagrams still to handle)", queued, got, left)
+	}
+	waitFor(t, 5*time.Second, func() string { return fmt.Sprintf("the backlog to be handled (%d of %d)", handled.Load(), queued) }, func() bool { return handled.Load() == int64(queued) })
+	if n := a.CoreCounters(0).Get(BusyYields); n == 0 {
+		t.Errorf("%d busy yields through %v of back-to-back work", n, time.Duration(queued)*perDatagram)
+	}
+	t.Logf("%d datagrams queued; the goroutine ran %v late with %d still to handle", queued, got, left)
 }

@@ -66,6 +66,12 @@ type PoolStats struct {
 // A pool never grows and never allocates after NewPool. When it is empty Get
 // returns nil and counts the failure, like a NIC with no free descriptors;
 // the caller drops the packet.
+//
+// A Buf is valid only while its Pool is reachable: the buffer headers live
+// outside the Go heap, where the collector does not mark them on every
+// cycle, and they are unmapped once the Pool is garbage. Whoever holds
+// buffers holds their pool too (a driver its queues' pools, a test the pool
+// it made).
 type Pool struct {
 	free      []*Buf // the free buffers; len is how many, cap the capacity
 	frameSize int
@@ -108,14 +114,19 @@ func NewPool(c PoolConfig) (*Pool, error) {
 	// the offset origin.
 	region = region[:len(region):len(region)]
 
+	bufs, free, mapping, err := poolHeaders(c.Buffers)
+	if err != nil {
+		return nil, fmt.Errorf("pool %q: %w", c.Name, err)
+	}
 	p := &Pool{
-		free:      make([]*Buf, c.Buffers),
+		free:      free,
 		frameSize: c.FrameSize,
 		headroom:  c.Headroom,
-		bufs:      make([]Buf, c.Buffers),
+		bufs:      bufs,
 		region:    region,
 		name:      c.Name,
 	}
+	releaseHeadersWhenUnreachable(p, mapping)
 	p.stats.Capacity = c.Buffers
 	for i := range p.bufs {
 		b := &p.bufs[i]

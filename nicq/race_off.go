@@ -1,0 +1,5 @@
+//go:build !race
+
+package nicq
+
+const raceEnabled = false
