@@ -81,6 +81,11 @@ type core struct {
 	spinning  bool
 	idleSince int64 // monotonic ns when the current idle stretch began
 	busySince int64 // core clock ns when the current busy stretch began (shared threads), 0 when idle
+	// answerSince is when a core on shared threads began to wait for the
+	// answer to frames it delivered (0: no answer expected; answerArmed:
+	// not yet idle since); see sharedAnswerWindow.
+	answerSince int64
+	answerLooks int
 
 	err error // first failure of a system call, reported by Stop
 	tid int   // the core's thread (while on its own), for tests
@@ -271,15 +276,15 @@ func (c *core) iterate() {
 		c.yieldBusy()
 	}
 	began := c.iclock.now
-	work := 0
+	received := 0
 	for _, q := range c.queues {
 		if n := q.Recv(c.rx); n > 0 {
 			c.st.Input(c.rx[:n])
 			clear(c.rx[:n])
-			work += n
+			received += n
 		}
 	}
-	work += c.drain()
+	work := received + c.drain()
 	if c.backlogged > 0 {
 		c.pushBacklog()
 	}
@@ -292,11 +297,21 @@ func (c *core) iterate() {
 			c.refreshNeighbours(now)
 		}
 	}
+	sent := 0
 	if c.st.PendingOutput() > 0 {
-		work += c.st.Flush(c.send)
+		sent = c.st.Flush(c.send)
+		work += sent
 	}
 	if c.notifyAny {
 		c.ringPeers()
+	}
+	if c.shared {
+		switch {
+		case received > 0:
+			c.answerSince = answerArmed
+		case sent > 0:
+			c.answerSince = 0
+		}
 	}
 	c.counters.Values[Polls]++
 	if work > 0 {
@@ -328,8 +343,46 @@ func (c *core) yieldBusy() {
 	c.iclock.now = c.clock.Now()
 }
 
-// idle keeps polling for the spin window, then sleeps.
+// sharedAnswerWindow is how long a core on shared threads keeps looking
+// for work, yielding to the application's goroutines between looks, after
+// frames arrived and before anything went out: the frames most likely
+// woke a reader whose answer comes within microseconds. The reader runs
+// on the core's own P as soon as the core yields, so its answer finds the
+// core awake: no doorbell to write, no epoll set to wait on and read, no
+// deadline to arm. One net.Conn echo connection over AF_XDP spent four
+// polls, two epoll waits, a doorbell write and read and a transmit kick
+// per round trip without it. The window closes when something is sent or
+// it runs out, so an idle core still sleeps at once and a slow handler
+// costs at most this much of looking.
+const sharedAnswerWindow = 20 * time.Microsecond
+
+// answerArmed in core.answerSince: frames arrived, and the window opens at
+// the next idle iteration.
+const answerArmed = -1
+
+// maxAnswerLooks bounds an answer window by iterations as well as time:
+// a look costs well over 20 ns, so on a real clock the time ends it first.
+const maxAnswerLooks = 1000
+
+// idle keeps polling for the spin window (for a core on shared threads,
+// its answer window), then sleeps.
 func (c *core) idle() {
+	if c.answerSince != 0 {
+		if c.answerSince == answerArmed {
+			// The window opens when the receiving iteration is over:
+			// this iteration began after it.
+			c.answerSince, c.answerLooks = c.iclock.now, 0
+		}
+		// The count bounds the window under a clock that does not move
+		// (a test's virtual clock).
+		if c.iclock.now-c.answerSince < int64(sharedAnswerWindow) && c.answerLooks < maxAnswerLooks {
+			c.answerLooks++
+			c.counters.Values[AnswerWaits]++
+			runtime.Gosched()
+			return
+		}
+		c.answerSince = 0
+	}
 	if c.spin > 0 {
 		now := c.rt.mono()
 		if !c.spinning {

@@ -23,6 +23,7 @@ const (
 	ThreadMoves
 	SharedWaitMisses
 	BusyYields
+	AnswerWaits
 	ForwardedPackets
 	ForwardDrops
 	ForwardsReceived
@@ -81,6 +82,8 @@ var metricInfos = [numMetrics]metricInfo{
 		"Times a core on shared threads found a descriptor ready when its wait ran out, with no wake-up from Go's network poller (each cost the core up to sharedWaitCap).", false},
 	BusyYields: {"mkstack_busy_yields_total",
 		"Times a core on shared threads, busy without a pause for sharedBusyYield, let the application's goroutines run before its next burst.", false},
+	AnswerWaits: {"mkstack_answer_waits_total",
+		"Times a core on shared threads yielded to the application's goroutines instead of sleeping, waiting for the answer to frames it delivered (sharedAnswerWindow).", false},
 	ForwardedPackets:    {"mkstack_forwarded_packets_total", "Packets this core forwarded to the core that owns their flow.", false},
 	ForwardDrops:        {"mkstack_forward_drops_total", "Packets not forwarded because the core had too many forwards in flight or the owner's mailbox ring was full.", false},
 	ForwardsReceived:    {"mkstack_forwards_received_total", "Packets other cores forwarded to this core.", false},

@@ -341,3 +341,54 @@ func TestSharedCoreYieldsWhenBusy(t *testing.T) {
 	}
 	t.Logf("%d datagrams queued; the goroutine ran %v late with %d still to handle", queued, got, left)
 }
+
+// TestSharedCoreWaitsForTheAnswer: a core on shared threads that delivered
+// frames yields instead of sleeping, so the goroutine they woke answers
+// while it is awake: the answer needs no doorbell. Here a goroutine
+// answers each datagram through Do, as a net.Conn writer's reply travels.
+func TestSharedCoreWaitsForTheAnswer(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	type request struct {
+		ep   *stack.UDPEndpoint
+		p    []byte
+		from [4]byte
+		port uint16
+	}
+	requests := make(chan request, 64)
+	w := newWire(t, 1)
+	shared := func(c *Config) { c.Threads = ThreadsShared }
+	a := start(t, w.NIC(0), addrA, func(c *Config) {
+		c.Threads = ThreadsShared
+		c.OnStart = func(s *stack.Stack) {
+			s.BindUDP(echoPort, stack.UDPOptions{Handler: func(ep *stack.UDPEndpoint, p []byte, from [4]byte, port uint16) {
+				select {
+				case requests <- request{ep, append([]byte(nil), p...), from, port}:
+				default:
+					t.Error("the answering goroutine fell 64 requests behind")
+				}
+			}})
+		}
+	})
+	go func() {
+		for r := range requests {
+			a.Do(0, func(*stack.Stack) { r.ep.SendTo(r.p, r.from, r.port) })
+		}
+	}()
+	defer close(requests)
+	b := start(t, w.NIC(1), addrB, shared)
+	cl := newClient(t, b, 1)
+	echoRound(t, cl, a, 1) // ARP resolved both ways
+	const rounds = 200
+	bell := a.cores[0].bell
+	rings, waits := bell.Wakeups(), a.CoreCounters(0).Get(AnswerWaits)
+	cl.budget.Store(rounds)
+	before := cl.replies.Load()
+	cl.send(t, 0, 1, 64)
+	cl.waitReplies(t, before+rounds+1, a)
+	rings = bell.Wakeups() - rings
+	waits = a.CoreCounters(0).Get(AnswerWaits) - waits
+	if rings > rounds/4 || waits == 0 {
+		t.Errorf("%d round trips: the answers rang the core's doorbell %d times, and it waited for an answer %d times; want rings under %d", rounds, rings, waits, rounds/4)
+	}
+	t.Logf("%d round trips: %d doorbell rings, %d answer waits", rounds, rings, waits)
+}
