@@ -437,7 +437,11 @@ func (c *core) sleep() (blocked bool) {
 	c.counters.Values[IdleSleeps]++
 	n, err := c.polls.wait(timeout)
 	c.bell.CancelSleep()
-	if c.polls.ready(len(c.queues)) {
+	if c.polls.unknown {
+		// Woken by Go's poller without a look at which descriptor:
+		// the doorbell's eventfd is read only if a producer wrote it.
+		c.bell.ClearRung()
+	} else if c.polls.ready(len(c.queues)) {
 		c.bell.Clear()
 	}
 	for i, q := range c.queues {

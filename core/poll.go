@@ -30,9 +30,16 @@ type pollSet struct {
 	look func(uintptr) bool
 	n    int
 	err  error
+	// parked says this wait's callback has run once (see parkOnce), and
+	// unknown that the wait woke without learning which descriptors
+	// are ready: fds' Revents then say nothing.
+	parked, unknown bool
 	// misses counts waits that ran out with a descriptor ready (see
 	// sharedWaitCap); the core publishes it as SharedWaitMisses.
 	misses uint64
+	// polls counts poll(2) calls on a core on shared threads, for tests:
+	// only a wait that runs out polls.
+	polls uint64
 }
 
 // sharedWaitCap bounds a shared wait. The poller's wake-ups come through
@@ -83,7 +90,7 @@ func (p *pollSet) share() error {
 		return err
 	}
 	p.ep, p.rc = ep, rc
-	p.look = p.lookNow
+	p.look = p.parkOnce
 	return nil
 }
 
@@ -98,12 +105,29 @@ func (p *pollSet) close() {
 // lookNow polls the descriptors without blocking; it is done when one is
 // readable or the poll failed.
 func (p *pollSet) lookNow(uintptr) bool {
+	p.polls++
 	p.n, p.err = unix.Poll(p.fds, 0)
 	if p.err == unix.EINTR {
 		p.n, p.err = 0, nil
 		return true // look again with a fresh timeout
 	}
 	return p.n > 0 || p.err != nil
+}
+
+// parkOnce is rc.Read's callback for a shared wait: the first call says
+// "not ready", so the goroutine parks in the poller, and the call after
+// the poller wakes it says "done". The core re-checked its queues and
+// mailbox after announcing its sleep, so a look at the descriptors before
+// parking (a poll(2)) would find nothing the re-check did not; and which
+// of them woke it need not be known either (see core.sleep): a second
+// poll(2) per sleep saved. A wake-up that came before the park (Go's
+// poller keeps one) makes the park return at once.
+func (p *pollSet) parkOnce(uintptr) bool {
+	if !p.parked {
+		p.parked = true
+		return false
+	}
+	return true
 }
 
 // wait blocks until one of the descriptors is readable or timeout passes
@@ -137,18 +161,19 @@ func (p *pollSet) waitShared(timeout time.Duration) (int, error) {
 		timeout = sharedWaitCap
 	}
 	p.ep.SetReadDeadline(time.Now().Add(timeout))
-	p.n, p.err = 0, nil
+	p.n, p.err, p.parked, p.unknown = 0, nil, false, false
 	if err := p.rc.Read(p.look); err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			if p.lookNow(0) && p.n > 0 {
 				p.misses++
 				return p.result(p.n, p.err)
 			}
-			return 0, nil
+			return 0, p.err
 		}
 		return 0, err
 	}
-	return p.result(p.n, p.err)
+	p.unknown = true
+	return 1, nil
 }
 
 func (p *pollSet) result(n int, err error) (int, error) {
@@ -167,8 +192,9 @@ func (p *pollSet) result(n int, err error) (int, error) {
 // or doorbell closed while it ran).
 var errClosedFD = errors.New("a wait descriptor is closed")
 
-// ready reports whether descriptor i polled readable in the last wait.
-func (p *pollSet) ready(i int) bool { return p.fds[i].Revents&unix.POLLIN != 0 }
+// ready reports whether descriptor i polled readable in the last wait;
+// after a wait that woke without polling (unknown), every one may be.
+func (p *pollSet) ready(i int) bool { return p.unknown || p.fds[i].Revents&unix.POLLIN != 0 }
 
 // threadID returns the calling thread's kernel id, so tests can tell that
 // a call ran on a core's own thread.

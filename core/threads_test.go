@@ -391,4 +391,17 @@ func TestSharedCoreWaitsForTheAnswer(t *testing.T) {
 		t.Errorf("%d round trips: the answers rang the core's doorbell %d times, and it waited for an answer %d times; want rings under %d", rounds, rings, waits, rounds/4)
 	}
 	t.Logf("%d round trips: %d doorbell rings, %d answer waits", rounds, rings, waits)
+
+	// Between the round trips the core slept in Go's poller, and only a
+	// wait that ran out looked at its descriptors with poll(2).
+	var polls, misses uint64
+	if err := a.DoWait(ctxT(t), 0, func(*stack.Stack) {
+		polls, misses = a.cores[0].polls.polls, a.cores[0].polls.misses
+	}); err != nil {
+		t.Fatal(err)
+	}
+	sleeps := a.CoreCounters(0).Get(IdleSleeps)
+	if sleeps < rounds || polls > misses+sleeps/100 {
+		t.Errorf("%d sleeps made %d polls (%d waits ran out with work); want at least %d sleeps and a poll only for a wait that ran out", sleeps, polls, misses, rounds)
+	}
 }

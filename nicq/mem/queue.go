@@ -149,10 +149,13 @@ func (q *Queue) PrepareWait() { q.bell.PrepareSleep() }
 func (q *Queue) CancelWait() { q.bell.CancelSleep() }
 
 // ClearWait consumes a pending wake-up and marks the core awake, whatever
-// woke it.
+// woke it. It reads the queue's eventfd only if a sender wrote it, so a
+// core that calls it without knowing whether the queue was ready (one
+// parked in Go's network poller) pays no system call for a queue that was
+// not.
 func (q *Queue) ClearWait() {
 	q.bell.CancelSleep()
-	q.bell.Clear()
+	q.bell.ClearRung()
 }
 
 // Pending reports whether frames wait on the queue's links or in its delay
