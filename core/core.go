@@ -86,6 +86,7 @@ type core struct {
 	// not yet idle since); see sharedAnswerWindow.
 	answerSince int64
 	answerLooks int
+	handedOff   bool // AwaitAnswer was called in this iteration
 
 	err error // first failure of a system call, reported by Stop
 	tid int   // the core's thread (while on its own), for tests
@@ -307,12 +308,13 @@ func (c *core) iterate() {
 	}
 	if c.shared {
 		switch {
-		case received > 0:
+		case c.handedOff:
 			c.answerSince = answerArmed
 		case sent > 0:
 			c.answerSince = 0
 		}
 	}
+	c.handedOff = false
 	c.counters.Values[Polls]++
 	if work > 0 {
 		c.spinning = false
@@ -345,8 +347,12 @@ func (c *core) yieldBusy() {
 
 // sharedAnswerWindow is how long a core on shared threads keeps looking
 // for work, yielding to the application's goroutines between looks, after
-// frames arrived and before anything went out: the frames most likely
-// woke a reader whose answer comes within microseconds. The reader runs
+// it woke a goroutine whose answer comes back through it (AwaitAnswer, as
+// sockets calls for a parked reader) and before anything went out: the
+// answer comes within microseconds. Only then: a look that finds nothing
+// keeps the P from the poller's other goroutines (Go polls the network
+// only when its run queues are empty), so a core whose handlers answered
+// themselves, or that took in bulk data, sleeps at once. The reader runs
 // on the core's own P as soon as the core yields, so its answer finds the
 // core awake: no doorbell to write, no epoll set to wait on and read, no
 // deadline to arm. One net.Conn echo connection over AF_XDP spent four

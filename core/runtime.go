@@ -235,6 +235,14 @@ func (rt *Runtime) closeDoorbells() {
 // NumCores returns the number of cores.
 func (rt *Runtime) NumCores() int { return len(rt.cores) }
 
+// AwaitAnswer tells core that the work it is doing has just woken an
+// application goroutine whose answer comes back through it (a reader
+// parked on a connection, as sockets' net.Conn has): a core on shared
+// threads then looks for that answer for a moment, yielding to the
+// goroutine, before it sleeps (see sharedAnswerWindow). Call it only on
+// that core, from a handler or a function it runs; elsewhere it races.
+func (rt *Runtime) AwaitAnswer(core int) { rt.cores[core].handedOff = true }
+
 // CPUs returns the CPU each core is pinned to, -1 for a core that is not
 // pinned (every core, once they run on shared threads).
 func (rt *Runtime) CPUs() []int {

@@ -58,6 +58,9 @@ func TestSharedThreadsServe(t *testing.T) {
 			t.Errorf("core %d served nothing; RSS spreads 16 ports over both", c)
 		}
 		cc := a.CoreCounters(c)
+		if n := cc.Get(AnswerWaits); n != 0 {
+			t.Errorf("core %d waited %d times for an answer; its handlers answer as they run, and it should sleep", c, n)
+		}
 		if cc.Get(IdleSleeps) == 0 || cc.Get(Wakeups) == 0 {
 			t.Errorf("core %d: %d sleeps, %d wake-ups; a core on shared threads sleeps in the poller and wakes from it",
 				c, cc.Get(IdleSleeps), cc.Get(Wakeups))
@@ -342,10 +345,11 @@ func TestSharedCoreYieldsWhenBusy(t *testing.T) {
 	t.Logf("%d datagrams queued; the goroutine ran %v late with %d still to handle", queued, got, left)
 }
 
-// TestSharedCoreWaitsForTheAnswer: a core on shared threads that delivered
-// frames yields instead of sleeping, so the goroutine they woke answers
-// while it is awake: the answer needs no doorbell. Here a goroutine
-// answers each datagram through Do, as a net.Conn writer's reply travels.
+// TestSharedCoreWaitsForTheAnswer: a core on shared threads that woke a
+// goroutine for its answer (AwaitAnswer) yields instead of sleeping, so
+// the answer comes while it is awake and needs no doorbell. Here a
+// goroutine answers each datagram through Do, as a net.Conn writer's
+// reply travels.
 func TestSharedCoreWaitsForTheAnswer(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	type request struct {
@@ -357,18 +361,21 @@ func TestSharedCoreWaitsForTheAnswer(t *testing.T) {
 	requests := make(chan request, 64)
 	w := newWire(t, 1)
 	shared := func(c *Config) { c.Threads = ThreadsShared }
+	var rt atomic.Pointer[Runtime]
 	a := start(t, w.NIC(0), addrA, func(c *Config) {
 		c.Threads = ThreadsShared
 		c.OnStart = func(s *stack.Stack) {
 			s.BindUDP(echoPort, stack.UDPOptions{Handler: func(ep *stack.UDPEndpoint, p []byte, from [4]byte, port uint16) {
 				select {
 				case requests <- request{ep, append([]byte(nil), p...), from, port}:
+					rt.Load().AwaitAnswer(s.Config().Core)
 				default:
 					t.Error("the answering goroutine fell 64 requests behind")
 				}
 			}})
 		}
 	})
+	rt.Store(a)
 	go func() {
 		for r := range requests {
 			a.Do(0, func(*stack.Stack) { r.ep.SendTo(r.p, r.from, r.port) })

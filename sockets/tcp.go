@@ -365,6 +365,7 @@ func (sc *conn) pushRx() {
 	}
 	if (moved || ended) && sc.rdParked.Load() {
 		signal(sc.rdWake)
+		sc.n.rt.AwaitAnswer(sc.core)
 	}
 	sc.letGoIfDone(c)
 }

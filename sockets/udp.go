@@ -222,6 +222,7 @@ func (pc *packetConn) deliver(core int, payload []byte, src netip.AddrPort) {
 	}
 	if pc.waiting.Load() {
 		signal(pc.wake)
+		pc.n.rt.AwaitAnswer(core)
 	}
 }
 
