@@ -136,6 +136,7 @@ func newCore(rt *Runtime, id int, mboxes []*mailbox, bell *msgring.Doorbell, rea
 	c.txq = c.queues[0]
 	c.pool = c.txq.Pool()
 	c.polls = newPollSet(append(fds, bell.Fd()))
+	c.polls.recheck = c.workPending
 	c.calls.init(p.Cores, p.MaxCallsInFlight)
 	for peer := range c.backlog {
 		if peer != id {
@@ -420,7 +421,7 @@ func (c *core) sleep() (blocked bool) {
 		q.PrepareWait()
 	}
 	c.bell.PrepareSleep()
-	if c.rt.stop.Load() || c.mbox.Pending() || c.queuesPending() || c.shareDue() {
+	if c.workPending() {
 		c.cancelSleep()
 		return false
 	}
@@ -513,6 +514,12 @@ func (c *core) cancelSleep() {
 	for _, q := range c.queues {
 		q.CancelWait()
 	}
+}
+
+// workPending is sleep's re-check after it announced the sleep: whether
+// there is work the announcement may have come too late for.
+func (c *core) workPending() bool {
+	return c.rt.stop.Load() || c.mbox.Pending() || c.queuesPending() || c.shareDue()
 }
 
 func (c *core) queuesPending() bool {

@@ -32,8 +32,10 @@ type pollSet struct {
 	err  error
 	// parked says this wait's callback has run once (see parkOnce), and
 	// unknown that the wait woke without learning which descriptors
-	// are ready: fds' Revents then say nothing.
+	// are ready: fds' Revents then say nothing. recheck is the core's
+	// look at its queues and mailbox (bound once).
 	parked, unknown bool
+	recheck         func() bool
 	// misses counts waits that ran out with a descriptor ready (see
 	// sharedWaitCap); the core publishes it as SharedWaitMisses.
 	misses uint64
@@ -114,18 +116,22 @@ func (p *pollSet) lookNow(uintptr) bool {
 	return p.n > 0 || p.err != nil
 }
 
-// parkOnce is rc.Read's callback for a shared wait: the first call says
-// "not ready", so the goroutine parks in the poller, and the call after
-// the poller wakes it says "done". The core re-checked its queues and
-// mailbox after announcing its sleep, so a look at the descriptors before
-// parking (a poll(2)) would find nothing the re-check did not; and which
-// of them woke it need not be known either (see core.sleep): a second
-// poll(2) per sleep saved. A wake-up that came before the park (Go's
-// poller keeps one) makes the park return at once.
+// parkOnce is rc.Read's callback for a shared wait: the first call looks
+// at the core's queues and mailbox in memory and says "not ready" if they
+// are empty, so the goroutine parks in the poller; the call after the
+// poller wakes it says "done". That look must come here, not only in
+// core.sleep's re-check before the wait: rc.Read first forgets any
+// wake-up the poller recorded (it resets the descriptor's ready state),
+// so a frame or message that came between the re-check and rc.Read would
+// wait for the next event or sharedWaitCap (with 2 cores, one net/http
+// connection each, p99 97 ms). Work that comes after this look makes its
+// descriptor ready anew, which wakes the park. Which descriptor woke the
+// core need not be known (see core.sleep), so a shared sleep makes no
+// poll(2) at all, where it made two.
 func (p *pollSet) parkOnce(uintptr) bool {
 	if !p.parked {
 		p.parked = true
-		return false
+		return p.recheck()
 	}
 	return true
 }

@@ -412,3 +412,70 @@ func TestSharedCoreWaitsForTheAnswer(t *testing.T) {
 		t.Errorf("%d sleeps made %d polls (%d waits ran out with work); want at least %d sleeps and a poll only for a wait that ran out", sleeps, polls, misses, rounds)
 	}
 }
+
+// TestSharedCoresMissNoWakeUp: cores on shared threads, both ends, with
+// the answers coming from goroutines, run thousands of round trips and
+// never wait out sharedWaitCap for a wake-up the poller dropped. rc.Read
+// forgets a readiness the poller recorded before it, so work that came
+// between a core's re-check and its park was found only at the cap.
+func TestSharedCoresMissNoWakeUp(t *testing.T) {
+	requireTwoCPUs(t)
+	type request struct {
+		ep   *stack.UDPEndpoint
+		p    []byte
+		from [4]byte
+		port uint16
+	}
+	requests := make(chan request, 256)
+	w := newWire(t, 2)
+	var rt atomic.Pointer[Runtime]
+	a := start(t, w.NIC(0), addrA, func(c *Config) {
+		c.Threads = ThreadsShared
+		c.OnStart = func(s *stack.Stack) {
+			s.BindUDP(echoPort, stack.UDPOptions{Handler: func(ep *stack.UDPEndpoint, p []byte, from [4]byte, port uint16) {
+				select {
+				case requests <- request{ep, append([]byte(nil), p...), from, port}:
+					rt.Load().AwaitAnswer(s.Config().Core)
+				default:
+					t.Error("the answering goroutines fell 256 requests behind")
+				}
+			}})
+		}
+	})
+	rt.Store(a)
+	for range 2 {
+		go func() {
+			for r := range requests {
+				core := ownerOf(a, int(r.port))
+				a.Do(core, func(*stack.Stack) { r.ep.SendTo(r.p, r.from, r.port) })
+			}
+		}()
+	}
+	defer close(requests)
+	b := start(t, w.NIC(1), addrB, func(c *Config) { c.Threads = ThreadsShared })
+	const ports = 8
+	cl := newClient(t, b, ports)
+	echoRound(t, cl, a, ports)
+	rounds := int64(40000)
+	if testing.Short() {
+		rounds = 10000
+	}
+	cl.budget.Store(rounds)
+	before := cl.replies.Load()
+	began := time.Now()
+	for i := range ports {
+		cl.send(t, i, 1, 64)
+	}
+	cl.waitReplies(t, before+rounds+ports, a)
+	took := time.Since(began)
+	var misses uint64
+	for _, r := range []*Runtime{a, b} {
+		for c := range r.NumCores() {
+			misses += r.CoreCounters(c).Get(SharedWaitMisses)
+		}
+	}
+	if misses != 0 {
+		t.Errorf("%d round trips on 8 flows took %v, and cores found work only when a wait ran out %d times", rounds, took, misses)
+	}
+	t.Logf("%d round trips on 8 flows: %v", rounds, took)
+}
