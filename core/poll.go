@@ -131,7 +131,7 @@ func (p *pollSet) lookNow(uintptr) bool {
 func (p *pollSet) parkOnce(uintptr) bool {
 	if !p.parked {
 		p.parked = true
-		return p.recheck()
+		return p.recheck != nil && p.recheck()
 	}
 	return true
 }
