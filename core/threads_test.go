@@ -352,36 +352,9 @@ func TestSharedCoreYieldsWhenBusy(t *testing.T) {
 // reply travels.
 func TestSharedCoreWaitsForTheAnswer(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	type request struct {
-		ep   *stack.UDPEndpoint
-		p    []byte
-		from [4]byte
-		port uint16
-	}
-	requests := make(chan request, 64)
 	w := newWire(t, 1)
 	shared := func(c *Config) { c.Threads = ThreadsShared }
-	var rt atomic.Pointer[Runtime]
-	a := start(t, w.NIC(0), addrA, func(c *Config) {
-		c.Threads = ThreadsShared
-		c.OnStart = func(s *stack.Stack) {
-			s.BindUDP(echoPort, stack.UDPOptions{Handler: func(ep *stack.UDPEndpoint, p []byte, from [4]byte, port uint16) {
-				select {
-				case requests <- request{ep, append([]byte(nil), p...), from, port}:
-					rt.Load().AwaitAnswer(s.Config().Core)
-				default:
-					t.Error("the answering goroutine fell 64 requests behind")
-				}
-			}})
-		}
-	})
-	rt.Store(a)
-	go func() {
-		for r := range requests {
-			a.Do(0, func(*stack.Stack) { r.ep.SendTo(r.p, r.from, r.port) })
-		}
-	}()
-	defer close(requests)
+	a := startGoroutineEcho(t, w.NIC(0), 1)
 	b := start(t, w.NIC(1), addrB, shared)
 	cl := newClient(t, b, 1)
 	echoRound(t, cl, a, 1) // ARP resolved both ways
@@ -420,38 +393,8 @@ func TestSharedCoreWaitsForTheAnswer(t *testing.T) {
 // between a core's re-check and its park was found only at the cap.
 func TestSharedCoresMissNoWakeUp(t *testing.T) {
 	requireTwoCPUs(t)
-	type request struct {
-		ep   *stack.UDPEndpoint
-		p    []byte
-		from [4]byte
-		port uint16
-	}
-	requests := make(chan request, 256)
 	w := newWire(t, 2)
-	var rt atomic.Pointer[Runtime]
-	a := start(t, w.NIC(0), addrA, func(c *Config) {
-		c.Threads = ThreadsShared
-		c.OnStart = func(s *stack.Stack) {
-			s.BindUDP(echoPort, stack.UDPOptions{Handler: func(ep *stack.UDPEndpoint, p []byte, from [4]byte, port uint16) {
-				select {
-				case requests <- request{ep, append([]byte(nil), p...), from, port}:
-					rt.Load().AwaitAnswer(s.Config().Core)
-				default:
-					t.Error("the answering goroutines fell 256 requests behind")
-				}
-			}})
-		}
-	})
-	rt.Store(a)
-	for range 2 {
-		go func() {
-			for r := range requests {
-				core := ownerOf(a, int(r.port))
-				a.Do(core, func(*stack.Stack) { r.ep.SendTo(r.p, r.from, r.port) })
-			}
-		}()
-	}
-	defer close(requests)
+	a := startGoroutineEcho(t, w.NIC(0), 2)
 	b := start(t, w.NIC(1), addrB, func(c *Config) { c.Threads = ThreadsShared })
 	const ports = 8
 	cl := newClient(t, b, ports)
@@ -478,4 +421,53 @@ func TestSharedCoresMissNoWakeUp(t *testing.T) {
 		t.Errorf("%d round trips on 8 flows took %v, and cores found work only when a wait ran out %d times", rounds, took, misses)
 	}
 	t.Logf("%d round trips on 8 flows: %v", rounds, took)
+}
+
+// startGoroutineEcho starts a runtime on shared threads whose UDP echo
+// port hands each datagram to one of answerers goroutines (calling
+// AwaitAnswer), which sends the reply through Do: the path of a net.Conn
+// reader's answer.
+func startGoroutineEcho(t *testing.T, nic nicq.NIC, answerers int) *Runtime {
+	t.Helper()
+	type request struct {
+		ep   *stack.UDPEndpoint
+		p    []byte
+		from [4]byte
+		port uint16
+		core int
+	}
+	requests := make(chan request, 256)
+	var rt atomic.Pointer[Runtime]
+	a := start(t, nic, addrA, func(c *Config) {
+		c.Threads = ThreadsShared
+		c.OnStart = func(s *stack.Stack) {
+			core := s.Config().Core
+			s.BindUDP(echoPort, stack.UDPOptions{Handler: func(ep *stack.UDPEndpoint, p []byte, from [4]byte, port uint16) {
+				select {
+				case requests <- request{ep, append([]byte(nil), p...), from, port, core}:
+					rt.Load().AwaitAnswer(core)
+				default:
+					t.Error("the answering goroutines fell 256 requests behind")
+				}
+			}})
+		}
+	})
+	rt.Store(a)
+	// The goroutines end with the test; the channel stays open, since a
+	// datagram still on the wire may reach the handler after that.
+	done := make(chan struct{})
+	for range answerers {
+		go func() {
+			for {
+				select {
+				case r := <-requests:
+					a.Do(r.core, func(*stack.Stack) { r.ep.SendTo(r.p, r.from, r.port) })
+				case <-done:
+					return
+				}
+			}
+		}()
+	}
+	t.Cleanup(func() { close(done) })
+	return a
 }
