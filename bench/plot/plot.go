@@ -9,6 +9,7 @@ package plot
 import (
 	"fmt"
 	"image/color"
+	"math"
 	"path/filepath"
 	"slices"
 
@@ -208,6 +209,9 @@ func cpuPerTxnByRate(r *bench.Result) (*plot.Plot, error) {
 				xy = append(xy, plotter.XY{X: q.OfferedRate / xScale, Y: q.CPUPerTxn() * scale})
 			}
 		}
+		if len(xy) == 0 {
+			continue
+		}
 		slices.SortFunc(xy, func(a, b plotter.XY) int { return cmpFloat(a.X, b.X) })
 		label := fmt.Sprintf("%s, %d cores", s.system, s.cores)
 		if s.cores == 1 {
@@ -349,7 +353,10 @@ func latency(r *bench.Result) (*plot.Plot, error) {
 // WORKLOAD-conns-rate and WORKLOAD-conns-memory, .svg and .png: each
 // system's rate, and the growth of the whole machine's memory in use,
 // against the connections open (all cores together), a line per system
-// and core count. It returns the paths written.
+// and core count; and, for the transaction workloads, WORKLOAD-conns-p50
+// and WORKLOAD-conns-p99, the latency percentiles against connections
+// (a point without latency figures is left out). It returns the paths
+// written.
 func WriteConns(r *bench.Result, dir string) ([]string, error) {
 	if len(r.FlowCounts()) < 2 {
 		return nil, fmt.Errorf("plot %s conns: not a result along the connection axis (one connection count)", r.Workload)
@@ -358,16 +365,23 @@ func WriteConns(r *bench.Result, dir string) ([]string, error) {
 	if r.Workload.Stream() {
 		scale, label = 1e9/8, "Gbit/s"
 	}
-	var paths []string
-	for _, f := range []struct {
+	type figure struct {
 		name, title, y string
 		value          func(bench.Point) float64
-	}{
+	}
+	figures := []figure{
 		{"rate", "rate against connections", label, func(p bench.Point) float64 { return p.Rate / scale }},
 		{"memory", "machine memory in use against connections", "MiB", func(p bench.Point) float64 {
 			return float64(p.MachineMemoryBytes) / (1 << 20)
 		}},
-	} {
+	}
+	if !r.Workload.Stream() {
+		figures = append(figures,
+			figure{"p50", "median latency against connections", "p50 µs", func(p bench.Point) float64 { return latencyOf(p, 50) }},
+			figure{"p99", "99th percentile latency against connections", "p99 µs", func(p bench.Point) float64 { return latencyOf(p, 99) }})
+	}
+	var paths []string
+	for _, f := range figures {
 		p, err := byConns(r, fmt.Sprintf("%s: %s", title(r), f.title), f.y, f.value)
 		if err != nil {
 			return paths, fmt.Errorf("plot %s conns-%s: %w", r.Workload, f.name, err)
@@ -383,8 +397,21 @@ func WriteConns(r *bench.Result, dir string) ([]string, error) {
 	return paths, nil
 }
 
+// latencyOf is a point's 50th or 99th percentile in µs, NaN (left out of
+// the line) when the point has no latency figures.
+func latencyOf(p bench.Point, pct int) float64 {
+	if p.Latency == nil {
+		return math.NaN()
+	}
+	if pct == 50 {
+		return p.Latency.P50
+	}
+	return p.Latency.P99
+}
+
 // byConns draws, for each system and core count, value(point) against the
-// point's connections (cores × flows), on a logarithmic axis.
+// point's connections (cores × flows), on a logarithmic axis; a NaN value
+// leaves its point out.
 func byConns(r *bench.Result, title, ylabel string, value func(bench.Point) float64) (*plot.Plot, error) {
 	p := newPlot(title, "connections (log scale)", ylabel)
 	type series struct {
@@ -402,8 +429,13 @@ func byConns(r *bench.Result, title, ylabel string, value func(bench.Point) floa
 		var xy plotter.XYs
 		for _, q := range r.Points {
 			if q.System == s.system && q.Cores == s.cores && q.Err == "" {
-				xy = append(xy, plotter.XY{X: float64(q.Cores * q.Flows), Y: value(q)})
+				if y := value(q); !math.IsNaN(y) {
+					xy = append(xy, plotter.XY{X: float64(q.Cores * q.Flows), Y: y})
+				}
 			}
+		}
+		if len(xy) == 0 {
+			continue
 		}
 		slices.SortFunc(xy, func(a, b plotter.XY) int { return cmpFloat(a.X, b.X) })
 		label := fmt.Sprintf("%s, %d cores", s.system, s.cores)

@@ -149,3 +149,47 @@ func TestWriteRateDrawsStreamsPerMiB(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteConnsDrawsRateMemoryAndLatency: a result along the connection
+// axis gets its rate, memory and latency percentiles against connections;
+// a stream's has no latency figures, and a system without latency is left
+// out of those.
+func TestWriteConnsDrawsRateMemoryAndLatency(t *testing.T) {
+	conns := func(w bench.Workload) *bench.Result {
+		r := &bench.Result{Workload: w}
+		for _, s := range []string{"mkstack-conn-afxdp", "linux-veth"} {
+			for _, flows := range []int{1, 16, 128} {
+				p := bench.Point{System: s, Workload: w, Cores: 1, Flows: flows, Rate: 1e4 * float64(flows), Unit: w.Unit(), MachineMemoryBytes: int64(flows) << 20}
+				if !w.Stream() && s != "linux-veth" {
+					p.Latency = &bench.Latency{P50: 10 * float64(flows), P99: 40 * float64(flows)}
+				}
+				r.Points = append(r.Points, p)
+			}
+		}
+		r.Finish()
+		return r
+	}
+	dir := t.TempDir()
+	paths, err := WriteConns(conns(bench.TCPRR), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"rate", "memory", "p50", "p99"} {
+		svg, err := os.ReadFile(filepath.Join(dir, "tcp-rr-conns-"+name+".svg"))
+		if err != nil || !bytes.Contains(svg, []byte("mkstack-conn-afxdp")) {
+			t.Fatalf("tcp-rr-conns-%s.svg: %v, or it does not name the system", name, err)
+		}
+		if name == "p50" || name == "p99" {
+			if bytes.Contains(svg, []byte("linux-veth")) {
+				t.Errorf("tcp-rr-conns-%s.svg draws linux-veth, whose points have no latency", name)
+			}
+		}
+	}
+	if len(paths) != 8 {
+		t.Errorf("wrote %d files, want 4 figures x 2 formats: %v", len(paths), paths)
+	}
+	paths, err = WriteConns(conns(bench.TCPStream), t.TempDir())
+	if err != nil || len(paths) != 4 {
+		t.Errorf("a stream along the connection axis: %v, %v; want rate and memory only", paths, err)
+	}
+}
