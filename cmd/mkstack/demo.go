@@ -330,46 +330,98 @@ func demoUDP(server, client *sockets.Network, counts []demoCounts, stop *atomic.
 		dst = netip.AddrPortFrom(server.Addrs6()[1], demoUDPPort)
 	}
 	var payload [demoMsgSize]byte
-	errs = make([]error, client.Runtime().NumCores())
-	err = client.Runtime().BroadcastWait(ctx, func(s *stack.Stack) {
+	rt := client.Runtime()
+	flows := make([][]*demoUDPFlow, rt.NumCores())
+	errs = make([]error, rt.NumCores())
+	err = rt.BroadcastWait(ctx, func(s *stack.Stack) {
 		c := s.Config().Core
 		cnt := &counts[c]
-		opts := stack.UDPOptions{
-			Handler: func(ep *stack.UDPEndpoint, p []byte, from [4]byte, port uint16) {
-				cnt.udp.Add(1)
-				if !stop.Load() {
-					ep.SendTo(p, from, port)
-				}
-			},
-			Handler6: func(ep *stack.UDPEndpoint, p []byte, from [16]byte, port uint16) {
-				cnt.udp.Add(1)
-				if !stop.Load() {
-					ep.SendTo6(p, from, port)
-				}
-			},
-		}
 		bound := 0
 		for port := uint16(20000); bound < demoUDPFlows && port < 30000; port++ {
 			// Keep the ports whose replies hash to this core.
 			var owner int
 			if ipv6 {
-				owner = client.Runtime().FlowOwner6(17, dst.Addr().As16(), client.Addrs6()[1].As16(), demoUDPPort, port)
+				owner = rt.FlowOwner6(17, dst.Addr().As16(), client.Addrs6()[1].As16(), demoUDPPort, port)
 			} else {
-				owner = client.Runtime().FlowOwner(17, dst.Addr().As4(), s.Addr().As4(), demoUDPPort, port)
+				owner = rt.FlowOwner(17, dst.Addr().As4(), s.Addr().As4(), demoUDPPort, port)
 			}
 			if owner != c {
 				continue
+			}
+			f := &demoUDPFlow{}
+			opts := stack.UDPOptions{
+				Handler: func(ep *stack.UDPEndpoint, p []byte, from [4]byte, port uint16) {
+					cnt.udp.Add(1)
+					f.echoes.Add(1)
+					if !stop.Load() {
+						ep.SendTo(p, from, port)
+					}
+				},
+				Handler6: func(ep *stack.UDPEndpoint, p []byte, from [16]byte, port uint16) {
+					cnt.udp.Add(1)
+					f.echoes.Add(1)
+					if !stop.Load() {
+						ep.SendTo6(p, from, port)
+					}
+				},
 			}
 			ep, err := s.BindUDP(port, opts)
 			if err != nil {
 				errs[c] = err
 				return
 			}
+			f.ep = ep
+			flows[c] = append(flows[c], f)
 			ep.SendToAddr(payload[:], dst)
 			bound++
 		}
 	})
-	return errors.Join(append(errs, err)...)
+	if err := errors.Join(append(errs, err)...); err != nil {
+		return err
+	}
+	// UDP does not resend, and a flow's first datagram may be dropped
+	// (the server's address still unresolved, its queue full with the TCP
+	// connections' SYNs): a flow that has had no echo for demoUDPResend
+	// sends again, on its core, so every flow runs whatever the start was
+	// like.
+	go func() {
+		last := make([][]uint64, len(flows))
+		for c := range flows {
+			last[c] = make([]uint64, len(flows[c]))
+		}
+		for !stop.Load() {
+			time.Sleep(demoUDPResend)
+			for c, fs := range flows {
+				var lost []*demoUDPFlow
+				for i, f := range fs {
+					if n := f.echoes.Load(); n == last[c][i] {
+						lost = append(lost, f)
+					} else {
+						last[c][i] = n
+					}
+				}
+				if len(lost) > 0 && !stop.Load() {
+					rt.Do(c, func(*stack.Stack) {
+						for _, f := range lost {
+							f.ep.SendToAddr(payload[:], dst)
+						}
+					})
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+// demoUDPResend is how long a demo UDP flow waits for an echo before it
+// takes its datagram for lost and sends another.
+const demoUDPResend = 500 * time.Millisecond
+
+// demoUDPFlow is one client port of the UDP echo: its endpoint (used on
+// its core only) and the echoes it got.
+type demoUDPFlow struct {
+	ep     *stack.UDPEndpoint
+	echoes atomic.Uint64
 }
 
 type demoTotals struct {

@@ -10,8 +10,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mkstack/mkstack/nicq/mem"
 )
 
 func TestDemoRunsTCPAndUDPOnEveryCoreAndReports(t *testing.T) {
@@ -131,6 +134,64 @@ func TestDemoRejectsBadFlagsWithStatus2(t *testing.T) {
 		}
 		if errOut.Len() == 0 {
 			t.Errorf("%v: no error message", args)
+		}
+	}
+}
+
+// TestDemoUDPFlowsRecoverFromALostStart: the demo's UDP flows keep one
+// datagram in flight and UDP does not resend, so a flow whose first
+// datagram is lost would never run; the demo sends again after
+// demoUDPResend without an echo. Here the client's link is down while the
+// flows start.
+func TestDemoUDPFlowsRecoverFromALostStart(t *testing.T) {
+	const cores = 2
+	wire, err := mem.NewWire(mem.WireConfig{NICs: []mem.NICConfig{
+		{MAC: [6]byte{2, 0, 0, 0, 0, 1}, Queues: cores},
+		{MAC: [6]byte{2, 0, 0, 0, 0, 2}, Queues: cores},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wire.Close()
+	server, err := demoStack(wire, 0, "10.0.0.1", "fd00::1", cores, nil, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shutdownWithin(server, demoShutdownWait)
+	client, err := demoStack(wire, 1, "10.0.0.2", "fd00::2", cores, nil, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shutdownWithin(client, demoShutdownWait)
+	counts := make([]demoCounts, cores)
+	stop := &atomic.Bool{}
+	defer stop.Store(true)
+	// TCP first, as the demo does: once it runs, the neighbours are known.
+	if err := demoTCP(server, client, counts, stop, false); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 5*time.Second, "TCP to run on every core", func() bool {
+		return counts[0].tcp.Load() > 0 && counts[1].tcp.Load() > 0
+	})
+	wire.NIC(1).SetLinkUp(false)
+	if err := demoUDP(server, client, counts, stop, false); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := counts[0].udp.Load() + counts[1].udp.Load(); n != 0 {
+		t.Fatalf("%d UDP echoes with the client's link down", n)
+	}
+	wire.NIC(1).SetLinkUp(true)
+	waitUntil(t, 5*time.Second, "UDP echoes on every core after the lost start", func() bool {
+		return counts[0].udp.Load() > 0 && counts[1].udp.Load() > 0
+	})
+}
+
+func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within %v", what, d)
 		}
 	}
 }
