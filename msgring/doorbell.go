@@ -20,11 +20,10 @@ type Doorbell struct {
 	_        [cacheLine - 4]byte
 
 	fd      int
-	wakeups atomic.Uint64  // eventfd writes by producers, counted once written
+	wakeups atomic.Uint64  // eventfd writes by producers
 	sleeps  atomic.Uint64  // Wait calls that blocked
 	pollfds [1]unix.PollFd // consumer only; kept here so Wait does not allocate
-	cleared uint64         // consumer only: wakeups as of the last read of the eventfd
-	_       [cacheLine - 40]byte
+	_       [cacheLine - 32]byte
 }
 
 // ErrClosed is returned by Wait on a closed doorbell.
@@ -55,12 +54,10 @@ func (d *Doorbell) Ring() {
 	if !d.sleeping.CompareAndSwap(1, 0) {
 		return
 	}
+	d.wakeups.Add(1)
 	var one = [8]byte{1}
 	// EAGAIN means the counter is already non-zero: the consumer will wake.
 	_, _ = unix.Write(d.fd, one[:])
-	// Counted after the write, so a consumer that sees the count (ClearRung)
-	// finds the write in the eventfd.
-	d.wakeups.Add(1)
 }
 
 // PrepareSleep announces that the consumer is about to sleep. The consumer
@@ -107,25 +104,8 @@ func (d *Doorbell) Wait(timeout time.Duration) (woken bool, err error) {
 
 // Clear consumes a pending wake-up, so the eventfd stops polling readable.
 func (d *Doorbell) Clear() {
-	w := d.wakeups.Load()
 	var buf [8]byte
 	_, _ = unix.Read(d.fd, buf[:])
-	d.cleared = w
-}
-
-// ClearRung is Clear for a consumer that woke without learning which of
-// its descriptors were ready (a goroutine parked in Go's network poller):
-// it reads the eventfd only if a producer wrote it since the last Clear,
-// so a wake-up that came from elsewhere costs no system call. A write is
-// counted only once it is in the eventfd, so the read finds every write
-// the count names; one that lands after the count was taken is found by
-// the next ClearRung (its count differs by then), and one that lands
-// between the count and the read is consumed early and costs the next
-// ClearRung a read that finds nothing. Consumer only.
-func (d *Doorbell) ClearRung() {
-	if d.wakeups.Load() != d.cleared {
-		d.Clear()
-	}
 }
 
 // Wakeups returns how many times a producer woke the consumer with a system

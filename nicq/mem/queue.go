@@ -149,13 +149,10 @@ func (q *Queue) PrepareWait() { q.bell.PrepareSleep() }
 func (q *Queue) CancelWait() { q.bell.CancelSleep() }
 
 // ClearWait consumes a pending wake-up and marks the core awake, whatever
-// woke it. It reads the queue's eventfd only if a sender wrote it, so a
-// core that calls it without knowing whether the queue was ready (one
-// parked in Go's network poller) pays no system call for a queue that was
-// not.
+// woke it.
 func (q *Queue) ClearWait() {
 	q.bell.CancelSleep()
-	q.bell.ClearRung()
+	q.bell.Clear()
 }
 
 // Pending reports whether frames wait on the queue's links or in its delay
