@@ -287,7 +287,8 @@ func TestSharedWaitIsCapped(t *testing.T) {
 // work lets the application's goroutines run every sharedBusyYield. With
 // one P, a goroutine whose timer falls due while the core works through
 // 10 ms of datagrams runs after the burst at hand (64 datagrams, 1.3 ms),
-// not at Go's 10 ms preemption or after the backlog.
+// well before the core is through the backlog, not at Go's 10 ms
+// preemption or after the backlog.
 func TestSharedCoreYieldsWhenBusy(t *testing.T) {
 	if raceEnabled {
 		t.Skip("timing under the race detector says nothing")
@@ -328,15 +329,24 @@ func TestSharedCoreYieldsWhenBusy(t *testing.T) {
 	// This goroutine blocks now, and the core starts on the backlog.
 	const nap = time.Millisecond
 	due := time.Now().Add(nap)
-	late := make(chan time.Duration)
+	type woke struct {
+		late time.Duration
+		left int64
+	}
+	ran := make(chan woke)
 	go func() {
 		time.Sleep(nap)
-		late <- time.Since(due)
+		ran <- woke{time.Since(due), int64(queued) - handled.Load()}
 	}()
-	got := <-late
-	left := int64(queued) - handled.Load()
-	if got > 4*time.Millisecond {
-		t.Errorf("a goroutine due 1 ms into the core's %d-datagram backlog ran %v late (%d datagrams still to handle)", queued, got, left)
+	w0 := <-ran
+	got, left := w0.late, w0.left
+	// Judged by the work the core did before the goroutine ran, not by
+	// the clock: on a loaded machine the kernel may hold the whole
+	// process back for milliseconds, core and goroutine alike. Due after
+	// 50 datagrams, it runs after the core's first burst or two (64
+	// each); without the yield it ran after the whole backlog.
+	if left < int64(queued)/2 {
+		t.Errorf("a goroutine due 1 ms into the core's %d-datagram backlog ran %v late, with only %d datagrams still to handle", queued, got, left)
 	}
 	waitFor(t, 5*time.Second, func() string { return fmt.Sprintf("the backlog to be handled (%d of %d)", handled.Load(), queued) }, func() bool { return handled.Load() == int64(queued) })
 	if n := a.CoreCounters(0).Get(BusyYields); n == 0 {
