@@ -363,8 +363,8 @@ func (c *core) yieldBusy() {
 // costs at most this much of looking.
 const sharedAnswerWindow = 20 * time.Microsecond
 
-// answerArmed in core.answerSince: frames arrived, and the window opens at
-// the next idle iteration.
+// answerArmed in core.answerSince: a goroutine was woken for its answer
+// (AwaitAnswer), and the window opens at the next idle iteration.
 const answerArmed = -1
 
 // maxAnswerLooks bounds an answer window by iterations as well as time:
