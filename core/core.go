@@ -278,15 +278,15 @@ func (c *core) iterate() {
 		c.yieldBusy()
 	}
 	began := c.iclock.now
-	received := 0
+	work := 0
 	for _, q := range c.queues {
 		if n := q.Recv(c.rx); n > 0 {
 			c.st.Input(c.rx[:n])
 			clear(c.rx[:n])
-			received += n
+			work += n
 		}
 	}
-	work := received + c.drain()
+	work += c.drain()
 	if c.backlogged > 0 {
 		c.pushBacklog()
 	}

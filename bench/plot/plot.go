@@ -209,9 +209,6 @@ func cpuPerTxnByRate(r *bench.Result) (*plot.Plot, error) {
 				xy = append(xy, plotter.XY{X: q.OfferedRate / xScale, Y: q.CPUPerTxn() * scale})
 			}
 		}
-		if len(xy) == 0 {
-			continue
-		}
 		slices.SortFunc(xy, func(a, b plotter.XY) int { return cmpFloat(a.X, b.X) })
 		label := fmt.Sprintf("%s, %d cores", s.system, s.cores)
 		if s.cores == 1 {
