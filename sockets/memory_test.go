@@ -10,12 +10,14 @@ import (
 	"time"
 )
 
-// TestRequestResponseConnectionsHoldSmallQueues opens connections that
-// each carry a small request and response and stay open: every one must
-// still have only its small queues (no bulk side moved to a big one), and
-// the heap they hold, both ends together, must stay under a bound a
-// connection with 48 KiB of queues per end could not meet.
-func TestRequestResponseConnectionsHoldSmallQueues(t *testing.T) {
+// TestIdleConnectionsHoldNoQueueMemory opens connections that each carry
+// a small request and response and then wait, as keep-alive connections
+// do: the server's goroutine parked in Read for the next request, the
+// client's parked in Read too. Every one must have stayed on its small
+// queues (no bulk side moved to a big one) and hold no queue memory while
+// it waits, and the heap they hold, both ends together, must stay under a
+// bound that 8 KiB of queues per end could not meet.
+func TestIdleConnectionsHoldNoQueueMemory(t *testing.T) {
 	srv, cli := pair(t, 2)
 	l, err := srv.Listen("tcp", ":9")
 	if err != nil {
@@ -23,18 +25,25 @@ func TestRequestResponseConnectionsHoldSmallQueues(t *testing.T) {
 	}
 	defer l.Close()
 	const n = 300
-	accepted := make(chan net.Conn, n)
+	accepted := make(chan net.Conn, n+1)
 	go func() {
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
-			buf := make([]byte, 100)
-			if _, err := io.ReadFull(c, buf); err == nil {
-				c.Write(buf)
-			}
 			accepted <- c
+			go func() {
+				var buf [100]byte
+				for {
+					if _, err := io.ReadFull(c, buf[:]); err != nil {
+						return
+					}
+					if _, err := c.Write(buf[:]); err != nil {
+						return
+					}
+				}
+			}()
 		}
 	}()
 	heap := func() uint64 {
@@ -43,7 +52,6 @@ func TestRequestResponseConnectionsHoldSmallQueues(t *testing.T) {
 		runtime.ReadMemStats(&ms)
 		return ms.HeapInuse
 	}
-	// One connection first, so the pools and tables exist before the count.
 	var conns []net.Conn
 	open := func() {
 		c, err := cli.Dial("tcp", serverAddr.String()+":9")
@@ -57,12 +65,32 @@ func TestRequestResponseConnectionsHoldSmallQueues(t *testing.T) {
 		if _, err := io.ReadFull(c, msg); err != nil {
 			t.Fatal(err)
 		}
+		go c.Read(msg[:1]) // the client waits for more, as a keep-alive client does
 		conns = append(conns, c, <-accepted)
 	}
+	// One connection first, so the pools and tables exist before the count.
 	open()
 	before := heap()
 	for range n {
 		open()
+	}
+	// The readers park and the cores finish their drains a moment after
+	// the last exchange.
+	holding := func() (held int) {
+		for _, c := range conns {
+			sc := c.(*conn)
+			if sc.rqSmall.holdsMemory() || sc.wqSmall.holdsMemory() {
+				held++
+			}
+		}
+		return held
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for holding() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if held := holding(); held > 0 {
+		t.Errorf("%d of %d idle connections hold queue memory", held, len(conns))
 	}
 	per := float64(heap()-before) / n
 	for _, c := range conns {
@@ -72,9 +100,9 @@ func TestRequestResponseConnectionsHoldSmallQueues(t *testing.T) {
 		}
 	}
 	t.Logf("%.1f KiB of heap per connection, both ends", per/1024)
-	// Both ends: 2 × (8 KiB of queues, the conn, the stack's TCPConn and
-	// its rings while bytes wait) and the test's own buffers.
-	const maxKiB = 40
+	// Both ends: 2 × (the conn, the stack's TCPConn and its table entry)
+	// and the test's own buffers; 16 KiB of queues would not fit.
+	const maxKiB = 12
 	if per > maxKiB*1024 {
 		t.Errorf("%.1f KiB of heap per connection (both ends); want at most %d", per/1024, maxKiB)
 	}

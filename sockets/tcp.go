@@ -184,9 +184,9 @@ func newConn(n *Network, core int) *conn {
 }
 
 var (
-	writeQueuePool    = sync.Pool{New: func() any { return newByteRing(writeQueueSize) }}
+	writeQueuePool    = sync.Pool{New: func() any { return newLendingQueue() }}
 	bigWriteQueuePool = sync.Pool{New: func() any { return newByteRing(bigWriteQueueSize) }}
-	readQueuePool     = sync.Pool{New: func() any { return newByteRing(readQueueSize) }}
+	readQueuePool     = sync.Pool{New: func() any { return newLendingQueue() }}
 	bigReadQueuePool  = sync.Pool{New: func() any { return newByteRing(bigReadQueueSize) }}
 )
 
@@ -440,6 +440,8 @@ func (sc *conn) drain() {
 			break
 		}
 	}
+	// A drained small queue holds no memory until the next Write.
+	sc.wqSmall.lend()
 	if moved {
 		signal(sc.wrWake)
 	}
@@ -626,6 +628,11 @@ func (sc *conn) Read(p []byte) (int, error) {
 				return 0, io.EOF
 			}
 			return 0, sc.opError("read", *e)
+		}
+		if sc.rq == sc.rqSmall {
+			// Waiting for the next request is where a connection spends
+			// its idle time: it holds no queue memory meanwhile.
+			sc.rqSmall.lend()
 		}
 		sc.rdParked.Store(true)
 		if sc.unread() || sc.rxEnd.Load() != nil {

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mkstack/mkstack/affinity"
 )
 
 func TestWriteQueueWrapsAndBounds(t *testing.T) {
@@ -131,5 +134,88 @@ func TestWriteAfterResetReportsIt(t *testing.T) {
 			t.Fatal("Write kept succeeding after the peer reset the connection")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestLendingQueueKeepsEveryByte runs a lending queue's producer and
+// consumer on different pinned CPUs, the consumer lending the memory back
+// every time it runs dry (as a parking reader and a core that drained a
+// write do): every byte must come out once and in order, and the lends
+// must have given memory back while the producer was putting, or the
+// test did not test the race it is for.
+func TestLendingQueueKeepsEveryByte(t *testing.T) {
+	total := 4 << 20
+	if testing.Short() {
+		total = 1 << 20
+	}
+	q := newLendingQueue()
+	if q.holdsMemory() {
+		t.Fatal("a new lending queue holds memory")
+	}
+	done := make(chan error, 1)
+	go func() {
+		pinTo(t, 0)
+		defer runtime.UnlockOSThread()
+		var chunk [700]byte
+		for sent := 0; sent < total; {
+			n := min(len(chunk), total-sent, 1+sent%len(chunk))
+			for i := range n {
+				chunk[i] = byte((sent + i) * 131 >> 3)
+			}
+			for k := 0; k < n; {
+				k += q.put(chunk[k:n])
+			}
+			sent += n
+			if sent/len(chunk)%16 == 0 {
+				// A request/response rhythm now and then: the consumer
+				// runs dry and lends while the next put is on its way.
+				for !q.empty() {
+					runtime.Gosched()
+				}
+			}
+		}
+		done <- nil
+	}()
+	pinTo(t, 1)
+	defer runtime.UnlockOSThread()
+	lentWhileFull := 0
+	for got := 0; got < total; {
+		p := q.peek()
+		if len(p) == 0 {
+			held := q.holdsMemory()
+			q.lend()
+			if held && !q.holdsMemory() {
+				lentWhileFull++
+			}
+			continue
+		}
+		for i, b := range p {
+			if want := byte((got + i) * 131 >> 3); b != want {
+				t.Fatalf("byte %d is %d, want %d", got+i, b, want)
+			}
+		}
+		q.advance(len(p))
+		got += len(p)
+	}
+	<-done
+	q.lend()
+	if q.holdsMemory() {
+		t.Error("an empty queue kept its memory after lend")
+	}
+	if lentWhileFull == 0 {
+		t.Error("the consumer never gave the memory back: the race between lend and put was not exercised")
+	}
+	t.Logf("%d lends gave memory back", lentWhileFull)
+}
+
+// pinTo locks the goroutine to its thread and pins it to cpu where the
+// machine has it (a test still runs, less faithfully, where it cannot).
+func pinTo(t *testing.T, cpu int) {
+	runtime.LockOSThread()
+	if runtime.NumCPU() <= cpu {
+		return
+	}
+	if err := affinity.Pin(cpu); err != nil {
+		t.Logf("running unpinned: %v", err)
 	}
 }
