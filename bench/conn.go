@@ -34,6 +34,10 @@ type ConnTarget struct {
 	// workload (counting into m what the server counts) on the target's
 	// own terms, as the veth systems' mkstack per-core handlers do.
 	serve func(m *meter) (stop func(), port int, err error)
+	// idleNetns, if set, is the named network namespace the load dials
+	// from: the idle-connection mode runs its load there in a process of
+	// its own (IdleClientCommand).
+	idleNetns string
 }
 
 // RunConn runs one point of p's workload against t: a server goroutine
@@ -52,6 +56,13 @@ func RunConn(ctx context.Context, t *ConnTarget, p Params) (Point, error) {
 		return Point{}, fmt.Errorf("serve: %w", err)
 	}
 	addr := net.JoinHostPort(t.Addr, strconv.Itoa(port))
+	if p.Idle {
+		pt, err := openIdle(ctx, t, p, addr)
+		stopServer()
+		srv.Wait()
+		pt.Family = familyOf(t.Addr)
+		return pt, err
+	}
 	var cli sync.WaitGroup
 	var startErr error
 	var once sync.Once

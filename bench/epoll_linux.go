@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/netip"
 	"runtime"
 	"sync"
@@ -37,8 +38,12 @@ func LinuxEpoll() System {
 }
 
 func runLinuxEpoll(ctx context.Context, p Params) (Point, error) {
-	m := newMeter(p, p.Cores*p.Flows)
 	addr := loopbackAddr(p)
+	if p.Idle {
+		var d net.Dialer
+		return RunConn(ctx, &ConnTarget{Addr: addr, Dial: d.DialContext, serve: epollServe(ctx, p, addr, func(fn func() error) error { return fn() })}, p)
+	}
+	m := newMeter(p, p.Cores*p.Flows)
 	stopServer, port, err := epollServe(ctx, p, addr, func(fn func() error) error { return fn() })(m)
 	if err != nil {
 		return Point{}, fmt.Errorf("serve: %w", err)

@@ -33,6 +33,11 @@ type Params struct {
 	// IPv6 runs the point over IPv6 (Spec.IPv6; only for systems that
 	// TakesIPv6).
 	IPv6 bool
+	// Idle is the idle-connection mode (Spec.Idle): RunConn opens the
+	// connections, one exchange each, and measures the memory they hold.
+	Idle bool
+	// IdleSettle is Spec.IdleSettle.
+	IdleSettle time.Duration
 	// Progress, if set, is called about once a second while the point
 	// is measured with the time measured so far and the rate since the
 	// last call.

@@ -111,6 +111,15 @@ type Point struct {
 	// that differ only in connections, its slope is the memory each
 	// connection costs.
 	MachineMemoryBytes int64 `json:"machine_memory_bytes,omitempty"`
+	// IdleMemoryBytes, in the idle-connection mode (Spec.Idle), is the
+	// whole machine's memory the point's open idle connections hold:
+	// MemAvailable just before they opened less MemAvailable once all
+	// were open and had made their exchange, each reading taken after a
+	// garbage collection of the measuring process (which holds the load,
+	// and the server where it is in-process) with its free memory
+	// returned to the system, and once MemAvailable had settled. The
+	// server's side, the load's and the kernel's sockets for both.
+	IdleMemoryBytes int64 `json:"idle_memory_bytes,omitempty"`
 	// OfferedRate is the paced load of the fixed-rate mode (transactions
 	// per second for the whole point, bytes per second for a stream); 0
 	// for a peak point.
@@ -177,7 +186,10 @@ type Result struct {
 	Warmup       string `json:"warmup,omitempty"`
 	Transactions uint64 `json:"transactions,omitempty"`
 	// Rate is the fixed-rate mode's offered load per point (0: peak).
-	Rate   float64 `json:"rate,omitempty"`
+	Rate float64 `json:"rate,omitempty"`
+	// Idle is the idle-connection mode (Spec.Idle): each point's rate is
+	// connections opened per second, its figure IdleMemoryBytes.
+	Idle   bool    `json:"idle,omitempty"`
 	Points []Point `json:"points"`
 }
 
@@ -342,7 +354,12 @@ func (r *Result) WriteTable(w io.Writer) error {
 	if rate {
 		head += "machine CPU " + cpuU + "\t"
 	}
-	fmt.Fprintf(tw, head+"GCs\terrors\tmem MiB\t\n", r.Workload.Unit())
+	unit := r.Workload.Unit()
+	if r.Idle {
+		unit = "conns opened/s"
+		head = strings.Replace(head, "%s\t", "%s\tidle KiB/conn\t", 1)
+	}
+	fmt.Fprintf(tw, head+"GCs\terrors\tmem MiB\t\n", unit)
 	for _, p := range r.Points {
 		sys := p.System
 		if family {
@@ -376,7 +393,11 @@ func (r *Result) WriteTable(w io.Writer) error {
 		if p.MachineMemoryBytes > 0 {
 			mem = fmt.Sprintf("%.1f", float64(p.MachineMemoryBytes)/(1<<20))
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%s%d\t%d\t%s\t\n", sys, p.Cores, p.Cores*p.Flows, offered, FormatRate(p.Rate), FormatRate(p.PerCore),
+		rateText := FormatRate(p.Rate)
+		if r.Idle {
+			rateText += "\t" + p.IdleKiBPerConnText()
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%s%d\t%d\t%s\t\n", sys, p.Cores, p.Cores*p.Flows, offered, rateText, FormatRate(p.PerCore),
 			eff, p50, p99, p999, p.CPUSeconds, machine, p.GCCycles, p.Errors, mem)
 	}
 	axis := len(r.FlowCounts()) > 1
@@ -400,6 +421,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 		fmt.Fprintf(w, "%s ÷ %s at %d cores%s (%s): %.2f", ratio.System, ratio.Peer, ratio.Cores, at, ratio.Model, ratio.Value)
 		if ratio.CPUPerTxn > 0 {
 			fmt.Fprintf(w, ", machine CPU per %s %.2f", CPUPerUnitText(r.Workload), ratio.CPUPerTxn)
+		}
+		if ratio.IdleMemory > 0 {
+			fmt.Fprintf(w, ", memory per idle connection %.2f", ratio.IdleMemory)
 		}
 		if axis && ratio.Memory > 0 {
 			fmt.Fprintf(w, ", machine memory %.2f", ratio.Memory)
@@ -432,6 +456,9 @@ type Ratio struct {
 	// Memory is the system's MachineMemoryBytes divided by the peer's (0
 	// where either lacks it).
 	Memory float64 `json:"memory,omitempty"`
+	// IdleMemory is the system's IdleMemoryBytes divided by the peer's
+	// (the idle-connection mode; 0 where either lacks it).
+	IdleMemory float64 `json:"idle_memory,omitempty"`
 }
 
 // Ratios compares each system with its like-for-like peers (Pairs) at
@@ -455,10 +482,22 @@ func (r *Result) Ratios() []Ratio {
 			if a.MachineMemoryBytes > 0 && b.MachineMemoryBytes > 0 {
 				ratio.Memory = float64(a.MachineMemoryBytes) / float64(b.MachineMemoryBytes)
 			}
+			if a.IdleMemoryBytes > 0 && b.IdleMemoryBytes > 0 {
+				ratio.IdleMemory = float64(a.IdleMemoryBytes) / float64(b.IdleMemoryBytes)
+			}
 			out = append(out, ratio)
 		}
 	}
 	return out
+}
+
+// IdleKiBPerConnText is IdleMemoryBytes per connection in KiB, or "-"
+// without a figure.
+func (p *Point) IdleKiBPerConnText() string {
+	if p.IdleMemoryBytes <= 0 || p.Cores*p.Flows == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", float64(p.IdleMemoryBytes)/float64(p.Cores*p.Flows)/1024)
 }
 
 // CPUPerTxn is the whole machine's CPU time per transaction (per byte

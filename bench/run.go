@@ -64,6 +64,13 @@ type RunOptions struct {
 	Done func(p Point)
 }
 
+// TakesIdle reports whether system runs the idle-connection mode
+// (Spec.Idle): every system whose load is Go's net.Conns (RunConn) does;
+// the mem wire's handler system drives its load with handlers of its own.
+func TakesIdle(system string) bool {
+	return system != SysMkstack && system != SysGVisor && system != SysMemcachedVeth
+}
+
 // PlanCPUs returns the CPUs of a k-core point: affinity.Plan's choice when
 // the process may use k CPUs, else nil (not pinned) and why.
 func PlanCPUs(k int) ([]int, string) {
@@ -92,7 +99,7 @@ func Run(ctx context.Context, spec Spec, o RunOptions) (*Result, error) {
 	for name, s := range o.Systems {
 		systems[name] = s
 	}
-	r := &Result{Env: ReadEnv(), Workload: spec.Workload, Transactions: spec.Transactions, Rate: spec.Rate}
+	r := &Result{Env: ReadEnv(), Workload: spec.Workload, Transactions: spec.Transactions, Rate: spec.Rate, Idle: spec.Idle}
 	if spec.Transactions == 0 {
 		r.Duration, r.Warmup = spec.Duration.String(), spec.Warmup.String()
 	}
@@ -106,7 +113,8 @@ func Run(ctx context.Context, spec Spec, o RunOptions) (*Result, error) {
 			p := Params{
 				Workload: spec.Workload, Cores: k, CPUs: cpus, Flows: flows(spec.Workload, spec.Conns),
 				Duration: spec.Duration, Warmup: spec.Warmup, Transactions: spec.Transactions,
-				Rate: spec.Rate, IPv6: spec.IPv6 && TakesIPv6(name),
+				Rate: spec.Rate, IPv6: spec.IPv6 && TakesIPv6(name), Idle: spec.Idle,
+				IdleSettle: spec.IdleSettle,
 			}
 			if o.Progress != nil {
 				p.Progress = func(elapsed time.Duration, rate float64) { o.Progress(name, k, elapsed, rate) }
@@ -130,6 +138,10 @@ func Run(ctx context.Context, spec Spec, o RunOptions) (*Result, error) {
 			runtime.SetDefaultGOMAXPROCS()
 			var pt Point
 			err := Supports(name, spec.Workload)
+			if err == nil && spec.Idle && !TakesIdle(name) {
+				err = fmt.Errorf("%s: %w: the idle-connection mode needs a load of Go net.Conns, which the mem wire's handler load is not (use %s on the mem wire, %s on the veth)",
+					name, ErrNotAvailable, SysMkstackConn, SysMkstackAFXDP)
+			}
 			if err == nil {
 				if spec.Transactions == 0 && spec.Duration >= memSettleFrom {
 					// Memory the last point gave back reaches MemAvailable

@@ -171,6 +171,16 @@ type Spec struct {
 	// fd00::2, the loopback ones on ::1. Each point records the family
 	// it ran (Point.Family). Off: IPv4, as always.
 	IPv6 bool
+	// Idle is the idle-connection mode (tcp-rr and http): each point
+	// opens Conns connections per core, makes one exchange on each (a
+	// request and its echo, or a GET) and leaves them open without
+	// traffic; it reports the whole machine's memory those idle
+	// connections hold (Point.IdleMemoryBytes) and, as its rate, the
+	// connections opened per second.
+	Idle bool
+	// IdleSettle is how long MemAvailable must hold still before each of
+	// the idle mode's readings (0: DefaultIdleSettle).
+	IdleSettle time.Duration
 }
 
 // The address families a point may record (Point.Family).
@@ -267,6 +277,14 @@ func (s *Spec) Validate() error {
 	}
 	if s.Warmup < 0 {
 		return fmt.Errorf("warmup %v: want zero or more", s.Warmup)
+	}
+	if s.Idle {
+		if s.Workload != TCPRR && s.Workload != HTTP {
+			return fmt.Errorf("the idle-connection mode measures %s or %s connections, not %s", TCPRR, HTTP, s.Workload)
+		}
+		if s.Rate > 0 || s.Transactions > 0 {
+			return errors.New("the idle-connection mode has no rate or transaction count: its connections carry one exchange each")
+		}
 	}
 	if s.Conns < 0 || s.Conns > MaxConns {
 		return fmt.Errorf("conns %d: want 1..%d per core", s.Conns, MaxConns)

@@ -252,6 +252,12 @@ func runEpollVeth(ctx context.Context, l *vethLab, p Params) (Point, error) {
 // runVethLoad drives t from the peer namespace: wrk or h2load for http
 // where they are installed, else the goroutine load generator.
 func runVethLoad(ctx context.Context, l *vethLab, t *ConnTarget, p Params) (Point, error) {
+	if p.Idle {
+		t.idleNetns = l.names.PeerNS(l.driver)
+		pt, err := RunConn(ctx, t, p)
+		pt.Client = "go"
+		return pt, err
+	}
 	if p.Workload == Memcached {
 		return runMemcachedLoad(ctx, l, t, p)
 	}

@@ -352,7 +352,9 @@ func latency(r *bench.Result) (*plot.Plot, error) {
 // against the connections open (all cores together), a line per system
 // and core count; and, for the transaction workloads, WORKLOAD-conns-p50
 // and WORKLOAD-conns-p99, the latency percentiles against connections
-// (a point without latency figures is left out). It returns the paths
+// (a point without latency figures is left out). An idle-connection
+// result (bench.Spec.Idle) gets WORKLOAD-conns-idle-memory instead: the
+// memory per idle connection against connections. It returns the paths
 // written.
 func WriteConns(r *bench.Result, dir string) ([]string, error) {
 	if len(r.FlowCounts()) < 2 {
@@ -372,7 +374,16 @@ func WriteConns(r *bench.Result, dir string) ([]string, error) {
 			return float64(p.MachineMemoryBytes) / (1 << 20)
 		}},
 	}
-	if !r.Workload.Stream() {
+	if r.Idle {
+		// The idle-connection mode: its rate is the opening's, and its
+		// figure the memory each open idle connection holds.
+		figures = []figure{{"idle-memory", "memory per idle connection against connections", "KiB per connection", func(p bench.Point) float64 {
+			if p.IdleMemoryBytes <= 0 {
+				return math.NaN()
+			}
+			return float64(p.IdleMemoryBytes) / float64(p.Cores*p.Flows) / 1024
+		}}}
+	} else if !r.Workload.Stream() {
 		figures = append(figures,
 			figure{"p50", "median latency against connections", "p50 µs", func(p bench.Point) float64 { return latencyOf(p, 50) }},
 			figure{"p99", "99th percentile latency against connections", "p99 µs", func(p bench.Point) float64 { return latencyOf(p, 99) }})

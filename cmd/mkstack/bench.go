@@ -174,6 +174,8 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.gvisorPeer, "gvisor-peer", "", "the gvisorpeer binary for --systems gvisor (default: build bench/gvisorpeer from this source tree with go build)")
 	fs.BoolVar(&o.plots, "plots", true, "with --out, draw the plots")
 	fs.BoolVar(&bench.CRRServerClosesFirst, "crr-server-closes-first", false, "tcp-crr: the server closes first and holds the TIME-WAITs (not for gvisor)")
+	fs.BoolVar(&o.spec.Idle, "idle", false, "the idle-connection mode (tcp-rr, http): each point opens --conns connections per core, makes one exchange on each (a request and its echo, or a GET) and leaves them open without traffic, then reports the whole machine's memory per idle connection (MemAvailable before and after, each after a garbage collection and settled) and the ratio to the like-for-like peer; its rate is connections opened per second")
+	fs.DurationVar(&o.spec.IdleSettle, "idle-settle", bench.DefaultIdleSettle, "--idle: how long the machine's MemAvailable must hold still (within 1 MiB) before each reading (at most ten times that is waited)")
 	fs.BoolVar(&o.spec.IPv6, "ipv6", false, "run the load over IPv6: the veth and TAP systems between the lab's fd77::1 (mkstack with it in Addrs6, or the kernel) and fd77::2, the mem wire systems between fd00::1 and fd00::2, the loopback ones on ::1 (gvisor ignores it and runs over IPv4); each point records its family, and with --out the files are WORKLOAD-ipv6.json and so on, beside the IPv4 ones")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -278,6 +280,15 @@ func benchMain(ctx context.Context, o benchOptions, stdout, stderr io.Writer) er
 		spec := o.spec
 		spec.Workload = w
 		spec.Systems = o.systemsFor(w)
+		if spec.Idle {
+			// Memory is the measure: each point in a process of its own,
+			// so none reuses what an earlier one left mapped.
+			for _, name := range spec.Systems {
+				if name != bench.SysGVisor {
+					extra[name] = isolated(name)
+				}
+			}
+		}
 		var cur string
 		ro := bench.RunOptions{
 			Systems: extra,
@@ -307,6 +318,11 @@ func benchMain(ctx context.Context, o benchOptions, stdout, stderr io.Writer) er
 					}
 					fmt.Fprintf(stdout, "%s %s, %d cores%s: %s %s (%s offered)%s\n", w, p.System, p.Cores, fam, bench.FormatRate(p.Rate), p.Unit,
 						bench.FormatRate(p.OfferedRate), machine)
+					return
+				}
+				if o.spec.Idle {
+					fmt.Fprintf(stdout, "%s %s, %d cores%s: %d idle connections, %s KiB each (opened at %s/s)\n", w, p.System, p.Cores, fam,
+						p.Cores*p.Flows, p.IdleKiBPerConnText(), bench.FormatRate(p.Rate))
 					return
 				}
 				fmt.Fprintf(stdout, "%s %s, %d cores%s: %s %s\n", w, p.System, p.Cores, fam, bench.FormatRate(p.Rate), p.Unit)
@@ -362,6 +378,9 @@ func benchMain(ctx context.Context, o benchOptions, stdout, stderr io.Writer) er
 		if o.spec.IPv6 {
 			base += "-ipv6" // beside the IPv4 run's files
 		}
+		if o.spec.Idle {
+			base += "-idle"
+		}
 		var js bytes.Buffer
 		if err := r.WriteJSON(&js); err != nil {
 			return err
@@ -373,7 +392,7 @@ func benchMain(ctx context.Context, o benchOptions, stdout, stderr io.Writer) er
 			return err
 		}
 		written := []string{base + ".json", base + ".txt"}
-		if o.plots {
+		if o.plots && (!o.spec.Idle || len(o.conns) > 1) {
 			draw := plot.Write
 			if len(o.rates) > 0 {
 				draw = plot.WriteRate
@@ -497,11 +516,18 @@ func gvisorPeer(bin string) bench.System {
 // raiseFileLimit raises the process's open-file limit to what spec's
 // largest point needs in this process: a client socket and a server
 // socket per connection (the kernel systems serve in-process), plus room
-// for the rest. Raising the hard limit needs CAP_SYS_RESOURCE (root); a
+// for the rest (the lab's, the runtime's, and sockets still closing). Raising the hard limit needs CAP_SYS_RESOURCE (root); a
 // point that still runs out fails with EMFILE in its figures.
 func raiseFileLimit(spec bench.Spec) error {
 	k := slices.Max(spec.Cores)
-	need := uint64(2*k*spec.Conns + 1024)
+	if err := raiseFileLimitTo(uint64(2*k*spec.Conns + 8192)); err != nil {
+		return fmt.Errorf("--conns %d at %d cores: %w (mkstack's servers need none per connection, the kernel's in-process server one)", spec.Conns, k, err)
+	}
+	return nil
+}
+
+// raiseFileLimitTo raises the open-file limit to need if it is lower.
+func raiseFileLimitTo(need uint64) error {
 	var lim unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
 		return fmt.Errorf("open-file limit: %w", err)
@@ -509,10 +535,13 @@ func raiseFileLimit(spec bench.Spec) error {
 	if lim.Cur >= need {
 		return nil
 	}
-	lim.Cur = need
-	lim.Max = max(lim.Max, need)
+	hard := lim.Max
+	lim.Cur, lim.Max = need, max(hard, need)
 	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
-		return fmt.Errorf("--conns %d at %d cores needs up to %d open files; the limit is lower and cannot be raised (%v): run as root, raise ulimit -n, or lower --conns (mkstack's servers need none per connection, the kernel's in-process server one)", spec.Conns, k, need, err)
+		// As far as the hard limit lets it, then.
+		lim.Cur, lim.Max = hard, hard
+		unix.Setrlimit(unix.RLIMIT_NOFILE, &lim)
+		return fmt.Errorf("up to %d open files are needed; the limit is %d and cannot be raised (%v): run as root, raise ulimit -n, or lower --conns", need, hard, err)
 	}
 	return nil
 }

@@ -208,6 +208,41 @@ func TestBenchAlongTheConnectionAxis(t *testing.T) {
 	}
 }
 
+// TestBenchIdleConnections runs the idle-connection mode along the
+// connection axis: each point in a process of its own (here, this test
+// binary as bench-point), every connection opened and counted, the memory
+// plot drawn; as root, also on the veth, where the kernel's and mkstack's
+// load runs in a process of its own in the peer namespace.
+func TestBenchIdleConnections(t *testing.T) {
+	systems := "mkstack-conn,linux"
+	if os.Geteuid() == 0 && !testing.Short() {
+		systems += ",mkstack-conn-afxdp,linux-veth"
+	}
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	code := run([]string{"bench", "--idle", "--workload", "http", "--cores", "1", "--systems", systems,
+		"--duration", "1s", "--conns", "30,60", "--idle-settle", "200ms", "--out", dir}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
+	}
+	r := readResult(t, filepath.Join(dir, "http-conns-idle.json"))
+	n := len(strings.Split(systems, ","))
+	if !r.Idle || len(r.Points) != 2*n {
+		t.Fatalf("idle %v, %d points, want %d: %+v", r.Idle, len(r.Points), 2*n, r.Points)
+	}
+	for _, p := range r.Points {
+		if p.Err != "" || p.Count != uint64(p.Flows) || p.Rate <= 0 {
+			t.Errorf("point %+v", p)
+		}
+	}
+	if !strings.Contains(out.String(), "60 idle connections") {
+		t.Errorf("output lacks the idle lines:\n%s", out.String())
+	}
+	if st, err := os.Stat(filepath.Join(dir, "http-conns-idle-memory.png")); err != nil || st.Size() == 0 {
+		t.Errorf("the memory plot: %v", err)
+	}
+}
+
 // TestBenchRefusesADirtyTree: --out inside a git work tree with
 // uncommitted changes fails before anything runs, unless --allow-dirty.
 func TestBenchRefusesADirtyTree(t *testing.T) {

@@ -24,6 +24,9 @@ type command struct {
 	name    string
 	summary string
 	run     func(args []string, stdout, stderr io.Writer) int
+	// hidden commands are for mkstack's own use (a child process of
+	// another command) and are left out of the usage.
+	hidden bool
 }
 
 // commands is filled by the init functions of the files that implement them,
@@ -58,6 +61,8 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: mkstack COMMAND [flags] [args]")
 	fmt.Fprintln(w, "\ncommands:")
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		if !c.hidden {
+			fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		}
 	}
 }

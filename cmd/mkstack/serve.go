@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -73,7 +74,7 @@ func parseServe(args []string, stderr io.Writer) (serveOptions, int) {
 	fs.IntVar(&o.port, "port", 0, "port of the application (default: 7 echo, 80 http, 9 discard, 11211 memcached)")
 	fs.IntVar(&o.memoryMB, "memory", 64, "memcached: megabytes for items, all cores together (memcached's -m); each core evicts its least recently used items beyond its share")
 	fs.IntVar(&o.maxItem, "max-item-size", 1<<20, "memcached: largest value in bytes (memcached's -I)")
-	fs.StringVar(&o.metrics, "metrics-addr", "", "serve Prometheus metrics at ADDR/metrics from the host's own network (e.g. 127.0.0.1:9100)")
+	fs.StringVar(&o.metrics, "metrics-addr", "", "serve Prometheus metrics at ADDR/metrics and Go profiles at ADDR/debug/pprof/ from the host's own network (e.g. 127.0.0.1:9100)")
 	fs.BoolVar(&o.pin, "pin", true, "pin each core to a CPU")
 	var xdpMode string
 	fs.StringVar(&xdpMode, "xdp-mode", "native", "afxdp: native, or generic (slower; for drivers without native XDP; wrong queue indexes on veth)")
@@ -331,6 +332,11 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, stdout io.Writ
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		// The profiles go beside the metrics, so a slow or large server
+		// can be looked into where it runs (go tool pprof ADDR/debug/pprof/heap).
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		ms := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go ms.Serve(ln)
 		defer ms.Close()
