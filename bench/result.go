@@ -418,7 +418,13 @@ func (r *Result) WriteTable(w io.Writer) error {
 		if ratio.Family == FamilyIPv6 {
 			at += " over IPv6"
 		}
-		fmt.Fprintf(w, "%s ÷ %s at %d cores%s (%s): %.2f", ratio.System, ratio.Peer, ratio.Cores, at, ratio.Model, ratio.Value)
+		if r.Idle {
+			// The rate is how fast the connections opened; the figure
+			// is the memory they hold.
+			fmt.Fprintf(w, "%s ÷ %s at %d cores%s (%s): connections opened per second %.2f", ratio.System, ratio.Peer, ratio.Cores, at, ratio.Model, ratio.Value)
+		} else {
+			fmt.Fprintf(w, "%s ÷ %s at %d cores%s (%s): %.2f", ratio.System, ratio.Peer, ratio.Cores, at, ratio.Model, ratio.Value)
+		}
 		if ratio.CPUPerTxn > 0 {
 			fmt.Fprintf(w, ", machine CPU per %s %.2f", CPUPerUnitText(r.Workload), ratio.CPUPerTxn)
 		}
