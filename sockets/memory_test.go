@@ -158,6 +158,17 @@ func TestBulkTransferMovesToBigQueues(t *testing.T) {
 	if big := rc.rqBig.Load(); big == nil || len(big.buf) != bigRead {
 		t.Errorf("the reader's conn has big read queue %v, want one of %d bytes", queueSize(big), bigRead)
 	}
+	// Each side that moved on gave its small queue's memory back.
+	if rc.rqSmall.holdsMemory() {
+		t.Error("the reader's small read queue kept its memory after the reader moved to the big one")
+	}
+	deadline = time.Now().Add(2 * time.Second)
+	for wc.wqSmall.holdsMemory() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond) // the core's last drain may still be running
+	}
+	if wc.wqSmall.holdsMemory() {
+		t.Error("the writer's small write queue kept its memory after the core moved to the big one")
+	}
 	if wc.rqBig.Load() != nil || rc.wqBig.Load() != nil {
 		t.Errorf("a side that only carried ACKs moved to a big queue (writer's read queue %v, reader's write queue %v)",
 			queueSize(wc.rqBig.Load()), queueSize(rc.wqBig.Load()))

@@ -664,6 +664,7 @@ func (sc *conn) take(p []byte) int {
 			// up between the get above and the load).
 			if n = sc.rqSmall.get(p); n == 0 {
 				sc.rq = big
+				sc.rqSmall.lend() // done with for good
 				n = sc.rq.get(p)
 			}
 		}
