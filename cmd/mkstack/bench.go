@@ -487,30 +487,38 @@ func gvisorPeer(bin string) bench.System {
 		if p.Rate > 0 {
 			args = append(args, "-rate", strconv.FormatFloat(p.Rate, 'f', -1, 64))
 		}
-		if p.CPUs != nil {
-			cs := make([]string, len(p.CPUs))
-			for i, c := range p.CPUs {
-				cs[i] = strconv.Itoa(c)
-			}
-			args = append(args, "-cpus", strings.Join(cs, ","))
-		}
-		cmd := exec.CommandContext(ctx, bin, args...)
-		cmd.Env = append(os.Environ(), fmt.Sprintf("GOMAXPROCS=%d", runtime.GOMAXPROCS(0)))
-		var errb bytes.Buffer
-		cmd.Stderr = &errb
-		out, err := cmd.Output()
-		if err != nil {
-			return bench.Point{}, fmt.Errorf("gvisorpeer: %w: %s", err, strings.TrimSpace(errb.String()))
-		}
-		var pt bench.Point
-		if err := json.Unmarshal(out, &pt); err != nil {
-			return bench.Point{}, fmt.Errorf("gvisorpeer: %w", err)
-		}
-		if pt.Err != "" {
-			return pt, errors.New(pt.Err)
-		}
-		return pt, nil
+		return pointProcess(ctx, "gvisorpeer", bin, args, p.CPUs)
 	})
+}
+
+// pointProcess runs a point in a child process (bin with args, and the
+// point's CPUs in order as -cpus), which inherits the CPUs this process is
+// confined to for the point and prints the point as JSON; name says which
+// in errors.
+func pointProcess(ctx context.Context, name, bin string, args []string, cpus []int) (bench.Point, error) {
+	if cpus != nil {
+		cs := make([]string, len(cpus))
+		for i, c := range cpus {
+			cs[i] = strconv.Itoa(c)
+		}
+		args = append(args, "-cpus", strings.Join(cs, ","))
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), fmt.Sprintf("GOMAXPROCS=%d", runtime.GOMAXPROCS(0)))
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	out, err := cmd.Output()
+	if err != nil {
+		return bench.Point{}, fmt.Errorf("%s: %w: %s", name, err, strings.TrimSpace(errb.String()))
+	}
+	var pt bench.Point
+	if err := json.Unmarshal(out, &pt); err != nil {
+		return bench.Point{}, fmt.Errorf("%s: %w", name, err)
+	}
+	if pt.Err != "" {
+		return pt, errors.New(pt.Err)
+	}
+	return pt, nil
 }
 
 // raiseFileLimit raises the process's open-file limit to what spec's

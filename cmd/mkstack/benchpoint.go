@@ -3,14 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"os/signal"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -100,29 +98,7 @@ func isolated(system string) bench.System {
 			"-cores", strconv.Itoa(p.Cores), "-flows", strconv.Itoa(p.Flows),
 			"-duration", p.Duration.String(), "-warmup", p.Warmup.String(),
 			"-idle=" + strconv.FormatBool(p.Idle), "-idle-settle", p.IdleSettle.String(), "-ipv6=" + strconv.FormatBool(p.IPv6)}
-		if p.CPUs != nil {
-			cs := make([]string, len(p.CPUs))
-			for i, c := range p.CPUs {
-				cs[i] = strconv.Itoa(c)
-			}
-			args = append(args, "-cpus", strings.Join(cs, ","))
-		}
-		cmd := exec.CommandContext(ctx, self, args...)
-		cmd.Env = append(os.Environ(), fmt.Sprintf("GOMAXPROCS=%d", runtime.GOMAXPROCS(0)))
-		var errb strings.Builder
-		cmd.Stderr = &errb
-		out, err := cmd.Output()
-		if err != nil {
-			return bench.Point{}, fmt.Errorf("%s in a process of its own: %w: %s", system, err, strings.TrimSpace(errb.String()))
-		}
-		var pt bench.Point
-		if err := json.Unmarshal(out, &pt); err != nil {
-			return bench.Point{}, fmt.Errorf("%s in a process of its own: %w", system, err)
-		}
-		if pt.Err != "" {
-			return pt, errors.New(pt.Err)
-		}
-		return pt, nil
+		return pointProcess(ctx, system+" in a process of its own", self, args, p.CPUs)
 	})
 }
 
