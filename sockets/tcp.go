@@ -629,11 +629,6 @@ func (sc *conn) Read(p []byte) (int, error) {
 			}
 			return 0, sc.opError("read", *e)
 		}
-		if sc.rq == sc.rqSmall {
-			// Waiting for the next request is where a connection spends
-			// its idle time: it holds no queue memory meanwhile.
-			sc.rqSmall.lend()
-		}
 		sc.rdParked.Store(true)
 		if sc.unread() || sc.rxEnd.Load() != nil {
 			sc.rdParked.Store(false)
@@ -668,6 +663,13 @@ func (sc *conn) take(p []byte) int {
 				n = sc.rq.get(p)
 			}
 		}
+	}
+	if n > 0 && sc.rq == sc.rqSmall {
+		// A read that took every staged byte leaves a request/response
+		// connection idle until its next exchange, whether or not a
+		// reader waits for it (a client reads its answer and goes
+		// quiet): the memory goes back until then.
+		sc.rqSmall.lend()
 	}
 	if n > 0 && sc.rxBlocked.Load() && sc.rxBlocked.CompareAndSwap(true, false) {
 		// A refill that cannot be queued (the runtime stopped) leaves
