@@ -19,7 +19,7 @@ import (
 // A small queue lends its memory back (lend) while nothing is staged in
 // it, so that a connection waiting for its next request holds no queue
 // memory, as a kernel socket holds no buffer while idle: its consumer
-// lends it when it runs dry (the reader as it parks, the core when it has
+// lends it when it runs dry (a Read that took every byte, the core when it has
 // drained a write), and its producer takes memory again with the next
 // bytes. lease makes the two exclusive: the producer holds it while it
 // puts, the consumer while it lends; the consumer reads buf only for
