@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -209,27 +208,9 @@ func idleExchange(ctx context.Context, dial func(ctx context.Context, network, a
 
 // settledMemAvailable is MemAvailable once this process has collected its
 // garbage and handed its free memory back, and the machine's figure has
-// held still (within 1 MiB) for settle, or after ten times that: memory
-// an earlier point's process, namespaces and devices gave back keeps
-// arriving for seconds after they are gone.
+// held still for settle (memoryStill).
 func settledMemAvailable(settle time.Duration) (int64, bool) {
 	runtime.GC()
 	debug.FreeOSMemory()
-	every := settle / 8
-	var recent []int64
-	start := time.Now()
-	for {
-		cur, ok := MemAvailable()
-		if !ok {
-			return 0, false
-		}
-		recent = append(recent, cur)
-		if len(recent) > 9 {
-			recent = recent[1:]
-		}
-		if len(recent) == 9 && slices.Max(recent)-slices.Min(recent) < 1<<20 || time.Since(start) > 10*settle {
-			return cur, true
-		}
-		time.Sleep(every)
-	}
+	return memoryStill(settle)
 }

@@ -350,14 +350,15 @@ func (r *Result) WriteTable(w io.Writer) error {
 	if rate {
 		head += "offered\t"
 	}
-	head += "%s\tper core\tefficiency\tp50 µs\tp99 µs\tp99.9 µs\tCPU s\t"
-	if rate {
-		head += "machine CPU " + cpuU + "\t"
-	}
 	unit := r.Workload.Unit()
+	head += "%s\t"
 	if r.Idle {
 		unit = "conns opened/s"
-		head = strings.Replace(head, "%s\t", "%s\tidle KiB/conn\t", 1)
+		head += "idle KiB/conn\t"
+	}
+	head += "per core\tefficiency\tp50 µs\tp99 µs\tp99.9 µs\tCPU s\t"
+	if rate {
+		head += "machine CPU " + cpuU + "\t"
 	}
 	fmt.Fprintf(tw, head+"GCs\terrors\tmem MiB\t\n", unit)
 	for _, p := range r.Points {
@@ -497,13 +498,21 @@ func (r *Result) Ratios() []Ratio {
 	return out
 }
 
-// IdleKiBPerConnText is IdleMemoryBytes per connection in KiB, or "-"
-// without a figure.
-func (p *Point) IdleKiBPerConnText() string {
+// IdleKiBPerConn is IdleMemoryBytes per connection in KiB, 0 without a
+// figure.
+func (p *Point) IdleKiBPerConn() float64 {
 	if p.IdleMemoryBytes <= 0 || p.Cores*p.Flows == 0 {
-		return "-"
+		return 0
 	}
-	return fmt.Sprintf("%.1f", float64(p.IdleMemoryBytes)/float64(p.Cores*p.Flows)/1024)
+	return float64(p.IdleMemoryBytes) / float64(p.Cores*p.Flows) / 1024
+}
+
+// IdleKiBPerConnText is IdleKiBPerConn as text, "-" without a figure.
+func (p *Point) IdleKiBPerConnText() string {
+	if k := p.IdleKiBPerConn(); k > 0 {
+		return fmt.Sprintf("%.1f", k)
+	}
+	return "-"
 }
 
 // CPUPerTxn is the whole machine's CPU time per transaction (per byte

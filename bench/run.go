@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/mkstack/mkstack/affinity"
@@ -35,22 +36,33 @@ func DefaultSystems() map[string]System {
 // memSettleFrom is the shortest point settleMemory runs before.
 const memSettleFrom = 2 * time.Second
 
-// settleMemory waits until MemAvailable has stopped rising (less than 1
-// MiB in 500 ms), at least 1 s and at most 8 s, so a point's machine
-// memory figure does not take in what the last point freed.
-func settleMemory() {
-	prev, ok := MemAvailable()
-	if !ok {
-		return
-	}
+// settleMemory waits until MemAvailable has held still (memoryStill) for
+// a second, so a point's machine memory figure does not take in what the
+// last point freed.
+func settleMemory() { memoryStill(time.Second) }
+
+// memoryStill waits until MemAvailable has held still within 1 MiB for
+// window (sampled eight times across it), or for ten times window at
+// most: memory an earlier point's process, namespaces and devices gave
+// back keeps arriving for seconds after they are gone. It returns the last
+// reading.
+func memoryStill(window time.Duration) (int64, bool) {
+	const samples = 9 // eight intervals
+	var recent []int64
 	start := time.Now()
 	for {
-		time.Sleep(500 * time.Millisecond)
-		cur, _ := MemAvailable()
-		if (cur-prev < 1<<20 && time.Since(start) >= time.Second) || time.Since(start) > 8*time.Second {
-			return
+		cur, ok := MemAvailable()
+		if !ok {
+			return 0, false
 		}
-		prev = cur
+		recent = append(recent, cur)
+		if len(recent) > samples {
+			recent = recent[1:]
+		}
+		if len(recent) == samples && slices.Max(recent)-slices.Min(recent) < 1<<20 || time.Since(start) > 10*window {
+			return cur, true
+		}
+		time.Sleep(window / (samples - 1))
 	}
 }
 

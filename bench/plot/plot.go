@@ -378,10 +378,10 @@ func WriteConns(r *bench.Result, dir string) ([]string, error) {
 		// The idle-connection mode: its rate is the opening's, and its
 		// figure the memory each open idle connection holds.
 		figures = []figure{{"idle-memory", "memory per idle connection against connections", "KiB per connection", func(p bench.Point) float64 {
-			if p.IdleMemoryBytes <= 0 {
-				return math.NaN()
+			if k := p.IdleKiBPerConn(); k > 0 {
+				return k
 			}
-			return float64(p.IdleMemoryBytes) / float64(p.Cores*p.Flows) / 1024
+			return math.NaN()
 		}}}
 	} else if !r.Workload.Stream() {
 		figures = append(figures,
