@@ -17,10 +17,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// bigFrameSize holds the largest IPv4 datagram behind the default headroom:
-// the size of the buffers a core copies forwarded reassembled datagrams
-// into when they do not fit its queue's frames.
-const bigFrameSize = 65536 + nicq.DefaultHeadroom
+// bigFrameSize holds the largest IPv4 datagram, or a driver's largest
+// frame (a 64 KiB TCP segment taken whole, with its Ethernet header and a
+// VLAN tag), behind the default headroom: the size of the buffers a core
+// copies forwarded datagrams into when they do not fit its queue's frames.
+const bigFrameSize = 65536 + 64 + nicq.DefaultHeadroom
 
 // bigBuffers is how many such buffers a core keeps, made on first use.
 const bigBuffers = 2
@@ -614,6 +615,11 @@ func (c *core) copyIn(b *nicq.Buf) *nicq.Buf {
 		cp = c.bigBuf()
 	}
 	if cp == nil {
+		c.forwardNoBuffer++
+		return nil
+	}
+	if n > cp.Tailroom() {
+		cp.Free()
 		c.forwardNoBuffer++
 		return nil
 	}

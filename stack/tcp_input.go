@@ -442,7 +442,10 @@ func (c *TCPConn) input(seg *tcpSegment) DropReason {
 			}
 			c.rcvNxt += uint32(n)
 			c.measureRcvRTT(seg, n)
-			c.segsUnacked++
+			// A segment larger than the MSS (a driver's large frame
+			// taken whole, GRO's result) counts as the segments it
+			// carries, so the ACK every second segment still goes.
+			c.segsUnacked += max(1, (n+c.sndMSS-1)/c.sndMSS)
 			c.rxEvent = true
 			if c.lastDataIn == 0 || c.t.s.now-c.lastDataIn > c.rto {
 				c.enterQuickACK() // data starts, or resumes after a silence

@@ -128,6 +128,7 @@ type tcpScript struct {
 	peerTS  uint32
 	lastTS  uint32
 	conn    *TCPConn
+	large   *nicq.Pool // for segments larger than pool's frames
 	events  []TCPEvent
 	onEvent TCPHandler // an extra handler, if a test needs one
 }
@@ -463,6 +464,15 @@ func (h *tcpScript) injectRaw(port uint16, seq, ack uint32, flags header.TCPFlag
 		h.t.Fatal("pool empty")
 	}
 	hl := header.TCPMinimumSize + len(opts)
+	if header.EthernetMinimumSize+header.IPv6FixedHeaderSize+hl+len(payload) > b.Tailroom() {
+		// A segment larger than the link's frames: a driver's large
+		// frame taken whole (a peer's TSO).
+		b.Free()
+		if h.large == nil {
+			h.large, _ = nicq.NewPool(nicq.PoolConfig{Name: "script/large", Buffers: 4, FrameSize: 128 << 10})
+		}
+		b = h.large.Get()
+	}
 	var seg header.TCP
 	if h.v6 {
 		f := b.Append(header.EthernetMinimumSize + header.IPv6FixedHeaderSize + hl + len(payload))

@@ -317,3 +317,25 @@ func TestTCPScriptTimeWaitLasts2MSLAndIgnoresRST(t *testing.T) {
 		out(ms(3300), tseg{f: "R", seq: 2}),
 	}))
 }
+
+// A segment of many MSS in one frame (a driver hands a peer's TSO frame
+// over whole) is acknowledged at once, as the two full-sized segments it
+// stands for would be, not after the delayed-ACK timeout; a short one
+// still waits for the timeout.
+func TestTCPScriptLargeSegmentIsAcknowledgedAtOnce(t *testing.T) {
+	h := newTCPScript(t, func(c *Config) { c.TCP.QuickACKs = -1 })
+	h.listen()
+	var got []byte
+	h.run(steps(scriptMSS1000(), []step{
+		in(ms(300), tseg{f: ".", seq: 1, ack: 1, n: 20000}),
+		out(ms(300), tseg{f: ".", seq: 1, ack: 20001}),
+		in(ms(310), tseg{f: ".", seq: 20001, ack: 1, n: 500}),
+		out(ms(350), tseg{f: ".", seq: 1, ack: 20501}), // delayed ACK
+		do(ms(360), func(h *tcpScript) {
+			readAll(h.conn, &got)
+			if len(got) != 20500 {
+				h.t.Fatalf("read %d bytes, want 20500", len(got))
+			}
+		}),
+	}))
+}

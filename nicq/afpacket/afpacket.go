@@ -29,9 +29,11 @@
 // the packet socket such large frames too. The kernel marks the partial
 // ones in the ring (TP_STATUS_CSUMNOTREADY) and the driver marks their
 // buffers nicq.FlagL4ChecksumPartial. The sockets have a virtio-net header
-// (PACKET_VNET_HDR), which gives a large frame's segment size, and the
-// driver segments it into frames of one MTU as the kernel's software GSO
-// would (package vnet), partial checksums and all. A V3 block holds a large
+// (PACKET_VNET_HDR), which gives a large frame's segment size. A large TCP
+// frame goes to the stack whole, from a small pool of 64 KiB buffers per
+// queue (GRO's result, without GRO's work); a UDP one, or any while that
+// pool is dry, the driver segments into frames of one MTU as the kernel's
+// software GSO would (package vnet), partial checksums and all. A V3 block holds a large
 // frame whole; a V2 slot holds one MTU, so the kernel truncates it there
 // and queues a full copy on the socket (PACKET_COPY_THRESH), which the
 // driver reads with one recvfrom. What cannot be segmented (IPv6 with
@@ -343,11 +345,6 @@ func explainRing(what string, err error) error {
 // queues the full copies of frames its slots truncated.
 const largeFrameQueue = 4 << 20
 
-// maxLargeFrame is the largest frame the driver segments: a GSO or GRO
-// frame of the kernel's default maximum (GSO_LEGACY_MAX_SIZE, 64 KiB of
-// IP packet) with its Ethernet header and a VLAN tag.
-const maxLargeFrame = 65536 + nicq.EthernetHeaderLen + nicq.VLANTagLen
-
 // v2SlotSize is the size of a V2 ring's slot for frames of up to maxFrame
 // bytes. The kernel puts the frame at TPACKET_ALIGN(TPACKET2_HDRLEN +
 // 16) + the virtio-net header - 14 (the header, a sockaddr_ll and the
@@ -441,9 +438,10 @@ type Queue struct {
 	msgs  []unix.Mmsghdr
 	iovs  []unix.Iovec
 
-	// big holds a large frame (behind its virtio-net header) while seg
-	// cuts it into the buffers of the next bursts.
-	big       []byte
+	// large holds a large frame (behind its virtio-net header), to go
+	// to the stack whole or for seg to cut into the buffers of the next
+	// bursts.
+	large     vnet.Whole
 	seg       vnet.Segmenter
 	segmented uint64
 }
@@ -587,7 +585,15 @@ func (q *Queue) take(withHdr []byte, wireLen, status, sec, nsec uint32) *nicq.Bu
 		// A peer's segmentation offload, or a NIC's GRO: a frame no wire
 		// carries, held whole by a V3 block or copied for a V2 slot.
 		if copied == 0 && wireLen == uint32(len(frame)) && len(withHdr) <= len(q.bigBuf()) {
-			copied = copy(q.big, withHdr)
+			copied = copy(q.bigBuf(), withHdr)
+		}
+		if copied == 0 {
+			q.counters.Drops[nicq.DropOversize]++
+			return nil
+		}
+		if b := q.large.Take(copied, q.index, &q.counters); b != nil {
+			b.RxTime = int64(sec)*1e9 + int64(nsec)
+			return b
 		}
 		q.startLarge(copied)
 		return nil
@@ -619,13 +625,8 @@ func (q *Queue) take(withHdr []byte, wireLen, status, sec, nsec uint32) *nicq.Bu
 	return b
 }
 
-// bigBuf returns the buffer for large frames, made at the first one.
-func (q *Queue) bigBuf() []byte {
-	if q.big == nil {
-		q.big = make([]byte, vnet.HdrLen+maxLargeFrame)
-	}
-	return q.big
-}
+// bigBuf returns the memory a large frame is made whole in.
+func (q *Queue) bigBuf() []byte { return q.large.Room(q.pool.Name()) }
 
 // readCopy reads the full copy of the frame a V2 slot truncated into
 // bigBuf, returning its length with the virtio-net header, or 0 if it is
@@ -639,10 +640,10 @@ func (q *Queue) readCopy() int {
 	return int(n)
 }
 
-// startLarge starts cutting the large frame in q.big[:n] (behind its
+// startLarge starts cutting the large frame in bigBuf()[:n] (behind its
 // virtio-net header), or counts it as oversize when it cannot be.
 func (q *Queue) startLarge(n int) {
-	if q.seg.Start(q.big[:n], q.maxFrame) {
+	if q.seg.Start(q.bigBuf()[:n], q.maxFrame) {
 		q.segmented++
 		return
 	}
@@ -752,6 +753,10 @@ func (q *Queue) Pending() bool {
 
 // Counters returns the queue's counters.
 func (q *Queue) Counters() nicq.Counters { return q.counters }
+
+// Whole returns how many large frames the queue handed to the stack
+// whole. Owner core only.
+func (q *Queue) Whole() uint64 { return q.large.Taken() }
 
 // Segmented returns how many large frames (a local peer's TSO/GSO, a NIC's
 // GRO) the queue cut into MTU-sized ones. Owner core only.

@@ -14,13 +14,16 @@
 // special hardware (see mkstack lab), not for line rate.
 //
 // Each queue is opened with a virtio-net header (IFF_VNET_HDR) and
-// checksum offload (TUNSETOFFLOAD with TUN_F_CSUM), so the kernel side is
-// a device with transmit checksumming on, the default of every other
-// kernel device: frames the kernel sends keep their partial checksums
-// and say so in the header (the driver marks them
-// nicq.FlagL4ChecksumPartial), and frames the kernel verified say that.
-// Segmentation offload is not taken (no TUN_F_TSO*), so the kernel
-// segments in software before the device and no frame exceeds the MTU.
+// checksum and segmentation offload (TUNSETOFFLOAD with TUN_F_CSUM and
+// TUN_F_TSO4/6), so the kernel side is a device with transmit
+// checksumming and TSO on, the default of every other kernel device:
+// frames the kernel sends keep their partial checksums and say so in the
+// header (the driver marks them nicq.FlagL4ChecksumPartial), frames the
+// kernel verified say that, and a bulk sender's TCP data comes over in
+// frames of up to 64 KiB, one read each. The driver hands such a frame to
+// the stack whole, as one TCP segment (GRO's result, without GRO's work),
+// from a small pool of 64 KiB buffers per queue; when that pool is dry, or
+// for UDP's segmentation, it cuts the frame into frames of one MTU.
 //
 // It needs CAP_NET_ADMIN (to attach to the device) and CAP_BPF or
 // CAP_SYS_ADMIN (for the steering program; without it the kernel's own
@@ -199,9 +202,9 @@ func attach(name string) (int, error) {
 
 // The offloads we take (linux/if_tun.h): partial checksums, and TCP
 // segments of up to 64 KiB over IPv4 and IPv6, with ECN, which the
-// driver cuts into frames of one MTU (vnet.Segmenter). The kernel then
-// hands a bulk sender's data over in one read per 64 KiB instead of one
-// per frame.
+// driver hands over whole (or cuts into frames of one MTU with
+// vnet.Segmenter). The kernel then hands a bulk sender's data over in
+// one read per 64 KiB instead of one per frame.
 const (
 	tunFCsum    = 0x01
 	tunFTSO4    = 0x02
@@ -209,11 +212,6 @@ const (
 	tunFTSOECN  = 0x08
 	tunOffloads = tunFCsum | tunFTSO4 | tunFTSO6 | tunFTSOECN
 )
-
-// maxLargeFrame is the largest frame the driver segments: a GSO frame of
-// the kernel's default maximum (GSO_LEGACY_MAX_SIZE, 64 KiB of IP packet)
-// with its Ethernet header and a VLAN tag.
-const maxLargeFrame = 65536 + nicq.EthernetHeaderLen + nicq.VLANTagLen
 
 // Name returns the device's name.
 func (n *NIC) Name() string { return n.name }
@@ -274,11 +272,12 @@ type Queue struct {
 	// iov is Send's writev vector: the zero virtio-net header, then the
 	// frame.
 	iov [2]unix.Iovec
-	// riov is Recv's readv vector: a pool buffer, then the rest of big,
-	// where the tail of a large frame lands. big holds a large frame
-	// (virtio-net header first) while seg cuts it.
+	// riov is Recv's readv vector: a pool buffer, then the rest of
+	// large's room, where the tail of a large frame lands. There the
+	// frame is made whole, to go to the stack as it is or for seg to
+	// cut (virtio-net header first).
 	riov      [2]unix.Iovec
-	big       []byte
+	large     vnet.Whole
 	seg       vnet.Segmenter
 	segmented uint64
 }
@@ -322,11 +321,18 @@ func (q *Queue) Recv(bufs []*nicq.Buf) int {
 		}
 		h, _ := vnet.Parse(room)
 		if n > len(room) || h.GSO() {
-			// The frame's head is in room, its tail (if any) in big
-			// past len(room): make it whole in big and cut it.
-			copy(q.big, room[:min(n, len(room))])
+			// The frame's head is in room, its tail (if any) in the
+			// spare large buffer or in big, past len(room): make it
+			// whole there, then hand it over or cut it.
+			frame := q.large.Room(q.pool.Name())
+			copy(frame, room[:min(n, len(room))])
 			b.Free()
-			q.startLarge(n)
+			if w := q.large.Take(n, q.index, &q.counters); w != nil {
+				bufs[got] = w
+				got++
+				continue
+			}
+			q.startLarge(frame[:n])
 			continue
 		}
 		b.Truncate(n)
@@ -343,28 +349,28 @@ func (q *Queue) Recv(bufs []*nicq.Buf) int {
 	return got
 }
 
-// read reads one frame into room and, past its end, into big (one readv)
-// and returns its length with the virtio-net header.
+// read reads one frame into room and, past its end, into the room for a
+// large frame (one readv), and returns its length with the virtio-net
+// header.
 func (q *Queue) read(room []byte) (int, error) {
-	if q.big == nil {
-		q.big = make([]byte, vnet.HdrLen+maxLargeFrame)
-	}
+	tail := q.large.Room(q.pool.Name())
 	q.riov[0].Base = unsafe.SliceData(room)
 	q.riov[0].SetLen(len(room))
-	q.riov[1].Base = &q.big[len(room)]
-	q.riov[1].SetLen(len(q.big) - len(room))
+	q.riov[1].Base = &tail[len(room)]
+	q.riov[1].SetLen(len(tail) - len(room))
 	n, _, e := unix.Syscall(unix.SYS_READV, uintptr(q.fd), uintptr(unsafe.Pointer(&q.riov[0])), 2)
 	q.riov[0].Base = nil // keep no pointer into a buffer the pool may hand out
+	q.riov[1].Base = nil
 	if e != 0 {
 		return 0, e
 	}
 	return int(n), nil
 }
 
-// startLarge starts cutting the large frame in q.big[:n] (behind its
-// virtio-net header), or counts it as oversize when it cannot be.
-func (q *Queue) startLarge(n int) {
-	if q.seg.Start(q.big[:n], q.maxFrame) {
+// startLarge starts cutting the large frame (behind its virtio-net
+// header), or counts it as oversize when it cannot be.
+func (q *Queue) startLarge(frame []byte) {
+	if q.seg.Start(frame, q.maxFrame) {
 		q.segmented++
 		return
 	}
@@ -374,6 +380,10 @@ func (q *Queue) startLarge(n int) {
 // Segmented returns how many large frames (a local sender's TSO/GSO) the
 // queue cut into MTU-sized ones. Owner core only.
 func (q *Queue) Segmented() uint64 { return q.segmented }
+
+// Whole returns how many large frames the queue handed to the stack
+// whole. Owner core only.
+func (q *Queue) Whole() uint64 { return q.large.Taken() }
 
 // Send writes each frame with one write system call and frees it (the
 // kernel copied it). It stops early only when the device would block.

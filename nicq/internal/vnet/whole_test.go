@@ -1,0 +1,86 @@
+package vnet
+
+import (
+	"encoding/binary"
+	"testing"
+
+	"github.com/mkstack/mkstack/nicq"
+)
+
+// putHdr writes a virtio-net header at the front of room.
+func putHdr(room []byte, h Hdr) {
+	e := binary.NativeEndian
+	room[0], room[1] = h.Flags, h.GSOType
+	e.PutUint16(room[2:], h.HdrLen)
+	e.PutUint16(room[4:], h.GSOSize)
+	e.PutUint16(room[6:], h.CsumStart)
+	e.PutUint16(room[8:], h.CsumOffset)
+}
+
+func TestWholeTakesLargeTCPFramesAndFallsBackWhenDry(t *testing.T) {
+	var w Whole
+	var c nicq.Counters
+	const n = HdrLen + 30000
+	tcp := Hdr{Flags: FlagNeedsCsum, GSOType: GSOTCPv4 | GSOECN, HdrLen: 54, GSOSize: 1448}
+
+	// A TCP frame goes whole, with its header stripped and its facts kept.
+	room := w.Room("q0")
+	putHdr(room, tcp)
+	room[n-1] = 0x5a
+	b := w.Take(n, 3, &c)
+	if b == nil {
+		t.Fatal("a large TCPv4 frame with a partial checksum was not taken whole")
+	}
+	if b.Len() != n-HdrLen || b.Bytes()[b.Len()-1] != 0x5a || b.RxQueue != 3 || b.Flags != nicq.FlagL4ChecksumPartial {
+		t.Errorf("taken: %d bytes (want %d), last byte %#x, queue %d, flags %b", b.Len(), n-HdrLen, b.Bytes()[b.Len()-1], b.RxQueue, b.Flags)
+	}
+	if w.Taken() != 1 || c.RxPackets != 1 || c.RxBytes != uint64(n-HdrLen) {
+		t.Errorf("counted %d taken, %d packets, %d bytes", w.Taken(), c.RxPackets, c.RxBytes)
+	}
+	b.Free()
+
+	// UDP segments, and frames whose checksum nobody vouches for, are cut.
+	for _, h := range []Hdr{
+		{Flags: FlagNeedsCsum, GSOType: GSOUDPL4, GSOSize: 1000},
+		{GSOType: GSOTCPv6, GSOSize: 1428},
+	} {
+		putHdr(w.Room("q0"), h)
+		if b := w.Take(n, 0, &c); b != nil {
+			t.Errorf("header %+v: taken whole", h)
+			b.Free()
+		}
+	}
+
+	// With every large buffer held, the room is scratch memory and
+	// nothing is taken.
+	w.DropSpare()
+	var held []*nicq.Buf
+	for b := w.Pool().Get(); b != nil; b = w.Pool().Get() {
+		held = append(held, b)
+	}
+	room = w.Room("q0")
+	putHdr(room, tcp)
+	if b := w.Take(n, 0, &c); b != nil {
+		t.Error("taken whole with the large pool dry")
+	}
+	if len(room) != HdrLen+MaxLargeFrame {
+		t.Errorf("scratch room of %d bytes, want %d", len(room), HdrLen+MaxLargeFrame)
+	}
+	nicq.FreeAll(held)
+	putHdr(w.Room("q0"), tcp)
+	if b := w.Take(n, 0, &c); b == nil {
+		t.Error("not taken whole once the large pool had buffers again")
+	} else {
+		b.Free()
+	}
+
+	allocs := testing.AllocsPerRun(100, func() {
+		putHdr(w.Room("q0"), tcp)
+		if b := w.Take(n, 0, &c); b != nil {
+			b.Free()
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("taking a frame whole allocates %.1f times; want 0", allocs)
+	}
+}
