@@ -219,6 +219,9 @@ func (c *core) setup() error {
 	if sc.MTU == 0 {
 		sc.MTU = p.NIC.MTU()
 	}
+	if p.NIC.Features()&nicq.FeatureTSO != 0 {
+		sc.TSO = true
+	}
 	c.userNeighbr = sc.OnNeighbour
 	sc.OnNeighbour = c.onNeighbour
 	c.userNeighbr6 = sc.OnNeighbour6

@@ -77,10 +77,16 @@ type Buf struct {
 	// queue's clock (0 if the driver does not stamp frames).
 	RxTime int64
 
-	// Scratch is opaque room for the stack, for example the offset of the
-	// network header after the link header has been pulled. nicq only
-	// zeroes it.
-	Scratch [2]int32
+	// SegmentSize, on a frame to send, asks a NIC with FeatureTSO to cut
+	// the frame's TCP payload into segments of this many bytes (TSO); the
+	// frame's TCP checksum field then holds only the pseudo-header sum,
+	// for the NIC to complete per segment. 0: the frame goes as it is.
+	SegmentSize uint16
+
+	// Scratch is opaque room for whoever holds the buffer (a driver
+	// keeps a frame's fate in it while the frame is on its wire). nicq
+	// only zeroes it.
+	Scratch int32
 }
 
 type bufState uint8
@@ -193,8 +199,9 @@ func (b *Buf) reset() {
 	b.Hash = 0
 	b.RxQueue = 0
 	b.Flags = 0
+	b.SegmentSize = 0
 	b.RxTime = 0
-	b.Scratch = [2]int32{}
+	b.Scratch = 0
 }
 
 // Pool returns the pool whose memory the buffer is. Only the core that owns

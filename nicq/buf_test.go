@@ -169,17 +169,17 @@ func TestResetAndGetClearMetadata(t *testing.T) {
 	b := p.Get()
 	b.Append(100)
 	b.Push(20)
-	b.Hash, b.RxQueue, b.Flags, b.RxTime, b.Scratch = 7, 3, nicq.FlagHashValid|nicq.FlagL4ChecksumVerified, 99, [2]int32{1, 2}
+	b.Hash, b.RxQueue, b.Flags, b.RxTime, b.SegmentSize, b.Scratch = 7, 3, nicq.FlagHashValid|nicq.FlagL4ChecksumVerified, 99, 1448, 2
 	b.Reset()
-	if b.Len() != 0 || b.Headroom() != nicq.DefaultHeadroom || b.Hash != 0 || b.RxQueue != 0 || b.Flags != 0 || b.RxTime != 0 || b.Scratch != [2]int32{} {
-		t.Fatalf("Reset left %v hash %d queue %d flags %b time %d scratch %v", b, b.Hash, b.RxQueue, b.Flags, b.RxTime, b.Scratch)
+	if b.Len() != 0 || b.Headroom() != nicq.DefaultHeadroom || b.Hash != 0 || b.RxQueue != 0 || b.Flags != 0 || b.RxTime != 0 || b.SegmentSize != 0 || b.Scratch != 0 {
+		t.Fatalf("Reset left %v hash %d queue %d flags %b time %d segment size %d scratch %v", b, b.Hash, b.RxQueue, b.Flags, b.RxTime, b.SegmentSize, b.Scratch)
 	}
 	b.Append(5)
-	b.Hash, b.RxTime, b.Scratch[1] = 1, 2, 3
+	b.Hash, b.RxTime, b.SegmentSize, b.Scratch = 1, 2, 3, 4
 	b.Free()
 	b = p.Get() // the same frame: the pool holds one
-	if b.Len() != 0 || b.Headroom() != nicq.DefaultHeadroom || b.Hash != 0 || b.RxTime != 0 || b.Scratch != [2]int32{} {
-		t.Fatalf("Get returned a reused buffer with old state: %v hash %d time %d scratch %v", b, b.Hash, b.RxTime, b.Scratch)
+	if b.Len() != 0 || b.Headroom() != nicq.DefaultHeadroom || b.Hash != 0 || b.RxTime != 0 || b.SegmentSize != 0 || b.Scratch != 0 {
+		t.Fatalf("Get returned a reused buffer with old state: %v hash %d time %d segment size %d scratch %v", b, b.Hash, b.RxTime, b.SegmentSize, b.Scratch)
 	}
 	b.Free()
 }

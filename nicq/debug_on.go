@@ -54,7 +54,8 @@ func (b *Buf) debugPoison() {
 	b.Hash = poison32
 	b.RxQueue = poison32 & 0xffff
 	b.RxTime = poison32<<32 | poison32
-	b.Scratch = [2]int32{poison32, poison32}
+	b.SegmentSize = poison32 & 0xffff
+	b.Scratch = poison32
 	b.Flags = 0
 }
 

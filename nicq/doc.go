@@ -21,8 +21,9 @@
 // Append(payload), then Push(transport header), Push(IP header),
 // Push(Ethernet header), each written in place; the way in is Pull of each
 // header in turn, and Truncate of the link padding. No layer copies. The
-// metadata (RxQueue, Hash, Flags, RxTime, and two int32 of Scratch for the
-// stack) are plain fields that Get clears; Buf is 64 bytes, one cache line.
+// metadata (RxQueue, Hash, Flags, RxTime, SegmentSize for TSO, and an
+// int32 of Scratch) are plain fields that Get clears; Buf is 64 bytes, one
+// cache line.
 //
 // A Pool is a fixed set of buffers carved from one region of memory: its own,
 // or one a driver passes in (PoolConfig.Region), so that with AF_XDP a Buf is

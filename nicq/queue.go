@@ -146,9 +146,16 @@ const (
 	// sets FlagIPChecksumVerified and FlagL4ChecksumVerified on the buffers
 	// that pass. Without it the stack verifies them.
 	FeatureRxChecksum
+	// FeatureTSO: the NIC takes TCP segments of up to 64 KiB of IP packet
+	// (Buf.SegmentSize set, the TCP checksum partial) and cuts them into
+	// segments of SegmentSize payload bytes, completing each one's IP
+	// and TCP headers and checksums, or hands them to a kernel peer whole
+	// (a TAP, a packet socket). Without it the stack sends segments of
+	// one MSS.
+	FeatureTSO
 )
 
-var featureNames = []string{"rx-hash", "rx-timestamp", "rx-checksum"}
+var featureNames = []string{"rx-hash", "rx-timestamp", "rx-checksum", "tso"}
 
 // String lists the features by name, as "rx-hash,rx-timestamp".
 func (f Features) String() string {

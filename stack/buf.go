@@ -40,3 +40,33 @@ func (s *Stack) getBufSize(n int) *nicq.Buf {
 	}
 	return b
 }
+
+// tsoBuffers is the number of buffers a stack keeps for TCP segments
+// larger than one MSS (Config.TSO). The driver copies a frame out as it
+// sends it (a TAP, a packet socket), so they come back within the Flush
+// that took them: 32 hold 2 MiB of a core's bursts.
+const tsoBuffers = 32
+
+// tsoFrameSize holds a TSO segment (64 KiB of IP packet, the most the
+// kernel takes) behind full headroom.
+const tsoFrameSize = 65536 + nicq.DefaultHeadroom
+
+// getTSOBuf returns a buffer for a TSO segment, or nil when none is free
+// (the caller then sends a segment of one MSS). The pool is made on first
+// use, by the core that owns the stack.
+func (s *Stack) getTSOBuf() *nicq.Buf {
+	if s.tsoPool == nil {
+		p, err := nicq.NewPool(nicq.PoolConfig{Name: "tso", Buffers: tsoBuffers, FrameSize: tsoFrameSize})
+		if err != nil {
+			s.cfg.TSO = false
+			return nil
+		}
+		p.Claim()
+		s.tsoPool = p
+	}
+	b := s.tsoPool.Get()
+	if b == nil {
+		s.tcp.stats.TSOBufferWaits++
+	}
+	return b
+}

@@ -168,12 +168,17 @@ func (s *Stack) sendIPv4DF(b *nicq.Buf, protocol uint8, dst [4]byte, df bool) er
 	}
 	mtu := s.pmtu.lookup(dst, s.cfg.MTU, s.now)
 	s.ipID++
-	if total <= mtu {
+	if total <= mtu || b.SegmentSize > 0 {
 		var flags uint8
 		if df {
 			flags = header.IPv4FlagDontFragment
 		}
 		s.encodeIPv4(bufPush(b, header.IPv4MinimumSize), total, s.ipID, flags, 0, protocol, dst)
+		if b.SegmentSize > 0 {
+			// The NIC numbers the segments it cuts from this ID on, as
+			// Linux's GSO does.
+			s.ipID += uint16((total - header.IPv4MinimumSize) / int(b.SegmentSize))
+		}
 		s.outputIPv4(b, nextHop)
 		return nil
 	}

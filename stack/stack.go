@@ -63,6 +63,13 @@ type Config struct {
 	OnRouter6           func(router [16]byte, life time.Duration)
 	// MTU is the largest IPv4 datagram on the link (default 1500).
 	MTU int
+	// TSO: the NIC cuts TCP segments (nicq.FeatureTSO; the core runtime
+	// sets it from the NIC's features). TCP then sends new data in
+	// segments of up to 64 KiB, as many MSS as Linux's TSO autosizing
+	// would put in one (about a millisecond of the connection's rate),
+	// with Buf.SegmentSize set and the checksum left partial; what goes
+	// again after a loss goes one MSS at a time.
+	TSO bool
 	// Clock is the stack's time source (required).
 	Clock Clock
 	// Pool supplies buffers for packets the stack originates (required).
@@ -211,6 +218,8 @@ type Stack struct {
 	pool  *nicq.Pool
 	// bigPool holds reassembled datagrams too large for pool's buffers.
 	bigPool *nicq.Pool
+	// tsoPool holds TCP segments larger than one MSS (Config.TSO).
+	tsoPool *nicq.Pool
 	now     int64
 
 	wheel  timer.Wheel

@@ -488,6 +488,10 @@ type TCPStats struct {
 	// TxQueueWaits counts the times a connection held its data back
 	// because the stack's transmit queue was nearly full (txFull).
 	TxQueueWaits uint64
+	// TSO (Config.TSO): segments larger than one MSS handed to the NIC
+	// to cut, the MSS-sized segments they stand for, and the times no
+	// TSO buffer was free and a segment of one MSS went instead.
+	TSOSegmentsOut, TSOSegmentsCut, TSOBufferWaits uint64
 	// ACKs not sent for invalid segments: within a connection's
 	// InvalidACKInterval (Linux's TCPACKSkippedChallenge, Seq and PAWS),
 	// and challenge ACKs over the stack's budget for the second.

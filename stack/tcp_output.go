@@ -22,17 +22,32 @@ const (
 // payload to fill; send finishes it. The payload is n bytes unless the
 // options leave less room in an MSS-sized segment (mss > 0 bounds
 // options + payload).
+//
+// With Config.TSO, n may exceed one MSS: the segment then carries up to
+// 64 KiB of IP packet in a TSO buffer, with SegmentSize set for the NIC
+// to cut it; with no TSO buffer free it carries one MSS.
 func (t *tcpTable) segment(id tcpTuple, seq, ack uint32, flags header.TCPFlags, wnd uint16, opts *header.TCPOptions, n, mss int) (*nicq.Buf, []byte) {
-	b := t.s.getBuf()
-	if b == nil {
-		return nil, nil
-	}
 	hl := header.TCPMinimumSize
 	if opts != nil {
 		hl += opts.EncodedLength()
 	}
+	var b *nicq.Buf
 	if mss > 0 {
-		n = min(n, mss-(hl-header.TCPMinimumSize))
+		per := mss - (hl - header.TCPMinimumSize)
+		if n > per && t.s.cfg.TSO {
+			if b = t.s.getTSOBuf(); b != nil {
+				n = min(n, 0xffff-id.ipHeaderLen()-hl)
+				b.SegmentSize = uint16(per)
+			}
+		}
+		if b == nil {
+			n = min(n, per)
+		}
+	}
+	if b == nil {
+		if b = t.s.getBuf(); b == nil {
+			return nil, nil
+		}
 	}
 	seg := header.TCP(bufAppend(b, hl+n))
 	seg.Encode(&header.TCPFields{
@@ -52,15 +67,35 @@ func (t *tcpTable) segment(id tcpTuple, seq, ack uint32, flags header.TCPFlags, 
 
 // send checksums the segment in b and hands it to IPv4 or IPv6 (with
 // flowLabel, the connection's).
+//
+// A TSO segment (SegmentSize set) carries only the pseudo-header sum, for
+// the NIC to complete per segment, and counts as the segments it is cut
+// into.
 func (t *tcpTable) send(id tcpTuple, b *nicq.Buf, flowLabel uint32) {
 	seg := header.TCP(bufData(b))
 	t.stats.SegmentsOut++
+	if b.SegmentSize > 0 {
+		pieces := (len(seg) - seg.DataOffset() + int(b.SegmentSize) - 1) / int(b.SegmentSize)
+		t.stats.SegmentsOut += uint64(pieces - 1)
+		t.stats.TSOSegmentsOut++
+		t.stats.TSOSegmentsCut += uint64(pieces)
+	}
 	if id.v6() {
-		seg.SetChecksum(seg.ComputeChecksum(checksum.PseudoHeaderIPv6(id.localAddr, id.remoteAddr, header.ProtocolTCP, uint32(len(seg)))))
+		pseudo := checksum.PseudoHeaderIPv6(id.localAddr, id.remoteAddr, header.ProtocolTCP, uint32(len(seg)))
+		if b.SegmentSize > 0 {
+			seg.SetChecksum(pseudo)
+		} else {
+			seg.SetChecksum(seg.ComputeChecksum(pseudo))
+		}
 		t.s.sendIPv6(b, header.ProtocolTCP, id.localAddr, id.remoteAddr, flowLabel)
 		return
 	}
-	seg.SetChecksum(seg.ComputeChecksum(checksum.PseudoHeaderIPv4(unmap4(id.localAddr), unmap4(id.remoteAddr), header.ProtocolTCP, uint16(len(seg)))))
+	pseudo := checksum.PseudoHeaderIPv4(unmap4(id.localAddr), unmap4(id.remoteAddr), header.ProtocolTCP, uint16(len(seg)))
+	if b.SegmentSize > 0 {
+		seg.SetChecksum(pseudo)
+	} else {
+		seg.SetChecksum(seg.ComputeChecksum(pseudo))
+	}
 	t.s.sendIPv4DF(b, header.ProtocolTCP, unmap4(id.remoteAddr), true)
 }
 
@@ -336,8 +371,16 @@ func (c *TCPConn) sendNew() {
 	if !c.t.cfg.DisableBurstPush {
 		gso = c.gsoSegs(mss)
 	}
+	tso := 0 // with the NIC's TSO, the most new data one segment carries
+	if c.t.s.cfg.TSO {
+		tso = c.gsoSegs(mss) * mss
+	}
 	for {
-		n, fin, stop, persist := c.nextSegment(mss)
+		limit := mss
+		if tso > mss && seqGEQ(c.sndNxt, c.sndMax) {
+			limit = tso // new data; what goes again goes one MSS at a time
+		}
+		n, fin, stop, persist := c.nextSegment(mss, limit)
 		if stop {
 			if persist {
 				c.armPersist()
@@ -354,11 +397,13 @@ func (c *TCPConn) sendNew() {
 		// goes again after a timeout is resent as Linux resends, segment
 		// by segment.
 		push := false
-		if gso > 0 && !fin && seqGEQ(seq, c.sndMax) {
+		if n > mss {
+			push = true // a TSO segment is a GSO packet of its own
+		} else if gso > 0 && !fin && seqGEQ(seq, c.sndMax) {
 			end := pos+1 == gso
 			if !end {
 				c.sndNxt = seq + uint32(n)
-				_, _, end, _ = c.nextSegment(mss)
+				_, _, end, _ = c.nextSegment(mss, mss)
 				c.sndNxt = seq
 			}
 			push = end && pos > 0
@@ -393,9 +438,11 @@ func (c *TCPConn) sendNew() {
 }
 
 // nextSegment decides the segment of new data to send at sndNxt: n bytes,
-// and whether our FIN follows them. stop says nothing goes now; persist
-// that the peer's window holds data back with nothing in flight.
-func (c *TCPConn) nextSegment(mss int) (n int, fin, stop, persist bool) {
+// at most limit (one MSS, or more for the NIC's TSO: then a whole number
+// of MSS unless it ends the data), and whether our FIN follows them. stop
+// says nothing goes now; persist that the peer's window holds data back
+// with nothing in flight.
+func (c *TCPConn) nextSegment(mss, limit int) (n int, fin, stop, persist bool) {
 	if c.finSent && seqGT(c.sndNxt, c.finSeq) {
 		return 0, false, true, false // everything, FIN included, is in flight
 	}
@@ -409,7 +456,10 @@ func (c *TCPConn) nextSegment(mss int) (n int, fin, stop, persist bool) {
 	if !c.inRecovery && c.dupAcks > 0 {
 		cwndRoom += min(c.dupAcks, 2) * mss // limited transmit (RFC 3042)
 	}
-	n = max(0, min(avail, wndRoom, cwndRoom, mss))
+	n = max(0, min(avail, wndRoom, cwndRoom, limit))
+	if n > mss && n < avail {
+		n -= n % mss
+	}
 	fin = c.finQueued && n == avail
 	if n == 0 && !fin {
 		return 0, false, true, avail > 0 && wndRoom <= 0 && c.sndUna == c.sndNxt

@@ -124,13 +124,17 @@ type tcpScript struct {
 	// autoTS adds Timestamps to every injected segment without its own:
 	// TSval peerTS (the script moves it), TSecr the last TSval the stack
 	// sent.
-	autoTS  bool
-	peerTS  uint32
-	lastTS  uint32
-	conn    *TCPConn
-	large   *nicq.Pool // for segments larger than pool's frames
-	events  []TCPEvent
-	onEvent TCPHandler // an extra handler, if a test needs one
+	autoTS bool
+	peerTS uint32
+	lastTS uint32
+	conn   *TCPConn
+	large  *nicq.Pool // for segments larger than pool's frames
+	// segSize is the SegmentSize of the buffer being taken; tsoSizes
+	// those of the TSO segments the stack sent.
+	segSize  int
+	tsoSizes []int
+	events   []TCPEvent
+	onEvent  TCPHandler // an extra handler, if a test needs one
 }
 
 // newTCPScript makes the harness for t: over IPv4, or over IPv6 for the
@@ -270,11 +274,23 @@ func (h *tcpScript) capture() {
 	h.t.Helper()
 	h.s.Flush(func(bufs []*nicq.Buf) int {
 		for _, b := range bufs {
+			h.segSize = int(b.SegmentSize)
 			h.take(b.Bytes())
 			b.Free()
 		}
 		return len(bufs)
 	})
+}
+
+// checksumOK checks a sent segment's checksum: complete, or for a TSO
+// segment (segSize, from its buffer) the pseudo-header sum the NIC
+// completes per segment, which the script records (tsoSizes).
+func (h *tcpScript) checksumOK(seg header.TCP, pseudo uint16) bool {
+	if h.segSize == 0 {
+		return seg.IsChecksumValid(pseudo)
+	}
+	h.tsoSizes = append(h.tsoSizes, h.segSize)
+	return seg.Checksum() == pseudo
 }
 
 func (h *tcpScript) take(frame []byte) {
@@ -297,7 +313,7 @@ func (h *tcpScript) take(frame []byte) {
 		if r != header.DropNone {
 			h.t.Fatalf("%s: the stack sent a malformed TCP header (%v)", h.rel(h.now()), r)
 		}
-		if !seg.IsChecksumValid(checksum.PseudoHeaderIPv6(ip.Source(), ip.Destination(), header.ProtocolTCP, uint32(len(seg)))) {
+		if !h.checksumOK(seg, checksum.PseudoHeaderIPv6(ip.Source(), ip.Destination(), header.ProtocolTCP, uint32(len(seg)))) {
 			h.t.Fatalf("%s: the stack sent a TCP segment with a bad checksum", h.rel(h.now()))
 		}
 		// One Flow Label for every packet of a connection (RFC 6437 3),
@@ -319,8 +335,11 @@ func (h *tcpScript) take(frame []byte) {
 		if r != header.DropNone {
 			h.t.Fatalf("%s: the stack sent a malformed TCP header (%v)", h.rel(h.now()), r)
 		}
-		if !seg.IsChecksumValid(checksum.PseudoHeaderIPv4(ip.Source(), ip.Destination(), header.ProtocolTCP, uint16(len(seg)))) {
+		if !h.checksumOK(seg, checksum.PseudoHeaderIPv4(ip.Source(), ip.Destination(), header.ProtocolTCP, uint16(len(seg)))) {
 			h.t.Fatalf("%s: the stack sent a TCP segment with a bad checksum", h.rel(h.now()))
+		}
+		if h.segSize > 0 && ip.Flags()&header.IPv4FlagDontFragment == 0 {
+			h.t.Fatalf("%s: a TSO segment without Don't Fragment", h.rel(h.now()))
 		}
 	}
 	g := sentSeg{at: h.now(), f: seg.Fields(), payload: append([]byte(nil), seg.Payload()...)}

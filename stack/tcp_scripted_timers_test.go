@@ -267,3 +267,39 @@ func TestTCPScriptDelayedACK(t *testing.T) {
 		none(ms(2000)),
 	}))
 }
+
+// With the NIC's TSO, new data leaves in segments of several MSS (their
+// checksums partial, for the NIC to cut them into segments of one MSS),
+// sized as Linux's TSO autosizing would: on this path of 100 ms, two MSS
+// each (at least 2, and about a millisecond of the rate). After the NIC's
+// first segment is lost, limited transmit and the fast retransmit go one
+// MSS at a time, as without TSO.
+func TestTCPScriptTSOSendsLargeSegmentsAndRetransmitsOneMSS(t *testing.T) {
+	h := newTCPScript(t, func(c *Config) { c.TSO = true })
+	h.listen()
+	dup := tseg{f: ".", seq: 1, ack: 1}
+	var flight []step
+	for i := range 5 { // the initial window, 10 segments, in 5 TSO segments
+		flight = append(flight, out(ms(200), tseg{f: "P.", seq: 1 + int64(i)*2000, ack: 1, n: 2000}))
+	}
+	h.run(steps(scriptMSS1000(), []step{
+		do(ms(200), write(12000)),
+	}, flight, []step{
+		in(ms(300), dup),
+		out(ms(300), tseg{f: ".", seq: 10001, ack: 1, n: 1000}), // limited transmit
+		in(ms(301), dup),
+		out(ms(301), tseg{f: "P.", seq: 11001, ack: 1, n: 1000}), // limited transmit
+		in(ms(302), dup),
+		out(ms(302), tseg{f: ".", seq: 1, ack: 1, n: 1000}), // fast retransmit
+		in(ms(303), dup),
+		in(ms(304), dup),
+		in(ms(400), tseg{f: ".", seq: 1, ack: 12001}),
+		none(ms(5000)),
+		do(ms(5000), wantStat("retransmits", func(s *TCPStats) uint64 { return s.Retransmits }, 1)),
+		do(ms(5000), wantStat("TSO segments", func(s *TCPStats) uint64 { return s.TSOSegmentsOut }, 5)),
+		do(ms(5000), wantStat("segments cut from them", func(s *TCPStats) uint64 { return s.TSOSegmentsCut }, 10)),
+	}))
+	if len(h.tsoSizes) != 5 || h.tsoSizes[0] != 1000 || h.tsoSizes[4] != 1000 {
+		t.Errorf("TSO segments sent with segment sizes %v, want 5 of 1000", h.tsoSizes)
+	}
+}

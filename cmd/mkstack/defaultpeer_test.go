@@ -130,11 +130,12 @@ func testDefaultPeer(t *testing.T, driver string) {
 
 	// Counters are read on the cores that own them (core c drives
 	// queue c: two cores, two queues).
-	var bad, partial, oversize, segmented, whole uint64
+	var bad, partial, oversize, segmented, whole, tso uint64
 	for c := 0; c < rt.NumCores(); c++ {
 		err := rt.DoWait(context.Background(), c, func(s *stack.Stack) {
 			bad += s.Stats().Drops[stack.DropReason(header.DropBadChecksum)]
 			partial += s.Stats().PartialChecksums
+			tso += s.TCPStats().TSOSegmentsOut
 			oversize += nic.Queue(c).Counters().Drops[nicq.DropOversize]
 			if q, ok := nic.Queue(c).(interface{ Segmented() uint64 }); ok {
 				segmented += q.Segmented()
@@ -154,6 +155,12 @@ func testDefaultPeer(t *testing.T, driver string) {
 		t.Logf("%s: %d large frames segmented by the driver, %d taken whole", driver, segmented, whole)
 		if whole == 0 {
 			t.Errorf("no large frame reached the stack whole from the %s driver (%d cut): the peer's TSO was not exercised, or the driver cut what the stack takes", driver, segmented)
+		}
+		// And the other way: the stack's echo left in TSO segments,
+		// which the kernel took (the echo above checked every byte).
+		t.Logf("%s: %d TSO segments sent", driver, tso)
+		if tso == 0 {
+			t.Errorf("the stack sent no TSO segment through the %s driver, which offers TSO", driver)
 		}
 	}
 	t.Logf("%s: %d TCP segments and UDP datagrams accepted with partial checksums, %d bad checksums, %d frames dropped as oversize", driver, partial, bad, oversize)

@@ -382,10 +382,12 @@ func (n *NIC) LinkUp() bool { return n.info.Up }
 // Ring returns the receive rings' version.
 func (n *NIC) Ring() RingVersion { return n.ring }
 
-// Features: none advertised; buffers with a partial checksum from a local
-// sender carry FlagL4ChecksumPartial, those the NIC checked
-// FlagL4ChecksumVerified.
-func (n *NIC) Features() nicq.Features { return 0 }
+// Features: TSO (a frame with Buf.SegmentSize goes to the socket with a
+// virtio-net header that asks for segmentation: the device's TSO, the
+// kernel's software GSO, or a local receiver taking it whole does it);
+// buffers with a partial checksum from a local sender carry
+// FlagL4ChecksumPartial, those the NIC checked FlagL4ChecksumVerified.
+func (n *NIC) Features() nicq.Features { return nicq.FeatureTSO }
 
 // RSS returns the steering configuration.
 func (n *NIC) RSS() *rss.Config { return n.rss }
@@ -437,6 +439,8 @@ type Queue struct {
 	stats unix.TpacketStatsV3
 	msgs  []unix.Mmsghdr
 	iovs  []unix.Iovec
+	// txHdrs are the virtio-net headers of the TSO frames of a send.
+	txHdrs [64][vnet.HdrLen]byte
 
 	// large holds a large frame (behind its virtio-net header), to go
 	// to the stack whole or for seg to cut into the buffers of the next
@@ -671,17 +675,33 @@ func (q *Queue) Send(bufs []*nicq.Buf) int {
 	for done < len(bufs) {
 		n := 0
 		for _, b := range bufs[done:min(len(bufs), done+len(q.msgs))] {
-			// Each frame behind a zero virtio-net header: a complete
-			// checksum, no segmentation.
+			// Each frame behind a virtio-net header: zero (a complete
+			// checksum, no segmentation), or a TSO frame's.
 			f := b.Bytes()
+			hdr := &vnet.Zero
+			if b.SegmentSize > 0 {
+				h, ok := vnet.TSO(f, int(b.SegmentSize))
+				if !ok {
+					break // sent alone below, and refused as oversize
+				}
+				hdr = &q.txHdrs[n]
+				h.Put(hdr[:])
+			}
 			iov := q.iovs[2*n : 2*n+2]
-			iov[0].Base = &vnet.Zero[0]
+			iov[0].Base = &hdr[0]
 			iov[0].SetLen(vnet.HdrLen)
 			iov[1].Base = &f[0]
 			iov[1].SetLen(len(f))
 			q.msgs[n].Hdr.Iov = &iov[0]
 			q.msgs[n].Hdr.Iovlen = 2
 			n++
+		}
+		if n == 0 {
+			// A TSO frame that is not a TCP segment the kernel can cut.
+			q.counters.Drops[nicq.DropOversize]++
+			bufs[done].Free()
+			done++
+			continue
 		}
 		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(q.fd), uintptr(unsafe.Pointer(&q.msgs[0])), uintptr(n), unix.MSG_DONTWAIT, 0, 0)
 		for i := range q.iovs[:2*n] {

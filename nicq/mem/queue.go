@@ -379,7 +379,7 @@ func (q *Queue) transmit(b *nicq.Buf, frame []byte, departs int64) {
 			// carries the fault plan to the receiver.
 			d.lenFlags |= descFaulty
 			fb.RxTime = plan.due
-			fb.Scratch = [2]int32{plan.flip, plan.copies}
+			fb.Scratch = plan.flip | plan.copies<<copiesShift
 		}
 		q.touch(o)
 		o.stage = append(o.stage, d)
@@ -398,6 +398,10 @@ type fault struct {
 	flip   int32 // the bit to invert + 1, 0 for none
 	copies int32 // 2 for a duplicated frame
 }
+
+// copiesShift packs a fault's copies above its flip in a buffer's Scratch:
+// a frame of up to 16 MiB has fewer than 2^27 bits.
+const copiesShift = 28
 
 // injectFaults draws this frame's fate on one link into f. It reports false
 // if the frame is lost. The draws happen whatever the state of the rings,
@@ -599,7 +603,7 @@ func (q *Queue) fillDelayLine(now int64) {
 				if d.lenFlags&descFaulty != 0 {
 					// The sender wrote the plan before publishing the
 					// descriptor; the ring orders the reads after it.
-					f = fault{due: d.buf.RxTime, flip: d.buf.Scratch[0], copies: d.buf.Scratch[1]}
+					f = fault{due: d.buf.RxTime, flip: d.buf.Scratch & (1<<copiesShift - 1), copies: d.buf.Scratch >> copiesShift}
 				}
 				for range f.copies {
 					if q.line.full() {

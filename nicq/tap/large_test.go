@@ -11,6 +11,7 @@ import (
 
 	"github.com/mkstack/mkstack/nicq"
 	"github.com/mkstack/mkstack/nicq/internal/drivertest"
+	"github.com/mkstack/mkstack/nicq/internal/vnet"
 	"github.com/mkstack/mkstack/nicq/netlab/nettest"
 )
 
@@ -186,7 +187,7 @@ func (r *tcpReceiver) send(flags byte, opts []byte) {
 	copy(tcp[20:], opts)
 	pseudo := sum16(ip[12:20], 6+uint32(tcpLen))
 	binary.BigEndian.PutUint16(tcp[16:], ^fold16(sum16(tcp, pseudo)))
-	if err := r.q.write(f); err != nil {
+	if err := r.q.write(vnet.Zero[:], f); err != nil {
 		r.t.Fatalf("write to the TAP: %v", err)
 	}
 }

@@ -234,10 +234,12 @@ func (n *NIC) LinkUp() bool {
 	return err == nil && info.Up
 }
 
-// Features: none advertised; each received buffer carries what its
-// virtio-net header says of its checksum (FlagL4ChecksumPartial or
+// Features: TSO (a frame with Buf.SegmentSize goes to the kernel whole,
+// with a virtio-net header that asks for segmentation, and a local
+// receiver takes it as one segment); each received buffer carries what
+// its virtio-net header says of its checksum (FlagL4ChecksumPartial or
 // FlagL4ChecksumVerified). No hash.
-func (n *NIC) Features() nicq.Features { return 0 }
+func (n *NIC) Features() nicq.Features { return nicq.FeatureTSO }
 
 // RSS returns the steering configuration.
 func (n *NIC) RSS() *rss.Config { return n.rss }
@@ -269,9 +271,10 @@ type Queue struct {
 	maxFrame int
 	counters nicq.Counters
 	tap      nicq.TapSwitch
-	// iov is Send's writev vector: the zero virtio-net header, then the
-	// frame.
-	iov [2]unix.Iovec
+	// iov is Send's writev vector: the virtio-net header (vnet.Zero, or
+	// txHdr for a TSO frame), then the frame.
+	iov   [2]unix.Iovec
+	txHdr [vnet.HdrLen]byte
 	// riov is Recv's readv vector: a pool buffer, then the rest of
 	// large's room, where the tail of a large frame lands. There the
 	// frame is made whole, to go to the stack as it is or for seg to
@@ -395,12 +398,22 @@ func (q *Queue) Send(bufs []*nicq.Buf) int {
 	}
 	for i, b := range bufs {
 		frame := b.Bytes()
-		if len(frame) > q.maxFrame {
+		hdr := vnet.Zero[:]
+		if b.SegmentSize > 0 {
+			h, ok := vnet.TSO(frame, int(b.SegmentSize))
+			if !ok || len(frame) > vnet.MaxLargeFrame {
+				q.counters.Drops[nicq.DropOversize]++
+				b.Free()
+				continue
+			}
+			h.Put(q.txHdr[:])
+			hdr = q.txHdr[:]
+		} else if len(frame) > q.maxFrame {
 			q.counters.Drops[nicq.DropOversize]++
 			b.Free()
 			continue
 		}
-		err := q.write(frame)
+		err := q.write(hdr, frame)
 		if err == unix.EAGAIN {
 			return i
 		}
@@ -418,10 +431,10 @@ func (q *Queue) Send(bufs []*nicq.Buf) int {
 	return len(bufs)
 }
 
-// write sends one frame behind a zero virtio-net header (no checksum to
-// fill in, no segmentation) with one writev.
-func (q *Queue) write(frame []byte) error {
-	q.iov[0].Base = &vnet.Zero[0]
+// write sends one frame behind its virtio-net header (vnet.Zero: no
+// checksum to fill in, no segmentation) with one writev.
+func (q *Queue) write(hdr, frame []byte) error {
+	q.iov[0].Base = &hdr[0]
 	q.iov[0].SetLen(vnet.HdrLen)
 	q.iov[1].Base = unsafe.SliceData(frame)
 	q.iov[1].SetLen(len(frame))

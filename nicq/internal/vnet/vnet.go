@@ -319,3 +319,45 @@ func fold(acc uint32) uint16 {
 	acc = acc>>16 + acc&0xffff
 	return uint16(acc)
 }
+
+// Put writes h into b[:HdrLen], in the order Parse reads.
+func (h Hdr) Put(b []byte) {
+	e := binary.NativeEndian
+	b[0], b[1] = h.Flags, h.GSOType
+	e.PutUint16(b[2:], h.HdrLen)
+	e.PutUint16(b[4:], h.GSOSize)
+	e.PutUint16(b[6:], h.CsumStart)
+	e.PutUint16(b[8:], h.CsumOffset)
+}
+
+// TSO returns the header that hands frame, an Ethernet frame carrying one
+// large TCP segment whose checksum field holds the pseudo-header sum, to
+// the kernel to cut into segments of segSize payload bytes (or to take
+// whole, as a local receiver does): the GSO type of its IP version, the
+// headers' length, and the partial checksum's place. It reports false for
+// a frame that is not an untagged IPv4 or IPv6 (no extension headers)
+// TCP segment.
+func TSO(frame []byte, segSize int) (Hdr, bool) {
+	if len(frame) < ethLen+ip6HdrLen+20 || segSize <= 0 || segSize > 0xffff {
+		return Hdr{}, false
+	}
+	var l4 int
+	var typ uint8
+	switch et := binary.BigEndian.Uint16(frame[12:]); {
+	case et == etherTypeIP4 && frame[ethLen]>>4 == 4 && frame[ethLen+9] == protoTCP:
+		l4, typ = ethLen+int(frame[ethLen]&0xf)*4, GSOTCPv4
+	case et == etherTypeIP6 && frame[ethLen]>>4 == 6 && frame[ethLen+6] == protoTCP:
+		l4, typ = ethLen+ip6HdrLen, GSOTCPv6
+	default:
+		return Hdr{}, false
+	}
+	if len(frame) < l4+20 {
+		return Hdr{}, false
+	}
+	hl := l4 + int(frame[l4+12]>>4)*4
+	if hl > len(frame) {
+		return Hdr{}, false
+	}
+	return Hdr{Flags: FlagNeedsCsum, GSOType: typ, HdrLen: uint16(hl), GSOSize: uint16(segSize),
+		CsumStart: uint16(l4), CsumOffset: 16}, true
+}

@@ -339,3 +339,44 @@ func TestStartAndFillCutIntoPoolBuffers(t *testing.T) {
 		t.Fatal("Start took a frame whose segments exceed maxFrame")
 	}
 }
+
+// TSO's header for a frame the stack built (IPv4 and IPv6 TCP) names the
+// GSO type, the headers' length and the checksum's place; Parse reads
+// back what Put wrote; anything else gets no header.
+func TestTSOHeader(t *testing.T) {
+	v4 := make([]byte, 14+20+32+5000)
+	v4[12], v4[13] = 0x08, 0x00
+	v4[14], v4[14+9] = 0x45, protoTCP
+	v4[14+20+12] = 8 << 4 // 32-byte TCP header
+	v6 := make([]byte, 14+40+20+3000)
+	v6[12], v6[13] = 0x86, 0xdd
+	v6[14], v6[14+6] = 0x60, protoTCP
+	v6[14+40+12] = 5 << 4
+	for _, c := range []struct {
+		frame []byte
+		want  Hdr
+	}{
+		{v4, Hdr{Flags: FlagNeedsCsum, GSOType: GSOTCPv4, HdrLen: 66, GSOSize: 1448, CsumStart: 34, CsumOffset: 16}},
+		{v6, Hdr{Flags: FlagNeedsCsum, GSOType: GSOTCPv6, HdrLen: 74, GSOSize: 1448, CsumStart: 54, CsumOffset: 16}},
+	} {
+		h, ok := TSO(c.frame, 1448)
+		if !ok || h != c.want {
+			t.Errorf("TSO: %+v %v, want %+v", h, ok, c.want)
+		}
+		var b [HdrLen]byte
+		h.Put(b[:])
+		if back, ok := Parse(b[:]); !ok || back != h {
+			t.Errorf("Parse(Put(%+v)) = %+v", h, back)
+		}
+	}
+	udp := append([]byte(nil), v4...)
+	udp[14+9] = protoUDP
+	for _, f := range [][]byte{udp, v4[:40], nil} {
+		if h, ok := TSO(f, 1448); ok {
+			t.Errorf("TSO of a %d-byte frame that is not a TCP segment: %+v", len(f), h)
+		}
+	}
+	if _, ok := TSO(v4, 0); ok {
+		t.Error("TSO with a segment size of 0")
+	}
+}

@@ -1,21 +1,13 @@
 package vnet
 
 import (
-	"encoding/binary"
 	"testing"
 
 	"github.com/mkstack/mkstack/nicq"
 )
 
 // putHdr writes a virtio-net header at the front of room.
-func putHdr(room []byte, h Hdr) {
-	e := binary.NativeEndian
-	room[0], room[1] = h.Flags, h.GSOType
-	e.PutUint16(room[2:], h.HdrLen)
-	e.PutUint16(room[4:], h.GSOSize)
-	e.PutUint16(room[6:], h.CsumStart)
-	e.PutUint16(room[8:], h.CsumOffset)
-}
+func putHdr(room []byte, h Hdr) { h.Put(room) }
 
 func TestWholeTakesLargeTCPFramesAndFallsBackWhenDry(t *testing.T) {
 	var w Whole
