@@ -92,6 +92,12 @@ type Config struct {
 	// DefaultSharedRing).
 	PeerRing, SharedRing int
 
+	// NoTSO keeps TCP from handing the NIC segments larger than one MSS
+	// even when it offers TSO (nicq.FeatureTSO), as ethtool -K DEV tso off
+	// does for Linux: for captures whose every frame is on the wire's
+	// scale, with complete checksums.
+	NoTSO bool
+
 	// SpinWindow is how long a core that finds no work keeps polling
 	// before it sleeps (0: DefaultSpinWindow). A negative value makes it
 	// sleep at the first iteration that finds no work.

@@ -219,7 +219,7 @@ func (c *core) setup() error {
 	if sc.MTU == 0 {
 		sc.MTU = p.NIC.MTU()
 	}
-	if p.NIC.Features()&nicq.FeatureTSO != 0 {
+	if p.NIC.Features()&nicq.FeatureTSO != 0 && !p.NoTSO {
 		sc.TSO = true
 	}
 	c.userNeighbr = sc.OnNeighbour

@@ -28,11 +28,17 @@ func newMemNet(t testing.TB, faults mem.Faults, seed uint64, addrs ...string) *m
 
 // newMemNetWith is newMemNet with a tweak of stack i's config.
 func newMemNetWith(t testing.TB, faults mem.Faults, seed uint64, tweak func(i int, c *Config), addrs ...string) *memNet {
+	return newMemNetNICs(t, faults, seed, false, tweak, addrs...)
+}
+
+// newMemNetNICs is newMemNetWith with NICs that have TSO if tso (and
+// stacks that use it).
+func newMemNetNICs(t testing.TB, faults mem.Faults, seed uint64, tso bool, tweak func(i int, c *Config), addrs ...string) *memNet {
 	t.Helper()
 	clock := nicq.NewVirtualClock(1_000_000_000)
 	var nics []mem.NICConfig
 	for i := range addrs {
-		nics = append(nics, mem.NICConfig{MAC: [6]byte{2, 0, 0, 0, 1, byte(i + 1)}, Queues: 1})
+		nics = append(nics, mem.NICConfig{MAC: [6]byte{2, 0, 0, 0, 1, byte(i + 1)}, Queues: 1, TSO: tso})
 	}
 	w, err := mem.NewWire(mem.WireConfig{NICs: nics, Faults: faults, Seed: seed, Clock: clock})
 	if err != nil {
@@ -42,7 +48,7 @@ func newMemNetWith(t testing.TB, faults mem.Faults, seed uint64, tweak func(i in
 	m := &memNet{t: t, clock: clock, wire: w, burst: make([]*nicq.Buf, 32)}
 	for i, a := range addrs {
 		nic := w.NIC(i)
-		cfg := Config{MAC: header.MAC(nic.MAC()), Addr: netip.MustParsePrefix(a), Clock: clock, Pool: nic.Queue(0).Pool()}
+		cfg := Config{MAC: header.MAC(nic.MAC()), Addr: netip.MustParsePrefix(a), Clock: clock, Pool: nic.Queue(0).Pool(), TSO: tso}
 		if tweak != nil {
 			tweak(i, &cfg)
 		}

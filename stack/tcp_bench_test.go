@@ -18,7 +18,12 @@ import (
 // tcpBenchPair is a client stack a (10.0.0.1) and a server stack b
 // (10.0.0.2) with a listener on 5001 whose handler is srv.
 func tcpBenchPair(tb testing.TB, tweak func(*Config), srv TCPHandler) *memNet {
-	m := newMemNet(tb, mem.Faults{}, 1, "10.0.0.1/24", "10.0.0.2/24")
+	return tcpBenchPairNICs(tb, false, tweak, srv)
+}
+
+// tcpBenchPairNICs is tcpBenchPair over NICs with TSO if tso.
+func tcpBenchPairNICs(tb testing.TB, tso bool, tweak func(*Config), srv TCPHandler) *memNet {
+	m := newMemNetNICs(tb, mem.Faults{}, 1, tso, nil, "10.0.0.1/24", "10.0.0.2/24")
 	if tweak != nil {
 		for _, s := range m.stacks {
 			cfg := s.cfg
@@ -179,6 +184,28 @@ func BenchmarkTCPCRR(b *testing.B) {
 // is one write's worth delivered, bytes/s is the goodput.
 func BenchmarkTCPStream(b *testing.B) {
 	benchStream(b, func(tb testing.TB, srv TCPHandler) *memNet { return tcpBenchPair(tb, nil, srv) }, netip.MustParseAddr("10.0.0.2"))
+}
+
+// BenchmarkTCPStreamTSO is BenchmarkTCPStream over NICs with TSO: the
+// sender builds segments of up to 64 KiB, the receiver takes them whole.
+func BenchmarkTCPStreamTSO(b *testing.B) {
+	benchStream(b, func(tb testing.TB, srv TCPHandler) *memNet { return tcpBenchPairNICs(tb, true, nil, srv) }, netip.MustParseAddr("10.0.0.2"))
+}
+
+// TestTCPStreamWithTSODoesNotAllocate: bulk transfer with TSO segments
+// allocates nothing once the connection runs (the TSO and large receive
+// pools are made at the first segment).
+func TestTCPStreamWithTSODoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	r := testing.Benchmark(BenchmarkTCPStreamTSO)
+	if r.N == 0 {
+		t.Fatal("the benchmark did not run")
+	}
+	if a := r.AllocsPerOp(); a != 0 {
+		t.Errorf("TSO bulk transfer: %d allocations per 64 KiB", a)
+	}
 }
 
 // benchStream is BenchmarkTCPStream on the pair pair makes, to dst.

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,7 +48,11 @@ type transferResult struct {
 // application would, and returns what arrived.
 func tcpTransfer(t *testing.T, faults mem.Faults, seed uint64, size int64, limit time.Duration, tweak func(*Config)) transferResult {
 	t.Helper()
-	m := newMemNet(t, faults, seed, "10.0.0.1/24", "10.0.0.2/24")
+	var want Config // a tweak that sets TSO asks for NICs with it
+	if tweak != nil {
+		tweak(&want)
+	}
+	m := newMemNetNICs(t, faults, seed, want.TSO, nil, "10.0.0.1/24", "10.0.0.2/24")
 	a, b := m.stacks[0], m.stacks[1]
 	if tweak != nil {
 		for _, s := range m.stacks {
@@ -165,6 +170,10 @@ func TestTCPTransfersIntactOverFaultyWires(t *testing.T) {
 		{"loss3%-no-timestamps", with(func(f *mem.Faults) { f.Loss = 0.03 }), big, 300 * time.Second, func(c *Config) {
 			c.TCP.DisableTimestamps = true
 		}},
+		{"tso-clean", link, big, 10 * time.Second, func(c *Config) { c.TSO = true }},
+		{"tso-loss2%+reorder+dup+corrupt", with(func(f *mem.Faults) {
+			f.Loss, f.Reorder, f.Duplicate, f.Corrupt = 0.02, 0.02, 0.01, 0.01
+		}), big, 300 * time.Second, func(c *Config) { c.TSO = true }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -178,6 +187,9 @@ func TestTCPTransfersIntactOverFaultyWires(t *testing.T) {
 			}
 			if tc.faults.Loss > 0 && r.client.Retransmits == 0 {
 				t.Fatal("a lossy wire and no retransmission")
+			}
+			if want := tc.tweak != nil && strings.HasPrefix(tc.name, "tso"); want != (r.client.TSOSegmentsOut > 0) {
+				t.Fatalf("%v: %d TSO segments sent (%d cut from them)", r, r.client.TSOSegmentsOut, r.client.TSOSegmentsCut)
 			}
 		})
 	}

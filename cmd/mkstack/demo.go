@@ -109,8 +109,8 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 
 func demo(o demoOptions, allowed int, stdout, stderr io.Writer) error {
 	wire, err := mem.NewWire(mem.WireConfig{NICs: []mem.NICConfig{
-		{MAC: [6]byte{2, 0, 0, 0, 0, 1}, Queues: o.cores, PoolBuffers: 4096},
-		{MAC: [6]byte{2, 0, 0, 0, 0, 2}, Queues: o.cores, PoolBuffers: 4096},
+		{MAC: [6]byte{2, 0, 0, 0, 0, 1}, Queues: o.cores, PoolBuffers: 4096, TSO: true},
+		{MAC: [6]byte{2, 0, 0, 0, 0, 2}, Queues: o.cores, PoolBuffers: 4096, TSO: true},
 	}})
 	if err != nil {
 		return err

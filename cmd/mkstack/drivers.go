@@ -49,8 +49,8 @@ func openMem(o driverOptions) (nicq.NIC, func(), error) {
 		o.queues = 2
 	}
 	w, err := mem.NewWire(mem.WireConfig{NICs: []mem.NICConfig{
-		{MAC: [6]byte{2, 0x6d, 0x6b, 0, 0, 1}, Queues: o.queues},
-		{MAC: [6]byte{2, 0x6d, 0x6b, 0, 0, 2}, Queues: o.queues},
+		{MAC: [6]byte{2, 0x6d, 0x6b, 0, 0, 1}, Queues: o.queues, TSO: true},
+		{MAC: [6]byte{2, 0x6d, 0x6b, 0, 0, 2}, Queues: o.queues, TSO: true},
 	}})
 	if err != nil {
 		return nil, nil, fmt.Errorf("mem wire: %w", err)

@@ -115,7 +115,8 @@ func checkCapture6(t *testing.T, file string) {
 	if frames < 10 {
 		t.Fatalf("the capture holds %d IPv6 frames from the stack; expected the whole exchange", frames)
 	}
-	filter := "ipv6.src == fd77::1 && (_ws.malformed || tcp.checksum.status == \"Bad\" || udp.checksum.status == \"Bad\" || icmpv6.checksum.status == \"Bad\")"
+	// A TSO segment's TCP checksum is partial by design (checkCapture).
+	filter := "ipv6.src == fd77::1 && (_ws.malformed || (tcp.checksum.status == \"Bad\" && frame.len <= 1518) || udp.checksum.status == \"Bad\" || icmpv6.checksum.status == \"Bad\")"
 	bad, err := exec.Command("tshark", "-r", file, "-o", "tcp.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE", "-Y", filter).Output()
 	if err != nil {
 		t.Fatalf("tshark: %v", err)

@@ -44,7 +44,7 @@ type serveOptions struct {
 	synCookieRate               int
 	port                        int
 	memoryMB, maxItem           int // --app memcached
-	pin, xdpGeneric             bool
+	pin, xdpGeneric, noTSO      bool
 	shutdown, spin              time.Duration
 	threads                     core.Threads
 }
@@ -82,6 +82,7 @@ func parseServe(args []string, stderr io.Writer) (serveOptions, int) {
 	fs.StringVar(&ring, "afpacket-ring", "v2", "afpacket: the receive ring, v2 (TPACKET_V2: each frame handed over at once, for request-response latency) or v3 (TPACKET_V3: frames in blocks, fewer wake-ups under load, but a lone frame waits up to 1 ms)")
 	var threads string
 	fs.StringVar(&threads, "threads", "auto", "where the cores run: pinned (each on its own thread, pinned with --pin; best for the per-core handler apps), shared (on the Go scheduler's threads, so that a hand-off to an application goroutine is a goroutine switch; best for net.Conn and net/http), or auto (pinned until the application uses net.Conn, as --app http does)")
+	fs.BoolVar(&o.noTSO, "no-tso", false, "send TCP in segments of one MSS even where the driver offers TSO (tap, afpacket, mem), as ethtool -K DEV tso off: every frame a capture sees is then at most one MTU with a complete checksum")
 	fs.DurationVar(&o.spin, "spin-window", 0, "how long an idle core polls before it sleeps (0: the runtime's default, 50µs; negative: sleep at once, for cores that share CPUs with other work)")
 	fs.DurationVar(&o.shutdown, "shutdown-timeout", 5*time.Second, "on SIGINT/SIGTERM, how long connections get to close with FIN before they are reset")
 	if err := fs.Parse(args); err != nil {
@@ -219,6 +220,7 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, stdout io.Writ
 		Pin:        o.pin,
 		SpinWindow: o.spin,
 		Threads:    o.threads,
+		NoTSO:      o.noTSO,
 		StackConfig: func(c int) stack.Config {
 			return stack.Config{Addr: o.addr, Addrs6: o.addrs6, Gateway: o.gateway, Gateway6: o.gateway6, TCP: stack.TCPConfig{SYNCookiesPerSecond: o.synCookieRate},
 				Warn: func(msg string) { log.Warn(msg, "core", c, "driver", o.driver) }}

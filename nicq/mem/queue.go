@@ -20,6 +20,7 @@ type Queue struct {
 	nic   *NIC
 	index int
 	pool  *nicq.Pool
+	large *nicq.Pool // TSO frames taken whole, made at the first
 	bell  *msgring.Doorbell
 	clock nicq.Clock
 	tap   nicq.TapSwitch
@@ -242,7 +243,7 @@ func (q *Queue) Send(bufs []*nicq.Buf) int {
 			}
 			departs = start + int64(len(frame)+wireOverhead)*8*1e9/q.plan.bandwidth
 		}
-		if linkUp && !q.route(frame) {
+		if linkUp && !q.route(frame, b.SegmentSize > 0 && q.nic.tso) {
 			break // flow control: a destination ring is full
 		}
 		q.wireFree = departs
@@ -266,10 +267,11 @@ func (q *Queue) Send(bufs []*nicq.Buf) int {
 
 // route sets q.targets to the links frame goes to (none for a frame that is
 // dropped). With flow control it reports false, and the frame is not
-// taken, if one of them is full.
-func (q *Queue) route(frame []byte) bool {
+// taken, if one of them is full. tso says the frame is a TSO segment the
+// NIC carries whole, up to maxTSOFrame.
+func (q *Queue) route(frame []byte, tso bool) bool {
 	q.targets = q.targets[:0]
-	if len(frame) < nicq.EthernetHeaderLen || len(frame) > q.nic.maxLen {
+	if len(frame) < nicq.EthernetHeaderLen || len(frame) > q.nic.maxLen && !(tso && len(frame) <= maxTSOFrame) {
 		return true // dropped and counted by transmit
 	}
 	dst := [6]byte(frame[:6])
@@ -324,12 +326,13 @@ func (q *Queue) targetOn(dn *NIC, frame []byte) target {
 // transmit delivers a taken frame to q.targets, injecting faults, and
 // frees it if no link took it.
 func (q *Queue) transmit(b *nicq.Buf, frame []byte, departs int64) {
+	tso := b.SegmentSize > 0 && q.nic.tso && len(frame) <= maxTSOFrame
 	switch {
 	case len(frame) < nicq.EthernetHeaderLen:
 		q.counters.Drops[nicq.DropRunt]++
 		b.Free()
 		return
-	case len(frame) > q.nic.maxLen:
+	case len(frame) > q.nic.maxLen && !tso:
 		q.counters.Drops[nicq.DropOversize]++
 		b.Free()
 		return
@@ -346,7 +349,7 @@ func (q *Queue) transmit(b *nicq.Buf, frame []byte, departs int64) {
 			q.counters.Drops[nicq.DropLinkDown]++
 			continue
 		}
-		if len(frame) > dn.maxLen {
+		if len(frame) > dn.maxLen && !(tso && dn.tso) {
 			q.counters.Drops[nicq.DropOversize]++
 			continue
 		}
@@ -366,10 +369,18 @@ func (q *Queue) transmit(b *nicq.Buf, frame []byte, departs int64) {
 				q.counters.Drops[nicq.DropNoBuffer]++
 				continue
 			}
+			if len(frame) > fb.Tailroom() { // a TSO frame to a group
+				fb.Free()
+				q.counters.Drops[nicq.DropOversize]++
+				continue
+			}
 			copy(fb.Append(len(frame)), frame)
 		}
 		used = true
 		d := desc{data: &fb.Bytes()[0], buf: fb, lenFlags: uint32(len(frame))}
+		if tso {
+			d.lenFlags |= descPartial
+		}
 		if t.hashed {
 			d.lenFlags |= descHashValid
 			d.hash = t.hash
@@ -628,12 +639,18 @@ func (q *Queue) fillDelayLine(now int64) {
 // inverting bit flip-1 if flip is not 0 and stamping it with rxTime, or
 // counts a drop and returns nil when the pool is empty.
 func (q *Queue) receive(d *desc, flip int32, rxTime int64) *nicq.Buf {
-	b := q.pool.Get()
+	n := int(d.lenFlags & descLenMask)
+	var b *nicq.Buf
+	if n > q.nic.maxLen {
+		b = q.largeBuf() // a TSO frame, taken whole
+	} else {
+		b = q.pool.Get()
+	}
 	if b == nil {
 		q.counters.Drops[nicq.DropNoBuffer]++
 		return nil
 	}
-	data := b.Append(int(d.lenFlags & descLenMask))
+	data := b.Append(n)
 	copy(data, d.frame())
 	if flip != 0 {
 		bit := flip - 1
@@ -643,9 +660,31 @@ func (q *Queue) receive(d *desc, flip int32, rxTime int64) *nicq.Buf {
 		b.Hash = d.hash
 		b.Flags = nicq.FlagHashValid
 	}
+	if d.lenFlags&descPartial != 0 && flip == 0 {
+		b.Flags |= nicq.FlagL4ChecksumPartial
+	}
 	b.RxQueue = uint16(q.index)
 	b.RxTime = rxTime
 	return b
+}
+
+// largeBuffers is the number of buffers per queue for TSO frames taken
+// whole: the stack copies a TCP segment's payload out during Input, so
+// they come back within the burst that brought them.
+const largeBuffers = 64
+
+// largeBuf returns a buffer for a TSO frame from the queue's large pool,
+// made (and claimed by the receiving core) at the first one.
+func (q *Queue) largeBuf() *nicq.Buf {
+	if q.large == nil {
+		p, err := nicq.NewPool(nicq.PoolConfig{Name: q.pool.Name() + "/large", Buffers: largeBuffers, FrameSize: nicq.DefaultHeadroom + maxTSOFrame})
+		if err != nil {
+			return nil
+		}
+		p.Claim()
+		q.large = p
+	}
+	return q.large.Get()
 }
 
 // complete hands the senders' buffers of the last m descriptors back.

@@ -73,6 +73,16 @@ type NICConfig struct {
 	// Faults, if set, replaces WireConfig.Faults for the frames this NIC
 	// sends.
 	Faults *Faults
+	// TSO makes the NIC one with TCP segmentation offload and its
+	// receive side's counterpart (nicq.FeatureTSO): it carries a frame
+	// with Buf.SegmentSize (a TCP segment of up to 64 KiB, its checksum
+	// partial) to a NIC with TSO as it is, and that NIC hands it to its
+	// stack whole, marked nicq.FlagL4ChecksumPartial, from a pool of
+	// large buffers per queue: what a NIC's TSO and the receiver's LRO
+	// (or the kernel's loopback, with its 64 KiB MTU) do. A frame whose
+	// bit a fault flipped loses that mark, so the stack's checksum
+	// catches it. A NIC without TSO drops such a frame as oversize.
+	TSO bool
 }
 
 // Wire is an in-memory Ethernet segment joining NICs: a switch with
@@ -97,6 +107,7 @@ type NIC struct {
 	linkUp  atomic.Bool
 	closed  atomic.Bool
 	maxLen  int // longest frame carried: nicq.MaxFrameLen(mtu)
+	tso     bool
 	qConfig nicq.PoolConfig
 }
 
@@ -131,14 +142,21 @@ type desc struct {
 
 const (
 	descHashValid = 1 << 31 // hash holds the frame's RSS hash
+	// descPartial: a TSO frame, whose TCP checksum field holds the
+	// pseudo-header sum.
+	descPartial = 1 << 29
 	// descFaulty: the frame's fault plan (arrival time, duplication, the
 	// bit to flip) is in the sender's Buf, which the driver owns until the
 	// receiver hands it back; see (*Queue).injectFaults. Frames that meet
 	// no faults keep the descriptor small and never make the receiver read
 	// the sender's Buf.
 	descFaulty  = 1 << 30
-	descLenMask = descFaulty - 1
+	descLenMask = descPartial - 1
 )
+
+// maxTSOFrame is the longest TSO frame a NIC carries: 64 KiB of IP packet
+// with its Ethernet header and a VLAN tag.
+const maxTSOFrame = 65536 + nicq.EthernetHeaderLen + nicq.VLANTagLen
 
 // frame returns the bytes d describes.
 func (d *desc) frame() []byte {
@@ -205,7 +223,7 @@ func (w *Wire) newNIC(i int, c NICConfig) (*NIC, error) {
 	case c.MAC == [6]byte{}:
 		return nil, fmt.Errorf("%w: NIC %s: MAC is all zeros", nicq.ErrInvalidConfig, c.Name)
 	}
-	n := &NIC{wire: w, index: i, name: c.Name, mac: c.MAC, mtu: c.MTU, rss: c.RSS, faults: w.cfg.Faults, maxLen: nicq.MaxFrameLen(c.MTU)}
+	n := &NIC{wire: w, index: i, name: c.Name, mac: c.MAC, mtu: c.MTU, rss: c.RSS, faults: w.cfg.Faults, maxLen: nicq.MaxFrameLen(c.MTU), tso: c.TSO}
 	if c.Faults != nil {
 		if err := c.Faults.validate(); err != nil {
 			return nil, fmt.Errorf("mem: NIC %s faults: %w", c.Name, err)
@@ -292,7 +310,13 @@ func (n *NIC) SetLinkUp(up bool) { n.linkUp.Store(up) }
 // Features reports what the mem NIC does for the stack: it stamps received
 // frames with their RSS hash and arrival time. It verifies no checksums:
 // that would mean parsing protocols.
-func (n *NIC) Features() nicq.Features { return nicq.FeatureRxHash | nicq.FeatureRxTimestamp }
+func (n *NIC) Features() nicq.Features {
+	f := nicq.FeatureRxHash | nicq.FeatureRxTimestamp
+	if n.tso {
+		f |= nicq.FeatureTSO
+	}
+	return f
+}
 
 // RSS returns the configuration that steers frames into the NIC's queues.
 func (n *NIC) RSS() *rss.Config { return n.rss }
