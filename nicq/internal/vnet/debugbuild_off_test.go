@@ -1,0 +1,5 @@
+//go:build !mkstackdebug
+
+package vnet
+
+const debugBuild = false

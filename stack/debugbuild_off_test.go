@@ -1,0 +1,5 @@
+//go:build !mkstackdebug
+
+package stack
+
+const debugBuild = false
