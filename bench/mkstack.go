@@ -122,7 +122,7 @@ func serveHandlers(ctx context.Context, rt *core.Runtime, m *meter) error {
 			})
 			return
 		}
-		_, errs[c] = s.ListenTCP(tcpPort, stack.TCPListenOptions{OnEvent: serverHandler(m, c), NoDelay: true})
+		_, errs[c] = s.ListenTCP(tcpPort, stack.TCPListenOptions{OnEvent: serverHandler(m, c), OnSegment: serverSegment(m, c), NoDelay: true})
 	}
 	if err := rt.BroadcastWait(ctx, serve); err != nil {
 		return err
@@ -278,6 +278,21 @@ func mkstackHandlerLoad(ctx context.Context, mp *memPair, m *meter) (Point, erro
 }
 
 // serverHandler serves the workload on server core c.
+// serverSegment is the streams' sink on the handler API as an application
+// written for it would take them: each segment's bytes counted where the
+// NIC put them (OnSegment), never copied into the receive ring, as an epoll
+// server's read() copies them once into its buffer. Other workloads read
+// from the ring (nil).
+func serverSegment(m *meter, c int) stack.TCPSegmentHandler {
+	if w := m.p.Workload; w != TCPStream && w != TCPStreamMany {
+		return nil
+	}
+	return func(conn *stack.TCPConn, p []byte) int {
+		m.add(c, uint64(len(p)))
+		return len(p)
+	}
+}
+
 func serverHandler(m *meter, c int) stack.TCPHandler {
 	w := m.p.Workload
 	var scratch []byte
