@@ -10,8 +10,9 @@
 //
 // The driver owns the device's queue file descriptors, its steering program
 // and its per-queue packet pools. A frame costs one read or write system
-// call; the TAP is the driver for trying the stack against Linux with no
-// special hardware (see mkstack lab), not for line rate.
+// call (a TCP frame of up to 64 KiB with the offloads below); the TAP is
+// the driver for trying the stack against Linux with no special hardware
+// (see mkstack lab), not for line rate.
 //
 // Each queue is opened with a virtio-net header (IFF_VNET_HDR) and
 // checksum and segmentation offload (TUNSETOFFLOAD with TUN_F_CSUM and
@@ -23,7 +24,11 @@
 // frames of up to 64 KiB, one read each. The driver hands such a frame to
 // the stack whole, as one TCP segment (GRO's result, without GRO's work),
 // from a small pool of 64 KiB buffers per queue; when that pool is dry, or
-// for UDP's segmentation, it cuts the frame into frames of one MTU.
+// for UDP's segmentation, it cuts the frame into frames of one MTU. The
+// other way, a frame with Buf.SegmentSize (a TCP segment of up to 64 KiB
+// from a stack with TSO, nicq.FeatureTSO) goes with a virtio-net header
+// that asks the kernel to segment it, which a local receiver skips: one
+// write per 64 KiB.
 //
 // It needs CAP_NET_ADMIN (to attach to the device) and CAP_BPF or
 // CAP_SYS_ADMIN (for the steering program; without it the kernel's own
