@@ -25,6 +25,7 @@ import (
 
 	"github.com/mkstack/mkstack/affinity"
 	"github.com/mkstack/mkstack/core"
+	"github.com/mkstack/mkstack/nicq"
 	"github.com/mkstack/mkstack/sockets"
 	"github.com/mkstack/mkstack/stack"
 )
@@ -38,7 +39,7 @@ type serveOptions struct {
 	addr                        netip.Prefix
 	addrs6                      []netip.Prefix
 	gateway, gateway6           netip.Addr
-	cores                       int
+	cores, mtu                  int
 	afpacketRing                int
 	cpus                        []int
 	synCookieRate               int
@@ -82,6 +83,7 @@ func parseServe(args []string, stderr io.Writer) (serveOptions, int) {
 	fs.StringVar(&ring, "afpacket-ring", "v2", "afpacket: the receive ring, v2 (TPACKET_V2: each frame handed over at once, for request-response latency) or v3 (TPACKET_V3: frames in blocks, fewer wake-ups under load, but a lone frame waits up to 1 ms)")
 	var threads string
 	fs.StringVar(&threads, "threads", "auto", "where the cores run: pinned (each on its own thread, pinned with --pin; best for the per-core handler apps), shared (on the Go scheduler's threads, so that a hand-off to an application goroutine is a goroutine switch; best for net.Conn and net/http), or auto (pinned until the application uses net.Conn, as --app http does)")
+	fs.IntVar(&o.mtu, "mtu", 0, "the stack's MTU, at most the device's (0: the device's); with IPv6, at least 1280")
 	fs.BoolVar(&o.noTSO, "no-tso", false, "send TCP in segments of one MSS even where the driver offers TSO (tap, afpacket, mem), as ethtool -K DEV tso off: every frame a capture sees is then at most one MTU with a complete checksum")
 	fs.DurationVar(&o.spin, "spin-window", 0, "how long an idle core polls before it sleeps (0: the runtime's default, 50µs; negative: sleep at once, for cores that share CPUs with other work)")
 	fs.DurationVar(&o.shutdown, "shutdown-timeout", 5*time.Second, "on SIGINT/SIGTERM, how long connections get to close with FIN before they are reset")
@@ -95,6 +97,9 @@ func parseServe(args []string, stderr io.Writer) (serveOptions, int) {
 	}
 	if fs.NArg() != 0 {
 		return bad("unexpected argument %q", fs.Arg(0))
+	}
+	if o.mtu != 0 && (o.mtu < 68 || o.mtu > 65535) {
+		return bad("--mtu %d: want 68 to 65535, or 0 for the device's", o.mtu)
 	}
 	t, err := core.ParseThreads(threads)
 	if err != nil {
@@ -213,6 +218,10 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, stdout io.Writ
 		return fmt.Errorf("open %s: %w", o.driver, err)
 	}
 	defer closeNIC()
+	mtu, err := o.stackMTU(nic)
+	if err != nil {
+		return err
+	}
 	cfg := core.Config{
 		NIC:        nic,
 		Cores:      o.cores,
@@ -222,7 +231,7 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, stdout io.Writ
 		Threads:    o.threads,
 		NoTSO:      o.noTSO,
 		StackConfig: func(c int) stack.Config {
-			return stack.Config{Addr: o.addr, Addrs6: o.addrs6, Gateway: o.gateway, Gateway6: o.gateway6, TCP: stack.TCPConfig{SYNCookiesPerSecond: o.synCookieRate},
+			return stack.Config{Addr: o.addr, Addrs6: o.addrs6, Gateway: o.gateway, Gateway6: o.gateway6, MTU: mtu, TCP: stack.TCPConfig{SYNCookiesPerSecond: o.synCookieRate},
 				Warn: func(msg string) { log.Warn(msg, "core", c, "driver", o.driver) }}
 		},
 	}
@@ -241,7 +250,7 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, stdout io.Writ
 		return err
 	}
 	log.Info("stack up", "driver", o.driver, "nic", nic.Name(), "mac", net.HardwareAddr(macSlice(nic.MAC())).String(),
-		"addr", o.addr, "addr6", fmt.Sprint(o.addrs6), "cores", rt.NumCores(), "cpus", fmt.Sprint(rt.CPUs()), "queues", nic.NumQueues(), "mtu", nic.MTU())
+		"addr", o.addr, "addr6", fmt.Sprint(o.addrs6), "cores", rt.NumCores(), "cpus", fmt.Sprint(rt.CPUs()), "queues", nic.NumQueues(), "mtu", mtu)
 
 	var appClose func()
 	var appMetrics prometheus.Collector
@@ -365,6 +374,27 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, stdout io.Writ
 }
 
 func macSlice(m [6]byte) []byte { return m[:] }
+
+// stackMTU is the stack's MTU: --mtu, which the device must carry, or the
+// device's own.
+func (o *serveOptions) stackMTU(nic nicq.NIC) (int, error) {
+	dev := nic.MTU()
+	switch {
+	case o.mtu == 0:
+		return dev, nil
+	case o.mtu > dev && o.driver == "mem":
+		return 0, fmt.Errorf("--mtu %d: the mem wire's NICs have MTU %d", o.mtu, dev)
+	case o.mtu > dev:
+		hint := ""
+		if o.driver == "afxdp" {
+			hint = "; AF_XDP takes a frame in one 4 KiB UMEM frame, so at most MTU 3822 (jumbo frames need AF_XDP multi-buffer, which the afxdp driver does not do)"
+		}
+		return 0, fmt.Errorf("--mtu %d: %s has MTU %d: raise it first (ip link set dev %s mtu %d)%s", o.mtu, o.iface, dev, o.iface, o.mtu, hint)
+	case o.mtu < 1280 && len(o.addrs6) > 0:
+		return 0, fmt.Errorf("--mtu %d: IPv6 needs at least 1280", o.mtu)
+	}
+	return o.mtu, nil
+}
 
 // httpApp is the built-in HTTP application: a page at / and a download of
 // N bytes at /bytes/N.

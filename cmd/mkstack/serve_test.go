@@ -15,6 +15,7 @@ import (
 
 	"github.com/mkstack/mkstack/core"
 	"github.com/mkstack/mkstack/nicq"
+	"github.com/mkstack/mkstack/rss"
 	"github.com/mkstack/mkstack/sockets"
 	"github.com/mkstack/mkstack/stack"
 )
@@ -197,3 +198,61 @@ func TestServeTakesTheThreadMode(t *testing.T) {
 		t.Errorf("--threads spin: exit %d, stderr %q; want 2 and a message naming --threads", code, errOut.String())
 	}
 }
+
+// --mtu below the device's: the stack announces an MSS for it, so the
+// peer's segments shrink to fit, and an echo still arrives whole.
+func TestServeTakesASmallerMTU(t *testing.T) {
+	cli, stop := serveOverMem(t, "--app", "echo", "--cores", "1", "--mtu", "576")
+	c, err := cli.Dial("tcp", "10.77.0.1:7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	msg := bytes.Repeat([]byte("abcdefgh"), 64<<10)
+	go c.Write(msg)
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("echo of 512 KiB at MTU 576: %v", err)
+	}
+	c.Close()
+	if err := stop(); err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+}
+
+// --mtu above what the device carries, or outside IP's bounds, fails with
+// what to do.
+func TestServeRefusesAnMTUTheDeviceCannotCarry(t *testing.T) {
+	if _, code := parseServe([]string{"--driver", "mem", "--addr", "10.0.0.1/24", "--mtu", "40"}, io.Discard); code != 2 {
+		t.Errorf("--mtu 40: status %d, want 2", code)
+	}
+	o, code := parseServe([]string{"--driver", "mem", "--addr", "10.0.0.1/24", "--mtu", "9000", "--pin=false"}, io.Discard)
+	if code != 0 {
+		t.Fatalf("parse: %d", code)
+	}
+	err := serve(context.Background(), o, slog.New(slog.NewTextHandler(io.Discard, nil)), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--mtu 9000") || !strings.Contains(err.Error(), "1500") {
+		t.Fatalf("serve --mtu 9000 on the mem wire: %v", err)
+	}
+	veth := serveOptions{driver: "afxdp", iface: "mks0", mtu: 9000}
+	if _, err := veth.stackMTU(fixedMTU(1500)); err == nil || !strings.Contains(err.Error(), "ip link set dev mks0 mtu 9000") || !strings.Contains(err.Error(), "multi-buffer") {
+		t.Errorf("afxdp --mtu 9000 on a device of 1500: %v", err)
+	}
+	six := serveOptions{driver: "tap", iface: "t0", mtu: 1000, addrs6: []netip.Prefix{netip.MustParsePrefix("fd77::1/64")}}
+	if _, err := six.stackMTU(fixedMTU(1500)); err == nil || !strings.Contains(err.Error(), "1280") {
+		t.Errorf("--mtu 1000 with IPv6: %v", err)
+	}
+}
+
+// fixedMTU is a NIC that only says its MTU.
+type fixedMTU int
+
+func (m fixedMTU) Name() string            { return "fixed" }
+func (m fixedMTU) NumQueues() int          { return 1 }
+func (m fixedMTU) Queue(int) nicq.Queue    { return nil }
+func (m fixedMTU) MAC() [6]byte            { return [6]byte{2} }
+func (m fixedMTU) MTU() int                { return int(m) }
+func (m fixedMTU) LinkUp() bool            { return true }
+func (m fixedMTU) Features() nicq.Features { return 0 }
+func (m fixedMTU) RSS() *rss.Config        { return nil }
+func (m fixedMTU) Close() error            { return nil }
