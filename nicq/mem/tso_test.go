@@ -2,6 +2,7 @@ package mem_test
 
 import (
 	"bytes"
+	"runtime"
 	"testing"
 
 	"github.com/mkstack/mkstack/nicq"
@@ -9,14 +10,12 @@ import (
 	"github.com/mkstack/mkstack/nicq/mem"
 )
 
-// sendTSO sends frame from q in a buffer of a large pool with
-// SegmentSize set, as a stack with TSO does, and returns what Send took.
-func sendTSO(t *testing.T, q nicq.Queue, frame []byte) int {
+// sendTSO sends frame from q in a buffer of p, a pool of large buffers,
+// with SegmentSize set, as a stack with TSO does, and returns what Send
+// took. The caller keeps p: a buffer is valid only while its pool is
+// reachable, and the wire's rings are not where the collector looks.
+func sendTSO(t *testing.T, q nicq.Queue, p *nicq.Pool, frame []byte) int {
 	t.Helper()
-	p, err := nicq.NewPool(nicq.PoolConfig{Name: "tso", Buffers: 1, FrameSize: 70 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
 	b := p.Get()
 	copy(b.Append(len(frame)), frame)
 	b.SegmentSize = 1448
@@ -54,7 +53,12 @@ func TestTSOFramesCrossWhole(t *testing.T) {
 				t.Fatalf("NIC a offers TSO: %v, configured %v", got, c.tsoA)
 			}
 			tx, rx := w.NIC(0).Queue(0), w.NIC(1).Queue(0)
-			sendTSO(t, tx, big)
+			tsoPool, err := nicq.NewPool(nicq.PoolConfig{Name: "tso", Buffers: 1, FrameSize: 70 << 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer runtime.KeepAlive(tsoPool)
+			sendTSO(t, tx, tsoPool, big)
 			got := recvAll(rx)
 			if !c.arrives {
 				if len(got) != 0 || tx.Counters().Drops[nicq.DropOversize] != 1 {
