@@ -514,6 +514,7 @@ type tcpTable struct {
 	// connect/close churn does not allocate; their rings' memory went back
 	// to sndRings and rcvRings.
 	free               []*TCPConn
+	freeScoreboards    []*tcpScoreboard
 	sndRings, rcvRings ringPool
 	mem                tcpMem // what the rings hold, against MemoryLimit
 	// timeWait lists connections as they entered TIME-WAIT, oldest
@@ -902,10 +903,14 @@ type TCPConn struct {
 	// side's measure of what the application consumes per round trip.
 	rcvLocked, sndLocked bool
 	tune                 rcvTune
-	// ooo are the out-of-order ranges held in rcvBuf beyond rcvNxt,
-	// sorted; oooLatest starts the one that got the latest segment (the
-	// first SACK block, RFC 2018 4).
-	ooo       [maxOutOfOrder]seqRange
+	// sb holds the ranges loss recovery keeps (tcpScoreboard): the
+	// out-of-order ranges held in rcvBuf beyond rcvNxt (nOOO of sb.ooo,
+	// sorted; oooLatest starts the one that got the latest segment, the
+	// first SACK block, RFC 2018 4), the SACK scoreboard (nSacked) and
+	// the ranges retransmitted for undo (nUndo). It is attached at the
+	// first range and goes back to the table's free list with the
+	// connection, so a connection that never saw loss carries none.
+	sb        *tcpScoreboard
 	nOOO      int
 	oooLatest uint32
 	// dsack is a duplicate range received, reported as the first SACK
@@ -930,11 +935,10 @@ type TCPConn struct {
 	// quickACKs counts the ACKs still to send at once (TCPConfig.QuickACKs).
 	quickACKs int
 
-	// Loss recovery (RFC 5681, 6582, 6675). sacked is the SACK
+	// Loss recovery (RFC 5681, 6582, 6675). sb.sacked is the SACK
 	// scoreboard above sndUna, sorted.
 	cc                     congestion.Controller
 	algs                   congestion.Algorithms
-	sacked                 [maxOutOfOrder]seqRange
 	nSacked                int
 	dupAcks                int
 	inRecovery             bool
@@ -962,7 +966,7 @@ type TCPConn struct {
 	dupCredit int
 
 	// Undo of a spurious reduction (tcp_undo.go): undoOn while the last
-	// reduction (undoRTO: by the timer) may still be undone. undoRexmit
+	// reduction (undoRTO: by the timer) may still be undone. sb.undo
 	// are the ranges retransmitted since that no D-SACK has reported yet
 	// (undoAny: some were; undoNoDSACK: D-SACK cannot tell, a range went
 	// twice or there were too many); eifelTS is the TSval of the first
@@ -977,7 +981,6 @@ type TCPConn struct {
 	undoOn, undoRTO, undoAny, undoNoDSACK, eifelArmed bool
 	eifelTS                                           uint32
 	nUndo                                             int
-	undoRexmit                                        [maxUndoRanges]seqRange
 
 	// RFC 6298 state, in nanoseconds. rttSeq is the sequence number whose
 	// ACK completes the running measurement (rttTiming).
@@ -1020,6 +1023,34 @@ func (t *tcpTable) newConn(id tcpTuple, h TCPHandler, alg congestion.Algorithm) 
 	c.lastRecv = t.s.now
 	t.conns[id] = c
 	return c
+}
+
+// tcpScoreboard is the room for the ranges of loss recovery, which a
+// connection needs only once a segment arrives out of order, a SACK block
+// arrives, or data goes again: 576 bytes every idle connection would
+// otherwise carry (TCPConn is then 1280 bytes instead of 1848, a 1280-byte
+// allocation instead of a 2048-byte one). Counts in TCPConn say which
+// entries are valid, so a reused one is not cleared.
+type tcpScoreboard struct {
+	ooo    [maxOutOfOrder]seqRange
+	sacked [maxOutOfOrder]seqRange
+	undo   [maxUndoRanges]seqRange
+}
+
+// scoreboard returns the connection's scoreboard, attaching one (from the
+// table's free list, so recovery allocates nothing in steady state) if it
+// has none.
+func (c *TCPConn) scoreboard() *tcpScoreboard {
+	if c.sb == nil {
+		t := c.t
+		if n := len(t.freeScoreboards); n > 0 {
+			c.sb = t.freeScoreboards[n-1]
+			t.freeScoreboards = t.freeScoreboards[:n-1]
+		} else {
+			c.sb = new(tcpScoreboard)
+		}
+	}
+	return c.sb
 }
 
 // reset clears a recycled connection but keeps its timers (its rings
@@ -1477,6 +1508,12 @@ func (c *TCPConn) recycle() {
 	t := c.t
 	c.sndBuf.release()
 	c.rcvBuf.release()
+	if c.sb != nil {
+		if len(t.freeScoreboards) < 1024 {
+			t.freeScoreboards = append(t.freeScoreboards, c.sb)
+		}
+		c.sb = nil
+	}
 	c.t = nil // a second Close or recycle is a no-op
 	c.handler = nil
 	c.Context = nil

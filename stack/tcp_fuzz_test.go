@@ -202,31 +202,38 @@ func checkTCPInvariants(t *testing.T, s *Stack) {
 				t.Fatalf("%s: ring n %d head %d of %d", where, r.n, r.head, len(r.buf))
 			}
 		}
-		if c.nOOO < 0 || c.nOOO > tb.cfg.MaxOutOfOrder || c.nSacked < 0 || c.nSacked > len(c.sacked) {
+		if c.nOOO < 0 || c.nOOO > tb.cfg.MaxOutOfOrder || c.nSacked < 0 || c.nSacked > len(c.sb.sacked) {
 			t.Fatalf("%s: %d out-of-order ranges, %d SACKed", where, c.nOOO, c.nSacked)
 		}
+		sb := c.sb
+		if sb == nil {
+			if c.nOOO != 0 || c.nSacked != 0 || c.nUndo != 0 {
+				t.Fatalf("%s: %d out-of-order, %d SACKed, %d undo ranges and no scoreboard", where, c.nOOO, c.nSacked, c.nUndo)
+			}
+			sb = new(tcpScoreboard)
+		}
 		prev := c.rcvNxt
-		for i, r := range c.ooo[:c.nOOO] {
+		for i, r := range sb.ooo[:c.nOOO] {
 			if !seqLT(r.start, r.end) || (i == 0 && !seqLT(prev, r.start)) || (i > 0 && !seqLT(prev, r.start)) {
-				t.Fatalf("%s: out-of-order ranges %v (rcvNxt %d)", where, c.ooo[:c.nOOO], c.rcvNxt)
+				t.Fatalf("%s: out-of-order ranges %v (rcvNxt %d)", where, sb.ooo[:c.nOOO], c.rcvNxt)
 			}
 			prev = r.end
 		}
 		if c.nUndo < 0 || c.nUndo > maxUndoRanges || c.frto > 2 || c.frtoSend < 0 || c.dsackOn && (!c.sackOK || !seqLT(c.dsack.start, c.dsack.end)) {
 			t.Fatalf("%s: %d undo ranges, F-RTO step %d (%d to send), D-SACK %v %v", where, c.nUndo, c.frto, c.frtoSend, c.dsackOn, c.dsack)
 		}
-		for i, r := range c.undoRexmit[:c.nUndo] {
-			if !seqLT(r.start, r.end) || i > 0 && !seqLT(c.undoRexmit[i-1].end, r.start) {
-				t.Fatalf("%s: retransmitted ranges %v", where, c.undoRexmit[:c.nUndo])
+		for i, r := range sb.undo[:c.nUndo] {
+			if !seqLT(r.start, r.end) || i > 0 && !seqLT(sb.undo[i-1].end, r.start) {
+				t.Fatalf("%s: retransmitted ranges %v", where, sb.undo[:c.nUndo])
 			}
 		}
 		if c.oooBytes() > c.rcvBuf.free() {
 			t.Fatalf("%s: out-of-order data reaches %d bytes past the %d free", where, c.oooBytes(), c.rcvBuf.free())
 		}
 		prev = c.sndUna
-		for _, r := range c.sacked[:c.nSacked] {
+		for _, r := range sb.sacked[:c.nSacked] {
 			if !seqLT(r.start, r.end) || seqLT(r.start, prev) || seqGT(r.end, c.sndMax) {
-				t.Fatalf("%s: scoreboard %v (sndUna %d sndMax %d)", where, c.sacked[:c.nSacked], c.sndUna, c.sndMax)
+				t.Fatalf("%s: scoreboard %v (sndUna %d sndMax %d)", where, sb.sacked[:c.nSacked], c.sndUna, c.sndMax)
 			}
 			prev = r.end
 		}

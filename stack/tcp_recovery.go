@@ -7,11 +7,11 @@ import "github.com/mkstack/mkstack/stack/header"
 //
 // Receive: data beyond a hole is written into the receive ring at its
 // place past the in-order bytes, so it costs no memory beyond the window
-// we advertised; c.ooo remembers which ranges are there (bounded by
+// we advertised; c.sb.ooo remembers which ranges are there (bounded by
 // TCPConfig.MaxOutOfOrder). When the hole fills, the ranges it reaches
 // join the in-order bytes without a copy.
 //
-// Send: SACK blocks (RFC 2018) build c.sacked, the ranges above sndUna the
+// Send: SACK blocks (RFC 2018) build c.sb.sacked, the ranges above sndUna the
 // peer holds. Loss is declared after three duplicate ACKs or when more
 // than two segments' worth of data is SACKed above sndUna (RFC 6675's
 // IsLost for the first hole). Recovery (RFC 6675 with SACK, RFC 6582
@@ -40,7 +40,7 @@ func (c *TCPConn) oooBytes() int {
 	if c.nOOO == 0 {
 		return 0
 	}
-	return int(c.ooo[c.nOOO-1].end - c.rcvNxt)
+	return int(c.sb.ooo[c.nOOO-1].end - c.rcvNxt)
 }
 
 // storeOutOfOrder keeps a segment that arrived beyond a hole; it reports
@@ -49,18 +49,19 @@ func (c *TCPConn) oooBytes() int {
 func (c *TCPConn) storeOutOfOrder(seg *tcpSegment) DropReason {
 	r := seqRange{seg.seq, seg.seq + uint32(len(seg.payload))}
 	c.noteHeldDuplicate(r.start, r.end)
+	c.scoreboard()
 	// Find the insertion point and merge with neighbours.
 	i := 0
-	for i < c.nOOO && seqLT(c.ooo[i].end, r.start) {
+	for i < c.nOOO && seqLT(c.sb.ooo[i].end, r.start) {
 		i++
 	}
 	j := i
-	for j < c.nOOO && seqLEQ(c.ooo[j].start, r.end) {
-		if seqLT(c.ooo[j].start, r.start) {
-			r.start = c.ooo[j].start
+	for j < c.nOOO && seqLEQ(c.sb.ooo[j].start, r.end) {
+		if seqLT(c.sb.ooo[j].start, r.start) {
+			r.start = c.sb.ooo[j].start
 		}
-		if seqGT(c.ooo[j].end, r.end) {
-			r.end = c.ooo[j].end
+		if seqGT(c.sb.ooo[j].end, r.end) {
+			r.end = c.sb.ooo[j].end
 		}
 		j++
 	}
@@ -74,13 +75,13 @@ func (c *TCPConn) storeOutOfOrder(seg *tcpSegment) DropReason {
 	// Replace ooo[i:j] by r.
 	switch {
 	case merged == 0:
-		copy(c.ooo[i+1:c.nOOO+1], c.ooo[i:c.nOOO])
+		copy(c.sb.ooo[i+1:c.nOOO+1], c.sb.ooo[i:c.nOOO])
 		c.nOOO++
 	case merged > 1:
-		copy(c.ooo[i+1:], c.ooo[j:c.nOOO])
+		copy(c.sb.ooo[i+1:], c.sb.ooo[j:c.nOOO])
 		c.nOOO -= merged - 1
 	}
-	c.ooo[i] = r
+	c.sb.ooo[i] = r
 	c.oooLatest = r.start
 	return DropNone
 }
@@ -89,16 +90,16 @@ func (c *TCPConn) storeOutOfOrder(seg *tcpSegment) DropReason {
 // bytes.
 func (c *TCPConn) joinOutOfOrder() {
 	k := 0
-	for k < c.nOOO && seqLEQ(c.ooo[k].start, c.rcvNxt) {
-		if seqGT(c.ooo[k].end, c.rcvNxt) {
-			n := c.ooo[k].end - c.rcvNxt
+	for k < c.nOOO && seqLEQ(c.sb.ooo[k].start, c.rcvNxt) {
+		if seqGT(c.sb.ooo[k].end, c.rcvNxt) {
+			n := c.sb.ooo[k].end - c.rcvNxt
 			c.rcvBuf.commit(int(n))
 			c.rcvNxt += n
 		}
 		k++
 	}
 	if k > 0 {
-		copy(c.ooo[:], c.ooo[k:c.nOOO])
+		copy(c.sb.ooo[:], c.sb.ooo[k:c.nOOO])
 		c.nOOO -= k
 	}
 }
@@ -108,14 +109,14 @@ func (c *TCPConn) joinOutOfOrder() {
 // others in order (RFC 2018 4).
 func (c *TCPConn) sackBlocks(o *header.TCPOptions, n, limit int) {
 	for i := 0; i < c.nOOO && n < limit; i++ {
-		if c.ooo[i].start == c.oooLatest {
-			o.SACKBlocks[n] = header.SACKBlock{Left: c.ooo[i].start, Right: c.ooo[i].end}
+		if c.sb.ooo[i].start == c.oooLatest {
+			o.SACKBlocks[n] = header.SACKBlock{Left: c.sb.ooo[i].start, Right: c.sb.ooo[i].end}
 			n++
 		}
 	}
 	for i := 0; i < c.nOOO && n < limit; i++ {
-		if c.ooo[i].start != c.oooLatest {
-			o.SACKBlocks[n] = header.SACKBlock{Left: c.ooo[i].start, Right: c.ooo[i].end}
+		if c.sb.ooo[i].start != c.oooLatest {
+			o.SACKBlocks[n] = header.SACKBlock{Left: c.sb.ooo[i].start, Right: c.sb.ooo[i].end}
 			n++
 		}
 	}
@@ -142,57 +143,58 @@ func (c *TCPConn) takeSACK(seg *tcpSegment) bool {
 }
 
 func (c *TCPConn) addSACKed(r seqRange) {
+	c.scoreboard()
 	i := 0
-	for i < c.nSacked && seqLT(c.sacked[i].end, r.start) {
+	for i < c.nSacked && seqLT(c.sb.sacked[i].end, r.start) {
 		i++
 	}
 	j := i
-	for j < c.nSacked && seqLEQ(c.sacked[j].start, r.end) {
-		if seqLT(c.sacked[j].start, r.start) {
-			r.start = c.sacked[j].start
+	for j < c.nSacked && seqLEQ(c.sb.sacked[j].start, r.end) {
+		if seqLT(c.sb.sacked[j].start, r.start) {
+			r.start = c.sb.sacked[j].start
 		}
-		if seqGT(c.sacked[j].end, r.end) {
-			r.end = c.sacked[j].end
+		if seqGT(c.sb.sacked[j].end, r.end) {
+			r.end = c.sb.sacked[j].end
 		}
 		j++
 	}
 	merged := j - i
 	switch {
-	case merged == 0 && c.nSacked == len(c.sacked):
+	case merged == 0 && c.nSacked == len(c.sb.sacked):
 		// Full: forget the highest range (the least useful for repair).
 		if i == c.nSacked {
 			return
 		}
-		copy(c.sacked[i+1:], c.sacked[i:c.nSacked-1])
+		copy(c.sb.sacked[i+1:], c.sb.sacked[i:c.nSacked-1])
 	case merged == 0:
-		copy(c.sacked[i+1:c.nSacked+1], c.sacked[i:c.nSacked])
+		copy(c.sb.sacked[i+1:c.nSacked+1], c.sb.sacked[i:c.nSacked])
 		c.nSacked++
 	case merged > 1:
-		copy(c.sacked[i+1:], c.sacked[j:c.nSacked])
+		copy(c.sb.sacked[i+1:], c.sb.sacked[j:c.nSacked])
 		c.nSacked -= merged - 1
 	}
-	c.sacked[i] = r
+	c.sb.sacked[i] = r
 }
 
 // dropSACKedBelow forgets scoreboard ranges the cumulative ACK passed.
 func (c *TCPConn) dropSACKedBelow(ack uint32) {
 	k := 0
-	for k < c.nSacked && seqLEQ(c.sacked[k].end, ack) {
+	for k < c.nSacked && seqLEQ(c.sb.sacked[k].end, ack) {
 		k++
 	}
 	if k > 0 {
-		copy(c.sacked[:], c.sacked[k:c.nSacked])
+		copy(c.sb.sacked[:], c.sb.sacked[k:c.nSacked])
 		c.nSacked -= k
 	}
-	if c.nSacked > 0 && seqLT(c.sacked[0].start, ack) {
-		c.sacked[0].start = ack
+	if c.nSacked > 0 && seqLT(c.sb.sacked[0].start, ack) {
+		c.sb.sacked[0].start = ack
 	}
 }
 
 func (c *TCPConn) sackedBytes() int {
 	n := 0
 	for i := range c.nSacked {
-		n += int(c.sacked[i].end - c.sacked[i].start)
+		n += int(c.sb.sacked[i].end - c.sb.sacked[i].start)
 	}
 	return n
 }
@@ -202,7 +204,7 @@ func (c *TCPConn) highSACKed() uint32 {
 	if c.nSacked == 0 {
 		return c.sndUna
 	}
-	return c.sacked[c.nSacked-1].end
+	return c.sb.sacked[c.nSacked-1].end
 }
 
 // dataMSS is the payload of a full segment: the MSS less the options every
@@ -357,7 +359,7 @@ func (c *TCPConn) newLoss(high uint32) bool {
 		high = c.sndUna
 	}
 	for i := 0; i < c.nSacked; i++ {
-		r := c.sacked[i]
+		r := c.sb.sacked[i]
 		if seqLEQ(r.end, high) {
 			continue
 		}
@@ -387,14 +389,14 @@ func (c *TCPConn) pipe() int {
 		}
 		x := c.sndUna
 		for i := 0; i < c.nSacked && seqLT(x, end); i++ {
-			s := c.sacked[i].start
+			s := c.sb.sacked[i].start
 			if seqGT(s, end) {
 				s = end
 			}
 			if seqLT(x, s) {
 				p += int(s - x)
 			}
-			x = c.sacked[i].end
+			x = c.sb.sacked[i].end
 		}
 		return p
 	}
@@ -423,7 +425,7 @@ func (c *TCPConn) nextHole() (seq uint32, n int) {
 		return x, min(c.dataMSS(), int(c.sndNxt-x), int(dataEnd-x))
 	}
 	for i := 0; i < c.nSacked; i++ {
-		r := c.sacked[i]
+		r := c.sb.sacked[i]
 		if seqLT(x, r.start) {
 			return x, min(c.dataMSS(), int(r.start-x), int(dataEnd-x))
 		}

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"testing"
+	"unsafe"
 
 	"github.com/mkstack/mkstack/stack/congestion"
 )
@@ -198,8 +199,8 @@ func TestTCPScriptPRRCountsSACKsOfAnOldACK(t *testing.T) {
 // newLoss tells an ACK that exposes a hole above the highest SACKed byte
 // (not safe for PRR's extra segment) from one that only extends it.
 func TestTCPNewLossSeesOnlyNewHoles(t *testing.T) {
-	c := &TCPConn{sndUna: 1000}
-	c.sacked[0], c.sacked[1] = seqRange{2000, 3000}, seqRange{3000, 4000}
+	c := &TCPConn{sndUna: 1000, sb: new(tcpScoreboard)}
+	c.sb.sacked[0], c.sb.sacked[1] = seqRange{2000, 3000}, seqRange{3000, 4000}
 	c.nSacked = 2
 	if c.newLoss(3000) {
 		t.Error("a SACK extending the highest range: new loss")
@@ -207,7 +208,7 @@ func TestTCPNewLossSeesOnlyNewHoles(t *testing.T) {
 	if c.newLoss(4000) {
 		t.Error("no SACK above the old highest byte: new loss")
 	}
-	c.sacked[1] = seqRange{3500, 4000}
+	c.sb.sacked[1] = seqRange{3500, 4000}
 	if !c.newLoss(3000) {
 		t.Error("a SACK beyond a gap above the old highest byte: no new loss")
 	}
@@ -241,5 +242,51 @@ func TestTCPDeliveredWithoutSACKCountsDuplicateACKs(t *testing.T) {
 		if got := c.delivered(tc.acked, 0); got != tc.want {
 			t.Errorf("step %d: delivered %d, want %d", i, got, tc.want)
 		}
+	}
+}
+
+// A connection that never saw loss carries no scoreboard, and TCPConn
+// stays within the 1280-byte allocation class; one that holds an
+// out-of-order range has one, which goes back to the table's free list
+// when the connection is recycled and serves the next connection.
+func TestScoreboardOnlyWhileRecoveryNeedsIt(t *testing.T) {
+	if size := unsafe.Sizeof(TCPConn{}); size > 1280 {
+		t.Errorf("TCPConn is %d bytes: past the 1280-byte size class", size)
+	}
+	m := tcpBenchPair(t, nil, echoServer)
+	a := m.stacks[0]
+	r := &rrClient{limit: 5}
+	c, err := a.DialTCP(ip4("10.0.0.2"), 5001, TCPConnOptions{OnEvent: r.handle, NoDelay: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUntil(m, func() bool { return r.done >= 5 }, 100)
+	if r.done < 5 {
+		t.Fatalf("%d exchanges", r.done)
+	}
+	for _, s := range m.stacks {
+		for _, conn := range s.tcp.conns {
+			if conn.sb != nil {
+				t.Errorf("%v: a scoreboard without loss", conn.id)
+			}
+		}
+	}
+	c.storeOutOfOrder(&tcpSegment{seq: c.rcvNxt + 100, payload: make([]byte, 10)})
+	if c.sb == nil || c.nOOO != 1 {
+		t.Fatalf("an out-of-order range: scoreboard %v, %d ranges", c.sb != nil, c.nOOO)
+	}
+	sb := c.sb
+	c.Abort()
+	m.step()
+	if free := a.tcp.freeScoreboards; len(free) != 1 || free[0] != sb {
+		t.Fatalf("after the connection went: %d scoreboards free", len(free))
+	}
+	c2, err := a.DialTCP(ip4("10.0.0.2"), 5001, TCPConnOptions{OnEvent: r.handle, NoDelay: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2.addSACKed(seqRange{c2.sndUna + 10, c2.sndUna + 20})
+	if c2.sb != sb || len(a.tcp.freeScoreboards) != 0 {
+		t.Error("the next connection did not take the free scoreboard")
 	}
 }

@@ -68,7 +68,7 @@ func (c *TCPConn) noteHeldDuplicate(start, end uint32) {
 		return
 	}
 	for i := 0; i < c.nOOO; i++ {
-		r := c.ooo[i]
+		r := c.sb.ooo[i]
 		if seqLT(r.start, end) && seqGT(r.end, start) {
 			if seqGT(r.start, start) {
 				start = r.start
@@ -115,27 +115,28 @@ func (c *TCPConn) noteRetransmit(seq uint32, n int) {
 		return
 	}
 	r := seqRange{seq, seq + uint32(n)}
+	c.scoreboard()
 	i := 0
-	for i < c.nUndo && seqLEQ(c.undoRexmit[i].end, r.start) {
+	for i < c.nUndo && seqLEQ(c.sb.undo[i].end, r.start) {
 		i++
 	}
 	switch {
-	case i < c.nUndo && seqLT(c.undoRexmit[i].start, r.end):
+	case i < c.nUndo && seqLT(c.sb.undo[i].start, r.end):
 		c.undoNoDSACK = true // sent twice
-	case i > 0 && c.undoRexmit[i-1].end == r.start:
-		c.undoRexmit[i-1].end = r.end
-		if i < c.nUndo && c.undoRexmit[i].start == r.end {
-			c.undoRexmit[i-1].end = c.undoRexmit[i].end
-			copy(c.undoRexmit[i:], c.undoRexmit[i+1:c.nUndo])
+	case i > 0 && c.sb.undo[i-1].end == r.start:
+		c.sb.undo[i-1].end = r.end
+		if i < c.nUndo && c.sb.undo[i].start == r.end {
+			c.sb.undo[i-1].end = c.sb.undo[i].end
+			copy(c.sb.undo[i:], c.sb.undo[i+1:c.nUndo])
 			c.nUndo--
 		}
-	case i < c.nUndo && c.undoRexmit[i].start == r.end:
-		c.undoRexmit[i].start = r.start
+	case i < c.nUndo && c.sb.undo[i].start == r.end:
+		c.sb.undo[i].start = r.start
 	case c.nUndo == maxUndoRanges:
 		c.undoNoDSACK = true
 	default:
-		copy(c.undoRexmit[i+1:c.nUndo+1], c.undoRexmit[i:c.nUndo])
-		c.undoRexmit[i] = r
+		copy(c.sb.undo[i+1:c.nUndo+1], c.sb.undo[i:c.nUndo])
+		c.sb.undo[i] = r
 		c.nUndo++
 	}
 }
@@ -176,7 +177,7 @@ func (c *TCPConn) takeDSACK(seg *tcpSegment) {
 	d := seqRange{b.Left, b.Right}
 	hit := false
 	for i := 0; i < c.nUndo; {
-		r := c.undoRexmit[i]
+		r := c.sb.undo[i]
 		if !seqLT(r.start, d.end) || !seqLT(d.start, r.end) {
 			i++
 			continue
@@ -190,19 +191,19 @@ func (c *TCPConn) takeDSACK(seg *tcpSegment) {
 				c.undoNoDSACK = true
 				return
 			}
-			copy(c.undoRexmit[i+2:c.nUndo+1], c.undoRexmit[i+1:c.nUndo])
-			c.undoRexmit[i] = seqRange{r.start, d.start}
-			c.undoRexmit[i+1] = seqRange{d.end, r.end}
+			copy(c.sb.undo[i+2:c.nUndo+1], c.sb.undo[i+1:c.nUndo])
+			c.sb.undo[i] = seqRange{r.start, d.start}
+			c.sb.undo[i+1] = seqRange{d.end, r.end}
 			c.nUndo++
 			i += 2
 		case left:
-			c.undoRexmit[i].end = d.start
+			c.sb.undo[i].end = d.start
 			i++
 		case right:
-			c.undoRexmit[i].start = d.end
+			c.sb.undo[i].start = d.end
 			i++
 		default:
-			copy(c.undoRexmit[i:], c.undoRexmit[i+1:c.nUndo])
+			copy(c.sb.undo[i:], c.sb.undo[i+1:c.nUndo])
 			c.nUndo--
 		}
 	}

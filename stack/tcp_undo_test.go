@@ -275,7 +275,7 @@ func TestTCPUndoRangesTakeDSACKs(t *testing.T) {
 			c.takeDSACK(seg)
 		}
 		if got := c.t.stats.DSACKUndos == 1; got != tc.undo {
-			t.Errorf("%s: undone %v, want %v (ranges %v)", tc.name, got, tc.undo, c.undoRexmit[:c.nUndo])
+			t.Errorf("%s: undone %v, want %v (ranges %v)", tc.name, got, tc.undo, undoRanges(c))
 		}
 	}
 }
@@ -356,4 +356,12 @@ func TestTCPScriptFRTO(t *testing.T) {
 			}, tail))
 		})
 	}
+}
+
+// undoRanges are c's retransmitted ranges for undo.
+func undoRanges(c *TCPConn) []seqRange {
+	if c.sb == nil {
+		return nil
+	}
+	return c.sb.undo[:c.nUndo]
 }
