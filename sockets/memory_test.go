@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/mkstack/mkstack/stack"
 )
 
 // TestIdleConnectionsHoldNoQueueMemory opens connections that each carry
@@ -181,4 +183,32 @@ func queueSize(q *writeQueue) string {
 		return "none"
 	}
 	return fmt.Sprintf("of %d bytes", len(q.buf))
+}
+
+// TestReceivedBytesSkipTheRingWhenTheReadQueueHasRoom: while the read
+// queue has room, an arriving segment's bytes go straight into it
+// (segmentToConn), not through the TCP receive ring first; they arrive
+// whole and in order either way.
+func TestReceivedBytesSkipTheRingWhenTheReadQueueHasRoom(t *testing.T) {
+	srv, cli := pair(t, 1)
+	reader, writer := acceptedPair(t, srv, cli, "4101")
+	src := make([]byte, 4<<20)
+	for i := range src {
+		src[i] = byte(i*7 + i>>12)
+	}
+	go writer.Write(src)
+	reader.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got := make([]byte, len(src))
+	if _, err := io.ReadFull(reader, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, src) {
+		t.Fatal("the reader read other bytes than the writer wrote")
+	}
+	var zc uint64
+	onCore(t, srv, reader.(*conn).core, func(s *stack.Stack) { zc = s.TCPStats().ZeroCopyBytes })
+	t.Logf("%d of %d bytes went straight into the read queue", zc, len(src))
+	if zc == 0 {
+		t.Error("no byte skipped the receive ring")
+	}
 }

@@ -306,6 +306,41 @@ func (sc *conn) letGoIfDone(c *stack.TCPConn) {
 	}
 }
 
+// segmentToConn is every net.Conn's segment handler (stack.OnSegment): an
+// in-order segment that arrives while the receive ring is empty goes
+// straight into the read queue, one copy instead of two (into the ring,
+// then out of it: pushRx). What does not fit, the stack keeps in the ring,
+// and its Readable event brings pushRx.
+func segmentToConn(c *stack.TCPConn, p []byte) int {
+	sc, ok := c.Context.(*conn)
+	if !ok || sc.c != c || sc.rdShut.Load() {
+		return 0 // not attached, or CloseRead: the ring's path decides
+	}
+	n := sc.queueRx(p)
+	if n > 0 && sc.rdParked.Load() {
+		signal(sc.rdWake)
+		sc.n.rt.AwaitAnswer(sc.core)
+	}
+	return n
+}
+
+// queueRx puts what it can of p into the read queue, moving on to a big
+// queue once the small one is full and no read buffer size was set (a
+// bulk reader; the reader follows once it has emptied the small one,
+// bounded as the small one is, SetReadBuffer), and returns how much it
+// took.
+func (sc *conn) queueRx(p []byte) int {
+	n := sc.rqIn.put(p)
+	if n < len(p) && sc.rqIn == sc.rqSmall && sc.rqSmall.limited() == 0 {
+		big := bigReadQueuePool.Get().(*writeQueue)
+		big.setLimit(sc.rdLimit)
+		sc.rqBig.Store(big)
+		sc.rqIn = big
+		n += big.put(p[n:])
+	}
+	return n
+}
+
 // pushRx moves received bytes from the TCP receive ring into the read
 // queue, as far as it has room, publishes the end of the stream once
 // every byte is across, and wakes a parked reader.
@@ -325,9 +360,9 @@ func (sc *conn) pushRx() {
 		if len(a) == 0 {
 			break
 		}
-		n := sc.rqIn.put(a)
+		n := sc.queueRx(a)
 		if n == len(a) && len(b) > 0 {
-			n += sc.rqIn.put(b)
+			n += sc.queueRx(b)
 		}
 		if n > 0 {
 			c.Discard(n)
@@ -335,16 +370,6 @@ func (sc *conn) pushRx() {
 		}
 		if c.Buffered() == 0 {
 			break
-		}
-		if sc.rqIn == sc.rqSmall && sc.rqSmall.limited() == 0 {
-			// A bulk reader: go on in a big queue (the reader follows
-			// once it has emptied the small one), bounded as the small
-			// one is (SetReadBuffer).
-			big := bigReadQueuePool.Get().(*writeQueue)
-			big.setLimit(sc.rdLimit)
-			sc.rqBig.Store(big)
-			sc.rqIn = big
-			continue
 		}
 		// The queue is full. Say so, then look again: a reader that made
 		// room before seeing the mark would otherwise leave the rest here.
@@ -486,7 +511,7 @@ func (sc *conn) doCtl(s *stack.Stack) {
 	c := sc.c
 	switch sc.ctlOp {
 	case opDial:
-		nc, err := s.DialTCPAddr(sc.dialTo.Addr(), sc.dialTo.Port(), stack.TCPConnOptions{OnEvent: sc.onEventFn, NoDelay: true})
+		nc, err := s.DialTCPAddr(sc.dialTo.Addr(), sc.dialTo.Port(), stack.TCPConnOptions{OnEvent: sc.onEventFn, OnSegment: segmentToConn, NoDelay: true})
 		if err != nil {
 			sc.ctlErr = mapError(err)
 			break
@@ -1028,7 +1053,7 @@ func (n *Network) Listen(network, address string) (net.Listener, error) {
 	err = n.rt.BroadcastWait(context.Background(), func(s *stack.Stack) {
 		core := s.Config().Core
 		handler := l.handler(core)
-		l.per[core], errs[core] = s.ListenTCP(l.port, stack.TCPListenOptions{OnEvent: handler, NoDelay: true, Family: family})
+		l.per[core], errs[core] = s.ListenTCP(l.port, stack.TCPListenOptions{OnEvent: handler, OnSegment: segmentToConn, NoDelay: true, Family: family})
 	})
 	if err = errors.Join(append(errs, err)...); err != nil {
 		l.closeCores()

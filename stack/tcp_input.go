@@ -472,7 +472,11 @@ func (c *TCPConn) input(seg *tcpSegment) DropReason {
 				c.rcvBuf.writeAt(0, p[k:]) // into the memory held for it
 				c.rcvBuf.commit(n - k)
 				if k > 0 {
-					c.rcvSpaceAdjust() // the handler consumed: autotuning
+					// The handler consumed, as a read would: a bound the
+					// application lowered (SetReceiveBuffer) comes down by
+					// what it took, and autotuning counts it.
+					c.rcvBuf.boundAfterConsuming(k)
+					c.rcvSpaceAdjust()
 				}
 			} else if c.nOOO > 0 {
 				c.ackNow = true // a filled hole is acknowledged at once

@@ -131,15 +131,23 @@ func (r *byteRing) peek(off int, p []byte) int {
 func (r *byteRing) discard(n int) {
 	n = min(n, r.n)
 	r.n -= n
-	if t := r.target(); r.size > t {
-		r.shrink(n, t)
-	} else if r.size < t {
-		r.size = t // pressure is over: the bound is back at once
-	}
+	r.boundAfterConsuming(n)
 	// head moves even when the ring empties: out-of-order bytes may be
 	// stored past the held ones (writeAt) and must stay where they are.
 	if n > 0 {
 		r.head = (r.head + n) % len(r.buf)
+	}
+}
+
+// boundAfterConsuming moves the bound toward its target (the limit, or
+// what memory pressure allows) now that the application consumed n bytes,
+// from the ring or where they arrived: down by at most n, so the right
+// edge of the window does not move back; up at once when pressure is over.
+func (r *byteRing) boundAfterConsuming(n int) {
+	if t := r.target(); r.size > t {
+		r.shrink(n, t)
+	} else if r.size < t {
+		r.size = t
 	}
 }
 
