@@ -149,6 +149,16 @@ type TCPConfig struct {
 	// as Linux's tcp_max_tw_buckets, TIME-WAIT never keeps a live
 	// connection out of the table.
 	MaxConns int
+	// NoTimeWaitReuse keeps a DialTCP that finds every local port taken
+	// from reusing one held by a connection of ours in TIME-WAIT. By
+	// default such a port is reused, as Linux's tcp_tw_reuse does, when
+	// the old connection went to the same remote address and port, used
+	// timestamps, and has received nothing for a second: the peer's PAWS
+	// then tells the old connection's duplicates from the new one's
+	// segments (RFC 7323 5), and the new connection's first sequence
+	// number starts above the old one's last (counted in
+	// TCPStats.TimeWaitReused).
+	NoTimeWaitReuse bool
 	// FinWait2Timeout is how long a connection the application closed
 	// (Close, not CloseWrite) waits in FIN-WAIT-2 for the peer's FIN
 	// before it is dropped (default 60s, Linux's tcp_fin_timeout; counted
@@ -485,6 +495,9 @@ type TCPStats struct {
 	// arrived after Close (answered with a reset); and TIME-WAIT
 	// connections recycled for a new one when the table was full.
 	FinWait2Timeouts, ZeroWindowAborts, AbortOnData, TimeWaitRecycled uint64
+	// TimeWaitReused counts active opens that took the local port of a
+	// connection of ours in TIME-WAIT (TCPConfig.NoTimeWaitReuse).
+	TimeWaitReused uint64
 	// TxQueueWaits counts the times a connection held its data back
 	// because the stack's transmit queue was nearly full (txFull).
 	TxQueueWaits uint64
@@ -1138,25 +1151,82 @@ func (s *Stack) DialTCPAddr(remote netip.Addr, port uint16, opts TCPConnOptions)
 		} else {
 			p, err = picker.PickIPv4(unmap4(id.localAddr), unmap4(id.remoteAddr), port)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("dial tcp %v:%d: %w", remote, port, err)
+		if err == nil {
+			id.localPort = p
+			if t.conns[id] != nil || t.listeners[p] != nil {
+				t.cfg.Ports.Release(p)
+				return nil, fmt.Errorf("dial tcp %v:%d: port %d: %w", remote, port, p, ErrPortInUse)
+			}
+			c := t.newConn(id, opts.OnEvent, alg)
+			c.portPicked = true
+			return t.dial(c, opts), nil
 		}
-		id.localPort = p
-		if t.conns[id] != nil || t.listeners[p] != nil {
-			t.cfg.Ports.Release(p)
-			return nil, fmt.Errorf("dial tcp %v:%d: port %d: %w", remote, port, p, ErrPortInUse)
+		if c := t.reuseTimeWait(id, opts, alg); c != nil {
+			return c, nil
 		}
-	} else if !t.pickEphemeral(&id) {
-		return nil, fmt.Errorf("dial tcp %v:%d: %w", remote, port, ErrNoEphemeralPort)
+		return nil, fmt.Errorf("dial tcp %v:%d: %w", remote, port, err)
 	}
-	c := t.newConn(id, opts.OnEvent, alg)
-	c.portPicked = picker != nil
+	if t.pickEphemeral(&id) {
+		return t.dial(t.newConn(id, opts.OnEvent, alg), opts), nil
+	}
+	if c := t.reuseTimeWait(id, opts, alg); c != nil {
+		return c, nil
+	}
+	return nil, fmt.Errorf("dial tcp %v:%d: %w", remote, port, ErrNoEphemeralPort)
+}
+
+// reuseTimeWaitScan bounds how many TIME-WAIT entries, oldest first, a
+// dial looks through for one to reuse.
+const reuseTimeWaitScan = 64
+
+// reuseTimeWait opens a connection to id's remote address and port on the
+// local port of a connection of ours in TIME-WAIT with the same
+// addresses, when one may give it up (TCPConfig.NoTimeWaitReuse), and
+// returns it; nil when none may. The old connection ends, its port kept
+// for the new one, whose first sequence number is above everything the
+// old one sent, by a window, as Linux's tcp_twsk_unique makes it.
+func (t *tcpTable) reuseTimeWait(id tcpTuple, opts TCPConnOptions, alg congestion.Algorithm) *TCPConn {
+	if t.cfg.NoTimeWaitReuse {
+		return nil
+	}
+	t.dropStaleTimeWait()
+	for i, n := t.twHead, 0; i < len(t.timeWait) && n < reuseTimeWaitScan; i++ {
+		e := t.timeWait[i]
+		if !e.live() {
+			continue
+		}
+		n++
+		old := e.c
+		if old.id.localAddr != id.localAddr || old.id.remoteAddr != id.remoteAddr || old.id.remotePort != id.remotePort ||
+			!old.tsOK || t.s.now-old.lastRecv < int64(time.Second) {
+			continue
+		}
+		iss := old.sndNxt + 65535 + 2
+		picked := old.portPicked
+		old.portPicked = false // the port goes to the new connection
+		id.localPort = old.id.localPort
+		t.timeWait[i] = twEntry{}
+		old.free(nil)
+		t.stats.TimeWaitReused++
+		c := t.newConn(id, opts.OnEvent, alg)
+		if seqLT(c.iss, iss) {
+			c.iss = iss
+			c.sndUna, c.sndNxt, c.sndMax = iss, iss, iss
+		}
+		c.portPicked = picked
+		return t.dial(c, opts)
+	}
+	return nil
+}
+
+// dial sends the SYN of c, a new active open.
+func (t *tcpTable) dial(c *TCPConn, opts TCPConnOptions) *TCPConn {
 	c.noDelay, c.keepAlive, c.onSegment = opts.NoDelay, opts.KeepAlive, opts.OnSegment
 	c.userTimeout = max(int64(opts.UserTimeout), 0)
 	c.state = tcpSynSent
 	t.stats.ActiveOpens++
 	c.sendSYN()
-	return c, nil
+	return c
 }
 
 func (t *tcpTable) pickEphemeral(id *tcpTuple) bool {
