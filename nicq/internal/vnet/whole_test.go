@@ -94,6 +94,9 @@ func FuzzWholeTake(f *testing.F) {
 	var w Whole
 	var c nicq.Counters
 	f.Fuzz(func(t *testing.T, data []byte) {
+		if p := w.Pool(); p != nil {
+			p.Claim() // each input runs on a goroutine of its own
+		}
 		room := w.Room("fuzz")
 		n := copy(room, data)
 		b := w.Take(n, 1, &c)
