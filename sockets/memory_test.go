@@ -114,7 +114,7 @@ func TestIdleConnectionsHoldNoQueueMemory(t *testing.T) {
 }
 
 // TestBulkTransferMovesToBigQueues: as docs/ARCHITECTURE.md says, a
-// connection's write queue moves on to a 32 KiB one the first time a
+// connection's write queue moves on to a 128 KiB one the first time a
 // Write fills it, and its read queue to a 128 KiB one the first time it
 // fills. A 1 MiB transfer one way does both: the writer's conn takes its
 // big write queue, the reader's its big read queue, and neither takes the
@@ -153,7 +153,7 @@ func TestBulkTransferMovesToBigQueues(t *testing.T) {
 		t.Fatal("the reader read other bytes than the writer wrote")
 	}
 	// The sizes the documentation gives.
-	const bigWrite, bigRead = 32 << 10, 128 << 10
+	const bigWrite, bigRead = 128 << 10, 128 << 10
 	if big := wc.wqBig.Load(); big == nil || len(big.buf) != bigWrite {
 		t.Errorf("the writer's conn has big write queue %v, want one of %d bytes", queueSize(big), bigWrite)
 	}
