@@ -112,7 +112,8 @@ func TestLargeTCPFramesTakenWhole(t *testing.T) {
 // tcpReceiver plays the receiving end of one TCP connection on a queue,
 // just enough for a kernel sender: it answers the SYN (MSS 1460, a window
 // of 64 KiB scaled by 2^4), takes in-order data and acknowledges each
-// frame. Out-of-order data is not expected on a TAP and fails the test.
+// frame; anything else it answers with the ACK of what it has, for the
+// kernel to send again.
 type tcpReceiver struct {
 	t            *testing.T
 	q            *Queue
@@ -144,8 +145,12 @@ func (r *tcpReceiver) take(f []byte, got *bytes.Buffer) {
 		r.send(0x12, opts)
 	case sport != r.port:
 	case seq != r.rcvNxt:
+		// A retransmission of bytes already here, or bytes beyond one
+		// the TAP's queue dropped while this receiver was slow (under
+		// the race detector, say): acknowledge what is here, and the
+		// kernel sends the rest again.
 		if len(payload) > 0 {
-			r.t.Fatalf("segment at %d, expected %d", seq, r.rcvNxt)
+			r.send(0x10, nil)
 		}
 	default:
 		got.Write(payload)
