@@ -33,8 +33,10 @@ func TestUMEMInHugePages(t *testing.T) {
 	}
 	huge := anonHugeKiB(t, uintptr(unsafe.Pointer(&mem[0])))
 	t.Logf("UMEM of %d MiB: %d KiB in huge pages", size>>20, huge)
-	if huge < size>>10/2 {
-		t.Errorf("%d KiB of a %d KiB UMEM in huge pages; want at least half", huge, size>>10)
+	// How many the kernel finds depends on how fragmented memory is;
+	// without the advice it gives none.
+	if huge == 0 {
+		t.Errorf("none of a %d KiB UMEM is in huge pages", size>>10)
 	}
 }
 
