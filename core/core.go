@@ -21,7 +21,7 @@ import (
 // frame (a 64 KiB TCP segment taken whole, with its Ethernet header and a
 // VLAN tag), behind the default headroom: the size of the buffers a core
 // copies forwarded datagrams into when they do not fit its queue's frames.
-const bigFrameSize = 65536 + 64 + nicq.DefaultHeadroom
+const bigFrameSize = nicq.MaxLargeFrameLen + nicq.DefaultHeadroom
 
 // bigBuffers is how many such buffers a core keeps, made on first use.
 const bigBuffers = 2

@@ -128,6 +128,11 @@ const (
 	VLANTagLen        = 4
 )
 
+// MaxLargeFrameLen is the longest frame a driver carries whole past its
+// MTU: a TCP segment of a TSO or GRO frame of 64 KiB of IP packet (Linux's
+// GSO_LEGACY_MAX_SIZE) with its Ethernet header and a VLAN tag.
+const MaxLargeFrameLen = 65536 + EthernetHeaderLen + VLANTagLen
+
 // MaxFrameLen returns the longest frame a NIC with the given MTU carries:
 // the payload, the Ethernet header and one VLAN tag.
 func MaxFrameLen(mtu int) int { return mtu + EthernetHeaderLen + VLANTagLen }

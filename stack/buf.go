@@ -15,7 +15,8 @@ func bufTrueSize(b *nicq.Buf) int         { return b.TrueSize() }
 func bufFree(b *nicq.Buf)                 { b.Free() }
 func bufGet(p *nicq.Pool) *nicq.Buf       { return p.Get() }
 
-// bigFrameSize holds the largest IPv4 datagram behind full headroom.
+// bigFrameSize holds the largest IPv4 datagram, or a TSO segment of 64 KiB
+// of IP packet, behind full headroom.
 const bigFrameSize = 65536 + nicq.DefaultHeadroom
 
 // getBufSize returns an empty buffer with room for n bytes of data: from
@@ -47,16 +48,12 @@ func (s *Stack) getBufSize(n int) *nicq.Buf {
 // that took them: 32 hold 2 MiB of a core's bursts.
 const tsoBuffers = 32
 
-// tsoFrameSize holds a TSO segment (64 KiB of IP packet, the most the
-// kernel takes) behind full headroom.
-const tsoFrameSize = 65536 + nicq.DefaultHeadroom
-
 // getTSOBuf returns a buffer for a TSO segment, or nil when none is free
 // (the caller then sends a segment of one MSS). The pool is made on first
 // use, by the core that owns the stack.
 func (s *Stack) getTSOBuf() *nicq.Buf {
 	if s.tsoPool == nil {
-		p, err := nicq.NewPool(nicq.PoolConfig{Name: "tso", Buffers: tsoBuffers, FrameSize: tsoFrameSize})
+		p, err := nicq.NewPool(nicq.PoolConfig{Name: "tso", Buffers: tsoBuffers, FrameSize: bigFrameSize})
 		if err != nil {
 			s.cfg.TSO = false
 			return nil

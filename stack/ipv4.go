@@ -173,12 +173,13 @@ func (s *Stack) sendIPv4DF(b *nicq.Buf, protocol uint8, dst [4]byte, df bool) er
 		if df {
 			flags = header.IPv4FlagDontFragment
 		}
-		s.encodeIPv4(bufPush(b, header.IPv4MinimumSize), total, s.ipID, flags, 0, protocol, dst)
+		id := s.ipID
 		if b.SegmentSize > 0 {
 			// The NIC numbers the segments it cuts from this ID on, as
-			// Linux's GSO does.
-			s.ipID += uint16((total - header.IPv4MinimumSize) / int(b.SegmentSize))
+			// Linux's GSO does (counted before the IP header goes on).
+			s.ipID += uint16(tsoPieces(b) - 1)
 		}
+		s.encodeIPv4(bufPush(b, header.IPv4MinimumSize), total, id, flags, 0, protocol, dst)
 		s.outputIPv4(b, nextHop)
 		return nil
 	}

@@ -75,28 +75,35 @@ func (t *tcpTable) send(id tcpTuple, b *nicq.Buf, flowLabel uint32) {
 	seg := header.TCP(bufData(b))
 	t.stats.SegmentsOut++
 	if b.SegmentSize > 0 {
-		pieces := (len(seg) - seg.DataOffset() + int(b.SegmentSize) - 1) / int(b.SegmentSize)
+		pieces := tsoPieces(b)
 		t.stats.SegmentsOut += uint64(pieces - 1)
 		t.stats.TSOSegmentsOut++
 		t.stats.TSOSegmentsCut += uint64(pieces)
 	}
+	var pseudo uint16
 	if id.v6() {
-		pseudo := checksum.PseudoHeaderIPv6(id.localAddr, id.remoteAddr, header.ProtocolTCP, uint32(len(seg)))
-		if b.SegmentSize > 0 {
-			seg.SetChecksum(pseudo)
-		} else {
-			seg.SetChecksum(seg.ComputeChecksum(pseudo))
-		}
-		t.s.sendIPv6(b, header.ProtocolTCP, id.localAddr, id.remoteAddr, flowLabel)
-		return
+		pseudo = checksum.PseudoHeaderIPv6(id.localAddr, id.remoteAddr, header.ProtocolTCP, uint32(len(seg)))
+	} else {
+		pseudo = checksum.PseudoHeaderIPv4(unmap4(id.localAddr), unmap4(id.remoteAddr), header.ProtocolTCP, uint16(len(seg)))
 	}
-	pseudo := checksum.PseudoHeaderIPv4(unmap4(id.localAddr), unmap4(id.remoteAddr), header.ProtocolTCP, uint16(len(seg)))
 	if b.SegmentSize > 0 {
-		seg.SetChecksum(pseudo)
+		seg.SetChecksum(pseudo) // partial: the NIC completes each piece
 	} else {
 		seg.SetChecksum(seg.ComputeChecksum(pseudo))
 	}
+	if id.v6() {
+		t.s.sendIPv6(b, header.ProtocolTCP, id.localAddr, id.remoteAddr, flowLabel)
+		return
+	}
 	t.s.sendIPv4DF(b, header.ProtocolTCP, unmap4(id.remoteAddr), true)
+}
+
+// tsoPieces is how many segments the NIC cuts the TSO segment in b (its
+// TCP header first) into.
+func tsoPieces(b *nicq.Buf) int {
+	seg := header.TCP(bufData(b))
+	size := int(b.SegmentSize)
+	return (len(seg) - seg.DataOffset() + size - 1) / size
 }
 
 // sendReset answers a segment that belongs to no connection (RFC 9293
@@ -367,13 +374,14 @@ func (c *TCPConn) sendNew() {
 		}
 	}
 	mss := c.dataMSS()
+	segs := c.gsoSegs(mss)
 	gso, pos := 0, 0 // the size of a GSO packet, and the segments of this one sent
 	if !c.t.cfg.DisableBurstPush {
-		gso = c.gsoSegs(mss)
+		gso = segs
 	}
 	tso := 0 // with the NIC's TSO, the most new data one segment carries
 	if c.t.s.cfg.TSO {
-		tso = c.gsoSegs(mss) * mss
+		tso = segs * mss
 	}
 	for {
 		limit := mss

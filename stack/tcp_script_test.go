@@ -133,6 +133,7 @@ type tcpScript struct {
 	// those of the TSO segments the stack sent.
 	segSize  int
 	tsoSizes []int
+	ipIDs    []uint16 // of every IPv4 packet the stack sent
 	events   []TCPEvent
 	onEvent  TCPHandler // an extra handler, if a test needs one
 }
@@ -341,6 +342,7 @@ func (h *tcpScript) take(frame []byte) {
 		if h.segSize > 0 && ip.Flags()&header.IPv4FlagDontFragment == 0 {
 			h.t.Fatalf("%s: a TSO segment without Don't Fragment", h.rel(h.now()))
 		}
+		h.ipIDs = append(h.ipIDs, ip.ID())
 	}
 	g := sentSeg{at: h.now(), f: seg.Fields(), payload: append([]byte(nil), seg.Payload()...)}
 	if r := header.ParseTCPOptions(seg.Options(), &g.opts); r != header.DropNone {

@@ -302,4 +302,16 @@ func TestTCPScriptTSOSendsLargeSegmentsAndRetransmitsOneMSS(t *testing.T) {
 	if len(h.tsoSizes) != 5 || h.tsoSizes[0] != 1000 || h.tsoSizes[4] != 1000 {
 		t.Errorf("TSO segments sent with segment sizes %v, want 5 of 1000", h.tsoSizes)
 	}
+	// The NIC numbers each TSO segment's two pieces from its ID on, so the
+	// stack's next packet skips the second: packets 1-5 after the SYN-ACK.
+	if ids := h.ipIDs; len(ids) < 7 {
+		t.Errorf("%d IPv4 packets sent; want the SYN-ACK, 5 TSO segments and more", len(ids))
+	} else {
+		for i := 2; i <= 6; i++ {
+			if ids[i]-ids[i-1] != 2 {
+				t.Errorf("IP IDs %v: a TSO segment of 2 pieces took %d IDs", ids[:7], ids[i]-ids[i-1])
+				break
+			}
+		}
+	}
 }

@@ -243,7 +243,9 @@ func (q *Queue) Send(bufs []*nicq.Buf) int {
 			}
 			departs = start + int64(len(frame)+wireOverhead)*8*1e9/q.plan.bandwidth
 		}
-		if linkUp && !q.route(frame, b.SegmentSize > 0 && q.nic.tso) {
+		// A TSO segment this NIC carries whole, past its MTU.
+		tso := b.SegmentSize > 0 && q.nic.tso && len(frame) <= nicq.MaxLargeFrameLen
+		if linkUp && !q.route(frame, tso) {
 			break // flow control: a destination ring is full
 		}
 		q.wireFree = departs
@@ -257,7 +259,7 @@ func (q *Queue) Send(bufs []*nicq.Buf) int {
 			b.Free()
 			continue
 		}
-		q.transmit(b, frame, max(now, departs))
+		q.transmit(b, frame, tso, max(now, departs))
 	}
 	q.counters.TxPackets += uint64(taken)
 	q.counters.TxBytes += uint64(txBytes)
@@ -268,10 +270,10 @@ func (q *Queue) Send(bufs []*nicq.Buf) int {
 // route sets q.targets to the links frame goes to (none for a frame that is
 // dropped). With flow control it reports false, and the frame is not
 // taken, if one of them is full. tso says the frame is a TSO segment the
-// NIC carries whole, up to maxTSOFrame.
+// NIC carries whole.
 func (q *Queue) route(frame []byte, tso bool) bool {
 	q.targets = q.targets[:0]
-	if len(frame) < nicq.EthernetHeaderLen || len(frame) > q.nic.maxLen && !(tso && len(frame) <= maxTSOFrame) {
+	if len(frame) < nicq.EthernetHeaderLen || len(frame) > q.nic.maxLen && !tso {
 		return true // dropped and counted by transmit
 	}
 	dst := [6]byte(frame[:6])
@@ -324,9 +326,8 @@ func (q *Queue) targetOn(dn *NIC, frame []byte) target {
 }
 
 // transmit delivers a taken frame to q.targets, injecting faults, and
-// frees it if no link took it.
-func (q *Queue) transmit(b *nicq.Buf, frame []byte, departs int64) {
-	tso := b.SegmentSize > 0 && q.nic.tso && len(frame) <= maxTSOFrame
+// frees it if no link took it. tso is as for route.
+func (q *Queue) transmit(b *nicq.Buf, frame []byte, tso bool, departs int64) {
 	switch {
 	case len(frame) < nicq.EthernetHeaderLen:
 		q.counters.Drops[nicq.DropRunt]++
@@ -677,7 +678,7 @@ const largeBuffers = 64
 // made (and claimed by the receiving core) at the first one.
 func (q *Queue) largeBuf() *nicq.Buf {
 	if q.large == nil {
-		p, err := nicq.NewPool(nicq.PoolConfig{Name: q.pool.Name() + "/large", Buffers: largeBuffers, FrameSize: nicq.DefaultHeadroom + maxTSOFrame})
+		p, err := nicq.NewPool(nicq.PoolConfig{Name: q.pool.Name() + "/large", Buffers: largeBuffers, FrameSize: nicq.DefaultHeadroom + nicq.MaxLargeFrameLen})
 		if err != nil {
 			return nil
 		}

@@ -154,10 +154,6 @@ const (
 	descLenMask = descPartial - 1
 )
 
-// maxTSOFrame is the longest TSO frame a NIC carries: 64 KiB of IP packet
-// with its Ethernet header and a VLAN tag.
-const maxTSOFrame = 65536 + nicq.EthernetHeaderLen + nicq.VLANTagLen
-
 // frame returns the bytes d describes.
 func (d *desc) frame() []byte {
 	return unsafe.Slice(d.data, d.lenFlags&descLenMask)

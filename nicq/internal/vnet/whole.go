@@ -2,10 +2,8 @@ package vnet
 
 import "github.com/mkstack/mkstack/nicq"
 
-// MaxLargeFrame is the largest large frame a driver takes whole or cuts: a
-// GSO or GRO frame of the kernel's default maximum (GSO_LEGACY_MAX_SIZE,
-// 64 KiB of IP packet) with its Ethernet header and a VLAN tag.
-const MaxLargeFrame = 65536 + nicq.EthernetHeaderLen + nicq.VLANTagLen
+// MaxLargeFrame is the largest large frame a driver takes whole or cuts.
+const MaxLargeFrame = nicq.MaxLargeFrameLen
 
 // largeBuffers is the number of buffers of a queue's large pool. The
 // stack copies a TCP segment's payload out during Input, so a large buffer

@@ -7,9 +7,6 @@ import (
 	"github.com/mkstack/mkstack/nicq"
 )
 
-// putHdr writes a virtio-net header at the front of room.
-func putHdr(room []byte, h Hdr) { h.Put(room) }
-
 func TestWholeTakesLargeTCPFramesAndFallsBackWhenDry(t *testing.T) {
 	var w Whole
 	var c nicq.Counters
@@ -18,7 +15,7 @@ func TestWholeTakesLargeTCPFramesAndFallsBackWhenDry(t *testing.T) {
 
 	// A TCP frame goes whole, with its header stripped and its facts kept.
 	room := w.Room("q0")
-	putHdr(room, tcp)
+	tcp.Put(room)
 	room[n-1] = 0x5a
 	b := w.Take(n, 3, &c)
 	if b == nil {
@@ -37,7 +34,7 @@ func TestWholeTakesLargeTCPFramesAndFallsBackWhenDry(t *testing.T) {
 		{Flags: FlagNeedsCsum, GSOType: GSOUDPL4, GSOSize: 1000},
 		{GSOType: GSOTCPv6, GSOSize: 1428},
 	} {
-		putHdr(w.Room("q0"), h)
+		h.Put(w.Room("q0"))
 		if b := w.Take(n, 0, &c); b != nil {
 			t.Errorf("header %+v: taken whole", h)
 			b.Free()
@@ -52,7 +49,7 @@ func TestWholeTakesLargeTCPFramesAndFallsBackWhenDry(t *testing.T) {
 		held = append(held, b)
 	}
 	room = w.Room("q0")
-	putHdr(room, tcp)
+	tcp.Put(room)
 	if b := w.Take(n, 0, &c); b != nil {
 		t.Error("taken whole with the large pool dry")
 	}
@@ -60,7 +57,7 @@ func TestWholeTakesLargeTCPFramesAndFallsBackWhenDry(t *testing.T) {
 		t.Errorf("scratch room of %d bytes, want %d", len(room), HdrLen+MaxLargeFrame)
 	}
 	nicq.FreeAll(held)
-	putHdr(w.Room("q0"), tcp)
+	tcp.Put(w.Room("q0"))
 	if b := w.Take(n, 0, &c); b == nil {
 		t.Error("not taken whole once the large pool had buffers again")
 	} else {
@@ -71,7 +68,7 @@ func TestWholeTakesLargeTCPFramesAndFallsBackWhenDry(t *testing.T) {
 		return
 	}
 	allocs := testing.AllocsPerRun(100, func() {
-		putHdr(w.Room("q0"), tcp)
+		tcp.Put(w.Room("q0"))
 		if b := w.Take(n, 0, &c); b != nil {
 			b.Free()
 		}
