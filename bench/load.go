@@ -33,6 +33,8 @@ type Params struct {
 	// IPv6 runs the point over IPv6 (Spec.IPv6; only for systems that
 	// TakesIPv6).
 	IPv6 bool
+	// MTU is Spec.MTU.
+	MTU int
 	// Idle is the idle-connection mode (Spec.Idle): RunConn opens the
 	// connections, one exchange each, and measures the memory they hold.
 	Idle bool

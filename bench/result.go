@@ -139,6 +139,9 @@ type Point struct {
 	// the kernel-side device the load goes out on (veth systems):
 	// "defaults" or "off".
 	PeerOffloads string `json:"peer_offloads,omitempty"`
+	// MTU is the MTU of a veth or TAP system's devices when it was not
+	// 1500 (Spec.MTU).
+	MTU int `json:"mtu,omitempty"`
 	// Family is the address family the load went over: FamilyIPv4 or
 	// FamilyIPv6 (mkstack bench --ipv6). Results from before it was
 	// recorded lack it: they are IPv4 (IsIPv6).

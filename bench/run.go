@@ -125,7 +125,7 @@ func Run(ctx context.Context, spec Spec, o RunOptions) (*Result, error) {
 			p := Params{
 				Workload: spec.Workload, Cores: k, CPUs: cpus, Flows: flows(spec.Workload, spec.Conns),
 				Duration: spec.Duration, Warmup: spec.Warmup, Transactions: spec.Transactions,
-				Rate: spec.Rate, IPv6: spec.IPv6 && TakesIPv6(name), Idle: spec.Idle,
+				Rate: spec.Rate, IPv6: spec.IPv6 && TakesIPv6(name), Idle: spec.Idle, MTU: spec.MTU,
 				IdleSettle: spec.IdleSettle,
 			}
 			if o.Progress != nil {

@@ -171,6 +171,11 @@ type Spec struct {
 	// fd00::2, the loopback ones on ::1. Each point records the family
 	// it ran (Point.Family). Off: IPv4, as always.
 	IPv6 bool
+	// MTU is the MTU of the veth and TAP systems' devices (both ends),
+	// recorded in each of their points (Point.MTU); 0 means 1500. The mem
+	// wire and loopback systems keep theirs. Above 3822 the AF_XDP
+	// systems use multi-buffer.
+	MTU int
 	// Idle is the idle-connection mode (tcp-rr and http): each point
 	// opens Conns connections per core, makes one exchange on each (a
 	// request and its echo, or a GET) and leaves them open without
@@ -271,6 +276,9 @@ func (s *Spec) Validate() error {
 	}
 	if s.Rate < 0 {
 		return fmt.Errorf("rate %v: want zero (peak) or a positive rate", s.Rate)
+	}
+	if s.MTU != 0 && (s.MTU < 1280 || s.MTU > 65535) {
+		return fmt.Errorf("MTU %d: want 1280 to 65535, or 0 for 1500", s.MTU)
 	}
 	if s.Rate > 0 && s.Transactions > 0 {
 		return errors.New("a fixed rate applies over a duration, not to a fixed number of transactions")

@@ -57,6 +57,8 @@ func TestSpecValidate(t *testing.T) {
 		"bad workload":          func(s *Spec) { s.Workload = "x" },
 		"negative conns":        func(s *Spec) { s.Conns = -1 },
 		"stream by transaction": func(s *Spec) { s.Workload, s.Transactions = TCPStream, 10 },
+		"MTU below IPv6's":      func(s *Spec) { s.MTU = 1000 },
+		"MTU above 65535":       func(s *Spec) { s.MTU = 70000 },
 	} {
 		s := ok
 		mod(&s)

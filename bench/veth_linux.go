@@ -73,7 +73,7 @@ func Veth(name string) System {
 		if os.Geteuid() != 0 {
 			return Point{}, fmt.Errorf("%s: %w: needs root (network namespaces, veth, TAP, XDP)", name, ErrNotAvailable)
 		}
-		lab, err := upVethLab(vs.driver, p.Cores, vs.peerOffloadsOff, p.IPv6)
+		lab, err := upVethLab(vs.driver, p.Cores, vs.peerOffloadsOff, p.IPv6, p.MTU)
 		if err != nil {
 			return Point{}, fmt.Errorf("%s: %w", name, err)
 		}
@@ -85,6 +85,9 @@ func Veth(name string) System {
 		pt, err = vs.run(ctx, lab, p)
 		pt.System = name
 		pt.PeerOffloads = "defaults"
+		if p.MTU != 0 && p.MTU != 1500 {
+			pt.MTU = p.MTU
+		}
 		if vs.peerOffloadsOff {
 			pt.PeerOffloads = "off"
 		}
@@ -108,12 +111,12 @@ type vethLab struct {
 
 var labSeq atomic.Uint32
 
-func upVethLab(driver string, queues int, offloadsOff, ipv6 bool) (*vethLab, error) {
+func upVethLab(driver string, queues int, offloadsOff, ipv6 bool, mtu int) (*vethLab, error) {
 	// b, the pid's last 5 digits, the driver, a sequence digit: at most
 	// 8 bytes, as netlab.NamesFor wants.
 	prefix := fmt.Sprintf("b%d%c%d", os.Getpid()%100000, driver[0], labSeq.Add(1)%10)
 	names := netlab.NamesFor(prefix)
-	if err := netlab.UpWith(names, driver, queues, netlab.Options{PeerOffloadsOff: offloadsOff, IPv6: ipv6}); err != nil {
+	if err := netlab.UpWith(names, driver, queues, netlab.Options{PeerOffloadsOff: offloadsOff, IPv6: ipv6, MTU: mtu}); err != nil {
 		netlab.Down(names)
 		return nil, fmt.Errorf("lab %s: %w", prefix, err)
 	}

@@ -222,6 +222,9 @@ func (c *core) setup() error {
 	if p.NIC.Features()&nicq.FeatureTSO != 0 && !p.NoTSO {
 		sc.TSO = true
 	}
+	if p.NIC.Features()&nicq.FeatureMultiBuffer != 0 {
+		sc.LargeFrames = true
+	}
 	c.userNeighbr = sc.OnNeighbour
 	sc.OnNeighbour = c.onNeighbour
 	c.userNeighbr6 = sc.OnNeighbour6

@@ -158,9 +158,17 @@ const (
 	// (a TAP, a packet socket). Without it the stack sends segments of
 	// one MSS.
 	FeatureTSO
+	// FeatureMultiBuffer: the NIC sends and receives frames up to its
+	// MTU even where one is larger than a buffer of its pool (AF_XDP
+	// multi-buffer spreads it over several): a buffer the stack sends may
+	// come from a pool of its own with larger buffers (the driver copies
+	// it), and a received frame too large for one of the pool's buffers
+	// arrives in one from a pool of the driver's. Without it the stack
+	// builds no frame larger than a buffer of the pool.
+	FeatureMultiBuffer
 )
 
-var featureNames = []string{"rx-hash", "rx-timestamp", "rx-checksum", "tso"}
+var featureNames = []string{"rx-hash", "rx-timestamp", "rx-checksum", "tso", "multi-buffer"}
 
 // String lists the features by name, as "rx-hash,rx-timestamp".
 func (f Features) String() string {

@@ -42,15 +42,19 @@ func (s *Stack) getBufSize(n int) *nicq.Buf {
 	return b
 }
 
+// poolFrameRoom is the most bytes a buffer of the stack's pool holds.
+func (s *Stack) poolFrameRoom() int { return s.pool.FrameSize() - s.pool.Headroom() }
+
 // tsoBuffers is the number of buffers a stack keeps for TCP segments
 // larger than one MSS (Config.TSO). The driver copies a frame out as it
 // sends it (a TAP, a packet socket), so they come back within the Flush
 // that took them: 32 hold 2 MiB of a core's bursts.
 const tsoBuffers = 32
 
-// getTSOBuf returns a buffer for a TSO segment, or nil when none is free
-// (the caller then sends a segment of one MSS). The pool is made on first
-// use, by the core that owns the stack.
+// getTSOBuf returns a buffer for a TSO segment, or for a segment larger
+// than a buffer of the pool (Config.LargeFrames), or nil when none is
+// free (the caller then sends a smaller segment). The pool is made on
+// first use, by the core that owns the stack.
 func (s *Stack) getTSOBuf() *nicq.Buf {
 	if s.tsoPool == nil {
 		p, err := nicq.NewPool(nicq.PoolConfig{Name: "tso", Buffers: tsoBuffers, FrameSize: bigFrameSize})

@@ -220,6 +220,9 @@ func (s *Stack) fragment(head, body []byte, protocol uint8, dst, nextHop [4]byte
 // be shorter) and hands each to send with its range [off, end) and
 // whether it is the last, for send to put its headers in front.
 func (s *Stack) cutFragments(head, body []byte, per int, send func(f *nicq.Buf, off, end int, last bool)) error {
+	// Fragments of an MTU larger than a buffer (Config.LargeFrames) are
+	// cut to fit one: smaller, more of them, still valid.
+	per = min(per, s.poolFrameRoom()&^7)
 	size := len(head) + len(body)
 	for off := 0; off < size; off += per {
 		end := min(off+per, size)

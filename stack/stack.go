@@ -70,6 +70,13 @@ type Config struct {
 	// with Buf.SegmentSize set and the checksum left partial; what goes
 	// again after a loss goes one MSS at a time.
 	TSO bool
+	// LargeFrames: the NIC sends frames up to the MTU that are larger
+	// than a buffer of Pool, from buffers of other pools
+	// (nicq.FeatureMultiBuffer; the core runtime sets it). TCP then
+	// announces and sends an MSS of the MTU, in large buffers of the
+	// stack's, and UDP sends datagrams up to the MTU unfragmented.
+	// Without it nothing the stack builds is larger than a buffer of Pool.
+	LargeFrames bool
 	// Clock is the stack's time source (required).
 	Clock Clock
 	// Pool supplies buffers for packets the stack originates (required).

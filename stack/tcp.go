@@ -1075,15 +1075,19 @@ func (c *TCPConn) reset() {
 }
 
 // localMSS is the MSS we announce and the most we send over IPv4 or IPv6:
-// the link MTU and the pool's buffers both bound it.
+// the link MTU bounds it, and the pool's buffers too unless the NIC takes
+// larger frames from the stack's large buffers (Config.LargeFrames).
 func (t *tcpTable) localMSS(v6 bool) int {
 	s := t.s
 	ipHeader := header.IPv4MinimumSize
 	if v6 {
 		ipHeader = header.IPv6FixedHeaderSize
 	}
-	room := s.pool.FrameSize() - s.pool.Headroom() - header.EthernetMinimumSize - ipHeader - header.TCPMinimumSize
-	return min(s.cfg.MTU-ipHeader-header.TCPMinimumSize, room)
+	mss := s.cfg.MTU - ipHeader - header.TCPMinimumSize
+	if s.cfg.LargeFrames {
+		return mss
+	}
+	return min(mss, s.poolFrameRoom()-header.EthernetMinimumSize-ipHeader-header.TCPMinimumSize)
 }
 
 // pathMTU is the MTU towards the connection's peer: what path MTU

@@ -25,7 +25,10 @@ const (
 //
 // With Config.TSO, n may exceed one MSS: the segment then carries up to
 // 64 KiB of IP packet in a TSO buffer, with SegmentSize set for the NIC
-// to cut it; with no TSO buffer free it carries one MSS.
+// to cut it; with no TSO buffer free it carries one MSS. With
+// Config.LargeFrames, a segment too large for a buffer of the pool goes
+// in a TSO buffer too, or, with none free, carries what a buffer of the
+// pool holds.
 func (t *tcpTable) segment(id tcpTuple, seq, ack uint32, flags header.TCPFlags, wnd uint16, opts *header.TCPOptions, n, mss int) (*nicq.Buf, []byte) {
 	hl := header.TCPMinimumSize
 	if opts != nil {
@@ -42,6 +45,13 @@ func (t *tcpTable) segment(id tcpTuple, seq, ack uint32, flags header.TCPFlags, 
 		}
 		if b == nil {
 			n = min(n, per)
+		}
+	}
+	if b == nil && t.s.cfg.LargeFrames {
+		if room := t.s.poolFrameRoom() - header.EthernetMinimumSize - id.ipHeaderLen() - hl; n > room {
+			if b = t.s.getTSOBuf(); b == nil {
+				n = max(room, 0)
+			}
 		}
 	}
 	if b == nil {

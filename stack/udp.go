@@ -234,7 +234,7 @@ func (ep *UDPEndpoint) SendTo(payload []byte, dst [4]byte, port uint16) error {
 		s.ipID++
 		return s.fragment(hdr[:], payload, header.ProtocolUDP, dst, nextHop, mtu)
 	}
-	b := s.getBuf()
+	b := s.getBufSize(total) // beyond a buffer of the pool only with Config.LargeFrames
 	if b == nil {
 		return ErrNoBuffers
 	}
@@ -348,7 +348,7 @@ func (ep *UDPEndpoint) SendTo6(payload []byte, dst [16]byte, port uint16) error 
 		s.stats.UDPDatagramsOut++
 		return s.fragment6(hdr[:], payload, header.ProtocolUDP, src, dst, mtu)
 	}
-	b := s.getBuf()
+	b := s.getBufSize(total)
 	if b == nil {
 		return ErrNoBuffers
 	}

@@ -176,6 +176,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&bench.CRRServerClosesFirst, "crr-server-closes-first", false, "tcp-crr: the server closes first and holds the TIME-WAITs (not for gvisor)")
 	fs.BoolVar(&o.spec.Idle, "idle", false, "the idle-connection mode (tcp-rr, http): each point opens --conns connections per core, makes one exchange on each (a request and its echo, or a GET) and leaves them open without traffic, then reports the whole machine's memory per idle connection (MemAvailable before and after, each after a garbage collection and settled) and the ratio to the like-for-like peer; its rate is connections opened per second")
 	fs.DurationVar(&o.spec.IdleSettle, "idle-settle", bench.DefaultIdleSettle, "--idle: how long the machine's MemAvailable must hold still (within 1 MiB) before each reading (at most ten times that is waited)")
+	fs.IntVar(&o.spec.MTU, "mtu", 0, "MTU of the veth and TAP systems' devices, both ends (0: 1500; the mem wire and loopback systems keep theirs; above 3822 the AF_XDP systems use multi-buffer); each of their points records it")
 	fs.BoolVar(&o.spec.IPv6, "ipv6", false, "run the load over IPv6: the veth and TAP systems between the lab's fd77::1 (mkstack with it in Addrs6, or the kernel) and fd77::2, the mem wire systems between fd00::1 and fd00::2, the loopback ones on ::1 (gvisor ignores it and runs over IPv4); each point records its family, and with --out the files are WORKLOAD-ipv6.json and so on, beside the IPv4 ones")
 	if err := fs.Parse(args); err != nil {
 		return 2

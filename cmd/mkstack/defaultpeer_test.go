@@ -20,6 +20,7 @@ import (
 
 	"github.com/mkstack/mkstack/core"
 	"github.com/mkstack/mkstack/nicq"
+	"github.com/mkstack/mkstack/nicq/netlab"
 	"github.com/mkstack/mkstack/sockets"
 	"github.com/mkstack/mkstack/stack"
 	"github.com/mkstack/mkstack/stack/header"
@@ -35,13 +36,17 @@ import (
 // intact, no TCP segment or UDP datagram dropped for a bad checksum, and
 // partial checksums seen and accepted (the path under test was taken).
 
-func TestDefaultPeerTAP(t *testing.T)      { testDefaultPeer(t, "tap") }
-func TestDefaultPeerAFPacket(t *testing.T) { testDefaultPeer(t, "afpacket") }
-func TestDefaultPeerAFXDP(t *testing.T)    { testDefaultPeer(t, "afxdp") }
+func TestDefaultPeerTAP(t *testing.T)      { testDefaultPeer(t, "tap", 0) }
+func TestDefaultPeerAFPacket(t *testing.T) { testDefaultPeer(t, "afpacket", 0) }
+func TestDefaultPeerAFXDP(t *testing.T)    { testDefaultPeer(t, "afxdp", 0) }
 
-func testDefaultPeer(t *testing.T, driver string) {
+// TestDefaultPeerAFXDPJumbo: the same at MTU 9000, where every full-sized
+// frame spans several UMEM frames (AF_XDP multi-buffer), both ways.
+func TestDefaultPeerAFXDPJumbo(t *testing.T) { testDefaultPeer(t, "afxdp", 9000) }
+
+func testDefaultPeer(t *testing.T, driver string, mtu int) {
 	need(t, "ip", "ethtool")
-	l := newLabQueues(t, driver, 2)
+	l := newLabWith(t, driver, 2, netlab.Options{MTU: mtu})
 	var warned []string
 	var mu sync.Mutex
 	nic, closeNIC, err := l.openInStackNS(t)(driverOptions{iface: l.iface, queues: 2, addrs: []netip.Addr{netip.MustParseAddr(labStackAddr)},
@@ -130,7 +135,7 @@ func testDefaultPeer(t *testing.T, driver string) {
 
 	// Counters are read on the cores that own them (core c drives
 	// queue c: two cores, two queues).
-	var bad, partial, oversize, segmented, whole, tso uint64
+	var bad, partial, oversize, segmented, whole, tso, gathered, spread uint64
 	for c := 0; c < rt.NumCores(); c++ {
 		err := rt.DoWait(context.Background(), c, func(s *stack.Stack) {
 			bad += s.Stats().Drops[stack.DropReason(header.DropBadChecksum)]
@@ -142,6 +147,12 @@ func testDefaultPeer(t *testing.T, driver string) {
 			}
 			if q, ok := nic.Queue(c).(interface{ Whole() uint64 }); ok {
 				whole += q.Whole()
+			}
+			if q, ok := nic.Queue(c).(interface{ Gathered() uint64 }); ok {
+				gathered += q.Gathered()
+			}
+			if q, ok := nic.Queue(c).(interface{ Spread() uint64 }); ok {
+				spread += q.Spread()
 			}
 		})
 		if err != nil {
@@ -161,6 +172,15 @@ func testDefaultPeer(t *testing.T, driver string) {
 		t.Logf("%s: %d TSO segments sent", driver, tso)
 		if tso == 0 {
 			t.Errorf("the stack sent no TSO segment through the %s driver, which offers TSO", driver)
+		}
+	}
+	if mtu > 4096 && driver == "afxdp" {
+		// The peer's segments of 9000 bytes came in pieces and the
+		// stack's went out in pieces: both sides used an MSS of the MTU
+		// (the echo above checked every byte).
+		t.Logf("MTU %d: %d frames received in pieces, %d sent in pieces", mtu, gathered, spread)
+		if gathered == 0 || spread == 0 {
+			t.Errorf("MTU %d: %d frames received and %d sent in pieces: jumbo frames did not cross the AF_XDP sockets", mtu, gathered, spread)
 		}
 	}
 	t.Logf("%s: %d TCP segments and UDP datagrams accepted with partial checksums, %d bad checksums, %d frames dropped as oversize", driver, partial, bad, oversize)

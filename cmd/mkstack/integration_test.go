@@ -25,6 +25,7 @@ import (
 
 	"github.com/mkstack/mkstack/core"
 	"github.com/mkstack/mkstack/nicq"
+	"github.com/mkstack/mkstack/nicq/netlab"
 	"github.com/mkstack/mkstack/sockets"
 	"github.com/mkstack/mkstack/stack"
 )
@@ -44,6 +45,12 @@ func newLab(t *testing.T, driver string) *lab { return newLabQueues(t, driver, 2
 
 func newLabQueues(t *testing.T, driver string, queues int) *lab {
 	t.Helper()
+	return newLabWith(t, driver, queues, netlab.Options{})
+}
+
+// newLabWith is newLabQueues with the lab's options (an MTU).
+func newLabWith(t *testing.T, driver string, queues int, o netlab.Options) *lab {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: namespaces, veth, TAP, XDP")
 	}
@@ -54,7 +61,7 @@ func newLabQueues(t *testing.T, driver string, queues int) *lab {
 			t.Errorf("lab down: %v", err)
 		}
 	})
-	if err := labUp(names, driver, queues); err != nil {
+	if err := labUpWith(names, driver, queues, o); err != nil {
 		t.Fatalf("lab up: %v", err)
 	}
 	l := &lab{driver: driver, names: names, stackNS: names.Server, clientNS: names.Client, iface: names.StackIf, peerIf: names.PeerIf}

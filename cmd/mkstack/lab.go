@@ -28,7 +28,7 @@ type labNames = netlab.Names
 
 func runLab(args []string, stdout, stderr io.Writer) int {
 	usage := func() {
-		fmt.Fprintln(stderr, "usage: mkstack lab up|down [--queues N] [--driver afxdp|afpacket|tap] [--prefix P]")
+		fmt.Fprintln(stderr, "usage: mkstack lab up|down [--queues N] [--driver afxdp|afpacket|tap] [--mtu N] [--prefix P]")
 	}
 	if len(args) == 0 || (args[0] != "up" && args[0] != "down") {
 		usage()
@@ -40,11 +40,12 @@ func runLab(args []string, stdout, stderr io.Writer) int {
 	queues := fs.Int("queues", 2, "queues of the veth or TAP (one per stack core)")
 	driver := fs.String("driver", "afxdp", "the driver serve will use: afxdp or afpacket (a veth pair) or tap (a TAP device)")
 	prefix := fs.String("prefix", "mk", "prefix of the namespace and device names")
+	mtu := fs.Int("mtu", 1500, "MTU of the veth's two ends or the TAP (up to 65535; jumbo frames over afxdp use AF_XDP multi-buffer)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
-	if fs.NArg() != 0 || *queues < 1 || *queues > 64 || len(*prefix) > 8 || *prefix == "" {
-		fmt.Fprintln(stderr, "mkstack lab: --queues must be 1..64 and --prefix 1..8 characters; no arguments after the flags")
+	if fs.NArg() != 0 || *queues < 1 || *queues > 64 || len(*prefix) > 8 || *prefix == "" || *mtu < 68 || *mtu > 65535 {
+		fmt.Fprintln(stderr, "mkstack lab: --queues must be 1..64, --mtu 68..65535 and --prefix 1..8 characters; no arguments after the flags")
 		usage()
 		return 2
 	}
@@ -70,7 +71,7 @@ func runLab(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	// The command's lab is dual stack: the peer has its IPv6 address too.
-	if err := labUpWith(names, *driver, *queues, netlab.Options{IPv6: true}); err != nil {
+	if err := labUpWith(names, *driver, *queues, netlab.Options{IPv6: true, MTU: *mtu}); err != nil {
 		fmt.Fprintln(stderr, "mkstack lab up:", err)
 		if errors.Is(err, os.ErrPermission) {
 			fmt.Fprintln(stderr, "mkstack lab up: creating namespaces needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN): run it with sudo")

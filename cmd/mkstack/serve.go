@@ -387,7 +387,7 @@ func (o *serveOptions) stackMTU(nic nicq.NIC) (int, error) {
 	case o.mtu > dev:
 		hint := ""
 		if o.driver == "afxdp" {
-			hint = "; AF_XDP takes a frame in one 4 KiB UMEM frame, so at most MTU 3822 (jumbo frames need AF_XDP multi-buffer, which the afxdp driver does not do)"
+			hint = "; above MTU 3822 a frame spans several UMEM frames, which needs AF_XDP multi-buffer (Linux 6.6)"
 		}
 		return 0, fmt.Errorf("--mtu %d: %s has MTU %d: raise it first (ip link set dev %s mtu %d)%s", o.mtu, o.iface, dev, o.iface, o.mtu, hint)
 	case o.mtu < 1280 && len(o.addrs6) > 0:

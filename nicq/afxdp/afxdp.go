@@ -30,12 +30,24 @@
 // takes TSO off its peer (veth_fix_features), which then segments in
 // software before the pair, so no frame exceeds the MTU.
 //
+// Jumbo frames. Where the interface's MTU makes frames larger than a UMEM
+// frame after XDP's 256 bytes of headroom (MTU 1774 with 2 KiB frames,
+// 3822 with 4 KiB), the driver uses AF_XDP multi-buffer (Linux 6.6): the
+// program is loaded as frags-aware (xdp.frags, which also lets a veth take
+// an MTU above 3506), the sockets are bound with XDP_USE_SG, and a frame
+// travels in several UMEM frames chained by XDP_PKT_CONTD. A received
+// frame in pieces is copied whole into a buffer of a pool of the queue's
+// with room for the MTU (64 buffers, made on first use); a frame to send
+// that is larger than a UMEM frame is copied into as many as it takes.
+// The NIC then reports nicq.FeatureMultiBuffer, and the stack builds
+// frames up to the MTU. Frames that fit one UMEM frame go as before, with
+// no copy.
+//
 // Requirements, each checked at Open with an error that names the fix:
 // root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF, and CAP_IPC_LOCK or a memlock
 // limit above the UMEM size); an interface with at least as many receive
-// queues as Queues; an MTU whose frames fit a UMEM frame after XDP's 256
-// bytes of headroom (1774 with 2 KiB frames; veth's native XDP also needs
-// MTU ≤ 3506 and as many receive queues as its peer has transmit queues).
+// queues as Queues; for veth's native XDP, as many receive queues as its
+// peer has transmit queues; an MTU above one UMEM frame needs Linux 6.6.
 package afxdp
 
 import (
@@ -82,7 +94,9 @@ type Config struct {
 	// (tens of thousands of drops in 5 s, each a client retransmission 200
 	// ms or more later), where the kernel's socket queues took them.
 	Frames, RxRing, TxRing int
-	// FrameSize is 2048 (0) or 4096.
+	// FrameSize is 2048 or 4096; 0 means 2048, or 4096 where frames of
+	// the MTU do not fit 2048 (MTU above 1774): a jumbo frame then takes
+	// half as many pieces.
 	FrameSize int
 	// RSS is the configuration the stack uses to choose ports and the
 	// runtime to find a flow's core; nil means the interface's own when
@@ -110,6 +124,9 @@ type NIC struct {
 	rxFlags nicq.Flags
 	driver  string
 	groups  multicastFilter // the stack's solicited-node groups, joined
+	// multiBuffer: frames of the MTU are larger than a UMEM frame, so the
+	// sockets are bound with XDP_USE_SG (see the package comment).
+	multiBuffer bool
 }
 
 // Open attaches the XDP program to Interface and opens Queues sockets.
@@ -149,10 +166,7 @@ func Open(c Config) (_ *NIC, err error) {
 	if c.TxRing == 0 {
 		c.TxRing = defaultTxRing
 	}
-	if c.FrameSize == 0 {
-		c.FrameSize = 2048
-	}
-	if c.FrameSize != 2048 && c.FrameSize != 4096 {
+	if c.FrameSize != 0 && c.FrameSize != 2048 && c.FrameSize != 4096 {
 		return nil, fmt.Errorf("afxdp: frame size %d: want 2048 or 4096: %w", c.FrameSize, nicq.ErrInvalidConfig)
 	}
 	for _, v := range []int{c.RxRing, c.TxRing} {
@@ -164,16 +178,24 @@ func Open(c Config) (_ *NIC, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.FrameSize == 0 {
+		// Jumbo frames in 4 KiB pieces: half as many as in 2 KiB ones.
+		c.FrameSize = 2048
+		if info.MTU > maxSingleBufferMTU(2048) {
+			c.FrameSize = 4096
+		}
+	}
 	if info.RxQueues > 0 && info.RxQueues < c.Queues {
 		return nil, fmt.Errorf("afxdp: %s has %d receive queues, fewer than the %d cores asked for: give it more (ethtool -L %s combined %d; a veth is made with numrxqueues %d) or use fewer cores", c.Interface, info.RxQueues, c.Queues, c.Interface, c.Queues, c.Queues)
 	}
-	if max := c.FrameSize - unix.XDP_PACKET_HEADROOM - nicq.EthernetHeaderLen - nicq.VLANTagLen; info.MTU > max {
-		return nil, fmt.Errorf("afxdp: %s has MTU %d; frames of %d bytes take at most %d (set FrameSize 4096, or: ip link set %s mtu %d)", c.Interface, info.MTU, c.FrameSize, max, c.Interface, max)
+	if nicq.MaxFrameLen(info.MTU) > nicq.MaxLargeFrameLen {
+		return nil, fmt.Errorf("afxdp: %s has MTU %d; the driver carries frames of at most %d bytes (ip link set %s mtu %d)", c.Interface, info.MTU, nicq.MaxLargeFrameLen, c.Interface, nicq.MaxLargeFrameLen-nicq.EthernetHeaderLen-nicq.VLANTagLen)
 	}
 	if c.RSS == nil {
 		c.RSS = interfaceRSS(c.Interface, c.Queues)
 	}
 	n := &NIC{info: info, rss: c.RSS, generic: c.Generic}
+	n.multiBuffer = nicq.MaxFrameLen(info.MTU) > c.FrameSize-unix.XDP_PACKET_HEADROOM
 	// Unknown (the ioctl failed) is not a veth: no trust without knowing.
 	n.driver, _ = linkdev.Driver(c.Interface)
 	if LocalPairDriver(n.driver) {
@@ -191,8 +213,12 @@ func Open(c Config) (_ *NIC, err error) {
 	if err := n.groups.join(c.Interface, groups); err != nil {
 		return nil, linkdev.Explain(drv, "multicast filter", err)
 	}
-	if n.prog, err = newProgram(max(c.Queues, info.RxQueues), addrs, addrs6); err != nil {
-		return nil, linkdev.Explain(drv, "XDP program", err)
+	if n.prog, err = newProgram(max(c.Queues, info.RxQueues), addrs, addrs6, n.multiBuffer); err != nil {
+		err = linkdev.Explain(drv, "XDP program", err)
+		if n.multiBuffer {
+			err = fmt.Errorf("%w (MTU %d needs a frags-aware XDP program, Linux 5.18, for frames larger than one UMEM frame: or ip link set %s mtu %d)", err, info.MTU, c.Interface, maxSingleBufferMTU(c.FrameSize))
+		}
+		return nil, err
 	}
 	zeroCopy := !c.CopyOnly
 	for i := 0; i < c.Queues; i++ {
@@ -217,11 +243,20 @@ func Open(c Config) (_ *NIC, err error) {
 	if err != nil {
 		hint := "is another XDP program attached? (ip link show " + c.Interface + ")"
 		if !c.Generic {
-			hint += "; does the driver support native XDP? (for a veth: MTU at most 3506, and as many receive queues as the peer has transmit queues; or ask for generic mode)"
+			hint += "; does the driver support native XDP? (for a veth: as many receive queues as the peer has transmit queues; or ask for generic mode)"
+			if n.multiBuffer {
+				hint += fmt.Sprintf("; does it take frags-aware programs, for MTU %d? (or ip link set %s mtu %d)", info.MTU, c.Interface, maxSingleBufferMTU(c.FrameSize))
+			}
 		}
 		return nil, fmt.Errorf("%w; %s", linkdev.Explain(drv, "attach XDP to "+c.Interface, err), hint)
 	}
 	return n, nil
+}
+
+// maxSingleBufferMTU is the largest MTU whose frames (with a VLAN tag) fit
+// one UMEM frame of frameSize bytes after XDP's headroom.
+func maxSingleBufferMTU(frameSize int) int {
+	return frameSize - unix.XDP_PACKET_HEADROOM - nicq.EthernetHeaderLen - nicq.VLANTagLen
 }
 
 func interfaceRSS(ifname string, queues int) *rss.Config {
@@ -267,6 +302,12 @@ func openQueue(n *NIC, i int, c Config, zeroCopy *bool) (_ *Queue, err error) {
 		return nil, linkdev.Explain(drv, "open an AF_XDP socket", err)
 	}
 	q := &Queue{nic: n, index: i, fd: fd, frameSize: uint64(c.FrameSize), maxFrame: nicq.MaxFrameLen(n.info.MTU)}
+	if n.multiBuffer {
+		room := c.FrameSize - unix.XDP_PACKET_HEADROOM
+		q.maxPieces = uint32((q.maxFrame + room - 1) / room)
+	} else {
+		q.maxPieces = 1
+	}
 	defer func() {
 		if err != nil {
 			q.close()
@@ -318,7 +359,11 @@ func openQueue(n *NIC, i int, c Config, zeroCopy *bool) (_ *Queue, err error) {
 	// The fill ring full before the first frame can arrive.
 	q.refill()
 	bind := func(mode uint16) error {
-		sa := &unix.SockaddrXDP{Flags: unix.XDP_USE_NEED_WAKEUP | mode, Ifindex: uint32(n.info.Index), QueueID: uint32(i)}
+		flags := unix.XDP_USE_NEED_WAKEUP | mode
+		if n.multiBuffer {
+			flags |= unix.XDP_USE_SG
+		}
+		sa := &unix.SockaddrXDP{Flags: flags, Ifindex: uint32(n.info.Index), QueueID: uint32(i)}
 		err := unix.Bind(fd, sa)
 		// A socket closed a moment ago releases its queue from a kernel
 		// work item: give it a second before calling the queue taken.
@@ -341,7 +386,11 @@ func openQueue(n *NIC, i int, c Config, zeroCopy *bool) (_ *Queue, err error) {
 		err = bind(unix.XDP_COPY)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w (is queue %d of %s already bound by another AF_XDP socket?)", linkdev.Explain(drv, fmt.Sprintf("bind to %s queue %d", n.info.Name, i), err), i, n.info.Name)
+		hint := fmt.Sprintf("is queue %d of %s already bound by another AF_XDP socket?", i, n.info.Name)
+		if n.multiBuffer && (errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP)) {
+			hint = fmt.Sprintf("MTU %d needs AF_XDP multi-buffer (XDP_USE_SG, Linux 6.6) for frames larger than one UMEM frame: or ip link set %s mtu %d", n.info.MTU, n.info.Name, maxSingleBufferMTU(c.FrameSize))
+		}
+		return nil, fmt.Errorf("%w (%s)", linkdev.Explain(drv, fmt.Sprintf("bind to %s queue %d", n.info.Name, i), err), hint)
 	}
 	q.copyMode = !*zeroCopy
 	return q, nil
@@ -366,8 +415,14 @@ func (n *NIC) MTU() int { return n.info.MTU }
 // LinkUp reports whether the interface was up when opened.
 func (n *NIC) LinkUp() bool { return n.info.Up }
 
-// Features: none.
-func (n *NIC) Features() nicq.Features { return 0 }
+// Features: FeatureMultiBuffer where the MTU's frames are larger than a
+// UMEM frame.
+func (n *NIC) Features() nicq.Features {
+	if n.multiBuffer {
+		return nicq.FeatureMultiBuffer
+	}
+	return 0
+}
 
 // Driver is the interface's kernel driver ("veth"), or "" if unknown.
 func (n *NIC) Driver() string { return n.driver }
@@ -436,13 +491,19 @@ type Queue struct {
 	fill, comp, rx, tx *ring
 	frameSize          uint64
 	maxFrame           int
+	maxPieces          uint32 // UMEM frames a frame of the MTU takes
 	copyMode           bool
-	counters           nicq.Counters
-	tap                nicq.TapSwitch
-	scratch            [64]*nicq.Buf
-	pendings           uint32
-	recvs              uint32
-	stats, seen        unix.XDPStatistics
+	// large holds received frames that came in pieces (multi-buffer),
+	// made whole; made on first use, by the queue's core.
+	large *nicq.Pool
+	// gathered counts frames received in pieces, spread those sent so.
+	gathered, spread uint64
+	counters         nicq.Counters
+	tap              nicq.TapSwitch
+	scratch          [64]*nicq.Buf
+	pendings         uint32
+	recvs            uint32
+	stats, seen      unix.XDPStatistics
 }
 
 func (q *Queue) close() {
@@ -505,23 +566,40 @@ func (q *Queue) reap() {
 }
 
 // Recv takes up to len(bufs) received frames off the receive ring: each is
-// the UMEM frame the kernel wrote, handed over with no copy.
+// the UMEM frame the kernel wrote, handed over with no copy, or, for a
+// frame that came in pieces (multi-buffer), a buffer it is copied into.
 func (q *Queue) Recv(bufs []*nicq.Buf) int {
 	q.reap()
-	n := q.rx.available(uint32(len(bufs)))
+	// A frame in pieces is never split across bursts: room for the pieces
+	// of the last frame too.
+	n := q.rx.available(uint32(len(bufs)) + q.maxPieces - 1)
 	got := 0
-	headroom := uint64(q.pool.Headroom())
-	for i := uint32(0); i < n; i++ {
+	i := uint32(0)
+	for ; i < n && got < len(bufs); i++ {
 		d := q.rx.desc(q.rx.cachedCons + i)
-		base := d.Addr &^ (q.frameSize - 1)
-		b := q.pool.FrameAt(int(base))
-		if b == nil || d.Addr-base != headroom || int(d.Len) > b.Tailroom() {
-			// Not a frame we posted at our offset: a kernel we do not
-			// understand. Count it; a frame of ours goes back to the pool.
-			q.counters.Drops[nicq.DropRunt]++
-			if b != nil {
-				b.Free()
+		if d.Options&unix.XDP_PKT_CONTD != 0 {
+			last := i + 1
+			for last < n && q.rx.desc(q.rx.cachedCons+last).Options&unix.XDP_PKT_CONTD != 0 {
+				last++
 			}
+			complete := last < n
+			if !complete {
+				if last-i < q.maxPieces {
+					break // its last piece is not on the ring yet
+				}
+				// More pieces than a frame of the MTU takes, and no end
+				// in sight: drop them rather than wait.
+				last--
+			}
+			if b := q.gather(i, last, complete); b != nil {
+				bufs[got] = b
+				got++
+			}
+			i = last
+			continue
+		}
+		b := q.rxFrame(d)
+		if b == nil {
 			continue
 		}
 		b.Reset()
@@ -531,15 +609,12 @@ func (q *Queue) Recv(bufs []*nicq.Buf) int {
 			b.Free()
 			continue
 		}
-		b.RxQueue = uint16(q.index)
-		b.Flags = q.nic.rxFlags
+		q.received(b)
 		bufs[got] = b
 		got++
-		q.counters.RxPackets++
-		q.counters.RxBytes += uint64(d.Len)
 	}
-	if n > 0 {
-		q.rx.release(n)
+	if i > 0 {
+		q.rx.release(i)
 	}
 	q.refill()
 	if q.fill.needWakeup() && got == 0 {
@@ -552,51 +627,217 @@ func (q *Queue) Recv(bufs []*nicq.Buf) int {
 	return got
 }
 
+// rxFrame returns the UMEM frame a receive descriptor points into, or nil
+// (counted) if it is not a frame we posted, at our offset, that holds
+// its length: a kernel we do not understand. A frame of ours goes back to
+// the pool.
+func (q *Queue) rxFrame(d *unix.XDPDesc) *nicq.Buf {
+	base := d.Addr &^ (q.frameSize - 1)
+	b := q.pool.FrameAt(int(base))
+	if b == nil || d.Addr-base != uint64(q.pool.Headroom()) || int(d.Len) > b.Tailroom() {
+		q.counters.Drops[nicq.DropRunt]++
+		if b != nil {
+			b.Free()
+		}
+		return nil
+	}
+	return b
+}
+
+func (q *Queue) received(b *nicq.Buf) {
+	b.RxQueue = uint16(q.index)
+	b.Flags = q.nic.rxFlags
+	q.counters.RxPackets++
+	q.counters.RxBytes += uint64(b.Len())
+}
+
+// gather makes the frame in the receive descriptors first to last (all but
+// the last marked XDP_PKT_CONTD) whole in a buffer of the queue's large
+// pool. The pieces' UMEM frames go straight back on the fill ring, their
+// buffers untouched (the pool lent them to the kernel and they stay
+// lent): reading each one's header would be a cache miss per piece. It
+// returns nil, counted, when the large pool is dry, a piece is not one of
+// our frames, or the frame is longer than the MTU allows (or, not
+// complete, has more pieces than one of the MTU) or shorter than an
+// Ethernet header.
+func (q *Queue) gather(first, last uint32, complete bool) *nicq.Buf {
+	b := q.largeBuf()
+	ok, why := b != nil, nicq.DropNoBuffer
+	if !complete {
+		ok, why = false, nicq.DropOversize
+	}
+	pieces := last - first + 1
+	refill, recycled := q.fill.free(pieces), uint32(0)
+	headroom := uint64(q.pool.Headroom())
+	for i := first; i <= last; i++ {
+		d := q.rx.desc(q.rx.cachedCons + i)
+		base := d.Addr &^ (q.frameSize - 1)
+		if base >= uint64(len(q.umem)) || d.Addr-base != headroom || uint64(d.Len) > q.frameSize-headroom {
+			// Not a frame we posted at our offset: let rxFrame count it
+			// and give it back to the pool if it is ours.
+			q.rxFrame(d)
+			ok, why = false, dropCounted
+			continue
+		}
+		if ok && b.Len()+int(d.Len) > q.maxFrame {
+			ok, why = false, nicq.DropOversize
+		}
+		if ok {
+			copy(b.Append(int(d.Len)), q.umem[d.Addr:d.Addr+uint64(d.Len)])
+		}
+		if recycled < refill {
+			*q.fill.addr(q.fill.cachedProd + recycled) = base
+			recycled++
+		} else if f := q.pool.FrameAt(int(base)); f != nil {
+			f.Free()
+		}
+	}
+	if recycled > 0 {
+		q.fill.submit(recycled)
+	}
+	if ok && b.Len() < nicq.EthernetHeaderLen {
+		ok, why = false, nicq.DropRunt
+	}
+	if !ok {
+		if why != dropCounted {
+			q.counters.Drops[why]++
+		}
+		if b != nil {
+			b.Free()
+		}
+		return nil
+	}
+	q.gathered++
+	q.received(b)
+	return b
+}
+
+// largeBuf returns a free buffer of the queue's large pool, made (and
+// claimed by the calling core, the queue's) on first use, or nil.
+func (q *Queue) largeBuf() *nicq.Buf {
+	if q.large == nil {
+		p, err := nicq.NewPool(nicq.PoolConfig{
+			Name: q.pool.Name() + "/large", Buffers: largeBuffers, FrameSize: nicq.DefaultHeadroom + q.maxFrame,
+		})
+		if err != nil {
+			return nil
+		}
+		p.Claim()
+		q.large = p
+	}
+	return q.large.Get()
+}
+
+// Spread returns how many frames went out in pieces.
+func (q *Queue) Spread() uint64 { return q.spread }
+
+// Gathered returns how many received frames came in pieces and were made
+// whole.
+func (q *Queue) Gathered() uint64 { return q.gathered }
+
+// largeBuffers is the number of buffers of a queue's pool for frames
+// received in pieces. The stack is done with a received frame within the
+// burst that brought it (TCP copies payload out), so a burst of 64 frames,
+// all large, is the most a queue needs at once.
+const largeBuffers = 64
+
+// dropCounted marks a drop already counted under its reason.
+const dropCounted = nicq.DropReason(255)
+
 // Send puts the frames on the transmit ring, copying into the UMEM only a
-// buffer that is not one of its frames, and kicks the kernel when it asks
-// (need_wakeup; in copy mode, always). It stops early when the ring is full
-// or the UMEM has no frame for a copy.
+// buffer that is not one of its frames (into several, chained with
+// XDP_PKT_CONTD, if it is larger than one: multi-buffer), and kicks the
+// kernel when it asks (need_wakeup; in copy mode, always). It stops early
+// when the ring is full or the UMEM has no frame for a copy.
 func (q *Queue) Send(bufs []*nicq.Buf) int {
 	q.reap()
-	n := q.tx.free(uint32(len(bufs)))
+	slots := q.tx.free(uint32(len(bufs)))
 	tap := q.tap.Writer()
 	var now int64
 	if tap != nil {
 		now = time.Now().UnixNano()
 	}
+	room := int(q.frameSize) - q.pool.Headroom()
 	taken, queued := 0, uint32(0)
-	for _, b := range bufs[:n] {
-		if b.Pool() != q.pool {
-			c := q.pool.Get()
-			if c == nil {
-				break // back-pressure: the caller keeps b
-			}
-			copy(c.Append(b.Len()), b.Bytes())
-			b.Free()
-			b = c
-		}
-		taken++
+	for _, b := range bufs {
 		if b.Len() > q.maxFrame {
+			taken++
 			q.counters.Drops[nicq.DropOversize]++
 			b.Free()
 			continue
 		}
+		pieces := uint32(1)
+		if b.Len() > room {
+			pieces = uint32((b.Len() + room - 1) / room)
+		}
+		if queued+pieces > slots {
+			if slots = q.tx.free(queued + pieces); queued+pieces > slots {
+				break // back-pressure: the caller keeps b
+			}
+		}
+		if pieces > 1 {
+			if !q.sendPieces(b, room, queued, pieces) {
+				break
+			}
+		} else {
+			if b.Pool() != q.pool {
+				c := q.pool.Get()
+				if c == nil {
+					break
+				}
+				copy(c.Append(b.Len()), b.Bytes())
+				b.Free()
+				b = c
+			}
+			d := q.tx.desc(q.tx.cachedProd + queued)
+			d.Addr = uint64(q.pool.FrameOffset(b) + b.Headroom())
+			d.Len = uint32(b.Len())
+			d.Options = 0
+		}
+		taken++
+		queued += pieces
 		if tap != nil {
 			tap.WriteFrame(now, b.Bytes())
 		}
-		d := q.tx.desc(q.tx.cachedProd + queued)
-		d.Addr = uint64(q.pool.FrameOffset(b) + b.Headroom())
-		d.Len = uint32(b.Len())
-		d.Options = 0
-		queued++
 		q.counters.TxPackets++
 		q.counters.TxBytes += uint64(b.Len())
+		if pieces > 1 {
+			q.spread++
+			b.Free()
+		}
 	}
 	if queued > 0 {
 		q.tx.submit(queued)
 	}
 	q.kick()
 	return taken
+}
+
+// sendPieces copies b into pieces UMEM frames of room bytes each (the last
+// shorter) and writes their descriptors from transmit slot queued on,
+// chained with XDP_PKT_CONTD. It reports false, leaving b with the
+// caller, when the UMEM has not that many frames free.
+func (q *Queue) sendPieces(b *nicq.Buf, room int, queued, pieces uint32) bool {
+	frames := q.scratch[:pieces]
+	if got := q.pool.GetBatch(frames); got < int(pieces) {
+		nicq.FreeAll(frames[:got])
+		clear(frames)
+		return false
+	}
+	data := b.Bytes()
+	for i, c := range frames {
+		part := data[i*room : min((i+1)*room, len(data))]
+		copy(c.Append(len(part)), part)
+		d := q.tx.desc(q.tx.cachedProd + queued + uint32(i))
+		d.Addr = uint64(q.pool.FrameOffset(c) + c.Headroom())
+		d.Len = uint32(len(part))
+		d.Options = unix.XDP_PKT_CONTD
+		if i == len(frames)-1 {
+			d.Options = 0
+		}
+		frames[i] = nil
+	}
+	return true
 }
 
 // kick asks the kernel to transmit. In copy mode the kernel sends a

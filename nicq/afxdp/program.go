@@ -7,6 +7,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"golang.org/x/sys/unix"
 )
 
 // XDP verdicts (enum xdp_action).
@@ -45,7 +46,11 @@ type program struct {
 // Everything else (other addresses, IPv6 link-local and all-nodes traffic,
 // VLAN-tagged frames, runts) is the kernel's, so a host whose only NIC the
 // stack shares stays reachable.
-func newProgram(queues int, addrs [][4]byte, addrs6 [][16]byte) (_ *program, err error) {
+//
+// With frags, the program is loaded frags-aware (BPF_F_XDP_HAS_FRAGS, the
+// xdp.frags section of C programs), for frames larger than one buffer: it
+// reads only the headers, which are in the first.
+func newProgram(queues int, addrs [][4]byte, addrs6 [][16]byte, frags bool) (_ *program, err error) {
 	p := &program{}
 	defer func() {
 		if err != nil {
@@ -82,8 +87,13 @@ func newProgram(queues int, addrs [][4]byte, addrs6 [][16]byte) (_ *program, err
 	if err != nil {
 		return nil, fmt.Errorf("socket map: %w", err)
 	}
+	var flags uint32
+	if frags {
+		flags = unix.BPF_F_XDP_HAS_FRAGS
+	}
 	p.prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{
 		Name:         "mkstack_xdp",
+		Flags:        flags,
 		Type:         ebpf.XDP,
 		Instructions: instructions(p.addrs, p.addrs6, p.sockets),
 		License:      "GPL", // bpf_redirect_map is GPL-only

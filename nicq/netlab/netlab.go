@@ -101,6 +101,10 @@ type Options struct {
 	// take (serve --addr). Without it the peer has no IPv6 address but
 	// its link-local one.
 	IPv6 bool
+	// MTU is the devices' MTU (both ends of the veth, or the TAP); 0
+	// means 1500. Above one UMEM frame the afxdp driver uses AF_XDP
+	// multi-buffer.
+	MTU int
 }
 
 // Up creates the namespaces and devices of n for driver ("afxdp" and
@@ -112,6 +116,13 @@ func Up(n Names, driver string, queues int) error { return UpWith(n, driver, que
 
 // UpWith is Up with options.
 func UpWith(n Names, driver string, queues int, o Options) (err error) {
+	mtu := o.MTU
+	if mtu == 0 {
+		mtu = 1500
+	}
+	if mtu < 68 || mtu > 65535 {
+		return fmt.Errorf("MTU %d: want 68 to 65535", mtu)
+	}
 	var made []string
 	defer func() {
 		if err != nil {
@@ -149,7 +160,7 @@ func UpWith(n Names, driver string, queues int, o Options) (err error) {
 		var tapErr error
 		err = InNS(h, func() error {
 			tap := &netlink.Tuntap{
-				LinkAttrs: netlink.LinkAttrs{Name: n.TapIf, MTU: 1500},
+				LinkAttrs: netlink.LinkAttrs{Name: n.TapIf, MTU: mtu},
 				Mode:      netlink.TUNTAP_MODE_TAP,
 				Flags:     netlink.TUNTAP_MULTI_QUEUE_DEFAULTS,
 				Queues:    queues,
@@ -193,8 +204,8 @@ func UpWith(n Names, driver string, queues int, o Options) (err error) {
 		}
 	}
 	veth := &netlink.Veth{
-		LinkAttrs: netlink.LinkAttrs{Name: n.StackIf, NumTxQueues: queues, NumRxQueues: queues, MTU: 1500},
-		PeerName:  n.PeerIf,
+		LinkAttrs: netlink.LinkAttrs{Name: n.StackIf, NumTxQueues: queues, NumRxQueues: queues, MTU: mtu},
+		PeerName:  n.PeerIf, PeerMTU: uint32(mtu),
 	}
 	veth.PeerNumTxQueues, veth.PeerNumRxQueues = uint32(queues), uint32(queues)
 	if err := snl.LinkAdd(veth); err != nil {

@@ -359,3 +359,25 @@ func (v Veth) StackMulticast(t testing.TB) string {
 	}
 	return string(out)
 }
+
+// SetMTU sets the MTU of both ends of the pair.
+func (v Veth) SetMTU(t testing.TB, mtu int) {
+	t.Helper()
+	for _, end := range []struct {
+		ns     netns.NsHandle
+		ifname string
+	}{{v.StackNS, v.StackIf}, {v.KernelNS, v.KernelIf}} {
+		nl, err := netlink.NewHandleAt(end.ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := nl.LinkByName(end.ifname)
+		if err == nil {
+			err = nl.LinkSetMTU(l, mtu)
+		}
+		nl.Close()
+		if err != nil {
+			t.Fatalf("MTU %d on %s: %v", mtu, end.ifname, err)
+		}
+	}
+}
