@@ -93,9 +93,10 @@ type Config struct {
 	PeerRing, SharedRing int
 
 	// NoTSO keeps TCP from handing the NIC segments larger than one MSS
-	// even when it offers TSO (nicq.FeatureTSO), as ethtool -K DEV tso off
-	// does for Linux: for captures whose every frame is on the wire's
-	// scale, with complete checksums.
+	// even when it offers TSO (nicq.FeatureTSO), and from leaving it
+	// checksums to complete (nicq.FeatureTxChecksum), as ethtool -K DEV
+	// tx off does for Linux: for captures whose every frame is on the
+	// wire's scale, with complete checksums.
 	NoTSO bool
 
 	// SpinWindow is how long a core that finds no work keeps polling

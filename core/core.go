@@ -222,6 +222,9 @@ func (c *core) setup() error {
 	if p.NIC.Features()&nicq.FeatureTSO != 0 && !p.NoTSO {
 		sc.TSO = true
 	}
+	if p.NIC.Features()&nicq.FeatureTxChecksum != 0 && !p.NoTSO {
+		sc.TxChecksumOffload = true
+	}
 	if p.NIC.Features()&nicq.FeatureMultiBuffer != 0 {
 		sc.LargeFrames = true
 	}

@@ -166,9 +166,16 @@ const (
 	// arrives in one from a pool of the driver's. Without it the stack
 	// builds no frame larger than a buffer of the pool.
 	FeatureMultiBuffer
+	// FeatureTxChecksum: the NIC completes a TCP checksum left partial
+	// (the field holds the pseudo-header sum) on a frame marked
+	// FlagL4ChecksumOffload, as Linux's CHECKSUM_PARTIAL: a virtio-net
+	// header's NEEDS_CSUM (tap, afpacket), AF_XDP's transmit metadata
+	// (afxdp in copy mode, the kernel then completing it or handing it
+	// on to the device). Without it the stack computes every checksum.
+	FeatureTxChecksum
 )
 
-var featureNames = []string{"rx-hash", "rx-timestamp", "rx-checksum", "tso", "multi-buffer"}
+var featureNames = []string{"rx-hash", "rx-timestamp", "rx-checksum", "tso", "multi-buffer", "tx-checksum"}
 
 // String lists the features by name, as "rx-hash,rx-timestamp".
 func (f Features) String() string {

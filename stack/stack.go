@@ -77,6 +77,11 @@ type Config struct {
 	// stack's, and UDP sends datagrams up to the MTU unfragmented.
 	// Without it nothing the stack builds is larger than a buffer of Pool.
 	LargeFrames bool
+	// TxChecksumOffload: the NIC completes TCP checksums
+	// (nicq.FeatureTxChecksum; the core runtime sets it). TCP then leaves
+	// each segment's checksum partial, the pseudo-header sum, and marks
+	// the buffer nicq.FlagL4ChecksumOffload, as it does a TSO segment's.
+	TxChecksumOffload bool
 	// Clock is the stack's time source (required).
 	Clock Clock
 	// Pool supplies buffers for packets the stack originates (required).

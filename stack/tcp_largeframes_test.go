@@ -88,3 +88,23 @@ func TestUDPWithLargeFrames(t *testing.T) {
 		n.checkNoLeaks()
 	}
 }
+
+// TestTCPScriptTxChecksumOffloadLeavesChecksumsPartial: with a NIC that
+// completes checksums (Config.TxChecksumOffload), every segment the
+// stack sends, the SYN-ACK and the data, carries the pseudo-header sum and
+// the buffer flag that asks the NIC to complete it (the harness checks
+// both); without, every checksum is complete (every other script).
+func TestTCPScriptTxChecksumOffloadLeavesChecksumsPartial(t *testing.T) {
+	h := newTCPScript(t, func(c *Config) { c.TxChecksumOffload = true })
+	h.listen()
+	h.run(steps(scriptMSS1000(), []step{
+		do(ms(200), write(2000)),
+		out(ms(200), tseg{f: ".", seq: 1, ack: 1, n: 1000}),
+		out(ms(200), tseg{f: "P.", seq: 1001, ack: 1, n: 1000}),
+		in(ms(300), tseg{f: ".", seq: 1, ack: 2001}),
+		none(ms(5000)),
+	}))
+	if h.partials != 3 {
+		t.Errorf("%d segments sent with the checksum left to the NIC, want 3 (the SYN-ACK and two of data)", h.partials)
+	}
+}

@@ -80,7 +80,7 @@ func (t *tcpTable) segment(id tcpTuple, seq, ack uint32, flags header.TCPFlags, 
 //
 // A TSO segment (SegmentSize set) carries only the pseudo-header sum, for
 // the NIC to complete per segment, and counts as the segments it is cut
-// into.
+// into; with Config.TxChecksumOffload every segment does.
 func (t *tcpTable) send(id tcpTuple, b *nicq.Buf, flowLabel uint32) {
 	seg := header.TCP(bufData(b))
 	t.stats.SegmentsOut++
@@ -96,8 +96,9 @@ func (t *tcpTable) send(id tcpTuple, b *nicq.Buf, flowLabel uint32) {
 	} else {
 		pseudo = checksum.PseudoHeaderIPv4(unmap4(id.localAddr), unmap4(id.remoteAddr), header.ProtocolTCP, uint16(len(seg)))
 	}
-	if b.SegmentSize > 0 {
-		seg.SetChecksum(pseudo) // partial: the NIC completes each piece
+	if b.SegmentSize > 0 || t.s.cfg.TxChecksumOffload {
+		seg.SetChecksum(pseudo) // partial: the NIC completes it, or each piece
+		b.Flags |= nicq.FlagL4ChecksumOffload
 	} else {
 		seg.SetChecksum(seg.ComputeChecksum(pseudo))
 	}

@@ -133,6 +133,10 @@ type tcpScript struct {
 	// those of the TSO segments the stack sent.
 	segSize  int
 	tsoSizes []int
+	// offload: the buffer being taken is marked for the NIC to complete
+	// its checksum; partials counts such segments (not TSO ones).
+	offload  bool
+	partials int
 	ipIDs    []uint16 // of every IPv4 packet the stack sent
 	events   []TCPEvent
 	onEvent  TCPHandler // an extra handler, if a test needs one
@@ -276,6 +280,7 @@ func (h *tcpScript) capture() {
 	h.s.Flush(func(bufs []*nicq.Buf) int {
 		for _, b := range bufs {
 			h.segSize = int(b.SegmentSize)
+			h.offload = b.Flags&nicq.FlagL4ChecksumOffload != 0
 			h.take(b.Bytes())
 			b.Free()
 		}
@@ -283,15 +288,20 @@ func (h *tcpScript) capture() {
 	})
 }
 
-// checksumOK checks a sent segment's checksum: complete, or for a TSO
-// segment (segSize, from its buffer) the pseudo-header sum the NIC
-// completes per segment, which the script records (tsoSizes).
+// checksumOK checks a sent segment's checksum: complete, or, on a buffer
+// marked for the NIC to complete it (offload: a TSO segment, segSize from
+// its buffer, which the script records in tsoSizes, or any segment with
+// Config.TxChecksumOffload, counted in partials), the pseudo-header sum.
 func (h *tcpScript) checksumOK(seg header.TCP, pseudo uint16) bool {
-	if h.segSize == 0 {
-		return seg.IsChecksumValid(pseudo)
+	if h.segSize > 0 {
+		h.tsoSizes = append(h.tsoSizes, h.segSize)
+		return h.offload && seg.Checksum() == pseudo
 	}
-	h.tsoSizes = append(h.tsoSizes, h.segSize)
-	return seg.Checksum() == pseudo
+	if h.offload {
+		h.partials++
+		return seg.Checksum() == pseudo
+	}
+	return seg.IsChecksumValid(pseudo)
 }
 
 func (h *tcpScript) take(frame []byte) {

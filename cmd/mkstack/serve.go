@@ -84,7 +84,7 @@ func parseServe(args []string, stderr io.Writer) (serveOptions, int) {
 	var threads string
 	fs.StringVar(&threads, "threads", "auto", "where the cores run: pinned (each on its own thread, pinned with --pin; best for the per-core handler apps), shared (on the Go scheduler's threads, so that a hand-off to an application goroutine is a goroutine switch; best for net.Conn and net/http), or auto (pinned until the application uses net.Conn, as --app http does)")
 	fs.IntVar(&o.mtu, "mtu", 0, "the stack's MTU, at most the device's (0: the device's); with IPv6, at least 1280")
-	fs.BoolVar(&o.noTSO, "no-tso", false, "send TCP in segments of one MSS even where the driver offers TSO (tap, afpacket, mem), as ethtool -K DEV tso off: every frame a capture sees is then at most one MTU with a complete checksum")
+	fs.BoolVar(&o.noTSO, "no-tso", false, "send TCP in segments of one MSS even where the driver offers TSO (tap, afpacket, mem), with checksums complete even where it would complete them (tap, afpacket, afxdp in copy mode), as ethtool -K DEV tx off: every frame a capture sees is then at most one MTU with a complete checksum")
 	fs.DurationVar(&o.spin, "spin-window", 0, "how long an idle core polls before it sleeps (0: the runtime's default, 50µs; negative: sleep at once, for cores that share CPUs with other work)")
 	fs.DurationVar(&o.shutdown, "shutdown-timeout", 5*time.Second, "on SIGINT/SIGTERM, how long connections get to close with FIN before they are reset")
 	if err := fs.Parse(args); err != nil {

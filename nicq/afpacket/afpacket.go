@@ -385,9 +385,10 @@ func (n *NIC) Ring() RingVersion { return n.ring }
 // Features: TSO (a frame with Buf.SegmentSize goes to the socket with a
 // virtio-net header that asks for segmentation: the device's TSO, the
 // kernel's software GSO, or a local receiver taking it whole does it);
-// buffers with a partial checksum from a local sender carry
+// tx checksum (a frame marked FlagL4ChecksumOffload goes with NEEDS_CSUM,
+// for the device, the kernel or a local receiver to complete); buffers with a partial checksum from a local sender carry
 // FlagL4ChecksumPartial, those the NIC checked FlagL4ChecksumVerified.
-func (n *NIC) Features() nicq.Features { return nicq.FeatureTSO }
+func (n *NIC) Features() nicq.Features { return nicq.FeatureTSO | nicq.FeatureTxChecksum }
 
 // RSS returns the steering configuration.
 func (n *NIC) RSS() *rss.Config { return n.rss }
@@ -686,6 +687,11 @@ func (q *Queue) Send(bufs []*nicq.Buf) int {
 				}
 				hdr = &q.txHdrs[n]
 				h.Put(hdr[:])
+			} else if b.Flags&nicq.FlagL4ChecksumOffload != 0 {
+				if h, ok := vnet.Csum(f); ok {
+					hdr = &q.txHdrs[n]
+					h.Put(hdr[:])
+				}
 			}
 			iov := q.iovs[2*n : 2*n+2]
 			iov[0].Base = &hdr[0]

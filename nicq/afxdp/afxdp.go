@@ -51,6 +51,7 @@
 package afxdp
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -325,8 +326,18 @@ func openQueue(n *NIC, i int, c Config, zeroCopy *bool) (_ *Queue, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("afxdp: %w", err)
 	}
-	reg := unix.XDPUmemReg{Addr: uint64(uintptr(unsafe.Pointer(&q.umem[0]))), Len: uint64(size), Size: uint32(c.FrameSize)}
-	if _, _, e := unix.Syscall6(unix.SYS_SETSOCKOPT, uintptr(fd), unix.SOL_XDP, unix.XDP_UMEM_REG, uintptr(unsafe.Pointer(&reg)), unsafe.Sizeof(reg), 0); e != 0 {
+	// Room for transmit metadata (Linux 6.8) in front of each frame to
+	// send, for the checksum offload; a kernel without it refuses the
+	// field, and the UMEM is registered without.
+	reg := unix.XDPUmemReg{Addr: uint64(uintptr(unsafe.Pointer(&q.umem[0]))), Len: uint64(size), Size: uint32(c.FrameSize),
+		Flags: unix.XDP_UMEM_TX_METADATA_LEN, Tx_metadata_len: txMetadataLen}
+	_, _, e := unix.Syscall6(unix.SYS_SETSOCKOPT, uintptr(fd), unix.SOL_XDP, unix.XDP_UMEM_REG, uintptr(unsafe.Pointer(&reg)), unsafe.Sizeof(reg), 0)
+	q.txMetadata = e == 0
+	if e == unix.EINVAL {
+		reg.Flags, reg.Tx_metadata_len = 0, 0
+		_, _, e = unix.Syscall6(unix.SYS_SETSOCKOPT, uintptr(fd), unix.SOL_XDP, unix.XDP_UMEM_REG, uintptr(unsafe.Pointer(&reg)), unsafe.Sizeof(reg), 0)
+	}
+	if e != 0 {
 		if e == unix.ENOMEM || e == unix.EPERM || e == unix.ENOBUFS {
 			return nil, fmt.Errorf("afxdp: register a UMEM of %d MiB on %s queue %d: %w (locking it needs CAP_IPC_LOCK or a larger memlock limit: run as root, or ulimit -l %d, or lower Frames)", size>>20, n.info.Name, i, e, 2*size>>10)
 		}
@@ -393,8 +404,18 @@ func openQueue(n *NIC, i int, c Config, zeroCopy *bool) (_ *Queue, err error) {
 		return nil, fmt.Errorf("%w (%s)", linkdev.Explain(drv, fmt.Sprintf("bind to %s queue %d", n.info.Name, i), err), hint)
 	}
 	q.copyMode = !*zeroCopy
+	// In copy mode the kernel builds an skb per frame and honours the
+	// metadata's checksum request as CHECKSUM_PARTIAL: a local peer takes
+	// it as it is, and a device without checksum offload gets it
+	// completed by the kernel (validate_xmit_skb). Zero-copy would need
+	// the NIC driver's own support, which the driver does not ask for.
+	q.txChecksum = q.txMetadata && q.copyMode
 	return q, nil
 }
+
+// txMetadataLen is the room for struct xsk_tx_metadata (flags, then the
+// request: csum_start, csum_offset, launch_time) in front of a frame.
+const txMetadataLen = 24
 
 // Name returns the interface's name.
 func (n *NIC) Name() string { return n.info.Name }
@@ -416,12 +437,17 @@ func (n *NIC) MTU() int { return n.info.MTU }
 func (n *NIC) LinkUp() bool { return n.info.Up }
 
 // Features: FeatureMultiBuffer where the MTU's frames are larger than a
-// UMEM frame.
+// UMEM frame; FeatureTxChecksum in copy mode on a kernel with transmit
+// metadata (Linux 6.8).
 func (n *NIC) Features() nicq.Features {
+	var f nicq.Features
 	if n.multiBuffer {
-		return nicq.FeatureMultiBuffer
+		f |= nicq.FeatureMultiBuffer
 	}
-	return 0
+	if len(n.queues) > 0 && n.queues[0].txChecksum {
+		f |= nicq.FeatureTxChecksum
+	}
+	return f
 }
 
 // Driver is the interface's kernel driver ("veth"), or "" if unknown.
@@ -493,6 +519,9 @@ type Queue struct {
 	maxFrame           int
 	maxPieces          uint32 // UMEM frames a frame of the MTU takes
 	copyMode           bool
+	// txMetadata: the UMEM has room for transmit metadata; txChecksum:
+	// frames marked FlagL4ChecksumOffload go with a checksum request.
+	txMetadata, txChecksum bool
 	// large holds received frames that came in pieces (multi-buffer),
 	// made whole; made on first use, by the queue's core.
 	large *nicq.Pool
@@ -793,6 +822,9 @@ func (q *Queue) Send(bufs []*nicq.Buf) int {
 			d.Addr = uint64(q.pool.FrameOffset(b) + b.Headroom())
 			d.Len = uint32(b.Len())
 			d.Options = 0
+			if b.Flags&nicq.FlagL4ChecksumOffload != 0 {
+				d.Options = q.requestChecksum(d.Addr, b.Bytes())
+			}
 		}
 		taken++
 		queued += pieces
@@ -811,6 +843,28 @@ func (q *Queue) Send(bufs []*nicq.Buf) int {
 	}
 	q.kick()
 	return taken
+}
+
+// requestChecksum writes, in front of the frame at UMEM address addr, the
+// transmit metadata that asks the kernel to complete its partial TCP or
+// UDP checksum, and returns the descriptor option that says it is there.
+// Without the offload (the stack does not mark frames then), or for a
+// frame whose checksum it cannot locate, it completes the checksum here.
+func (q *Queue) requestChecksum(addr uint64, frame []byte) uint32 {
+	start, field, ok := nicq.PartialChecksum(frame)
+	if !ok {
+		return 0
+	}
+	if !q.txChecksum || addr < txMetadataLen {
+		nicq.CompleteChecksum(frame, start, field)
+		return 0
+	}
+	m := q.umem[addr-txMetadataLen : addr]
+	binary.NativeEndian.PutUint64(m[0:], unix.XDP_TXMD_FLAGS_CHECKSUM)
+	binary.NativeEndian.PutUint16(m[8:], uint16(start))
+	binary.NativeEndian.PutUint16(m[10:], uint16(field))
+	clear(m[12:])
+	return unix.XDP_TX_METADATA
 }
 
 // sendPieces copies b into pieces UMEM frames of room bytes each (the last
@@ -834,6 +888,9 @@ func (q *Queue) sendPieces(b *nicq.Buf, room int, queued, pieces uint32) bool {
 		d.Options = unix.XDP_PKT_CONTD
 		if i == len(frames)-1 {
 			d.Options = 0
+		}
+		if i == 0 && b.Flags&nicq.FlagL4ChecksumOffload != 0 {
+			d.Options |= q.requestChecksum(d.Addr, data)
 		}
 		frames[i] = nil
 	}

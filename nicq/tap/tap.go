@@ -241,10 +241,12 @@ func (n *NIC) LinkUp() bool {
 
 // Features: TSO (a frame with Buf.SegmentSize goes to the kernel whole,
 // with a virtio-net header that asks for segmentation, and a local
-// receiver takes it as one segment); each received buffer carries what
+// receiver takes it as one segment); tx checksum (a frame marked
+// FlagL4ChecksumOffload goes with NEEDS_CSUM: the kernel completes the
+// checksum, or a local receiver takes it partial); each received buffer carries what
 // its virtio-net header says of its checksum (FlagL4ChecksumPartial or
 // FlagL4ChecksumVerified). No hash.
-func (n *NIC) Features() nicq.Features { return nicq.FeatureTSO }
+func (n *NIC) Features() nicq.Features { return nicq.FeatureTSO | nicq.FeatureTxChecksum }
 
 // RSS returns the steering configuration.
 func (n *NIC) RSS() *rss.Config { return n.rss }
@@ -417,6 +419,11 @@ func (q *Queue) Send(bufs []*nicq.Buf) int {
 			q.counters.Drops[nicq.DropOversize]++
 			b.Free()
 			continue
+		} else if b.Flags&nicq.FlagL4ChecksumOffload != 0 {
+			if h, ok := vnet.Csum(frame); ok {
+				h.Put(q.txHdr[:])
+				hdr = q.txHdr[:]
+			}
 		}
 		err := q.write(hdr, frame)
 		if err == unix.EAGAIN {

@@ -361,3 +361,15 @@ func TSO(frame []byte, segSize int) (Hdr, bool) {
 	return Hdr{Flags: FlagNeedsCsum, GSOType: typ, HdrLen: uint16(hl), GSOSize: uint16(segSize),
 		CsumStart: uint16(l4), CsumOffset: 16}, true
 }
+
+// Csum is the header of a frame of one MTU whose TCP or UDP checksum the
+// kernel is to complete (NEEDS_CSUM, no segmentation): a frame marked
+// nicq.FlagL4ChecksumOffload. ok is false for a frame that carries no TCP
+// or UDP checksum (nicq.PartialChecksum).
+func Csum(frame []byte) (Hdr, bool) {
+	start, field, ok := nicq.PartialChecksum(frame)
+	if !ok {
+		return Hdr{}, false
+	}
+	return Hdr{Flags: FlagNeedsCsum, CsumStart: uint16(start), CsumOffset: uint16(field)}, true
+}
