@@ -34,7 +34,9 @@ import (
 
 var echoMiB = flag.Int("echo-mib", 64, "MiB the driver integration tests echo through the stack")
 
-// lab is one driver's test network, made by labUp under a unique prefix.
+// lab is one driver's test network, made by labUpWith under a unique prefix
+// (without the peer's IPv6 address unless the options ask, as the tests
+// that add it want).
 type lab struct {
 	driver            string
 	names             labNames

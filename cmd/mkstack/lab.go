@@ -128,7 +128,6 @@ remove it all with: %[10]s
 // systems share.
 var (
 	labNamesFor = netlab.NamesFor
-	labUp       = netlab.Up // a lab without the peer's IPv6 address, as the tests that add it want
 	labUpWith   = netlab.UpWith
 	labDown     = netlab.Down
 	namedNS     = netlab.NamedNS
