@@ -55,9 +55,26 @@ func (s *Stack) inputICMP(b *nicq.Buf, ip header.IPv4) {
 }
 
 // replyEcho turns an echo request into its reply in place: swap the
-// addresses, change the type, patch the checksums incrementally.
+// addresses, change the type, patch the checksums incrementally. A reply
+// larger than the path MTU (to a request that came in fragments, ping -s
+// 20000) goes in fragments, as Linux sends it.
 func (s *Stack) replyEcho(b *nicq.Buf, ip header.IPv4, msg header.ICMPv4) {
 	src := ip.Source()
+	if mtu := s.pmtu.lookup(src, s.cfg.MTU, s.now); int(ip.TotalLength()) > mtu {
+		msg.SetType(header.ICMPv4EchoReply)
+		msg.SetChecksum(0)
+		msg.SetChecksum(msg.ComputeChecksum())
+		nextHop, ok := s.routes.nextHop(src)
+		if !ok {
+			s.drop(b, DropNoRoute)
+			return
+		}
+		s.stats.EchoRepliesSent++
+		s.ipID++
+		s.fragment(msg, nil, header.ProtocolICMPv4, src, nextHop, mtu)
+		bufFree(b)
+		return
+	}
 	ip.SetSource(s.addr)
 	ip.SetDestination(src)
 	ip.SetTTL(defaultTTL)
@@ -177,13 +194,19 @@ func (s *Stack) sendICMPError(orig header.IPv4, t header.ICMPv4Type, c header.IC
 
 // Ping sends an ICMP echo request with size bytes of payload; the reply
 // comes to Config.OnEchoReply.
+//
+// A request larger than the path MTU goes in fragments; size is at most
+// what one IPv4 datagram holds.
 func (s *Stack) Ping(dst [4]byte, id, seq uint16, size int) error {
 	s.now = s.clock.Now()
-	b := s.getBuf()
+	if size < 0 || size > header.IPv4MaximumTotalLength-header.IPv4MinimumSize-header.ICMPv4MinimumSize {
+		return ErrMessageTooLong
+	}
+	b := s.getBufSize(header.ICMPv4MinimumSize + size)
 	if b == nil {
 		return ErrNoBuffers
 	}
-	if size < 0 || size > bufTailroom(b)-header.ICMPv4MinimumSize {
+	if size > bufTailroom(b)-header.ICMPv4MinimumSize {
 		bufFree(b)
 		return ErrMessageTooLong
 	}

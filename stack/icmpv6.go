@@ -47,6 +47,9 @@ func (s *Stack) inputICMPv6(b *nicq.Buf, ip header.IPv6, off int, srcMAC header.
 // the old one and any extension headers, from the address the request
 // went to (our link-local address if it went to a group, which RFC 4443
 // says to answer too) back to its source.
+//
+// A reply larger than the path MTU (to a request that came in fragments)
+// goes in fragments (RFC 8200 4.5).
 func (s *Stack) replyEcho6(b *nicq.Buf, ip header.IPv6, off int, srcMAC header.MAC) {
 	to := ip.Source()
 	from := s.ip6.sourceFor(ip.Destination())
@@ -56,6 +59,12 @@ func (s *Stack) replyEcho6(b *nicq.Buf, ip header.IPv6, off int, srcMAC header.M
 	m.SetType(header.ICMPv6EchoReply)
 	m.SetCode(0)
 	m.SetChecksum(m.ComputeChecksum(checksum.PseudoHeaderIPv6(from, to, header.ProtocolICMPv6, uint32(n))))
+	if mtu := s.pathMTU6(to); header.IPv6FixedHeaderSize+n > mtu {
+		s.stats.ICMPv6EchoRepliesSent++
+		s.fragment6(m[:n], nil, header.ProtocolICMPv6, from, to, mtu)
+		bufFree(b)
+		return
+	}
 	encodeIPv6(bufPush(b, header.IPv6FixedHeaderSize), header.ProtocolICMPv6, defaultHopLimit, n, from, to)
 	s.stats.ICMPv6EchoRepliesSent++
 	s.transmitIPv6(b, to, srcMAC)
