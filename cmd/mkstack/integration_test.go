@@ -232,8 +232,16 @@ func testDriver(t *testing.T, driver string) {
 	} else {
 		t.Logf("wrk: %s", wrkSummary(out))
 	}
+	// HTTP/2 over cleartext with prior knowledge, h2load's default:
+	// 2000 requests on 10 connections, 10 streams at a time on each.
+	if _, err := exec.LookPath("h2load"); err == nil {
+		out, err := l.exec(t, 30*time.Second, "h2load", "-n", "2000", "-c", "10", "-m", "10", url)
+		if err != nil || !strings.Contains(out, "Application protocol: h2c") || !strings.Contains(out, "2000 succeeded") {
+			t.Errorf("h2load: %v\n%s", err, out)
+		}
+	}
 	stop()
-	lap("wrk")
+	lap("wrk, h2load")
 
 	stop = l.serve(t, "echo")
 	echoThrough(t, l)

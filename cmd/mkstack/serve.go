@@ -313,7 +313,7 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, stdout io.Writ
 			n.Shutdown(context.Background())
 			return err
 		}
-		hs := &http.Server{Handler: httpApp(rt), ReadHeaderTimeout: 10 * time.Second}
+		hs := &http.Server{Handler: httpApp(rt), ReadHeaderTimeout: 10 * time.Second, Protocols: httpProtocols()}
 		go hs.Serve(l)
 		appClose = func() { hs.Close() }
 	}
@@ -436,4 +436,15 @@ func (o *serveOptions) driverAddrs() []netip.Addr {
 		addrs = append(addrs, p.Addr())
 	}
 	return addrs
+}
+
+// httpProtocols are the http app's: HTTP/1.1, and HTTP/2 over cleartext
+// with prior knowledge (h2c, RFC 9113 3.3), which h2load and curl
+// --http2-prior-knowledge speak by default; there is no TLS to negotiate
+// HTTP/2 by ALPN.
+func httpProtocols() *http.Protocols {
+	var p http.Protocols
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	return &p
 }
