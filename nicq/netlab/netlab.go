@@ -176,6 +176,14 @@ func UpWith(n Names, driver string, queues int, o Options) (err error) {
 		if err != nil {
 			return err
 		}
+		// A TAP is created at 1500 whatever the request says.
+		if l, err := nl.LinkByName(n.TapIf); err != nil {
+			return err
+		} else if l.Attrs().MTU != mtu {
+			if err := nl.LinkSetMTU(l, mtu); err != nil {
+				return fmt.Errorf("MTU %d on %s: %w", mtu, n.TapIf, err)
+			}
+		}
 		return peerAddrsUp(nl, n.TapIf, o.IPv6)
 	}
 	sh, err := newNS(n.Server)

@@ -122,3 +122,34 @@ func TestUpWithIPv6GivesThePeerItsAddress(t *testing.T) {
 		}
 	}
 }
+
+// TestUpWithMTU: Options.MTU is the MTU of both ends of the veth, and of
+// the TAP (which the kernel creates at 1500 whatever it is asked).
+func TestUpWithMTU(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	for i, driver := range []string{"afxdp", "tap"} {
+		n := netlab.NamesFor(fmt.Sprintf("m%d%d", os.Getpid()%100000, i))
+		if err := netlab.UpWith(n, driver, 1, netlab.Options{MTU: 9000}); err != nil {
+			t.Fatal(err)
+		}
+		ends := [][2]string{{n.StackNS(driver), n.StackIface(driver)}, {n.PeerNS(driver), n.PeerIf}}
+		if driver == "tap" {
+			ends = ends[:1]
+		}
+		for _, e := range ends {
+			out, err := exec.Command("ip", "netns", "exec", e[0], "cat", "/sys/class/net/"+e[1]+"/mtu").CombinedOutput()
+			if err != nil || strings.TrimSpace(string(out)) != "9000" {
+				t.Errorf("%s: %s in %s: MTU %q (%v), want 9000", driver, e[1], e[0], strings.TrimSpace(string(out)), err)
+			}
+		}
+		if _, err := netlab.Down(n); err != nil {
+			t.Error(err)
+		}
+	}
+	if err := netlab.UpWith(netlab.NamesFor("mbad"), "afxdp", 1, netlab.Options{MTU: 70000}); err == nil {
+		netlab.Down(netlab.NamesFor("mbad"))
+		t.Error("MTU 70000 accepted")
+	}
+}
