@@ -126,9 +126,12 @@ func runClient(ctx context.Context, client string, args []string, p Params, pars
 	pt, err := parse(string(out))
 	pt.Client = client
 	pt.GCCycles, pt.CPUSeconds = after.gc-before.gc, (after.cpu - before.cpu).Seconds()
-	if before.machineOK && after.machineOK && pt.Seconds > 0 {
+	if pt.Seconds > 0 {
 		whole := after.at.Sub(before.at).Seconds()
-		pt.MachineCPUSeconds = (after.machine - before.machine).Seconds() * min(1, pt.Seconds/whole)
+		if before.machineOK && after.machineOK {
+			pt.MachineCPUSeconds = (after.machine - before.machine).Seconds() * min(1, pt.Seconds/whole)
+		}
+		setRuntimeCounts(&pt, before, after, min(1, pt.Seconds/whole))
 	}
 	pt.GOMAXPROCS = after.gomaxprocs
 	return pt, err

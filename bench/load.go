@@ -35,6 +35,10 @@ type Params struct {
 	IPv6 bool
 	// MTU is Spec.MTU.
 	MTU int
+	// RuntimeCounts, set by a system whose server is an mkstack runtime,
+	// reads its counters, so a point can say how many wake-ups and
+	// system calls a transaction cost it (Point.WakeupsPerTxn).
+	RuntimeCounts func() RuntimeCounts
 	// Idle is the idle-connection mode (Spec.Idle): RunConn opens the
 	// connections, one exchange each, and measures the memory they hold.
 	Idle bool
@@ -216,7 +220,14 @@ func (m *meter) moved() uint64 {
 	return n
 }
 
+// RuntimeCounts are an mkstack runtime's counters a point reports per
+// transaction: its cores' wake-ups from sleep (core.Wakeups) and the
+// system calls made for them (core.Syscalls).
+type RuntimeCounts struct{ Wakeups, Syscalls uint64 }
+
 type snapshot struct {
+	rc      RuntimeCounts
+	rcOK    bool
 	n, errs uint64
 	at      time.Time
 	gc      uint32
@@ -243,7 +254,23 @@ func (m *meter) snap() snapshot {
 		s.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
 	s.machine, s.machineOK = MachineBusy()
+	if m.p.RuntimeCounts != nil {
+		s.rc, s.rcOK = m.p.RuntimeCounts(), true
+	}
 	return s
+}
+
+// setRuntimeCounts gives pt the runtime's wake-ups and system calls per
+// transaction between two snapshots, of which share (1 for the measured
+// window itself) fell in the window of pt.Count transactions.
+func setRuntimeCounts(pt *Point, start, end snapshot, share float64) {
+	if !start.rcOK || !end.rcOK || pt.Count == 0 {
+		return
+	}
+	n := float64(pt.Count)
+	pt.WakeupsPerTxn = float64(end.rc.Wakeups-start.rc.Wakeups) * share / n
+	pt.SyscallsPerTxn = float64(end.rc.Syscalls-start.rc.Syscalls) * share / n
+	pt.HasRuntimeCounts = true
 }
 
 // window runs the measured part of a point: a warm-up then Duration, or
@@ -322,6 +349,7 @@ func (m *meter) window(ctx context.Context) (Point, error) {
 	}
 	pt.Rate = float64(pt.Count) / secs
 	pt.PerCore = pt.Rate / float64(p.Cores)
+	setRuntimeCounts(&pt, start, end, 1)
 	return pt, nil
 }
 

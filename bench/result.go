@@ -87,6 +87,14 @@ type Point struct {
 	// Latency of the transactions completed in the window (none for
 	// streams).
 	Latency *Latency `json:"latency,omitempty"`
+	// WakeupsPerTxn and SyscallsPerTxn are, for a system whose server is
+	// an mkstack runtime on a real device (the veth and TAP systems), its
+	// cores' wake-ups from sleep and the system calls made for them
+	// (core.Wakeups, core.Syscalls) per transaction in the window, or
+	// per unit of a stream; HasRuntimeCounts says they were measured.
+	WakeupsPerTxn    float64 `json:"wakeups_per_txn,omitempty"`
+	SyscallsPerTxn   float64 `json:"syscalls_per_txn,omitempty"`
+	HasRuntimeCounts bool    `json:"has_runtime_counts,omitempty"`
 	// GCCycles is the garbage collections of the measuring process in
 	// the window (runtime.MemStats.NumGC after minus before).
 	GCCycles uint32 `json:"gc_cycles"`
@@ -363,6 +371,10 @@ func (r *Result) WriteTable(w io.Writer) error {
 	if rate {
 		head += "machine CPU " + cpuU + "\t"
 	}
+	counts := r.hasRuntimeCounts()
+	if counts {
+		head += "wake-ups/txn\tsyscalls/txn\t"
+	}
 	fmt.Fprintf(tw, head+"GCs\terrors\tmem MiB\t\n", unit)
 	for _, p := range r.Points {
 		sys := p.System
@@ -400,6 +412,13 @@ func (r *Result) WriteTable(w io.Writer) error {
 		rateText := FormatRate(p.Rate)
 		if r.Idle {
 			rateText += "\t" + p.IdleKiBPerConnText()
+		}
+		if counts {
+			if p.HasRuntimeCounts {
+				machine += fmt.Sprintf("%.2f\t%.2f\t", p.WakeupsPerTxn, p.SyscallsPerTxn)
+			} else {
+				machine += "-\t-\t"
+			}
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%s%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%s%d\t%d\t%s\t\n", sys, p.Cores, p.Cores*p.Flows, offered, rateText, FormatRate(p.PerCore),
 			eff, p50, p99, p999, p.CPUSeconds, machine, p.GCCycles, p.Errors, mem)
@@ -555,4 +574,15 @@ func (p *Point) setCPUPerUnit() {
 		unit, scale := CPUUnit(p.Workload)
 		p.MachineCPUPerUnit, p.MachineCPUUnit = c*scale, unit
 	}
+}
+
+// hasRuntimeCounts reports whether a point measured its runtime's wake-ups
+// and system calls.
+func (r *Result) hasRuntimeCounts() bool {
+	for i := range r.Points {
+		if r.Points[i].HasRuntimeCounts {
+			return true
+		}
+	}
+	return false
 }

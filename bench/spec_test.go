@@ -128,3 +128,42 @@ func TestHTTPMessageLen(t *testing.T) {
 		}
 	}
 }
+
+// TestRuntimeCountsPerTransaction: a point's wake-ups and system calls per
+// transaction are the runtime's counters' growth over the window (scaled
+// to the share of a longer run that the window was), and the table shows
+// them only for the points that measured them.
+func TestRuntimeCountsPerTransaction(t *testing.T) {
+	start := snapshot{rc: RuntimeCounts{Wakeups: 100, Syscalls: 1000}, rcOK: true}
+	end := snapshot{rc: RuntimeCounts{Wakeups: 600, Syscalls: 3000}, rcOK: true}
+	pt := Point{System: "mkstack-afxdp", Workload: TCPRR, Cores: 1, Flows: 1, Count: 1000, Rate: 1000, PerCore: 1000, Unit: "trans/s"}
+	setRuntimeCounts(&pt, start, end, 1)
+	if !pt.HasRuntimeCounts || pt.WakeupsPerTxn != 0.5 || pt.SyscallsPerTxn != 2 {
+		t.Fatalf("per transaction: %+v, want 0.5 wake-ups and 2 system calls", pt)
+	}
+	half := Point{Count: 1000}
+	setRuntimeCounts(&half, start, end, 0.5)
+	if half.WakeupsPerTxn != 0.25 || half.SyscallsPerTxn != 1 {
+		t.Errorf("half the run in the window: %v and %v per transaction, want 0.25 and 1", half.WakeupsPerTxn, half.SyscallsPerTxn)
+	}
+	none := Point{Count: 1000}
+	setRuntimeCounts(&none, snapshot{}, end, 1)
+	if none.HasRuntimeCounts {
+		t.Error("counts from a snapshot without them")
+	}
+	kernel := Point{System: "linux-epoll-veth", Workload: TCPRR, Cores: 1, Flows: 1, Count: 900, Rate: 900, PerCore: 900, Unit: "trans/s"}
+	var out strings.Builder
+	r := &Result{Workload: TCPRR, Points: []Point{pt, kernel}}
+	if err := r.WriteTable(&out); err != nil {
+		t.Fatal(err)
+	}
+	table := out.String()
+	if !strings.Contains(table, "wake-ups/txn") || !strings.Contains(table, "0.50") || !strings.Contains(table, "2.00") {
+		t.Errorf("the table lacks the counts:\n%s", table)
+	}
+	out.Reset()
+	(&Result{Workload: TCPRR, Points: []Point{kernel}}).WriteTable(&out)
+	if strings.Contains(out.String(), "wake-ups/txn") {
+		t.Errorf("a table without counts has their columns:\n%s", out.String())
+	}
+}

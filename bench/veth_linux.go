@@ -350,6 +350,10 @@ func runMkstackVeth(conn bool) func(ctx context.Context, l *vethLab, p Params) (
 				return func() {}, tcpPort, nil
 			}
 		}
+		p.RuntimeCounts = func() RuntimeCounts {
+			c := rt.Counters()
+			return RuntimeCounts{Wakeups: c.Values[core.Wakeups], Syscalls: c.Values[core.Syscalls]}
+		}
 		var pt Point
 		if err == nil {
 			pt, err = runVethLoad(ctx, l, t, p)

@@ -67,9 +67,12 @@ type core struct {
 	backlog    [][]message // per peer: messages its full ring refused, in order
 	backlogged int         // total length of backlog
 	notify     []bool      // per peer: ring its doorbell at the end of the iteration
-	notifyAny  bool
-	drained    []int // per source (peers, then the shared ring): messages in this Drain
-	settling   bool  // stopping: no more forwards or replication
+	// syscalls counts the core's own system calls (waits, doorbell
+	// reads), published with its queues' in the Syscalls metric.
+	syscalls  uint64
+	notifyAny bool
+	drained   []int // per source (peers, then the shared ring): messages in this Drain
+	settling  bool  // stopping: no more forwards or replication
 
 	neigh neighbourCache // entries learned from the wire, re-sent to the others
 
@@ -452,6 +455,7 @@ func (c *core) sleep() (blocked bool) {
 		timeout = sleepRetry
 	}
 	c.counters.Values[IdleSleeps]++
+	c.syscalls++ // the wait
 	n, err := c.polls.wait(timeout)
 	c.bell.CancelSleep()
 	if c.polls.ready(len(c.queues)) {
@@ -462,6 +466,7 @@ func (c *core) sleep() (blocked bool) {
 		// work, and the demo's four shared cores served a quarter of
 		// their rate.
 		c.bell.Clear()
+		c.syscalls++
 	}
 	for i, q := range c.queues {
 		if c.polls.ready(i) {
@@ -794,8 +799,10 @@ func (c *core) publish() {
 	nicDrops := d[stack.NumDropReasons:]
 	clear(nicDrops)
 	var rxp, rxb, txp, txb uint64
+	sys := c.syscalls + c.polls.polls + c.bell.Wakeups()
 	for _, q := range c.queues {
 		qc := q.Counters()
+		sys += qc.Syscalls
 		rxp += qc.RxPackets
 		rxb += qc.RxBytes
 		txp += qc.TxPackets
@@ -805,6 +812,7 @@ func (c *core) publish() {
 		}
 	}
 	v[RxPackets], v[RxBytes], v[TxPackets], v[TxBytes] = rxp, rxb, txp, txb
+	v[Syscalls] = sys
 	if c.st != nil {
 		st := c.st.Stats()
 		copy(d, st.Drops[:])

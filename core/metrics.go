@@ -20,6 +20,7 @@ const (
 	Polls
 	IdleSleeps
 	Wakeups
+	Syscalls
 	ThreadMoves
 	SharedWaitMisses
 	BusyYields
@@ -70,13 +71,15 @@ type metricInfo struct {
 }
 
 var metricInfos = [numMetrics]metricInfo{
-	RxPackets:   {"mkstack_rx_packets_total", "Frames received from the core's NIC queue.", false},
-	RxBytes:     {"mkstack_rx_bytes_total", "Bytes received from the core's NIC queue.", false},
-	TxPackets:   {"mkstack_tx_packets_total", "Frames handed to the core's NIC queue.", false},
-	TxBytes:     {"mkstack_tx_bytes_total", "Bytes handed to the core's NIC queue.", false},
-	Polls:       {"mkstack_polls_total", "Iterations of the core's poll loop.", false},
-	IdleSleeps:  {"mkstack_idle_sleeps_total", "Times the core found no work and blocked.", false},
-	Wakeups:     {"mkstack_wakeups_total", "Times a blocked core was woken by its queue or doorbell.", false},
+	RxPackets:  {"mkstack_rx_packets_total", "Frames received from the core's NIC queue.", false},
+	RxBytes:    {"mkstack_rx_bytes_total", "Bytes received from the core's NIC queue.", false},
+	TxPackets:  {"mkstack_tx_packets_total", "Frames handed to the core's NIC queue.", false},
+	TxBytes:    {"mkstack_tx_bytes_total", "Bytes handed to the core's NIC queue.", false},
+	Polls:      {"mkstack_polls_total", "Iterations of the core's poll loop.", false},
+	IdleSleeps: {"mkstack_idle_sleeps_total", "Times the core found no work and blocked.", false},
+	Wakeups:    {"mkstack_wakeups_total", "Times a blocked core was woken by its queue or doorbell.", false},
+	Syscalls: {"mkstack_syscalls_total",
+		"System calls made for the core: its queues' own (frame reads and writes, transmit kicks, receive wake-ups), its waits (a wait in Go's network poller counts as one), its doorbell's reads, and the doorbell writes that woke it.", false},
 	ThreadMoves: {"mkstack_thread_moves_total", "Times the core moved from its own thread onto the Go scheduler's threads (Threads).", false},
 	SharedWaitMisses: {"mkstack_shared_wait_misses_total",
 		"Times a core on shared threads found a descriptor ready when its wait ran out, with no wake-up from Go's network poller (each cost the core up to sharedWaitCap).", false},

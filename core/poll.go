@@ -39,7 +39,8 @@ type pollSet struct {
 	// misses counts waits that ran out with a descriptor ready (see
 	// sharedWaitCap); the core publishes it as SharedWaitMisses.
 	misses uint64
-	// polls counts poll(2) calls on a core on shared threads, for tests:
+	// polls counts poll(2) calls on a core on shared threads (tests, and
+	// the Syscalls metric):
 	// only a wait that runs out polls.
 	polls uint64
 }

@@ -424,6 +424,14 @@ func TestIdleCoresSleepAndWakeOnTraffic(t *testing.T) {
 			return fmt.Sprintf("core %d to count a wake-up (%d before, %d now)", c, before[c].Get(Wakeups), a.CoreCounters(c).Get(Wakeups))
 		}, func() bool { return a.CoreCounters(c).Get(Wakeups) > before[c].Get(Wakeups) })
 	}
+	// Every sleep was a system call (the mem wire's queues make none of
+	// their own), and the wake-ups' doorbell or queue reads are more.
+	for c := range 2 {
+		cc := a.CoreCounters(c)
+		if cc.Get(Syscalls) < cc.Get(IdleSleeps) || cc.Get(Syscalls) == 0 {
+			t.Errorf("core %d: %d system calls counted for %d sleeps", c, cc.Get(Syscalls), cc.Get(IdleSleeps))
+		}
+	}
 }
 
 // cpuTime is the user plus system time of the whole process.

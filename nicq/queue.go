@@ -245,6 +245,10 @@ type Counters struct {
 	RxPackets, RxBytes uint64 // frames returned by Recv
 	TxPackets, TxBytes uint64 // frames taken by Send
 	Drops              [NumDropReasons]uint64
+	// Syscalls counts the system calls the queue made on its own
+	// behalf: reads and writes of frames, transmit kicks, receive
+	// wake-ups, statistics. Waits on WaitFD are the caller's.
+	Syscalls uint64
 }
 
 // TotalDrops returns the sum of Drops.

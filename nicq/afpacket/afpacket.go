@@ -638,6 +638,7 @@ func (q *Queue) bigBuf() []byte { return q.large.Room(q.pool.Name()) }
 // not there or longer than bigBuf (MSG_TRUNC gives the true length).
 func (q *Queue) readCopy() int {
 	big := q.bigBuf()
+	q.counters.Syscalls++
 	n, _, e := unix.Syscall6(unix.SYS_RECVFROM, uintptr(q.fd), uintptr(unsafe.Pointer(&big[0])), uintptr(len(big)), unix.MSG_DONTWAIT|unix.MSG_TRUNC, 0, 0)
 	if e != 0 || int(n) > len(big) {
 		return 0
@@ -658,6 +659,7 @@ func (q *Queue) startLarge(n int) {
 // readStats adds the kernel's count of frames the full ring dropped.
 func (q *Queue) readStats() {
 	size := uint32(unsafe.Sizeof(q.stats))
+	q.counters.Syscalls++
 	if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(q.fd), unix.SOL_PACKET, unix.PACKET_STATISTICS, uintptr(unsafe.Pointer(&q.stats)), uintptr(unsafe.Pointer(&size)), 0); e == 0 {
 		q.counters.Drops[nicq.DropRxRingFull] += uint64(q.stats.Drops)
 	}
@@ -709,6 +711,7 @@ func (q *Queue) Send(bufs []*nicq.Buf) int {
 			done++
 			continue
 		}
+		q.counters.Syscalls++
 		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(q.fd), uintptr(unsafe.Pointer(&q.msgs[0])), uintptr(n), unix.MSG_DONTWAIT, 0, 0)
 		for i := range q.iovs[:2*n] {
 			q.iovs[i].Base = nil

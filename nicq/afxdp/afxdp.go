@@ -647,6 +647,7 @@ func (q *Queue) Recv(bufs []*nicq.Buf) int {
 	}
 	q.refill()
 	if q.fill.needWakeup() && got == 0 {
+		q.counters.Syscalls++
 		unix.Syscall6(unix.SYS_RECVFROM, uintptr(q.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
 	}
 	if q.recvs++; q.recvs&1023 == 0 {
@@ -904,6 +905,7 @@ func (q *Queue) kick() {
 		return
 	}
 	for i := 0; i < 8 && q.tx.unconsumed(); i++ {
+		q.counters.Syscalls++
 		_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(q.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
 		if e != 0 && e != unix.EAGAIN && e != unix.EBUSY && e != unix.ENOBUFS && e != unix.EINTR {
 			break
@@ -915,6 +917,7 @@ func (q *Queue) kick() {
 // queue's counters.
 func (q *Queue) readStats() {
 	size := uint32(unsafe.Sizeof(q.stats))
+	q.counters.Syscalls++
 	if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(q.fd), unix.SOL_XDP, unix.XDP_STATISTICS, uintptr(unsafe.Pointer(&q.stats)), uintptr(unsafe.Pointer(&size)), 0); e != 0 {
 		return
 	}

@@ -70,6 +70,9 @@ func TestTxChecksumOffload(t *testing.T) {
 	if n := q.Send([]*nicq.Buf{b}); n != 1 {
 		t.Fatalf("Send took %d of 1", n)
 	}
+	if q.Counters().Syscalls == 0 {
+		t.Error("a send in copy mode kicked the kernel without counting the system call")
+	}
 	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
 	got := make([]byte, 2048)
 	n, _, err := conn.ReadFromUDP(got)

@@ -368,6 +368,7 @@ func (q *Queue) read(room []byte) (int, error) {
 	q.riov[0].SetLen(len(room))
 	q.riov[1].Base = &tail[len(room)]
 	q.riov[1].SetLen(len(tail) - len(room))
+	q.counters.Syscalls++
 	n, _, e := unix.Syscall(unix.SYS_READV, uintptr(q.fd), uintptr(unsafe.Pointer(&q.riov[0])), 2)
 	q.riov[0].Base = nil // keep no pointer into a buffer the pool may hand out
 	q.riov[1].Base = nil
@@ -450,6 +451,7 @@ func (q *Queue) write(hdr, frame []byte) error {
 	q.iov[0].SetLen(vnet.HdrLen)
 	q.iov[1].Base = unsafe.SliceData(frame)
 	q.iov[1].SetLen(len(frame))
+	q.counters.Syscalls++
 	_, _, e := unix.Syscall(unix.SYS_WRITEV, uintptr(q.fd), uintptr(unsafe.Pointer(&q.iov[0])), 2)
 	q.iov[1].Base = nil // keep no pointer into a freed buffer
 	if e != 0 {
