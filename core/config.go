@@ -7,6 +7,7 @@ import (
 
 	"github.com/mkstack/mkstack/affinity"
 	"github.com/mkstack/mkstack/nicq"
+	"github.com/mkstack/mkstack/rss"
 	"github.com/mkstack/mkstack/stack"
 )
 
@@ -98,6 +99,14 @@ type Config struct {
 	// tx off does for Linux: for captures whose every frame is on the
 	// wire's scale, with complete checksums.
 	NoTSO bool
+
+	// LocalPorts is the range the cores' TCP active opens take their
+	// local ports from, as Linux's ip_local_port_range (zero:
+	// rss.DefaultPortRange, Linux's default, 32768-60999). Each core takes
+	// the ports of the range whose replies its queue receives. A client
+	// that opens connections faster than the range's ports leave
+	// TIME-WAIT widens it.
+	LocalPorts rss.PortRange
 
 	// SpinWindow is how long a core that finds no work keeps polling
 	// before it sleeps (0: DefaultSpinWindow). A negative value makes it
@@ -250,6 +259,12 @@ func (c Config) plan() (*plan, error) {
 	def(&c.SharedRing, DefaultSharedRing)
 	def(&c.MaxForwardsInFlight, DefaultMaxForwardsInFlight)
 	def(&c.MaxCallsInFlight, DefaultMaxCallsInFlight)
+	if c.LocalPorts == (rss.PortRange{}) {
+		c.LocalPorts = rss.DefaultPortRange
+	}
+	if c.LocalPorts.First == 0 || c.LocalPorts.Last < c.LocalPorts.First {
+		return nil, fmt.Errorf("%w: local ports %d-%d: want a range of ports from 1 up", ErrInvalidConfig, c.LocalPorts.First, c.LocalPorts.Last)
+	}
 	if c.Clock == nil {
 		c.Clock = nicq.SystemClock{}
 	}

@@ -253,7 +253,7 @@ func (c *core) setup() error {
 			// Active opens take ports whose replies hash to this core's
 			// first queue, so a connection never leaves its core.
 			seed := binary.LittleEndian.Uint64(sc.TCP.ISNKey[:8])
-			ports, err := rss.NewPortAllocator(cfg, rss.ProtoTCP, c.queues[0].Index(), rss.DefaultPortRange, rand.NewPCG(seed, uint64(c.id)))
+			ports, err := rss.NewPortAllocator(cfg, rss.ProtoTCP, c.queues[0].Index(), p.LocalPorts, rand.NewPCG(seed, uint64(c.id)))
 			if err != nil {
 				return fmt.Errorf("core %d: local ports: %w", c.id, err)
 			}
