@@ -221,6 +221,15 @@ func testDriver(t *testing.T, driver string) {
 	if want := fmt.Sprintf("%x", sha256.Sum256(httpBytes(dl))); err != nil || !strings.HasPrefix(sum, want) {
 		t.Errorf("download of %d bytes: %v: sha256 %q, want %s", dl, err, sum, want)
 	}
+	// A 16 MiB upload from a file, hashed on the stack's side.
+	up := filepath.Join(t.TempDir(), "upload")
+	if err := os.WriteFile(up, httpBytes(dl), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.exec(t, 60*time.Second, "curl", "-sS", "--max-time", "50", "--data-binary", "@"+up, url+"upload")
+	if want := fmt.Sprintf("%d bytes, sha256 %x\n", dl, sha256.Sum256(httpBytes(dl))); err != nil || got != want {
+		t.Errorf("upload of %d bytes: %v: %q, want %q", dl, err, got, want)
+	}
 	lap("curl")
 	stopDump()
 	checkCapture(t, capFile)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -396,8 +397,10 @@ func (o *serveOptions) stackMTU(nic nicq.NIC) (int, error) {
 	return o.mtu, nil
 }
 
-// httpApp is the built-in HTTP application: a page at / and a download of
-// N bytes at /bytes/N.
+// httpApp is the built-in HTTP application: a page at /, a download of N
+// bytes at /bytes/N, and at /upload a sink that reads a request's whole
+// body and answers with its length and SHA-256 (an upload's rate and
+// integrity, with curl --data-binary or -T).
 func httpApp(rt *core.Runtime) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -421,6 +424,15 @@ func httpApp(rt *core.Runtime) http.Handler {
 			}
 			n -= k
 		}
+	})
+	mux.HandleFunc("/upload", func(w http.ResponseWriter, r *http.Request) {
+		h := sha256.New()
+		n, err := io.Copy(h, r.Body)
+		if err != nil {
+			http.Error(w, fmt.Sprintf("reading the body after %d bytes: %v", n, err), http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintf(w, "%d bytes, sha256 %x\n", n, h.Sum(nil))
 	})
 	return mux
 }
