@@ -60,16 +60,16 @@ func (s *Stack) inputICMP(b *nicq.Buf, ip header.IPv4) {
 // 20000) goes in fragments, as Linux sends it.
 func (s *Stack) replyEcho(b *nicq.Buf, ip header.IPv4, msg header.ICMPv4) {
 	src := ip.Source()
+	nextHop, ok := s.routes.nextHop(src)
+	if !ok {
+		s.drop(b, DropNoRoute)
+		return
+	}
+	msg.SetType(header.ICMPv4EchoReply)
+	msg.SetChecksum(0)
+	msg.SetChecksum(msg.ComputeChecksum())
+	s.stats.EchoRepliesSent++
 	if mtu := s.pmtu.lookup(src, s.cfg.MTU, s.now); int(ip.TotalLength()) > mtu {
-		msg.SetType(header.ICMPv4EchoReply)
-		msg.SetChecksum(0)
-		msg.SetChecksum(msg.ComputeChecksum())
-		nextHop, ok := s.routes.nextHop(src)
-		if !ok {
-			s.drop(b, DropNoRoute)
-			return
-		}
-		s.stats.EchoRepliesSent++
 		s.ipID++
 		s.fragment(msg, nil, header.ProtocolICMPv4, src, nextHop, mtu)
 		bufFree(b)
@@ -80,15 +80,6 @@ func (s *Stack) replyEcho(b *nicq.Buf, ip header.IPv4, msg header.ICMPv4) {
 	ip.SetTTL(defaultTTL)
 	ip.SetChecksum(0)
 	ip.SetChecksum(ip.ComputeChecksum())
-	msg.SetType(header.ICMPv4EchoReply)
-	msg.SetChecksum(0)
-	msg.SetChecksum(msg.ComputeChecksum())
-	nextHop, ok := s.routes.nextHop(src)
-	if !ok {
-		s.drop(b, DropNoRoute)
-		return
-	}
-	s.stats.EchoRepliesSent++
 	s.outputIPv4(b, nextHop)
 }
 

@@ -115,13 +115,14 @@ func TestUDPToClosedPortGetsPortUnreachable(t *testing.T) {
 	n.checkNoLeaks()
 }
 
-func TestFragmentedUDPBothWays(t *testing.T) {
-	n := newTestNet(t)
-	a := n.add("10.0.0.1/24", nil)
-	b := n.add("10.0.0.2/24", nil)
+// udpEchoThrough sends size bytes from a to an echo server on b
+// (10.0.0.2) and checks the echo comes back intact; it returns a's
+// endpoint, for the caller to close.
+func udpEchoThrough(t *testing.T, n *testNet, a, b *Stack, size int) *UDPEndpoint {
+	t.Helper()
 	b.BindUDP(7, UDPOptions{Handler: echoHandler})
 	ep, _ := a.BindUDP(0, UDPOptions{})
-	msg := make([]byte, 9000)
+	msg := make([]byte, size)
 	for i := range msg {
 		msg[i] = byte(i * 7)
 	}
@@ -131,12 +132,20 @@ func TestFragmentedUDPBothWays(t *testing.T) {
 	n.run()
 	d, ok := ep.Recv()
 	if !ok {
-		t.Fatalf("no echo; a drops %v b drops %v", nonZero(a), nonZero(b))
+		t.Fatalf("%d bytes: no echo; a drops %v b drops %v", size, nonZero(a), nonZero(b))
 	}
 	if !bytes.Equal(d.Payload(), msg) {
 		t.Fatalf("echo of %d bytes differs (got %d)", len(msg), len(d.Payload()))
 	}
 	d.Release()
+	return ep
+}
+
+func TestFragmentedUDPBothWays(t *testing.T) {
+	n := newTestNet(t)
+	a := n.add("10.0.0.1/24", nil)
+	b := n.add("10.0.0.2/24", nil)
+	ep := udpEchoThrough(t, n, a, b, 9000)
 	// 9008 bytes of UDP in 1480-byte pieces: 7 fragments each way.
 	if a.Stats().FragmentsOut != 7 || b.Stats().FragmentsOut != 7 || b.Stats().Reassembled != 1 || a.Stats().Reassembled != 1 {
 		t.Fatalf("fragments out a=%d b=%d, reassembled a=%d b=%d", a.Stats().FragmentsOut, b.Stats().FragmentsOut, a.Stats().Reassembled, b.Stats().Reassembled)

@@ -1,9 +1,6 @@
 package stack
 
-import (
-	"bytes"
-	"testing"
-)
+import "testing"
 
 // TestTCPScriptLargeFramesSendAnMSSOfTheMTU: with a NIC that takes frames
 // larger than its pool's buffers (Config.LargeFrames, AF_XDP
@@ -63,24 +60,7 @@ func TestUDPWithLargeFrames(t *testing.T) {
 		cfg := func(c *Config) { c.MTU, c.LargeFrames = 9000, tc.large }
 		a := n.add("10.0.0.1/24", cfg)
 		b := n.add("10.0.0.2/24", cfg)
-		b.BindUDP(7, UDPOptions{Handler: echoHandler})
-		ep, _ := a.BindUDP(0, UDPOptions{})
-		msg := make([]byte, tc.size)
-		for i := range msg {
-			msg[i] = byte(i * 7)
-		}
-		if err := ep.SendTo(msg, ip4("10.0.0.2"), 7); err != nil {
-			t.Fatal(err)
-		}
-		n.run()
-		d, ok := ep.Recv()
-		if !ok {
-			t.Fatalf("large frames %v, %d bytes: no echo; a drops %v b drops %v", tc.large, tc.size, nonZero(a), nonZero(b))
-		}
-		if !bytes.Equal(d.Payload(), msg) {
-			t.Errorf("large frames %v: the echo of %d bytes differs", tc.large, tc.size)
-		}
-		d.Release()
+		ep := udpEchoThrough(t, n, a, b, tc.size)
 		if got := a.Stats().FragmentsOut; got != tc.fragments {
 			t.Errorf("large frames %v, %d bytes: %d fragments, want %d", tc.large, tc.size, got, tc.fragments)
 		}
