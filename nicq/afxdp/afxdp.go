@@ -87,7 +87,8 @@ type Config struct {
 	// CopyOnly skips the zero-copy attempt.
 	CopyOnly bool
 	// Frames is the UMEM size of each queue, in FrameSize frames; 0 means
-	// 16384 (32 MiB of 2048-byte frames). RxRing and TxRing are the ring
+	// 16384 (32 MiB of 2048-byte frames, 64 MiB of 4096-byte ones, the
+	// default for jumbo frames). RxRing and TxRing are the ring
 	// sizes (0: 4096 and 2048); the fill and completion rings are twice
 	// as large, so the NIC never waits for a buffer the pool has. A
 	// receive ring must hold a burst of one request from every busy
