@@ -42,11 +42,14 @@ type core struct {
 	cpu int // -1 when not pinned
 
 	queues []nicq.Queue
-	txq    nicq.Queue
-	pool   *nicq.Pool // the stack's pool: the first queue's
-	big    *nicq.Pool // large copies of forwarded datagrams, made on first use
-	st     *stack.Stack
-	clock  nicq.Clock
+	// readsToLook: per queue, whether Recv costs a system call even when
+	// nothing waits (nicq.ReadsToLook); an answer window skips those.
+	readsToLook []bool
+	txq         nicq.Queue
+	pool        *nicq.Pool // the stack's pool: the first queue's
+	big         *nicq.Pool // large copies of forwarded datagrams, made on first use
+	st          *stack.Stack
+	clock       nicq.Clock
 	// iclock is the stack's clock: the time read once at the start of each
 	// loop iteration, so the stack's many reads (every segment, timer and
 	// write) cost a load instead of a clock read each.
@@ -135,6 +138,8 @@ func newCore(rt *Runtime, id int, mboxes []*mailbox, bell *msgring.Doorbell, rea
 	for _, qi := range p.queues[id] {
 		q := p.NIC.Queue(qi)
 		c.queues = append(c.queues, q)
+		r, ok := q.(nicq.ReadsToLook)
+		c.readsToLook = append(c.readsToLook, ok && r.ReadsToLook())
 		fds = append(fds, q.WaitFD())
 	}
 	c.txq = c.queues[0]
@@ -292,7 +297,15 @@ func (c *core) iterate() {
 	}
 	began := c.iclock.now
 	work := 0
-	for _, q := range c.queues {
+	// While an answer window is open the answer comes through the
+	// mailbox: a queue whose empty look is a read waits for the window's
+	// end (at most sharedAnswerWindow), as frames wait for a coalesced
+	// interrupt.
+	answering := c.answerSince > 0
+	for i, q := range c.queues {
+		if answering && c.readsToLook[i] {
+			continue
+		}
 		if n := q.Recv(c.rx); n > 0 {
 			c.st.Input(c.rx[:n])
 			clear(c.rx[:n])

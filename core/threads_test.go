@@ -481,3 +481,58 @@ func startGoroutineEcho(t *testing.T, nic nicq.NIC, answerers int) *Runtime {
 	t.Cleanup(func() { close(done) })
 	return a
 }
+
+// lookingNIC wraps a NIC so that its queues count their Recv calls and say
+// whether an empty look costs a read (nicq.ReadsToLook), as a TAP's does.
+type lookingNIC struct {
+	nicq.NIC
+	reads bool
+	recvs *atomic.Int64
+}
+
+func (n lookingNIC) Queue(i int) nicq.Queue { return lookingQueue{n.NIC.Queue(i), n.reads, n.recvs} }
+
+type lookingQueue struct {
+	nicq.Queue
+	reads bool
+	recvs *atomic.Int64
+}
+
+func (q lookingQueue) Recv(bufs []*nicq.Buf) int { q.recvs.Add(1); return q.Queue.Recv(bufs) }
+func (q lookingQueue) ReadsToLook() bool         { return q.reads }
+
+// TestAnswerWindowSkipsQueuesThatReadToLook: while a core on shared threads
+// waits for its application's answer, it looks at its mailbox again and
+// again; a queue whose empty look is a system call (a TAP's read) is left
+// alone for those looks, one whose look is free (a ring in memory) is not.
+// The same round trips as TestSharedCoreWaitsForTheAnswer, counting the
+// receive calls per answer wait either way.
+func TestAnswerWindowSkipsQueuesThatReadToLook(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	perWait := map[bool]float64{}
+	for _, reads := range []bool{false, true} {
+		var recvs atomic.Int64
+		w := newWire(t, 1)
+		a := startGoroutineEcho(t, lookingNIC{w.NIC(0), reads, &recvs}, 1)
+		b := start(t, w.NIC(1), addrB, func(c *Config) { c.Threads = ThreadsShared })
+		cl := newClient(t, b, 1)
+		echoRound(t, cl, a, 1)
+		const rounds = 200
+		r0, w0 := recvs.Load(), a.CoreCounters(0).Get(AnswerWaits)
+		cl.budget.Store(rounds)
+		before := cl.replies.Load()
+		cl.send(t, 0, 1, 64)
+		cl.waitReplies(t, before+rounds+1, a)
+		waits := a.CoreCounters(0).Get(AnswerWaits) - w0
+		if waits == 0 {
+			t.Fatalf("reads to look %v: no answer waits in %d round trips", reads, rounds)
+		}
+		perWait[reads] = float64(recvs.Load()-r0) / float64(waits)
+		t.Logf("reads to look %v: %d receive calls over %d answer waits", reads, recvs.Load()-r0, waits)
+	}
+	// Each wait is one look, which calls Recv on a queue whose look is
+	// free and skips one that reads: one receive call fewer per wait.
+	if perWait[false]-perWait[true] < 0.8 {
+		t.Errorf("receive calls per answer wait: %.2f for a queue that reads to look, %.2f for one that does not; want about one fewer", perWait[true], perWait[false])
+	}
+}

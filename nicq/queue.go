@@ -137,6 +137,15 @@ const MaxLargeFrameLen = 65536 + EthernetHeaderLen + VLANTagLen
 // the payload, the Ethernet header and one VLAN tag.
 func MaxFrameLen(mtu int) int { return mtu + EthernetHeaderLen + VLANTagLen }
 
+// ReadsToLook is implemented by a queue whose Recv makes a system call
+// even when no frame waits (a TAP, read until EAGAIN), where other
+// drivers look at ring memory. A core that only awaits an answer from its
+// own application, which comes through its mailbox, skips such a queue
+// for those few microseconds rather than pay a read per look.
+type ReadsToLook interface {
+	ReadsToLook() bool
+}
+
 // Features are the offloads a NIC performs, as bits.
 type Features uint32
 

@@ -473,6 +473,9 @@ func (q *Queue) CancelWait() {}
 // ClearWait does nothing.
 func (q *Queue) ClearWait() {}
 
+// ReadsToLook: Recv reads the device until it finds it empty.
+func (q *Queue) ReadsToLook() bool { return true }
+
 // Pending reports whether a frame waits: segments of a large frame cut
 // in part, or a frame in the device (one poll system call, made only on
 // the way to sleep).
