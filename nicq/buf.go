@@ -1,9 +1,6 @@
 package nicq
 
-import (
-	"encoding/binary"
-	"fmt"
-)
+import "fmt"
 
 // Flags are facts about a buffer's contents that a NIC (or a layer of the
 // stack) established, so that no one establishes them twice.
@@ -39,38 +36,6 @@ const (
 	// NIC; a TSO segment, Buf.SegmentSize set, is always partial).
 	FlagL4ChecksumOffload
 )
-
-// PartialChecksum locates the checksum a NIC is to complete in frame, an
-// Ethernet frame (no VLAN tag) carrying TCP or UDP over IPv4 or over IPv6
-// with no extension header: start is the offset of the TCP or UDP header,
-// where the sum begins, and field the offset of the checksum within it
-// (Linux's csum_start and csum_offset). ok is false for any other frame.
-func PartialChecksum(frame []byte) (start, field int, ok bool) {
-	if len(frame) < EthernetHeaderLen+20 {
-		return 0, 0, false
-	}
-	var proto byte
-	switch et := uint16(frame[12])<<8 | uint16(frame[13]); {
-	case et == 0x0800 && frame[EthernetHeaderLen]>>4 == 4:
-		start, proto = EthernetHeaderLen+int(frame[EthernetHeaderLen]&0xf)*4, frame[EthernetHeaderLen+9]
-	case et == 0x86dd && len(frame) >= EthernetHeaderLen+40 && frame[EthernetHeaderLen]>>4 == 6:
-		start, proto = EthernetHeaderLen+40, frame[EthernetHeaderLen+6]
-	default:
-		return 0, 0, false
-	}
-	switch proto {
-	case 6:
-		field = 16
-	case 17:
-		field = 6
-	default:
-		return 0, 0, false
-	}
-	if start+field+2 > len(frame) {
-		return 0, 0, false
-	}
-	return start, field, true
-}
 
 // Buf is a packet buffer: one Ethernet frame in a fixed-size frame of memory
 // that belongs to a Pool, with headroom in front of the data so each layer
@@ -282,33 +247,4 @@ func (b *Buf) String() string {
 //go:noinline
 func panicRange(op string, n int, what string, have int) {
 	panic(fmt.Sprintf("nicq: %s(%d) with %d %s", op, n, have, what))
-}
-
-// CompleteChecksum completes the partial TCP or UDP checksum of frame
-// (start and field as PartialChecksum returns them): the field holds the
-// pseudo-header sum, and the sum of the bytes from start on is added to
-// it, as a device does for Linux's CHECKSUM_PARTIAL. A driver uses it for
-// a frame it cannot hand to its device with the checksum to complete.
-func CompleteChecksum(frame []byte, start, field int) {
-	var acc uint64
-	b := frame[start:]
-	for len(b) >= 8 {
-		acc += uint64(binary.BigEndian.Uint32(b)) + uint64(binary.BigEndian.Uint32(b[4:]))
-		b = b[8:]
-	}
-	for len(b) >= 2 {
-		acc += uint64(binary.BigEndian.Uint16(b))
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		acc += uint64(b[0]) << 8
-	}
-	for acc>>16 != 0 {
-		acc = acc&0xffff + acc>>16
-	}
-	c := ^uint16(acc)
-	if c == 0 && field == 6 {
-		c = 0xffff // UDP: zero would mean no checksum
-	}
-	binary.BigEndian.PutUint16(frame[start+field:], c)
 }

@@ -62,6 +62,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mkstack/mkstack/nicq"
+	"github.com/mkstack/mkstack/nicq/internal/vnet"
 	"github.com/mkstack/mkstack/nicq/linkdev"
 	"github.com/mkstack/mkstack/rss"
 )
@@ -332,11 +333,15 @@ func openQueue(n *NIC, i int, c Config, zeroCopy *bool) (_ *Queue, err error) {
 	// field, and the UMEM is registered without.
 	reg := unix.XDPUmemReg{Addr: uint64(uintptr(unsafe.Pointer(&q.umem[0]))), Len: uint64(size), Size: uint32(c.FrameSize),
 		Flags: unix.XDP_UMEM_TX_METADATA_LEN, Tx_metadata_len: txMetadataLen}
-	_, _, e := unix.Syscall6(unix.SYS_SETSOCKOPT, uintptr(fd), unix.SOL_XDP, unix.XDP_UMEM_REG, uintptr(unsafe.Pointer(&reg)), unsafe.Sizeof(reg), 0)
+	register := func() unix.Errno {
+		_, _, e := unix.Syscall6(unix.SYS_SETSOCKOPT, uintptr(fd), unix.SOL_XDP, unix.XDP_UMEM_REG, uintptr(unsafe.Pointer(&reg)), unsafe.Sizeof(reg), 0)
+		return e
+	}
+	e := register()
 	q.txMetadata = e == 0
 	if e == unix.EINVAL {
 		reg.Flags, reg.Tx_metadata_len = 0, 0
-		_, _, e = unix.Syscall6(unix.SYS_SETSOCKOPT, uintptr(fd), unix.SOL_XDP, unix.XDP_UMEM_REG, uintptr(unsafe.Pointer(&reg)), unsafe.Sizeof(reg), 0)
+		e = register()
 	}
 	if e != 0 {
 		if e == unix.ENOMEM || e == unix.EPERM || e == unix.ENOBUFS {
@@ -663,9 +668,9 @@ func (q *Queue) Recv(bufs []*nicq.Buf) int {
 // its length: a kernel we do not understand. A frame of ours goes back to
 // the pool.
 func (q *Queue) rxFrame(d *unix.XDPDesc) *nicq.Buf {
-	base := d.Addr &^ (q.frameSize - 1)
+	base, ok := q.frameOf(d)
 	b := q.pool.FrameAt(int(base))
-	if b == nil || d.Addr-base != uint64(q.pool.Headroom()) || int(d.Len) > b.Tailroom() {
+	if !ok || b == nil {
 		q.counters.Drops[nicq.DropRunt]++
 		if b != nil {
 			b.Free()
@@ -680,6 +685,16 @@ func (q *Queue) received(b *nicq.Buf) {
 	b.Flags = q.nic.rxFlags
 	q.counters.RxPackets++
 	q.counters.RxBytes += uint64(b.Len())
+}
+
+// frameOf returns the offset of the UMEM frame a receive descriptor points
+// into, and whether the descriptor is one the kernel could have made of a
+// frame we posted: in the UMEM, at our headroom, no longer than the frame
+// holds. It reads only the descriptor.
+func (q *Queue) frameOf(d *unix.XDPDesc) (base uint64, ok bool) {
+	base = d.Addr &^ (q.frameSize - 1)
+	headroom := uint64(q.pool.Headroom())
+	return base, base < uint64(len(q.umem)) && d.Addr-base == headroom && uint64(d.Len) <= q.frameSize-headroom
 }
 
 // gather makes the frame in the receive descriptors first to last (all but
@@ -699,11 +714,10 @@ func (q *Queue) gather(first, last uint32, complete bool) *nicq.Buf {
 	}
 	pieces := last - first + 1
 	refill, recycled := q.fill.free(pieces), uint32(0)
-	headroom := uint64(q.pool.Headroom())
 	for i := first; i <= last; i++ {
 		d := q.rx.desc(q.rx.cachedCons + i)
-		base := d.Addr &^ (q.frameSize - 1)
-		if base >= uint64(len(q.umem)) || d.Addr-base != headroom || uint64(d.Len) > q.frameSize-headroom {
+		base, valid := q.frameOf(d)
+		if !valid {
 			// Not a frame we posted at our offset: let rxFrame count it
 			// and give it back to the pool if it is ours.
 			q.rxFrame(d)
@@ -853,12 +867,12 @@ func (q *Queue) Send(bufs []*nicq.Buf) int {
 // Without the offload (the stack does not mark frames then), or for a
 // frame whose checksum it cannot locate, it completes the checksum here.
 func (q *Queue) requestChecksum(addr uint64, frame []byte) uint32 {
-	start, field, ok := nicq.PartialChecksum(frame)
+	start, field, ok := vnet.PartialChecksum(frame)
 	if !ok {
 		return 0
 	}
 	if !q.txChecksum || addr < txMetadataLen {
-		nicq.CompleteChecksum(frame, start, field)
+		vnet.CompleteChecksum(frame, start, field)
 		return 0
 	}
 	m := q.umem[addr-txMetadataLen : addr]
@@ -881,6 +895,12 @@ func (q *Queue) sendPieces(b *nicq.Buf, room int, queued, pieces uint32) bool {
 		return false
 	}
 	data := b.Bytes()
+	// The checksum is settled before the first piece is copied: where it
+	// cannot be left to the kernel it is completed in data.
+	var first uint32
+	if b.Flags&nicq.FlagL4ChecksumOffload != 0 {
+		first = q.requestChecksum(uint64(q.pool.FrameOffset(frames[0])+frames[0].Headroom()), data)
+	}
 	for i, c := range frames {
 		part := data[i*room : min((i+1)*room, len(data))]
 		copy(c.Append(len(part)), part)
@@ -891,8 +911,8 @@ func (q *Queue) sendPieces(b *nicq.Buf, room int, queued, pieces uint32) bool {
 		if i == len(frames)-1 {
 			d.Options = 0
 		}
-		if i == 0 && b.Flags&nicq.FlagL4ChecksumOffload != 0 {
-			d.Options |= q.requestChecksum(d.Addr, data)
+		if i == 0 {
+			d.Options |= first
 		}
 		frames[i] = nil
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/mkstack/mkstack/nicq"
 	"github.com/mkstack/mkstack/nicq/frametest"
 	"github.com/mkstack/mkstack/nicq/internal/drivertest"
+	"github.com/mkstack/mkstack/nicq/internal/vnet"
 	"github.com/mkstack/mkstack/nicq/netlab/nettest"
 )
 
@@ -60,7 +61,7 @@ func TestTxChecksumOffload(t *testing.T) {
 	}.Frame()
 	// The field as a sender with the offload leaves it: the folded
 	// pseudo-header sum.
-	start, field, _ := nicq.PartialChecksum(frame)
+	start, field, _ := vnet.PartialChecksum(frame)
 	binary.BigEndian.PutUint16(frame[start+field:], pseudoOnly(frame, start))
 
 	q := nic.Queue(0).(*Queue)

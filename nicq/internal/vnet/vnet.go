@@ -284,10 +284,10 @@ func (s *Segmenter) Next(dst []byte) int {
 			flags &^= tcpFlagCWR
 		}
 		l4[13] = flags
-		field = 16
+		field = tcpCsumField
 	} else {
 		binary.BigEndian.PutUint16(l4[4:], uint16(l4len))
-		field = 6
+		field = udpCsumField
 	}
 	// The partial checksum: the pseudo-header sum for this length.
 	binary.BigEndian.PutUint16(l4[field:], fold(s.pseudo+uint32(l4len)))
@@ -341,33 +341,79 @@ func TSO(frame []byte, segSize int) (Hdr, bool) {
 	if len(frame) < ethLen+ip6HdrLen+20 || segSize <= 0 || segSize > 0xffff {
 		return Hdr{}, false
 	}
-	var l4 int
-	var typ uint8
-	switch et := binary.BigEndian.Uint16(frame[12:]); {
-	case et == etherTypeIP4 && frame[ethLen]>>4 == 4 && frame[ethLen+9] == protoTCP:
-		l4, typ = ethLen+int(frame[ethLen]&0xf)*4, GSOTCPv4
-	case et == etherTypeIP6 && frame[ethLen]>>4 == 6 && frame[ethLen+6] == protoTCP:
-		l4, typ = ethLen+ip6HdrLen, GSOTCPv6
-	default:
+	l4, field, ok := PartialChecksum(frame)
+	if !ok || field != tcpCsumField || len(frame) < l4+20 {
 		return Hdr{}, false
 	}
-	if len(frame) < l4+20 {
-		return Hdr{}, false
+	typ := uint8(GSOTCPv4)
+	if binary.BigEndian.Uint16(frame[12:]) == etherTypeIP6 {
+		typ = GSOTCPv6
 	}
 	hl := l4 + int(frame[l4+12]>>4)*4
 	if hl > len(frame) {
 		return Hdr{}, false
 	}
 	return Hdr{Flags: FlagNeedsCsum, GSOType: typ, HdrLen: uint16(hl), GSOSize: uint16(segSize),
-		CsumStart: uint16(l4), CsumOffset: 16}, true
+		CsumStart: uint16(l4), CsumOffset: tcpCsumField}, true
+}
+
+// Offsets of the checksum field in a TCP and in a UDP header.
+const (
+	tcpCsumField = 16
+	udpCsumField = 6
+)
+
+// PartialChecksum locates the checksum a NIC is to complete in frame, an
+// Ethernet frame (no VLAN tag) carrying TCP or UDP over IPv4 or over IPv6
+// with no extension header: start is the offset of the TCP or UDP header,
+// where the sum begins, and field the offset of the checksum within it
+// (Linux's csum_start and csum_offset). ok is false for any other frame.
+func PartialChecksum(frame []byte) (start, field int, ok bool) {
+	if len(frame) < ethLen+20 {
+		return 0, 0, false
+	}
+	var proto byte
+	switch et := binary.BigEndian.Uint16(frame[12:]); {
+	case et == etherTypeIP4 && frame[ethLen]>>4 == 4:
+		start, proto = ethLen+int(frame[ethLen]&0xf)*4, frame[ethLen+9]
+	case et == etherTypeIP6 && len(frame) >= ethLen+ip6HdrLen && frame[ethLen]>>4 == 6:
+		start, proto = ethLen+ip6HdrLen, frame[ethLen+6]
+	default:
+		return 0, 0, false
+	}
+	switch proto {
+	case protoTCP:
+		field = tcpCsumField
+	case protoUDP:
+		field = udpCsumField
+	default:
+		return 0, 0, false
+	}
+	if start+field+2 > len(frame) {
+		return 0, 0, false
+	}
+	return start, field, true
+}
+
+// CompleteChecksum completes the partial TCP or UDP checksum of frame
+// (start and field as PartialChecksum returns them): the field holds the
+// pseudo-header sum, and the sum of the bytes from start on is added to
+// it, as a device does for Linux's CHECKSUM_PARTIAL. A driver uses it for
+// a frame it cannot hand to its device with the checksum to complete.
+func CompleteChecksum(frame []byte, start, field int) {
+	c := ^fold(sum16(frame[start:], 0))
+	if c == 0 && field == udpCsumField {
+		c = 0xffff // UDP: zero would mean no checksum
+	}
+	binary.BigEndian.PutUint16(frame[start+field:], c)
 }
 
 // Csum is the header of a frame of one MTU whose TCP or UDP checksum the
 // kernel is to complete (NEEDS_CSUM, no segmentation): a frame marked
 // nicq.FlagL4ChecksumOffload. ok is false for a frame that carries no TCP
-// or UDP checksum (nicq.PartialChecksum).
+// or UDP checksum (PartialChecksum).
 func Csum(frame []byte) (Hdr, bool) {
-	start, field, ok := nicq.PartialChecksum(frame)
+	start, field, ok := PartialChecksum(frame)
 	if !ok {
 		return Hdr{}, false
 	}

@@ -1,10 +1,9 @@
-package nicq_test
+package vnet
 
 import (
 	"encoding/binary"
 	"testing"
 
-	"github.com/mkstack/mkstack/nicq"
 	"github.com/mkstack/mkstack/nicq/frametest"
 )
 
@@ -48,7 +47,7 @@ func partialFrames() [][]byte {
 	frames = append(frames, tcp)
 	// The pseudo-header sums in the fields.
 	for _, f := range frames {
-		start, field, ok := nicq.PartialChecksum(f)
+		start, field, ok := PartialChecksum(f)
 		if !ok {
 			panic("test frame not located")
 		}
@@ -69,9 +68,9 @@ func partialFrames() [][]byte {
 // the segment, checksum included, is all ones.
 func TestCompleteChecksum(t *testing.T) {
 	for i, f := range partialFrames() {
-		start, field, _ := nicq.PartialChecksum(f)
+		start, field, _ := PartialChecksum(f)
 		pseudo := binary.BigEndian.Uint16(f[start+field:])
-		nicq.CompleteChecksum(f, start, field)
+		CompleteChecksum(f, start, field)
 		if got := onesSum(uint64(pseudo), f[start:]); got != 0xffff {
 			t.Errorf("frame %d: pseudo-header plus segment sums to %#x after completion, want 0xffff", i, got)
 		}
@@ -83,7 +82,7 @@ func TestCompleteChecksum(t *testing.T) {
 	icmp := partialFrames()[0]
 	icmp[14+9] = 1
 	for _, f := range [][]byte{icmp, icmp[:30], make([]byte, 60)} {
-		if _, _, ok := nicq.PartialChecksum(f); ok {
+		if _, _, ok := PartialChecksum(f); ok {
 			t.Errorf("PartialChecksum located a checksum in %x", f[:min(len(f), 40)])
 		}
 	}
@@ -98,7 +97,7 @@ func FuzzPartialChecksum(f *testing.F) {
 	}
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, frame []byte) {
-		start, field, ok := nicq.PartialChecksum(frame)
+		start, field, ok := PartialChecksum(frame)
 		if !ok {
 			return
 		}
@@ -106,7 +105,7 @@ func FuzzPartialChecksum(f *testing.F) {
 			t.Fatalf("located start %d field %d in a frame of %d bytes", start, field, len(frame))
 		}
 		held := binary.BigEndian.Uint16(frame[start+field:])
-		nicq.CompleteChecksum(frame, start, field)
+		CompleteChecksum(frame, start, field)
 		if got := onesSum(uint64(held), frame[start:]); got != 0xffff && got != 0 {
 			t.Fatalf("completed checksum sums to %#x with the field's %#x", got, held)
 		}
