@@ -368,10 +368,16 @@ type clientFlow struct {
 	ep      *stack.UDPEndpoint
 	buf     [MsgSize]byte
 	scratch []byte
+	// onEvent is f.event, bound once: a method value made per dial is an
+	// allocation per tcp-crr transaction.
+	onEvent stack.TCPHandler
 }
 
 func (f *clientFlow) dial() error {
-	c, err := f.s.DialTCPAddr(f.dst, tcpPort, stack.TCPConnOptions{OnEvent: f.event, NoDelay: true})
+	if f.onEvent == nil {
+		f.onEvent = f.event
+	}
+	c, err := f.s.DialTCPAddr(f.dst, tcpPort, stack.TCPConnOptions{OnEvent: f.onEvent, NoDelay: true})
 	if err != nil {
 		return err
 	}

@@ -525,8 +525,13 @@ type tcpTable struct {
 	listeners map[uint16]*TCPListener
 	// free holds closed connections the application released, so
 	// connect/close churn does not allocate; their rings' memory went back
-	// to sndRings and rcvRings.
+	// to sndRings and rcvRings. It takes every one: TIME-WAITs run out by
+	// the thousand at once (a coarse level of the wheel expires together),
+	// and a list that dropped the surplus had newConn allocate it again
+	// the next moment. trimFree gives back what churn stopped needing.
 	free               []*TCPConn
+	freeLow            int // the fewest entries free held since the last trim
+	freeTrim           timer.Timer
 	freeScoreboards    []*tcpScoreboard
 	sndRings, rcvRings ringPool
 	mem                tcpMem // what the rings hold, against MemoryLimit
@@ -671,6 +676,7 @@ func (t *tcpTable) init(s *Stack, cfg TCPConfig) error {
 	t.pending = make([]*TCPConn, 0, 64)
 	t.nextEphemeral = ephemeralFirst
 	t.mem.init(t)
+	t.freeTrim.Init(t.trimFree)
 	t.sndRings.init(cfg.SendBuffer, cfg.SendBufferMax, &t.mem, false)
 	t.rcvRings.init(cfg.ReceiveBuffer, cfg.ReceiveBufferMax, &t.mem, true)
 	return nil
@@ -1012,6 +1018,7 @@ func (t *tcpTable) newConn(id tcpTuple, h TCPHandler, alg congestion.Algorithm) 
 		c = t.free[n-1]
 		t.free[n-1] = nil
 		t.free = t.free[:n-1]
+		t.freeLow = min(t.freeLow, n-1)
 		c.reset()
 	} else {
 		c = &TCPConn{}
@@ -1591,8 +1598,37 @@ func (c *TCPConn) recycle() {
 	c.t = nil // a second Close or recycle is a no-op
 	c.handler = nil
 	c.Context = nil
-	if len(t.free) < 1024 {
-		t.free = append(t.free, c)
+	t.free = append(t.free, c)
+	if len(t.free) > freeKeep && !t.freeTrim.Pending() {
+		t.freeLow = len(t.free)
+		t.s.wheel.Schedule(&t.freeTrim, t.s.now+int64(freeTrimEvery))
+	}
+}
+
+const (
+	// freeKeep is how many free connections a table keeps however long
+	// they go unused (1.25 MiB of TCPConns).
+	freeKeep = 1024
+	// freeTrimEvery is how often a table with more looks at what it used.
+	freeTrimEvery = time.Second
+)
+
+// trimFree gives the collector half of the free connections that no
+// newConn needed since the last trim (freeLow of them were never taken),
+// keeping freeKeep, as a slab shrinker would: a steady churn keeps its
+// list, a burst's leftovers are gone within seconds.
+func (t *tcpTable) trimFree(*timer.Timer) {
+	if unused := min(t.freeLow, len(t.free)) - freeKeep; unused > 0 {
+		n := len(t.free) - (unused+1)/2
+		clear(t.free[n:])
+		t.free = t.free[:n]
+		if cap(t.free) > 4*n {
+			t.free = append(make([]*TCPConn, 0, 2*n), t.free...)
+		}
+	}
+	t.freeLow = len(t.free)
+	if len(t.free) > freeKeep {
+		t.s.wheel.Schedule(&t.freeTrim, t.s.now+int64(freeTrimEvery))
 	}
 }
 
