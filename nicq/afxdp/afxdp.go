@@ -88,14 +88,19 @@ type Config struct {
 	// CopyOnly skips the zero-copy attempt.
 	CopyOnly bool
 	// Frames is the UMEM size of each queue, in FrameSize frames; 0 means
-	// 16384 (32 MiB of 2048-byte frames, 64 MiB of 4096-byte ones, the
-	// default for jumbo frames). RxRing and TxRing are the ring
-	// sizes (0: 4096 and 2048); the fill and completion rings are twice
-	// as large, so the NIC never waits for a buffer the pool has. A
-	// receive ring must hold a burst of one request from every busy
-	// connection: at 1024, 2500 wrk connections on one queue overflowed it
-	// (tens of thousands of drops in 5 s, each a client retransmission 200
-	// ms or more later), where the kernel's socket queues took them.
+	// 64 MiB of them (32768 frames of 2048 bytes, 16384 of 4096, the
+	// default for jumbo frames). RxRing and TxRing are the ring sizes (0:
+	// half of Frames, and 2048); the fill and completion rings are twice
+	// as large, so the NIC never waits for a buffer the pool has, and the
+	// fill ring is never given the last 2*TxRing free frames, which are
+	// for sending.
+	//
+	// A receive ring must hold a burst of one request from every busy
+	// connection, where the kernel's socket queues take them: wrk's
+	// clients answer a burst of responses with a burst of requests. At
+	// 4096, 10 000 wrk connections on one queue overflowed it (60 000
+	// drops in 5 s, each a client retransmission 200 ms or more later, and
+	// 1300 requests that took wrk's 2 s); at 1024, 2500 did.
 	Frames, RxRing, TxRing int
 	// FrameSize is 2048 or 4096; 0 means 2048, or 4096 where frames of
 	// the MTU do not fit 2048 (MTU above 1774): a jumbo frame then takes
@@ -133,11 +138,10 @@ type NIC struct {
 }
 
 // Open attaches the XDP program to Interface and opens Queues sockets.
-// The defaults of Config.Frames, RxRing and TxRing.
+// The defaults of Config.Frames (in bytes of UMEM) and TxRing.
 const (
-	defaultFrames = 16384
-	defaultRxRing = 4096
-	defaultTxRing = 2048
+	defaultUMEMBytes = 64 << 20
+	defaultTxRing    = 2048
 )
 
 func Open(c Config) (_ *NIC, err error) {
@@ -160,22 +164,8 @@ func Open(c Config) (_ *NIC, err error) {
 	if len(addrs) == 0 && len(addrs6) == 0 {
 		return nil, fmt.Errorf("afxdp: no stack address: the XDP program would redirect nothing: %w", nicq.ErrInvalidConfig)
 	}
-	if c.Frames == 0 {
-		c.Frames = defaultFrames
-	}
-	if c.RxRing == 0 {
-		c.RxRing = defaultRxRing
-	}
-	if c.TxRing == 0 {
-		c.TxRing = defaultTxRing
-	}
 	if c.FrameSize != 0 && c.FrameSize != 2048 && c.FrameSize != 4096 {
 		return nil, fmt.Errorf("afxdp: frame size %d: want 2048 or 4096: %w", c.FrameSize, nicq.ErrInvalidConfig)
-	}
-	for _, v := range []int{c.RxRing, c.TxRing} {
-		if v < 64 || v&(v-1) != 0 || 2*v > c.Frames {
-			return nil, fmt.Errorf("afxdp: ring size %d: want a power of two, at least 64, at most half of Frames (%d): %w", v, c.Frames, nicq.ErrInvalidConfig)
-		}
 	}
 	info, err := linkdev.Lookup(drv, c.Interface)
 	if err != nil {
@@ -186,6 +176,20 @@ func Open(c Config) (_ *NIC, err error) {
 		c.FrameSize = 2048
 		if info.MTU > maxSingleBufferMTU(2048) {
 			c.FrameSize = 4096
+		}
+	}
+	if c.Frames == 0 {
+		c.Frames = defaultUMEMBytes / c.FrameSize
+	}
+	if c.RxRing == 0 {
+		c.RxRing = c.Frames / 2
+	}
+	if c.TxRing == 0 {
+		c.TxRing = defaultTxRing
+	}
+	for _, v := range []int{c.RxRing, c.TxRing} {
+		if v < 64 || v&(v-1) != 0 || 2*v > c.Frames {
+			return nil, fmt.Errorf("afxdp: ring size %d: want a power of two, at least 64, at most half of Frames (%d): %w", v, c.Frames, nicq.ErrInvalidConfig)
 		}
 	}
 	if info.RxQueues > 0 && info.RxQueues < c.Queues {
@@ -304,7 +308,7 @@ func openQueue(n *NIC, i int, c Config, zeroCopy *bool) (_ *Queue, err error) {
 	if err != nil {
 		return nil, linkdev.Explain(drv, "open an AF_XDP socket", err)
 	}
-	q := &Queue{nic: n, index: i, fd: fd, frameSize: uint64(c.FrameSize), maxFrame: nicq.MaxFrameLen(n.info.MTU)}
+	q := &Queue{nic: n, index: i, fd: fd, frameSize: uint64(c.FrameSize), maxFrame: nicq.MaxFrameLen(n.info.MTU), fillReserve: 2 * c.TxRing}
 	if n.multiBuffer {
 		room := c.FrameSize - unix.XDP_PACKET_HEADROOM
 		q.maxPieces = uint32((q.maxFrame + room - 1) / room)
@@ -524,7 +528,11 @@ type Queue struct {
 	frameSize          uint64
 	maxFrame           int
 	maxPieces          uint32 // UMEM frames a frame of the MTU takes
-	copyMode           bool
+	// fillReserve is how many free frames refill leaves in the pool for
+	// sending: a fill ring twice the receive ring would otherwise take
+	// every frame of the default UMEM and leave none for a reply.
+	fillReserve int
+	copyMode    bool
 	// txMetadata: the UMEM has room for transmit metadata; txChecksum:
 	// frames marked FlagL4ChecksumOffload go with a checksum request.
 	txMetadata, txChecksum bool
@@ -569,6 +577,9 @@ func (q *Queue) RSS() *rss.Config { return q.nic.rss }
 func (q *Queue) refill() {
 	for {
 		n := q.fill.free(uint32(len(q.scratch)))
+		if spare := q.pool.Available() - q.fillReserve; spare < int(n) {
+			n = uint32(max(spare, 0))
+		}
 		if n == 0 {
 			return
 		}
