@@ -70,9 +70,20 @@ type Config struct {
 	// runtime then forwards what lands on the wrong core). Open falls back
 	// to it, with Warn, when the steering program cannot be loaded.
 	NoSteering bool
+	// QueueLen is the least number of frames the kernel holds for each
+	// queue until the driver reads them (the device's txqueuelen, 1000 when
+	// made): Open raises a shorter one to it, and never lowers one. 0 means
+	// 16384. As AF_XDP's receive ring, it must hold a burst of one request
+	// from every busy connection, which a kernel socket's own queue would
+	// take: at 1000, 10 000 wrk connections on one queue lost 120 000
+	// frames in 5 s on the device (its TX dropped counter).
+	QueueLen int
 	// Warn, if set, receives what the driver degrades and why.
 	Warn func(msg string)
 }
+
+// DefaultQueueLen is Config.QueueLen's default.
+const DefaultQueueLen = 16384
 
 // NIC is a multi-queue TAP device. It implements nicq.NIC.
 type NIC struct {
@@ -126,6 +137,12 @@ func Open(c Config) (_ *NIC, err error) {
 	}
 	if info.MAC == c.MAC {
 		return nil, fmt.Errorf("tap: the stack's MAC %x is the kernel side's own: choose another: %w", c.MAC, nicq.ErrInvalidConfig)
+	}
+	if c.QueueLen == 0 {
+		c.QueueLen = DefaultQueueLen
+	}
+	if err := raiseQueueLen(c.Name, c.QueueLen); err != nil {
+		return nil, err
 	}
 	n.mtu = info.MTU
 	frame := vnet.HdrLen + nicq.MaxFrameLen(n.mtu) + nicq.DefaultHeadroom
@@ -491,3 +508,29 @@ var (
 	_ nicq.NIC   = (*NIC)(nil)
 	_ nicq.Queue = (*Queue)(nil)
 )
+
+// raiseQueueLen makes the device's txqueuelen, the length of the kernel's
+// queue of frames for each TAP queue (tun resizes them when it changes),
+// at least n.
+func raiseQueueLen(name string, n int) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return linkdev.Explain("tap", "open a socket to set "+name+"'s queue length", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return fmt.Errorf("tap: %w", err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFTXQLEN, ifr); err != nil {
+		return linkdev.Explain("tap", "read "+name+"'s queue length", err)
+	}
+	if int(ifr.Uint32()) >= n {
+		return nil
+	}
+	ifr.SetUint32(uint32(n))
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFTXQLEN, ifr); err != nil {
+		return linkdev.Explain("tap", fmt.Sprintf("raise %s's queue length to %d frames (ip link set %s txqueuelen %d)", name, n, name, n), err)
+	}
+	return nil
+}
