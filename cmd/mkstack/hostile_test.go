@@ -31,6 +31,11 @@ import (
 // its core and cpu labels; drops are keyed "mkstack_drops_total/REASON".
 func (l *lab) metrics(t *testing.T) map[string]float64 {
 	t.Helper()
+	// serve prints "serving" before it opens the metrics listener and
+	// logs its address.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(l.logs.String(), "/metrics") && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	return scrapeMetrics(t, l.logs.String(), func(get func() error) error { return get() })
 }
 
