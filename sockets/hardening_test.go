@@ -44,7 +44,7 @@ func TestShutdownSendsStagedBytesBeforeTheFIN(t *testing.T) {
 	}()
 	// Wait until the writer is parked with bytes staged: the peer does not
 	// read, so the windows close.
-	sc := server.(*conn)
+	sc := connOf(server)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		var staged, ringFull bool
@@ -92,7 +92,7 @@ func TestShutdownSendsStagedBytesBeforeTheFIN(t *testing.T) {
 func TestClosedConnLetsGoOfTheStackConn(t *testing.T) {
 	srv, cli := pair(t, 1)
 	old, _ := acceptedPair(t, srv, cli, "22")
-	sc := old.(*conn)
+	sc := connOf(old)
 	onCore(t, srv, sc.core, func(s *stack.Stack) { s.ShutdownTCP(true) })
 	onCore(t, srv, sc.core, func(*stack.Stack) {
 		if sc.c != nil {
@@ -140,7 +140,7 @@ func TestClosedConnLetsGoOfTheStackConn(t *testing.T) {
 // connInfo returns the stack's description of c's connection on n.
 func connInfo(t testing.TB, n *Network, c net.Conn) (info stack.TCPConnInfo, ok bool) {
 	t.Helper()
-	sc := c.(*conn)
+	sc := connOf(c)
 	la := c.LocalAddr().(*net.TCPAddr)
 	ra := c.RemoteAddr().(*net.TCPAddr)
 	onCore(t, n, sc.core, func(s *stack.Stack) {
@@ -161,11 +161,11 @@ func TestSetReadBufferBoundsTheAdvertisedWindow(t *testing.T) {
 	srv, cli := pair(t, 1)
 	server, client := acceptedPair(t, srv, cli, "24")
 	const limit = 8 << 10
-	if err := server.(*conn).SetReadBuffer(limit); err != nil {
+	if err := connOf(server).SetReadBuffer(limit); err != nil {
 		t.Fatal(err)
 	}
-	onCore(t, srv, server.(*conn).core, func(*stack.Stack) {
-		if got := server.(*conn).c.ReceiveBuffer(); got != limit {
+	onCore(t, srv, connOf(server).core, func(*stack.Stack) {
+		if got := connOf(server).c.ReceiveBuffer(); got != limit {
 			t.Errorf("ReceiveBuffer() = %d after SetReadBuffer(%d)", got, limit)
 		}
 	})
@@ -202,11 +202,11 @@ func TestSetReadBufferBoundsTheAdvertisedWindow(t *testing.T) {
 	// Clamped: below the least to stack.MinTCPBuffer, above the most to
 	// TCPConfig.ReceiveBuffer.
 	for _, c := range []struct{ ask, want int }{{1, stack.MinTCPBuffer}, {-5, stack.MinTCPBuffer}, {1 << 30, 64 << 10}} {
-		if err := server.(*conn).SetReadBuffer(c.ask); err != nil {
+		if err := connOf(server).SetReadBuffer(c.ask); err != nil {
 			t.Fatal(err)
 		}
-		onCore(t, srv, server.(*conn).core, func(*stack.Stack) {
-			if got := server.(*conn).c.ReceiveBuffer(); got != c.want {
+		onCore(t, srv, connOf(server).core, func(*stack.Stack) {
+			if got := connOf(server).c.ReceiveBuffer(); got != c.want {
 				t.Errorf("SetReadBuffer(%d): bound %d, want %d", c.ask, got, c.want)
 			}
 		})
@@ -217,7 +217,7 @@ func TestSetReadBufferBoundsTheAdvertisedWindow(t *testing.T) {
 // yet acknowledged (its send ring).
 func sendHeld(t testing.TB, n *Network, c net.Conn) (held int) {
 	t.Helper()
-	sc := c.(*conn)
+	sc := connOf(c)
 	onCore(t, n, sc.core, func(*stack.Stack) {
 		if sc.c != nil {
 			held = sc.c.Unsent()
@@ -244,7 +244,7 @@ func TestSetWriteBufferBoundsWhatWriteTakes(t *testing.T) {
 	cli := startNetwork(t, w, 1, clientAddr, tweak)
 	server, client := acceptedPair(t, srv, cli, "25")
 	const limit = 8 << 10
-	if err := server.(*conn).SetWriteBuffer(limit); err != nil {
+	if err := connOf(server).SetWriteBuffer(limit); err != nil {
 		t.Fatal(err)
 	}
 	w.NIC(1).SetLinkUp(false)
@@ -332,7 +332,7 @@ func TestShutdownResetsWhatIsLeftWhenTheContextEnds(t *testing.T) {
 	server, client := acceptedPair(t, srv, cli, "4200")
 	// A small receive buffer (no autotuning) so the peer's window shuts
 	// long before the 1 MiB has gone.
-	if err := client.(*conn).SetReadBuffer(4 << 10); err != nil {
+	if err := connOf(client).SetReadBuffer(4 << 10); err != nil {
 		t.Fatal(err)
 	}
 	src := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB: more than the rings and queues hold
@@ -344,7 +344,7 @@ func TestShutdownResetsWhatIsLeftWhenTheContextEnds(t *testing.T) {
 	// Wait until nothing more can move: the peer's receive ring is full
 	// (its window shut), and this end has bytes in its full send ring and
 	// more staged behind them.
-	sc, cc := server.(*conn), client.(*conn)
+	sc, cc := connOf(server), connOf(client)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		var staged, ringFull, peerFull bool

@@ -2,6 +2,7 @@ package sockets
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"os"
 	"testing"
@@ -88,3 +89,6 @@ func twoNICWire(t testing.TB, queues int) *mem.Wire {
 	t.Cleanup(func() { w.Close() })
 	return w
 }
+
+// connOf is the state behind a TCP net.Conn of this package.
+func connOf(c net.Conn) *conn { return c.(*tcpConn).sc }

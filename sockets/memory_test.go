@@ -80,7 +80,7 @@ func TestIdleConnectionsHoldNoQueueMemory(t *testing.T) {
 	// the last exchange.
 	holding := func() (held int) {
 		for _, c := range conns {
-			sc := c.(*conn)
+			sc := connOf(c)
 			if sc.rqSmall.holdsMemory() || sc.wqSmall.holdsMemory() {
 				held++
 			}
@@ -96,7 +96,7 @@ func TestIdleConnectionsHoldNoQueueMemory(t *testing.T) {
 	}
 	per := float64(heap()-before) / n
 	for _, c := range conns {
-		sc := c.(*conn)
+		sc := connOf(c)
 		if sc.wqBig.Load() != nil || sc.rqBig.Load() != nil {
 			t.Fatalf("a connection that carried 100 bytes each way moved to a big queue")
 		}
@@ -122,7 +122,7 @@ func TestIdleConnectionsHoldNoQueueMemory(t *testing.T) {
 func TestBulkTransferMovesToBigQueues(t *testing.T) {
 	srv, cli := pair(t, 1)
 	reader, writer := acceptedPair(t, srv, cli, "4100")
-	rc, wc := reader.(*conn), writer.(*conn)
+	rc, wc := connOf(reader), connOf(writer)
 	src := make([]byte, 1<<20)
 	for i := range src {
 		src[i] = byte(i * 31)
@@ -206,7 +206,7 @@ func TestReceivedBytesSkipTheRingWhenTheReadQueueHasRoom(t *testing.T) {
 		t.Fatal("the reader read other bytes than the writer wrote")
 	}
 	var zc uint64
-	onCore(t, srv, reader.(*conn).core, func(s *stack.Stack) { zc = s.TCPStats().ZeroCopyBytes })
+	onCore(t, srv, connOf(reader).core, func(s *stack.Stack) { zc = s.TCPStats().ZeroCopyBytes })
 	t.Logf("%d of %d bytes went straight into the read queue", zc, len(src))
 	if zc == 0 {
 		t.Error("no byte skipped the receive ring")

@@ -84,7 +84,7 @@ func TestConnsOfferTheTCPConnOptions(t *testing.T) {
 // keepAliveOf reads whether c's stack connection has keepalive on.
 func keepAliveOf(t *testing.T, srv, cli *Network, c net.Conn) bool {
 	t.Helper()
-	sc := c.(*conn)
+	sc := connOf(c)
 	n := srv
 	if c.LocalAddr().(*net.TCPAddr).IP.Equal(net.IP(clientAddr.AsSlice())) {
 		n = cli

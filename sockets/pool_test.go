@@ -1,9 +1,14 @@
 package sockets
 
 import (
+	"bytes"
+	"errors"
 	"io"
+	"net"
+	"os"
 	"runtime"
 	"testing"
+	"time"
 )
 
 // TestConnectionQueuesAreReused: a connection's read and write queues (48
@@ -67,5 +72,98 @@ func TestConnectionQueuesAreReused(t *testing.T) {
 	t.Logf("%d bytes allocated per connection (client and server sides)", perConn)
 	if perConn > 24<<10 {
 		t.Errorf("%d bytes allocated per connection, both sides; the queues alone are 2 x 48 KiB", perConn)
+	}
+}
+
+// TestConnStateIsReusedAndOldHandlesCannotReachIt: a closed connection's
+// state (the conn behind its net.Conn) serves later connections, so a
+// connection allocates little more than its handle; a handle the
+// application keeps past Close fails every call with net.ErrClosed, keeps
+// its addresses, and cannot disturb the connection its old state now
+// serves.
+func TestConnStateIsReusedAndOldHandlesCannotReachIt(t *testing.T) {
+	srv, cli := pair(t, 1)
+	l, err := srv.Listen("tcp", ":13")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.Copy(c, c) // echo until the client's FIN
+			}()
+		}
+	}()
+	msg := []byte("the state is someone else's now")
+	echo := func(c net.Conn) {
+		t.Helper()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("echo: %q, %v", got, err)
+		}
+	}
+	var old []net.Conn
+	states := map[*conn]bool{}
+	for range 200 {
+		c, err := cli.Dial("tcp", "10.0.0.1:13")
+		if err != nil {
+			t.Fatal(err)
+		}
+		states[connOf(c)] = true
+		echo(c)
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		old = append(old, c)
+	}
+	if !raceEnabled && len(states) > 100 {
+		// The race detector makes sync.Pool drop a share of what it is given.
+		t.Errorf("200 connections one after another used %d states", len(states))
+	}
+	live, err := cli.Dial("tcp", "10.0.0.1:13")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	echo(live)
+	buf := make([]byte, 8)
+	for i, c := range old {
+		closed := func(what string, err error) {
+			if !errors.Is(err, net.ErrClosed) {
+				t.Fatalf("old handle %d: %s: %v, want net.ErrClosed", i, what, err)
+			}
+		}
+		_, err := c.Write([]byte("garbage"))
+		closed("Write", err)
+		_, err = c.Read(buf)
+		closed("Read", err)
+		closed("SetDeadline", c.SetDeadline(time.Now()))
+		closed("SetReadDeadline", c.SetReadDeadline(time.Now()))
+		closed("CloseWrite", c.(*tcpConn).CloseWrite())
+		closed("SetNoDelay", c.(*tcpConn).SetNoDelay(false))
+		closed("Close", c.Close())
+		if a, ok := c.LocalAddr().(*net.TCPAddr); !ok || a.Port == 0 {
+			t.Fatalf("old handle %d: LocalAddr %v", i, c.LocalAddr())
+		}
+		if c.RemoteAddr().String() != "10.0.0.1:13" {
+			t.Fatalf("old handle %d: RemoteAddr %v", i, c.RemoteAddr())
+		}
+	}
+	// The calls above did nothing to the connection that may hold one of
+	// their states: no deadline, no FIN, no bytes.
+	echo(live)
+	live.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if n, err := live.Read(buf); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("live connection after the old handles' calls: %d bytes (%q), %v", n, buf[:n], err)
 	}
 }

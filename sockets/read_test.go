@@ -61,7 +61,7 @@ func TestReadTakesStagedBytesWithoutTheCore(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Wait until the bytes are staged, then hold the server's core.
-	waitStaged(t, server.(*conn))
+	waitStaged(t, connOf(server))
 	release := make(chan struct{})
 	held := make(chan struct{})
 	if err := srv.Runtime().Do(0, func(*stack.Stack) { close(held); <-release }); err != nil {
@@ -91,7 +91,7 @@ func TestSlowReaderGetsEveryByteInOrder(t *testing.T) {
 	}
 	go func() {
 		client.Write(src)
-		client.(*conn).CloseWrite()
+		connOf(client).CloseWrite()
 	}()
 	var got bytes.Buffer
 	buf := make([]byte, 1000)
@@ -122,9 +122,9 @@ func TestReadReturnsStagedBytesBeforeTheReset(t *testing.T) {
 	if _, err := client.Write([]byte("last words")); err != nil {
 		t.Fatal(err)
 	}
-	waitStaged(t, server.(*conn))
+	waitStaged(t, connOf(server))
 	// Abort the client: its stack sends a reset.
-	if err := client.(*conn).ctl(opAbort); err != nil {
+	if err := connOf(client).ctl(opAbort); err != nil {
 		t.Fatal(err)
 	}
 	server.SetReadDeadline(time.Now().Add(5 * time.Second))

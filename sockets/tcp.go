@@ -55,9 +55,9 @@ import (
 // One goroutine at a time reads and one writes (rdMu, wrMu), as net.Conn
 // allows concurrent callers.
 type conn struct {
-	n            *Network
-	core         int
-	laddr, raddr *net.TCPAddr
+	n             *Network
+	core          int
+	local, remote netip.AddrPort // set by attach (remote by Dial before)
 
 	// c is the stack connection while the core has a part in it (core
 	// side only): nil once the application closed it, or once it closed
@@ -73,8 +73,7 @@ type conn struct {
 
 	rdMu, wrMu, ctlMu      sync.Mutex
 	ctlDone                chan struct{}
-	rdWake, wrWake         chan struct{}
-	closed                 chan struct{} // closed by Close
+	rdWake, wrWake         chan struct{} // Close signals both
 	isClosed               atomic.Bool
 	rdDeadline, wrDeadline deadline
 	rdTimer, wrTimer       *time.Timer
@@ -98,11 +97,11 @@ type conn struct {
 	rdParked  atomic.Bool
 	rxBlocked atomic.Bool
 	rxEnd     atomic.Pointer[error]
-	// bufRefs counts the sides still using wq and rq: the application's
-	// (until Close has returned and no Read or Write is left in them) and
-	// the core's (until it detaches the connection). The last to let go
-	// returns them to their pools, so a connection's queues are
-	// not garbage per connection.
+	// bufRefs counts who may still touch the conn: the application (until
+	// its handle is closed and no call is left in it, tcpConn.leave), the
+	// core (until it detaches the connection), and each drain or refill
+	// message on its way to the core. The last to let go returns the conn
+	// and its queues to their pools, so a connection is not garbage.
 	bufRefs      atomic.Int32
 	coreReleased bool // core side only
 	// The write side: Write stages bytes in a write queue and queues
@@ -140,10 +139,10 @@ type conn struct {
 	lingerClosed bool        // core side: lingerDone is closed
 	rdShut       atomic.Bool // CloseRead: Read reports EOF, arrivals are discarded
 	dialTo       netip.AddrPort
-	refillFn     func(*stack.Stack)
-	drainFn      func(*stack.Stack)
-	ctlFn        func(*stack.Stack)
-	onEventFn    stack.TCPHandler
+	// The core's work on the conn, bound once when connPool makes it.
+	refillFn func(*stack.Stack)
+	drainFn  func(*stack.Stack)
+	ctlFn    func(*stack.Stack)
 }
 
 type ctlOp uint8
@@ -166,14 +165,12 @@ const (
 // about 2.5 minutes instead of never.
 var DefaultKeepAlive = stack.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Interval: 15 * time.Second, Count: 9}
 
+// newConn takes a conn from the pool for a new connection on core. Its
+// channels, timers and bound methods come with it: made once, when the
+// pool first makes the conn.
 func newConn(n *Network, core int) *conn {
-	sc := &conn{
-		n: n, core: core,
-		ctlDone: make(chan struct{}, 1),
-		rdWake:  make(chan struct{}, 1), wrWake: make(chan struct{}, 1),
-		closed: make(chan struct{}),
-	}
-	sc.refillFn, sc.drainFn, sc.ctlFn, sc.onEventFn = sc.doRefill, sc.doDrain, sc.doCtl, sc.onEvent
+	sc := connPool.Get().(*conn)
+	sc.n, sc.core = n, core
 	sc.wqSmall = writeQueuePool.Get().(*writeQueue)
 	sc.wqIn, sc.wqOut = sc.wqSmall, sc.wqSmall
 	sc.rqSmall = readQueuePool.Get().(*writeQueue)
@@ -184,14 +181,26 @@ func newConn(n *Network, core int) *conn {
 }
 
 var (
+	connPool          sync.Pool // of *conn, New set by init (it refers to connPool)
 	writeQueuePool    = sync.Pool{New: func() any { return newLendingQueue() }}
 	bigWriteQueuePool = sync.Pool{New: func() any { return newByteRing(bigWriteQueueSize) }}
 	readQueuePool     = sync.Pool{New: func() any { return newLendingQueue() }}
 	bigReadQueuePool  = sync.Pool{New: func() any { return newByteRing(bigReadQueueSize) }}
 )
 
-// releaseBufs lets go of one side's use of the queues; the last side
-// returns them to their pools.
+func init() {
+	connPool.New = func() any {
+		sc := &conn{
+			ctlDone: make(chan struct{}, 1),
+			rdWake:  make(chan struct{}, 1), wrWake: make(chan struct{}, 1),
+		}
+		sc.refillFn, sc.drainFn, sc.ctlFn = sc.doRefill, sc.doDrain, sc.doCtl
+		return sc
+	}
+}
+
+// releaseBufs lets go of one holder's use of the conn (bufRefs); the last
+// returns the conn and its queues to their pools.
 func (sc *conn) releaseBufs() {
 	if sc.bufRefs.Add(-1) != 0 {
 		return
@@ -208,6 +217,30 @@ func (sc *conn) releaseBufs() {
 		big.reset()
 		bigReadQueuePool.Put(big)
 	}
+	sc.recycle()
+}
+
+// recycle clears a conn nobody holds any more and puts it in connPool,
+// keeping what the pool made it with. A wake-up left in a channel is
+// drained: the next connection's first wait would take it for its own.
+func (sc *conn) recycle() {
+	for _, ch := range []chan struct{}{sc.ctlDone, sc.rdWake, sc.wrWake} {
+		select {
+		case <-ch:
+		default:
+		}
+	}
+	for _, t := range []*time.Timer{sc.rdTimer, sc.wrTimer} {
+		if t != nil {
+			t.Stop()
+		}
+	}
+	*sc = conn{
+		ctlDone: sc.ctlDone, rdWake: sc.rdWake, wrWake: sc.wrWake,
+		rdTimer: sc.rdTimer, wrTimer: sc.wrTimer,
+		refillFn: sc.refillFn, drainFn: sc.drainFn, ctlFn: sc.ctlFn,
+	}
+	connPool.Put(sc)
 }
 
 // staged reports whether bytes Write staged wait in a write queue (core
@@ -234,6 +267,9 @@ func (sc *conn) unread() bool {
 // detach ends the core's part in the connection (on the core): it will
 // not touch the stack connection or the queues again.
 func (sc *conn) detach() {
+	if sc.c != nil {
+		sc.c.Context = nil // its later events are no one's
+	}
 	sc.c = nil
 	sc.n.conns[sc.core].remove(sc)
 	if !sc.coreReleased {
@@ -248,15 +284,26 @@ func (sc *conn) attach(c *stack.TCPConn) {
 	c.Context = sc
 	sc.n.conns[sc.core].push(sc)
 	c.SetKeepAlive(DefaultKeepAlive)
-	l, r := c.LocalAddr(), c.RemoteAddr()
-	sc.laddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(l, c.LocalPort()))
-	sc.raddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(r, c.RemotePort()))
+	sc.local = netip.AddrPortFrom(c.LocalAddr(), c.LocalPort())
+	sc.remote = netip.AddrPortFrom(c.RemoteAddr(), c.RemotePort())
+}
+
+// dialledEvent is every dialled connection's event handler: the conn is
+// the stack connection's Context until it detaches, and the stack may
+// keep the connection (TIME-WAIT) long after the conn serves another.
+func dialledEvent(c *stack.TCPConn, ev stack.TCPEvent) {
+	if sc, ok := c.Context.(*conn); ok {
+		sc.onEvent(c, ev)
+	}
 }
 
 // onEvent runs on the core for each event of the connection.
 func (sc *conn) onEvent(c *stack.TCPConn, ev stack.TCPEvent) {
-	if sc.c == nil {
-		return // detached: the application closed it
+	if sc.c != c {
+		// Detached (the application closed it), and the conn may since
+		// serve another connection: a dialled connection's handler is
+		// the conn's, for as long as the stack keeps the connection.
+		return
 	}
 	switch ev {
 	case stack.TCPEventEstablished:
@@ -380,7 +427,10 @@ func (sc *conn) pushRx() {
 	}
 	ended := false
 	if c.Buffered() == 0 && sc.rxEnd.Load() == nil {
-		if err := streamEnd(c); err != nil {
+		if err := streamEnd(c); err == io.EOF {
+			sc.rxEnd.Store(&eofEnd) // the usual end, shared
+			ended = true
+		} else if err != nil {
 			// Only here does the error go to the heap: a variable
 			// declared before the test would escape on every call.
 			end := err
@@ -394,6 +444,10 @@ func (sc *conn) pushRx() {
 	}
 	sc.letGoIfDone(c)
 }
+
+// eofEnd is rxEnd for a stream the peer ended with its FIN: one for all
+// connections, which only read it.
+var eofEnd error = io.EOF
 
 // streamEnd is what Read reports once the bytes before it are read: io.EOF
 // after the peer's FIN, the connection's error once it has closed, nil
@@ -413,12 +467,29 @@ func streamEnd(c *stack.TCPConn) error {
 
 // doRefill runs on the core when a Read made room in a read queue that
 // had filled.
-func (sc *conn) doRefill(*stack.Stack) { sc.pushRx() }
+func (sc *conn) doRefill(*stack.Stack) {
+	sc.pushRx()
+	sc.releaseBufs() // the message's hold (sendHeld)
+}
 
 // doDrain runs on the core when Write staged bytes.
 func (sc *conn) doDrain(*stack.Stack) {
 	sc.drainQueued.Store(false)
 	sc.drain()
+	sc.releaseBufs() // the message's hold (sendHeld)
+}
+
+// sendHeld queues fn (a drain or refill) for the core, holding the conn
+// until it has run: a message still on its way when the application and
+// the core let go would otherwise find the conn serving another
+// connection.
+func (sc *conn) sendHeld(fn func(*stack.Stack)) error {
+	sc.bufRefs.Add(1)
+	if err := sc.n.send(sc.core, fn); err != nil {
+		sc.releaseBufs()
+		return err
+	}
+	return nil
 }
 
 // drain moves staged bytes into the TCP send ring as far as it has room,
@@ -478,8 +549,8 @@ func (sc *conn) drain() {
 		if sc.closeWhenSent {
 			sc.closeWhenSent = false
 			c.Close()
-			sc.detach()
 			sc.finishLinger()
+			sc.detach() // the last use of sc: it may go back to the pool
 		}
 	}
 }
@@ -511,7 +582,7 @@ func (sc *conn) doCtl(s *stack.Stack) {
 	c := sc.c
 	switch sc.ctlOp {
 	case opDial:
-		nc, err := s.DialTCPAddr(sc.dialTo.Addr(), sc.dialTo.Port(), stack.TCPConnOptions{OnEvent: sc.onEventFn, OnSegment: segmentToConn, NoDelay: true})
+		nc, err := s.DialTCPAddr(sc.dialTo.Addr(), sc.dialTo.Port(), stack.TCPConnOptions{OnEvent: dialledEvent, OnSegment: segmentToConn, NoDelay: true})
 		if err != nil {
 			sc.ctlErr = mapError(err)
 			break
@@ -615,7 +686,20 @@ func (sc *conn) ctl(op ctlOp) error {
 }
 
 func (sc *conn) opError(op string, err error) error {
-	return &net.OpError{Op: op, Net: "tcp", Source: sc.laddr, Addr: sc.raddr, Err: err}
+	return opError(op, sc.local, sc.remote, err)
+}
+
+// opError is err as *net.TCPConn reports it, with the connection's
+// addresses (each unset one left nil).
+func opError(op string, local, remote netip.AddrPort, err error) error {
+	e := &net.OpError{Op: op, Net: "tcp", Err: err}
+	if local.IsValid() {
+		e.Source = net.TCPAddrFromAddrPort(local)
+	}
+	if remote.IsValid() {
+		e.Addr = net.TCPAddrFromAddrPort(remote)
+	}
+	return e
 }
 
 // Read reads what has arrived, waiting for data if none has. Bytes the
@@ -659,7 +743,7 @@ func (sc *conn) Read(p []byte) (int, error) {
 			sc.rdParked.Store(false)
 			continue
 		}
-		err := park(sc.rdWake, sc.closed, sc.n.rt.Done(), &sc.rdDeadline, &sc.rdTimer)
+		err := park(sc.rdWake, nil, sc.n.rt.Done(), &sc.rdDeadline, &sc.rdTimer)
 		sc.rdParked.Store(false)
 		if err != nil {
 			// Bytes staged before the runtime stopped are still the
@@ -699,7 +783,7 @@ func (sc *conn) take(p []byte) int {
 	if n > 0 && sc.rxBlocked.Load() && sc.rxBlocked.CompareAndSwap(true, false) {
 		// A refill that cannot be queued (the runtime stopped) leaves
 		// the rest unread, as the stopped runtime would anyway.
-		sc.n.send(sc.core, sc.refillFn)
+		sc.sendHeld(sc.refillFn)
 	}
 	return n
 }
@@ -737,14 +821,14 @@ func (sc *conn) Write(p []byte) (int, error) {
 		}
 		total += k
 		if k > 0 && sc.drainQueued.CompareAndSwap(false, true) {
-			if err := sc.n.send(sc.core, sc.drainFn); err != nil {
+			if err := sc.sendHeld(sc.drainFn); err != nil {
 				return total, sc.opError("write", err)
 			}
 		}
 		if total == len(p) {
 			return total, nil
 		}
-		if err := park(sc.wrWake, sc.closed, sc.n.rt.Done(), &sc.wrDeadline, &sc.wrTimer); err != nil {
+		if err := park(sc.wrWake, nil, sc.n.rt.Done(), &sc.wrDeadline, &sc.wrTimer); err != nil {
 			return total, sc.opError("write", err)
 		}
 	}
@@ -757,7 +841,9 @@ func (sc *conn) Close() error {
 	if !sc.isClosed.CompareAndSwap(false, true) {
 		return sc.opError("close", net.ErrClosed)
 	}
-	close(sc.closed)
+	// A parked Read or Write wakes, sees isClosed and returns.
+	signal(sc.rdWake)
+	signal(sc.wrWake)
 	linger := sc.linger.Load()
 	op := opClose
 	if linger == 0 {
@@ -778,11 +864,10 @@ func (sc *conn) Close() error {
 		}
 		t.Stop()
 	}
-	// A Read or Write under way returns at the close of sc.closed; once
-	// they have, the application is done with the queues.
+	// A Read or Write under way returns at its wake-up above; the
+	// handle lets go of the conn once the last call has left it.
 	waitFor(&sc.rdMu)
 	waitFor(&sc.wrMu)
-	sc.releaseBufs()
 	if err != nil {
 		return sc.opError("close", err)
 	}
@@ -932,9 +1017,6 @@ func (sc *conn) setBuffer(op ctlOp, bytes int) error {
 	return nil
 }
 
-func (sc *conn) LocalAddr() net.Addr  { return sc.laddr }
-func (sc *conn) RemoteAddr() net.Addr { return sc.raddr }
-
 func (sc *conn) SetDeadline(t time.Time) error {
 	sc.SetReadDeadline(t)
 	sc.SetWriteDeadline(t)
@@ -971,31 +1053,38 @@ func (n *Network) DialContext(ctx context.Context, network, address string) (net
 	if err != nil {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
 	}
-	raddr := net.TCPAddrFromAddrPort(ap)
 	sc := newConn(n, n.pickCore())
-	sc.raddr = raddr
+	sc.remote = ap
 	sc.dialTo = ap
+	// A failed dial gives the conn back: the application never had it,
+	// and the core let go of it or never held it.
+	fail := func(err error) (net.Conn, error) {
+		e := &net.OpError{Op: "dial", Net: network, Addr: net.TCPAddrFromAddrPort(ap), Err: err}
+		if sc.local.IsValid() {
+			e.Source = net.TCPAddrFromAddrPort(sc.local)
+		}
+		sc.isClosed.Store(true)
+		sc.ctl(opAbort)
+		sc.releaseBufs()
+		return nil, e
+	}
 	if err := sc.ctl(opDial); err != nil {
-		return nil, &net.OpError{Op: "dial", Net: network, Addr: raddr, Err: err}
+		return fail(err)
 	}
 	for {
 		err := sc.ctl(opPollDial)
 		if err == nil {
-			return sc, nil
+			return newHandle(sc), nil
 		}
 		if err != errInProgress {
-			return nil, &net.OpError{Op: "dial", Net: network, Source: sc.laddr, Addr: raddr, Err: err}
+			return fail(err)
 		}
 		select {
 		case <-sc.rdWake:
 		case <-n.rt.Done():
-			return nil, &net.OpError{Op: "dial", Net: network, Source: sc.laddr, Addr: raddr, Err: net.ErrClosed}
+			return fail(net.ErrClosed)
 		case <-ctx.Done():
-			sc.isClosed.Store(true)
-			close(sc.closed)
-			sc.ctl(opAbort)
-			sc.releaseBufs()
-			return nil, &net.OpError{Op: "dial", Net: network, Source: sc.laddr, Addr: raddr, Err: ctx.Err()}
+			return fail(ctx.Err())
 		}
 	}
 }
@@ -1094,12 +1183,12 @@ func (l *listener) Accept() (net.Conn, error) {
 			return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.addr, Err: net.ErrClosed}
 		}
 		if sc, ok := l.take(); ok {
-			return sc, nil
+			return newHandle(sc), nil
 		}
 		l.waiting.Store(true)
 		if sc, ok := l.take(); ok {
 			l.waiting.Store(false)
-			return sc, nil
+			return newHandle(sc), nil
 		}
 		select {
 		case <-l.wake:
@@ -1135,7 +1224,6 @@ func (l *listener) Close() error {
 			break
 		}
 		sc.isClosed.Store(true)
-		close(sc.closed)
 		sc.ctl(opAbort)
 		sc.releaseBufs()
 	}
