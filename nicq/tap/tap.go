@@ -72,7 +72,8 @@ type Config struct {
 	NoSteering bool
 	// QueueLen is the least number of frames the kernel holds for each
 	// queue until the driver reads them (the device's txqueuelen, 1000 when
-	// made): Open raises a shorter one to it, and never lowers one. 0 means
+	// made): Open raises a shorter one to it (with Warn where it may not:
+	// that needs CAP_NET_ADMIN), and never lowers one. 0 means
 	// 16384. As AF_XDP's receive ring, it must hold a burst of one request
 	// from every busy connection, which a kernel socket's own queue would
 	// take: at 1000, 10 000 wrk connections on one queue lost 120 000
@@ -141,8 +142,11 @@ func Open(c Config) (_ *NIC, err error) {
 	if c.QueueLen == 0 {
 		c.QueueLen = DefaultQueueLen
 	}
-	if err := raiseQueueLen(c.Name, c.QueueLen); err != nil {
-		return nil, err
+	if err := raiseQueueLen(c.Name, c.QueueLen); err != nil && c.Warn != nil {
+		// A user may own a persistent TAP without CAP_NET_ADMIN, which
+		// the change needs: the device works, with bursts lost beyond
+		// its queue.
+		c.Warn(fmt.Sprintf("%v; bursts from more connections than that are dropped (the device's TX dropped counter)", err))
 	}
 	n.mtu = info.MTU
 	frame := vnet.HdrLen + nicq.MaxFrameLen(n.mtu) + nicq.DefaultHeadroom

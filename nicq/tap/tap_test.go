@@ -3,9 +3,16 @@
 package tap
 
 import (
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/mkstack/mkstack/nicq/internal/drivertest"
 	"github.com/mkstack/mkstack/nicq/netlab/nettest"
@@ -102,4 +109,79 @@ func TestOpenRaisesTheQueueLength(t *testing.T) {
 	if got := qlen(); got != 3*DefaultQueueLen {
 		t.Errorf("a device at %d frames: txqueuelen %d after Open", 3*DefaultQueueLen, got)
 	}
+}
+
+// TestOpenWithoutCapNetAdminWarnsAboutTheQueueLength: a user who owns a
+// persistent TAP may attach to it without CAP_NET_ADMIN, which raising
+// its queue length needs; Open then works and says why bursts may be
+// lost, instead of failing.
+func TestOpenWithoutCapNetAdminWarnsAboutTheQueueLength(t *testing.T) {
+	h := nettest.NewNS(t).Handle()
+	type result struct {
+		nic    *NIC
+		warned []string
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		// The thread is left locked: with a capability dropped, it must
+		// end with this goroutine rather than run any other.
+		runtime.LockOSThread()
+		r := result{err: netns.Set(h)}
+		if r.err == nil {
+			r.err = persistentTAP("mkt0", uint32(os.Getuid()))
+		}
+		if r.err == nil {
+			r.err = dropCapability(unix.CAP_NET_ADMIN)
+		}
+		if r.err == nil {
+			r.nic, r.err = Open(Config{Name: "mkt0", Queues: 1, NoSteering: true, Warn: func(m string) { r.warned = append(r.warned, m) }})
+		}
+		done <- r
+	}()
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	defer r.nic.Close()
+	if len(r.warned) != 1 || !strings.Contains(r.warned[0], "txqueuelen") || !strings.Contains(r.warned[0], "TX dropped") {
+		t.Errorf("warnings %q, want one naming txqueuelen and the drop counter", r.warned)
+	}
+}
+
+// persistentTAP makes a persistent multi-queue TAP owned by uid, as ip
+// tuntap add mode tap multi_queue user UID does.
+func persistentTAP(name string, uid uint32) error {
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var req ifreqFlags
+	copy(req.name[:], name)
+	req.flags = unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_MULTI_QUEUE | unix.IFF_VNET_HDR
+	for _, op := range []struct {
+		req uintptr
+		arg uintptr
+	}{
+		{unix.TUNSETIFF, uintptr(unsafe.Pointer(&req))},
+		{unix.TUNSETOWNER, uintptr(uid)},
+		{unix.TUNSETPERSIST, 1},
+	} {
+		if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), op.req, op.arg); e != 0 {
+			return fmt.Errorf("ioctl %#x on %s: %w", op.req, name, e)
+		}
+	}
+	return nil
+}
+
+// dropCapability removes c from the calling thread's effective set.
+func dropCapability(c int) error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return err
+	}
+	data[c/32].Effective &^= 1 << (c % 32)
+	return unix.Capset(&hdr, &data[0])
 }
