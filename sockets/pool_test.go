@@ -3,10 +3,12 @@ package sockets
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 )
@@ -165,5 +167,93 @@ func TestConnStateIsReusedAndOldHandlesCannotReachIt(t *testing.T) {
 	live.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 	if n, err := live.Read(buf); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("live connection after the old handles' calls: %d bytes (%q), %v", n, buf[:n], err)
+	}
+}
+
+// TestCloseRacesCallsOnPooledConns: Close on one goroutine while others
+// Read, Write and set deadlines on the same connection, over many
+// connections in a row, so states go back to the pool and serve the next
+// ones while calls on closed handles still come in. Every connection that
+// is not closed early must echo intact; the race detector (CI runs this
+// package with -race) sees any call that reached a state after its
+// handle's Close let go of it.
+func TestCloseRacesCallsOnPooledConns(t *testing.T) {
+	srv, cli := pair(t, 2)
+	l, err := srv.Listen("tcp", ":14")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.Copy(c, c)
+			}()
+		}
+	}()
+	rounds := 60
+	if testing.Short() {
+		rounds = 20
+	}
+	for round := range rounds {
+		var wg sync.WaitGroup
+		for k := range 4 {
+			wg.Go(func() {
+				c, err := cli.Dial("tcp", "10.0.0.1:14")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if k == 0 {
+					// This one echoes to the end: its state may be one a
+					// closed handle below had.
+					defer c.Close()
+					msg := []byte(fmt.Sprintf("round %d intact", round))
+					for range 20 {
+						c.SetDeadline(time.Now().Add(5 * time.Second))
+						if _, err := c.Write(msg); err != nil {
+							t.Error(err)
+							return
+						}
+						got := make([]byte, len(msg))
+						if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
+							t.Errorf("echo %q: %q, %v", msg, got, err)
+							return
+						}
+					}
+					return
+				}
+				var calls sync.WaitGroup
+				calls.Go(func() {
+					buf := make([]byte, 64)
+					for {
+						if _, err := c.Read(buf); err != nil {
+							return
+						}
+					}
+				})
+				calls.Go(func() {
+					for {
+						if _, err := c.Write([]byte("noise")); err != nil {
+							return
+						}
+					}
+				})
+				calls.Go(func() {
+					for c.SetReadDeadline(time.Now().Add(time.Hour)) == nil {
+						runtime.Gosched()
+					}
+				})
+				time.Sleep(time.Duration(k) * 100 * time.Microsecond)
+				c.Close()
+				calls.Wait()
+			})
+		}
+		wg.Wait()
 	}
 }
