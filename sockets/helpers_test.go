@@ -2,6 +2,7 @@ package sockets
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -92,3 +93,26 @@ func twoNICWire(t testing.TB, queues int) *mem.Wire {
 
 // connOf is the state behind a TCP net.Conn of this package.
 func connOf(c net.Conn) *conn { return c.(*tcpConn).sc }
+
+// serveEcho listens on address on n and echoes every connection until the
+// client's FIN; the listener closes with the test.
+func serveEcho(t testing.TB, n *Network, address string) {
+	t.Helper()
+	l, err := n.Listen("tcp", address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.Copy(c, c)
+			}()
+		}
+	}()
+}

@@ -85,23 +85,7 @@ func TestConnectionQueuesAreReused(t *testing.T) {
 // serves.
 func TestConnStateIsReusedAndOldHandlesCannotReachIt(t *testing.T) {
 	srv, cli := pair(t, 1)
-	l, err := srv.Listen("tcp", ":13")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(c, c) // echo until the client's FIN
-			}()
-		}
-	}()
+	serveEcho(t, srv, ":13")
 	msg := []byte("the state is someone else's now")
 	echo := func(c net.Conn) {
 		t.Helper()
@@ -179,23 +163,7 @@ func TestConnStateIsReusedAndOldHandlesCannotReachIt(t *testing.T) {
 // handle's Close let go of it.
 func TestCloseRacesCallsOnPooledConns(t *testing.T) {
 	srv, cli := pair(t, 2)
-	l, err := srv.Listen("tcp", ":14")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(c, c)
-			}()
-		}
-	}()
+	serveEcho(t, srv, ":14")
 	rounds := 60
 	if testing.Short() {
 		rounds = 20

@@ -77,23 +77,7 @@ func TestManyConcurrentEchoConnections(t *testing.T) {
 		conns = 200
 	}
 	srv, cli := pair(t, 2)
-	l, err := srv.Listen("tcp", ":7")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				io.Copy(c, c)
-				c.Close()
-			}()
-		}
-	}()
+	serveEcho(t, srv, ":7")
 	var wg sync.WaitGroup
 	errs := make(chan error, conns)
 	for i := range conns {
