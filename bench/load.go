@@ -345,7 +345,12 @@ func (m *meter) window(ctx context.Context) (Point, error) {
 		Errors: end.errs - start.errs, GOMAXPROCS: end.gomaxprocs, OfferedRate: p.Rate,
 	}
 	if start.machineOK && end.machineOK {
-		pt.MachineCPUSeconds = (end.machine - start.machine).Seconds()
+		// Busy time is the CPUs' time since boot less their idle time,
+		// and the kernel brings a CPU's idle time up to date only at its
+		// ticks and idle exits: over a short, light window the difference
+		// can read a few ms below zero (seen: -48 ms in 0.7 s on two CPUs),
+		// which is none measured.
+		pt.MachineCPUSeconds = max(0, (end.machine - start.machine).Seconds())
 	}
 	pt.Rate = float64(pt.Count) / secs
 	pt.PerCore = pt.Rate / float64(p.Cores)
