@@ -90,14 +90,14 @@ func (l *connList) flushForShutdown() (staged int) {
 		next := sc.next // drain may finish a Close and unlink sc
 		// Held across the drain, which may finish a Close and let go
 		// of the core's hold, the conn's last.
-		sc.bufRefs.Add(1)
+		sc.holds.Add(1)
 		sc.setWriteErr(net.ErrClosed)
 		signal(sc.wrWake)
 		sc.drain()
 		if sc.c != nil && sc.staged() {
 			staged++
 		}
-		sc.releaseBufs()
+		sc.release()
 		sc = next
 	}
 	return staged

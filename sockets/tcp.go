@@ -97,12 +97,12 @@ type conn struct {
 	rdParked  atomic.Bool
 	rxBlocked atomic.Bool
 	rxEnd     atomic.Pointer[error]
-	// bufRefs counts who may still touch the conn: the application (until
+	// holds counts who may still touch the conn: the application (until
 	// its handle is closed and no call is left in it, tcpConn.leave), the
 	// core (until it detaches the connection), and each drain or refill
 	// message on its way to the core. The last to let go returns the conn
 	// and its queues to their pools, so a connection is not garbage.
-	bufRefs      atomic.Int32
+	holds        atomic.Int32
 	coreReleased bool // core side only
 	// The write side: Write stages bytes in a write queue and queues
 	// drainFn unless a drain is queued already; the core moves them into
@@ -175,7 +175,7 @@ func newConn(n *Network, core int) *conn {
 	sc.wqIn, sc.wqOut = sc.wqSmall, sc.wqSmall
 	sc.rqSmall = readQueuePool.Get().(*writeQueue)
 	sc.rqIn, sc.rq = sc.rqSmall, sc.rqSmall
-	sc.bufRefs.Store(2)
+	sc.holds.Store(2)
 	sc.linger.Store(-1)
 	return sc
 }
@@ -199,10 +199,10 @@ func init() {
 	}
 }
 
-// releaseBufs lets go of one holder's use of the conn (bufRefs); the last
+// release lets go of one holder's use of the conn (holds); the last
 // returns the conn and its queues to their pools.
-func (sc *conn) releaseBufs() {
-	if sc.bufRefs.Add(-1) != 0 {
+func (sc *conn) release() {
+	if sc.holds.Add(-1) != 0 {
 		return
 	}
 	sc.wqSmall.reset()
@@ -274,7 +274,7 @@ func (sc *conn) detach() {
 	sc.n.conns[sc.core].remove(sc)
 	if !sc.coreReleased {
 		sc.coreReleased = true
-		sc.releaseBufs()
+		sc.release()
 	}
 }
 
@@ -469,14 +469,14 @@ func streamEnd(c *stack.TCPConn) error {
 // had filled.
 func (sc *conn) doRefill(*stack.Stack) {
 	sc.pushRx()
-	sc.releaseBufs() // the message's hold (sendHeld)
+	sc.release() // the message's hold (sendHeld)
 }
 
 // doDrain runs on the core when Write staged bytes.
 func (sc *conn) doDrain(*stack.Stack) {
 	sc.drainQueued.Store(false)
 	sc.drain()
-	sc.releaseBufs() // the message's hold (sendHeld)
+	sc.release() // the message's hold (sendHeld)
 }
 
 // sendHeld queues fn (a drain or refill) for the core, holding the conn
@@ -484,9 +484,9 @@ func (sc *conn) doDrain(*stack.Stack) {
 // the core let go would otherwise find the conn serving another
 // connection.
 func (sc *conn) sendHeld(fn func(*stack.Stack)) error {
-	sc.bufRefs.Add(1)
+	sc.holds.Add(1)
 	if err := sc.n.send(sc.core, fn); err != nil {
-		sc.releaseBufs()
+		sc.release()
 		return err
 	}
 	return nil
@@ -1065,7 +1065,7 @@ func (n *Network) DialContext(ctx context.Context, network, address string) (net
 		}
 		sc.isClosed.Store(true)
 		sc.ctl(opAbort)
-		sc.releaseBufs()
+		sc.release()
 		return nil, e
 	}
 	if err := sc.ctl(opDial); err != nil {
@@ -1161,7 +1161,7 @@ func (l *listener) handler(core int) stack.TCPHandler {
 			if l.isClosed.Load() || !l.queue.Enqueue(sc) {
 				l.n.stats.AcceptOverflows.Add(1)
 				sc.detach()
-				sc.releaseBufs() // no application will have it
+				sc.release() // no application will have it
 				c.Abort()
 				return
 			}
@@ -1225,7 +1225,7 @@ func (l *listener) Close() error {
 		}
 		sc.isClosed.Store(true)
 		sc.ctl(opAbort)
-		sc.releaseBufs()
+		sc.release()
 	}
 	return nil
 }

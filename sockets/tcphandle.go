@@ -46,7 +46,7 @@ func (h *tcpConn) enter() bool {
 
 func (h *tcpConn) leave() {
 	if h.calls.Add(-1) == handleClosed {
-		h.sc.releaseBufs()
+		h.sc.release()
 	}
 }
 
