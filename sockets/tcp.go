@@ -300,10 +300,7 @@ func dialledEvent(c *stack.TCPConn, ev stack.TCPEvent) {
 // onEvent runs on the core for each event of the connection.
 func (sc *conn) onEvent(c *stack.TCPConn, ev stack.TCPEvent) {
 	if sc.c != c {
-		// Detached (the application closed it), and the conn may since
-		// serve another connection: a dialled connection's handler is
-		// the conn's, for as long as the stack keeps the connection.
-		return
+		return // detached: the application closed it
 	}
 	switch ev {
 	case stack.TCPEventEstablished:
@@ -691,7 +688,7 @@ func (sc *conn) opError(op string, err error) error {
 
 // opError is err as *net.TCPConn reports it, with the connection's
 // addresses (each unset one left nil).
-func opError(op string, local, remote netip.AddrPort, err error) error {
+func opError(op string, local, remote netip.AddrPort, err error) *net.OpError {
 	e := &net.OpError{Op: op, Net: "tcp", Err: err}
 	if local.IsValid() {
 		e.Source = net.TCPAddrFromAddrPort(local)
@@ -1059,10 +1056,8 @@ func (n *Network) DialContext(ctx context.Context, network, address string) (net
 	// A failed dial gives the conn back: the application never had it,
 	// and the core let go of it or never held it.
 	fail := func(err error) (net.Conn, error) {
-		e := &net.OpError{Op: "dial", Net: network, Addr: net.TCPAddrFromAddrPort(ap), Err: err}
-		if sc.local.IsValid() {
-			e.Source = net.TCPAddrFromAddrPort(sc.local)
-		}
+		e := opError("dial", sc.local, ap, err)
+		e.Net = network
 		sc.isClosed.Store(true)
 		sc.ctl(opAbort)
 		sc.release()

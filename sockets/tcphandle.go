@@ -32,16 +32,29 @@ func newHandle(sc *conn) *tcpConn {
 
 // enter reports whether a call may use sc (the handle is not closed), and
 // if so counts it until leave.
-func (h *tcpConn) enter() bool {
+func (h *tcpConn) enter() bool { return h.take(1) }
+
+// take adds n to calls unless the handle is closed.
+func (h *tcpConn) take(n int64) bool {
 	for {
-		n := h.calls.Load()
-		if n >= handleClosed {
+		c := h.calls.Load()
+		if c >= handleClosed {
 			return false
 		}
-		if h.calls.CompareAndSwap(n, n+1) {
+		if h.calls.CompareAndSwap(c, c+n) {
 			return true
 		}
 	}
+}
+
+// call runs fn on sc as a call of the handle's (op names it in the error
+// of a closed handle): the setters and the half-closes.
+func (h *tcpConn) call(op string, fn func(sc *conn) error) error {
+	if !h.enter() {
+		return h.closedError(op)
+	}
+	defer h.leave()
+	return fn(h.sc)
 }
 
 func (h *tcpConn) leave() {
@@ -83,14 +96,9 @@ func (h *tcpConn) Write(p []byte) (int, error) {
 // received data was left unread (as Linux does). Blocked Read and Write
 // calls return net.ErrClosed.
 func (h *tcpConn) Close() error {
-	for {
-		n := h.calls.Load()
-		if n >= handleClosed {
-			return h.closedError("close")
-		}
-		if h.calls.CompareAndSwap(n, n+handleClosed+1) {
-			break
-		}
+	// Counted as a call, and marking the handle closed for every later one.
+	if !h.take(handleClosed + 1) {
+		return h.closedError("close")
 	}
 	err := h.sc.Close()
 	h.leave()
@@ -99,63 +107,39 @@ func (h *tcpConn) Close() error {
 
 // CloseWrite sends a FIN after the data written; reading goes on.
 func (h *tcpConn) CloseWrite() error {
-	if !h.enter() {
-		return h.closedError("close")
-	}
-	defer h.leave()
-	return h.sc.CloseWrite()
+	return h.call("close", func(sc *conn) error { return sc.CloseWrite() })
 }
 
 // CloseRead shuts the reading side down, as *net.TCPConn's: Read reports
 // io.EOF from then on, and data that arrives afterwards is acknowledged
 // and discarded (as Linux's shutdown(SHUT_RD) lets a peer go on sending).
 func (h *tcpConn) CloseRead() error {
-	if !h.enter() {
-		return h.closedError("close")
-	}
-	defer h.leave()
-	return h.sc.CloseRead()
+	return h.call("close", func(sc *conn) error { return sc.CloseRead() })
 }
 
 // SetKeepAlive turns keepalive probes on (DefaultKeepAlive's timing) or
 // off, as *net.TCPConn's.
 func (h *tcpConn) SetKeepAlive(on bool) error {
-	if !h.enter() {
-		return h.closedError("set")
-	}
-	defer h.leave()
-	return h.sc.SetKeepAlive(on)
+	return h.call("set", func(sc *conn) error { return sc.SetKeepAlive(on) })
 }
 
 // SetKeepAlivePeriod sets the idle time before the first probe and the
 // time between probes, as *net.TCPConn's.
 func (h *tcpConn) SetKeepAlivePeriod(d time.Duration) error {
-	if !h.enter() {
-		return h.closedError("set")
-	}
-	defer h.leave()
-	return h.sc.SetKeepAlivePeriod(d)
+	return h.call("set", func(sc *conn) error { return sc.SetKeepAlivePeriod(d) })
 }
 
 // SetKeepAliveConfig configures keepalive as *net.TCPConn's: a zero field
 // takes DefaultKeepAlive's value; a negative one leaves keepalive's
 // current value... which here means the stack's own default.
 func (h *tcpConn) SetKeepAliveConfig(cfg net.KeepAliveConfig) error {
-	if !h.enter() {
-		return h.closedError("set")
-	}
-	defer h.leave()
-	return h.sc.SetKeepAliveConfig(cfg)
+	return h.call("set", func(sc *conn) error { return sc.SetKeepAliveConfig(cfg) })
 }
 
 // SetNoDelay turns Nagle's algorithm off (true, the default, as Go's net)
 // or on, as *net.TCPConn's.
 func (h *tcpConn) SetNoDelay(noDelay bool) error {
-	if !h.enter() {
-		return h.closedError("set")
-	}
-	defer h.leave()
-	return h.sc.SetNoDelay(noDelay)
+	return h.call("set", func(sc *conn) error { return sc.SetNoDelay(noDelay) })
 }
 
 // SetLinger sets what Close does with bytes not yet sent, as
@@ -164,32 +148,20 @@ func (h *tcpConn) SetNoDelay(noDelay bool) error {
 // sec > 0 waits up to sec seconds for them and the FIN to go to TCP, then
 // resets what is left.
 func (h *tcpConn) SetLinger(sec int) error {
-	if !h.enter() {
-		return h.closedError("set")
-	}
-	defer h.leave()
-	return h.sc.SetLinger(sec)
+	return h.call("set", func(sc *conn) error { return sc.SetLinger(sec) })
 }
 
 // SetReadBuffer bounds what the connection holds of received bytes, as
 // *net.TCPConn's (Linux's SO_RCVBUF); see conn.SetReadBuffer.
 func (h *tcpConn) SetReadBuffer(bytes int) error {
-	if !h.enter() {
-		return h.closedError("set")
-	}
-	defer h.leave()
-	return h.sc.SetReadBuffer(bytes)
+	return h.call("set", func(sc *conn) error { return sc.SetReadBuffer(bytes) })
 }
 
 // SetWriteBuffer bounds what the connection holds of written bytes not
 // yet acknowledged, as *net.TCPConn's (Linux's SO_SNDBUF); see
 // conn.SetWriteBuffer.
 func (h *tcpConn) SetWriteBuffer(bytes int) error {
-	if !h.enter() {
-		return h.closedError("set")
-	}
-	defer h.leave()
-	return h.sc.SetWriteBuffer(bytes)
+	return h.call("set", func(sc *conn) error { return sc.SetWriteBuffer(bytes) })
 }
 
 // LocalAddr and RemoteAddr are made at their first call and kept: most
@@ -209,27 +181,15 @@ func cachedAddr(p *atomic.Pointer[net.TCPAddr], ap netip.AddrPort) net.Addr {
 }
 
 func (h *tcpConn) SetDeadline(t time.Time) error {
-	if !h.enter() {
-		return h.closedError("set")
-	}
-	defer h.leave()
-	return h.sc.SetDeadline(t)
+	return h.call("set", func(sc *conn) error { return sc.SetDeadline(t) })
 }
 
 // SetReadDeadline sets the read deadline and wakes a blocked Read so it
 // sees the new one.
 func (h *tcpConn) SetReadDeadline(t time.Time) error {
-	if !h.enter() {
-		return h.closedError("set")
-	}
-	defer h.leave()
-	return h.sc.SetReadDeadline(t)
+	return h.call("set", func(sc *conn) error { return sc.SetReadDeadline(t) })
 }
 
 func (h *tcpConn) SetWriteDeadline(t time.Time) error {
-	if !h.enter() {
-		return h.closedError("set")
-	}
-	defer h.leave()
-	return h.sc.SetWriteDeadline(t)
+	return h.call("set", func(sc *conn) error { return sc.SetWriteDeadline(t) })
 }

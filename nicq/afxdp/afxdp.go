@@ -875,8 +875,9 @@ func (q *Queue) Send(bufs []*nicq.Buf) int {
 // requestChecksum writes, in front of the frame at UMEM address addr, the
 // transmit metadata that asks the kernel to complete its partial TCP or
 // UDP checksum, and returns the descriptor option that says it is there.
-// Without the offload (the stack does not mark frames then), or for a
-// frame whose checksum it cannot locate, it completes the checksum here.
+// Without the offload (the stack does not mark frames then) it completes
+// the checksum here. A frame whose checksum it cannot locate goes as it
+// is: the stack marks only TCP segments, which it always can.
 func (q *Queue) requestChecksum(addr uint64, frame []byte) uint32 {
 	start, field, ok := vnet.PartialChecksum(frame)
 	if !ok {
