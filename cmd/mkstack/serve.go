@@ -68,7 +68,7 @@ func parseServe(args []string, stderr io.Writer) (serveOptions, int) {
 		return nil
 	})
 	fs.StringVar(&addr6, "addr6", "", "IPv6 addresses with their prefix lengths, comma-separated, e.g. fd77::1/64: the same as giving each to --addr")
-	fs.IntVar(&o.cores, "cores", 0, "cores, one per NIC queue (default: the NIC's queues, capped by the CPUs)")
+	fs.IntVar(&o.cores, "cores", 0, "cores (default: one per NIC queue, capped by the CPUs); with fewer cores than queues each core polls several")
 	var cpus string
 	fs.StringVar(&cpus, "cpus", "", "pin the cores to these CPUs, core i to the i-th lowest, e.g. 2,3 or 4-7 (default: CPUs near the NIC; --cores, if given, must match the count)")
 	fs.IntVar(&o.synCookieRate, "syn-cookies-per-second", 0, "per core, the most SYN cookies sent under a SYN flood; the flood's SYNs beyond are dropped and counted (0: the stack's default, 25000; negative: no bound)")

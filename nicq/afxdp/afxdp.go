@@ -54,6 +54,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"net/netip"
 	"time"
 	"unsafe"
@@ -72,8 +73,17 @@ type Config struct {
 	// Interface is the Linux interface, for example "eth0".
 	Interface string
 	// Queues is the number of sockets, bound to receive queues 0 to
-	// Queues-1, one per core.
+	// Queues-1. Serve every receive queue of the interface: the XDP
+	// program can hand a frame only to the socket of the queue it came
+	// in on, so a frame on a queue without one goes to the kernel, which
+	// does not own the stack's address (Open warns). With fewer cores
+	// than queues a core polls several (see Pollers).
 	Queues int
+	// Pollers is how many cores poll the queues (0: one per queue). The
+	// default UMEM is 64 MiB per poller, shared among its queues, so
+	// serving a NIC's every queue with a few cores costs the memory of
+	// a few.
+	Pollers int
 	// Addrs are the stack's addresses: frames to its IPv4 ones (and ARP
 	// for them) go to the stack, all else to the kernel. At least one
 	// IPv4 address. IPv6 ones (global or unique local, not link-local:
@@ -137,17 +147,20 @@ type NIC struct {
 	multiBuffer bool
 }
 
-// Open attaches the XDP program to Interface and opens Queues sockets.
+// MaxQueues is the most sockets one NIC opens.
+const MaxQueues = 64
+
 // The defaults of Config.Frames (in bytes of UMEM) and TxRing.
 const (
 	defaultUMEMBytes = 64 << 20
 	defaultTxRing    = 2048
 )
 
+// Open attaches the XDP program to Interface and opens Queues sockets.
 func Open(c Config) (_ *NIC, err error) {
 	const drv = "afxdp"
-	if c.Queues < 1 || c.Queues > 64 {
-		return nil, fmt.Errorf("afxdp: %d queues: want 1 to 64: %w", c.Queues, nicq.ErrInvalidConfig)
+	if c.Queues < 1 || c.Queues > MaxQueues {
+		return nil, fmt.Errorf("afxdp: %d queues: want 1 to %d: %w", c.Queues, MaxQueues, nicq.ErrInvalidConfig)
 	}
 	var addrs [][4]byte
 	var addrs6 [][16]byte
@@ -180,6 +193,12 @@ func Open(c Config) (_ *NIC, err error) {
 	}
 	if c.Frames == 0 {
 		c.Frames = defaultUMEMBytes / c.FrameSize
+		if c.Pollers > 0 && c.Pollers < c.Queues {
+			// A poller's queues share its 64 MiB, in powers of two
+			// down to room for the default rings.
+			perPoller := (c.Queues + c.Pollers - 1) / c.Pollers
+			c.Frames = max(c.Frames>>bits.Len(uint(perPoller-1)), 2*2*defaultTxRing)
+		}
 	}
 	if c.RxRing == 0 {
 		c.RxRing = c.Frames / 2
@@ -194,6 +213,14 @@ func Open(c Config) (_ *NIC, err error) {
 	}
 	if info.RxQueues > 0 && info.RxQueues < c.Queues {
 		return nil, fmt.Errorf("afxdp: %s has %d receive queues, fewer than the %d cores asked for: give it more (ethtool -L %s combined %d; a veth is made with numrxqueues %d) or use fewer cores", c.Interface, info.RxQueues, c.Queues, c.Interface, c.Queues, c.Queues)
+	}
+	if info.RxQueues > c.Queues && c.Warn != nil {
+		unserved := fmt.Sprintf("queue %d", c.Queues)
+		if info.RxQueues-c.Queues > 1 {
+			unserved = fmt.Sprintf("queues %d-%d", c.Queues, info.RxQueues-1)
+		}
+		c.Warn(fmt.Sprintf("afxdp: %s has %d receive queues and %d are served: frames on %s go to the kernel, not the stack, and their connections fail (open all %d, or ethtool -L %s combined %d)",
+			c.Interface, info.RxQueues, c.Queues, unserved, info.RxQueues, c.Interface, c.Queues))
 	}
 	if nicq.MaxFrameLen(info.MTU) > nicq.MaxLargeFrameLen {
 		return nil, fmt.Errorf("afxdp: %s has MTU %d; the driver carries frames of at most %d bytes (ip link set %s mtu %d)", c.Interface, info.MTU, nicq.MaxLargeFrameLen, c.Interface, nicq.MaxLargeFrameLen-nicq.EthernetHeaderLen-nicq.VLANTagLen)

@@ -275,3 +275,37 @@ func TestOpenJoinsTheSolicitedNodeGroups(t *testing.T) {
 		t.Fatalf("group %s still joined after Close:\n%s", group, m)
 	}
 }
+
+// TestOpenWarnsAboutUnservedQueuesAndSplitsUMEMAmongPollers: fewer sockets
+// than the veth's receive queues is a warning naming the queues whose
+// frames will miss the stack; four queues polled by two cores share two
+// cores' UMEM (half of the default each), not four.
+func TestOpenWarnsAboutUnservedQueuesAndSplitsUMEMAmongPollers(t *testing.T) {
+	v := drivertest.NewVeth(t, 4)
+	nic, warned := openOnVeth(t, v, Config{Interface: v.StackIf, Queues: 2, Addrs: stackAddr()})
+	var unserved []string
+	for _, w := range warned {
+		if strings.Contains(w, "receive queues") {
+			unserved = append(unserved, w)
+		}
+	}
+	if len(unserved) != 1 || !strings.Contains(unserved[0], "queues 2-3") || !strings.Contains(unserved[0], "ethtool -L "+v.StackIf+" combined 2") {
+		t.Errorf("warnings %q: want one naming queues 2-3 and the fix", warned)
+	}
+	if got, want := nic.Queue(0).(*Queue).pool.Cap(), defaultUMEMBytes/2048; got != want {
+		t.Errorf("one socket per poller: %d UMEM frames, want the default %d", got, want)
+	}
+	nic.Close()
+
+	nic, warned = openOnVeth(t, v, Config{Interface: v.StackIf, Queues: 4, Pollers: 2, Addrs: stackAddr()})
+	for _, w := range warned {
+		if strings.Contains(w, "receive queues") {
+			t.Errorf("every queue served, but warned %q", w)
+		}
+	}
+	for i := range nic.NumQueues() {
+		if got, want := nic.Queue(i).(*Queue).pool.Cap(), defaultUMEMBytes/2048/2; got != want {
+			t.Errorf("queue %d of 4 polled by 2 cores: %d UMEM frames, want %d (a core's 64 MiB shared by its two queues)", i, got, want)
+		}
+	}
+}
