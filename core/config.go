@@ -109,8 +109,10 @@ type Config struct {
 	LocalPorts rss.PortRange
 
 	// SpinWindow is how long a core that finds no work keeps polling
-	// before it sleeps (0: DefaultSpinWindow). A negative value makes it
-	// sleep at the first iteration that finds no work.
+	// before it sleeps (0: DefaultSpinWindow), counting only its own
+	// time: it yields its CPU between looks, and time other threads
+	// take then is theirs. A negative value makes it sleep at the first
+	// iteration that finds no work.
 	SpinWindow time.Duration
 
 	// MaxForwardsInFlight bounds the packets of one core that are at other

@@ -85,8 +85,12 @@ type core struct {
 	pub             *Published
 	forwardNoBuffer uint64 // forwarded datagrams dropped here for want of a buffer
 
-	spinning  bool
-	idleSince int64 // monotonic ns when the current idle stretch began
+	// idling: the core is in a stretch of iterations that found no
+	// work, which has had idleOwn ns of its own time (see lookAway).
+	idling    bool
+	idleOwn   int64
+	idleSince int64 // monotonic ns when the stretch began
+	lastLook  int64 // monotonic ns of the stretch's last look
 	busySince int64 // core clock ns when the current busy stretch began (shared threads), 0 when idle
 	// answerSince is when a core on shared threads began to wait for the
 	// answer to frames it delivered (0: no answer expected; answerArmed:
@@ -344,7 +348,9 @@ func (c *core) iterate() {
 	c.handedOff = false
 	c.counters.Values[Polls]++
 	if work > 0 {
-		c.spinning = false
+		if c.idling {
+			c.endIdle()
+		}
 		c.publish()
 		if c.shared && c.busySince == 0 {
 			c.busySince = began
@@ -397,8 +403,8 @@ const answerArmed = -1
 // a look costs well over 20 ns, so on a real clock the time ends it first.
 const maxAnswerLooks = 1000
 
-// idle keeps polling for the spin window (for a core on shared threads,
-// its answer window), then sleeps.
+// idle keeps polling for the spin window, yielding the CPU between looks
+// (for a core on shared threads, its answer window), then sleeps.
 func (c *core) idle() {
 	if c.answerSince != 0 {
 		if c.answerSince == answerArmed {
@@ -418,20 +424,59 @@ func (c *core) idle() {
 	}
 	if c.spin > 0 {
 		now := c.rt.mono()
-		if !c.spinning {
-			c.spinning, c.idleSince = true, now
-			return
+		if !c.idling {
+			c.idling, c.idleOwn, c.idleSince = true, 0, now
+		} else if d := now - c.lastLook; d < lookAway {
+			c.idleOwn += d
 		}
-		if now-c.idleSince < int64(c.spin) {
+		c.lastLook = now
+		if c.idleOwn < int64(c.spin) && now-c.idleSince < spinWallFactor*int64(c.spin) {
+			// Between looks the CPU goes to whatever else wants it
+			// (the application's threads, a load generator, the
+			// kernel's work): a look costs a system call more, and a
+			// core that shares its CPU spins only in time nobody else
+			// wanted. Raw: the thread keeps its P, as while spinning.
+			unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
 			return
 		}
 	}
-	c.spinning = false
-	if !c.sleep() && c.shared {
+	blocked := c.sleep()
+	if c.idling {
+		// A sleep is the stretch's own time, however long.
+		now := c.rt.mono()
+		c.idleOwn += now - c.lastLook
+		c.lastLook = now
+	}
+	if !blocked && c.shared {
 		// Work is due but not here yet (a frame the wire delays, a
 		// timer at this very moment): a core on shared threads yields
 		// rather than hold a P the application's goroutines need.
 		runtime.Gosched()
+	}
+}
+
+// lookAway: a look (a yield and a poll of the queues, a microsecond or
+// two) that took longer than this gave the CPU to another thread, and the
+// time is not the idle stretch's own.
+const lookAway = int64(10 * time.Microsecond)
+
+// spinWallFactor bounds a spin window in wall time, at this many times
+// its own time: on a CPU that other threads keep busy, a core with no
+// work still sleeps within a millisecond or so, instead of taking a look
+// at every turn the scheduler gives it.
+const spinWallFactor = 20
+
+// endIdle ends an idle stretch on finding work, and scores it.
+func (c *core) endIdle() {
+	c.idling = false
+	own := c.idleOwn
+	if d := c.rt.mono() - c.lastLook; d < lookAway {
+		own += d
+	}
+	if own <= int64(c.spin) {
+		c.counters.Values[SpinHits]++
+	} else {
+		c.counters.Values[SpinMisses]++
 	}
 }
 

@@ -51,8 +51,15 @@
 // # Idle
 //
 // An iteration that finds no work starts a spin window (Config.SpinWindow,
-// 50 µs by default; negative: none): the core keeps polling, with no
-// system call, so a busy flow's gaps cost nothing. When the window passes
+// 50 µs by default; negative: none): the core keeps polling, so a busy
+// flow's gaps cost no wake-up. Between looks it yields its CPU
+// (sched_yield) to any other thread that wants it, and time given away
+// that way does not count against the window: on a CPU it shares with
+// the application or a load generator, the core spins only in time
+// nobody else wanted, and finds the work that came in while they ran on
+// its next look. The metrics count the idle stretches that ended within
+// the window (mkstack_spin_hits_total) and the longer ones
+// (mkstack_spin_misses_total). When the window passes
 // with no work the core publishes its counters and sleeps: it announces the
 // sleep on each queue (Queue.PrepareWait) and on its doorbell
 // (Doorbell.PrepareSleep), looks once more at the queues and the mailbox

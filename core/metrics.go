@@ -25,6 +25,8 @@ const (
 	SharedWaitMisses
 	BusyYields
 	AnswerWaits
+	SpinHits
+	SpinMisses
 	ForwardedPackets
 	ForwardDrops
 	ForwardsReceived
@@ -87,6 +89,10 @@ var metricInfos = [numMetrics]metricInfo{
 		"Times a core on shared threads, busy without a pause for sharedBusyYield, let the application's goroutines run before its next burst.", false},
 	AnswerWaits: {"mkstack_answer_waits_total",
 		"Times a core on shared threads yielded to the application's goroutines instead of sleeping, waiting for the answer to frames it delivered (sharedAnswerWindow).", false},
+	SpinHits: {"mkstack_spin_hits_total",
+		"Idle stretches of a core on its own thread that ended with work within its spin window (SpinWindow): the ones where spinning pays.", false},
+	SpinMisses: {"mkstack_spin_misses_total",
+		"Idle stretches of a core on its own thread longer than its spin window. The core spins only while at least three in four recent stretches are hits.", false},
 	ForwardedPackets:    {"mkstack_forwarded_packets_total", "Packets this core forwarded to the core that owns their flow.", false},
 	ForwardDrops:        {"mkstack_forward_drops_total", "Packets not forwarded because the core had too many forwards in flight or the owner's mailbox ring was full.", false},
 	ForwardsReceived:    {"mkstack_forwards_received_total", "Packets other cores forwarded to this core.", false},

@@ -423,6 +423,11 @@ func TestIdleCoresSleepAndWakeOnTraffic(t *testing.T) {
 		waitFor(t, 5*time.Second, func() string {
 			return fmt.Sprintf("core %d to count a wake-up (%d before, %d now)", c, before[c].Get(Wakeups), a.CoreCounters(c).Get(Wakeups))
 		}, func() bool { return a.CoreCounters(c).Get(Wakeups) > before[c].Get(Wakeups) })
+		// The idle stretch the traffic ended was far longer than the
+		// spin window: a miss.
+		if got := a.CoreCounters(c).Get(SpinMisses); got <= before[c].Get(SpinMisses) {
+			t.Errorf("core %d: spin misses %d before 300 ms idle, %d after", c, before[c].Get(SpinMisses), got)
+		}
 	}
 	// Every sleep was a system call (the mem wire's queues make none of
 	// their own), and the wake-ups' doorbell or queue reads are more.
