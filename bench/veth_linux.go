@@ -310,9 +310,10 @@ func runMkstackVeth(conn bool) func(ctx context.Context, l *vethLab, p Params) (
 		}
 		rt, err := core.Start(core.Config{
 			NIC: nic, Cores: p.Cores, CPUs: p.CPUs,
-			// The kernel client shares the point's CPUs: an idle core sleeps
-			// at once rather than take the CPU the client needs.
-			SpinWindow:  -1,
+			// The runtime's default spin window, as serve runs: the
+			// kernel client shares the point's CPUs, and a spinning
+			// core yields its CPU to it between looks. (Before cores
+			// yielded, they slept at once here: SpinWindow -1.)
 			StackConfig: func(int) stack.Config { return stackConfig(p, netlab.StackAddr, netlab.StackPrefix6) },
 		})
 		if err != nil {
