@@ -93,20 +93,7 @@ func testDefaultPeer(t *testing.T, driver string, mtu int) {
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "hello from a default peer's stack\n") })}
 	go srv.Serve(hl)
 	defer srv.Close()
-	el, err := n.Listen("tcp", ":7")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer el.Close()
-	go func() {
-		for {
-			c, err := el.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
+	serveEcho(t, n, ":7")
 
 	// HTTP, with curl if there is one.
 	const body = "hello from a default peer's stack\n"

@@ -50,20 +50,7 @@ func TestFewerCoresThanQueuesServeEveryQueue(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer n.Shutdown(context.Background())
-			ln, err := n.Listen("tcp", ":7")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
-			go func() {
-				for {
-					c, err := ln.Accept()
-					if err != nil {
-						return
-					}
-					go func() { io.Copy(c, c); c.Close() }()
-				}
-			}()
+			serveEcho(t, n, ":7")
 
 			const conns = 24
 			for i := range conns {
@@ -104,4 +91,23 @@ func TestFewerCoresThanQueuesServeEveryQueue(t *testing.T) {
 			}
 		})
 	}
+}
+
+// serveEcho echoes every connection to addr on n until the test ends.
+func serveEcho(t *testing.T, n *sockets.Network, addr string) {
+	t.Helper()
+	ln, err := n.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
 }
