@@ -72,9 +72,10 @@ func startMemStack(wire *mem.Wire, nic int, addr, addr6 string, p Params) (*sock
 		Cores: p.Cores,
 		CPUs:  p.CPUs,
 		// The server's core i and the client's core i share CPU i (or
-		// four cores share two CPUs): a core that busy-polls would steal
-		// the CPU its peer needs, so an idle core sleeps at once.
-		SpinWindow:  -1,
+		// four cores share two CPUs): the runtime's default spin
+		// window, in which a spinning core yields its CPU to its peer
+		// between looks. (Before cores yielded, an idle core here slept
+		// at once, SpinWindow -1: a spinning one stole its peer's CPU.)
 		StackConfig: func(int) stack.Config { return stackConfig(p, addr, addr6) },
 		// The client opens connections faster than the kernel's clients
 		// do (tcp-crr at 136K a second on one core), and Linux's range

@@ -153,12 +153,12 @@ func TestDemoUDPFlowsRecoverFromALostStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer wire.Close()
-	server, err := demoStack(wire, 0, "10.0.0.1", "fd00::1", cores, nil, -1)
+	server, err := demoStack(wire, 0, "10.0.0.1", "fd00::1", cores, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer shutdownWithin(server, demoShutdownWait)
-	client, err := demoStack(wire, 1, "10.0.0.2", "fd00::2", cores, nil, -1)
+	client, err := demoStack(wire, 1, "10.0.0.2", "fd00::2", cores, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
