@@ -487,7 +487,6 @@ func (c *core) endIdle() {
 // between either is seen by the look or finds the core announced and
 // wakes it.
 func (c *core) sleep() (blocked bool) {
-	c.publish()
 	for _, q := range c.queues {
 		q.PrepareWait()
 	}
@@ -514,6 +513,9 @@ func (c *core) sleep() (blocked bool) {
 	}
 	c.counters.Values[IdleSleeps]++
 	c.syscalls++ // the wait
+	// Published with this sleep counted: a core that sleeps until the
+	// next frame would otherwise show one sleep fewer all that while.
+	c.publish()
 	n, err := c.polls.wait(timeout)
 	c.bell.CancelSleep()
 	if c.polls.ready(len(c.queues)) {
