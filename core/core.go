@@ -466,7 +466,8 @@ const lookAway = int64(10 * time.Microsecond)
 // at every turn the scheduler gives it.
 const spinWallFactor = 20
 
-// endIdle ends an idle stretch on finding work, and scores it.
+// endIdle ends an idle stretch on finding work, and counts it as a hit
+// (within the spin window) or a miss.
 func (c *core) endIdle() {
 	c.idling = false
 	own := c.idleOwn

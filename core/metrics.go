@@ -81,7 +81,7 @@ var metricInfos = [numMetrics]metricInfo{
 	IdleSleeps: {"mkstack_idle_sleeps_total", "Times the core found no work and blocked.", false},
 	Wakeups:    {"mkstack_wakeups_total", "Times a blocked core was woken by its queue or doorbell.", false},
 	Syscalls: {"mkstack_syscalls_total",
-		"System calls made for the core: its queues' own (frame reads and writes, transmit kicks, receive wake-ups), its waits (a wait in Go's network poller counts as one), its doorbell's reads, and the doorbell writes that woke it.", false},
+		"System calls made for the core: its queues' own (frame reads and writes, transmit kicks, receive wake-ups), its waits (a wait in Go's network poller counts as one), its doorbell's reads, and the doorbell writes that woke it. Not the yields between a spinning core's looks, which run in time no other thread wanted.", false},
 	ThreadMoves: {"mkstack_thread_moves_total", "Times the core moved from its own thread onto the Go scheduler's threads (Threads).", false},
 	SharedWaitMisses: {"mkstack_shared_wait_misses_total",
 		"Times a core on shared threads found a descriptor ready when its wait ran out, with no wake-up from Go's network poller (each cost the core up to sharedWaitCap).", false},
