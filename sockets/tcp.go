@@ -1058,9 +1058,7 @@ func (n *Network) DialContext(ctx context.Context, network, address string) (net
 	fail := func(err error) (net.Conn, error) {
 		e := opError("dial", sc.local, ap, err)
 		e.Net = network
-		sc.isClosed.Store(true)
-		sc.ctl(opAbort)
-		sc.release()
+		sc.abandon()
 		return nil, e
 	}
 	if err := sc.ctl(opDial); err != nil {
@@ -1218,11 +1216,18 @@ func (l *listener) Close() error {
 		if !ok {
 			break
 		}
-		sc.isClosed.Store(true)
-		sc.ctl(opAbort)
-		sc.release()
+		sc.abandon()
 	}
 	return nil
+}
+
+// abandon resets a connection no application will have (a failed dial,
+// one left in a closed listener's queue) and lets go of the
+// application's hold on it.
+func (sc *conn) abandon() {
+	sc.isClosed.Store(true)
+	sc.ctl(opAbort)
+	sc.release()
 }
 
 func (l *listener) closeCores() {

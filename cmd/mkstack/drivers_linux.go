@@ -34,20 +34,11 @@ func defaultQueues(o driverOptions) int {
 	return n
 }
 
-// openAFXDP opens a socket on every receive queue of the interface (up to
-// the driver's 64), however many cores there are: the XDP program can
-// hand a frame only to the socket of its own queue, and a frame on a
-// queue without one would go to the kernel, which does not own the
-// stack's address. With fewer cores than queues the runtime gives each
-// core several.
+// openAFXDP opens a socket on every receive queue of the interface
+// (afxdp.Config.Queues 0), however many cores poll them.
 func openAFXDP(o driverOptions) (nicq.NIC, func(), error) {
-	cores := defaultQueues(o)
-	queues := cores
-	if info, err := linkdev.Lookup("", o.iface); err == nil && info.RxQueues > queues {
-		queues = min(info.RxQueues, afxdp.MaxQueues)
-	}
 	nic, err := afxdp.Open(afxdp.Config{
-		Interface: o.iface, Queues: queues, Pollers: cores, Addrs: o.addrs, Generic: o.xdpGeneric,
+		Interface: o.iface, Pollers: defaultQueues(o), Addrs: o.addrs, Generic: o.xdpGeneric,
 		Warn: func(m string) { o.warn(m) },
 	})
 	if err != nil {

@@ -73,7 +73,8 @@ type Config struct {
 	// Interface is the Linux interface, for example "eth0".
 	Interface string
 	// Queues is the number of sockets, bound to receive queues 0 to
-	// Queues-1. Serve every receive queue of the interface: the XDP
+	// Queues-1; 0 means one on every receive queue of the interface (at
+	// most MaxQueues, and at least Pollers). Serve them all: the XDP
 	// program can hand a frame only to the socket of the queue it came
 	// in on, so a frame on a queue without one goes to the kernel, which
 	// does not own the stack's address (Open warns). With fewer cores
@@ -159,8 +160,8 @@ const (
 // Open attaches the XDP program to Interface and opens Queues sockets.
 func Open(c Config) (_ *NIC, err error) {
 	const drv = "afxdp"
-	if c.Queues < 1 || c.Queues > MaxQueues {
-		return nil, fmt.Errorf("afxdp: %d queues: want 1 to %d: %w", c.Queues, MaxQueues, nicq.ErrInvalidConfig)
+	if c.Queues < 0 || c.Queues > MaxQueues {
+		return nil, fmt.Errorf("afxdp: %d queues: want 1 to %d, or 0 for every receive queue: %w", c.Queues, MaxQueues, nicq.ErrInvalidConfig)
 	}
 	var addrs [][4]byte
 	var addrs6 [][16]byte
@@ -183,6 +184,9 @@ func Open(c Config) (_ *NIC, err error) {
 	info, err := linkdev.Lookup(drv, c.Interface)
 	if err != nil {
 		return nil, err
+	}
+	if c.Queues == 0 {
+		c.Queues = max(1, min(info.RxQueues, MaxQueues), c.Pollers)
 	}
 	if c.FrameSize == 0 {
 		// Jumbo frames in 4 KiB pieces: half as many as in 2 KiB ones.

@@ -119,6 +119,8 @@ func TestOpenErrors(t *testing.T) {
 	}{
 		{Config{Interface: "mk-nope", Queues: 1, Addrs: stackAddr()}, "not found"},
 		{Config{Interface: v.StackIf, Queues: 2, Addrs: stackAddr()}, "receive queues"},
+		{Config{Interface: v.StackIf, Pollers: 2, Addrs: stackAddr()}, "fewer than the 2 cores"},
+		{Config{Interface: v.StackIf, Queues: -1, Addrs: stackAddr()}, "queues"},
 		{Config{Interface: v.StackIf, Queues: 1}, "no stack address"},
 		{Config{Interface: v.StackIf, Queues: 1, Addrs: stackAddr(), RxRing: 100}, "ring size"},
 		{Config{Interface: v.StackIf, Queues: 1, Addrs: stackAddr(), FrameSize: 1000}, "frame size"},
@@ -306,6 +308,18 @@ func TestOpenWarnsAboutUnservedQueuesAndSplitsUMEMAmongPollers(t *testing.T) {
 	for i := range nic.NumQueues() {
 		if got, want := nic.Queue(i).(*Queue).pool.Cap(), defaultUMEMBytes/2048/2; got != want {
 			t.Errorf("queue %d of 4 polled by 2 cores: %d UMEM frames, want %d (a core's 64 MiB shared by its two queues)", i, got, want)
+		}
+	}
+	nic.Close()
+
+	// Queues 0: a socket on every receive queue, unasked.
+	nic, warned = openOnVeth(t, v, Config{Interface: v.StackIf, Pollers: 1, Addrs: stackAddr()})
+	if got := nic.NumQueues(); got != 4 {
+		t.Errorf("Queues 0 on a 4-queue veth: %d sockets, want 4", got)
+	}
+	for _, w := range warned {
+		if strings.Contains(w, "receive queues") {
+			t.Errorf("every queue served by default, but warned %q", w)
 		}
 	}
 }
